@@ -1,0 +1,189 @@
+//! macvlan forwarding, with the kernel driver's semantics (drivers/net/macvlan.c) per mode:
+//! bridge: endpoints reach each other directly; private: never; vepa: only through the external switch's
+//! hairpin; passthru: the one endpoint gets all the parent's unicast; source: endpoints get only frames from
+//! allowed source MACs. Each entry point returns what to do; `main.rs` maps errors to a verdict.
+use aya_ebpf::{
+    bindings::{xdp_action, BPF_F_INGRESS, TC_ACT_OK, TC_ACT_SHOT},
+    helpers::{bpf_redirect, bpf_redirect_peer},
+    programs::{TcContext, XdpContext},
+};
+use datapath_common::{is_multicast_mac, macvlan_mode, network_flags, NetworkConfig};
+
+use crate::{
+    error::Error,
+    fdb::{first_port, flood, lookup, network_of_endpoint, network_of_parent, source_allowed},
+    maps::PORTS,
+    parse::parse_l2,
+    stats::{count_rx, count_tx},
+};
+
+/// Frames from the wire, before the stack sees them: unicast for an endpoint goes straight into its veth.
+/// Everything that needs a copy (broadcast, multicast, source mode) or the skb's checksum state (frames an
+/// endpoint sent that the switch hairpinned back) is left to `parent_ingress` in TC.
+#[inline(always)]
+pub fn parent_xdp(ctx: &XdpContext) -> Result<u32, Error> {
+    let l2 = parse_l2(ctx)?;
+    // SAFETY: ctx points at a valid xdp_md.
+    let parent = unsafe { (*ctx.ctx).ingress_ifindex };
+    let Some((network_id, network)) = network_of_parent(parent) else { return Ok(xdp_action::XDP_PASS) };
+    if is_multicast_mac(&l2.dst) {
+        return Ok(xdp_action::XDP_PASS);
+    }
+    let port = match network.mode {
+        macvlan_mode::SOURCE => return Ok(xdp_action::XDP_PASS),
+        macvlan_mode::PASSTHRU => match first_port(network_id) {
+            Some(port) => port,
+            None => return Ok(xdp_action::XDP_PASS),
+        },
+        _ => {
+            let Some(entry) = lookup(network_id, l2.dst) else {
+                // Unknown unicast is the host's own traffic, as with the kernel driver.
+                return Ok(xdp_action::XDP_PASS);
+            };
+            if lookup(network_id, l2.src).is_some() {
+                return Ok(xdp_action::XDP_PASS);
+            }
+            entry.ifindex
+        }
+    };
+    let len = (ctx.data_end() - ctx.data()) as u32;
+    match PORTS.redirect(port, xdp_action::XDP_DROP as u64) {
+        Ok(action) => {
+            count_rx(port, len);
+            Ok(action)
+        }
+        Err(action) => Ok(action),
+    }
+}
+
+/// Frames from the wire in TC (after XDP passed them): copies of broadcast/multicast to the endpoints the mode
+/// allows, hairpinned endpoint frames, and source-mode copies. The original goes on to the host unless it was
+/// unicast for an endpoint.
+#[inline(always)]
+pub fn parent_ingress(ctx: &TcContext) -> Result<i32, Error> {
+    let l2 = parse_l2(ctx)?;
+    // SAFETY: ctx.skb points at a valid __sk_buff.
+    let parent = unsafe { (*ctx.skb.skb).ifindex };
+    let Some((network_id, network)) = network_of_parent(parent) else { return Ok(TC_ACT_OK as i32) };
+    let multicast = is_multicast_mac(&l2.dst);
+    match network.mode {
+        macvlan_mode::SOURCE => {
+            if source_allowed(network_id, l2.src) {
+                if multicast {
+                    flood(ctx, network_id, 0);
+                } else if let Some(entry) = lookup(network_id, l2.dst) {
+                    if ctx.clone_redirect(entry.ifindex, 0).is_ok() {
+                        count_rx(entry.ifindex, ctx.len());
+                    }
+                }
+            }
+            Ok(TC_ACT_OK as i32)
+        }
+        macvlan_mode::PASSTHRU => {
+            if multicast {
+                flood(ctx, network_id, 0);
+                return Ok(TC_ACT_OK as i32);
+            }
+            match first_port(network_id) {
+                Some(port) => Ok(redirect_to_port(port, ctx.len())),
+                None => Ok(TC_ACT_OK as i32),
+            }
+        }
+        mode => {
+            // A frame with a local endpoint's source came back from the switch (hairpin), or was handed to
+            // the host by `endpoint_ingress` (host access).
+            let sender = lookup(network_id, l2.src);
+            if multicast {
+                match sender {
+                    None => flood(ctx, network_id, 0),
+                    // vepa endpoints see each other's broadcast only through the switch; bridge endpoints
+                    // already got it on the way out; private ones never do.
+                    Some(sender) if mode == macvlan_mode::VEPA => flood(ctx, network_id, sender.ifindex),
+                    Some(_) => {}
+                }
+                return Ok(TC_ACT_OK as i32);
+            }
+            let Some(entry) = lookup(network_id, l2.dst) else { return Ok(TC_ACT_OK as i32) };
+            if sender.is_some() && mode == macvlan_mode::PRIVATE {
+                return Err(Error::Isolation);
+            }
+            Ok(redirect_to_port(entry.ifindex, ctx.len()))
+        }
+    }
+}
+
+/// The host's own frames leaving the parent, for `--host-access` networks: copies of its broadcast and its
+/// unicast for endpoints go into the endpoints instead of only onto the wire.
+#[inline(always)]
+pub fn parent_egress(ctx: &TcContext) -> Result<i32, Error> {
+    let l2 = parse_l2(ctx)?;
+    // SAFETY: ctx.skb points at a valid __sk_buff.
+    let parent = unsafe { (*ctx.skb.skb).ifindex };
+    let Some((network_id, network)) = network_of_parent(parent) else { return Ok(TC_ACT_OK as i32) };
+    if network.flags & network_flags::HOST_ACCESS == 0 {
+        return Ok(TC_ACT_OK as i32);
+    }
+    // Endpoint frames that `endpoint_ingress` sent out of the parent were already delivered locally.
+    if lookup(network_id, l2.src).is_some() {
+        return Ok(TC_ACT_OK as i32);
+    }
+    if is_multicast_mac(&l2.dst) {
+        flood(ctx, network_id, 0);
+        return Ok(TC_ACT_OK as i32);
+    }
+    match lookup(network_id, l2.dst) {
+        Some(entry) => Ok(redirect_to_port(entry.ifindex, ctx.len())),
+        None => Ok(TC_ACT_OK as i32),
+    }
+}
+
+/// Everything an endpoint sends (tcx ingress on its host-side veth, so GSO and checksum state survive).
+#[inline(always)]
+pub fn endpoint_ingress(ctx: &TcContext) -> Result<i32, Error> {
+    // SAFETY: ctx.skb points at a valid __sk_buff.
+    let port = unsafe { (*ctx.skb.skb).ifindex };
+    let Some((network_id, network)) = network_of_endpoint(port) else { return Err(Error::UnknownPort) };
+    count_tx(port, ctx.len());
+    let l2 = parse_l2(ctx)?;
+    let host_access = network.flags & network_flags::HOST_ACCESS != 0;
+    if is_multicast_mac(&l2.dst) {
+        if network.mode == macvlan_mode::BRIDGE {
+            flood(ctx, network_id, port);
+        }
+        if host_access {
+            // The result is not checked: a host that cannot take the copy still lets the wire have it.
+            let _ = ctx.clone_redirect(network.parent_ifindex, BPF_F_INGRESS as u64);
+        }
+        return Ok(out_of_parent(&network));
+    }
+    if host_access && l2.dst == network.parent_mac {
+        // SAFETY: a plain helper call.
+        return Ok(unsafe { bpf_redirect(network.parent_ifindex, BPF_F_INGRESS as u64) } as i32);
+    }
+    if network.mode == macvlan_mode::BRIDGE {
+        if let Some(entry) = lookup(network_id, l2.dst) {
+            if entry.ifindex != port {
+                count_rx(entry.ifindex, ctx.len());
+                // Straight into the other endpoint's namespace, skipping its veth's backlog queue.
+                // SAFETY: a plain helper call.
+                return Ok(unsafe { bpf_redirect_peer(entry.ifindex, 0) } as i32);
+            }
+        }
+    }
+    Ok(out_of_parent(&network))
+}
+
+#[inline(always)]
+fn out_of_parent(network: &NetworkConfig) -> i32 {
+    // SAFETY: a plain helper call.
+    unsafe { bpf_redirect(network.parent_ifindex, 0) as i32 }
+}
+
+/// Into an endpoint through its host-side veth (the veth hands it to the endpoint's end).
+#[inline(always)]
+fn redirect_to_port(port: u32, len: u32) -> i32 {
+    count_rx(port, len);
+    // SAFETY: a plain helper call.
+    let verdict = unsafe { bpf_redirect(port, 0) } as i32;
+    if verdict < 0 { TC_ACT_SHOT as i32 } else { verdict }
+}

@@ -1,0 +1,79 @@
+//! xlan's datapath: the XDP and TC programs. Each entry point calls its `try`-style function and maps an
+//! `Error` to a verdict in one place (`xdp_verdict` / `tc_verdict`), counting the drop.
+#![no_std]
+#![no_main]
+
+mod error;
+mod fdb;
+mod macvlan;
+mod maps;
+mod parse;
+mod stats;
+
+use aya_ebpf::{
+    bindings::{xdp_action, TC_ACT_SHOT},
+    macros::{classifier, xdp},
+    programs::{TcContext, XdpContext},
+};
+
+use crate::{error::Error, stats::count_drop};
+
+#[xdp]
+pub fn xlan_parent_xdp(ctx: XdpContext) -> u32 {
+    xdp_verdict(macvlan::parent_xdp(&ctx))
+}
+
+/// Native XDP redirect into a veth needs a program on the receiving end; this one lets everything through.
+#[xdp]
+pub fn xlan_xdp_pass(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
+#[classifier]
+pub fn xlan_parent_ingress(ctx: TcContext) -> i32 {
+    tc_verdict(macvlan::parent_ingress(&ctx), None)
+}
+
+#[classifier]
+pub fn xlan_parent_egress(ctx: TcContext) -> i32 {
+    tc_verdict(macvlan::parent_egress(&ctx), None)
+}
+
+#[classifier]
+pub fn xlan_endpoint_ingress(ctx: TcContext) -> i32 {
+    // SAFETY: ctx.skb points at a valid __sk_buff.
+    let port = unsafe { (*ctx.skb.skb).ifindex };
+    tc_verdict(macvlan::endpoint_ingress(&ctx), Some(port))
+}
+
+#[inline(always)]
+fn xdp_verdict(result: Result<u32, Error>) -> u32 {
+    match result {
+        Ok(action) => action,
+        Err(error) => {
+            count_drop(error.drop_reason(), None);
+            xdp_action::XDP_DROP
+        }
+    }
+}
+
+#[inline(always)]
+fn tc_verdict(result: Result<i32, Error>, from_port: Option<u32>) -> i32 {
+    match result {
+        Ok(action) => action,
+        Err(error) => {
+            count_drop(error.drop_reason(), from_port);
+            TC_ACT_SHOT as i32
+        }
+    }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

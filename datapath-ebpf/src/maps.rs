@@ -1,0 +1,46 @@
+//! The maps of one xlan instance. Types and names come from datapath-common; every map is pinned by name, so
+//! all programs an instance loads (one load per CLI call) share them and the datapath outlives the CLI.
+use aya_ebpf::{
+    macros::map,
+    maps::{DevMapHash, HashMap, PerCpuArray, PerCpuHashMap},
+};
+use datapath_common::{
+    EndpointConfig, EndpointStats, FdbEntry, FloodList, MacKey, NetworkConfig, DROP_REASONS, MAX_ENDPOINTS,
+    MAX_FDB_ENTRIES, MAX_NETWORKS, MAX_SOURCE_MACS,
+};
+
+/// network id → configuration.
+#[map(name = "XLAN_NETWORKS")]
+pub static NETWORKS: HashMap<u32, NetworkConfig> = HashMap::pinned(MAX_NETWORKS, 0);
+
+/// parent ifindex → network id (a macvlan parent belongs to one network).
+#[map(name = "XLAN_PARENTS")]
+pub static PARENTS: HashMap<u32, u32> = HashMap::pinned(MAX_NETWORKS, 0);
+
+/// host-side veth ifindex → endpoint.
+#[map(name = "XLAN_ENDPOINTS")]
+pub static ENDPOINTS: HashMap<u32, EndpointConfig> = HashMap::pinned(MAX_ENDPOINTS, 0);
+
+/// (network, MAC) → local port.
+#[map(name = "XLAN_FDB")]
+pub static FDB: HashMap<MacKey, FdbEntry> = HashMap::pinned(MAX_FDB_ENTRIES, 0);
+
+/// host-side veth ifindex → itself: the targets XDP may redirect to.
+#[map(name = "XLAN_PORTS")]
+pub static PORTS: DevMapHash = DevMapHash::pinned(MAX_ENDPOINTS, 0);
+
+/// network id → the ports broadcast and multicast are copied to.
+#[map(name = "XLAN_FLOOD")]
+pub static FLOOD: HashMap<u32, FloodList> = HashMap::pinned(MAX_NETWORKS, 0);
+
+/// (network, source MAC) → 1: the senders a source-mode network's endpoints accept.
+#[map(name = "XLAN_SOURCE_MACS")]
+pub static SOURCE_MACS: HashMap<MacKey, u32> = HashMap::pinned(MAX_SOURCE_MACS, 0);
+
+/// host-side veth ifindex → counters (per CPU: no atomics on the fast path).
+#[map(name = "XLAN_ENDPOINT_STATS")]
+pub static ENDPOINT_STATS: PerCpuHashMap<u32, EndpointStats> = PerCpuHashMap::pinned(MAX_ENDPOINTS, 0);
+
+/// drop reason → count, for drops no endpoint can be blamed for.
+#[map(name = "XLAN_DROPS")]
+pub static DROPS: PerCpuArray<u64> = PerCpuArray::pinned(DROP_REASONS as u32, 0);

@@ -1,0 +1,78 @@
+//! Header parsing, written once for XDP and TC: every read is bounds-checked against the packet's end so the
+//! verifier accepts it and a short frame becomes `Error::Malformed`, never an out-of-bounds read.
+use aya_ebpf::programs::{TcContext, XdpContext};
+use core::mem::size_of;
+use network_types::{
+    eth::{EthHdr, EtherType},
+    vlan::VlanHdr,
+};
+
+use crate::error::Error;
+
+/// Linear packet data a program may read directly.
+pub trait PacketData {
+    fn data(&self) -> usize;
+    fn data_end(&self) -> usize;
+}
+
+impl PacketData for XdpContext {
+    #[inline(always)]
+    fn data(&self) -> usize {
+        XdpContext::data(self)
+    }
+    #[inline(always)]
+    fn data_end(&self) -> usize {
+        XdpContext::data_end(self)
+    }
+}
+
+impl PacketData for TcContext {
+    #[inline(always)]
+    fn data(&self) -> usize {
+        TcContext::data(self)
+    }
+    #[inline(always)]
+    fn data_end(&self) -> usize {
+        TcContext::data_end(self)
+    }
+}
+
+/// A pointer to a `T` at `offset`, if the whole `T` lies inside the packet.
+#[inline(always)]
+pub fn ptr_at<T>(packet: &impl PacketData, offset: usize) -> Result<*const T, Error> {
+    let start = packet.data();
+    let end = packet.data_end();
+    if start + offset + size_of::<T>() > end {
+        return Err(Error::Malformed);
+    }
+    Ok((start + offset) as *const T)
+}
+
+/// The layer-2 header: Ethernet plus at most one 802.1Q/802.1ad tag. macvlan forwards by MAC alone; the tag
+/// and the payload's type and offset are what the L3 paths (ipvlan, vxlan) read.
+#[derive(Clone, Copy)]
+#[allow(dead_code)]
+pub struct L2Header {
+    pub dst: [u8; 6],
+    pub src: [u8; 6],
+    /// 0 when untagged.
+    pub vlan_id: u16,
+    /// EtherType of the payload, network byte order.
+    pub ether_type: u16,
+    /// Where the layer-3 header starts.
+    pub l3_offset: usize,
+}
+
+#[inline(always)]
+pub fn parse_l2(packet: &impl PacketData) -> Result<L2Header, Error> {
+    let eth: *const EthHdr = ptr_at(packet, 0)?;
+    // SAFETY: ptr_at checked that the header lies inside the packet.
+    let (dst, src, outer_type) = unsafe { ((*eth).dst_addr, (*eth).src_addr, (*eth).ether_type) };
+    if outer_type == EtherType::Ieee8021q as u16 || outer_type == EtherType::Ieee8021ad as u16 {
+        let tag: *const VlanHdr = ptr_at(packet, EthHdr::LEN)?;
+        // SAFETY: as above.
+        let (vlan_id, ether_type) = unsafe { ((*tag).vid(), (*tag).ether_type) };
+        return Ok(L2Header { dst, src, vlan_id, ether_type, l3_offset: EthHdr::LEN + VlanHdr::LEN });
+    }
+    Ok(L2Header { dst, src, vlan_id: 0, ether_type: outer_type, l3_offset: EthHdr::LEN })
+}

@@ -1,0 +1,43 @@
+//! Per-CPU counters: per endpoint (rx delivered to it, tx sent by it, drops of what it sent) and per drop reason.
+use datapath_common::DropReason;
+
+use crate::maps::{DROPS, ENDPOINT_STATS};
+
+#[inline(always)]
+pub fn count_rx(port_ifindex: u32, bytes: u32) {
+    if let Some(stats) = ENDPOINT_STATS.get_ptr_mut(&port_ifindex) {
+        // SAFETY: per-CPU value, so no other writer; the pointer comes from the map.
+        unsafe {
+            (*stats).rx_packets += 1;
+            (*stats).rx_bytes += bytes as u64;
+        }
+    }
+}
+
+#[inline(always)]
+pub fn count_tx(port_ifindex: u32, bytes: u32) {
+    if let Some(stats) = ENDPOINT_STATS.get_ptr_mut(&port_ifindex) {
+        // SAFETY: as in count_rx.
+        unsafe {
+            (*stats).tx_packets += 1;
+            (*stats).tx_bytes += bytes as u64;
+        }
+    }
+}
+
+/// Counts a drop globally and, when the frame came from an endpoint, against that endpoint.
+#[inline(always)]
+pub fn count_drop(reason: DropReason, from_port: Option<u32>) {
+    let index = reason as u32;
+    if let Some(total) = DROPS.get_ptr_mut(index) {
+        // SAFETY: per-CPU slot.
+        unsafe { *total += 1 };
+    }
+    if let Some(port) = from_port {
+        if let Some(stats) = ENDPOINT_STATS.get_ptr_mut(&port) {
+            if let Some(slot) = unsafe { (*stats).drops.get_mut(index as usize) } {
+                *slot += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! One xlan instance: the datapath and state of one host network namespace.
+use std::path::{Path, PathBuf};
+
+use crate::{
+    error::Result,
+    netlink::Netlink,
+    netns,
+    pins::PinDir,
+    state::StateStore,
+};
+
+pub struct Instance {
+    /// The host namespace's name, or "default".
+    pub name: String,
+    pub pins: PinDir,
+    pub state_dir: PathBuf,
+    /// Netlink in the host namespace.
+    pub netlink: Netlink,
+}
+
+impl Instance {
+    /// Enters the host namespace `netns` (for the rest of the process) and opens the instance there.
+    /// Must be called on the thread that will do all the work (xlan runs a current-thread runtime).
+    pub fn open(netns: Option<&str>, state_dir: Option<&Path>) -> Result<Self> {
+        let name = match netns {
+            Some(ns) => {
+                netns::enter_for_good(ns)?;
+                ns.to_string()
+            }
+            None => "default".to_string(),
+        };
+        let state_dir = state_dir.map(Path::to_owned).unwrap_or_else(|| Path::new("/run/xlan").join(&name));
+        let place = if netns.is_some() { format!("netns {name}") } else { "the default netns".into() };
+        Ok(Self { pins: PinDir::for_instance(&name), state_dir, netlink: Netlink::connect(&place)?, name })
+    }
+
+    pub fn store(&self) -> Result<StateStore> {
+        StateStore::open(&self.state_dir)
+    }
+}

@@ -1,0 +1,98 @@
+//! Loads the eBPF object (its maps pinned under the instance's bpffs root, so every load shares them),
+//! attaches programs and pins their links so they outlive this process.
+use aya::{
+    programs::{links::FdLink, tc::TcAttachOptions, LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode},
+    Ebpf, EbpfLoader,
+};
+
+use crate::{
+    error::{Error, Result},
+    pins::{unpin, PinDir},
+};
+
+/// The datapath, built by `cargo xtask build` and embedded in the binary.
+static DATAPATH_OBJECT: &[u8] = aya::include_bytes_aligned!(env!("XLAN_DATAPATH_OBJ"));
+
+pub struct Datapath {
+    ebpf: Ebpf,
+    pins: PinDir,
+}
+
+impl Datapath {
+    /// Loads the object; its maps are the instance's pinned ones (created on first use).
+    pub fn load(pins: &PinDir) -> Result<Self> {
+        pins.create()?;
+        let ebpf = EbpfLoader::new()
+            .default_map_pin_directory(&pins.root)
+            .load(DATAPATH_OBJECT)
+            .map_err(|e| Error::bpf("load datapath object", e))?;
+        Ok(Self { ebpf, pins: pins.clone() })
+    }
+
+    /// The loaded object, for BPF_PROG_TEST_RUN and other direct use.
+    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+
+    /// Attaches an XDP program to the interface `ifindex` of the calling thread's namespace and pins the link.
+    pub fn attach_xdp(&mut self, program: &str, ifindex: u32, link_name: &str) -> Result<()> {
+        let xdp: &mut Xdp = self.program(program)?;
+        let link_id = xdp.attach_to_if_index(ifindex, XdpMode::default()).map_err(|e| Error::bpf(program, e))?;
+        let link = xdp.take_link(link_id).map_err(|e| Error::bpf(program, e))?;
+        let fd_link = FdLink::try_from(link).map_err(|e| Error::bpf(program, e))?;
+        self.pin(fd_link, link_name)
+    }
+
+    /// Attaches a TC program through tcx to interface `ifname` (calling thread's namespace) and pins the link.
+    pub fn attach_tc(&mut self, program: &str, ifname: &str, direction: TcAttachType, link_name: &str) -> Result<()> {
+        let classifier: &mut SchedClassifier = self.program(program)?;
+        let link_id = classifier
+            .attach_with_options(ifname, direction, TcAttachOptions::TcxOrder(LinkOrder::default()))
+            .map_err(|e| Error::bpf(program, e))?;
+        let link = classifier.take_link(link_id).map_err(|e| Error::bpf(program, e))?;
+        let fd_link = FdLink::try_from(link).map_err(|e| Error::bpf(program, e))?;
+        self.pin(fd_link, link_name)
+    }
+
+    fn pin(&self, link: FdLink, link_name: &str) -> Result<()> {
+        let path = self.pins.link(link_name);
+        // A stale pin of the same name (a crashed earlier run) would make the pin fail: replace it.
+        unpin(&path)?;
+        link.pin(&path).map_err(|e| Error::bpf(&format!("pin {}", path.display()), e))?;
+        Ok(())
+    }
+
+    /// The named program, loaded into the kernel on first use.
+    pub fn program<'a, P>(&'a mut self, name: &str) -> Result<&'a mut P>
+    where
+        &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+        P: LoadProgram + 'a,
+    {
+        let program = self.ebpf.program_mut(name).ok_or_else(|| Error::Bpf(format!("no program {name} in object")))?;
+        let typed: &mut P = program.try_into().map_err(|e| Error::bpf(name, e))?;
+        typed.load_once().map_err(|e| Error::bpf(&format!("load {name}"), e))?;
+        Ok(typed)
+    }
+}
+
+/// Detaches a pinned link: removing its last reference (the pin) detaches the program.
+pub fn detach(pins: &PinDir, link_name: &str) -> Result<()> {
+    unpin(&pins.link(link_name))
+}
+
+/// Programs that can be loaded once, whatever their type.
+pub trait LoadProgram {
+    fn load_once(&mut self) -> Result<(), aya::programs::ProgramError>;
+}
+
+impl LoadProgram for Xdp {
+    fn load_once(&mut self) -> Result<(), aya::programs::ProgramError> {
+        if self.fd().is_ok() { Ok(()) } else { self.load() }
+    }
+}
+
+impl LoadProgram for SchedClassifier {
+    fn load_once(&mut self) -> Result<(), aya::programs::ProgramError> {
+        if self.fd().is_ok() { Ok(()) } else { self.load() }
+    }
+}

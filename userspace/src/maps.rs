@@ -1,0 +1,167 @@
+//! Typed access to an instance's pinned maps. Each call opens the pin it needs, so commands that only read
+//! (stats, show) never create anything.
+use aya::maps::{DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues};
+use datapath_common::{
+    map_names, EndpointConfig, EndpointStats, FdbEntry, FloodList, MacKey, NetworkConfig, DROP_REASONS,
+};
+
+use crate::{
+    error::{Error, Result},
+    pins::PinDir,
+};
+
+pub struct Tables<'a> {
+    pins: &'a PinDir,
+}
+
+fn map_error(name: &str, error: impl std::fmt::Display) -> Error {
+    Error::bpf(&format!("map {name}"), error)
+}
+
+/// A removal of a key that is not there is not an error: teardown runs after partial setups too.
+fn ignore_missing(result: Result<(), MapError>, name: &str) -> Result<()> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(MapError::KeyNotFound) => Ok(()),
+        Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        Err(e) => Err(map_error(name, e)),
+    }
+}
+
+impl<'a> Tables<'a> {
+    pub fn new(pins: &'a PinDir) -> Self {
+        Self { pins }
+    }
+
+    /// True once the instance's maps exist (the first network created them).
+    pub fn exist(&self) -> bool {
+        self.pins.map(map_names::NETWORKS).exists()
+    }
+
+    fn open(&self, name: &str) -> Result<Map> {
+        let data = MapData::from_pin(self.pins.map(name)).map_err(|e| map_error(name, e))?;
+        Map::from_map_data(data).map_err(|e| map_error(name, e))
+    }
+
+    fn hash<K: aya::Pod, V: aya::Pod>(&self, name: &str) -> Result<HashMap<MapData, K, V>> {
+        HashMap::try_from(self.open(name)?).map_err(|e| map_error(name, e))
+    }
+
+    fn put<K: aya::Pod, V: aya::Pod>(&self, name: &str, key: K, value: V) -> Result<()> {
+        self.hash::<K, V>(name)?.insert(key, value, 0).map_err(|e| map_error(name, e))
+    }
+
+    fn delete<K: aya::Pod, V: aya::Pod>(&self, name: &str, key: K) -> Result<()> {
+        if !self.exist() {
+            return Ok(());
+        }
+        ignore_missing(self.hash::<K, V>(name)?.remove(&key), name)
+    }
+
+    pub fn put_network(&self, id: u32, config: NetworkConfig) -> Result<()> {
+        self.put(map_names::NETWORKS, id, config)
+    }
+    pub fn delete_network(&self, id: u32) -> Result<()> {
+        self.delete::<u32, NetworkConfig>(map_names::NETWORKS, id)
+    }
+    pub fn put_parent(&self, ifindex: u32, network_id: u32) -> Result<()> {
+        self.put(map_names::PARENTS, ifindex, network_id)
+    }
+    pub fn delete_parent(&self, ifindex: u32) -> Result<()> {
+        self.delete::<u32, u32>(map_names::PARENTS, ifindex)
+    }
+    pub fn put_endpoint(&self, port: u32, config: EndpointConfig) -> Result<()> {
+        self.put(map_names::ENDPOINTS, port, config)
+    }
+    pub fn delete_endpoint(&self, port: u32) -> Result<()> {
+        self.delete::<u32, EndpointConfig>(map_names::ENDPOINTS, port)
+    }
+    pub fn put_fdb(&self, key: MacKey, entry: FdbEntry) -> Result<()> {
+        self.put(map_names::FDB, key, entry)
+    }
+    pub fn delete_fdb(&self, key: MacKey) -> Result<()> {
+        self.delete::<MacKey, FdbEntry>(map_names::FDB, key)
+    }
+    pub fn put_flood(&self, network_id: u32, list: FloodList) -> Result<()> {
+        self.put(map_names::FLOOD, network_id, list)
+    }
+    pub fn delete_flood(&self, network_id: u32) -> Result<()> {
+        self.delete::<u32, FloodList>(map_names::FLOOD, network_id)
+    }
+    pub fn put_source_mac(&self, key: MacKey) -> Result<()> {
+        self.put(map_names::SOURCE_MACS, key, 1u32)
+    }
+    pub fn delete_source_mac(&self, key: MacKey) -> Result<()> {
+        self.delete::<MacKey, u32>(map_names::SOURCE_MACS, key)
+    }
+
+    /// Makes `port` a target XDP may redirect to.
+    pub fn put_port(&self, port: u32) -> Result<()> {
+        let name = map_names::PORTS;
+        let mut ports = DevMapHash::try_from(self.open(name)?).map_err(|e| map_error(name, e))?;
+        ports.insert(port, port, None, 0).map_err(|e| map_error(name, e))
+    }
+    pub fn delete_port(&self, port: u32) -> Result<()> {
+        let name = map_names::PORTS;
+        if !self.exist() {
+            return Ok(());
+        }
+        let mut ports = DevMapHash::try_from(self.open(name)?).map_err(|e| map_error(name, e))?;
+        ignore_missing(ports.remove(port), name)
+    }
+
+    fn stats_map(&self) -> Result<PerCpuHashMap<MapData, u32, EndpointStats>> {
+        let name = map_names::ENDPOINT_STATS;
+        PerCpuHashMap::try_from(self.open(name)?).map_err(|e| map_error(name, e))
+    }
+
+    /// Starts an endpoint's counters at zero (the datapath only updates existing entries).
+    pub fn reset_stats(&self, port: u32) -> Result<()> {
+        let cpus = aya::util::nr_cpus().map_err(|(what, e)| Error::io(what, e))?;
+        let zeros = PerCpuValues::try_from(vec![EndpointStats::default(); cpus])
+            .map_err(|e| Error::io("per-CPU values", e))?;
+        self.stats_map()?.insert(port, zeros, 0).map_err(|e| map_error(map_names::ENDPOINT_STATS, e))
+    }
+    pub fn delete_stats(&self, port: u32) -> Result<()> {
+        if !self.exist() {
+            return Ok(());
+        }
+        ignore_missing(self.stats_map()?.remove(&port), map_names::ENDPOINT_STATS)
+    }
+
+    /// An endpoint's counters, summed over CPUs.
+    pub fn stats(&self, port: u32) -> Result<EndpointStats> {
+        let per_cpu = self.stats_map()?.get(&port, 0).map_err(|e| map_error(map_names::ENDPOINT_STATS, e))?;
+        let mut total = EndpointStats::default();
+        for cpu in per_cpu.iter() {
+            total.rx_packets += cpu.rx_packets;
+            total.rx_bytes += cpu.rx_bytes;
+            total.tx_packets += cpu.tx_packets;
+            total.tx_bytes += cpu.tx_bytes;
+            for (sum, count) in total.drops.iter_mut().zip(cpu.drops.iter()) {
+                *sum += count;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Drops per reason that no endpoint sent, summed over CPUs.
+    pub fn drops(&self) -> Result<[u64; DROP_REASONS]> {
+        let name = map_names::DROPS;
+        let drops: PerCpuArray<MapData, u64> =
+            PerCpuArray::try_from(self.open(name)?).map_err(|e| map_error(name, e))?;
+        let mut total = [0u64; DROP_REASONS];
+        for (reason, sum) in total.iter_mut().enumerate() {
+            *sum = drops.get(&(reason as u32), 0).map_err(|e| map_error(name, e))?.iter().sum();
+        }
+        Ok(total)
+    }
+
+    /// Removes every map pin of the instance (its last network is gone).
+    pub fn unpin_all(&self) -> Result<()> {
+        for name in map_names::ALL {
+            crate::pins::unpin(&self.pins.map(name))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,110 @@
+//! Devices and addresses through rtnetlink. A connection belongs to the namespace its socket was opened in,
+//! so one `Netlink` per namespace; the calls are then independent of the thread's current namespace.
+use std::net::IpAddr;
+
+use futures::TryStreamExt;
+use netlink_packet_route::{address::AddressHeaderFlags, link::LinkAttribute};
+use rtnetlink::{Handle, LinkUnspec, LinkVeth};
+
+use crate::{
+    error::{Error, Result},
+    mac::Mac,
+    netns::Netns,
+};
+
+pub struct Netlink {
+    handle: Handle,
+    /// Where the socket lives, for error messages.
+    pub place: String,
+}
+
+/// What xlan needs to know of a device.
+#[derive(Clone, Debug)]
+pub struct Device {
+    pub index: u32,
+    pub mac: Option<Mac>,
+}
+
+impl Netlink {
+    /// A connection in the calling thread's namespace.
+    pub fn connect(place: &str) -> Result<Self> {
+        let (connection, handle, _) =
+            rtnetlink::new_connection().map_err(|e| Error::io("open netlink socket", e))?;
+        tokio::spawn(connection);
+        Ok(Self { handle, place: place.into() })
+    }
+
+    /// A connection in `netns`.
+    pub fn connect_in(netns: &Netns) -> Result<Self> {
+        let _inside = netns.enter()?;
+        Self::connect(&format!("netns {}", netns.name))
+    }
+
+    pub async fn device(&self, name: &str) -> Result<Option<Device>> {
+        let mut links = self.handle.link().get().match_name(name.to_string()).execute();
+        match links.try_next().await {
+            Ok(Some(message)) => {
+                let mac = message.attributes.iter().find_map(|attr| match attr {
+                    LinkAttribute::Address(bytes) if bytes.len() == 6 => {
+                        Some(Mac(bytes.as_slice().try_into().expect("length checked")))
+                    }
+                    _ => None,
+                });
+                Ok(Some(Device { index: message.header.index, mac }))
+            }
+            Ok(None) => Ok(None),
+            // The kernel answers ENODEV for an unknown name.
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The device, or a "does not exist" error naming the namespace.
+    pub async fn require_device(&self, name: &str) -> Result<Device> {
+        self.device(name).await?.ok_or_else(|| Error::NoSuchDevice(name.into(), self.place.clone()))
+    }
+
+    pub async fn create_veth(&self, name: &str, peer: &str) -> Result<()> {
+        self.handle.link().add(LinkVeth::new(name, peer).build()).execute().await?;
+        Ok(())
+    }
+
+    pub async fn set_mac(&self, index: u32, mac: Mac) -> Result<()> {
+        let message = LinkUnspec::new_with_index(index).address(mac.0.to_vec()).build();
+        Ok(self.handle.link().set(message).execute().await?)
+    }
+
+    pub async fn move_to(&self, index: u32, netns: &Netns) -> Result<()> {
+        let message = LinkUnspec::new_with_index(index).setns_by_fd(netns.fd()).build();
+        Ok(self.handle.link().set(message).execute().await?)
+    }
+
+    pub async fn rename(&self, index: u32, name: &str) -> Result<()> {
+        let message = LinkUnspec::new_with_index(index).name(name.to_string()).build();
+        Ok(self.handle.link().set(message).execute().await?)
+    }
+
+    pub async fn set_up(&self, index: u32) -> Result<()> {
+        let message = LinkUnspec::new_with_index(index).up().build();
+        Ok(self.handle.link().set(message).execute().await?)
+    }
+
+    /// Adds an address; IPv6 ones skip duplicate address detection so the endpoint is usable at once
+    /// (xlan hands out the addresses, as Docker does).
+    pub async fn add_address(&self, index: u32, ip: IpAddr, prefix: u8) -> Result<()> {
+        let mut request = self.handle.address().add(index, ip, prefix);
+        if ip.is_ipv6() {
+            request.message_mut().header.flags |= AddressHeaderFlags::Nodad;
+        }
+        Ok(request.execute().await?)
+    }
+
+    /// Deletes a device; one that is already gone is fine (teardown is idempotent).
+    pub async fn delete(&self, index: u32) -> Result<()> {
+        match self.handle.link().del(index).execute().await {
+            Ok(()) => Ok(()),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Where an instance keeps its datapath on bpffs: maps pinned by name in the instance's root, links under
+//! `links/`. One instance per host network namespace, so several "hosts" on one machine never share state.
+use std::{
+    ffi::CString,
+    fs,
+    io,
+    path::{Path, PathBuf},
+};
+
+use crate::error::{Error, Result};
+
+/// The bpffs mount xlan uses; mounted by xlan when the machine has none there.
+pub const BPFFS: &str = "/sys/fs/bpf";
+const BPF_FS_MAGIC: i64 = 0xcafe4a11;
+
+#[derive(Clone, Debug)]
+pub struct PinDir {
+    pub root: PathBuf,
+}
+
+impl PinDir {
+    pub fn for_instance(instance: &str) -> Self {
+        Self { root: Path::new(BPFFS).join("xlan").join(instance) }
+    }
+
+    pub fn links(&self) -> PathBuf {
+        self.root.join("links")
+    }
+
+    pub fn link(&self, name: &str) -> PathBuf {
+        self.links().join(name)
+    }
+
+    pub fn map(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// Mounts bpffs if needed and creates the instance's directories.
+    pub fn create(&self) -> Result<()> {
+        ensure_bpffs()?;
+        fs::create_dir_all(self.links()).map_err(|e| Error::io(format!("create {}", self.links().display()), e))
+    }
+
+    /// Removes the instance's directories once nothing is pinned in them any more, then `xlan/` if empty.
+    pub fn remove_if_empty(&self) {
+        let _ = fs::remove_dir(self.links());
+        let _ = fs::remove_dir(&self.root);
+        if let Some(parent) = self.root.parent() {
+            let _ = fs::remove_dir(parent);
+        }
+    }
+}
+
+/// Removes a pin; a pin that is already gone is fine (teardown is idempotent).
+pub fn unpin(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(format!("remove pin {}", path.display()), e)),
+    }
+}
+
+fn ensure_bpffs() -> Result<()> {
+    if is_bpffs(Path::new(BPFFS)) {
+        return Ok(());
+    }
+    let _ = fs::create_dir_all(BPFFS);
+    let target = CString::new(BPFFS).expect("constant has no NUL");
+    let fstype = CString::new("bpf").expect("constant has no NUL");
+    // SAFETY: valid C strings; mounting a bpffs needs no data.
+    let rc = unsafe { libc::mount(fstype.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
+    if rc != 0 {
+        return Err(Error::io(format!("mount bpffs on {BPFFS}"), io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+fn is_bpffs(path: &Path) -> bool {
+    let Ok(c_path) = CString::new(path.as_os_str().as_encoded_bytes()) else { return false };
+    // SAFETY: statfs fills the zeroed struct for a valid path.
+    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statfs(c_path.as_ptr(), &mut stat) };
+    rc == 0 && stat.f_type as i64 == BPF_FS_MAGIC
+}

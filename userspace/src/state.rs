@@ -1,0 +1,130 @@
+//! What an instance has made, kept as JSON in its state directory (default /run/xlan/<instance>) so later
+//! commands and a restarted loader know it. Writes go through a temporary file and a rename; a lock file
+//! serialises concurrent `xlan` calls on one instance.
+use std::{
+    fs::{self, File, OpenOptions},
+    io::Write,
+    os::fd::AsRawFd,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    error::{Error, Result},
+    mac::Mac,
+    mode::Mode,
+};
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct State {
+    pub networks: Vec<Network>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Network {
+    pub name: String,
+    /// Key of the network in the datapath maps.
+    pub id: u32,
+    pub driver: String,
+    pub mode: Mode,
+    pub parent: String,
+    pub parent_ifindex: u32,
+    pub parent_mac: Mac,
+    pub host_access: bool,
+    pub endpoints: Vec<Endpoint>,
+    /// Allowed source MACs (mode source).
+    pub source_macs: Vec<Mac>,
+    /// Numbers the host-side veth names of this network's endpoints.
+    pub next_port: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub netns: String,
+    pub ifname: String,
+    pub mac: Mac,
+    pub ips: Vec<String>,
+    /// The host-side veth that carries the endpoint's TC program.
+    pub host_ifname: String,
+    pub host_ifindex: u32,
+}
+
+impl State {
+    pub fn network(&self, name: &str) -> Result<&Network> {
+        self.networks.iter().find(|n| n.name == name).ok_or_else(|| Error::NetworkNotFound(name.into()))
+    }
+
+    pub fn network_mut(&mut self, name: &str) -> Result<&mut Network> {
+        self.networks.iter_mut().find(|n| n.name == name).ok_or_else(|| Error::NetworkNotFound(name.into()))
+    }
+
+    /// The endpoint named by (netns, ifname) on any network of the instance.
+    pub fn find_endpoint(&self, netns: &str, ifname: &str) -> Option<(&Network, &Endpoint)> {
+        self.networks.iter().find_map(|network| {
+            network.endpoints.iter().find(|e| e.netns == netns && e.ifname == ifname).map(|e| (network, e))
+        })
+    }
+
+    /// The lowest network id not in use.
+    pub fn free_network_id(&self, max: u32) -> Result<u32> {
+        (1..=max).find(|id| self.networks.iter().all(|n| n.id != *id)).ok_or(Error::TooManyNetworks(max))
+    }
+}
+
+/// The state directory of one instance, locked for the life of this value.
+pub struct StateStore {
+    dir: PathBuf,
+    _lock: File,
+}
+
+impl StateStore {
+    pub fn open(dir: &Path) -> Result<Self> {
+        fs::create_dir_all(dir).map_err(|e| Error::io(format!("create state dir {}", dir.display()), e))?;
+        let lock_path = dir.join("lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(format!("open {}", lock_path.display()), e))?;
+        // SAFETY: flock on an open fd; released when the file is closed.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(Error::io("lock state", std::io::Error::last_os_error()));
+        }
+        Ok(Self { dir: dir.to_owned(), _lock: lock })
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+
+    pub fn load(&self) -> Result<State> {
+        let path = self.path();
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::State(path, e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+            Err(e) => Err(Error::State(path, e.to_string())),
+        }
+    }
+
+    /// Saves the state; an instance with no networks leaves no files behind.
+    pub fn save(&self, state: &State) -> Result<()> {
+        let path = self.path();
+        if state.networks.is_empty() {
+            let _ = fs::remove_file(&path);
+            let _ = fs::remove_file(self.dir.join("lock"));
+            let _ = fs::remove_dir(&self.dir);
+            // The default root (/run/xlan) goes too once no instance uses it.
+            if let Some(parent) = self.dir.parent().filter(|p| p.ends_with("xlan")) {
+                let _ = fs::remove_dir(parent);
+            }
+            return Ok(());
+        }
+        let tmp = self.dir.join("state.json.tmp");
+        let json = serde_json::to_vec_pretty(state).map_err(|e| Error::State(path.clone(), e.to_string()))?;
+        let mut file = File::create(&tmp).map_err(|e| Error::State(tmp.clone(), e.to_string()))?;
+        file.write_all(&json).map_err(|e| Error::State(tmp.clone(), e.to_string()))?;
+        fs::rename(&tmp, &path).map_err(|e| Error::State(path, e.to_string()))
+    }
+}
