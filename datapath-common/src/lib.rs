@@ -16,9 +16,13 @@ pub mod map_names {
     pub const SOURCE_MACS: &str = "XLAN_SOURCE_MACS";
     pub const ENDPOINT_STATS: &str = "XLAN_ENDPOINT_STATS";
     pub const DROPS: &str = "XLAN_DROPS";
+    pub const VNIS: &str = "XLAN_VNIS";
+    pub const VTEPS: &str = "XLAN_VTEPS";
+    pub const VTEP_MACS: &str = "XLAN_VTEP_MACS";
     /// Every map of an instance, in the order `xlan` removes their pins.
-    pub const ALL: [&str; 9] =
-        [NETWORKS, PARENTS, ENDPOINTS, FDB, PORTS, FLOOD, SOURCE_MACS, ENDPOINT_STATS, DROPS];
+    pub const ALL: [&str; 12] = [
+        NETWORKS, PARENTS, ENDPOINTS, FDB, PORTS, FLOOD, SOURCE_MACS, ENDPOINT_STATS, DROPS, VNIS, VTEPS, VTEP_MACS,
+    ];
 }
 
 /// Names of the programs in the eBPF object.
@@ -38,14 +42,25 @@ pub mod program_names {
 /// Capacities. Userspace refuses to go past them with a clear error rather than letting an update fail.
 pub const MAX_NETWORKS: u32 = 64;
 pub const MAX_ENDPOINTS: u32 = 1024;
-pub const MAX_FDB_ENTRIES: u32 = 65536;
+/// Room for a million MACs and more (`cargo xtask bench` fills it to 1 000 000 to show lookups do not slow down).
+/// The hash map is preallocated: 1.1 M entries are ~113 MB of kernel memory per instance (bpftool's memlock).
+pub const MAX_FDB_ENTRIES: u32 = 1_100_000;
 pub const MAX_SOURCE_MACS: u32 = 4096;
 /// Endpoints one network floods broadcast to: the flood loop in TC is unrolled/bounded by this.
 pub const MAX_FLOOD_PORTS: usize = 64;
+/// Remote VTEPs one VXLAN network replicates broadcast to (head-end replication).
+pub const MAX_VTEPS: usize = 32;
+pub const MAX_VNIS: u32 = 1024;
+
+/// VXLAN framing: outer Ethernet + IPv4 + UDP + VXLAN in front of the inner Ethernet frame.
+pub const VXLAN_OVERHEAD: usize = 50;
+pub const VXLAN_DEFAULT_PORT: u16 = 4789;
+pub const VXLAN_MAX_VNI: u32 = 0x00ff_ffff;
 
 /// What kind of virtual LAN a network is.
 pub mod kind {
     pub const MACVLAN: u32 = 1;
+    pub const VXLAN: u32 = 2;
 }
 
 /// macvlan modes, with the kernel's values (include/uapi/linux/if_link.h, MACVLAN_MODE_*).
@@ -61,6 +76,8 @@ pub mod macvlan_mode {
 pub mod network_flags {
     /// Endpoints and the host's address on the parent reach each other (the kernel's macvlan never allows it).
     pub const HOST_ACCESS: u32 = 1;
+    /// VXLAN: learn inner source MAC → outer source IP from received frames.
+    pub const LEARNING: u32 = 2;
 }
 
 /// Why the datapath dropped a frame: index into `XLAN_DROPS` and into `EndpointStats::drops`.
@@ -75,10 +92,15 @@ pub enum DropReason {
     NoPort = 2,
     /// A frame from a device xlan does not know (state out of sync).
     UnknownPort = 3,
+    /// A VXLAN copy for a VTEP whose next hop's MAC is not resolved yet.
+    NoNeighbour = 4,
+    /// Encapsulation failed (no headroom, not a protocol the kernel can grow).
+    Encap = 5,
 }
 
-pub const DROP_REASONS: usize = 4;
-pub const DROP_REASON_NAMES: [&str; DROP_REASONS] = ["malformed", "isolation", "no_port", "unknown_port"];
+pub const DROP_REASONS: usize = 6;
+pub const DROP_REASON_NAMES: [&str; DROP_REASONS] =
+    ["malformed", "isolation", "no_port", "unknown_port", "no_neighbour", "encap"];
 
 /// `XLAN_NETWORKS` value, keyed by network id (u32).
 #[repr(C)]
@@ -88,8 +110,62 @@ pub struct NetworkConfig {
     pub mode: u32,
     pub parent_ifindex: u32,
     pub flags: u32,
-    /// The parent's MAC: frames from endpoints to it are the host's (host access).
+    /// The parent's MAC: frames from endpoints to it are the host's (host access), VXLAN's outer source.
     pub parent_mac: [u8; 6],
+    /// VXLAN: UDP destination port, host byte order.
+    pub dstport: u16,
+    /// VXLAN: the network identifier.
+    pub vni: u32,
+    /// VXLAN: outer source address (network byte order, as read from a packet).
+    pub local_ip: u32,
+    /// VXLAN: multicast group for broadcast/unknown, or 0 for head-end replication to `XLAN_VTEPS`.
+    pub group_ip: u32,
+    /// VXLAN: seconds a learned entry lives without traffic.
+    pub ageing_secs: u32,
+}
+
+/// `XLAN_PARENTS` value: what runs on a parent interface.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ParentConfig {
+    /// The macvlan network on this parent, 0 if none.
+    pub macvlan_network: u32,
+    /// How many VXLAN networks use this parent as underlay.
+    pub vxlan_networks: u32,
+}
+
+/// `XLAN_VNIS` key: a VXLAN network as received frames name it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VniKey {
+    pub parent_ifindex: u32,
+    pub vni: u32,
+    /// Host byte order.
+    pub dstport: u16,
+    pub _pad: u16,
+}
+
+/// `XLAN_VTEPS` value, keyed by network id: the remote VTEPs broadcast/unknown frames are copied to.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VtepList {
+    pub count: u32,
+    /// IPv4 addresses, network byte order.
+    pub ips: [u32; MAX_VTEPS],
+}
+
+impl Default for VtepList {
+    fn default() -> Self {
+        Self { count: 0, ips: [0; MAX_VTEPS] }
+    }
+}
+
+/// `XLAN_VTEP_MACS` value, keyed by a VTEP's IPv4 address: the link-layer source its frames came from,
+/// the next hop back to it when the neighbour table has none yet.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VtepMac {
+    pub mac: [u8; 6],
     pub _pad: [u8; 2],
 }
 
@@ -123,13 +199,28 @@ pub mod fdb_flags {
     pub const STATIC: u32 = 1;
 }
 
-/// `XLAN_FDB` value: where frames to a MAC go.
+/// `XLAN_FDB` value: where frames to a MAC go — a local port or (VXLAN) a remote VTEP.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FdbEntry {
-    /// Host-side veth of the local endpoint that owns the MAC (also the `XLAN_PORTS` key).
+    /// Host-side veth of the local endpoint that owns the MAC (also the `XLAN_PORTS` key); 0 when remote.
     pub ifindex: u32,
+    /// The VTEP behind which the MAC lives (IPv4, network byte order), when `ifindex` is 0.
+    pub remote_ip: u32,
     pub flags: u32,
+    pub _pad: u32,
+    /// bpf_ktime_get_ns() (CLOCK_MONOTONIC) when a learned entry last saw traffic.
+    pub last_seen_ns: u64,
+}
+
+impl FdbEntry {
+    pub const fn local(ifindex: u32) -> Self {
+        Self { ifindex, remote_ip: 0, flags: fdb_flags::STATIC, _pad: 0, last_seen_ns: 0 }
+    }
+
+    pub const fn is_static(&self) -> bool {
+        self.flags & fdb_flags::STATIC != 0
+    }
 }
 
 /// `XLAN_FLOOD` value, keyed by network id: the host-side veths broadcast is copied to.
@@ -167,10 +258,61 @@ mod pod {
     unsafe impl aya::Pod for FdbEntry {}
     unsafe impl aya::Pod for FloodList {}
     unsafe impl aya::Pod for EndpointStats {}
+    unsafe impl aya::Pod for ParentConfig {}
+    unsafe impl aya::Pod for VniKey {}
+    unsafe impl aya::Pod for VtepList {}
+    unsafe impl aya::Pod for VtepMac {}
+    unsafe impl aya::Pod for bench::BenchConfig {}
 }
 
 /// True for broadcast and multicast destination MACs (the I/G bit).
 #[inline(always)]
 pub const fn is_multicast_mac(mac: &[u8; 6]) -> bool {
     mac[0] & 1 == 1
+}
+
+/// The benchmark's programs and maps (`cargo xtask bench`). They are in the same object as the datapath but only
+/// the bench loads and attaches them; xlan never does. Their maps are not pinned: each load has its own.
+pub mod bench {
+    /// Names of the bench programs in the eBPF object.
+    pub mod program_names {
+        /// XDP traffic generator, run through BPF_PROG_TEST_RUN in live-frames mode: gives each frame its flow's
+        /// UDP source port and sends it (XDP_TX) out of the device the test run names as ingress.
+        pub const GENERATOR: &str = "xlan_bench_gen";
+        /// tcx ingress on an endpoint's own interface: counts what is delivered there, at the same point for every
+        /// backend, and lets it through.
+        pub const COUNTER: &str = "xlan_bench_count";
+        /// tcx ingress that turns the generator's frames into frames an endpoint sends (redirect to the egress of
+        /// `BenchConfig::inject_ifindex`).
+        pub const INJECTOR: &str = "xlan_bench_inject";
+        /// The limit on the wire path: a bare XDP redirect into `BenchConfig::limit_xdp_ifindex`, no lookup.
+        pub const LIMIT_XDP: &str = "xlan_bench_limit_xdp";
+        /// The limit on the endpoint path: a bare tcx `bpf_redirect_peer` into `BenchConfig::limit_tc_ifindex`.
+        pub const LIMIT_TC: &str = "xlan_bench_limit_tc";
+    }
+
+    /// Names of the bench maps.
+    pub mod map_names {
+        pub const CONFIG: &str = "XLAN_BENCH_CONFIG";
+        pub const COUNTERS: &str = "XLAN_BENCH_COUNTERS";
+    }
+
+    /// `XLAN_BENCH_COUNTERS` slots (per-CPU u64).
+    pub const COUNTER_DELIVERED: u32 = 0;
+    pub const COUNTER_GENERATED: u32 = 1;
+    pub const COUNTERS: u32 = 2;
+
+    /// `XLAN_BENCH_CONFIG[0]`: what the bench programs of one load do. An ifindex is in the namespace of the device
+    /// the program that reads it is attached to.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct BenchConfig {
+        /// Flows the generator spreads frames over: UDP source ports `base_port .. base_port + flows`.
+        pub flows: u32,
+        pub base_port: u32,
+        pub inject_ifindex: u32,
+        pub limit_xdp_ifindex: u32,
+        pub limit_tc_ifindex: u32,
+        pub _pad: u32,
+    }
 }

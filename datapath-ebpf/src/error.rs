@@ -9,6 +9,10 @@ pub enum Error {
     Isolation,
     /// A frame on a device the maps do not know (state out of sync).
     UnknownPort,
+    /// A VXLAN frame for a VTEP whose next hop is not resolved and cannot be (not IP).
+    NoNeighbour,
+    /// The frame could not be encapsulated.
+    Encap,
 }
 
 impl Error {
@@ -17,6 +21,8 @@ impl Error {
             Error::Malformed => DropReason::Malformed,
             Error::Isolation => DropReason::Isolation,
             Error::UnknownPort => DropReason::UnknownPort,
+            Error::NoNeighbour => DropReason::NoNeighbour,
+            Error::Encap => DropReason::Encap,
         }
     }
 }

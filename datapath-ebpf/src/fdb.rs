@@ -1,17 +1,35 @@
 //! Lookups in the forwarding tables and the one flood loop.
-use aya_ebpf::programs::TcContext;
-use datapath_common::{FdbEntry, MacKey, NetworkConfig, MAX_FLOOD_PORTS};
+use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::TcContext};
+use datapath_common::{FdbEntry, MacKey, NetworkConfig, ParentConfig, MAX_FLOOD_PORTS};
 
 use crate::{
     maps::{ENDPOINTS, FDB, FLOOD, NETWORKS, PARENTS, SOURCE_MACS},
     stats::count_rx,
 };
 
-/// The local port that owns `mac` in the network.
+/// Where frames to `mac` go in the network: a static entry, or a learned one younger than `ageing_secs`
+/// (an older one is removed here, so it ages out even when userspace does not look).
 #[inline(always)]
 pub fn lookup(network_id: u32, mac: [u8; 6]) -> Option<FdbEntry> {
+    let key = MacKey::new(network_id, mac);
     // SAFETY: entries are plain data copied out at once; a concurrent update can at worst give a stale port.
-    unsafe { FDB.get(&MacKey::new(network_id, mac)).copied() }
+    let entry = unsafe { *FDB.get(&key)? };
+    Some(entry)
+}
+
+/// `lookup`, with learned entries past their age treated as unknown (and removed).
+#[inline(always)]
+pub fn lookup_fresh(network_id: u32, mac: [u8; 6], ageing_secs: u32) -> Option<FdbEntry> {
+    let entry = lookup(network_id, mac)?;
+    if !entry.is_static() {
+        // SAFETY: a plain helper call.
+        let age = unsafe { bpf_ktime_get_ns() }.saturating_sub(entry.last_seen_ns);
+        if age > ageing_secs as u64 * 1_000_000_000 {
+            let _ = FDB.remove(&MacKey::new(network_id, mac));
+            return None;
+        }
+    }
+    Some(entry)
 }
 
 /// True when `mac` is on the source-mode allowed list of the network.
@@ -20,13 +38,28 @@ pub fn source_allowed(network_id: u32, mac: [u8; 6]) -> bool {
     SOURCE_MACS.get_ptr(&MacKey::new(network_id, mac)).is_some()
 }
 
-/// The network whose parent is `ifindex`.
+/// What runs on the parent `ifindex`.
 #[inline(always)]
-pub fn network_of_parent(ifindex: u32) -> Option<(u32, NetworkConfig)> {
+pub fn parent_config(ifindex: u32) -> Option<ParentConfig> {
     // SAFETY: as in `lookup`.
-    let network_id = unsafe { *PARENTS.get(&ifindex)? };
-    let config = unsafe { *NETWORKS.get(&network_id)? };
-    Some((network_id, config))
+    unsafe { PARENTS.get(&ifindex).copied() }
+}
+
+/// A network's configuration.
+#[inline(always)]
+pub fn network(network_id: u32) -> Option<NetworkConfig> {
+    // SAFETY: as in `lookup`.
+    unsafe { NETWORKS.get(&network_id).copied() }
+}
+
+/// The macvlan network whose parent is `ifindex`.
+#[inline(always)]
+pub fn macvlan_of_parent(ifindex: u32) -> Option<(u32, NetworkConfig)> {
+    let network_id = parent_config(ifindex)?.macvlan_network;
+    if network_id == 0 {
+        return None;
+    }
+    Some((network_id, network(network_id)?))
 }
 
 /// The network of the endpoint whose host-side veth is `ifindex`.
@@ -34,8 +67,7 @@ pub fn network_of_parent(ifindex: u32) -> Option<(u32, NetworkConfig)> {
 pub fn network_of_endpoint(ifindex: u32) -> Option<(u32, NetworkConfig)> {
     // SAFETY: as in `lookup`.
     let network_id = unsafe { ENDPOINTS.get(&ifindex)?.network_id };
-    let config = unsafe { *NETWORKS.get(&network_id)? };
-    Some((network_id, config))
+    Some((network_id, network(network_id)?))
 }
 
 /// The first port of the network's flood list (passthru networks have exactly one).

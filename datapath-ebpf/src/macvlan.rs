@@ -11,21 +11,17 @@ use datapath_common::{is_multicast_mac, macvlan_mode, network_flags, NetworkConf
 
 use crate::{
     error::Error,
-    fdb::{first_port, flood, lookup, network_of_endpoint, network_of_parent, source_allowed},
+    fdb::{first_port, flood, lookup, source_allowed},
     maps::PORTS,
-    parse::parse_l2,
-    stats::{count_rx, count_tx},
+    parse::L2Header,
+    stats::count_rx,
 };
 
 /// Frames from the wire, before the stack sees them: unicast for an endpoint goes straight into its veth.
 /// Everything that needs a copy (broadcast, multicast, source mode) or the skb's checksum state (frames an
 /// endpoint sent that the switch hairpinned back) is left to `parent_ingress` in TC.
 #[inline(always)]
-pub fn parent_xdp(ctx: &XdpContext) -> Result<u32, Error> {
-    let l2 = parse_l2(ctx)?;
-    // SAFETY: ctx points at a valid xdp_md.
-    let parent = unsafe { (*ctx.ctx).ingress_ifindex };
-    let Some((network_id, network)) = network_of_parent(parent) else { return Ok(xdp_action::XDP_PASS) };
+pub fn parent_xdp(ctx: &XdpContext, l2: &L2Header, network_id: u32, network: &NetworkConfig) -> Result<u32, Error> {
     if is_multicast_mac(&l2.dst) {
         return Ok(xdp_action::XDP_PASS);
     }
@@ -60,11 +56,7 @@ pub fn parent_xdp(ctx: &XdpContext) -> Result<u32, Error> {
 /// allows, hairpinned endpoint frames, and source-mode copies. The original goes on to the host unless it was
 /// unicast for an endpoint.
 #[inline(always)]
-pub fn parent_ingress(ctx: &TcContext) -> Result<i32, Error> {
-    let l2 = parse_l2(ctx)?;
-    // SAFETY: ctx.skb points at a valid __sk_buff.
-    let parent = unsafe { (*ctx.skb.skb).ifindex };
-    let Some((network_id, network)) = network_of_parent(parent) else { return Ok(TC_ACT_OK as i32) };
+pub fn parent_ingress(ctx: &TcContext, l2: &L2Header, network_id: u32, network: &NetworkConfig) -> Result<i32, Error> {
     let multicast = is_multicast_mac(&l2.dst);
     match network.mode {
         macvlan_mode::SOURCE => {
@@ -115,11 +107,7 @@ pub fn parent_ingress(ctx: &TcContext) -> Result<i32, Error> {
 /// The host's own frames leaving the parent, for `--host-access` networks: copies of its broadcast and its
 /// unicast for endpoints go into the endpoints instead of only onto the wire.
 #[inline(always)]
-pub fn parent_egress(ctx: &TcContext) -> Result<i32, Error> {
-    let l2 = parse_l2(ctx)?;
-    // SAFETY: ctx.skb points at a valid __sk_buff.
-    let parent = unsafe { (*ctx.skb.skb).ifindex };
-    let Some((network_id, network)) = network_of_parent(parent) else { return Ok(TC_ACT_OK as i32) };
+pub fn parent_egress(ctx: &TcContext, l2: &L2Header, network_id: u32, network: &NetworkConfig) -> Result<i32, Error> {
     if network.flags & network_flags::HOST_ACCESS == 0 {
         return Ok(TC_ACT_OK as i32);
     }
@@ -137,14 +125,15 @@ pub fn parent_egress(ctx: &TcContext) -> Result<i32, Error> {
     }
 }
 
-/// Everything an endpoint sends (tcx ingress on its host-side veth, so GSO and checksum state survive).
+/// Everything an endpoint of a macvlan network sends.
 #[inline(always)]
-pub fn endpoint_ingress(ctx: &TcContext) -> Result<i32, Error> {
-    // SAFETY: ctx.skb points at a valid __sk_buff.
-    let port = unsafe { (*ctx.skb.skb).ifindex };
-    let Some((network_id, network)) = network_of_endpoint(port) else { return Err(Error::UnknownPort) };
-    count_tx(port, ctx.len());
-    let l2 = parse_l2(ctx)?;
+pub fn endpoint_egress(
+    ctx: &TcContext,
+    l2: &L2Header,
+    port: u32,
+    network_id: u32,
+    network: &NetworkConfig,
+) -> Result<i32, Error> {
     let host_access = network.flags & network_flags::HOST_ACCESS != 0;
     if is_multicast_mac(&l2.dst) {
         if network.mode == macvlan_mode::BRIDGE {
@@ -154,7 +143,7 @@ pub fn endpoint_ingress(ctx: &TcContext) -> Result<i32, Error> {
             // The result is not checked: a host that cannot take the copy still lets the wire have it.
             let _ = ctx.clone_redirect(network.parent_ifindex, BPF_F_INGRESS as u64);
         }
-        return Ok(out_of_parent(&network));
+        return Ok(out_of_parent(network));
     }
     if host_access && l2.dst == network.parent_mac {
         // SAFETY: a plain helper call.
@@ -170,7 +159,7 @@ pub fn endpoint_ingress(ctx: &TcContext) -> Result<i32, Error> {
             }
         }
     }
-    Ok(out_of_parent(&network))
+    Ok(out_of_parent(network))
 }
 
 #[inline(always)]
@@ -181,7 +170,7 @@ fn out_of_parent(network: &NetworkConfig) -> i32 {
 
 /// Into an endpoint through its host-side veth (the veth hands it to the endpoint's end).
 #[inline(always)]
-fn redirect_to_port(port: u32, len: u32) -> i32 {
+pub fn redirect_to_port(port: u32, len: u32) -> i32 {
     count_rx(port, len);
     // SAFETY: a plain helper call.
     let verdict = unsafe { bpf_redirect(port, 0) } as i32;

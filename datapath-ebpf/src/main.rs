@@ -3,12 +3,15 @@
 #![no_std]
 #![no_main]
 
+mod bench;
+mod dispatch;
 mod error;
 mod fdb;
 mod macvlan;
 mod maps;
 mod parse;
 mod stats;
+mod vxlan;
 
 use aya_ebpf::{
     bindings::{xdp_action, TC_ACT_SHOT},
@@ -20,7 +23,7 @@ use crate::{error::Error, stats::count_drop};
 
 #[xdp]
 pub fn xlan_parent_xdp(ctx: XdpContext) -> u32 {
-    xdp_verdict(macvlan::parent_xdp(&ctx))
+    xdp_verdict(dispatch::parent_xdp(&ctx))
 }
 
 /// Native XDP redirect into a veth needs a program on the receiving end; this one lets everything through.
@@ -31,19 +34,19 @@ pub fn xlan_xdp_pass(_ctx: XdpContext) -> u32 {
 
 #[classifier]
 pub fn xlan_parent_ingress(ctx: TcContext) -> i32 {
-    tc_verdict(macvlan::parent_ingress(&ctx), None)
+    tc_verdict(dispatch::parent_ingress(&ctx), None)
 }
 
 #[classifier]
 pub fn xlan_parent_egress(ctx: TcContext) -> i32 {
-    tc_verdict(macvlan::parent_egress(&ctx), None)
+    tc_verdict(dispatch::parent_egress(&ctx), None)
 }
 
 #[classifier]
 pub fn xlan_endpoint_ingress(ctx: TcContext) -> i32 {
     // SAFETY: ctx.skb points at a valid __sk_buff.
     let port = unsafe { (*ctx.skb.skb).ifindex };
-    tc_verdict(macvlan::endpoint_ingress(&ctx), Some(port))
+    tc_verdict(dispatch::endpoint_ingress(&ctx, port), Some(port))
 }
 
 #[inline(always)]

@@ -5,23 +5,35 @@ use aya_ebpf::{
     maps::{DevMapHash, HashMap, PerCpuArray, PerCpuHashMap},
 };
 use datapath_common::{
-    EndpointConfig, EndpointStats, FdbEntry, FloodList, MacKey, NetworkConfig, DROP_REASONS, MAX_ENDPOINTS,
-    MAX_FDB_ENTRIES, MAX_NETWORKS, MAX_SOURCE_MACS,
+    EndpointConfig, EndpointStats, FdbEntry, FloodList, MacKey, NetworkConfig, ParentConfig, VniKey, VtepList,
+    VtepMac, DROP_REASONS, MAX_ENDPOINTS, MAX_FDB_ENTRIES, MAX_NETWORKS, MAX_SOURCE_MACS, MAX_VNIS,
 };
 
 /// network id → configuration.
 #[map(name = "XLAN_NETWORKS")]
 pub static NETWORKS: HashMap<u32, NetworkConfig> = HashMap::pinned(MAX_NETWORKS, 0);
 
-/// parent ifindex → network id (a macvlan parent belongs to one network).
+/// parent ifindex → what runs on it (at most one macvlan network, any number of VXLAN networks).
 #[map(name = "XLAN_PARENTS")]
-pub static PARENTS: HashMap<u32, u32> = HashMap::pinned(MAX_NETWORKS, 0);
+pub static PARENTS: HashMap<u32, ParentConfig> = HashMap::pinned(MAX_NETWORKS, 0);
+
+/// (parent, VNI, UDP port) → VXLAN network id.
+#[map(name = "XLAN_VNIS")]
+pub static VNIS: HashMap<VniKey, u32> = HashMap::pinned(MAX_VNIS, 0);
+
+/// VXLAN network id → remote VTEPs for broadcast/unknown (head-end replication).
+#[map(name = "XLAN_VTEPS")]
+pub static VTEPS: HashMap<u32, VtepList> = HashMap::pinned(MAX_NETWORKS, 0);
+
+/// VTEP IPv4 → link-layer source its frames arrived from (next-hop fallback).
+#[map(name = "XLAN_VTEP_MACS")]
+pub static VTEP_MACS: HashMap<u32, VtepMac> = HashMap::pinned(MAX_VNIS, 0);
 
 /// host-side veth ifindex → endpoint.
 #[map(name = "XLAN_ENDPOINTS")]
 pub static ENDPOINTS: HashMap<u32, EndpointConfig> = HashMap::pinned(MAX_ENDPOINTS, 0);
 
-/// (network, MAC) → local port.
+/// (network, MAC) → local port or remote VTEP; static entries and (VXLAN) learned ones.
 #[map(name = "XLAN_FDB")]
 pub static FDB: HashMap<MacKey, FdbEntry> = HashMap::pinned(MAX_FDB_ENTRIES, 0);
 

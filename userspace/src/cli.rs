@@ -1,12 +1,12 @@
 //! The command line, in the words of ip(8), bridge(8) and docker.
-use std::path::PathBuf;
+use std::{net::Ipv4Addr, path::PathBuf};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
-use crate::mode::Mode;
+use crate::{mode::Mode, state::Driver};
 
 #[derive(Debug, Parser)]
-#[command(name = "xlan", version, about = "Virtual LANs (macvlan) with the forwarding done in XDP/TC eBPF")]
+#[command(name = "xlan", version, about = "Virtual LANs (macvlan, vxlan) with the forwarding done in XDP/TC eBPF")]
 pub struct Cli {
     /// Act as the host whose network namespace is NS (/run/netns/NS); default: the current one.
     #[arg(long, value_name = "NS")]
@@ -29,17 +29,15 @@ pub enum Command {
     /// The allowed source MACs of a source-mode network.
     #[command(subcommand)]
     Macaddr(MacaddrCommand),
+    /// A VXLAN network's forwarding table: static entries, the flood list, what was learned.
+    #[command(subcommand)]
+    Fdb(FdbCommand),
     /// Per-endpoint counters: rx (delivered to it) and tx (sent by it) packets and bytes, drops by reason.
     Stats {
         network: Option<String>,
         #[arg(long)]
         json: bool,
     },
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Driver {
-    Macvlan,
 }
 
 #[derive(Debug, Subcommand)]
@@ -52,13 +50,15 @@ pub enum NetworkCommand {
         /// The uplink the network's endpoints share.
         #[arg(long)]
         parent: String,
-        /// As `ip link add … type macvlan mode MODE`.
-        #[arg(long, value_enum, default_value_t = Mode::Bridge)]
-        mode: Mode,
-        /// Let endpoints and the host's address on the parent reach each other (bridge and private modes;
-        /// the kernel's macvlan cannot).
+        /// macvlan: as `ip link add … type macvlan mode MODE` [default: bridge].
+        #[arg(long, value_enum)]
+        mode: Option<Mode>,
+        /// macvlan: let endpoints and the host's address on the parent reach each other (bridge and private
+        /// modes; the kernel's macvlan cannot).
         #[arg(long)]
         host_access: bool,
+        #[command(flatten)]
+        vxlan: VxlanArgs,
     },
     /// Delete a network, its endpoints and everything the datapath holds for it.
     #[command(alias = "rm")]
@@ -72,6 +72,72 @@ pub enum NetworkCommand {
     /// Show one network and its endpoints.
     Show {
         name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The options of `ip link add … type vxlan`.
+#[derive(Debug, Args)]
+pub struct VxlanArgs {
+    /// vxlan: the VXLAN network identifier, 1-16777215.
+    #[arg(long)]
+    pub vni: Option<u32>,
+    /// vxlan: outer source address [default: the parent's first IPv4 address].
+    #[arg(long)]
+    pub local: Option<Ipv4Addr>,
+    /// vxlan: a remote VTEP for broadcast and unknown unicast (head-end replication); repeatable.
+    #[arg(long = "remote", value_name = "IP", conflicts_with = "group")]
+    pub remotes: Vec<Ipv4Addr>,
+    /// vxlan: multicast group for broadcast and unknown unicast.
+    #[arg(long)]
+    pub group: Option<Ipv4Addr>,
+    /// vxlan: UDP port [default: 4789, IANA's; the kernel's own default is 8472].
+    #[arg(long)]
+    pub dstport: Option<u16>,
+    /// vxlan: learn remote MACs from received frames [default].
+    #[arg(long, overrides_with = "no_learning")]
+    pub learning: bool,
+    /// vxlan: do not learn; only static entries (`xlan fdb add`) and flooding.
+    #[arg(long)]
+    pub no_learning: bool,
+    /// vxlan: seconds a learned entry lives without traffic [default: 300].
+    #[arg(long, value_name = "SECS")]
+    pub ageing: Option<u32>,
+}
+
+impl VxlanArgs {
+    /// None when neither --learning nor --no-learning was given.
+    pub fn learning(&self) -> Option<bool> {
+        match (self.learning, self.no_learning) {
+            (_, true) => Some(false),
+            (true, false) => Some(true),
+            (false, false) => None,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FdbCommand {
+    /// Add a static entry (MAC → VTEP), or with the all-zero MAC a VTEP to the flood list.
+    #[command(alias = "append")]
+    Add {
+        network: String,
+        mac: String,
+        #[arg(long, value_name = "IP")]
+        dst: Option<Ipv4Addr>,
+    },
+    /// Remove an entry (static or learned), or with the all-zero MAC a VTEP from the flood list.
+    #[command(alias = "delete")]
+    Del {
+        network: String,
+        mac: String,
+        #[arg(long, value_name = "IP")]
+        dst: Option<Ipv4Addr>,
+    },
+    /// Static and learned entries with their VTEP and age, like `bridge fdb show`.
+    Show {
+        network: Option<String>,
         #[arg(long)]
         json: bool,
     },

@@ -2,7 +2,7 @@
 //! like the kernel's macvlan child, e.g. eth0, with the endpoint's MAC and addresses), the other end in the
 //! host namespace carrying the endpoint's TC program. A failed add is rolled back.
 use aya::programs::TcAttachType;
-use datapath_common::{fdb_flags, program_names, EndpointConfig, FdbEntry, FloodList, MacKey, MAX_FLOOD_PORTS};
+use datapath_common::{program_names, EndpointConfig, FdbEntry, FloodList, MacKey, MAX_FLOOD_PORTS};
 
 use crate::{
     cidr::Cidr,
@@ -115,6 +115,13 @@ async fn attach(
 
     let peer = inside.require_device(&transit_name).await?;
     inside.rename(peer.index, &endpoint.ifname).await?;
+    if network.vxlan().is_some() {
+        // Room for the outer headers: VXLAN never fragments.
+        let parent_mtu = host.require_device(&network.parent).await?.mtu;
+        let mtu = parent_mtu.saturating_sub(datapath_common::VXLAN_OVERHEAD as u32);
+        inside.set_mtu(peer.index, mtu).await?;
+        host.set_mtu(endpoint.host_ifindex, mtu).await?;
+    }
     for cidr in ips {
         inside.add_address(peer.index, cidr.ip, cidr.prefix).await?;
     }
@@ -131,7 +138,7 @@ async fn attach(
     tables.reset_stats(port)?;
     tables.put_endpoint(port, EndpointConfig { network_id: network.id, mac: endpoint.mac.0, _pad: [0; 2] })?;
     tables.put_port(port)?;
-    tables.put_fdb(MacKey::new(network.id, endpoint.mac.0), FdbEntry { ifindex: port, flags: fdb_flags::STATIC })?;
+    tables.put_fdb(MacKey::new(network.id, endpoint.mac.0), FdbEntry::local(port))?;
     let ports: Vec<u32> = network.endpoints.iter().map(|e| e.host_ifindex).chain([port]).collect();
     tables.put_flood(network.id, flood_list(&ports))?;
     datapath.attach_tc(

@@ -41,6 +41,28 @@ pub enum Error {
     NetworkFull(String, usize),
     #[error("no free network id: at most {0} networks per host")]
     TooManyNetworks(u32),
+    #[error("VNI {0} is out of range: 1-16777215")]
+    InvalidVni(u32),
+    #[error("a vxlan network needs --vni")]
+    MissingVni,
+    #[error("--remote and --group exclude each other")]
+    RemoteWithGroup,
+    #[error("--group {0} is not an IPv4 multicast address")]
+    GroupNotMulticast(String),
+    #[error("invalid VTEP address {0}: a unicast IPv4 address is needed")]
+    InvalidVtep(String),
+    #[error("parent {0} has no IPv4 address: give --local")]
+    NoLocalAddress(String),
+    #[error("VNI {vni} is already used on parent {parent} by network \"{network}\"")]
+    VniInUse { vni: u32, parent: String, network: String },
+    #[error("{0} does not apply to a {1} network")]
+    NotForDriver(&'static str, String),
+    #[error("no FDB entry {0} on network \"{1}\"")]
+    FdbNotFound(String, String),
+    #[error("{0} is a local endpoint's MAC on network \"{1}\"")]
+    FdbLocal(String, String),
+    #[error("{0} needs --dst")]
+    MissingDst(String),
     #[error("netlink: {0}")]
     Netlink(String),
     #[error("{what}: {source}")]

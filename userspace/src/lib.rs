@@ -5,6 +5,7 @@ pub mod cidr;
 pub mod cli;
 pub mod endpoint;
 pub mod error;
+pub mod fdb;
 pub mod instance;
 pub mod loader;
 pub mod mac;
@@ -18,5 +19,6 @@ pub mod pins;
 pub mod report;
 pub mod state;
 pub mod testrun;
+pub mod vxlan;
 
 pub use error::{Error, Result};

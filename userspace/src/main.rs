@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser as _;
 use xlan::{
-    cli::{Cli, Command, EndpointCommand, MacaddrCommand, NetworkCommand},
-    endpoint, instance::Instance, macaddr, network, report,
+    cli::{Cli, Command, EndpointCommand, FdbCommand, MacaddrCommand, NetworkCommand},
+    endpoint, fdb, instance::Instance, macaddr, network, report,
 };
 
 fn main() -> ExitCode {
@@ -54,8 +54,18 @@ fn run(cli: Cli) -> anyhow::Result<String> {
 
 async fn execute(instance: &Instance, command: Command) -> xlan::Result<String> {
     match command {
-        Command::Network(NetworkCommand::Create { name, driver: _, parent, mode, host_access }) => {
-            network::create(instance, network::CreateRequest { name, parent, mode, host_access }).await?;
+        Command::Network(NetworkCommand::Create { name, driver, parent, mode, host_access, vxlan }) => {
+            let vxlan_options = network::VxlanOptions {
+                vni: vxlan.vni,
+                local: vxlan.local,
+                learning: vxlan.learning(),
+                remotes: vxlan.remotes,
+                group: vxlan.group,
+                dstport: vxlan.dstport,
+                ageing: vxlan.ageing,
+            };
+            let request = network::CreateRequest { name, driver, parent, mode, host_access, vxlan: vxlan_options };
+            network::create(instance, request).await?;
             Ok(String::new())
         }
         Command::Network(NetworkCommand::Delete { name }) => {
@@ -93,6 +103,22 @@ async fn execute(instance: &Instance, command: Command) -> xlan::Result<String> 
             };
             macaddr::change(instance, &network, change, mac.as_deref())?;
             Ok(String::new())
+        }
+        Command::Fdb(FdbCommand::Add { network, mac, dst }) => {
+            fdb::add(instance, &network, &mac, dst).await?;
+            Ok(String::new())
+        }
+        Command::Fdb(FdbCommand::Del { network, mac, dst }) => {
+            fdb::del(instance, &network, &mac, dst).await?;
+            Ok(String::new())
+        }
+        Command::Fdb(FdbCommand::Show { network, json }) => {
+            let rows = fdb::rows(instance, network.as_deref())?;
+            if json {
+                Ok(with_newline(serde_json::to_string_pretty(&rows).expect("plain data serialises")))
+            } else {
+                Ok(fdb::rows_text(&rows))
+            }
         }
         Command::Stats { network, json } => {
             let state = instance.store()?.load()?;

@@ -2,7 +2,8 @@
 //! (stats, show) never create anything.
 use aya::maps::{DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues};
 use datapath_common::{
-    map_names, EndpointConfig, EndpointStats, FdbEntry, FloodList, MacKey, NetworkConfig, DROP_REASONS,
+    map_names, EndpointConfig, EndpointStats, FdbEntry, FloodList, MacKey, NetworkConfig, ParentConfig, VniKey,
+    VtepList, DROP_REASONS,
 };
 
 use crate::{
@@ -64,11 +65,36 @@ impl<'a> Tables<'a> {
     pub fn delete_network(&self, id: u32) -> Result<()> {
         self.delete::<u32, NetworkConfig>(map_names::NETWORKS, id)
     }
-    pub fn put_parent(&self, ifindex: u32, network_id: u32) -> Result<()> {
-        self.put(map_names::PARENTS, ifindex, network_id)
+    pub fn put_parent(&self, ifindex: u32, config: ParentConfig) -> Result<()> {
+        self.put(map_names::PARENTS, ifindex, config)
     }
     pub fn delete_parent(&self, ifindex: u32) -> Result<()> {
-        self.delete::<u32, u32>(map_names::PARENTS, ifindex)
+        self.delete::<u32, ParentConfig>(map_names::PARENTS, ifindex)
+    }
+    pub fn put_vni(&self, key: VniKey, network_id: u32) -> Result<()> {
+        self.put(map_names::VNIS, key, network_id)
+    }
+    pub fn delete_vni(&self, key: VniKey) -> Result<()> {
+        self.delete::<VniKey, u32>(map_names::VNIS, key)
+    }
+    pub fn put_vteps(&self, network_id: u32, list: VtepList) -> Result<()> {
+        self.put(map_names::VTEPS, network_id, list)
+    }
+    pub fn delete_vteps(&self, network_id: u32) -> Result<()> {
+        self.delete::<u32, VtepList>(map_names::VTEPS, network_id)
+    }
+
+    /// Every FDB entry of the network, static and learned.
+    pub fn fdb_entries(&self, network_id: u32) -> Result<Vec<(MacKey, FdbEntry)>> {
+        let fdb = self.hash::<MacKey, FdbEntry>(map_names::FDB)?;
+        let mut entries = Vec::new();
+        for item in fdb.iter() {
+            let (key, entry) = item.map_err(|e| map_error(map_names::FDB, e))?;
+            if key.network_id == network_id {
+                entries.push((key, entry));
+            }
+        }
+        Ok(entries)
     }
     pub fn put_endpoint(&self, port: u32, config: EndpointConfig) -> Result<()> {
         self.put(map_names::ENDPOINTS, port, config)

@@ -1,9 +1,13 @@
 //! Devices and addresses through rtnetlink. A connection belongs to the namespace its socket was opened in,
 //! so one `Netlink` per namespace; the calls are then independent of the thread's current namespace.
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use futures::TryStreamExt;
-use netlink_packet_route::{address::AddressHeaderFlags, link::LinkAttribute};
+use netlink_packet_route::{
+    address::{AddressAttribute, AddressFlags, AddressHeaderFlags},
+    link::LinkAttribute,
+    neighbour::{NeighbourAttribute, NeighbourExtFlags, NeighbourState},
+};
 use rtnetlink::{Handle, LinkUnspec, LinkVeth};
 
 use crate::{
@@ -23,6 +27,7 @@ pub struct Netlink {
 pub struct Device {
     pub index: u32,
     pub mac: Option<Mac>,
+    pub mtu: u32,
 }
 
 impl Netlink {
@@ -50,7 +55,12 @@ impl Netlink {
                     }
                     _ => None,
                 });
-                Ok(Some(Device { index: message.header.index, mac }))
+                let mtu = message
+                    .attributes
+                    .iter()
+                    .find_map(|attr| if let LinkAttribute::Mtu(mtu) = attr { Some(*mtu) } else { None })
+                    .unwrap_or(1500);
+                Ok(Some(Device { index: message.header.index, mac, mtu }))
             }
             Ok(None) => Ok(None),
             // The kernel answers ENODEV for an unknown name.
@@ -82,6 +92,83 @@ impl Netlink {
     pub async fn rename(&self, index: u32, name: &str) -> Result<()> {
         let message = LinkUnspec::new_with_index(index).name(name.to_string()).build();
         Ok(self.handle.link().set(message).execute().await?)
+    }
+
+    pub async fn set_mtu(&self, index: u32, mtu: u32) -> Result<()> {
+        let message = LinkUnspec::new_with_index(index).mtu(mtu).build();
+        Ok(self.handle.link().set(message).execute().await?)
+    }
+
+    /// The device's first IPv4 address (a VXLAN network's default outer source).
+    pub async fn first_ipv4(&self, index: u32) -> Result<Option<Ipv4Addr>> {
+        let mut addresses = self.handle.address().get().set_link_index_filter(index).execute();
+        while let Some(message) = addresses.try_next().await? {
+            for attribute in &message.attributes {
+                if let AddressAttribute::Address(IpAddr::V4(ip)) = attribute {
+                    return Ok(Some(*ip));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Adds a neighbour entry the kernel resolves and keeps resolved itself (NTF_EXT_MANAGED, ≥ 5.16), so the
+    /// datapath's FIB lookups find the next hop of a VTEP before any traffic went to it. Returns false when an
+    /// entry for the address already exists (then it is someone else's, and stays).
+    pub async fn add_managed_neighbour(&self, index: u32, ip: Ipv4Addr) -> Result<bool> {
+        let mut request = self.handle.neighbours().add(index, IpAddr::V4(ip)).state(NeighbourState::None);
+        request.message_mut().attributes.push(NeighbourAttribute::ExtFlags(NeighbourExtFlags::Managed));
+        match request.execute().await {
+            Ok(()) => Ok(true),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes the neighbour entry for `ip` on the device; one that is gone is fine.
+    pub async fn delete_neighbour(&self, index: u32, ip: Ipv4Addr) -> Result<()> {
+        let mut neighbours = self.handle.neighbours().get().execute();
+        while let Some(message) = neighbours.try_next().await? {
+            let matches = message.header.ifindex == index
+                && message.attributes.iter().any(|attr| {
+                    matches!(attr, NeighbourAttribute::Destination(d) if *d == netlink_packet_route::neighbour::NeighbourAddress::Inet(ip))
+                });
+            if matches {
+                return match self.handle.neighbours().del(message).execute().await {
+                    Ok(()) => Ok(()),
+                    Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENOENT => Ok(()),
+                    Err(e) => Err(e.into()),
+                };
+            }
+        }
+        Ok(())
+    }
+
+    /// Joins the multicast group on the device for as long as the address exists (IFA_F_MCAUTOJOIN, what
+    /// `ip addr add GROUP/32 dev DEV autojoin` does), so switches that snoop IGMP deliver the group here.
+    pub async fn join_group(&self, index: u32, group: Ipv4Addr) -> Result<()> {
+        let mut request = self.handle.address().add(index, IpAddr::V4(group), 32);
+        request.message_mut().attributes.push(AddressAttribute::Flags(AddressFlags::Mcautojoin));
+        match request.execute().await {
+            Ok(()) => Ok(()),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Leaves a group `join_group` joined.
+    pub async fn leave_group(&self, index: u32, group: Ipv4Addr) -> Result<()> {
+        let mut addresses = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .set_address_filter(IpAddr::V4(group))
+            .execute();
+        while let Some(message) = addresses.try_next().await? {
+            self.handle.address().del(message).execute().await?;
+        }
+        Ok(())
     }
 
     pub async fn set_up(&self, index: u32) -> Result<()> {

@@ -1,8 +1,13 @@
-//! `xlan network create|delete`: a network is a parent interface with the datapath attached and its entries
-//! in the instance's maps. A failed create is rolled back; delete removes every device, program, map entry
-//! and pin the network made (and the instance's maps with its last network).
+//! `xlan network create|delete`: a network is a parent interface with the datapath attached (once per parent,
+//! shared by the networks on it) and the network's entries in the instance's maps. A failed create is rolled
+//! back; delete removes every device, program, map entry, neighbour and pin the network made (and the
+//! instance's maps with its last network).
+use std::net::Ipv4Addr;
+
 use aya::programs::TcAttachType;
-use datapath_common::{kind, network_flags, program_names, FloodList, NetworkConfig, MAX_NETWORKS};
+use datapath_common::{
+    kind, network_flags, program_names, FloodList, NetworkConfig, ParentConfig, MAX_NETWORKS, VXLAN_DEFAULT_PORT,
+};
 
 use crate::{
     endpoint,
@@ -11,16 +16,34 @@ use crate::{
     loader::{detach, Datapath},
     maps::Tables,
     mode::Mode,
-    state::Network,
+    state::{Driver, Network, State, Vxlan},
+    vxlan,
 };
 
 /// What `network create` asks for.
 pub struct CreateRequest {
     pub name: String,
+    pub driver: Driver,
     pub parent: String,
-    pub mode: Mode,
+    pub mode: Option<Mode>,
     pub host_access: bool,
+    pub vxlan: VxlanOptions,
 }
+
+/// The VXLAN options of `network create`, as given (None: not given).
+#[derive(Default)]
+pub struct VxlanOptions {
+    pub vni: Option<u32>,
+    pub local: Option<Ipv4Addr>,
+    pub remotes: Vec<Ipv4Addr>,
+    pub group: Option<Ipv4Addr>,
+    pub dstport: Option<u16>,
+    pub learning: Option<bool>,
+    pub ageing: Option<u32>,
+}
+
+/// Defaults of `ip link add … type vxlan`, but for the port: IANA's 4789 (the kernel's own default is 8472).
+const DEFAULT_AGEING_SECS: u32 = 300;
 
 pub async fn create(instance: &Instance, request: CreateRequest) -> Result<Network> {
     let store = instance.store()?;
@@ -29,18 +52,34 @@ pub async fn create(instance: &Instance, request: CreateRequest) -> Result<Netwo
     if state.network(&request.name).is_ok() {
         return Err(Error::NetworkExists(request.name));
     }
-    if request.host_access && !matches!(request.mode, Mode::Bridge | Mode::Private) {
-        return Err(Error::HostAccessMode(request.mode.to_string()));
-    }
     let parent = instance.netlink.require_device(&request.parent).await?;
-    if let Some(owner) = state.networks.iter().find(|n| n.parent_ifindex == parent.index) {
-        return Err(Error::ParentInUse(request.parent, owner.name.clone()));
+    let vxlan = match request.driver {
+        Driver::Macvlan => {
+            refuse_vxlan_options(&request.vxlan)?;
+            if let Some(owner) = state.on_parent(parent.index).find(|n| n.driver == Driver::Macvlan) {
+                return Err(Error::ParentInUse(request.parent, owner.name.clone()));
+            }
+            None
+        }
+        Driver::Vxlan => {
+            if request.mode.is_some() {
+                return Err(Error::NotForDriver("--mode", "vxlan".into()));
+            }
+            if request.host_access {
+                return Err(Error::NotForDriver("--host-access", "vxlan".into()));
+            }
+            Some(vxlan_settings(instance, &state, &request, parent.index).await?)
+        }
+    };
+    let mode = request.mode.unwrap_or_default();
+    if request.host_access && !matches!(mode, Mode::Bridge | Mode::Private) {
+        return Err(Error::HostAccessMode(mode.to_string()));
     }
     let network = Network {
         id: state.free_network_id(MAX_NETWORKS)?,
         name: request.name,
-        driver: "macvlan".into(),
-        mode: request.mode,
+        driver: request.driver,
+        mode,
         parent: request.parent,
         parent_ifindex: parent.index,
         parent_mac: parent.mac.ok_or_else(|| Error::Netlink("parent has no MAC address".into()))?,
@@ -48,9 +87,25 @@ pub async fn create(instance: &Instance, request: CreateRequest) -> Result<Netwo
         endpoints: Vec::new(),
         source_macs: Vec::new(),
         next_port: 0,
+        vxlan,
     };
-    if let Err(error) = attach(instance, &network) {
-        teardown(instance, &network, state.networks.is_empty());
+    let first_on_parent = state.on_parent(parent.index).next().is_none();
+    let mut network = network;
+    state.networks.push(network.clone());
+    let made = async {
+        attach(instance, &state, &network, first_on_parent).await?;
+        let parent = network.parent_ifindex;
+        if let Some(settings) = network.vxlan.as_mut() {
+            for remote in settings.remotes.clone() {
+                vxlan::manage_neighbour(instance, parent, settings, remote).await?;
+            }
+        }
+        Ok::<_, Error>(())
+    }
+    .await;
+    state.networks.retain(|n| n.name != network.name);
+    if let Err(error) = made {
+        let _ = teardown(instance, &state, &network).await;
         return Err(error);
     }
     state.networks.push(network.clone());
@@ -66,61 +121,156 @@ pub async fn delete(instance: &Instance, name: &str) -> Result<()> {
         endpoint::teardown(instance, &network, port).await?;
     }
     state.networks.retain(|n| n.name != name);
-    teardown(instance, &network, state.networks.is_empty());
+    teardown(instance, &state, &network).await?;
     store.save(&state)
 }
 
-/// Puts the network into the maps and attaches the parent's programs.
-fn attach(instance: &Instance, network: &Network) -> Result<()> {
-    let mut datapath = Datapath::load(&instance.pins)?;
-    let tables = Tables::new(&instance.pins);
-    let config = NetworkConfig {
+async fn vxlan_settings(instance: &Instance, state: &State, request: &CreateRequest, parent: u32) -> Result<Vxlan> {
+    let options = &request.vxlan;
+    let vni = options.vni.ok_or(Error::MissingVni)?;
+    if vni == 0 || vni > datapath_common::VXLAN_MAX_VNI {
+        return Err(Error::InvalidVni(vni));
+    }
+    if !options.remotes.is_empty() && options.group.is_some() {
+        return Err(Error::RemoteWithGroup);
+    }
+    if let Some(group) = options.group {
+        if !group.is_multicast() {
+            return Err(Error::GroupNotMulticast(group.to_string()));
+        }
+    }
+    for remote in &options.remotes {
+        vxlan::validate_vtep(*remote)?;
+    }
+    if let Some(owner) = state.on_parent(parent).find(|n| n.vxlan().is_some_and(|v| v.vni == vni)) {
+        return Err(Error::VniInUse { vni, parent: request.parent.clone(), network: owner.name.clone() });
+    }
+    let local = match options.local {
+        Some(local) => vxlan::validate_vtep(local).map(|_| local)?,
+        None => instance.netlink.first_ipv4(parent).await?.ok_or_else(|| Error::NoLocalAddress(request.parent.clone()))?,
+    };
+    let mut remotes = options.remotes.clone();
+    remotes.dedup();
+    Ok(Vxlan {
+        vni,
+        local,
+        dstport: options.dstport.unwrap_or(VXLAN_DEFAULT_PORT),
+        group: options.group,
+        remotes,
+        learning: options.learning.unwrap_or(true),
+        ageing: options.ageing.unwrap_or(DEFAULT_AGEING_SECS),
+        fdb: Vec::new(),
+        managed_neighbours: Vec::new(),
+    })
+}
+
+fn refuse_vxlan_options(options: &VxlanOptions) -> Result<()> {
+    let given = [
+        ("--vni", options.vni.is_some()),
+        ("--local", options.local.is_some()),
+        ("--remote", !options.remotes.is_empty()),
+        ("--group", options.group.is_some()),
+        ("--dstport", options.dstport.is_some()),
+        ("--learning/--no-learning", options.learning.is_some()),
+        ("--ageing", options.ageing.is_some()),
+    ];
+    match given.iter().find(|(_, present)| *present) {
+        Some((option, _)) => Err(Error::NotForDriver(option, "macvlan".into())),
+        None => Ok(()),
+    }
+}
+
+/// The network's configuration as the datapath reads it.
+pub fn datapath_config(network: &Network) -> NetworkConfig {
+    let mut flags = if network.host_access { network_flags::HOST_ACCESS } else { 0 };
+    let mut config = NetworkConfig {
         kind: kind::MACVLAN,
         mode: network.mode.datapath_value(),
         parent_ifindex: network.parent_ifindex,
-        flags: if network.host_access { network_flags::HOST_ACCESS } else { 0 },
         parent_mac: network.parent_mac.0,
-        _pad: [0; 2],
+        ..Default::default()
     };
-    tables.put_network(network.id, config)?;
-    tables.put_flood(network.id, FloodList::default())?;
-    tables.put_parent(network.parent_ifindex, network.id)?;
-    datapath.attach_xdp(program_names::PARENT_XDP, network.parent_ifindex, &parent_link(network, "xdp"))?;
-    datapath.attach_tc(
-        program_names::PARENT_INGRESS,
-        &network.parent,
-        TcAttachType::Ingress,
-        &parent_link(network, "ingress"),
-    )?;
-    datapath.attach_tc(
-        program_names::PARENT_EGRESS,
-        &network.parent,
-        TcAttachType::Egress,
-        &parent_link(network, "egress"),
-    )
+    if let Some(vxlan) = network.vxlan() {
+        if vxlan.learning {
+            flags |= network_flags::LEARNING;
+        }
+        config.kind = kind::VXLAN;
+        config.vni = vxlan.vni;
+        config.dstport = vxlan.dstport;
+        config.local_ip = u32::from_ne_bytes(vxlan.local.octets());
+        config.group_ip = vxlan.group.map_or(0, |g| u32::from_ne_bytes(g.octets()));
+        config.ageing_secs = vxlan.ageing;
+    }
+    config.flags = flags;
+    config
 }
 
-/// Best-effort removal of everything `attach` may have made; with `last`, the instance's maps and
-/// directories too. Errors are not returned: this also runs as the rollback of a failed create.
-fn teardown(instance: &Instance, network: &Network, last: bool) {
-    for part in ["xdp", "ingress", "egress"] {
-        let _ = detach(&instance.pins, &parent_link(network, part));
+/// What the parent carries, from the networks on it in `state`.
+fn parent_config(state: &State, parent_ifindex: u32) -> ParentConfig {
+    let mut config = ParentConfig::default();
+    for network in state.on_parent(parent_ifindex) {
+        match network.driver {
+            Driver::Macvlan => config.macvlan_network = network.id,
+            Driver::Vxlan => config.vxlan_networks += 1,
+        }
     }
+    config
+}
+
+/// Puts the network into the maps (`state` already holds it) and, for the first network on its parent,
+/// attaches the parent's programs.
+async fn attach(instance: &Instance, state: &State, network: &Network, first_on_parent: bool) -> Result<()> {
+    let mut datapath = Datapath::load(&instance.pins)?;
     let tables = Tables::new(&instance.pins);
-    let _ = tables.delete_parent(network.parent_ifindex);
-    let _ = tables.delete_flood(network.id);
-    let _ = tables.delete_network(network.id);
-    for mac in &network.source_macs {
-        let _ = tables.delete_source_mac(datapath_common::MacKey::new(network.id, mac.0));
+    tables.put_network(network.id, datapath_config(network))?;
+    tables.put_flood(network.id, FloodList::default())?;
+    if let Some(settings) = network.vxlan() {
+        vxlan::attach(instance, &tables, network, settings).await?;
     }
-    if last {
-        let _ = tables.unpin_all();
+    tables.put_parent(network.parent_ifindex, parent_config(state, network.parent_ifindex))?;
+    if !first_on_parent {
+        return Ok(());
+    }
+    datapath.attach_xdp(program_names::PARENT_XDP, network.parent_ifindex, &parent_link(network, "xdp"))?;
+    for (program, direction, part) in [
+        (program_names::PARENT_INGRESS, TcAttachType::Ingress, "ingress"),
+        (program_names::PARENT_EGRESS, TcAttachType::Egress, "egress"),
+    ] {
+        datapath.attach_tc(program, &network.parent, direction, &parent_link(network, part))?;
+    }
+    Ok(())
+}
+
+/// Removes what `attach` made for `network` (`state` no longer holds it); with the parent's last network the
+/// parent's programs, with the instance's last network its maps and directories. Idempotent, so it also
+/// serves as the rollback of a failed create.
+async fn teardown(instance: &Instance, state: &State, network: &Network) -> Result<()> {
+    let tables = Tables::new(&instance.pins);
+    if state.on_parent(network.parent_ifindex).next().is_none() {
+        for part in ["xdp", "ingress", "egress"] {
+            detach(&instance.pins, &parent_link(network, part))?;
+        }
+        tables.delete_parent(network.parent_ifindex)?;
+    } else if tables.exist() {
+        tables.put_parent(network.parent_ifindex, parent_config(state, network.parent_ifindex))?;
+    }
+    if let Some(settings) = network.vxlan() {
+        vxlan::teardown(instance, &tables, network, settings).await?;
+    }
+    tables.delete_flood(network.id)?;
+    tables.delete_network(network.id)?;
+    for mac in &network.source_macs {
+        tables.delete_source_mac(datapath_common::MacKey::new(network.id, mac.0))?;
+    }
+    if state.networks.is_empty() {
+        tables.unpin_all()?;
         instance.pins.remove_if_empty();
     }
+    Ok(())
 }
 
 fn parent_link(network: &Network, part: &str) -> String {
-    format!("net{}-parent-{part}", network.id)
+    format!("parent{}-{part}", network.parent_ifindex)
 }
 
 fn validate_name(name: &str) -> Result<()> {

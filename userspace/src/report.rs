@@ -17,7 +17,11 @@ pub fn network_list(state: &State, as_json: bool) -> String {
     }
     let mut out = format!("{:<16} {:<8} {:<9} {:<12} {}\n", "NAME", "DRIVER", "MODE", "PARENT", "ENDPOINTS");
     for n in &state.networks {
-        out += &format!("{:<16} {:<8} {:<9} {:<12} {}\n", n.name, n.driver, n.mode, n.parent, n.endpoints.len());
+        let mode = match n.vxlan() {
+            Some(v) => format!("vni {}", v.vni),
+            None => n.mode.to_string(),
+        };
+        out += &format!("{:<16} {:<8} {:<9} {:<12} {}\n", n.name, n.driver, mode, n.parent, n.endpoints.len());
     }
     out
 }
@@ -27,6 +31,7 @@ fn network_summary(network: &Network) -> serde_json::Value {
         "name": network.name,
         "driver": network.driver,
         "mode": network.mode,
+        "vni": network.vxlan().map(|v| v.vni),
         "parent": network.parent,
         "host_access": network.host_access,
         "endpoints": network.endpoints.len(),
@@ -37,15 +42,20 @@ pub fn network_show(network: &Network, as_json: bool) -> String {
     if as_json {
         return serde_json::to_string_pretty(network).expect("plain data serialises");
     }
+    let kind = match network.vxlan() {
+        Some(v) => {
+            let flood = match v.group {
+                Some(group) => format!(" group {group}"),
+                None => v.remotes.iter().map(|r| format!(" remote {r}")).collect(),
+            };
+            let learning = if v.learning { format!(" learning ageing {}", v.ageing) } else { " nolearning".into() };
+            format!("vni {} local {} dstport {}{flood}{learning}", v.vni, v.local, v.dstport)
+        }
+        None => format!("mode {}{}", network.mode, if network.host_access { " host-access" } else { "" }),
+    };
     let mut out = format!(
-        "{}: driver {} mode {} parent {} (ifindex {}, {}){}\n",
-        network.name,
-        network.driver,
-        network.mode,
-        network.parent,
-        network.parent_ifindex,
-        network.parent_mac,
-        if network.host_access { " host-access" } else { "" }
+        "{}: driver {} {kind} parent {} (ifindex {}, {})\n",
+        network.name, network.driver, network.parent, network.parent_ifindex, network.parent_mac,
     );
     for e in &network.endpoints {
         out += &format!(

@@ -3,6 +3,7 @@
 //! serialises concurrent `xlan` calls on one instance.
 use std::{
     fs::{self, File, OpenOptions},
+    net::Ipv4Addr,
     io::Write,
     os::fd::AsRawFd,
     path::{Path, PathBuf},
@@ -26,7 +27,8 @@ pub struct Network {
     pub name: String,
     /// Key of the network in the datapath maps.
     pub id: u32,
-    pub driver: String,
+    pub driver: Driver,
+    /// macvlan mode (VXLAN networks forward among their local endpoints as bridge mode does).
     pub mode: Mode,
     pub parent: String,
     pub parent_ifindex: u32,
@@ -37,6 +39,55 @@ pub struct Network {
     pub source_macs: Vec<Mac>,
     /// Numbers the host-side veth names of this network's endpoints.
     pub next_port: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vxlan: Option<Vxlan>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Driver {
+    Macvlan,
+    Vxlan,
+}
+
+impl std::fmt::Display for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            Driver::Macvlan => "macvlan",
+            Driver::Vxlan => "vxlan",
+        })
+    }
+}
+
+/// A VXLAN network's settings, in the words of `ip link add … type vxlan` and `bridge fdb`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Vxlan {
+    pub vni: u32,
+    pub local: Ipv4Addr,
+    pub dstport: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<Ipv4Addr>,
+    /// The flood list: `--remote`s and `fdb append 00:00:00:00:00:00 dst IP`.
+    pub remotes: Vec<Ipv4Addr>,
+    pub learning: bool,
+    pub ageing: u32,
+    /// Static entries: MAC → VTEP.
+    pub fdb: Vec<StaticFdb>,
+    /// VTEP neighbour entries xlan added to the parent (and removes with the network).
+    pub managed_neighbours: Vec<Ipv4Addr>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaticFdb {
+    pub mac: Mac,
+    pub dst: Ipv4Addr,
+}
+
+impl Network {
+    /// The VXLAN settings, for a VXLAN network.
+    pub fn vxlan(&self) -> Option<&Vxlan> {
+        self.vxlan.as_ref()
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -64,6 +115,11 @@ impl State {
         self.networks.iter().find_map(|network| {
             network.endpoints.iter().find(|e| e.netns == netns && e.ifname == ifname).map(|e| (network, e))
         })
+    }
+
+    /// The networks on one parent interface.
+    pub fn on_parent(&self, parent_ifindex: u32) -> impl Iterator<Item = &Network> {
+        self.networks.iter().filter(move |n| n.parent_ifindex == parent_ifindex)
     }
 
     /// The lowest network id not in use.

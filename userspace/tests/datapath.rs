@@ -10,7 +10,7 @@ use std::{
 
 use aya::programs::{SchedClassifier, Xdp};
 use datapath_common::{
-    fdb_flags, kind, macvlan_mode, network_flags, program_names, DropReason, EndpointConfig, FdbEntry, FloodList, MacKey,
+    kind, macvlan_mode, network_flags, ParentConfig, program_names, DropReason, EndpointConfig, FdbEntry, FloodList, MacKey,
     NetworkConfig, MAX_FLOOD_PORTS,
 };
 use xlan::{loader::Datapath, maps::Tables, netns::Netns, pins::PinDir, testrun};
@@ -98,10 +98,10 @@ impl Fixture {
             parent_ifindex: self.parent,
             flags,
             parent_mac: PARENT_MAC,
-            _pad: [0; 2],
+            ..Default::default()
         };
         tables.put_network(NETWORK, config).unwrap();
-        tables.put_parent(self.parent, NETWORK).unwrap();
+        tables.put_parent(self.parent, ParentConfig { macvlan_network: NETWORK, vxlan_networks: 0 }).unwrap();
         let mut flood = FloodList::default();
         let members = if mode == macvlan_mode::PASSTHRU { 1 } else { 3 };
         for port in self.ports {
@@ -110,7 +110,7 @@ impl Fixture {
         for (i, (port, mac)) in self.ports.iter().zip(ENDPOINT_MACS).take(members).enumerate() {
             tables.put_endpoint(*port, EndpointConfig { network_id: NETWORK, mac, _pad: [0; 2] }).unwrap();
             tables.put_port(*port).unwrap();
-            tables.put_fdb(MacKey::new(NETWORK, mac), FdbEntry { ifindex: *port, flags: fdb_flags::STATIC }).unwrap();
+            tables.put_fdb(MacKey::new(NETWORK, mac), FdbEntry::local(*port)).unwrap();
             flood.ifindex[i] = *port;
         }
         flood.count = members as u32;

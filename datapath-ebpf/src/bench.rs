@@ -1,0 +1,136 @@
+//! The benchmark's programs (`cargo xtask bench`; names and config in `datapath_common::bench`). They live in the
+//! datapath's object so the bench needs no second build, but only the bench attaches them.
+//!
+//! - the generator is what upstream xdp-trafficgen does: BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES runs it
+//!   on frames the kernel keeps in a page pool, and XDP_TX sends each out of the test run's ingress device. The pool
+//!   recycles pages without copying the template again, so the program rewrites the source port every time;
+//! - the counter counts delivery on an endpoint's interface the same way whatever forwards (kernel or xlan);
+//! - the injector and the two bare redirects are the scaffolding around them (see the program docs).
+use aya_ebpf::{
+    bindings::{xdp_action, TC_ACT_OK, TC_ACT_SHOT},
+    helpers::{bpf_redirect, bpf_redirect_peer},
+    macros::{classifier, map, xdp},
+    maps::{Array, PerCpuArray},
+    programs::{TcContext, XdpContext},
+};
+use datapath_common::bench::{BenchConfig, COUNTERS, COUNTER_DELIVERED, COUNTER_GENERATED};
+use network_types::{
+    eth::{EthHdr, EtherType},
+    ip::{Ipv4Hdr, Ipv6Hdr},
+    udp::UdpHdr,
+};
+
+use crate::{error::Error, parse::ptr_at};
+
+#[map(name = "XLAN_BENCH_CONFIG")]
+static CONFIG: Array<BenchConfig> = Array::with_max_entries(1, 0);
+
+#[map(name = "XLAN_BENCH_COUNTERS")]
+static BENCH_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS, 0);
+
+#[xdp]
+pub fn xlan_bench_gen(ctx: XdpContext) -> u32 {
+    match set_flow(&ctx) {
+        Ok(()) => xdp_action::XDP_TX,
+        // The bench made the template: a frame this program cannot read is a bench bug, and the test run says so.
+        Err(_) => xdp_action::XDP_ABORTED,
+    }
+}
+
+#[classifier]
+pub fn xlan_bench_count(_ctx: TcContext) -> i32 {
+    bump(COUNTER_DELIVERED);
+    TC_ACT_OK as i32
+}
+
+/// On the generator's receiving veth in an endpoint's namespace: sends the frame out of the endpoint's interface as
+/// if the endpoint had sent it. The kernel's macvlan device has no XDP transmit, so an XDP generator cannot send
+/// from it directly; this way kernel and xlan endpoints get the same frames on the same transmit path.
+#[classifier]
+pub fn xlan_bench_inject(_ctx: TcContext) -> i32 {
+    let Some(config) = config() else { return TC_ACT_SHOT as i32 };
+    // SAFETY: a plain helper call.
+    unsafe { bpf_redirect(config.inject_ifindex, 0) as i32 }
+}
+
+/// The limit on the wire → endpoint path: every frame into one endpoint's veth, nothing looked up.
+#[xdp]
+pub fn xlan_bench_limit_xdp(_ctx: XdpContext) -> u32 {
+    let Some(config) = config() else { return xdp_action::XDP_ABORTED };
+    // SAFETY: a plain helper call.
+    unsafe { bpf_redirect(config.limit_xdp_ifindex, 0) as u32 }
+}
+
+/// The limit on the endpoint → endpoint path: every frame straight into one other endpoint, nothing looked up.
+#[classifier]
+pub fn xlan_bench_limit_tc(_ctx: TcContext) -> i32 {
+    let Some(config) = config() else { return TC_ACT_SHOT as i32 };
+    // SAFETY: a plain helper call.
+    unsafe { bpf_redirect_peer(config.limit_tc_ifindex, 0) as i32 }
+}
+
+#[inline(always)]
+fn config() -> Option<BenchConfig> {
+    CONFIG.get(0).copied()
+}
+
+/// Adds one to a per-CPU counter and returns its previous value (this CPU's count).
+#[inline(always)]
+fn bump(slot: u32) -> u64 {
+    let Some(counter) = BENCH_COUNTERS.get_ptr_mut(slot) else { return 0 };
+    // SAFETY: per-CPU slot, no other writer; the pointer comes from the map.
+    unsafe {
+        let previous = *counter;
+        *counter = previous + 1;
+        previous
+    }
+}
+
+/// Gives the frame the UDP source port of its flow (frames go round-robin over the flows) and patches the UDP
+/// checksum for the change, as RFC 1624 does, so every frame stays valid for the receiver's UDP stack.
+#[inline(always)]
+fn set_flow(ctx: &XdpContext) -> Result<(), Error> {
+    let config = config().ok_or(Error::Malformed)?;
+    let eth: *const EthHdr = ptr_at(ctx, 0)?;
+    // SAFETY: ptr_at checked that the header lies inside the packet.
+    let ether_type = unsafe { (*eth).ether_type };
+    // The bench's templates carry no VLAN tag and no IPv4 options: the UDP header is at a fixed offset.
+    let udp_offset = if ether_type == EtherType::Ipv4 as u16 {
+        EthHdr::LEN + Ipv4Hdr::LEN
+    } else if ether_type == EtherType::Ipv6 as u16 {
+        EthHdr::LEN + Ipv6Hdr::LEN
+    } else {
+        return Err(Error::Malformed);
+    };
+    // Packet memory is writable in XDP; ptr_at hands out const pointers because the datapath only reads.
+    let udp = ptr_at::<UdpHdr>(ctx, udp_offset)? as *mut UdpHdr;
+    let flows = if config.flows == 0 { 1 } else { config.flows };
+    let flow = (bump(COUNTER_GENERATED) % flows as u64) as u32;
+    let port = ((config.base_port + flow) as u16).to_be_bytes();
+    // SAFETY: as above; the bounds of the whole UDP header were checked.
+    unsafe {
+        let old = u16::from_ne_bytes((*udp).src);
+        let new = u16::from_ne_bytes(port);
+        let check = u16::from_ne_bytes((*udp).check);
+        (*udp).src = port;
+        // 0 means "no checksum" (IPv4 only); there is nothing to patch then.
+        if check != 0 {
+            (*udp).check = checksum_replace(check, old, new).to_ne_bytes();
+        }
+    }
+    Ok(())
+}
+
+/// RFC 1624 eq. 3: HC' = ~(~HC + ~m + m'). One's-complement sums do not depend on byte order, so the 16-bit words
+/// are used as they lie in memory.
+#[inline(always)]
+fn checksum_replace(check: u16, old: u16, new: u16) -> u16 {
+    let mut sum = (!check) as u32 + (!old) as u32 + new as u32;
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    match !(sum as u16) {
+        // A computed 0 goes on the wire as 0xffff: 0 would mean "no checksum".
+        0 => 0xffff,
+        check => check,
+    }
+}

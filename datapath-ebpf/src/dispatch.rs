@@ -1,0 +1,74 @@
+//! Which datapath a frame belongs to: a parent may carry one macvlan network and any number of VXLAN
+//! networks; an endpoint belongs to exactly one network. Each entry returns what to do; `main.rs` maps errors.
+use aya_ebpf::{
+    bindings::{xdp_action, TC_ACT_OK},
+    programs::{TcContext, XdpContext},
+};
+use datapath_common::kind;
+
+use crate::{
+    error::Error,
+    fdb::{macvlan_of_parent, network_of_endpoint, parent_config},
+    macvlan,
+    parse::parse_l2,
+    stats::count_tx,
+    vxlan,
+};
+
+#[inline(always)]
+pub fn parent_xdp(ctx: &XdpContext) -> Result<u32, Error> {
+    let l2 = parse_l2(ctx)?;
+    // SAFETY: ctx points at a valid xdp_md.
+    let parent = unsafe { (*ctx.ctx).ingress_ifindex };
+    let Some(config) = parent_config(parent) else { return Ok(xdp_action::XDP_PASS) };
+    if config.vxlan_networks > 0 {
+        if let Some(action) = vxlan::decap_xdp(ctx, &l2, parent)? {
+            return Ok(action);
+        }
+    }
+    match macvlan_of_parent(parent) {
+        Some((network_id, network)) => macvlan::parent_xdp(ctx, &l2, network_id, &network),
+        None => Ok(xdp_action::XDP_PASS),
+    }
+}
+
+#[inline(always)]
+pub fn parent_ingress(ctx: &TcContext) -> Result<i32, Error> {
+    let l2 = parse_l2(ctx)?;
+    // SAFETY: ctx.skb points at a valid __sk_buff.
+    let parent = unsafe { (*ctx.skb.skb).ifindex };
+    let Some(config) = parent_config(parent) else { return Ok(TC_ACT_OK as i32) };
+    if config.vxlan_networks > 0 {
+        if let Some(verdict) = vxlan::decap_tc(ctx, &l2, parent)? {
+            return Ok(verdict);
+        }
+    }
+    match macvlan_of_parent(parent) {
+        Some((network_id, network)) => macvlan::parent_ingress(ctx, &l2, network_id, &network),
+        None => Ok(TC_ACT_OK as i32),
+    }
+}
+
+#[inline(always)]
+pub fn parent_egress(ctx: &TcContext) -> Result<i32, Error> {
+    let l2 = parse_l2(ctx)?;
+    // SAFETY: ctx.skb points at a valid __sk_buff.
+    let parent = unsafe { (*ctx.skb.skb).ifindex };
+    match macvlan_of_parent(parent) {
+        Some((network_id, network)) => macvlan::parent_egress(ctx, &l2, network_id, &network),
+        None => Ok(TC_ACT_OK as i32),
+    }
+}
+
+/// Everything an endpoint sends (tcx ingress on its host-side veth, so GSO and checksum state survive).
+#[inline(always)]
+pub fn endpoint_ingress(ctx: &TcContext, port: u32) -> Result<i32, Error> {
+    let Some((network_id, network)) = network_of_endpoint(port) else { return Err(Error::UnknownPort) };
+    count_tx(port, ctx.len());
+    let l2 = parse_l2(ctx)?;
+    if network.kind == kind::VXLAN {
+        vxlan::endpoint_egress(ctx, &l2, port, network_id, &network)
+    } else {
+        macvlan::endpoint_egress(ctx, &l2, port, network_id, &network)
+    }
+}

@@ -1,0 +1,431 @@
+//! VXLAN (RFC 7348) over IPv4, interoperating with the kernel's vxlan driver: decapsulation of frames from
+//! the underlay (XDP for unicast to a local endpoint, TC for what needs copies), flood-and-learn (inner source
+//! MAC → outer source IP, static entries never overridden, learned ones age out), and encapsulation of what
+//! endpoints send (TC: `bpf_skb_adjust_room` keeps GSO/checksum state, one copy per VTEP by
+//! `bpf_clone_redirect` for broadcast/unknown, or one copy to the multicast group).
+use aya_ebpf::{
+    bindings::{
+        bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, bpf_fib_lookup, xdp_action, BPF_FIB_LKUP_RET_NO_NEIGH,
+        BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_OUTPUT, BPF_F_ADJ_ROOM_ENCAP_L2_ETH,
+        BPF_F_ADJ_ROOM_ENCAP_L3_IPV4, BPF_F_ADJ_ROOM_ENCAP_L4_UDP, TC_ACT_SHOT,
+    },
+    helpers::{
+        bpf_fib_lookup as fib_lookup, bpf_get_hash_recalc, bpf_ktime_get_ns, bpf_redirect, bpf_redirect_neigh,
+        bpf_redirect_peer, bpf_skb_change_head, bpf_xdp_adjust_head,
+    },
+    programs::{TcContext, XdpContext},
+};
+use core::mem::size_of;
+use datapath_common::{
+    is_multicast_mac, network_flags, DropReason, FdbEntry, MacKey, NetworkConfig, VniKey, VtepMac, MAX_VTEPS,
+    VXLAN_OVERHEAD,
+};
+use network_types::{
+    eth::{EthHdr, EtherType},
+    ip::{IpProto, Ipv4Hdr},
+    udp::UdpHdr,
+    vxlan::{VxlanHdr, VXLAN_I_FLAG_MASK},
+};
+
+use crate::{
+    error::Error,
+    fdb::{flood, lookup_fresh, network},
+    macvlan::redirect_to_port,
+    maps::{FDB, PORTS, VNIS, VTEPS, VTEP_MACS},
+    parse::{ptr_at, L2Header, PacketData},
+    stats::{count_drop, count_rx},
+};
+
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
+const AF_INET: u8 = 2;
+/// Learned entries are refreshed at most this often: no map write per packet.
+const REFRESH_NS: u64 = 1_000_000_000;
+/// Outer UDP source ports, as the kernel's default local port range (udp_flow_src_port).
+const SOURCE_PORT_MIN: u32 = 32768;
+const SOURCE_PORT_SPAN: u32 = 61000 - 32768;
+
+/// A frame from the underlay that is VXLAN for one of this host's networks.
+struct Received {
+    network_id: u32,
+    network: NetworkConfig,
+    outer_src_ip: u32,
+    outer_src_mac: [u8; 6],
+    /// Offset of the inner Ethernet header.
+    inner_offset: usize,
+    inner_dst: [u8; 6],
+    inner_src: [u8; 6],
+}
+
+/// The VXLAN network a frame belongs to, or None for anything else (plain traffic, IPv4 with options or
+/// fragmented, invalid VXLAN flags, unknown VNI or port, not addressed to the VTEP): the stack's business,
+/// never forwarded.
+#[inline(always)]
+fn classify(packet: &impl PacketData, l2: &L2Header, parent: u32) -> Option<Received> {
+    if l2.vlan_id != 0 || l2.ether_type != EtherType::Ipv4 as u16 {
+        return None;
+    }
+    let ip: *const Ipv4Hdr = ptr_at(packet, l2.l3_offset).ok()?;
+    // SAFETY: ptr_at checked the header lies inside the packet (and so for the headers below).
+    let (vihl, proto, frags, src, dst) =
+        unsafe { ((*ip).vihl, (*ip).proto, (*ip).frags, (*ip).src_addr, (*ip).dst_addr) };
+    let fragmented = u16::from_be_bytes(frags) & 0x3fff != 0;
+    if vihl != 0x45 || proto != IpProto::Udp as u8 || fragmented {
+        return None;
+    }
+    let udp: *const UdpHdr = ptr_at(packet, l2.l3_offset + Ipv4Hdr::LEN).ok()?;
+    let vxlan: *const VxlanHdr = ptr_at(packet, l2.l3_offset + Ipv4Hdr::LEN + UdpHdr::LEN).ok()?;
+    let inner_offset = l2.l3_offset + Ipv4Hdr::LEN + UdpHdr::LEN + VxlanHdr::LEN;
+    let inner: *const EthHdr = ptr_at(packet, inner_offset).ok()?;
+    let (dstport, flags, vni) = unsafe { (u16::from_be_bytes((*udp).dst), (*vxlan).flags, (*vxlan).vni()) };
+    if flags & VXLAN_I_FLAG_MASK == 0 {
+        return None;
+    }
+    let key = VniKey { parent_ifindex: parent, vni, dstport, _pad: 0 };
+    // SAFETY: plain data copied out.
+    let network_id = unsafe { *VNIS.get(&key)? };
+    let network = network(network_id)?;
+    let dst_ip = u32::from_ne_bytes(dst);
+    if dst_ip != network.local_ip && (network.group_ip == 0 || dst_ip != network.group_ip) {
+        return None;
+    }
+    let (inner_dst, inner_src) = unsafe { ((*inner).dst_addr, (*inner).src_addr) };
+    Some(Received {
+        network_id,
+        network,
+        outer_src_ip: u32::from_ne_bytes(src),
+        outer_src_mac: l2.src,
+        inner_offset,
+        inner_dst,
+        inner_src,
+    })
+}
+
+/// Flood-and-learn: the inner source MAC lives behind the outer source IP. Static entries win; a MAC seen
+/// behind another VTEP moves there; an unchanged entry is refreshed at most once a second.
+#[inline(always)]
+fn learn(received: &Received) {
+    if received.network.flags & network_flags::LEARNING == 0 || is_multicast_mac(&received.inner_src) {
+        return;
+    }
+    let key = MacKey::new(received.network_id, received.inner_src);
+    // SAFETY: a plain helper call.
+    let now = unsafe { bpf_ktime_get_ns() };
+    if let Some(existing) = FDB.get_ptr_mut(&key) {
+        // SAFETY: the pointer comes from the map; a racing writer can only make last_seen a little stale.
+        let existing = unsafe { &mut *existing };
+        if existing.is_static() {
+            return;
+        }
+        if existing.remote_ip == received.outer_src_ip {
+            if now.saturating_sub(existing.last_seen_ns) > REFRESH_NS {
+                existing.last_seen_ns = now;
+            }
+            return;
+        }
+    }
+    let entry = FdbEntry { ifindex: 0, remote_ip: received.outer_src_ip, flags: 0, _pad: 0, last_seen_ns: now };
+    let _ = FDB.insert(&key, &entry, 0);
+    let _ = VTEP_MACS.insert(&received.outer_src_ip, &VtepMac { mac: received.outer_src_mac, _pad: [0; 2] }, 0);
+}
+
+/// Underlay frames in XDP: learn, then unicast for a local endpoint is stripped and redirected straight
+/// into its veth. Broadcast and unknown unicast go up to `decap_tc`, which can copy.
+#[inline(always)]
+pub fn decap_xdp(ctx: &XdpContext, l2: &L2Header, parent: u32) -> Result<Option<u32>, Error> {
+    let Some(received) = classify(ctx, l2, parent) else { return Ok(None) };
+    learn(&received);
+    if is_multicast_mac(&received.inner_dst) {
+        return Ok(Some(xdp_action::XDP_PASS));
+    }
+    let Some(entry) = lookup_fresh(received.network_id, received.inner_dst, received.network.ageing_secs) else {
+        return Ok(Some(xdp_action::XDP_PASS));
+    };
+    if entry.ifindex == 0 {
+        // For a MAC behind another VTEP: VTEPs never relay each other's frames (split horizon).
+        return Ok(Some(xdp_action::XDP_DROP));
+    }
+    // SAFETY: a plain helper call; inner_offset lies inside the packet (classify checked).
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, received.inner_offset as i32) } != 0 {
+        return Err(Error::Malformed);
+    }
+    let len = (ctx.data_end() - ctx.data()) as u32;
+    match PORTS.redirect(entry.ifindex, xdp_action::XDP_DROP as u64) {
+        Ok(action) => {
+            count_rx(entry.ifindex, len);
+            Ok(Some(action))
+        }
+        Err(action) => Ok(Some(action)),
+    }
+}
+
+/// Underlay frames XDP left to TC: decapsulate, then one copy per local endpoint for broadcast and unknown
+/// unicast, or the one endpoint that owns the destination.
+#[inline(always)]
+pub fn decap_tc(ctx: &TcContext, l2: &L2Header, parent: u32) -> Result<Option<i32>, Error> {
+    let headers = l2.l3_offset + Ipv4Hdr::LEN + UdpHdr::LEN + VxlanHdr::LEN + EthHdr::LEN;
+    if ctx.data() + headers > ctx.data_end() {
+        // The headers may lie beyond the skb's linear part: pull them in (a shorter frame is not VXLAN).
+        if (ctx.len() as usize) < headers || ctx.pull_data(headers as u32).is_err() {
+            return Ok(None);
+        }
+    }
+    let Some(received) = classify(ctx, l2, parent) else { return Ok(None) };
+    let inner: EthHdr = ctx.load(received.inner_offset).map_err(|_| Error::Malformed)?;
+    // Remove outer IP, UDP, VXLAN and the inner Ethernet header behind the outer one, then make the outer
+    // Ethernet header the inner one: what is left is the inner frame.
+    let strip = (received.inner_offset + EthHdr::LEN - l2.l3_offset) as i32;
+    ctx.adjust_room(-strip, BPF_ADJ_ROOM_MAC, 0).map_err(|_| Error::Malformed)?;
+    ctx.store(0, &inner, 0).map_err(|_| Error::Malformed)?;
+    if is_multicast_mac(&received.inner_dst) {
+        flood(ctx, received.network_id, 0);
+        return Ok(Some(TC_ACT_SHOT as i32));
+    }
+    match lookup_fresh(received.network_id, received.inner_dst, received.network.ageing_secs) {
+        Some(entry) if entry.ifindex != 0 => Ok(Some(redirect_to_port(entry.ifindex, ctx.len()))),
+        Some(_) => Ok(Some(TC_ACT_SHOT as i32)),
+        None => {
+            flood(ctx, received.network_id, 0);
+            Ok(Some(TC_ACT_SHOT as i32))
+        }
+    }
+}
+
+/// Everything an endpoint of a VXLAN network sends: local endpoints directly, known remote MACs to their VTEP,
+/// broadcast and unknown unicast to the local endpoints and every VTEP of the flood list (or the group).
+#[inline(always)]
+pub fn endpoint_egress(
+    ctx: &TcContext,
+    l2: &L2Header,
+    port: u32,
+    network_id: u32,
+    network: &NetworkConfig,
+) -> Result<i32, Error> {
+    if !is_multicast_mac(&l2.dst) {
+        match lookup_fresh(network_id, l2.dst, network.ageing_secs) {
+            Some(entry) if entry.ifindex == port => return Ok(TC_ACT_SHOT as i32),
+            Some(entry) if entry.ifindex != 0 => {
+                count_rx(entry.ifindex, ctx.len());
+                // SAFETY: a plain helper call.
+                return Ok(unsafe { bpf_redirect_peer(entry.ifindex, 0) } as i32);
+            }
+            Some(entry) => return send(ctx, network, entry.remote_ip),
+            None => {}
+        }
+    }
+    flood(ctx, network_id, port);
+    flood_remote(ctx, network_id, network)
+}
+
+/// One copy to the group, or one per VTEP of the flood list (head-end replication).
+#[inline(always)]
+fn flood_remote(ctx: &TcContext, network_id: u32, network: &NetworkConfig) -> Result<i32, Error> {
+    if network.group_ip != 0 {
+        return send(ctx, network, network.group_ip);
+    }
+    let Some(list) = VTEPS.get_ptr(&network_id) else { return Ok(TC_ACT_SHOT as i32) };
+    // SAFETY: the pointer comes from the map; the loop bound is a constant.
+    let count = unsafe { (*list).count } as usize;
+    if count == 0 {
+        return Ok(TC_ACT_SHOT as i32);
+    }
+    encapsulate(ctx, network, unsafe { (*list).ips[0] })?;
+    // A VTEP whose next hop is not resolved yet gets the original, through bpf_redirect_neigh, which resolves.
+    let mut unresolved = 0u32;
+    for slot in 0..MAX_VTEPS {
+        if slot >= count {
+            break;
+        }
+        let remote = unsafe { (*list).ips[slot] };
+        match next_hop(ctx, network, remote) {
+            Some(hop) => {
+                address(ctx, network, remote, &hop)?;
+                let _ = ctx.clone_redirect(hop.ifindex, 0);
+            }
+            None if unresolved == 0 => unresolved = remote,
+            None => count_drop(DropReason::NoNeighbour, None),
+        }
+    }
+    if unresolved == 0 {
+        return Ok(TC_ACT_SHOT as i32);
+    }
+    resolve_and_send(ctx, network, unresolved)
+}
+
+/// Encapsulates for `remote` and sends it to its next hop.
+#[inline(always)]
+fn send(ctx: &TcContext, network: &NetworkConfig, remote: u32) -> Result<i32, Error> {
+    encapsulate(ctx, network, remote)?;
+    match next_hop(ctx, network, remote) {
+        Some(hop) => {
+            address(ctx, network, remote, &hop)?;
+            // SAFETY: a plain helper call.
+            Ok(unsafe { bpf_redirect(hop.ifindex, 0) } as i32)
+        }
+        None => resolve_and_send(ctx, network, remote),
+    }
+}
+
+/// Lets the kernel resolve the next hop (and queue the frame meanwhile). It does so only for IP frames; an
+/// ARP frame to an unresolved VTEP is dropped (the VTEP's neighbour entry is managed by `xlan`, or learned).
+#[inline(always)]
+fn resolve_and_send(ctx: &TcContext, network: &NetworkConfig, remote: u32) -> Result<i32, Error> {
+    if !is_ip(ctx) {
+        return Err(Error::NoNeighbour);
+    }
+    let hop = NextHop { ifindex: network.parent_ifindex, smac: network.parent_mac, dmac: [0; 6] };
+    address(ctx, network, remote, &hop)?;
+    // SAFETY: a plain helper call; no parameters: the kernel looks the route and neighbour up itself.
+    Ok(unsafe { bpf_redirect_neigh(network.parent_ifindex, core::ptr::null_mut(), 0, 0) } as i32)
+}
+
+#[inline(always)]
+fn is_ip(ctx: &TcContext) -> bool {
+    // SAFETY: ctx.skb points at a valid __sk_buff; protocol holds a big-endian EtherType.
+    let protocol = unsafe { (*ctx.skb.skb).protocol } as u16;
+    protocol == ETH_P_IP.to_be() || protocol == ETH_P_IPV6.to_be()
+}
+
+/// The headers put in front of an endpoint's frame.
+#[repr(C)]
+struct EncapHeader {
+    outer: OuterHeader,
+    udp: UdpHdr,
+    vxlan: VxlanHdr,
+    inner: EthHdr,
+}
+
+/// The part of the encapsulation that differs per destination VTEP.
+#[repr(C)]
+struct OuterHeader {
+    eth: EthHdr,
+    ip: Ipv4Hdr,
+}
+
+/// Adds the VXLAN headers for `remote` in front of the frame (outer MACs are filled by `address`).
+#[inline(always)]
+fn encapsulate(ctx: &TcContext, network: &NetworkConfig, remote: u32) -> Result<(), Error> {
+    let inner: EthHdr = ctx.load(0).map_err(|_| Error::Malformed)?;
+    // SAFETY: plain helper calls on the program's own skb.
+    let flow_hash = unsafe { bpf_get_hash_recalc(ctx.skb.skb) };
+    let grown = if is_ip(ctx) {
+        // Inserts the room behind the Ethernet header and tells GSO that this is now a UDP tunnel.
+        let flags = BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 as u64
+            | BPF_F_ADJ_ROOM_ENCAP_L4_UDP as u64
+            | BPF_F_ADJ_ROOM_ENCAP_L2_ETH as u64
+            | ((EthHdr::LEN as u64) << 56);
+        ctx.adjust_room(VXLAN_OVERHEAD as i32, BPF_ADJ_ROOM_MAC, flags).is_ok()
+    } else {
+        // adjust_room takes only IP; ARP and the like (never GSO) get the room in front instead.
+        unsafe { bpf_skb_change_head(ctx.skb.skb, VXLAN_OVERHEAD as u32, 0) == 0 }
+    };
+    if !grown {
+        return Err(Error::Encap);
+    }
+    let outer_len = ctx.len() - EthHdr::LEN as u32;
+    let source_port = (SOURCE_PORT_MIN + flow_hash % SOURCE_PORT_SPAN) as u16;
+    let header = EncapHeader {
+        outer: outer_header(network, remote, &NextHop::unresolved(network), outer_len),
+        udp: UdpHdr {
+            src: source_port.to_be_bytes(),
+            dst: network.dstport.to_be_bytes(),
+            len: ((outer_len as usize - Ipv4Hdr::LEN) as u16).to_be_bytes(),
+            // Zero: no outer UDP checksum over IPv4, as the kernel's vxlan default (RFC 7348).
+            check: [0; 2],
+        },
+        vxlan: {
+            let mut vxlan = VxlanHdr::new(network.vni);
+            vxlan.flags = VXLAN_I_FLAG_MASK;
+            vxlan
+        },
+        inner,
+    };
+    ctx.store(0, &header, 0).map_err(|_| Error::Encap)
+}
+
+/// Writes the outer Ethernet and IPv4 headers for `remote` through `hop`.
+#[inline(always)]
+fn address(ctx: &TcContext, network: &NetworkConfig, remote: u32, hop: &NextHop) -> Result<(), Error> {
+    let outer_len = ctx.len() - EthHdr::LEN as u32;
+    ctx.store(0, &outer_header(network, remote, hop, outer_len), 0).map_err(|_| Error::Encap)
+}
+
+#[inline(always)]
+fn outer_header(network: &NetworkConfig, remote: u32, hop: &NextHop, outer_len: u32) -> OuterHeader {
+    let mut ip = Ipv4Hdr {
+        vihl: 0x45,
+        tos: 0,
+        tot_len: (outer_len as u16).to_be_bytes(),
+        id: [0; 2],
+        // Don't fragment: the endpoints' MTU leaves room for the headers.
+        frags: 0x4000u16.to_be_bytes(),
+        ttl: 64,
+        proto: IpProto::Udp as u8,
+        check: [0; 2],
+        src_addr: network.local_ip.to_ne_bytes(),
+        dst_addr: remote.to_ne_bytes(),
+    };
+    ip.check = ipv4_checksum(&ip);
+    OuterHeader { eth: EthHdr { dst_addr: hop.dmac, src_addr: hop.smac, ether_type: EtherType::Ipv4 as u16 }, ip }
+}
+
+#[inline(always)]
+fn ipv4_checksum(ip: &Ipv4Hdr) -> [u8; 2] {
+    // SAFETY: Ipv4Hdr is 20 bytes of plain data.
+    let bytes = unsafe { &*(ip as *const Ipv4Hdr as *const [u8; Ipv4Hdr::LEN]) };
+    let mut sum = 0u32;
+    for word in 0..Ipv4Hdr::LEN / 2 {
+        sum += u16::from_be_bytes([bytes[2 * word], bytes[2 * word + 1]]) as u32;
+    }
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    (!(sum as u16)).to_be_bytes()
+}
+
+/// Where a copy for a VTEP leaves: device and link-layer addresses.
+struct NextHop {
+    ifindex: u32,
+    smac: [u8; 6],
+    dmac: [u8; 6],
+}
+
+impl NextHop {
+    fn unresolved(network: &NetworkConfig) -> Self {
+        Self { ifindex: network.parent_ifindex, smac: network.parent_mac, dmac: [0; 6] }
+    }
+}
+
+/// The next hop toward `remote`: the group's multicast MAC, the FIB and neighbour table, or the link-layer
+/// source the VTEP's own frames came from.
+#[inline(always)]
+fn next_hop(ctx: &TcContext, network: &NetworkConfig, remote: u32) -> Option<NextHop> {
+    let octets = remote.to_ne_bytes();
+    if octets[0] & 0xf0 == 0xe0 {
+        let dmac = [0x01, 0x00, 0x5e, octets[1] & 0x7f, octets[2], octets[3]];
+        return Some(NextHop { ifindex: network.parent_ifindex, smac: network.parent_mac, dmac });
+    }
+    // SAFETY: an all-zero bpf_fib_lookup is a valid starting point; the helper fills the answer in.
+    let mut params: bpf_fib_lookup = unsafe { core::mem::zeroed() };
+    params.family = AF_INET;
+    params.l4_protocol = IpProto::Udp as u8;
+    params.ifindex = network.parent_ifindex;
+    params.__bindgen_anon_3.ipv4_src = network.local_ip;
+    params.__bindgen_anon_4.ipv4_dst = remote;
+    let verdict = unsafe {
+        fib_lookup(
+            ctx.skb.skb as *mut _,
+            &mut params,
+            size_of::<bpf_fib_lookup>() as i32,
+            BPF_FIB_LOOKUP_OUTPUT,
+        )
+    } as u32;
+    if verdict == BPF_FIB_LKUP_RET_SUCCESS {
+        return Some(NextHop { ifindex: params.ifindex, smac: params.smac, dmac: params.dmac });
+    }
+    if verdict == BPF_FIB_LKUP_RET_NO_NEIGH {
+        // SAFETY: plain data copied out.
+        let learned = unsafe { VTEP_MACS.get(&remote) }?;
+        return Some(NextHop { ifindex: network.parent_ifindex, smac: network.parent_mac, dmac: learned.mac });
+    }
+    None
+}

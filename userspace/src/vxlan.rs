@@ -1,0 +1,98 @@
+//! The VXLAN side of a network: its VNI in the datapath's maps, its flood list, static FDB entries, and what
+//! it asks of the host: neighbour entries the kernel keeps resolved for the configured VTEPs, and membership
+//! of the multicast group.
+use std::net::Ipv4Addr;
+
+use datapath_common::{FdbEntry, MacKey, VniKey, VtepList, MAX_VTEPS};
+
+use crate::{
+    error::{Error, Result},
+    instance::Instance,
+    maps::Tables,
+    state::{Network, Vxlan},
+};
+
+/// A VTEP address must be a unicast IPv4 address.
+pub fn validate_vtep(ip: Ipv4Addr) -> Result<()> {
+    if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() || ip.is_loopback() {
+        return Err(Error::InvalidVtep(ip.to_string()));
+    }
+    Ok(())
+}
+
+pub fn ip_key(ip: Ipv4Addr) -> u32 {
+    u32::from_ne_bytes(ip.octets())
+}
+
+pub fn vni_key(network: &Network, settings: &Vxlan) -> VniKey {
+    VniKey { parent_ifindex: network.parent_ifindex, vni: settings.vni, dstport: settings.dstport, _pad: 0 }
+}
+
+pub fn vtep_list(remotes: &[Ipv4Addr]) -> VtepList {
+    let mut list = VtepList::default();
+    for (slot, ip) in list.ips.iter_mut().zip(remotes) {
+        *slot = ip_key(*ip);
+    }
+    list.count = remotes.len().min(MAX_VTEPS) as u32;
+    list
+}
+
+/// A static FDB entry: the MAC lives behind `dst`.
+pub fn remote_entry(dst: Ipv4Addr) -> FdbEntry {
+    FdbEntry { ifindex: 0, remote_ip: ip_key(dst), ..FdbEntry::local(0) }
+}
+
+/// Fills the maps for a new VXLAN network and joins its group.
+pub async fn attach(instance: &Instance, tables: &Tables<'_>, network: &Network, settings: &Vxlan) -> Result<()> {
+    tables.put_vteps(network.id, vtep_list(&settings.remotes))?;
+    tables.put_vni(vni_key(network, settings), network.id)?;
+    if let Some(group) = settings.group {
+        instance.netlink.join_group(network.parent_ifindex, group).await?;
+    }
+    Ok(())
+}
+
+/// Removes everything of the network: map entries (static and learned), its neighbour entries, its group.
+pub async fn teardown(instance: &Instance, tables: &Tables<'_>, network: &Network, settings: &Vxlan) -> Result<()> {
+    if tables.exist() {
+        tables.delete_vni(vni_key(network, settings))?;
+        tables.delete_vteps(network.id)?;
+        for (key, _) in tables.fdb_entries(network.id)? {
+            tables.delete_fdb(key)?;
+        }
+    }
+    for ip in &settings.managed_neighbours {
+        instance.netlink.delete_neighbour(network.parent_ifindex, *ip).await?;
+    }
+    if let Some(group) = settings.group {
+        instance.netlink.leave_group(network.parent_ifindex, group).await?;
+    }
+    Ok(())
+}
+
+/// Makes sure the host keeps the next hop of `vtep` resolved; records the entry if xlan made it.
+pub async fn manage_neighbour(instance: &Instance, parent_ifindex: u32, settings: &mut Vxlan, vtep: Ipv4Addr) -> Result<()> {
+    if settings.managed_neighbours.contains(&vtep) {
+        return Ok(());
+    }
+    if instance.netlink.add_managed_neighbour(parent_ifindex, vtep).await? {
+        settings.managed_neighbours.push(vtep);
+    }
+    Ok(())
+}
+
+/// Stops managing `vtep`'s neighbour entry once nothing of the network names it any more.
+pub async fn release_neighbour(instance: &Instance, parent_ifindex: u32, settings: &mut Vxlan, vtep: Ipv4Addr) -> Result<()> {
+    let still_used = settings.remotes.contains(&vtep) || settings.fdb.iter().any(|e| e.dst == vtep);
+    if still_used || !settings.managed_neighbours.contains(&vtep) {
+        return Ok(());
+    }
+    instance.netlink.delete_neighbour(parent_ifindex, vtep).await?;
+    settings.managed_neighbours.retain(|ip| *ip != vtep);
+    Ok(())
+}
+
+/// `MacKey` of a MAC in the network.
+pub fn mac_key(network: &Network, mac: crate::mac::Mac) -> MacKey {
+    MacKey::new(network.id, mac.0)
+}
