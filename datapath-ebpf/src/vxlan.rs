@@ -5,8 +5,7 @@
 //! `bpf_clone_redirect` for broadcast/unknown, or one copy to the multicast group).
 use aya_ebpf::{
     bindings::{
-        bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, bpf_fib_lookup, xdp_action, BPF_FIB_LKUP_RET_NO_NEIGH,
-        BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_OUTPUT, BPF_F_ADJ_ROOM_ENCAP_L2_ETH,
+        bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, bpf_fib_lookup, xdp_action, BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_OUTPUT, BPF_F_ADJ_ROOM_ENCAP_L2_ETH,
         BPF_F_ADJ_ROOM_ENCAP_L3_IPV4, BPF_F_ADJ_ROOM_ENCAP_L4_UDP, TC_ACT_SHOT,
     },
     helpers::{
@@ -422,10 +421,9 @@ fn next_hop(ctx: &TcContext, network: &NetworkConfig, remote: u32) -> Option<Nex
     if verdict == BPF_FIB_LKUP_RET_SUCCESS {
         return Some(NextHop { ifindex: params.ifindex, smac: params.smac, dmac: params.dmac });
     }
-    if verdict == BPF_FIB_LKUP_RET_NO_NEIGH {
-        // SAFETY: plain data copied out.
-        let learned = unsafe { VTEP_MACS.get(&remote) }?;
-        return Some(NextHop { ifindex: network.parent_ifindex, smac: network.parent_mac, dmac: learned.mac });
-    }
-    None
+    // No neighbour yet, or a host that does not forward (bpf_fib_lookup then refuses to answer at all):
+    // the MAC `xlan` read from the VTEP's managed neighbour entry, or the one its frames came from.
+    // SAFETY: plain data copied out.
+    let known = unsafe { VTEP_MACS.get(&remote) }?;
+    Some(NextHop { ifindex: network.parent_ifindex, smac: network.parent_mac, dmac: known.mac })
 }

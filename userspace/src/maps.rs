@@ -3,7 +3,7 @@
 use aya::maps::{DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues};
 use datapath_common::{
     map_names, EndpointConfig, EndpointStats, FdbEntry, FloodList, MacKey, NetworkConfig, ParentConfig, VniKey,
-    VtepList, DROP_REASONS,
+    VtepList, VtepMac, DROP_REASONS,
 };
 
 use crate::{
@@ -82,6 +82,13 @@ impl<'a> Tables<'a> {
     }
     pub fn delete_vteps(&self, network_id: u32) -> Result<()> {
         self.delete::<u32, VtepList>(map_names::VTEPS, network_id)
+    }
+
+    pub fn put_vtep_mac(&self, ip: u32, mac: [u8; 6]) -> Result<()> {
+        self.put(map_names::VTEP_MACS, ip, VtepMac { mac, _pad: [0; 2] })
+    }
+    pub fn delete_vtep_mac(&self, ip: u32) -> Result<()> {
+        self.delete::<u32, VtepMac>(map_names::VTEP_MACS, ip)
     }
 
     /// Every FDB entry of the network, static and learned.

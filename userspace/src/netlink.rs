@@ -6,7 +6,7 @@ use futures::TryStreamExt;
 use netlink_packet_route::{
     address::{AddressAttribute, AddressFlags, AddressHeaderFlags},
     link::LinkAttribute,
-    neighbour::{NeighbourAttribute, NeighbourExtFlags, NeighbourState},
+    neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourState},
 };
 use rtnetlink::{Handle, LinkUnspec, LinkVeth};
 
@@ -125,15 +125,29 @@ impl Netlink {
         }
     }
 
+    /// The link-layer address of `ip`'s neighbour entry on the device, once resolved.
+    pub async fn neighbour_mac(&self, index: u32, ip: Ipv4Addr) -> Result<Option<Mac>> {
+        let mut neighbours = self.handle.neighbours().get().execute();
+        let mut found = None;
+        while let Some(message) = neighbours.try_next().await? {
+            if message.header.ifindex != index || !is_neighbour_of(&message.attributes, ip) {
+                continue;
+            }
+            found = message.attributes.iter().find_map(|attr| match attr {
+                NeighbourAttribute::LinkLayerAddress(bytes) if bytes.len() == 6 => {
+                    Some(Mac(bytes.as_slice().try_into().expect("length checked")))
+                }
+                _ => None,
+            });
+        }
+        Ok(found)
+    }
+
     /// Deletes the neighbour entry for `ip` on the device; one that is gone is fine.
     pub async fn delete_neighbour(&self, index: u32, ip: Ipv4Addr) -> Result<()> {
         let mut neighbours = self.handle.neighbours().get().execute();
         while let Some(message) = neighbours.try_next().await? {
-            let matches = message.header.ifindex == index
-                && message.attributes.iter().any(|attr| {
-                    matches!(attr, NeighbourAttribute::Destination(d) if *d == netlink_packet_route::neighbour::NeighbourAddress::Inet(ip))
-                });
-            if matches {
+            if message.header.ifindex == index && is_neighbour_of(&message.attributes, ip) {
                 return match self.handle.neighbours().del(message).execute().await {
                     Ok(()) => Ok(()),
                     Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENOENT => Ok(()),
@@ -194,4 +208,8 @@ impl Netlink {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+fn is_neighbour_of(attributes: &[NeighbourAttribute], ip: Ipv4Addr) -> bool {
+    attributes.iter().any(|attr| matches!(attr, NeighbourAttribute::Destination(NeighbourAddress::Inet(d)) if *d == ip))
 }

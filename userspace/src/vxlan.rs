@@ -1,7 +1,10 @@
 //! The VXLAN side of a network: its VNI in the datapath's maps, its flood list, static FDB entries, and what
 //! it asks of the host: neighbour entries the kernel keeps resolved for the configured VTEPs, and membership
 //! of the multicast group.
-use std::net::Ipv4Addr;
+use std::{
+    net::Ipv4Addr,
+    time::{Duration, Instant},
+};
 
 use datapath_common::{FdbEntry, MacKey, VniKey, VtepList, MAX_VTEPS};
 
@@ -64,19 +67,34 @@ pub async fn teardown(instance: &Instance, tables: &Tables<'_>, network: &Networ
     for ip in &settings.managed_neighbours {
         instance.netlink.delete_neighbour(network.parent_ifindex, *ip).await?;
     }
+    for ip in settings.remotes.iter().chain(settings.fdb.iter().map(|e| &e.dst)) {
+        tables.delete_vtep_mac(ip_key(*ip))?;
+    }
     if let Some(group) = settings.group {
         instance.netlink.leave_group(network.parent_ifindex, group).await?;
     }
     Ok(())
 }
 
-/// Makes sure the host keeps the next hop of `vtep` resolved; records the entry if xlan made it.
+/// How long `manage_neighbour` waits for a VTEP's MAC.
+const RESOLVE_WAIT: Duration = Duration::from_secs(1);
+
+/// Makes sure the host keeps the next hop of `vtep` resolved (recording the entry if xlan made it), and
+/// hands its MAC to the datapath: bpf_fib_lookup answers nothing on a host that does not forward, and the
+/// kernel resolves neighbours for IP frames only, so an ARP request for a VTEP nobody talked to yet needs it.
+/// A VTEP that does not answer within a second is learned from its first frame instead.
 pub async fn manage_neighbour(instance: &Instance, parent_ifindex: u32, settings: &mut Vxlan, vtep: Ipv4Addr) -> Result<()> {
-    if settings.managed_neighbours.contains(&vtep) {
-        return Ok(());
-    }
-    if instance.netlink.add_managed_neighbour(parent_ifindex, vtep).await? {
+    if !settings.managed_neighbours.contains(&vtep)
+        && instance.netlink.add_managed_neighbour(parent_ifindex, vtep).await?
+    {
         settings.managed_neighbours.push(vtep);
+    }
+    let deadline = Instant::now() + RESOLVE_WAIT;
+    while Instant::now() < deadline {
+        if let Some(mac) = instance.netlink.neighbour_mac(parent_ifindex, vtep).await? {
+            return Tables::new(&instance.pins).put_vtep_mac(ip_key(vtep), mac.0);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
 }
@@ -88,6 +106,7 @@ pub async fn release_neighbour(instance: &Instance, parent_ifindex: u32, setting
         return Ok(());
     }
     instance.netlink.delete_neighbour(parent_ifindex, vtep).await?;
+    Tables::new(&instance.pins).delete_vtep_mac(ip_key(vtep))?;
     settings.managed_neighbours.retain(|ip| *ip != vtep);
     Ok(())
 }
