@@ -1,0 +1,198 @@
+//! What the BPF_PROG_TEST_RUN datapath tests share: a fixture whose programs see devices of a private network
+//! namespace (veths made here, never the host's) and maps pinned under a bpffs directory of their own — both
+//! go away on drop, also when a test fails — and frame builders.
+#![allow(dead_code)]
+use std::{
+    os::fd::AsFd,
+    process::Command,
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use aya::programs::{SchedClassifier, Xdp};
+use datapath_common::{
+    kind, macvlan_mode, ParentConfig, program_names, DropReason, EndpointConfig, FdbEntry, FloodList, MacKey,
+    NetworkConfig, MAX_FLOOD_PORTS,
+};
+use xlan::{loader::Datapath, maps::Tables, netns::Netns, pins::PinDir, testrun};
+
+pub const XDP_DROP: u32 = 1;
+pub const XDP_PASS: u32 = 2;
+pub const XDP_REDIRECT: u32 = 4;
+pub const TC_ACT_OK: u32 = 0;
+pub const TC_ACT_SHOT: u32 = 2;
+pub const TC_ACT_REDIRECT: u32 = 7;
+
+pub const NETWORK: u32 = 7;
+pub const OUTSIDE_MAC: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 1];
+pub const PARENT_MAC: [u8; 6] = [0x02, 0xbb, 0, 0, 0, 2];
+pub const ENDPOINT_MACS: [[u8; 6]; 3] = [[0x02, 0x77, 0, 0, 0, 0x11], [0x02, 0x77, 0, 0, 0, 0x12], [0x02, 0x77, 0, 0, 0, 0x13]];
+pub const BROADCAST: [u8; 6] = [0xff; 6];
+pub const IPV6_ALL_NODES: [u8; 6] = [0x33, 0x33, 0, 0, 0, 1];
+
+/// A namespace with a parent veth and three endpoint veths, the datapath loaded with its maps pinned in a
+/// directory of the test's own, and one macvlan network.
+pub struct Fixture {
+    pub datapath: Datapath,
+    pub parent: u32,
+    pub ports: [u32; 3],
+    // Dropped in this order, after the fields above: the maps' pins, then the namespace.
+    pub pins: PinGuard,
+    pub netns: NetnsGuard,
+}
+
+/// Deletes the namespace on drop (its devices go with it).
+pub struct NetnsGuard(pub String);
+
+impl Drop for NetnsGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Removes the maps' pins and the directory on drop.
+pub struct PinGuard(pub PinDir);
+
+impl Drop for PinGuard {
+    fn drop(&mut self) {
+        let _ = Tables::new(&self.0).unpin_all();
+        self.0.remove_if_empty();
+    }
+}
+
+static NEXT_FIXTURE: AtomicU32 = AtomicU32::new(0);
+
+pub fn ip(args: &[&str]) {
+    let status = Command::new("ip").args(args).status().expect("run ip");
+    assert!(status.success(), "ip {args:?} failed");
+}
+
+pub fn ifindex(name: &str) -> u32 {
+    let c_name = std::ffi::CString::new(name).unwrap();
+    // SAFETY: valid C string.
+    let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
+    assert_ne!(index, 0, "no device {name}");
+    index
+}
+
+impl Fixture {
+    pub fn new(mode: u32) -> Self {
+        Self::with_flags(mode, 0)
+    }
+
+    pub fn with_flags(mode: u32, flags: u32) -> Self {
+        let fixture = Self::bare();
+        fixture.configure(mode, flags);
+        fixture
+    }
+
+    /// The namespace, devices and datapath, no network yet.
+    pub fn bare() -> Self {
+        let netns_name = format!("xl{}dp{}", std::process::id(), NEXT_FIXTURE.fetch_add(1, Ordering::Relaxed));
+        ip(&["netns", "add", &netns_name]);
+        let netns = NetnsGuard(netns_name.clone());
+        // No IPv6 on the test devices: their own ND/MLD frames would mix with what the tests count.
+        let status = Command::new("ip")
+            .args(["netns", "exec", &netns_name, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"])
+            .arg("net.ipv6.conf.default.disable_ipv6=1")
+            .status()
+            .expect("run sysctl");
+        assert!(status.success(), "disable IPv6 in {netns_name}");
+        ip(&["-n", &netns_name, "link", "add", "parent", "type", "veth", "peer", "name", "wire"]);
+        for n in 1..=3 {
+            let (host, inner) = (format!("port{n}"), format!("ep{n}"));
+            ip(&["-n", &netns_name, "link", "add", &host, "type", "veth", "peer", "name", &inner]);
+        }
+        // Copies (bpf_clone_redirect) are really sent, and a device that is down refuses them.
+        for device in ["parent", "wire", "port1", "ep1", "port2", "ep2", "port3", "ep3"] {
+            ip(&["-n", &netns_name, "link", "set", device, "up"]);
+        }
+        // The test thread stays in the namespace: the programs resolve ifindexes in the caller's one.
+        std::mem::forget(Netns::open(&netns_name).unwrap().enter().unwrap());
+        let pins = PinGuard(PinDir::for_instance(&netns_name));
+        let datapath = Datapath::load(&pins.0).expect("load datapath");
+        let parent = ifindex("parent");
+        let ports = [ifindex("port1"), ifindex("port2"), ifindex("port3")];
+        Fixture { datapath, parent, ports, pins, netns }
+    }
+
+    pub fn tables(&self) -> Tables<'_> {
+        Tables::new(&self.pins.0)
+    }
+
+    /// Runs a command inside the fixture's namespace (addresses, neighbours, sysctls for the FIB lookups).
+    pub fn ip(&self, args: &[&str]) {
+        let mut full = vec!["-n", &self.netns.0];
+        full.extend_from_slice(args);
+        ip(&full);
+    }
+
+    pub fn configure(&self, mode: u32, flags: u32) {
+        let tables = self.tables();
+        let config = NetworkConfig {
+            kind: kind::MACVLAN,
+            mode,
+            parent_ifindex: self.parent,
+            flags,
+            parent_mac: PARENT_MAC,
+            ..Default::default()
+        };
+        tables.put_network(NETWORK, config).unwrap();
+        tables.put_parent(self.parent, ParentConfig { macvlan_network: NETWORK, vxlan_networks: 0 }).unwrap();
+        let mut flood = FloodList::default();
+        let members = if mode == macvlan_mode::PASSTHRU { 1 } else { 3 };
+        for port in self.ports {
+            tables.reset_stats(port).unwrap();
+        }
+        for (i, (port, mac)) in self.ports.iter().zip(ENDPOINT_MACS).take(members).enumerate() {
+            tables.put_endpoint(*port, EndpointConfig { network_id: NETWORK, mac, _pad: [0; 2] }).unwrap();
+            tables.put_port(*port).unwrap();
+            tables.put_fdb(MacKey::new(NETWORK, mac), FdbEntry::local(*port)).unwrap();
+            flood.ifindex[i] = *port;
+        }
+        flood.count = members as u32;
+        assert!(members <= MAX_FLOOD_PORTS);
+        tables.put_flood(NETWORK, flood).unwrap();
+    }
+
+    pub fn xdp(&mut self, frame: &[u8]) -> testrun::Outcome {
+        let parent = self.parent;
+        let program: &mut Xdp = self.datapath.program(program_names::PARENT_XDP).unwrap();
+        testrun::run_xdp(program.fd().unwrap().as_fd(), frame, parent).expect("test run")
+    }
+
+    /// `tc`, for frames the kernel itself may refuse to build an skb from (None then).
+    pub fn try_tc(&mut self, program_name: &str, frame: &[u8], ifindex: u32) -> Option<testrun::Outcome> {
+        let program: &mut SchedClassifier = self.datapath.program(program_name).unwrap();
+        testrun::run_tc(program.fd().unwrap().as_fd(), frame, ifindex).ok()
+    }
+
+    pub fn tc(&mut self, program_name: &str, frame: &[u8], ifindex: u32) -> testrun::Outcome {
+        let program: &mut SchedClassifier = self.datapath.program(program_name).unwrap();
+        testrun::run_tc(program.fd().unwrap().as_fd(), frame, ifindex).expect("test run")
+    }
+
+    /// Frames delivered to each endpoint so far.
+    pub fn rx(&self) -> [u64; 3] {
+        self.ports.map(|port| self.tables().stats(port).unwrap().rx_packets)
+    }
+
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.tables().drops().unwrap()[reason as usize]
+    }
+}
+
+
+/// An Ethernet frame (optionally 802.1Q-tagged) carrying a small IPv4/UDP-looking payload.
+pub fn frame(dst: [u8; 6], src: [u8; 6], vlan: Option<u16>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&dst);
+    bytes.extend_from_slice(&src);
+    if let Some(id) = vlan {
+        bytes.extend_from_slice(&[0x81, 0x00]);
+        bytes.extend_from_slice(&id.to_be_bytes());
+    }
+    bytes.extend_from_slice(&[0x08, 0x00]);
+    bytes.extend((0..46u8).map(|i| i.wrapping_mul(7)));
+    bytes
+}
+
