@@ -48,8 +48,11 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Run the benchmarks (not implemented yet).
-    Bench,
+    /// Build, then run the benchmark (kernel vs xlan vs the limit); arguments after `--` go to `xlan-bench`.
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -78,6 +81,6 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         }
         Command::Run { args } => lab::run(&args),
         Command::Test { args } => suite::run(&args),
-        Command::Bench => bench::run(),
+        Command::Bench { args } => bench::run(&args),
     }
 }

@@ -1,0 +1,85 @@
+//! The bench's eBPF programs (datapath-ebpf/src/bench.rs), loaded through xlan's own loader from the object xlan
+//! embeds, one load per topology so each has its own config and counters. Attachments belong to this process (aya
+//! links, no pins) and go away when the load is dropped, or with the device.
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use anyhow::{anyhow, Context, Result};
+use aya::maps::{Array, MapData, PerCpuArray};
+use aya::programs::tc::TcAttachOptions;
+use aya::programs::{LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode};
+use datapath_common::bench::{map_names, program_names, BenchConfig, COUNTER_DELIVERED};
+use xlan_lib::loader::Datapath;
+use xlan_lib::netns::Netns as ThreadNetns;
+use xlan_lib::pins::PinDir;
+
+pub struct BenchPrograms {
+    datapath: Datapath,
+}
+
+impl BenchPrograms {
+    /// Loads the object. The datapath's own maps are declared pinned, so the load pins them under the xlan instance
+    /// directory named `instance` (the topology's host namespace, which the harness's cleanup already removes);
+    /// the bench's maps are not pinned.
+    pub fn load(instance: &str) -> Result<BenchPrograms> {
+        let datapath = Datapath::load(&PinDir::for_instance(instance))
+            .with_context(|| format!("loading the eBPF object for bench instance {instance}"))?;
+        Ok(BenchPrograms { datapath })
+    }
+
+    /// Attaches XDP program `program` to `ifname` in namespace `netns` (native mode: all devices here are veths).
+    pub fn attach_xdp(&mut self, netns: &str, ifname: &str, program: &str) -> Result<()> {
+        let _inside = enter(netns)?;
+        let xdp: &mut Xdp = self.datapath.program(program)?;
+        xdp.attach(ifname, XdpMode::default())
+            .with_context(|| format!("attaching {program} to {ifname} in {netns}"))?;
+        Ok(())
+    }
+
+    /// Attaches TC program `program` to the tcx ingress of `ifname` in namespace `netns`.
+    pub fn attach_tc_ingress(&mut self, netns: &str, ifname: &str, program: &str) -> Result<()> {
+        let _inside = enter(netns)?;
+        let classifier: &mut SchedClassifier = self.datapath.program(program)?;
+        classifier
+            .attach_with_options(ifname, TcAttachType::Ingress, TcAttachOptions::TcxOrder(LinkOrder::default()))
+            .with_context(|| format!("attaching {program} to {ifname} ingress in {netns}"))?;
+        Ok(())
+    }
+
+    /// The generator's program, for BPF_PROG_TEST_RUN (a duplicate fd, so the caller can hold it while it reads the
+    /// counters).
+    pub fn generator(&mut self) -> Result<OwnedFd> {
+        let xdp: &mut Xdp = self.datapath.program(program_names::GENERATOR)?;
+        let fd = xdp.fd().context("the generator is not loaded")?;
+        Ok(fd.as_fd().try_clone_to_owned()?)
+    }
+
+    pub fn config(&mut self) -> Result<BenchConfig> {
+        self.config_map()?.get(&0, 0).context("reading the bench config")
+    }
+
+    pub fn set_config(&mut self, config: BenchConfig) -> Result<()> {
+        self.config_map()?.set(0, config, 0).context("writing the bench config")
+    }
+
+    /// Frames the counter programs of this load have seen, over all CPUs and all devices they are attached to.
+    pub fn delivered(&mut self) -> Result<u64> {
+        let name = map_names::COUNTERS;
+        let map = self.datapath.ebpf_mut().map_mut(name).ok_or_else(|| anyhow!("no map {name}"))?;
+        let counters: PerCpuArray<&mut MapData, u64> = PerCpuArray::try_from(map)?;
+        Ok(counters.get(&COUNTER_DELIVERED, 0)?.iter().sum())
+    }
+
+    fn config_map(&mut self) -> Result<Array<&mut MapData, BenchConfig>> {
+        let name = map_names::CONFIG;
+        let map = self.datapath.ebpf_mut().map_mut(name).ok_or_else(|| anyhow!("no map {name}"))?;
+        Ok(Array::try_from(map)?)
+    }
+}
+
+/// Moves this thread into `netns` until the guard drops: interface names and ifindexes resolve in the caller's
+/// namespace, for attaching as for BPF_PROG_TEST_RUN.
+pub fn enter(netns: &str) -> Result<xlan_lib::netns::NetnsGuard> {
+    let guard = ThreadNetns::open(netns)?.enter()?;
+    Ok(guard)
+}

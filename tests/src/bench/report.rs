@@ -1,0 +1,113 @@
+//! The results of a bench run, and report.json (schema `xlan-bench/1`, checked by tests/tests/bench_smoke.rs):
+//!
+//! ```text
+//! { "schema": "xlan-bench/1", "machine": {...}, "settings": {...},
+//!   "scenarios": [ { "id", "title", "src", "dst", "limit", "fdb_entries",
+//!                    "results": { "<backend>": { "<metric key>": {"min", "median", "max", "runs": [..]} } } } ],
+//!   "targets": [ { "scenario", "target", "ratio", "goal", "met" } ] }
+//! ```
+
+use serde_json::{json, Map, Value};
+
+use super::metrics::Metric;
+use super::options::Settings;
+use super::scenario::Scenario;
+use super::stats::Summary;
+use super::targets::{self, Target};
+use super::topology::Backend;
+
+pub const SCHEMA: &str = "xlan-bench/1";
+
+pub struct Report {
+    pub settings: Settings,
+    pub scenarios: Vec<ScenarioResults>,
+}
+
+pub struct ScenarioResults {
+    pub scenario: Scenario,
+    /// Per backend (in the scenario's order), per metric (in measurement order).
+    pub results: Vec<(Backend, Vec<(Metric, Summary)>)>,
+}
+
+impl ScenarioResults {
+    pub fn new(scenario: Scenario) -> ScenarioResults {
+        let results = scenario.backends.iter().map(|&backend| (backend, Vec::new())).collect();
+        ScenarioResults { scenario, results }
+    }
+
+    /// Adds one run's value of `metric` on `backend`.
+    pub fn record(&mut self, backend: Backend, metric: Metric, value: f64) {
+        let Some((_, metrics)) = self.results.iter_mut().find(|(b, _)| *b == backend) else { return };
+        match metrics.iter_mut().find(|(m, _)| *m == metric) {
+            Some((_, summary)) => summary.runs.push(value),
+            None => metrics.push((metric, Summary { runs: vec![value] })),
+        }
+    }
+
+    pub fn get(&self, backend: Backend, metric: Metric) -> Option<&Summary> {
+        let (_, metrics) = self.results.iter().find(|(b, _)| *b == backend)?;
+        metrics.iter().find(|(m, _)| *m == metric).map(|(_, summary)| summary)
+    }
+
+    /// Every metric measured on any backend, in measurement order.
+    pub fn metrics(&self) -> Vec<Metric> {
+        let mut all: Vec<Metric> = Vec::new();
+        for metric in self.scenario.measurements.iter().flat_map(|measurement| measurement.metrics()) {
+            if !all.contains(&metric) {
+                all.push(metric);
+            }
+        }
+        all
+    }
+
+    fn to_json(&self) -> Value {
+        let results: Map<String, Value> = self
+            .results
+            .iter()
+            .map(|(backend, metrics)| {
+                let metrics: Map<String, Value> =
+                    metrics.iter().map(|(metric, summary)| (metric.key(), summary.to_json())).collect();
+                (backend.name().to_string(), Value::Object(metrics))
+            })
+            .collect();
+        let s = &self.scenario;
+        json!({
+            "id": s.id, "title": s.title, "src": s.src.to_string(), "dst": s.dst.to_string(),
+            "limit": s.limit, "fdb_entries": s.fdb_entries, "results": results,
+        })
+    }
+}
+
+impl Report {
+    pub fn targets(&self) -> Vec<Target> {
+        targets::evaluate(&self.scenarios)
+    }
+
+    pub fn to_json(&self) -> Value {
+        let targets: Vec<Value> = self.targets().iter().map(Target::to_json).collect();
+        json!({
+            "schema": SCHEMA,
+            "machine": machine(),
+            "settings": self.settings.to_json(),
+            "scenarios": self.scenarios.iter().map(ScenarioResults::to_json).collect::<Vec<_>>(),
+            "targets": targets,
+        })
+    }
+}
+
+/// What the numbers were measured on: they only compare within one machine.
+fn machine() -> Value {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let model = cpuinfo.lines().find_map(|line| line.strip_prefix("model name")?.split(':').nth(1)).unwrap_or("?");
+    let memory_kib: u64 = read("/proc/meminfo")
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:")?.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    json!({
+        "kernel": read("/proc/sys/kernel/osrelease").trim(),
+        "cpus": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "cpu_model": model.trim(),
+        "memory_gib": (memory_kib as f64 / 1048576.0).round(),
+    })
+}

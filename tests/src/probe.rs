@@ -1,0 +1,221 @@
+//! Reachability probes from one namespace to an address in another: ping (IPv4, IPv6), a TCP echo and a UDP echo.
+//!
+//! `Ok(false)` means "not reachable"; `Err` means the harness itself failed (could not start a process, bind a server,
+//! enter a namespace), which must not be mistaken for unreachability.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+
+use crate::netns::Netns;
+use crate::topology::Family;
+
+/// How long a probe waits for an answer. Local veths answer in well under a millisecond, so a second separates
+/// "reachable" from "not" with a wide margin while keeping matrices with many unreachable pairs short.
+pub const TIMEOUT: Duration = Duration::from_secs(1);
+/// UDP has no handshake: the first datagram may be lost while neighbour resolution is still pending, so the client
+/// asks twice.
+const UDP_ATTEMPTS: usize = 2;
+/// How often echo servers check whether the probe is over.
+const SERVER_POLL: Duration = Duration::from_millis(10);
+const PAYLOAD: &[u8] = b"xlan-tests probe";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Probe {
+    Ping4,
+    Ping6,
+    /// TCP connect and echo over IPv4.
+    Tcp,
+    /// UDP request/response over IPv6 (with TCP over IPv4 this covers L4 checksums of both families in four probes).
+    Udp,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Transport {
+    Tcp,
+    Udp,
+}
+
+impl Probe {
+    pub const ALL: [Probe; 4] = [Probe::Ping4, Probe::Ping6, Probe::Tcp, Probe::Udp];
+
+    /// The one-character label of matrix cells.
+    pub fn letter(self) -> char {
+        match self {
+            Probe::Ping4 => '4',
+            Probe::Ping6 => '6',
+            Probe::Tcp => 'T',
+            Probe::Udp => 'U',
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Probe::Ping4 => "ping4",
+            Probe::Ping6 => "ping6",
+            Probe::Tcp => "tcp4",
+            Probe::Udp => "udp6",
+        }
+    }
+
+    /// The address family of the destination address the probe needs.
+    pub fn family(self) -> Family {
+        match self {
+            Probe::Ping4 | Probe::Tcp => Family::V4,
+            Probe::Ping6 | Probe::Udp => Family::V6,
+        }
+    }
+
+    /// Probes `dst_addr` (an address in `dst`) from `src`.
+    pub fn run(self, src: &Netns, dst: &Netns, dst_addr: IpAddr) -> Result<bool> {
+        match self {
+            Probe::Ping4 | Probe::Ping6 => ping(src, dst_addr),
+            Probe::Tcp => echo_round_trip(Transport::Tcp, src, dst, dst_addr),
+            Probe::Udp => echo_round_trip(Transport::Udp, src, dst, dst_addr),
+        }
+    }
+}
+
+/// One echo request with a one-second deadline. Any failure of ping (no reply, "network unreachable") is an answer.
+fn ping(src: &Netns, dst_addr: IpAddr) -> Result<bool> {
+    let family = if dst_addr.is_ipv4() { "-4" } else { "-6" };
+    let timeout = TIMEOUT.as_secs().to_string();
+    let status = src
+        .command(
+            "ping",
+            &[
+                family,
+                "-n",
+                "-q",
+                "-c",
+                "1",
+                "-W",
+                &timeout,
+                &dst_addr.to_string(),
+            ],
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .with_context(|| format!("cannot run ping in {}", src.name()))?;
+    Ok(status.success())
+}
+
+/// Starts an echo server on `dst_addr` in `dst`, then has a client in `src` send PAYLOAD and expect it back.
+fn echo_round_trip(
+    transport: Transport,
+    src: &Netns,
+    dst: &Netns,
+    dst_addr: IpAddr,
+) -> Result<bool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (port_tx, port_rx) = mpsc::channel();
+    let server = {
+        let stop = Arc::clone(&stop);
+        dst.spawn(move || serve_echo(transport, dst_addr, port_tx, &stop))
+    };
+    // The server sends its port once it listens; if it failed before that, the channel closes and join tells why.
+    let reached = match port_rx.recv() {
+        Ok(port) => src.run(move || echo_client(transport, SocketAddr::new(dst_addr, port))),
+        Err(_) => Ok(false),
+    };
+    stop.store(true, Ordering::Relaxed);
+    server
+        .join()
+        .map_err(|_| anyhow!("echo server in {} panicked", dst.name()))?
+        .and_then(|served| served)
+        .with_context(|| format!("{transport:?} echo server on {dst_addr} in {}", dst.name()))?;
+    reached
+}
+
+/// Binds an ephemeral port on `addr`, reports it, and echoes whatever arrives until `stop` is set.
+fn serve_echo(
+    transport: Transport,
+    addr: IpAddr,
+    port_tx: mpsc::Sender<u16>,
+    stop: &AtomicBool,
+) -> Result<()> {
+    match transport {
+        Transport::Tcp => {
+            let listener = TcpListener::bind((addr, 0))?;
+            listener.set_nonblocking(true)?;
+            let _ = port_tx.send(listener.local_addr()?.port());
+            while !stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => echo_stream(stream),
+                    Err(err) if err.kind() == ErrorKind::WouldBlock => thread::sleep(SERVER_POLL),
+                    Err(err) => return Err(err.into()),
+                }
+            }
+        }
+        Transport::Udp => {
+            let socket = UdpSocket::bind((addr, 0))?;
+            socket.set_read_timeout(Some(SERVER_POLL))?;
+            let _ = port_tx.send(socket.local_addr()?.port());
+            let mut buf = [0u8; 1500];
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok((len, peer)) = socket.recv_from(&mut buf) {
+                    let _ = socket.send_to(&buf[..len], peer);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Echoes a TCP connection until the client closes it or goes quiet; errors just end this connection.
+fn echo_stream(mut stream: TcpStream) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(TIMEOUT));
+    let mut buf = [0u8; 1500];
+    while let Ok(len @ 1..) = stream.read(&mut buf) {
+        if stream.write_all(&buf[..len]).is_err() {
+            break;
+        }
+    }
+}
+
+/// The client side: true if PAYLOAD came back from `target` in time. Timeouts and refusals are "unreachable".
+fn echo_client(transport: Transport, target: SocketAddr) -> bool {
+    match transport {
+        Transport::Tcp => tcp_echo(target).unwrap_or(false),
+        Transport::Udp => udp_echo(target).unwrap_or(false),
+    }
+}
+
+fn tcp_echo(target: SocketAddr) -> std::io::Result<bool> {
+    let mut stream = TcpStream::connect_timeout(&target, TIMEOUT)?;
+    stream.set_read_timeout(Some(TIMEOUT))?;
+    stream.set_write_timeout(Some(TIMEOUT))?;
+    stream.write_all(PAYLOAD)?;
+    let mut echoed = vec![0u8; PAYLOAD.len()];
+    stream.read_exact(&mut echoed)?;
+    Ok(echoed == PAYLOAD)
+}
+
+fn udp_echo(target: SocketAddr) -> std::io::Result<bool> {
+    let unspecified: IpAddr = if target.is_ipv4() {
+        Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        Ipv6Addr::UNSPECIFIED.into()
+    };
+    let socket = UdpSocket::bind((unspecified, 0))?;
+    socket.set_read_timeout(Some(TIMEOUT))?;
+    let mut buf = [0u8; 1500];
+    for _ in 0..UDP_ATTEMPTS {
+        socket.send_to(PAYLOAD, target)?;
+        // A timeout ends this attempt; a datagram from elsewhere is ignored.
+        while let Ok((len, peer)) = socket.recv_from(&mut buf) {
+            if peer == target && &buf[..len] == PAYLOAD {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}

@@ -1,0 +1,533 @@
+//! The macvlan test topology, built from namespaces and veths with either the kernel's macvlan driver or xlan:
+//!
+//! ```text
+//!   out (eth0) ── to-out ─┐
+//!                         br0   (switch namespace: a Linux bridge standing in for the physical LAN)
+//!   host (uplink) ─ to-host ┘
+//!     └── e1..e3 (eth0 each): macvlan endpoints on the host's parent `uplink`, each in its own namespace
+//! ```
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::counters::EndpointCounters;
+use crate::netns::{unique_prefix, Netns};
+use crate::xlan::XlanHost;
+
+/// The xlan network the Xlan backend creates.
+pub const NETWORK: &str = "net0";
+/// The host's parent interface for the endpoints.
+pub const PARENT: &str = "uplink";
+/// The interface name of the outside node and of every endpoint, inside their namespaces.
+pub const NODE_IFNAME: &str = "eth0";
+const BRIDGE: &str = "br0";
+const SWITCH_PORT_OUTSIDE: &str = "to-out";
+const SWITCH_PORT_HOST: &str = "to-host";
+const LINK_UP_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    Bridge,
+    Private,
+    Vepa,
+    Passthru,
+    Source,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 5] = [
+        Mode::Bridge,
+        Mode::Private,
+        Mode::Vepa,
+        Mode::Passthru,
+        Mode::Source,
+    ];
+
+    /// The name both `ip link ... type macvlan mode` and `xlan network create --mode` use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Bridge => "bridge",
+            Mode::Private => "private",
+            Mode::Vepa => "vepa",
+            Mode::Passthru => "passthru",
+            Mode::Source => "source",
+        }
+    }
+
+    /// A passthru macvlan takes over its parent, so there can be only one.
+    pub fn endpoint_count(self) -> u8 {
+        match self {
+            Mode::Passthru => 1,
+            _ => 3,
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Mode {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Mode> {
+        Mode::ALL
+            .into_iter()
+            .find(|mode| mode.as_str() == s)
+            .with_context(|| {
+                format!("unknown macvlan mode {s:?} (bridge, private, vepa, passthru, source)")
+            })
+    }
+}
+
+/// Who implements the endpoints: the kernel's macvlan driver (the reference) or the product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Kernel,
+    Xlan { host_access: bool },
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Backend::Kernel => f.write_str("kernel"),
+            Backend::Xlan { host_access: false } => f.write_str("xlan"),
+            Backend::Xlan { host_access: true } => f.write_str("xlan --host-access"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+/// A node of the topology that sends and receives probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Node {
+    Outside,
+    Host,
+    /// 1-based.
+    Endpoint(u8),
+}
+
+impl Node {
+    /// The last byte of the node's IPv4 and IPv6 addresses and of its MAC: out .1, host .2, endpoint X .1X.
+    fn host_part(self) -> u8 {
+        match self {
+            Node::Outside => 0x01,
+            Node::Host => 0x02,
+            Node::Endpoint(index) => 0x10 + index,
+        }
+    }
+
+    /// 10.77.0.1, 10.77.0.2, 10.77.0.1X (decimal 1X).
+    pub fn ipv4(self) -> Ipv4Addr {
+        let last = match self {
+            Node::Endpoint(index) => 10 + index,
+            _ => self.host_part(),
+        };
+        Ipv4Addr::new(10, 77, 0, last)
+    }
+
+    /// fd77::1, fd77::2, fd77::1X.
+    pub fn ipv6(self) -> Ipv6Addr {
+        Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, self.host_part().into())
+    }
+
+    pub fn addr(self, family: Family) -> IpAddr {
+        match family {
+            Family::V4 => self.ipv4().into(),
+            Family::V6 => self.ipv6().into(),
+        }
+    }
+
+    /// The fixed, locally administered MAC of the node: 02:77:00:00:00:01, :02, :1X.
+    pub fn mac(self) -> String {
+        format!("02:77:00:00:00:{:02x}", self.host_part())
+    }
+}
+
+impl fmt::Display for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Node::Outside => f.write_str("out"),
+            Node::Host => f.write_str("host"),
+            Node::Endpoint(index) => write!(f, "e{index}"),
+        }
+    }
+}
+
+pub struct Topology {
+    // Fields drop in declaration order: xlan must delete its network while the host namespace still exists, and the
+    // namespaces (taking every veth and macvlan in them along) go after it.
+    xlan: Option<XlanHost>,
+    prefix: String,
+    mode: Mode,
+    backend: Backend,
+    endpoints: Vec<Netns>,
+    host: Netns,
+    outside: Netns,
+    switch: Netns,
+}
+
+impl Topology {
+    pub fn build(mode: Mode, backend: Backend) -> Result<Topology> {
+        let prefix = unique_prefix();
+        // All namespaces exist before any configuration step, so that a failing step drops a complete Topology
+        // whose guards clean up everything.
+        let switch = Netns::create(&format!("{prefix}sw"))?;
+        let outside = Netns::create(&format!("{prefix}out"))?;
+        let host = Netns::create(&format!("{prefix}h"))?;
+        let endpoints = (1..=mode.endpoint_count())
+            .map(|index| Netns::create(&format!("{prefix}e{index}")))
+            .collect::<Result<Vec<_>>>()?;
+        let mut topology = Topology {
+            xlan: None,
+            prefix,
+            mode,
+            backend,
+            endpoints,
+            host,
+            outside,
+            switch,
+        };
+
+        topology.wire_switch()?;
+        for wire_node in [Node::Outside, Node::Host] {
+            topology.configure_node(wire_node)?;
+            // A real wire never carries CHECKSUM_PARTIAL skbs (a NIC finishes the checksum before sending), but a veth
+            // passes the sender's unfinished checksum state along, and XDP redirect on the host's parent drops that
+            // state (a known veth/XDP quirk), so L4 checksums would arrive wrong. Checksumming in software on both
+            // senders on the wire models a real one, in both backends alike: the outside node, and the host's parent,
+            // whose own frames come back to it through the switch's hairpin port in VEPA mode.
+            let ifname = topology.ifname(wire_node);
+            topology
+                .netns(wire_node)
+                .exec("ethtool", &["-K", ifname, "tx", "off"])?;
+        }
+        match backend {
+            Backend::Kernel => topology.add_kernel_endpoints()?,
+            Backend::Xlan { host_access } => topology.add_xlan_endpoints(host_access)?,
+        }
+        topology.wait_until_up()?;
+        Ok(topology)
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The host namespace's xlan handle (Xlan backend only).
+    pub fn xlan(&self) -> Option<&XlanHost> {
+        self.xlan.as_ref()
+    }
+
+    pub fn nodes(&self) -> Vec<Node> {
+        [Node::Outside, Node::Host]
+            .into_iter()
+            .chain(self.endpoint_nodes())
+            .collect()
+    }
+
+    pub fn endpoint_nodes(&self) -> impl Iterator<Item = Node> {
+        (1..=self.mode.endpoint_count()).map(Node::Endpoint)
+    }
+
+    pub fn netns(&self, node: Node) -> &Netns {
+        match node {
+            Node::Outside => &self.outside,
+            Node::Host => &self.host,
+            Node::Endpoint(index) => &self.endpoints[usize::from(index) - 1],
+        }
+    }
+
+    pub fn ifname(&self, node: Node) -> &'static str {
+        match node {
+            Node::Host => PARENT,
+            _ => NODE_IFNAME,
+        }
+    }
+
+    /// The MAC the node is given; `None` for a passthru endpoint, which inherits its parent's.
+    fn assigned_mac(&self, node: Node) -> Option<String> {
+        match (self.mode, node) {
+            (Mode::Passthru, Node::Endpoint(_)) => None,
+            _ => Some(node.mac()),
+        }
+    }
+
+    /// Per-endpoint counters: `xlan stats` for the Xlan backend, the endpoint interfaces' own statistics for the
+    /// Kernel backend.
+    pub fn endpoint_counters(&self) -> Result<Vec<(Node, EndpointCounters)>> {
+        let Some(xlan) = &self.xlan else {
+            return self
+                .endpoint_nodes()
+                .map(|node| {
+                    let netns = self.netns(node);
+                    let link = netns.link(NODE_IFNAME)?;
+                    let counters =
+                        EndpointCounters::from_ip_link(netns.name(), NODE_IFNAME, &link)?;
+                    Ok((node, counters))
+                })
+                .collect();
+        };
+        let mut stats = xlan.stats(NETWORK)?;
+        self.endpoint_nodes()
+            .map(|node| {
+                let netns = self.netns(node).name();
+                let position = stats
+                    .iter()
+                    .position(|entry| entry.netns == netns && entry.ifname == NODE_IFNAME)
+                    .with_context(|| {
+                        format!("`xlan stats {NETWORK}` has no entry for {netns}/{NODE_IFNAME}")
+                    })?;
+                Ok((node, stats.swap_remove(position)))
+            })
+            .collect()
+    }
+
+    fn wire_switch(&self) -> Result<()> {
+        let sw = &self.switch;
+        // STP off: ports forward at once. Multicast snooping off: the switch floods IPv6 neighbour discovery instead
+        // of depending on MLD reports having been seen, so results depend on macvlan, not on switch state.
+        sw.ip(&[
+            "link",
+            "add",
+            BRIDGE,
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "mcast_snooping",
+            "0",
+        ])?;
+        for (port, peer_ifname, peer_ns) in [
+            (SWITCH_PORT_OUTSIDE, NODE_IFNAME, &self.outside),
+            (SWITCH_PORT_HOST, PARENT, &self.host),
+        ] {
+            // Created inside the switch namespace with the peer placed directly in its namespace, so no interface
+            // ever appears in the default namespace.
+            sw.ip(&[
+                "link",
+                "add",
+                port,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                peer_ifname,
+                "netns",
+                peer_ns.name(),
+            ])?;
+            sw.ip(&["link", "set", port, "master", BRIDGE, "up"])?;
+        }
+        if self.mode == Mode::Vepa {
+            // VEPA sends endpoint-to-endpoint traffic to the switch, which must reflect it back out the same port.
+            sw.ip(&[
+                "link",
+                "set",
+                SWITCH_PORT_HOST,
+                "type",
+                "bridge_slave",
+                "hairpin",
+                "on",
+            ])?;
+        }
+        sw.ip(&["link", "set", BRIDGE, "up"])?;
+        Ok(())
+    }
+
+    /// Sets the node's MAC (unless it inherits one) and addresses, and brings its interface up.
+    fn configure_node(&self, node: Node) -> Result<()> {
+        let netns = self.netns(node);
+        let ifname = self.ifname(node);
+        if let Some(mac) = self.assigned_mac(node) {
+            netns.ip(&["link", "set", ifname, "address", &mac])?;
+        }
+        netns.ip(&["addr", "add", &format!("{}/24", node.ipv4()), "dev", ifname])?;
+        // nodad: addresses are usable at once, so probes do not race duplicate address detection.
+        netns.ip(&[
+            "addr",
+            "add",
+            &format!("{}/64", node.ipv6()),
+            "dev",
+            ifname,
+            "nodad",
+        ])?;
+        netns.ip(&["link", "set", ifname, "up"])?;
+        Ok(())
+    }
+
+    fn add_kernel_endpoints(&self) -> Result<()> {
+        for node in self.endpoint_nodes() {
+            // Created under a temporary name unique in the host namespace, then moved and renamed to eth0.
+            let temporary = format!("mv{node}");
+            let mode = self.mode.as_str();
+            self.host.ip(&[
+                "link", "add", &temporary, "link", PARENT, "type", "macvlan", "mode", mode,
+            ])?;
+            if self.mode == Mode::Source {
+                let outside_mac = Node::Outside.mac();
+                self.host.ip(&[
+                    "link",
+                    "set",
+                    &temporary,
+                    "type",
+                    "macvlan",
+                    "macaddr",
+                    "add",
+                    &outside_mac,
+                ])?;
+            }
+            let netns = self.netns(node);
+            self.host
+                .ip(&["link", "set", &temporary, "netns", netns.name()])?;
+            netns.ip(&["link", "set", &temporary, "name", NODE_IFNAME])?;
+            // In passthru mode the kernel has given the macvlan its parent's MAC; assigned_mac() leaves it.
+            self.configure_node(node)?;
+        }
+        Ok(())
+    }
+
+    fn add_xlan_endpoints(&mut self, host_access: bool) -> Result<()> {
+        let xlan = self.xlan.insert(XlanHost::new(&self.host)?);
+        let extra: &[&str] = if host_access { &["--host-access"] } else { &[] };
+        xlan.create_network(NETWORK, PARENT, self.mode.as_str(), extra)?;
+        if self.mode == Mode::Source {
+            xlan.run(&["macaddr", "add", NETWORK, &Node::Outside.mac()])?;
+        }
+        let xlan = self.xlan.as_ref().expect("set above");
+        for node in self.endpoint_nodes() {
+            let (v4, v6) = (format!("{}/24", node.ipv4()), format!("{}/64", node.ipv6()));
+            let mut args = vec![
+                "endpoint",
+                "add",
+                NETWORK,
+                "--netns",
+                self.netns(node).name(),
+                "--ifname",
+                NODE_IFNAME,
+            ];
+            // Without --mac (passthru) xlan uses the parent's MAC, as the kernel does.
+            let mac = self.assigned_mac(node);
+            if let Some(mac) = &mac {
+                args.extend(["--mac", mac]);
+            }
+            args.extend(["--ip", &v4, "--ip", &v6]);
+            xlan.run(&args)?;
+        }
+        Ok(())
+    }
+
+    fn wait_until_up(&self) -> Result<()> {
+        for port in [BRIDGE, SWITCH_PORT_OUTSIDE, SWITCH_PORT_HOST] {
+            self.switch.wait_link_up(port, LINK_UP_TIMEOUT)?;
+        }
+        for node in self.nodes() {
+            self.netns(node)
+                .wait_link_up(self.ifname(node), LINK_UP_TIMEOUT)?;
+        }
+        Ok(())
+    }
+}
+
+/// One node of the topology as shown to people (text) and programs (JSON).
+struct NodeRow {
+    node: Node,
+    netns: String,
+    ifname: &'static str,
+    mac: Option<String>,
+    role: String,
+}
+
+impl Topology {
+    fn node_rows(&self) -> Vec<NodeRow> {
+        self.nodes()
+            .into_iter()
+            .map(|node| NodeRow {
+                node,
+                netns: self.netns(node).name().to_string(),
+                ifname: self.ifname(node),
+                mac: self.assigned_mac(node),
+                role: match node {
+                    Node::Outside => "outside node, tx checksum offload off".to_string(),
+                    Node::Host => {
+                        format!("host, parent of the endpoints, on switch port {SWITCH_PORT_HOST}")
+                    }
+                    Node::Endpoint(_) => format!("macvlan {} endpoint on {PARENT}", self.mode),
+                },
+            })
+            .collect()
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let nodes: Vec<serde_json::Value> = self
+            .node_rows()
+            .into_iter()
+            .map(|row| {
+                serde_json::json!({
+                    "node": row.node.to_string(), "netns": row.netns, "ifname": row.ifname,
+                    "mac": row.mac, "ipv4": format!("{}/24", row.node.ipv4()),
+                    "ipv6": format!("{}/64", row.node.ipv6()), "role": row.role,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "prefix": self.prefix, "mode": self.mode.as_str(), "backend": self.backend.to_string(),
+            "switch": {"netns": self.switch.name(), "bridge": BRIDGE, "hairpin": self.mode == Mode::Vepa},
+            "nodes": nodes,
+        })
+    }
+}
+
+/// The topology in the style of ip(8): one line per node with namespace, interface, MAC and addresses.
+impl fmt::Display for Topology {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "topology {}: macvlan mode {}, backend {}",
+            self.prefix, self.mode, self.backend
+        )?;
+        let hairpin = if self.mode == Mode::Vepa {
+            ", hairpin on "
+        } else {
+            " "
+        };
+        writeln!(
+            f,
+            "{:<6} {:<14} {BRIDGE}: bridge stp off{hairpin}ports {SWITCH_PORT_OUTSIDE} {SWITCH_PORT_HOST}",
+            "switch",
+            self.switch.name()
+        )?;
+        for row in self.node_rows() {
+            writeln!(
+                f,
+                "{:<6} {:<14} {:<7} link/ether {:<17} inet {}/24 inet6 {}/64  ({})",
+                row.node.to_string(),
+                row.netns,
+                row.ifname,
+                row.mac.as_deref().unwrap_or("(parent's)"),
+                row.node.ipv4(),
+                row.node.ipv6(),
+                row.role,
+            )?;
+        }
+        Ok(())
+    }
+}

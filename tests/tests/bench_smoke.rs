@@ -1,0 +1,112 @@
+//! The bench cannot rot: one tiny run of every scenario (not timed: the numbers mean nothing here), with its
+//! report.json checked against the schema and every scenario shown to have delivered packets on every backend.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+use xlan_tests::bench::metrics::Metric;
+use xlan_tests::bench::report::SCHEMA;
+use xlan_tests::bench::scenario::catalog;
+use xlan_tests::{cmd, xlan};
+
+/// The FDB sizes `--tiny` uses.
+const TINY_FDB_SIZES: [u32; 2] = [10, 1000];
+/// Keys report.json readers (the README's table, scripts) rely on; a rename must be deliberate.
+const WIRE_PATH_KEYS: [&str; 12] = [
+    "pps_1flow",
+    "udp_pps_1flow",
+    "pps_8flows",
+    "udp_pps_8flows",
+    "pps_1flow_v6",
+    "udp_pps_1flow_v6",
+    "cpu_ns_per_packet",
+    "tcp_gbps",
+    "ping_p50_us",
+    "ping_p99_us",
+    "udp_rr_p50_us",
+    "udp_rr_p99_us",
+];
+
+struct OutDir(PathBuf);
+
+impl Drop for OutDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn number(value: &Value, what: &str) -> f64 {
+    value.as_f64().filter(|n| n.is_finite()).unwrap_or_else(|| panic!("{what} is not a finite number: {value}"))
+}
+
+/// `{"min", "median", "max", "runs": [..]}` with min <= median <= max and at least one run.
+fn check_summary(summary: &Value, what: &str) -> f64 {
+    let runs = summary["runs"].as_array().unwrap_or_else(|| panic!("{what}: no runs array: {summary}"));
+    assert!(!runs.is_empty(), "{what}: no runs");
+    let (min, median, max) =
+        (number(&summary["min"], what), number(&summary["median"], what), number(&summary["max"], what));
+    assert!(min <= median && median <= max, "{what}: min/median/max out of order: {summary}");
+    median
+}
+
+#[test]
+fn tiny_bench_reports_every_scenario_with_packets_delivered() {
+    xlan::binary().unwrap_or_else(|err| panic!("the bench needs the xlan binary: {err:#}"));
+    let out = OutDir(std::env::temp_dir().join(format!("xlan-bench-smoke-{}", std::process::id())));
+    let mut bench = Command::new(env!("CARGO_BIN_EXE_xlan-bench"));
+    bench.args(["--tiny", "--json", "--out-dir"]).arg(&out.0);
+    let output = cmd::output(&mut bench).expect("running xlan-bench");
+    assert!(
+        output.status.success(),
+        "xlan-bench --tiny failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&output.stdout).expect("--json prints JSON");
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.0.join("report.json")).expect("report.json written"))
+            .expect("report.json is JSON");
+    assert_eq!(printed["scenarios"], written["scenarios"], "--json prints what report.json holds");
+    let svg = std::fs::read_to_string(out.0.join("report.svg")).expect("report.svg written");
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "report.svg is an SVG document");
+
+    assert_eq!(written["schema"], SCHEMA);
+    assert!(written["machine"]["kernel"].is_string() && written["machine"]["cpus"].is_u64());
+    assert_eq!(written["settings"]["tiny"], true);
+    let scenarios = written["scenarios"].as_array().expect("scenarios is an array");
+    let expected = catalog(&TINY_FDB_SIZES);
+    assert_eq!(scenarios.len(), expected.len(), "one entry per scenario");
+    for (report, scenario) in scenarios.iter().zip(&expected) {
+        assert_eq!(report["id"], scenario.id.as_str());
+        for key in ["title", "src", "dst", "limit"] {
+            assert!(report[key].is_string(), "{}: no {key}", scenario.id);
+        }
+        for backend in &scenario.backends {
+            let results = &report["results"][backend.name()];
+            let what = format!("{} on {}", scenario.id, backend.name());
+            for measurement in scenario.measurements.iter().filter(|m| m.applies_to(*backend)) {
+                for metric in measurement.metrics() {
+                    let median = check_summary(&results[metric.key()], &format!("{what}: {}", metric.key()));
+                    if matches!(metric, Metric::Pps { .. } | Metric::UdpPps { .. }) {
+                        assert!(median > 0.0, "{what}: {} delivered nothing", metric.key());
+                    }
+                }
+            }
+        }
+    }
+    let wire = &scenarios[0]["results"]["xlan"];
+    for key in WIRE_PATH_KEYS {
+        assert!(wire[key].is_object(), "report.json lost the key {key}");
+    }
+    for target in written["targets"].as_array().expect("targets is an array") {
+        assert!(
+            target["scenario"].is_string()
+                && target["target"].is_string()
+                && target["ratio"].is_number()
+                && target["goal"].is_string()
+                && target["met"].is_boolean(),
+            "malformed target {target}"
+        );
+    }
+}
