@@ -19,9 +19,11 @@ pub mod map_names {
     pub const VNIS: &str = "XLAN_VNIS";
     pub const VTEPS: &str = "XLAN_VTEPS";
     pub const VTEP_MACS: &str = "XLAN_VTEP_MACS";
+    pub const IP_ENDPOINTS: &str = "XLAN_IP_ENDPOINTS";
     /// Every map of an instance, in the order `xlan` removes their pins.
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 13] = [
         NETWORKS, PARENTS, ENDPOINTS, FDB, PORTS, FLOOD, SOURCE_MACS, ENDPOINT_STATS, DROPS, VNIS, VTEPS, VTEP_MACS,
+        IP_ENDPOINTS,
     ];
 }
 
@@ -51,6 +53,8 @@ pub const MAX_FLOOD_PORTS: usize = 64;
 /// Remote VTEPs one VXLAN network replicates broadcast to (head-end replication).
 pub const MAX_VTEPS: usize = 32;
 pub const MAX_VNIS: u32 = 1024;
+/// ipvlan addresses and routes, over all parents.
+pub const MAX_IP_ENTRIES: u32 = 16384;
 
 /// VXLAN framing: outer Ethernet + IPv4 + UDP + VXLAN in front of the inner Ethernet frame.
 pub const VXLAN_OVERHEAD: usize = 50;
@@ -61,6 +65,13 @@ pub const VXLAN_MAX_VNI: u32 = 0x00ff_ffff;
 pub mod kind {
     pub const MACVLAN: u32 = 1;
     pub const VXLAN: u32 = 2;
+    pub const IPVLAN: u32 = 3;
+}
+
+/// ipvlan modes, with the kernel's values (IPVLAN_MODE_*); `NetworkConfig::mode` of an ipvlan network.
+pub mod ipvlan_mode {
+    pub const L2: u32 = 0;
+    pub const L3: u32 = 1;
 }
 
 /// macvlan modes, with the kernel's values (include/uapi/linux/if_link.h, MACVLAN_MODE_*).
@@ -78,6 +89,10 @@ pub mod network_flags {
     pub const HOST_ACCESS: u32 = 1;
     /// VXLAN: learn inner source MAC → outer source IP from received frames.
     pub const LEARNING: u32 = 2;
+    /// ipvlan `private`: endpoints never reach each other (the kernel's IPVLAN_F_PRIVATE).
+    pub const PRIVATE: u32 = 4;
+    /// ipvlan `vepa`: endpoint-to-endpoint goes out to the switch and back (IPVLAN_F_VEPA).
+    pub const VEPA: u32 = 8;
 }
 
 /// Why the datapath dropped a frame: index into `XLAN_DROPS` and into `EndpointStats::drops`.
@@ -96,11 +111,13 @@ pub enum DropReason {
     NoNeighbour = 4,
     /// Encapsulation failed (no headroom, not a protocol the kernel can grow).
     Encap = 5,
+    /// An ipvlan endpoint sent with a source address that is not its own.
+    Spoofed = 6,
 }
 
-pub const DROP_REASONS: usize = 6;
+pub const DROP_REASONS: usize = 7;
 pub const DROP_REASON_NAMES: [&str; DROP_REASONS] =
-    ["malformed", "isolation", "no_port", "unknown_port", "no_neighbour", "encap"];
+    ["malformed", "isolation", "no_port", "unknown_port", "no_neighbour", "encap", "spoofed"];
 
 /// `XLAN_NETWORKS` value, keyed by network id (u32).
 #[repr(C)]
@@ -132,6 +149,43 @@ pub struct ParentConfig {
     pub macvlan_network: u32,
     /// How many VXLAN networks use this parent as underlay.
     pub vxlan_networks: u32,
+    /// The ipvlan network on this parent, 0 if none.
+    pub ipvlan_network: u32,
+}
+
+/// `XLAN_IP_ENDPOINTS` LPM-trie key data: an IP address (IPv4 as ::ffff:a.b.c.d) on one parent. The trie key's
+/// prefix length counts the 32 bits of the parent, then the address's.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IpKey {
+    /// The parent's ifindex, big-endian so it is matched bit by bit first.
+    pub parent: [u8; 4],
+    pub addr: [u8; 16],
+}
+
+impl IpKey {
+    pub const PARENT_BITS: u32 = 32;
+    /// Prefix length of an IPv4 prefix inside the mapped IPv6 space.
+    pub const V4_MAPPED_BITS: u32 = 96;
+
+    pub const fn new(parent_ifindex: u32, addr: [u8; 16]) -> Self {
+        Self { parent: parent_ifindex.to_be_bytes(), addr }
+    }
+}
+
+/// An IPv4 address as the IPv4-mapped IPv6 address ::ffff:a.b.c.d.
+#[inline(always)]
+pub const fn v4_mapped(v4: [u8; 4]) -> [u8; 16] {
+    [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, v4[0], v4[1], v4[2], v4[3]]
+}
+
+/// `XLAN_IP_ENDPOINTS` value: the endpoint an address (or a route behind it) belongs to.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IpEndpoint {
+    /// Host-side veth of the endpoint.
+    pub port: u32,
+    pub network_id: u32,
 }
 
 /// `XLAN_VNIS` key: a VXLAN network as received frames name it.
@@ -262,6 +316,8 @@ mod pod {
     unsafe impl aya::Pod for VniKey {}
     unsafe impl aya::Pod for VtepList {}
     unsafe impl aya::Pod for VtepMac {}
+    unsafe impl aya::Pod for IpKey {}
+    unsafe impl aya::Pod for IpEndpoint {}
     unsafe impl aya::Pod for bench::BenchConfig {}
 }
 

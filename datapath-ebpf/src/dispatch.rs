@@ -1,5 +1,5 @@
-//! Which datapath a frame belongs to: a parent may carry one macvlan network and any number of VXLAN
-//! networks; an endpoint belongs to exactly one network. Each entry returns what to do; `main.rs` maps errors.
+//! Which datapath a frame belongs to: a parent may carry one macvlan or ipvlan network and any number of
+//! VXLAN networks; an endpoint belongs to exactly one network. Each entry returns what to do; `main.rs` maps errors.
 use aya_ebpf::{
     bindings::{xdp_action, TC_ACT_OK},
     programs::{TcContext, XdpContext},
@@ -8,8 +8,8 @@ use datapath_common::kind;
 
 use crate::{
     error::Error,
-    fdb::{macvlan_of_parent, network_of_endpoint, parent_config},
-    macvlan,
+    fdb::{ipvlan_of_parent, macvlan_of_parent, network_of_endpoint, parent_config},
+    ipvlan, macvlan,
     parse::parse_l2,
     stats::count_tx,
     vxlan,
@@ -25,6 +25,9 @@ pub fn parent_xdp(ctx: &XdpContext) -> Result<u32, Error> {
         if let Some(action) = vxlan::decap_xdp(ctx, &l2, parent)? {
             return Ok(action);
         }
+    }
+    if let Some((_, network)) = ipvlan_of_parent(&config) {
+        return ipvlan::parent_xdp(ctx, &l2, parent, &network);
     }
     match macvlan_of_parent(parent) {
         Some((network_id, network)) => macvlan::parent_xdp(ctx, &l2, network_id, &network),
@@ -42,6 +45,9 @@ pub fn parent_ingress(ctx: &TcContext) -> Result<i32, Error> {
         if let Some(verdict) = vxlan::decap_tc(ctx, &l2, parent)? {
             return Ok(verdict);
         }
+    }
+    if let Some((network_id, network)) = ipvlan_of_parent(&config) {
+        return ipvlan::parent_ingress(ctx, &l2, network_id, parent, &network);
     }
     match macvlan_of_parent(parent) {
         Some((network_id, network)) => macvlan::parent_ingress(ctx, &l2, network_id, &network),
@@ -66,9 +72,9 @@ pub fn endpoint_ingress(ctx: &TcContext, port: u32) -> Result<i32, Error> {
     let Some((network_id, network)) = network_of_endpoint(port) else { return Err(Error::UnknownPort) };
     count_tx(port, ctx.len());
     let l2 = parse_l2(ctx)?;
-    if network.kind == kind::VXLAN {
-        vxlan::endpoint_egress(ctx, &l2, port, network_id, &network)
-    } else {
-        macvlan::endpoint_egress(ctx, &l2, port, network_id, &network)
+    match network.kind {
+        kind::VXLAN => vxlan::endpoint_egress(ctx, &l2, port, network_id, &network),
+        kind::IPVLAN => ipvlan::endpoint_egress(ctx, &l2, port, network_id, &network),
+        _ => macvlan::endpoint_egress(ctx, &l2, port, network_id, &network),
     }
 }

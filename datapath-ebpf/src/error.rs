@@ -13,6 +13,8 @@ pub enum Error {
     NoNeighbour,
     /// The frame could not be encapsulated.
     Encap,
+    /// An endpoint sent from an address that is not its own.
+    Spoofed,
 }
 
 impl Error {
@@ -23,6 +25,7 @@ impl Error {
             Error::UnknownPort => DropReason::UnknownPort,
             Error::NoNeighbour => DropReason::NoNeighbour,
             Error::Encap => DropReason::Encap,
+            Error::Spoofed => DropReason::Spoofed,
         }
     }
 }

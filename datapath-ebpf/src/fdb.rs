@@ -62,6 +62,16 @@ pub fn macvlan_of_parent(ifindex: u32) -> Option<(u32, NetworkConfig)> {
     Some((network_id, network(network_id)?))
 }
 
+/// The ipvlan network whose parent is `ifindex`.
+#[inline(always)]
+pub fn ipvlan_of_parent(config: &ParentConfig) -> Option<(u32, NetworkConfig)> {
+    let network_id = config.ipvlan_network;
+    if network_id == 0 {
+        return None;
+    }
+    Some((network_id, network(network_id)?))
+}
+
 /// The network of the endpoint whose host-side veth is `ifindex`.
 #[inline(always)]
 pub fn network_of_endpoint(ifindex: u32) -> Option<(u32, NetworkConfig)> {

@@ -2,11 +2,12 @@
 //! all programs an instance loads (one load per CLI call) share them and the datapath outlives the CLI.
 use aya_ebpf::{
     macros::map,
-    maps::{DevMapHash, HashMap, PerCpuArray, PerCpuHashMap},
+    maps::{DevMapHash, HashMap, LpmTrie, PerCpuArray, PerCpuHashMap},
 };
 use datapath_common::{
-    EndpointConfig, EndpointStats, FdbEntry, FloodList, MacKey, NetworkConfig, ParentConfig, VniKey, VtepList,
-    VtepMac, DROP_REASONS, MAX_ENDPOINTS, MAX_FDB_ENTRIES, MAX_NETWORKS, MAX_SOURCE_MACS, MAX_VNIS,
+    EndpointConfig, EndpointStats, FdbEntry, FloodList, IpEndpoint, IpKey, MacKey, NetworkConfig, ParentConfig,
+    VniKey, VtepList, VtepMac, DROP_REASONS, MAX_ENDPOINTS, MAX_FDB_ENTRIES, MAX_IP_ENTRIES, MAX_NETWORKS,
+    MAX_SOURCE_MACS, MAX_VNIS,
 };
 
 /// network id → configuration.
@@ -56,3 +57,7 @@ pub static ENDPOINT_STATS: PerCpuHashMap<u32, EndpointStats> = PerCpuHashMap::pi
 /// drop reason → count, for drops no endpoint can be blamed for.
 #[map(name = "XLAN_DROPS")]
 pub static DROPS: PerCpuArray<u64> = PerCpuArray::pinned(DROP_REASONS as u32, 0);
+
+/// (parent, IP prefix) → ipvlan endpoint: its addresses and, in l3 mode, routes behind it.
+#[map(name = "XLAN_IP_ENDPOINTS")]
+pub static IP_ENDPOINTS: LpmTrie<IpKey, IpEndpoint> = LpmTrie::pinned(MAX_IP_ENTRIES, 0);

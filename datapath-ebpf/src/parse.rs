@@ -2,8 +2,10 @@
 //! verifier accepts it and a short frame becomes `Error::Malformed`, never an out-of-bounds read.
 use aya_ebpf::programs::{TcContext, XdpContext};
 use core::mem::size_of;
+use datapath_common::v4_mapped;
 use network_types::{
     eth::{EthHdr, EtherType},
+    ip::{Ipv4Hdr, Ipv6Hdr},
     vlan::VlanHdr,
 };
 
@@ -51,7 +53,6 @@ pub fn ptr_at<T>(packet: &impl PacketData, offset: usize) -> Result<*const T, Er
 /// The layer-2 header: Ethernet plus at most one 802.1Q/802.1ad tag. macvlan forwards by MAC alone; the tag
 /// and the payload's type and offset are what the L3 paths (ipvlan, vxlan) read.
 #[derive(Clone, Copy)]
-#[allow(dead_code)]
 pub struct L2Header {
     pub dst: [u8; 6],
     pub src: [u8; 6],
@@ -75,4 +76,53 @@ pub fn parse_l2(packet: &impl PacketData) -> Result<L2Header, Error> {
         return Ok(L2Header { dst, src, vlan_id, ether_type, l3_offset: EthHdr::LEN + VlanHdr::LEN });
     }
     Ok(L2Header { dst, src, vlan_id: 0, ether_type: outer_type, l3_offset: EthHdr::LEN })
+}
+
+/// The addresses of a layer-3 packet, IPv4 ones mapped into IPv6 (::ffff:a.b.c.d) so one lookup serves both.
+#[derive(Clone, Copy)]
+pub enum L3Header {
+    Ip { src: [u8; 16], dst: [u8; 16] },
+    /// ARP for IPv4 over Ethernet: the operation (1 request, 2 reply), sender and target protocol addresses.
+    Arp { operation: u16, sender: [u8; 16], target: [u8; 16] },
+    /// Anything else (no addresses to go by).
+    Other,
+}
+
+/// The fixed part of an ARP packet for IPv4 over Ethernet.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ArpHdr {
+    pub htype: [u8; 2],
+    pub ptype: [u8; 2],
+    pub hlen: u8,
+    pub plen: u8,
+    pub operation: [u8; 2],
+    pub sha: [u8; 6],
+    pub spa: [u8; 4],
+    pub tha: [u8; 6],
+    pub tpa: [u8; 4],
+}
+
+#[inline(always)]
+pub fn parse_l3(packet: &impl PacketData, l2: &L2Header) -> Result<L3Header, Error> {
+    if l2.ether_type == EtherType::Ipv4 as u16 {
+        let ip: *const Ipv4Hdr = ptr_at(packet, l2.l3_offset)?;
+        // SAFETY: ptr_at checked the header lies inside the packet (likewise below).
+        let (src, dst) = unsafe { ((*ip).src_addr, (*ip).dst_addr) };
+        return Ok(L3Header::Ip { src: v4_mapped(src), dst: v4_mapped(dst) });
+    }
+    if l2.ether_type == EtherType::Ipv6 as u16 {
+        let ip: *const Ipv6Hdr = ptr_at(packet, l2.l3_offset)?;
+        let (src, dst) = unsafe { ((*ip).src_addr, (*ip).dst_addr) };
+        return Ok(L3Header::Ip { src, dst });
+    }
+    if l2.ether_type == EtherType::Arp as u16 {
+        let arp: *const ArpHdr = ptr_at(packet, l2.l3_offset)?;
+        let (operation, spa, tpa, plen) = unsafe { ((*arp).operation, (*arp).spa, (*arp).tpa, (*arp).plen) };
+        if plen != 4 {
+            return Ok(L3Header::Other);
+        }
+        return Ok(L3Header::Arp { operation: u16::from_be_bytes(operation), sender: v4_mapped(spa), target: v4_mapped(tpa) });
+    }
+    Ok(L3Header::Other)
 }

@@ -162,7 +162,11 @@ impl Netlink {
     /// `ip addr add GROUP/32 dev DEV autojoin` does), so switches that snoop IGMP deliver the group here.
     pub async fn join_group(&self, index: u32, group: Ipv4Addr) -> Result<()> {
         let mut request = self.handle.address().add(index, IpAddr::V4(group), 32);
-        request.message_mut().attributes.push(AddressAttribute::Flags(AddressFlags::Mcautojoin));
+        // rtnetlink's builder leaves IFA_LOCAL/IFA_ADDRESS out for a multicast address; the kernel needs them.
+        let attributes = &mut request.message_mut().attributes;
+        attributes.push(AddressAttribute::Local(IpAddr::V4(group)));
+        attributes.push(AddressAttribute::Address(IpAddr::V4(group)));
+        attributes.push(AddressAttribute::Flags(AddressFlags::Mcautojoin));
         match request.execute().await {
             Ok(()) => Ok(()),
             Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => Ok(()),

@@ -75,7 +75,7 @@ fn vxlan_fixture(options: Options) -> Fixture {
     for port in f.ports {
         tables.reset_stats(port).unwrap();
     }
-    tables.put_parent(f.parent, ParentConfig { macvlan_network: 0, vxlan_networks: 2 }).unwrap();
+    tables.put_parent(f.parent, ParentConfig { vxlan_networks: 2, ..Default::default() }).unwrap();
     // This namespace does not forward, so bpf_fib_lookup answers nothing: the next hop comes from the map
     // `xlan` fills from the VTEPs' neighbour entries.
     for vtep in [REMOTE, OTHER_REMOTE] {

@@ -137,7 +137,7 @@ impl Fixture {
             ..Default::default()
         };
         tables.put_network(NETWORK, config).unwrap();
-        tables.put_parent(self.parent, ParentConfig { macvlan_network: NETWORK, vxlan_networks: 0 }).unwrap();
+        tables.put_parent(self.parent, ParentConfig { macvlan_network: NETWORK, ..Default::default() }).unwrap();
         let mut flood = FloodList::default();
         let members = if mode == macvlan_mode::PASSTHRU { 1 } else { 3 };
         for port in self.ports {

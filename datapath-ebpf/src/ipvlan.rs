@@ -1,0 +1,171 @@
+//! ipvlan (Documentation/networking/ipvlan.rst): every endpoint has the parent's MAC; frames are
+//! demultiplexed by destination IP (IPv4 and IPv6, an endpoint may own several addresses and, in l3 mode,
+//! routes behind it). l2: broadcast and multicast reach the endpoints, which answer ARP/ND themselves.
+//! l3: the parent routes for the endpoints, no broadcast or multicast reaches them, and `neighbour` answers
+//! ARP/ND for their addresses. Flags: bridge (endpoint to endpoint directly), private (never), vepa (out to
+//! the switch and back). An endpoint sending from an address that is not its own is dropped (`Spoofed`).
+use aya_ebpf::{
+    bindings::{xdp_action, TC_ACT_OK, TC_ACT_SHOT},
+    helpers::{bpf_redirect, bpf_redirect_neigh, bpf_redirect_peer},
+    maps::lpm_trie::Key,
+    programs::{TcContext, XdpContext},
+};
+use datapath_common::{ipvlan_mode, is_multicast_mac, network_flags, IpEndpoint, IpKey, NetworkConfig};
+
+use crate::{
+    error::Error,
+    fdb::flood,
+    macvlan::redirect_to_port,
+    maps::{IP_ENDPOINTS, PORTS},
+    neighbour,
+    parse::{parse_l3, L2Header, L3Header},
+    stats::count_rx,
+};
+
+/// The endpoint that owns `addr` (an address of its own or a route behind it) on the parent.
+#[inline(always)]
+pub fn owner(parent: u32, addr: [u8; 16]) -> Option<IpEndpoint> {
+    let key = Key::new(IpKey::PARENT_BITS + 128, IpKey::new(parent, addr));
+    IP_ENDPOINTS.get(&key).copied()
+}
+
+/// The address a frame is for: an IP destination, or the target of an ARP request.
+#[inline(always)]
+fn destination(l3: &L3Header) -> Option<[u8; 16]> {
+    match *l3 {
+        L3Header::Ip { dst, .. } => Some(dst),
+        L3Header::Arp { target, .. } => Some(target),
+        L3Header::Other => None,
+    }
+}
+
+#[inline(always)]
+fn source(l3: &L3Header) -> Option<[u8; 16]> {
+    match *l3 {
+        L3Header::Ip { src, .. } => Some(src),
+        L3Header::Arp { sender, .. } => Some(sender),
+        L3Header::Other => None,
+    }
+}
+
+/// Unspecified (:: or ::ffff:0.0.0.0): DAD probes and ARP probes carry no address to check.
+#[inline(always)]
+fn unspecified(addr: &[u8; 16]) -> bool {
+    let mut rest = 0u8;
+    for byte in addr.iter().skip(12) {
+        rest |= *byte;
+    }
+    rest == 0 && (addr[10] == 0 || addr[10] == 0xff) && addr[0] == 0 && addr[8] == 0
+}
+
+/// Frames from the wire, before the stack sees them: unicast to the parent's MAC for an endpoint's address
+/// goes straight into its veth. Group frames (copies in l2, ARP/ND answers in l3) and frames an endpoint sent
+/// that the switch hairpinned back (their skb state matters) are left to `parent_ingress`.
+#[inline(always)]
+pub fn parent_xdp(ctx: &XdpContext, l2: &L2Header, parent: u32, network: &NetworkConfig) -> Result<u32, Error> {
+    if is_multicast_mac(&l2.dst) || l2.dst != network.parent_mac || l2.src == network.parent_mac {
+        return Ok(xdp_action::XDP_PASS);
+    }
+    let Some(target) = destination(&parse_l3(ctx, l2)?) else { return Ok(xdp_action::XDP_PASS) };
+    let Some(endpoint) = owner(parent, target) else {
+        // The parent's own addresses stay the host's.
+        return Ok(xdp_action::XDP_PASS);
+    };
+    let len = (ctx.data_end() - ctx.data()) as u32;
+    match PORTS.redirect(endpoint.port, xdp_action::XDP_DROP as u64) {
+        Ok(action) => {
+            count_rx(endpoint.port, len);
+            Ok(action)
+        }
+        Err(action) => Ok(action),
+    }
+}
+
+/// Frames from the wire in TC: l2 copies broadcast and multicast to the endpoints (the host keeps the
+/// original); l3 answers ARP/ND for endpoint addresses; hairpinned endpoint frames are delivered (vepa) or
+/// dropped (private).
+#[inline(always)]
+pub fn parent_ingress(
+    ctx: &TcContext,
+    l2: &L2Header,
+    network_id: u32,
+    parent: u32,
+    network: &NetworkConfig,
+) -> Result<i32, Error> {
+    let l3 = parse_l3(ctx, l2)?;
+    let hairpinned = l2.src == network.parent_mac;
+    let sender = if hairpinned { source(&l3).and_then(|src| owner(parent, src)) } else { None };
+    if network.mode == ipvlan_mode::L3 {
+        if let Some(verdict) = neighbour::answer(ctx, l2, &l3, parent, network)? {
+            return Ok(verdict);
+        }
+    }
+    if is_multicast_mac(&l2.dst) {
+        if network.mode == ipvlan_mode::L2 {
+            flood(ctx, network_id, sender.map_or(0, |s| s.port));
+        }
+        return Ok(TC_ACT_OK as i32);
+    }
+    if l2.dst != network.parent_mac {
+        return Ok(TC_ACT_OK as i32);
+    }
+    let Some(endpoint) = destination(&l3).and_then(|dst| owner(parent, dst)) else { return Ok(TC_ACT_OK as i32) };
+    if sender.is_some() && network.flags & network_flags::PRIVATE != 0 {
+        return Err(Error::Isolation);
+    }
+    Ok(redirect_to_port(endpoint.port, ctx.len()))
+}
+
+/// Everything an endpoint of an ipvlan network sends.
+#[inline(always)]
+pub fn endpoint_egress(
+    ctx: &TcContext,
+    l2: &L2Header,
+    port: u32,
+    network_id: u32,
+    network: &NetworkConfig,
+) -> Result<i32, Error> {
+    let parent = network.parent_ifindex;
+    let l3 = parse_l3(ctx, l2)?;
+    if let Some(src) = source(&l3) {
+        if !unspecified(&src) && owner(parent, src).is_none_or(|o| o.port != port) {
+            return Err(Error::Spoofed);
+        }
+    }
+    let l3_mode = network.mode == ipvlan_mode::L3;
+    if l3_mode && !matches!(l3, L3Header::Ip { .. }) {
+        // l3 endpoints are NOARP: nothing but IP has a way out.
+        return Ok(TC_ACT_SHOT as i32);
+    }
+    if is_multicast_mac(&l2.dst) {
+        if !l3_mode && network.flags & (network_flags::PRIVATE | network_flags::VEPA) == 0 {
+            flood(ctx, network_id, port);
+        }
+        return Ok(out_of_parent(network));
+    }
+    match destination(&l3).and_then(|dst| owner(parent, dst)) {
+        Some(endpoint) if endpoint.port == port => Ok(TC_ACT_SHOT as i32),
+        Some(_) if network.flags & network_flags::PRIVATE != 0 => Err(Error::Isolation),
+        Some(_) if network.flags & network_flags::VEPA != 0 => Ok(out_of_parent(network)),
+        Some(endpoint) => {
+            count_rx(endpoint.port, ctx.len());
+            // SAFETY: a plain helper call.
+            Ok(unsafe { bpf_redirect_peer(endpoint.port, 0) } as i32)
+        }
+        None => Ok(out_of_parent(network)),
+    }
+}
+
+/// Out of the parent: as it is in l2 (the endpoint resolved the next hop itself), routed by the host's FIB
+/// and neighbour table in l3 (the endpoint is NOARP and addressed the frame to its own MAC).
+#[inline(always)]
+fn out_of_parent(network: &NetworkConfig) -> i32 {
+    // SAFETY: plain helper calls.
+    unsafe {
+        if network.mode == ipvlan_mode::L3 {
+            bpf_redirect_neigh(network.parent_ifindex, core::ptr::null_mut(), 0, 0) as i32
+        } else {
+            bpf_redirect(network.parent_ifindex, 0) as i32
+        }
+    }
+}
