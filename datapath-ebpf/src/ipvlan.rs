@@ -18,7 +18,7 @@ use crate::{
     macvlan::redirect_to_port,
     maps::{IP_ENDPOINTS, PORTS},
     neighbour,
-    parse::{parse_l3, L2Header, L3Header},
+    parse::{l3_kind, parse_l3, L2Header, L3Addrs},
     stats::count_rx,
 };
 
@@ -29,23 +29,16 @@ pub fn owner(parent: u32, addr: [u8; 16]) -> Option<IpEndpoint> {
     IP_ENDPOINTS.get(&key).copied()
 }
 
-/// The address a frame is for: an IP destination, or the target of an ARP request.
+/// The address a frame is for: an IP destination, or the target of an ARP packet.
 #[inline(always)]
-fn destination(l3: &L3Header) -> Option<[u8; 16]> {
-    match *l3 {
-        L3Header::Ip { dst, .. } => Some(dst),
-        L3Header::Arp { target, .. } => Some(target),
-        L3Header::Other => None,
-    }
+fn destination(l3: &L3Addrs) -> Option<[u8; 16]> {
+    if l3.kind == l3_kind::OTHER { None } else { Some(l3.dst) }
 }
 
+/// The address a frame is from: an IP source, or the sender of an ARP packet.
 #[inline(always)]
-fn source(l3: &L3Header) -> Option<[u8; 16]> {
-    match *l3 {
-        L3Header::Ip { src, .. } => Some(src),
-        L3Header::Arp { sender, .. } => Some(sender),
-        L3Header::Other => None,
-    }
+fn source(l3: &L3Addrs) -> Option<[u8; 16]> {
+    if l3.kind == l3_kind::OTHER { None } else { Some(l3.src) }
 }
 
 /// Unspecified (:: or ::ffff:0.0.0.0): DAD probes and ARP probes carry no address to check.
@@ -133,7 +126,7 @@ pub fn endpoint_egress(
         }
     }
     let l3_mode = network.mode == ipvlan_mode::L3;
-    if l3_mode && !matches!(l3, L3Header::Ip { .. }) {
+    if l3_mode && l3.kind != l3_kind::IP {
         // l3 endpoints are NOARP: nothing but IP has a way out.
         return Ok(TC_ACT_SHOT as i32);
     }

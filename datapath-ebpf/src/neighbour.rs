@@ -14,7 +14,7 @@ use network_types::{eth::{EthHdr, EtherType}, ip::Ipv6Hdr};
 use crate::{
     error::Error,
     ipvlan::owner,
-    parse::{ptr_at, ArpHdr, L2Header, L3Header},
+    parse::{l3_kind, ptr_at, ArpHdr, L2Header, L3Addrs},
 };
 
 const ICMPV6: u8 = 58;
@@ -30,22 +30,23 @@ const ND_OPTION_LEN: usize = 8;
 pub fn answer(
     ctx: &TcContext,
     l2: &L2Header,
-    l3: &L3Header,
+    l3: &L3Addrs,
     parent: u32,
     network: &NetworkConfig,
 ) -> Result<Option<i32>, Error> {
     if l2.vlan_id != 0 {
         return Ok(None);
     }
-    match *l3 {
-        L3Header::Arp { operation: 1, sender, target } if sender != target && owner(parent, target).is_some() => {
-            answer_arp(ctx, l2, network).map(Some)
+    if l3.kind == l3_kind::ARP {
+        if l3.arp_operation == 1 && l3.src != l3.dst && owner(parent, l3.dst).is_some() {
+            return answer_arp(ctx, l2, network).map(Some);
         }
-        L3Header::Ip { src, .. } if l2.ether_type == EtherType::Ipv6 as u16 && src != [0; 16] => {
-            answer_solicitation(ctx, l2, parent, network, src)
-        }
-        _ => Ok(None),
+        return Ok(None);
     }
+    if l3.kind == l3_kind::IP && l2.ether_type == EtherType::Ipv6 as u16 && l3.src != [0; 16] {
+        return answer_solicitation(ctx, l2, parent, network, l3.src);
+    }
+    Ok(None)
 }
 
 /// ARP reply packet for IPv4 over Ethernet.

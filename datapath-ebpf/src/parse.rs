@@ -78,14 +78,26 @@ pub fn parse_l2(packet: &impl PacketData) -> Result<L2Header, Error> {
     Ok(L2Header { dst, src, vlan_id: 0, ether_type: outer_type, l3_offset: EthHdr::LEN })
 }
 
-/// The addresses of a layer-3 packet, IPv4 ones mapped into IPv6 (::ffff:a.b.c.d) so one lookup serves both.
-#[derive(Clone, Copy)]
-pub enum L3Header {
-    Ip { src: [u8; 16], dst: [u8; 16] },
-    /// ARP for IPv4 over Ethernet: the operation (1 request, 2 reply), sender and target protocol addresses.
-    Arp { operation: u16, sender: [u8; 16], target: [u8; 16] },
+/// What kind of layer-3 packet `L3Addrs` describes.
+pub mod l3_kind {
     /// Anything else (no addresses to go by).
-    Other,
+    pub const OTHER: u32 = 0;
+    pub const IP: u32 = 1;
+    /// ARP for IPv4 over Ethernet: src/dst are the sender and target protocol addresses.
+    pub const ARP: u32 = 2;
+}
+
+/// The addresses of a layer-3 packet, IPv4 ones mapped into IPv6 (::ffff:a.b.c.d) so one lookup serves both.
+/// A plain struct filled in place, not an enum: the verifier rejects how LLVM packs enums of arrays into
+/// registers together with pointers.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct L3Addrs {
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub kind: u32,
+    /// ARP operation (1 request, 2 reply).
+    pub arp_operation: u32,
 }
 
 /// The fixed part of an ARP packet for IPv4 over Ethernet.
@@ -104,25 +116,33 @@ pub struct ArpHdr {
 }
 
 #[inline(always)]
-pub fn parse_l3(packet: &impl PacketData, l2: &L2Header) -> Result<L3Header, Error> {
+pub fn parse_l3(packet: &impl PacketData, l2: &L2Header) -> Result<L3Addrs, Error> {
+    let mut addrs = L3Addrs { src: [0; 16], dst: [0; 16], kind: l3_kind::OTHER, arp_operation: 0 };
     if l2.ether_type == EtherType::Ipv4 as u16 {
         let ip: *const Ipv4Hdr = ptr_at(packet, l2.l3_offset)?;
         // SAFETY: ptr_at checked the header lies inside the packet (likewise below).
-        let (src, dst) = unsafe { ((*ip).src_addr, (*ip).dst_addr) };
-        return Ok(L3Header::Ip { src: v4_mapped(src), dst: v4_mapped(dst) });
-    }
-    if l2.ether_type == EtherType::Ipv6 as u16 {
-        let ip: *const Ipv6Hdr = ptr_at(packet, l2.l3_offset)?;
-        let (src, dst) = unsafe { ((*ip).src_addr, (*ip).dst_addr) };
-        return Ok(L3Header::Ip { src, dst });
-    }
-    if l2.ether_type == EtherType::Arp as u16 {
-        let arp: *const ArpHdr = ptr_at(packet, l2.l3_offset)?;
-        let (operation, spa, tpa, plen) = unsafe { ((*arp).operation, (*arp).spa, (*arp).tpa, (*arp).plen) };
-        if plen != 4 {
-            return Ok(L3Header::Other);
+        unsafe {
+            addrs.src = v4_mapped((*ip).src_addr);
+            addrs.dst = v4_mapped((*ip).dst_addr);
         }
-        return Ok(L3Header::Arp { operation: u16::from_be_bytes(operation), sender: v4_mapped(spa), target: v4_mapped(tpa) });
+        addrs.kind = l3_kind::IP;
+    } else if l2.ether_type == EtherType::Ipv6 as u16 {
+        let ip: *const Ipv6Hdr = ptr_at(packet, l2.l3_offset)?;
+        unsafe {
+            addrs.src = (*ip).src_addr;
+            addrs.dst = (*ip).dst_addr;
+        }
+        addrs.kind = l3_kind::IP;
+    } else if l2.ether_type == EtherType::Arp as u16 {
+        let arp: *const ArpHdr = ptr_at(packet, l2.l3_offset)?;
+        unsafe {
+            if (*arp).plen == 4 {
+                addrs.src = v4_mapped((*arp).spa);
+                addrs.dst = v4_mapped((*arp).tpa);
+                addrs.arp_operation = u16::from_be_bytes((*arp).operation) as u32;
+                addrs.kind = l3_kind::ARP;
+            }
+        }
     }
-    Ok(L3Header::Other)
+    Ok(addrs)
 }
