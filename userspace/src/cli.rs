@@ -3,10 +3,10 @@ use std::{net::Ipv4Addr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{mode::Mode, state::Driver};
+use crate::{mode::IpvlanFlag, state::Driver};
 
 #[derive(Debug, Parser)]
-#[command(name = "xlan", version, about = "Virtual LANs (macvlan, vxlan) with the forwarding done in XDP/TC eBPF")]
+#[command(name = "xlan", version, about = "Virtual LANs (macvlan, ipvlan, vxlan) with the forwarding done in XDP/TC eBPF")]
 pub struct Cli {
     /// Act as the host whose network namespace is NS (/run/netns/NS); default: the current one.
     #[arg(long, value_name = "NS")]
@@ -32,6 +32,9 @@ pub enum Command {
     /// A VXLAN network's forwarding table: static entries, the flood list, what was learned.
     #[command(subcommand)]
     Fdb(FdbCommand),
+    /// Prefixes routed to an ipvlan endpoint (l3: networks behind it).
+    #[command(subcommand)]
+    Route(RouteCommand),
     /// Per-endpoint counters: rx (delivered to it) and tx (sent by it) packets and bytes, drops by reason.
     Stats {
         network: Option<String>,
@@ -50,9 +53,13 @@ pub enum NetworkCommand {
         /// The uplink the network's endpoints share.
         #[arg(long)]
         parent: String,
-        /// macvlan: as `ip link add … type macvlan mode MODE` [default: bridge].
+        /// macvlan: bridge|private|vepa|passthru|source [default: bridge]; ipvlan: l2|l3 [default: l2, as
+        /// Docker and the CNI plugin; the kernel's own default is l3].
+        #[arg(long)]
+        mode: Option<String>,
+        /// ipvlan: bridge|private|vepa, as `ip link add … type ipvlan mode MODE FLAG` [default: bridge].
         #[arg(long, value_enum)]
-        mode: Option<Mode>,
+        flag: Option<IpvlanFlag>,
         /// macvlan: let endpoints and the host's address on the parent reach each other (bridge and private
         /// modes; the kernel's macvlan cannot).
         #[arg(long)]
@@ -115,6 +122,29 @@ impl VxlanArgs {
             (false, false) => None,
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RouteCommand {
+    /// Route CIDR to the endpoint in NS.
+    Add {
+        network: String,
+        cidr: String,
+        /// The endpoint's namespace.
+        #[arg(long = "endpoint", value_name = "NS")]
+        netns: String,
+        #[arg(long, default_value = "eth0")]
+        ifname: String,
+    },
+    /// Remove a route.
+    #[command(alias = "delete")]
+    Del { network: String, cidr: String },
+    /// The network's routes.
+    Show {
+        network: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,7 +11,8 @@ use crate::{
     loader::{detach, Datapath},
     mac::Mac,
     maps::Tables,
-    mode::Mode,
+    ipvlan,
+    mode::{IpvlanMode, Mode},
     netlink::Netlink,
     netns::Netns,
     state::{Endpoint, Network},
@@ -44,16 +45,33 @@ pub async fn add(instance: &Instance, request: AddRequest) -> Result<Endpoint> {
     if network.endpoints.len() >= MAX_FLOOD_PORTS {
         return Err(Error::NetworkFull(network.name, MAX_FLOOD_PORTS));
     }
-    let mac = match &request.mac {
-        Some(text) => Mac::parse_unicast(text)?,
-        // The kernel's passthru macvlan takes over the parent's address.
-        None if network.mode == Mode::Passthru => network.parent_mac,
-        None => Mac::random(),
-    };
-    if network.endpoints.iter().any(|e| e.mac == mac) {
-        return Err(Error::MacInUse(mac.to_string(), network.name));
-    }
     let ips = request.ips.iter().map(|text| text.parse::<Cidr>()).collect::<Result<Vec<_>>>()?;
+    let mac = if network.ipvlan().is_some() {
+        if request.mac.is_some() {
+            return Err(Error::MacNotForIpvlan);
+        }
+        if ips.is_empty() {
+            return Err(Error::MissingIp);
+        }
+        for cidr in &ips {
+            if let Some(owner) = ipvlan::owner_of(&state, network.parent_ifindex, &ipvlan::host_cidr(cidr)) {
+                return Err(Error::AddressInUse(cidr.ip.to_string(), network.parent.clone(), owner));
+            }
+        }
+        // Every ipvlan endpoint has the parent's MAC.
+        network.parent_mac
+    } else {
+        let mac = match &request.mac {
+            Some(text) => Mac::parse_unicast(text)?,
+            // The kernel's passthru macvlan takes over the parent's address.
+            None if network.mode == Mode::Passthru => network.parent_mac,
+            None => Mac::random(),
+        };
+        if network.endpoints.iter().any(|e| e.mac == mac) {
+            return Err(Error::MacInUse(mac.to_string(), network.name));
+        }
+        mac
+    };
     let inside = Netlink::connect_in(&netns)?;
     if inside.device(&request.ifname).await?.is_some() {
         return Err(Error::DeviceExists(request.ifname, request.netns));
@@ -90,8 +108,12 @@ pub async fn del(instance: &Instance, network_name: &str, netns: &str, ifname: &
         });
     };
     let endpoint = network.endpoints.remove(position);
-    let network = network.clone();
-    teardown(instance, &network, &endpoint).await?;
+    let snapshot = network.clone();
+    teardown(instance, &snapshot, &endpoint).await?;
+    // Routes behind the endpoint go with it.
+    if let Some(settings) = network.ipvlan.as_mut() {
+        settings.routes.retain(|r| !(r.netns == endpoint.netns && r.ifname == endpoint.ifname));
+    }
     store.save(&state)
 }
 
@@ -115,6 +137,12 @@ async fn attach(
 
     let peer = inside.require_device(&transit_name).await?;
     inside.rename(peer.index, &endpoint.ifname).await?;
+    if let Some(settings) = network.ipvlan() {
+        ipvlan::prepare_interface(netns, &endpoint.ifname)?;
+        if settings.mode == IpvlanMode::L3 {
+            inside.set_noarp(peer.index).await?;
+        }
+    }
     if network.vxlan().is_some() {
         // Room for the outer headers: VXLAN never fragments.
         let parent_mtu = host.require_device(&network.parent).await?.mtu;
@@ -126,6 +154,9 @@ async fn attach(
         inside.add_address(peer.index, cidr.ip, cidr.prefix).await?;
     }
     inside.set_up(peer.index).await?;
+    if let Some(settings) = network.ipvlan() {
+        ipvlan::after_up(inside, peer.index, settings, ips).await?;
+    }
 
     let mut datapath = Datapath::load(&instance.pins)?;
     {
@@ -138,7 +169,13 @@ async fn attach(
     tables.reset_stats(port)?;
     tables.put_endpoint(port, EndpointConfig { network_id: network.id, mac: endpoint.mac.0, _pad: [0; 2] })?;
     tables.put_port(port)?;
-    tables.put_fdb(MacKey::new(network.id, endpoint.mac.0), FdbEntry::local(port))?;
+    if network.ipvlan().is_some() {
+        for cidr in ips {
+            ipvlan::learn_prefix(&tables, network, &ipvlan::host_cidr(cidr), port)?;
+        }
+    } else {
+        tables.put_fdb(MacKey::new(network.id, endpoint.mac.0), FdbEntry::local(port))?;
+    }
     let ports: Vec<u32> = network.endpoints.iter().map(|e| e.host_ifindex).chain([port]).collect();
     tables.put_flood(network.id, flood_list(&ports))?;
     datapath.attach_tc(
@@ -167,8 +204,16 @@ pub async fn teardown(instance: &Instance, network: &Network, endpoint: &Endpoin
             tables.put_flood(network.id, flood_list(&others))?;
         }
         let key = MacKey::new(network.id, endpoint.mac.0);
-        // Only this endpoint's own FDB entry: a rolled-back add must not remove another's.
-        if !network.endpoints.iter().any(|e| e.mac == endpoint.mac && e.host_ifindex != port) {
+        if network.ipvlan().is_some() {
+            for cidr in endpoint.ips.iter().filter_map(|text| text.parse::<Cidr>().ok()) {
+                tables.delete_ip(ipvlan::prefix_key(network.parent_ifindex, &ipvlan::host_cidr(&cidr)))?;
+            }
+            let routes = network.ipvlan().map(|s| s.routes.as_slice()).unwrap_or_default();
+            for route in routes.iter().filter(|r| r.netns == endpoint.netns && r.ifname == endpoint.ifname) {
+                ipvlan::forget_prefix(&tables, network, &route.cidr)?;
+            }
+        } else if !network.endpoints.iter().any(|e| e.mac == endpoint.mac && e.host_ifindex != port) {
+            // Only this endpoint's own FDB entry: a rolled-back add must not remove another's.
             tables.delete_fdb(key)?;
         }
         tables.delete_endpoint(port)?;

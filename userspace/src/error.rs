@@ -63,6 +63,18 @@ pub enum Error {
     FdbLocal(String, String),
     #[error("{0} needs --dst")]
     MissingDst(String),
+    #[error("unknown mode \"{0}\" for a {1} network: {2}")]
+    UnknownMode(String, String, &'static str),
+    #[error("parent {0} already carries {1} network \"{2}\": macvlan and ipvlan do not share a parent")]
+    ParentTaken(String, String, String),
+    #[error("an ipvlan endpoint needs at least one --ip")]
+    MissingIp,
+    #[error("ipvlan endpoints have the parent's MAC: --mac does not apply")]
+    MacNotForIpvlan,
+    #[error("address {0} is already used on parent {1} (network \"{2}\")")]
+    AddressInUse(String, String, String),
+    #[error("no route {0} on network \"{1}\"")]
+    RouteNotFound(String, String),
     #[error("netlink: {0}")]
     Netlink(String),
     #[error("{what}: {source}")]

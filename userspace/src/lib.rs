@@ -7,6 +7,7 @@ pub mod endpoint;
 pub mod error;
 pub mod fdb;
 pub mod instance;
+pub mod ipvlan;
 pub mod loader;
 pub mod mac;
 pub mod macaddr;

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser as _;
 use xlan::{
-    cli::{Cli, Command, EndpointCommand, FdbCommand, MacaddrCommand, NetworkCommand},
-    endpoint, fdb, instance::Instance, macaddr, network, report,
+    cli::{Cli, Command, EndpointCommand, FdbCommand, MacaddrCommand, NetworkCommand, RouteCommand},
+    endpoint, fdb, instance::Instance, ipvlan, macaddr, network, report,
 };
 
 fn main() -> ExitCode {
@@ -54,7 +54,7 @@ fn run(cli: Cli) -> anyhow::Result<String> {
 
 async fn execute(instance: &Instance, command: Command) -> xlan::Result<String> {
     match command {
-        Command::Network(NetworkCommand::Create { name, driver, parent, mode, host_access, vxlan }) => {
+        Command::Network(NetworkCommand::Create { name, driver, parent, mode, flag, host_access, vxlan }) => {
             let vxlan_options = network::VxlanOptions {
                 vni: vxlan.vni,
                 local: vxlan.local,
@@ -64,7 +64,8 @@ async fn execute(instance: &Instance, command: Command) -> xlan::Result<String> 
                 dstport: vxlan.dstport,
                 ageing: vxlan.ageing,
             };
-            let request = network::CreateRequest { name, driver, parent, mode, host_access, vxlan: vxlan_options };
+            let request =
+                network::CreateRequest { name, driver, parent, mode, flag, host_access, vxlan: vxlan_options };
             network::create(instance, request).await?;
             Ok(String::new())
         }
@@ -120,6 +121,15 @@ async fn execute(instance: &Instance, command: Command) -> xlan::Result<String> 
                 Ok(fdb::rows_text(&rows))
             }
         }
+        Command::Route(RouteCommand::Add { network, cidr, netns, ifname }) => {
+            ipvlan::route_add(instance, &network, &cidr, &netns, &ifname)?;
+            Ok(String::new())
+        }
+        Command::Route(RouteCommand::Del { network, cidr }) => {
+            ipvlan::route_del(instance, &network, &cidr)?;
+            Ok(String::new())
+        }
+        Command::Route(RouteCommand::Show { network, json }) => ipvlan::route_show(instance, &network, json),
         Command::Stats { network, json } => {
             let state = instance.store()?.load()?;
             let rows = report::counters(instance, &state, network.as_deref())?;

@@ -1,9 +1,12 @@
 //! Typed access to an instance's pinned maps. Each call opens the pin it needs, so commands that only read
 //! (stats, show) never create anything.
-use aya::maps::{DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues};
+use aya::maps::{
+    lpm_trie::{Key, LpmTrie},
+    DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues,
+};
 use datapath_common::{
     map_names, EndpointConfig, EndpointStats, FdbEntry, FloodList, MacKey, NetworkConfig, ParentConfig, VniKey,
-    VtepList, VtepMac, DROP_REASONS,
+    VtepList, VtepMac, DROP_REASONS, IpEndpoint, IpKey,
 };
 
 use crate::{
@@ -82,6 +85,20 @@ impl<'a> Tables<'a> {
     }
     pub fn delete_vteps(&self, network_id: u32) -> Result<()> {
         self.delete::<u32, VtepList>(map_names::VTEPS, network_id)
+    }
+
+    fn ip_endpoints(&self) -> Result<LpmTrie<MapData, IpKey, IpEndpoint>> {
+        let name = map_names::IP_ENDPOINTS;
+        LpmTrie::try_from(self.open(name)?).map_err(|e| map_error(name, e))
+    }
+    pub fn put_ip(&self, key: Key<IpKey>, endpoint: IpEndpoint) -> Result<()> {
+        self.ip_endpoints()?.insert(&key, endpoint, 0).map_err(|e| map_error(map_names::IP_ENDPOINTS, e))
+    }
+    pub fn delete_ip(&self, key: Key<IpKey>) -> Result<()> {
+        if !self.exist() {
+            return Ok(());
+        }
+        ignore_missing(self.ip_endpoints()?.remove(&key), map_names::IP_ENDPOINTS)
     }
 
     pub fn put_vtep_mac(&self, ip: u32, mac: [u8; 6]) -> Result<()> {

@@ -45,3 +45,73 @@ impl fmt::Display for Mode {
         f.pad(name)
     }
 }
+
+/// ipvlan modes, as `ip link add … type ipvlan mode l2|l3`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum IpvlanMode {
+    /// Broadcast and multicast reach the endpoints, which answer ARP/ND themselves (Docker's and the CNI
+    /// plugin's default; the kernel's own default is l3).
+    #[default]
+    L2,
+    /// The parent routes for the endpoints; no broadcast or multicast reaches them; xlan answers ARP/ND for
+    /// their addresses with the parent's MAC.
+    L3,
+}
+
+/// ipvlan flags, as `ip link add … type ipvlan mode MODE bridge|private|vepa`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum IpvlanFlag {
+    #[default]
+    Bridge,
+    Private,
+    Vepa,
+}
+
+impl IpvlanMode {
+    pub const fn datapath_value(self) -> u32 {
+        match self {
+            IpvlanMode::L2 => datapath_common::ipvlan_mode::L2,
+            IpvlanMode::L3 => datapath_common::ipvlan_mode::L3,
+        }
+    }
+}
+
+impl IpvlanFlag {
+    pub const fn datapath_flags(self) -> u32 {
+        match self {
+            IpvlanFlag::Bridge => 0,
+            IpvlanFlag::Private => datapath_common::network_flags::PRIVATE,
+            IpvlanFlag::Vepa => datapath_common::network_flags::VEPA,
+        }
+    }
+}
+
+impl fmt::Display for IpvlanMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            IpvlanMode::L2 => "l2",
+            IpvlanMode::L3 => "l3",
+        })
+    }
+}
+
+impl fmt::Display for IpvlanFlag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            IpvlanFlag::Bridge => "bridge",
+            IpvlanFlag::Private => "private",
+            IpvlanFlag::Vepa => "vepa",
+        })
+    }
+}
+
+/// The `--mode` of `network create`, whose words depend on the driver.
+pub fn parse_macvlan_mode(text: &str) -> Option<Mode> {
+    <Mode as clap::ValueEnum>::from_str(text, true).ok()
+}
+
+pub fn parse_ipvlan_mode(text: &str) -> Option<IpvlanMode> {
+    <IpvlanMode as clap::ValueEnum>::from_str(text, true).ok()
+}

@@ -8,7 +8,8 @@ use netlink_packet_route::{
     link::LinkAttribute,
     neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourState},
 };
-use rtnetlink::{Handle, LinkUnspec, LinkVeth};
+use netlink_packet_route::route::RouteScope;
+use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use crate::{
     error::{Error, Result},
@@ -187,6 +188,22 @@ impl Netlink {
             self.handle.address().del(message).execute().await?;
         }
         Ok(())
+    }
+
+    /// Turns ARP off on the device (an ipvlan l3 endpoint: its neighbours all resolve to its own MAC).
+    pub async fn set_noarp(&self, index: u32) -> Result<()> {
+        let message = LinkUnspec::new_with_index(index).arp(false).build();
+        Ok(self.handle.link().set(message).execute().await?)
+    }
+
+    /// `ip route add default dev DEV` (IPv4 or IPv6).
+    pub async fn add_default_route(&self, index: u32, ipv6: bool) -> Result<()> {
+        let route = if ipv6 {
+            RouteMessageBuilder::<std::net::Ipv6Addr>::new().output_interface(index).build()
+        } else {
+            RouteMessageBuilder::<Ipv4Addr>::new().output_interface(index).scope(RouteScope::Link).build()
+        };
+        Ok(self.handle.route().add(route).execute().await?)
     }
 
     pub async fn set_up(&self, index: u32) -> Result<()> {

@@ -15,8 +15,9 @@ use crate::{
     instance::Instance,
     loader::{detach, Datapath},
     maps::Tables,
-    mode::Mode,
-    state::{Driver, Network, State, Vxlan},
+    ipvlan,
+    mode::{parse_ipvlan_mode, parse_macvlan_mode, IpvlanFlag, Mode},
+    state::{Driver, Ipvlan, Network, State, Vxlan},
     vxlan,
 };
 
@@ -25,7 +26,9 @@ pub struct CreateRequest {
     pub name: String,
     pub driver: Driver,
     pub parent: String,
-    pub mode: Option<Mode>,
+    /// The driver's mode word, as given.
+    pub mode: Option<String>,
+    pub flag: Option<IpvlanFlag>,
     pub host_access: bool,
     pub vxlan: VxlanOptions,
 }
@@ -52,29 +55,56 @@ pub async fn create(instance: &Instance, request: CreateRequest) -> Result<Netwo
     if state.network(&request.name).is_ok() {
         return Err(Error::NetworkExists(request.name));
     }
+    let driver_name = request.driver.to_string();
+    if request.driver != Driver::Macvlan && request.host_access {
+        return Err(Error::NotForDriver("--host-access", driver_name));
+    }
+    if request.driver != Driver::Ipvlan && request.flag.is_some() {
+        return Err(Error::NotForDriver("--flag", driver_name));
+    }
+    if request.driver != Driver::Vxlan {
+        refuse_vxlan_options(&request.vxlan, &driver_name)?;
+    }
     let parent = instance.netlink.require_device(&request.parent).await?;
-    let vxlan = match request.driver {
+    if request.driver != Driver::Vxlan {
+        // One macvlan or ipvlan network per parent: both own the parent's incoming unicast.
+        if let Some(owner) = state.on_parent(parent.index).find(|n| n.driver != Driver::Vxlan) {
+            return Err(if owner.driver == request.driver {
+                Error::ParentInUse(request.parent, owner.name.clone())
+            } else {
+                Error::ParentTaken(request.parent, owner.driver.to_string(), owner.name.clone())
+            });
+        }
+    }
+    let (mode, vxlan, ipvlan) = match request.driver {
         Driver::Macvlan => {
-            refuse_vxlan_options(&request.vxlan)?;
-            if let Some(owner) = state.on_parent(parent.index).find(|n| n.driver == Driver::Macvlan) {
-                return Err(Error::ParentInUse(request.parent, owner.name.clone()));
+            let mode = match &request.mode {
+                Some(text) => parse_macvlan_mode(text).ok_or_else(|| {
+                    Error::UnknownMode(text.clone(), driver_name.clone(), "bridge|private|vepa|passthru|source")
+                })?,
+                None => Mode::Bridge,
+            };
+            if request.host_access && !matches!(mode, Mode::Bridge | Mode::Private) {
+                return Err(Error::HostAccessMode(mode.to_string()));
             }
-            None
+            (mode, None, None)
         }
         Driver::Vxlan => {
             if request.mode.is_some() {
-                return Err(Error::NotForDriver("--mode", "vxlan".into()));
+                return Err(Error::NotForDriver("--mode", driver_name));
             }
-            if request.host_access {
-                return Err(Error::NotForDriver("--host-access", "vxlan".into()));
-            }
-            Some(vxlan_settings(instance, &state, &request, parent.index).await?)
+            (Mode::Bridge, Some(vxlan_settings(instance, &state, &request, parent.index).await?), None)
+        }
+        Driver::Ipvlan => {
+            let ipvlan_mode = match &request.mode {
+                Some(text) => parse_ipvlan_mode(text)
+                    .ok_or_else(|| Error::UnknownMode(text.clone(), driver_name.clone(), "l2|l3"))?,
+                None => Default::default(),
+            };
+            let settings = Ipvlan { mode: ipvlan_mode, flag: request.flag.unwrap_or_default(), routes: Vec::new() };
+            (Mode::Bridge, None, Some(settings))
         }
     };
-    let mode = request.mode.unwrap_or_default();
-    if request.host_access && !matches!(mode, Mode::Bridge | Mode::Private) {
-        return Err(Error::HostAccessMode(mode.to_string()));
-    }
     let network = Network {
         id: state.free_network_id(MAX_NETWORKS)?,
         name: request.name,
@@ -88,6 +118,7 @@ pub async fn create(instance: &Instance, request: CreateRequest) -> Result<Netwo
         source_macs: Vec::new(),
         next_port: 0,
         vxlan,
+        ipvlan,
     };
     let first_on_parent = state.on_parent(parent.index).next().is_none();
     let mut network = network;
@@ -164,7 +195,7 @@ async fn vxlan_settings(instance: &Instance, state: &State, request: &CreateRequ
     })
 }
 
-fn refuse_vxlan_options(options: &VxlanOptions) -> Result<()> {
+fn refuse_vxlan_options(options: &VxlanOptions, driver: &str) -> Result<()> {
     let given = [
         ("--vni", options.vni.is_some()),
         ("--local", options.local.is_some()),
@@ -175,7 +206,7 @@ fn refuse_vxlan_options(options: &VxlanOptions) -> Result<()> {
         ("--ageing", options.ageing.is_some()),
     ];
     match given.iter().find(|(_, present)| *present) {
-        Some((option, _)) => Err(Error::NotForDriver(option, "macvlan".into())),
+        Some((option, _)) => Err(Error::NotForDriver(option, driver.into())),
         None => Ok(()),
     }
 }
@@ -201,6 +232,11 @@ pub fn datapath_config(network: &Network) -> NetworkConfig {
         config.group_ip = vxlan.group.map_or(0, |g| u32::from_ne_bytes(g.octets()));
         config.ageing_secs = vxlan.ageing;
     }
+    if let Some(settings) = network.ipvlan() {
+        config.kind = kind::IPVLAN;
+        config.mode = settings.mode.datapath_value();
+        flags |= settings.flag.datapath_flags();
+    }
     config.flags = flags;
     config
 }
@@ -212,6 +248,7 @@ fn parent_config(state: &State, parent_ifindex: u32) -> ParentConfig {
         match network.driver {
             Driver::Macvlan => config.macvlan_network = network.id,
             Driver::Vxlan => config.vxlan_networks += 1,
+            Driver::Ipvlan => config.ipvlan_network = network.id,
         }
     }
     config
@@ -256,6 +293,11 @@ async fn teardown(instance: &Instance, state: &State, network: &Network) -> Resu
     }
     if let Some(settings) = network.vxlan() {
         vxlan::teardown(instance, &tables, network, settings).await?;
+    }
+    if let Some(settings) = network.ipvlan() {
+        for route in &settings.routes {
+            ipvlan::forget_prefix(&tables, network, &route.cidr)?;
+        }
     }
     tables.delete_flood(network.id)?;
     tables.delete_network(network.id)?;

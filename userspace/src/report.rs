@@ -17,9 +17,10 @@ pub fn network_list(state: &State, as_json: bool) -> String {
     }
     let mut out = format!("{:<16} {:<8} {:<9} {:<12} {}\n", "NAME", "DRIVER", "MODE", "PARENT", "ENDPOINTS");
     for n in &state.networks {
-        let mode = match n.vxlan() {
-            Some(v) => format!("vni {}", v.vni),
-            None => n.mode.to_string(),
+        let mode = match (n.vxlan(), n.ipvlan()) {
+            (Some(v), _) => format!("vni {}", v.vni),
+            (_, Some(i)) => format!("{} {}", i.mode, i.flag),
+            _ => n.mode.to_string(),
         };
         out += &format!("{:<16} {:<8} {:<9} {:<12} {}\n", n.name, n.driver, mode, n.parent, n.endpoints.len());
     }
@@ -51,7 +52,10 @@ pub fn network_show(network: &Network, as_json: bool) -> String {
             let learning = if v.learning { format!(" learning ageing {}", v.ageing) } else { " nolearning".into() };
             format!("vni {} local {} dstport {}{flood}{learning}", v.vni, v.local, v.dstport)
         }
-        None => format!("mode {}{}", network.mode, if network.host_access { " host-access" } else { "" }),
+        None => match network.ipvlan() {
+            Some(settings) => format!("mode {} {}", settings.mode, settings.flag),
+            None => format!("mode {}{}", network.mode, if network.host_access { " host-access" } else { "" }),
+        },
     };
     let mut out = format!(
         "{}: driver {} {kind} parent {} (ifindex {}, {})\n",
@@ -66,6 +70,9 @@ pub fn network_show(network: &Network, as_json: bool) -> String {
             e.host_ifname,
             e.ips.iter().map(|ip| format!(" inet {ip}")).collect::<String>()
         );
+    }
+    for route in network.ipvlan().map(|s| s.routes.as_slice()).unwrap_or_default() {
+        out += &format!("    route {} dev {}@{}\n", route.cidr, route.ifname, route.netns);
     }
     if !network.source_macs.is_empty() {
         let macs: Vec<String> = network.source_macs.iter().map(ToString::to_string).collect();

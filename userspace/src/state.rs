@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     error::{Error, Result},
     mac::Mac,
-    mode::Mode,
+    mode::{IpvlanFlag, IpvlanMode, Mode},
 };
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -41,6 +41,24 @@ pub struct Network {
     pub next_port: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vxlan: Option<Vxlan>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipvlan: Option<Ipvlan>,
+}
+
+/// An ipvlan network's settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Ipvlan {
+    pub mode: IpvlanMode,
+    pub flag: IpvlanFlag,
+    /// Prefixes routed to an endpoint (`xlan route add`).
+    pub routes: Vec<IpRoute>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpRoute {
+    pub cidr: String,
+    pub netns: String,
+    pub ifname: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -48,6 +66,7 @@ pub struct Network {
 pub enum Driver {
     Macvlan,
     Vxlan,
+    Ipvlan,
 }
 
 impl std::fmt::Display for Driver {
@@ -55,6 +74,7 @@ impl std::fmt::Display for Driver {
         f.pad(match self {
             Driver::Macvlan => "macvlan",
             Driver::Vxlan => "vxlan",
+            Driver::Ipvlan => "ipvlan",
         })
     }
 }
@@ -87,6 +107,11 @@ impl Network {
     /// The VXLAN settings, for a VXLAN network.
     pub fn vxlan(&self) -> Option<&Vxlan> {
         self.vxlan.as_ref()
+    }
+
+    /// The ipvlan settings, for an ipvlan network.
+    pub fn ipvlan(&self) -> Option<&Ipvlan> {
+        self.ipvlan.as_ref()
     }
 }
 
