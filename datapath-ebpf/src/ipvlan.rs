@@ -6,7 +6,7 @@
 //! the switch and back). An endpoint sending from an address that is not its own is dropped (`Spoofed`).
 use aya_ebpf::{
     bindings::{xdp_action, TC_ACT_OK, TC_ACT_SHOT},
-    helpers::{bpf_redirect, bpf_redirect_neigh, bpf_redirect_peer},
+    helpers::{bpf_redirect, bpf_redirect_neigh},
     maps::lpm_trie::Key,
     programs::{TcContext, XdpContext},
 };
@@ -15,10 +15,10 @@ use datapath_common::{ipvlan_mode, is_multicast_mac, network_flags, IpEndpoint, 
 use crate::{
     error::Error,
     fdb::flood,
-    macvlan::redirect_to_port,
     maps::{IP_ENDPOINTS, PORTS},
     neighbour,
     parse::{l3_kind, parse_l3, L2Header, L3Addrs},
+    port::{redirect_to_peer, redirect_to_port},
     stats::count_rx,
 };
 
@@ -140,11 +140,7 @@ pub fn endpoint_egress(
         Some(endpoint) if endpoint.port == port => Ok(TC_ACT_SHOT as i32),
         Some(_) if network.flags & network_flags::PRIVATE != 0 => Err(Error::Isolation),
         Some(_) if network.flags & network_flags::VEPA != 0 => Ok(out_of_parent(network)),
-        Some(endpoint) => {
-            count_rx(endpoint.port, ctx.len());
-            // SAFETY: a plain helper call.
-            Ok(unsafe { bpf_redirect_peer(endpoint.port, 0) } as i32)
-        }
+        Some(endpoint) => Ok(redirect_to_peer(endpoint.port, ctx.len())),
         None => Ok(out_of_parent(network)),
     }
 }

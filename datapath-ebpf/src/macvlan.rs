@@ -3,8 +3,8 @@
 //! hairpin; passthru: the one endpoint gets all the parent's unicast; source: endpoints get only frames from
 //! allowed source MACs. Each entry point returns what to do; `main.rs` maps errors to a verdict.
 use aya_ebpf::{
-    bindings::{xdp_action, BPF_F_INGRESS, TC_ACT_OK, TC_ACT_SHOT},
-    helpers::{bpf_redirect, bpf_redirect_peer},
+    bindings::{xdp_action, BPF_F_INGRESS, TC_ACT_OK},
+    helpers::bpf_redirect,
     programs::{TcContext, XdpContext},
 };
 use datapath_common::{is_multicast_mac, macvlan_mode, network_flags, NetworkConfig};
@@ -14,6 +14,7 @@ use crate::{
     fdb::{first_port, flood, lookup, source_allowed},
     maps::PORTS,
     parse::L2Header,
+    port::{redirect_to_peer, redirect_to_port},
     stats::count_rx,
 };
 
@@ -152,10 +153,7 @@ pub fn endpoint_egress(
     if network.mode == macvlan_mode::BRIDGE {
         if let Some(entry) = lookup(network_id, l2.dst) {
             if entry.ifindex != port {
-                count_rx(entry.ifindex, ctx.len());
-                // Straight into the other endpoint's namespace, skipping its veth's backlog queue.
-                // SAFETY: a plain helper call.
-                return Ok(unsafe { bpf_redirect_peer(entry.ifindex, 0) } as i32);
+                return Ok(redirect_to_peer(entry.ifindex, ctx.len()));
             }
         }
     }
@@ -166,13 +164,4 @@ pub fn endpoint_egress(
 fn out_of_parent(network: &NetworkConfig) -> i32 {
     // SAFETY: a plain helper call.
     unsafe { bpf_redirect(network.parent_ifindex, 0) as i32 }
-}
-
-/// Into an endpoint through its host-side veth (the veth hands it to the endpoint's end).
-#[inline(always)]
-pub fn redirect_to_port(port: u32, len: u32) -> i32 {
-    count_rx(port, len);
-    // SAFETY: a plain helper call.
-    let verdict = unsafe { bpf_redirect(port, 0) } as i32;
-    if verdict < 0 { TC_ACT_SHOT as i32 } else { verdict }
 }

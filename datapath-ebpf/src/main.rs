@@ -12,6 +12,7 @@ mod macvlan;
 mod maps;
 mod neighbour;
 mod parse;
+mod port;
 mod stats;
 mod vxlan;
 

@@ -10,7 +10,7 @@ use aya_ebpf::{
     },
     helpers::{
         bpf_fib_lookup as fib_lookup, bpf_get_hash_recalc, bpf_ktime_get_ns, bpf_redirect, bpf_redirect_neigh,
-        bpf_redirect_peer, bpf_skb_change_head, bpf_xdp_adjust_head,
+        bpf_skb_change_head, bpf_xdp_adjust_head,
     },
     programs::{TcContext, XdpContext},
 };
@@ -29,9 +29,9 @@ use network_types::{
 use crate::{
     error::Error,
     fdb::{flood, lookup_fresh, network},
-    macvlan::redirect_to_port,
     maps::{FDB, PORTS, VNIS, VTEPS, VTEP_MACS},
     parse::{ptr_at, L2Header, PacketData},
+    port::{redirect_to_peer, redirect_to_port},
     stats::{count_drop, count_rx},
 };
 
@@ -203,11 +203,7 @@ pub fn endpoint_egress(
     if !is_multicast_mac(&l2.dst) {
         match lookup_fresh(network_id, l2.dst, network.ageing_secs) {
             Some(entry) if entry.ifindex == port => return Ok(TC_ACT_SHOT as i32),
-            Some(entry) if entry.ifindex != 0 => {
-                count_rx(entry.ifindex, ctx.len());
-                // SAFETY: a plain helper call.
-                return Ok(unsafe { bpf_redirect_peer(entry.ifindex, 0) } as i32);
-            }
+            Some(entry) if entry.ifindex != 0 => return Ok(redirect_to_peer(entry.ifindex, ctx.len())),
             Some(entry) => return send(ctx, network, entry.remote_ip),
             None => {}
         }

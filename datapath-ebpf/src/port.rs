@@ -1,0 +1,26 @@
+//! Delivery into a local endpoint, counted once here.
+use aya_ebpf::{
+    bindings::TC_ACT_SHOT,
+    helpers::{bpf_redirect, bpf_redirect_peer},
+};
+
+use crate::stats::count_rx;
+
+/// Into an endpoint through its host-side veth's transmit path (the veth hands it to the endpoint's end):
+/// for frames from the parent's TC hooks.
+#[inline(always)]
+pub fn redirect_to_port(port: u32, len: u32) -> i32 {
+    count_rx(port, len);
+    // SAFETY: a plain helper call.
+    let verdict = unsafe { bpf_redirect(port, 0) } as i32;
+    if verdict < 0 { TC_ACT_SHOT as i32 } else { verdict }
+}
+
+/// Straight into the endpoint's namespace (ingress of the veth's other end), skipping the veth's backlog
+/// queue: for frames another endpoint sent (only allowed from TC ingress).
+#[inline(always)]
+pub fn redirect_to_peer(port: u32, len: u32) -> i32 {
+    count_rx(port, len);
+    // SAFETY: a plain helper call.
+    unsafe { bpf_redirect_peer(port, 0) as i32 }
+}
