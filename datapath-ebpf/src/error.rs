@@ -18,6 +18,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// Drops that say something is wrong with xlan's state or the host's, not with the traffic.
+    pub const fn worth_logging(self) -> bool {
+        matches!(self, Error::UnknownPort | Error::NoNeighbour | Error::Encap)
+    }
+
     pub const fn drop_reason(self) -> DropReason {
         match self {
             Error::Malformed => DropReason::Malformed,

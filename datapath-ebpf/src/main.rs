@@ -20,13 +20,15 @@ use aya_ebpf::{
     bindings::{xdp_action, TC_ACT_SHOT},
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
+    EbpfContext,
 };
+use aya_log_ebpf::warn;
 
 use crate::{error::Error, stats::count_drop};
 
 #[xdp]
 pub fn xlan_parent_xdp(ctx: XdpContext) -> u32 {
-    xdp_verdict(dispatch::parent_xdp(&ctx))
+    xdp_verdict(&ctx, dispatch::parent_xdp(&ctx))
 }
 
 /// Native XDP redirect into a veth needs a program on the receiving end; this one lets everything through.
@@ -37,40 +39,52 @@ pub fn xlan_xdp_pass(_ctx: XdpContext) -> u32 {
 
 #[classifier]
 pub fn xlan_parent_ingress(ctx: TcContext) -> i32 {
-    tc_verdict(dispatch::parent_ingress(&ctx), None)
+    tc_verdict(&ctx, dispatch::parent_ingress(&ctx), None)
 }
 
 #[classifier]
 pub fn xlan_parent_egress(ctx: TcContext) -> i32 {
-    tc_verdict(dispatch::parent_egress(&ctx), None)
+    tc_verdict(&ctx, dispatch::parent_egress(&ctx), None)
 }
 
 #[classifier]
 pub fn xlan_endpoint_ingress(ctx: TcContext) -> i32 {
     // SAFETY: ctx.skb points at a valid __sk_buff.
     let port = unsafe { (*ctx.skb.skb).ifindex };
-    tc_verdict(dispatch::endpoint_ingress(&ctx, port), Some(port))
+    tc_verdict(&ctx, dispatch::endpoint_ingress(&ctx, port), Some(port))
 }
 
 #[inline(always)]
-fn xdp_verdict(result: Result<u32, Error>) -> u32 {
+fn xdp_verdict(ctx: &XdpContext, result: Result<u32, Error>) -> u32 {
     match result {
         Ok(action) => action,
         Err(error) => {
-            count_drop(error.drop_reason(), None);
+            note_drop(ctx, error, None);
             xdp_action::XDP_DROP
         }
     }
 }
 
 #[inline(always)]
-fn tc_verdict(result: Result<i32, Error>, from_port: Option<u32>) -> i32 {
+fn tc_verdict(ctx: &TcContext, result: Result<i32, Error>, from_port: Option<u32>) -> i32 {
     match result {
         Ok(action) => action,
         Err(error) => {
-            count_drop(error.drop_reason(), from_port);
+            note_drop(ctx, error, from_port);
             TC_ACT_SHOT as i32
         }
+    }
+}
+
+/// Counts every drop; logs (aya-log, read by `xlan monitor`) only those that mean xlan's state or the host's
+/// needs attention — never the ones a sender can cause at will (malformed, isolation, spoofed), which would
+/// flood the log on the fast path.
+#[inline(always)]
+fn note_drop<C: EbpfContext>(ctx: &C, error: Error, from_port: Option<u32>) {
+    let reason = error.drop_reason();
+    count_drop(reason, from_port);
+    if error.worth_logging() {
+        warn!(ctx, "drop reason={} port={}", reason as u32, from_port.unwrap_or(0));
     }
 }
 

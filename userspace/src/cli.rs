@@ -35,6 +35,11 @@ pub enum Command {
     /// Prefixes routed to an ipvlan endpoint (l3: networks behind it).
     #[command(subcommand)]
     Route(RouteCommand),
+    /// The datapath's log (drops that need attention), like `ip monitor`, until Ctrl-C.
+    Monitor {
+        #[arg(long)]
+        json: bool,
+    },
     /// Per-endpoint counters: rx (delivered to it) and tx (sent by it) packets and bytes, drops by reason.
     Stats {
         network: Option<String>,

@@ -13,6 +13,7 @@ pub mod mac;
 pub mod macaddr;
 pub mod maps;
 pub mod mode;
+pub mod monitor;
 pub mod netlink;
 pub mod netns;
 pub mod network;

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use xlan::{
     cli::{Cli, Command, EndpointCommand, FdbCommand, MacaddrCommand, NetworkCommand, RouteCommand},
-    endpoint, fdb, instance::Instance, ipvlan, macaddr, network, report,
+    endpoint, fdb, instance::Instance, ipvlan, macaddr, monitor, network, report,
 };
 
 fn main() -> ExitCode {
@@ -130,6 +130,10 @@ async fn execute(instance: &Instance, command: Command) -> xlan::Result<String> 
             Ok(String::new())
         }
         Command::Route(RouteCommand::Show { network, json }) => ipvlan::route_show(instance, &network, json),
+        Command::Monitor { json } => {
+            monitor::run(instance, json).await?;
+            Ok(String::new())
+        }
         Command::Stats { network, json } => {
             let state = instance.store()?.load()?;
             let rows = report::counters(instance, &state, network.as_deref())?;

@@ -153,15 +153,34 @@ fn bridge_endpoint_broadcast_reaches_the_others_and_the_wire() {
     assert_eq!(f.rx(), [1, 0, 1]);
 }
 
+/// Keeps the datapath's log records (aya-log) for a test to look at.
+struct Captured(std::sync::Mutex<Vec<String>>);
+
+impl log::Log for Captured {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        self.0.lock().unwrap().push(record.args().to_string());
+    }
+    fn flush(&self) {}
+}
+
 #[test]
-fn frames_from_an_unknown_device_are_dropped() {
+fn frames_from_an_unknown_device_are_dropped_counted_and_logged() {
     let mut f = Fixture::new(macvlan_mode::BRIDGE);
+    let captured: &'static Captured = Box::leak(Box::new(Captured(Default::default())));
+    let mut logger = aya_log::EbpfLogger::init_with_logger(f.datapath.ebpf_mut(), captured).unwrap();
     let parent = f.parent;
     let before = f.drops(DropReason::UnknownPort);
     let out = f.tc(program_names::ENDPOINT_INGRESS, &frame(ENDPOINT_MACS[0], OUTSIDE_MAC, None), parent);
     assert_eq!(out.verdict, TC_ACT_SHOT);
     assert_eq!(f.drops(DropReason::UnknownPort), before + 1);
     assert_eq!(f.rx(), [0, 0, 0]);
+    logger.flush();
+    let records = captured.0.lock().unwrap().clone();
+    let expected = format!("drop reason={} port={}", DropReason::UnknownPort as u32, parent);
+    assert!(records.contains(&expected), "log records: {records:?}");
 }
 
 #[test]
