@@ -189,17 +189,11 @@ impl StateStore {
         }
     }
 
-    /// Saves the state; an instance with no networks leaves no files behind.
+    /// Saves the state; an instance with no networks leaves no files behind (see Drop).
     pub fn save(&self, state: &State) -> Result<()> {
         let path = self.path();
         if state.networks.is_empty() {
             let _ = fs::remove_file(&path);
-            let _ = fs::remove_file(self.dir.join("lock"));
-            let _ = fs::remove_dir(&self.dir);
-            // The default root (/run/xlan) goes too once no instance uses it.
-            if let Some(parent) = self.dir.parent().filter(|p| p.ends_with("xlan")) {
-                let _ = fs::remove_dir(parent);
-            }
             return Ok(());
         }
         let tmp = self.dir.join("state.json.tmp");
@@ -207,5 +201,20 @@ impl StateStore {
         let mut file = File::create(&tmp).map_err(|e| Error::State(tmp.clone(), e.to_string()))?;
         file.write_all(&json).map_err(|e| Error::State(tmp.clone(), e.to_string()))?;
         fs::rename(&tmp, &path).map_err(|e| Error::State(path, e.to_string()))
+    }
+}
+
+impl Drop for StateStore {
+    /// An instance without a state file (no networks, or a first command that failed) leaves no lock file or
+    /// directory behind; the default root (/run/xlan) goes too once no instance uses it.
+    fn drop(&mut self) {
+        if self.path().exists() {
+            return;
+        }
+        let _ = fs::remove_file(self.dir.join("lock"));
+        let _ = fs::remove_dir(&self.dir);
+        if let Some(parent) = self.dir.parent().filter(|p| p.ends_with("xlan")) {
+            let _ = fs::remove_dir(parent);
+        }
     }
 }
