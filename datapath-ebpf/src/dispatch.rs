@@ -29,7 +29,7 @@ pub fn parent_xdp(ctx: &XdpContext) -> Result<u32, Error> {
     if let Some((_, network)) = ipvlan_of_parent(&config) {
         return ipvlan::parent_xdp(ctx, &l2, parent, &network);
     }
-    match macvlan_of_parent(parent) {
+    match macvlan_of_parent(&config) {
         Some((network_id, network)) => macvlan::parent_xdp(ctx, &l2, network_id, &network),
         None => Ok(xdp_action::XDP_PASS),
     }
@@ -49,7 +49,7 @@ pub fn parent_ingress(ctx: &TcContext) -> Result<i32, Error> {
     if let Some((network_id, network)) = ipvlan_of_parent(&config) {
         return ipvlan::parent_ingress(ctx, &l2, network_id, parent, &network);
     }
-    match macvlan_of_parent(parent) {
+    match macvlan_of_parent(&config) {
         Some((network_id, network)) => macvlan::parent_ingress(ctx, &l2, network_id, &network),
         None => Ok(TC_ACT_OK as i32),
     }
@@ -60,7 +60,8 @@ pub fn parent_egress(ctx: &TcContext) -> Result<i32, Error> {
     let l2 = parse_l2(ctx)?;
     // SAFETY: ctx.skb points at a valid __sk_buff.
     let parent = unsafe { (*ctx.skb.skb).ifindex };
-    match macvlan_of_parent(parent) {
+    let Some(config) = parent_config(parent) else { return Ok(TC_ACT_OK as i32) };
+    match macvlan_of_parent(&config) {
         Some((network_id, network)) => macvlan::parent_egress(ctx, &l2, network_id, &network),
         None => Ok(TC_ACT_OK as i32),
     }

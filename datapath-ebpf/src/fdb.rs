@@ -52,10 +52,10 @@ pub fn network(network_id: u32) -> Option<NetworkConfig> {
     unsafe { NETWORKS.get(&network_id).copied() }
 }
 
-/// The macvlan network whose parent is `ifindex`.
+/// The macvlan network on a parent.
 #[inline(always)]
-pub fn macvlan_of_parent(ifindex: u32) -> Option<(u32, NetworkConfig)> {
-    let network_id = parent_config(ifindex)?.macvlan_network;
+pub fn macvlan_of_parent(config: &ParentConfig) -> Option<(u32, NetworkConfig)> {
+    let network_id = config.macvlan_network;
     if network_id == 0 {
         return None;
     }

@@ -1,6 +1,7 @@
 //! The maps of one xlan instance. Types and names come from datapath-common; every map is pinned by name, so
 //! all programs an instance loads (one load per CLI call) share them and the datapath outlives the CLI.
 use aya_ebpf::{
+    bindings::BPF_F_NO_PREALLOC,
     macros::map,
     maps::{DevMapHash, HashMap, LpmTrie, PerCpuArray, PerCpuHashMap},
 };
@@ -36,7 +37,9 @@ pub static ENDPOINTS: HashMap<u32, EndpointConfig> = HashMap::pinned(MAX_ENDPOIN
 
 /// (network, MAC) → local port or remote VTEP; static entries and (VXLAN) learned ones.
 #[map(name = "XLAN_FDB")]
-pub static FDB: HashMap<MacKey, FdbEntry> = HashMap::pinned(MAX_FDB_ENTRIES, 0);
+/// Not preallocated: room for a million entries would otherwise cost ~110 MB of kernel memory per instance
+/// up front; entries (learned ones included) are allocated as they come.
+pub static FDB: HashMap<MacKey, FdbEntry> = HashMap::pinned(MAX_FDB_ENTRIES, BPF_F_NO_PREALLOC);
 
 /// host-side veth ifindex → itself: the targets XDP may redirect to.
 #[map(name = "XLAN_PORTS")]

@@ -12,7 +12,8 @@ pub enum Metric {
     Pps { flows: u32, family: Family },
     /// The same frames counted where they reach the endpoint's UDP sockets.
     UdpPps { flows: u32, family: Family },
-    /// System + softirq + irq CPU time (all CPUs, /proc/stat) per frame delivered, at a fixed offered load.
+    /// System + softirq + irq time of the generator's CPU (/proc/stat), where the whole path runs, per frame
+    /// delivered, at a fixed offered load below every backend's ceiling.
     CpuNsPerPacket,
     /// One TCP stream (iperf3), Gbit/s.
     TcpGbps,

@@ -12,7 +12,7 @@ usage: xlan-bench [--scenario TEXT]... [--runs N] [--duration SECS] [--cpu-load 
   --scenario TEXT  run only the scenarios whose id contains TEXT (repeatable; --list shows the ids)
   --runs N         runs per metric, reported as min / median / max (default 3)
   --duration SECS  seconds per packet-rate run (default 2); CPU runs take 1.5x, TCP runs round it up
-  --cpu-load PPS   the fixed offered load of the CPU-per-packet runs (default 100000)
+  --cpu-load PPS   the fixed offered load of the CPU-per-packet runs (default 200000)
   --fdb-sizes LIST FDB sizes of the FDB-scale scenarios (default 10,10000,1000000)
   --tiny           one short run of everything (the smoke test's mode): numbers are not meaningful
   --json           print report.json instead of the table
@@ -47,7 +47,7 @@ impl Settings {
             runs,
             duration,
             cpu_duration: duration.mul_f64(1.5),
-            cpu_load_pps: 100_000,
+            cpu_load_pps: 200_000,
             tcp_seconds: duration.as_secs_f64().ceil() as u32,
             ping_count: 500,
             request_count: 2000,

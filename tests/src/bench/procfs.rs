@@ -20,10 +20,11 @@ pub fn udp_delivered(netns: &Netns) -> Result<u64> {
     Ok(v4 + v6)
 }
 
-/// System, hard and soft interrupt time of all CPUs since boot: where forwarding and delivery are accounted.
-pub fn cpu_kernel_time() -> Result<Duration> {
+/// System, hard and soft interrupt time of CPU `cpu` since boot: where forwarding and delivery are accounted.
+pub fn cpu_kernel_time(cpu: usize) -> Result<Duration> {
     let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
-    let line = stat.lines().find(|line| line.starts_with("cpu ")).context("/proc/stat has no cpu line")?;
+    let prefix = format!("cpu{cpu} ");
+    let line = stat.lines().find(|line| line.starts_with(&prefix)).with_context(|| format!("/proc/stat has no cpu{cpu}"))?;
     // cpu user nice system idle iowait irq softirq ...
     let ticks: Vec<u64> = line.split_whitespace().skip(1).map(str::parse).collect::<Result<_, _>>()?;
     let kernel_ticks = ticks.get(2).copied().unwrap_or(0) + ticks.get(5).copied().unwrap_or(0) + ticks.get(6).copied().unwrap_or(0);
