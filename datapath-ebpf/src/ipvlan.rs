@@ -18,7 +18,7 @@ use crate::{
     maps::{IP_ENDPOINTS, PORTS},
     neighbour,
     parse::{l3_kind, parse_l3, L2Header, L3Addrs},
-    port::{redirect_to_peer, redirect_to_port},
+    port::redirect_to_peer,
     stats::count_rx,
 };
 
@@ -106,7 +106,7 @@ pub fn parent_ingress(
     if sender.is_some() && network.flags & network_flags::PRIVATE != 0 {
         return Err(Error::Isolation);
     }
-    Ok(redirect_to_port(endpoint.port, ctx.len()))
+    Ok(redirect_to_peer(endpoint.port, ctx.len()))
 }
 
 /// Everything an endpoint of an ipvlan network sends.

@@ -78,7 +78,7 @@ pub fn parent_ingress(ctx: &TcContext, l2: &L2Header, network_id: u32, network: 
                 return Ok(TC_ACT_OK as i32);
             }
             match first_port(network_id) {
-                Some(port) => Ok(redirect_to_port(port, ctx.len())),
+                Some(port) => Ok(redirect_to_peer(port, ctx.len())),
                 None => Ok(TC_ACT_OK as i32),
             }
         }
@@ -100,7 +100,7 @@ pub fn parent_ingress(ctx: &TcContext, l2: &L2Header, network_id: u32, network: 
             if sender.is_some() && mode == macvlan_mode::PRIVATE {
                 return Err(Error::Isolation);
             }
-            Ok(redirect_to_port(entry.ifindex, ctx.len()))
+            Ok(redirect_to_peer(entry.ifindex, ctx.len()))
         }
     }
 }

@@ -7,7 +7,7 @@ use aya_ebpf::{
 use crate::stats::count_rx;
 
 /// Into an endpoint through its host-side veth's transmit path (the veth hands it to the endpoint's end):
-/// for frames from the parent's TC hooks.
+/// for TC egress hooks, where `redirect_to_peer` is not allowed.
 #[inline(always)]
 pub fn redirect_to_port(port: u32, len: u32) -> i32 {
     count_rx(port, len);
@@ -16,8 +16,8 @@ pub fn redirect_to_port(port: u32, len: u32) -> i32 {
     if verdict < 0 { TC_ACT_SHOT as i32 } else { verdict }
 }
 
-/// Straight into the endpoint's namespace (ingress of the veth's other end), skipping the veth's backlog
-/// queue: for frames another endpoint sent (only allowed from TC ingress).
+/// Straight into the endpoint's namespace (ingress of the veth's other end), skipping the veth's transmit
+/// path and backlog queue, GSO packets intact: from any TC ingress hook (the helper allows no other).
 #[inline(always)]
 pub fn redirect_to_peer(port: u32, len: u32) -> i32 {
     count_rx(port, len);

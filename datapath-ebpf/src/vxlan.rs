@@ -31,7 +31,7 @@ use crate::{
     fdb::{flood, lookup_fresh, network},
     maps::{FDB, PORTS, VNIS, VTEPS, VTEP_MACS},
     parse::{ptr_at, L2Header, PacketData},
-    port::{redirect_to_peer, redirect_to_port},
+    port::redirect_to_peer,
     stats::{count_drop, count_rx},
 };
 
@@ -181,7 +181,7 @@ pub fn decap_tc(ctx: &TcContext, l2: &L2Header, parent: u32) -> Result<Option<i3
         return Ok(Some(TC_ACT_SHOT as i32));
     }
     match lookup_fresh(received.network_id, received.inner_dst, received.network.ageing_secs) {
-        Some(entry) if entry.ifindex != 0 => Ok(Some(redirect_to_port(entry.ifindex, ctx.len()))),
+        Some(entry) if entry.ifindex != 0 => Ok(Some(redirect_to_peer(entry.ifindex, ctx.len()))),
         Some(_) => Ok(Some(TC_ACT_SHOT as i32)),
         None => {
             flood(ctx, received.network_id, 0);

@@ -3,7 +3,10 @@ use std::{net::Ipv4Addr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{mode::IpvlanFlag, state::Driver};
+use crate::{
+    mode::IpvlanFlag,
+    state::{Driver, ParentHook},
+};
 
 #[derive(Debug, Parser)]
 #[command(name = "xlan", version, about = "Virtual LANs (macvlan, ipvlan, vxlan) with the forwarding done in XDP/TC eBPF")]
@@ -69,6 +72,10 @@ pub enum NetworkCommand {
         /// modes; the kernel's macvlan cannot).
         #[arg(long)]
         host_access: bool,
+        /// Where the parent's frames are first handled [default: tc for a veth parent, whose frames are skbs
+        /// already (XDP there costs GRO and a copy); xdp otherwise]. The networks on one parent share it.
+        #[arg(long, value_enum)]
+        parent_hook: Option<ParentHook>,
         #[command(flatten)]
         vxlan: VxlanArgs,
     },

@@ -15,7 +15,7 @@ use crate::{
     mode::{IpvlanMode, Mode},
     netlink::Netlink,
     netns::Netns,
-    state::{Endpoint, Network},
+    state::{Endpoint, Network, ParentHook},
 };
 
 pub struct AddRequest {
@@ -159,7 +159,7 @@ async fn attach(
     }
 
     let mut datapath = Datapath::load(&instance.pins)?;
-    {
+    if network.parent_hook == ParentHook::Xdp {
         // Native XDP redirect into a veth is dropped unless the receiving end has an XDP program.
         let _in_endpoint_netns = netns.enter()?;
         datapath.attach_xdp(program_names::XDP_PASS, peer.index, &port_link(endpoint.host_ifindex, "xdp"))?;

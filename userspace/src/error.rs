@@ -75,6 +75,8 @@ pub enum Error {
     AddressInUse(String, String, String),
     #[error("no route {0} on network \"{1}\"")]
     RouteNotFound(String, String),
+    #[error("parent {0} is handled by {1} for the networks already on it: --parent-hook must match")]
+    HookInUse(String, String),
     #[error("netlink: {0}")]
     Netlink(String),
     #[error("{what}: {source}")]

@@ -54,7 +54,16 @@ fn run(cli: Cli) -> anyhow::Result<String> {
 
 async fn execute(instance: &Instance, command: Command) -> xlan::Result<String> {
     match command {
-        Command::Network(NetworkCommand::Create { name, driver, parent, mode, flag, host_access, vxlan }) => {
+        Command::Network(NetworkCommand::Create {
+            name,
+            driver,
+            parent,
+            mode,
+            flag,
+            host_access,
+            parent_hook,
+            vxlan,
+        }) => {
             let vxlan_options = network::VxlanOptions {
                 vni: vxlan.vni,
                 local: vxlan.local,
@@ -64,8 +73,16 @@ async fn execute(instance: &Instance, command: Command) -> xlan::Result<String> 
                 dstport: vxlan.dstport,
                 ageing: vxlan.ageing,
             };
-            let request =
-                network::CreateRequest { name, driver, parent, mode, flag, host_access, vxlan: vxlan_options };
+            let request = network::CreateRequest {
+                name,
+                driver,
+                parent,
+                mode,
+                flag,
+                host_access,
+                parent_hook,
+                vxlan: vxlan_options,
+            };
             network::create(instance, request).await?;
             Ok(String::new())
         }

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use futures::TryStreamExt;
 use netlink_packet_route::{
     address::{AddressAttribute, AddressFlags, AddressHeaderFlags},
-    link::LinkAttribute,
+    link::{InfoKind, LinkAttribute, LinkInfo},
     neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourState},
 };
 use netlink_packet_route::route::RouteScope;
@@ -29,6 +29,8 @@ pub struct Device {
     pub index: u32,
     pub mac: Option<Mac>,
     pub mtu: u32,
+    /// A veth: its frames arrive as skbs, so XDP on it gains nothing over TC and costs GRO and a copy.
+    pub is_veth: bool,
 }
 
 impl Netlink {
@@ -61,7 +63,11 @@ impl Netlink {
                     .iter()
                     .find_map(|attr| if let LinkAttribute::Mtu(mtu) = attr { Some(*mtu) } else { None })
                     .unwrap_or(1500);
-                Ok(Some(Device { index: message.header.index, mac, mtu }))
+                let is_veth = message.attributes.iter().any(|attr| {
+                    matches!(attr, LinkAttribute::LinkInfo(infos)
+                        if infos.iter().any(|info| matches!(info, LinkInfo::Kind(InfoKind::Veth))))
+                });
+                Ok(Some(Device { index: message.header.index, mac, mtu, is_veth }))
             }
             Ok(None) => Ok(None),
             // The kernel answers ENODEV for an unknown name.

@@ -17,7 +17,7 @@ use crate::{
     maps::Tables,
     ipvlan,
     mode::{parse_ipvlan_mode, parse_macvlan_mode, IpvlanFlag, Mode},
-    state::{Driver, Ipvlan, Network, State, Vxlan},
+    state::{Driver, Ipvlan, Network, ParentHook, State, Vxlan},
     vxlan,
 };
 
@@ -30,6 +30,8 @@ pub struct CreateRequest {
     pub mode: Option<String>,
     pub flag: Option<IpvlanFlag>,
     pub host_access: bool,
+    /// None: chosen by the parent's kind (or the networks already on it).
+    pub parent_hook: Option<ParentHook>,
     pub vxlan: VxlanOptions,
 }
 
@@ -105,7 +107,16 @@ pub async fn create(instance: &Instance, request: CreateRequest) -> Result<Netwo
             (Mode::Bridge, None, Some(settings))
         }
     };
+    let hook_in_use = state.on_parent(parent.index).next().map(|n| n.parent_hook);
+    let parent_hook = match (hook_in_use, request.parent_hook) {
+        (Some(in_use), Some(asked)) if in_use != asked => return Err(Error::HookInUse(request.parent, in_use.to_string())),
+        (Some(in_use), _) => in_use,
+        (None, Some(asked)) => asked,
+        (None, None) if parent.is_veth => ParentHook::Tc,
+        (None, None) => ParentHook::Xdp,
+    };
     let network = Network {
+        parent_hook,
         id: state.free_network_id(MAX_NETWORKS)?,
         name: request.name,
         driver: request.driver,
@@ -268,7 +279,9 @@ async fn attach(instance: &Instance, state: &State, network: &Network, first_on_
     if !first_on_parent {
         return Ok(());
     }
-    datapath.attach_xdp(program_names::PARENT_XDP, network.parent_ifindex, &parent_link(network, "xdp"))?;
+    if network.parent_hook == ParentHook::Xdp {
+        datapath.attach_xdp(program_names::PARENT_XDP, network.parent_ifindex, &parent_link(network, "xdp"))?;
+    }
     for (program, direction, part) in [
         (program_names::PARENT_INGRESS, TcAttachType::Ingress, "ingress"),
         (program_names::PARENT_EGRESS, TcAttachType::Egress, "egress"),

@@ -58,8 +58,8 @@ pub fn network_show(network: &Network, as_json: bool) -> String {
         },
     };
     let mut out = format!(
-        "{}: driver {} {kind} parent {} (ifindex {}, {})\n",
-        network.name, network.driver, network.parent, network.parent_ifindex, network.parent_mac,
+        "{}: driver {} {kind} parent {} (ifindex {}, {}) hook {}\n",
+        network.name, network.driver, network.parent, network.parent_ifindex, network.parent_mac, network.parent_hook,
     );
     for e in &network.endpoints {
         out += &format!(

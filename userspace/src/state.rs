@@ -43,6 +43,29 @@ pub struct Network {
     pub vxlan: Option<Vxlan>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipvlan: Option<Ipvlan>,
+    /// Where frames from the parent are first handled.
+    #[serde(default)]
+    pub parent_hook: ParentHook,
+}
+
+/// The hook that first handles the parent's incoming frames.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ParentHook {
+    /// XDP on the parent (and an XDP_PASS stub on every endpoint, which native redirect into a veth needs).
+    #[default]
+    Xdp,
+    /// tcx ingress only: unicast goes into the endpoint by `bpf_redirect_peer`, GSO packets intact.
+    Tc,
+}
+
+impl std::fmt::Display for ParentHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            ParentHook::Xdp => "xdp",
+            ParentHook::Tc => "tc",
+        })
+    }
 }
 
 /// An ipvlan network's settings.
