@@ -22,7 +22,18 @@ pub mod map_names {
     pub const IP_ENDPOINTS: &str = "XLAN_IP_ENDPOINTS";
     /// Every map of an instance, in the order `xlan` removes their pins.
     pub const ALL: [&str; 13] = [
-        NETWORKS, PARENTS, ENDPOINTS, FDB, PORTS, FLOOD, SOURCE_MACS, ENDPOINT_STATS, DROPS, VNIS, VTEPS, VTEP_MACS,
+        NETWORKS,
+        PARENTS,
+        ENDPOINTS,
+        FDB,
+        PORTS,
+        FLOOD,
+        SOURCE_MACS,
+        ENDPOINT_STATS,
+        DROPS,
+        VNIS,
+        VTEPS,
+        VTEP_MACS,
         IP_ENDPOINTS,
     ];
 }

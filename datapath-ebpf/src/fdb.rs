@@ -85,7 +85,13 @@ pub fn network_of_endpoint(ifindex: u32) -> Option<(u32, NetworkConfig)> {
 pub fn first_port(network_id: u32) -> Option<u32> {
     let list = FLOOD.get_ptr(&network_id)?;
     // SAFETY: the pointer comes from the map and the list is plain data.
-    unsafe { if (*list).count > 0 { Some((*list).ifindex[0]) } else { None } }
+    unsafe {
+        if (*list).count > 0 {
+            Some((*list).ifindex[0])
+        } else {
+            None
+        }
+    }
 }
 
 /// Sends one copy of the frame to every port of the network except `except_ifindex` (the sender).

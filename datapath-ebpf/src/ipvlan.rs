@@ -32,13 +32,21 @@ pub fn owner(parent: u32, addr: [u8; 16]) -> Option<IpEndpoint> {
 /// The address a frame is for: an IP destination, or the target of an ARP packet.
 #[inline(always)]
 fn destination(l3: &L3Addrs) -> Option<[u8; 16]> {
-    if l3.kind == l3_kind::OTHER { None } else { Some(l3.dst) }
+    if l3.kind == l3_kind::OTHER {
+        None
+    } else {
+        Some(l3.dst)
+    }
 }
 
 /// The address a frame is from: an IP source, or the sender of an ARP packet.
 #[inline(always)]
 fn source(l3: &L3Addrs) -> Option<[u8; 16]> {
-    if l3.kind == l3_kind::OTHER { None } else { Some(l3.src) }
+    if l3.kind == l3_kind::OTHER {
+        None
+    } else {
+        Some(l3.src)
+    }
 }
 
 /// Unspecified (:: or ::ffff:0.0.0.0): DAD probes and ARP probes carry no address to check.

@@ -6,9 +6,9 @@ use aya_ebpf::{
     maps::{DevMapHash, HashMap, LpmTrie, PerCpuArray, PerCpuHashMap},
 };
 use datapath_common::{
-    EndpointConfig, EndpointStats, FdbEntry, FloodList, IpEndpoint, IpKey, MacKey, NetworkConfig, ParentConfig,
-    VniKey, VtepList, VtepMac, DROP_REASONS, MAX_ENDPOINTS, MAX_FDB_ENTRIES, MAX_IP_ENTRIES, MAX_NETWORKS,
-    MAX_SOURCE_MACS, MAX_VNIS,
+    EndpointConfig, EndpointStats, FdbEntry, FloodList, IpEndpoint, IpKey, MacKey, NetworkConfig, ParentConfig, VniKey,
+    VtepList, VtepMac, DROP_REASONS, MAX_ENDPOINTS, MAX_FDB_ENTRIES, MAX_IP_ENTRIES, MAX_NETWORKS, MAX_SOURCE_MACS,
+    MAX_VNIS,
 };
 
 /// network id → configuration.

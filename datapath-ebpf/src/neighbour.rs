@@ -9,7 +9,10 @@ use aya_ebpf::{
 };
 use core::mem::size_of;
 use datapath_common::NetworkConfig;
-use network_types::{eth::{EthHdr, EtherType}, ip::Ipv6Hdr};
+use network_types::{
+    eth::{EthHdr, EtherType},
+    ip::Ipv6Hdr,
+};
 
 use crate::{
     error::Error,

@@ -13,7 +13,11 @@ pub fn redirect_to_port(port: u32, len: u32) -> i32 {
     count_rx(port, len);
     // SAFETY: a plain helper call.
     let verdict = unsafe { bpf_redirect(port, 0) } as i32;
-    if verdict < 0 { TC_ACT_SHOT as i32 } else { verdict }
+    if verdict < 0 {
+        TC_ACT_SHOT as i32
+    } else {
+        verdict
+    }
 }
 
 /// Straight into the endpoint's namespace (ingress of the veth's other end), skipping the veth's transmit

@@ -5,8 +5,9 @@
 //! `bpf_clone_redirect` for broadcast/unknown, or one copy to the multicast group).
 use aya_ebpf::{
     bindings::{
-        bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, bpf_fib_lookup, xdp_action, BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_OUTPUT, BPF_F_ADJ_ROOM_ENCAP_L2_ETH,
-        BPF_F_ADJ_ROOM_ENCAP_L3_IPV4, BPF_F_ADJ_ROOM_ENCAP_L4_UDP, TC_ACT_SHOT,
+        bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, bpf_fib_lookup, xdp_action, BPF_FIB_LKUP_RET_SUCCESS,
+        BPF_FIB_LOOKUP_OUTPUT, BPF_F_ADJ_ROOM_ENCAP_L2_ETH, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4, BPF_F_ADJ_ROOM_ENCAP_L4_UDP,
+        TC_ACT_SHOT,
     },
     helpers::{
         bpf_fib_lookup as fib_lookup, bpf_get_hash_recalc, bpf_ktime_get_ns, bpf_redirect, bpf_redirect_neigh,
@@ -407,12 +408,7 @@ fn next_hop(ctx: &TcContext, network: &NetworkConfig, remote: u32) -> Option<Nex
     params.__bindgen_anon_3.ipv4_src = network.local_ip;
     params.__bindgen_anon_4.ipv4_dst = remote;
     let verdict = unsafe {
-        fib_lookup(
-            ctx.skb.skb as *mut _,
-            &mut params,
-            size_of::<bpf_fib_lookup>() as i32,
-            BPF_FIB_LOOKUP_OUTPUT,
-        )
+        fib_lookup(ctx.skb.skb as *mut _, &mut params, size_of::<bpf_fib_lookup>() as i32, BPF_FIB_LOOKUP_OUTPUT)
     } as u32;
     if verdict == BPF_FIB_LKUP_RET_SUCCESS {
         return Some(NextHop { ifindex: params.ifindex, smac: params.smac, dmac: params.dmac });

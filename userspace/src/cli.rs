@@ -9,7 +9,11 @@ use crate::{
 };
 
 #[derive(Debug, Parser)]
-#[command(name = "xlan", version, about = "Virtual LANs (macvlan, ipvlan, vxlan) with the forwarding done in XDP/TC eBPF")]
+#[command(
+    name = "xlan",
+    version,
+    about = "Virtual LANs (macvlan, ipvlan, vxlan) with the forwarding done in XDP/TC eBPF"
+)]
 pub struct Cli {
     /// Act as the host whose network namespace is NS (/run/netns/NS); default: the current one.
     #[arg(long, value_name = "NS")]

@@ -8,10 +8,10 @@ use crate::{
     cidr::Cidr,
     error::{Error, Result},
     instance::Instance,
+    ipvlan,
     loader::{detach, Datapath},
     mac::Mac,
     maps::Tables,
-    ipvlan,
     mode::{IpvlanMode, Mode},
     netlink::Netlink,
     netns::Netns,
@@ -33,11 +33,7 @@ pub async fn add(instance: &Instance, request: AddRequest) -> Result<Endpoint> {
     validate_ifname(&request.ifname)?;
     let netns = Netns::open(&request.netns)?;
     if state.find_endpoint(&request.netns, &request.ifname).is_some() {
-        return Err(Error::EndpointExists {
-            network: request.network,
-            netns: request.netns,
-            ifname: request.ifname,
-        });
+        return Err(Error::EndpointExists { network: request.network, netns: request.netns, ifname: request.ifname });
     }
     if network.mode == Mode::Passthru && !network.endpoints.is_empty() {
         return Err(Error::PassthruFull(network.name));
@@ -199,8 +195,7 @@ pub async fn teardown(instance: &Instance, network: &Network, endpoint: &Endpoin
         detach(&instance.pins, &port_link(port, "tc"))?;
         detach(&instance.pins, &port_link(port, "xdp"))?;
         if tables.exist() {
-            let others: Vec<u32> =
-                network.endpoints.iter().map(|e| e.host_ifindex).filter(|p| *p != port).collect();
+            let others: Vec<u32> = network.endpoints.iter().map(|e| e.host_ifindex).filter(|p| *p != port).collect();
             tables.put_flood(network.id, flood_list(&others))?;
         }
         let key = MacKey::new(network.id, endpoint.mac.0);
@@ -249,5 +244,9 @@ fn validate_ifname(name: &str) -> Result<()> {
         && name != "."
         && name != ".."
         && !name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace());
-    if ok { Ok(()) } else { Err(Error::InvalidIfname(name.into())) }
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidIfname(name.into()))
+    }
 }

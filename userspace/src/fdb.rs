@@ -142,7 +142,14 @@ pub fn rows(instance: &Instance, network: Option<&str>) -> Result<Vec<FdbRow>> {
     Ok(rows)
 }
 
-fn row(network: &Network, mac: Mac, dst: Option<Ipv4Addr>, endpoint: Option<String>, state: &'static str, age: Option<u64>) -> FdbRow {
+fn row(
+    network: &Network,
+    mac: Mac,
+    dst: Option<Ipv4Addr>,
+    endpoint: Option<String>,
+    state: &'static str,
+    age: Option<u64>,
+) -> FdbRow {
     FdbRow { network: network.name.clone(), mac: mac.to_string(), dst, endpoint, state, age }
 }
 

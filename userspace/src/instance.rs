@@ -1,13 +1,7 @@
 //! One xlan instance: the datapath and state of one host network namespace.
 use std::path::{Path, PathBuf};
 
-use crate::{
-    error::Result,
-    netlink::Netlink,
-    netns,
-    pins::PinDir,
-    state::StateStore,
-};
+use crate::{error::Result, netlink::Netlink, netns, pins::PinDir, state::StateStore};
 
 pub struct Instance {
     /// The host namespace's name, or "default".

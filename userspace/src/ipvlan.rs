@@ -41,9 +41,10 @@ pub fn host_cidr(cidr: &Cidr) -> Cidr {
 /// Who already owns `cidr` (as an endpoint address or a route) on the parent, over all its ipvlan networks.
 pub fn owner_of(state: &State, parent_ifindex: u32, cidr: &Cidr) -> Option<String> {
     state.on_parent(parent_ifindex).filter(|n| n.ipvlan().is_some()).find_map(|network| {
-        let by_endpoint = network.endpoints.iter().any(|e| {
-            e.ips.iter().filter_map(|text| text.parse::<Cidr>().ok()).any(|owned| owned.ip == cidr.ip)
-        });
+        let by_endpoint = network
+            .endpoints
+            .iter()
+            .any(|e| e.ips.iter().filter_map(|text| text.parse::<Cidr>().ok()).any(|owned| owned.ip == cidr.ip));
         let by_route = network.ipvlan().is_some_and(|settings| {
             settings.routes.iter().filter_map(|r| r.cidr.parse::<Cidr>().ok()).any(|route| route == *cidr)
         });
@@ -145,7 +146,9 @@ fn ipvlan_of(network: &Network) -> Result<&Ipvlan> {
 }
 
 fn find_endpoint<'a>(network: &'a Network, netns: &str, ifname: &str) -> Result<&'a Endpoint> {
-    network.endpoints.iter().find(|e| e.netns == netns && e.ifname == ifname).ok_or_else(|| {
-        Error::EndpointNotFound { network: network.name.clone(), netns: netns.into(), ifname: ifname.into() }
+    network.endpoints.iter().find(|e| e.netns == netns && e.ifname == ifname).ok_or_else(|| Error::EndpointNotFound {
+        network: network.name.clone(),
+        netns: netns.into(),
+        ifname: ifname.into(),
     })
 }

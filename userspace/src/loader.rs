@@ -87,12 +87,20 @@ pub trait LoadProgram {
 
 impl LoadProgram for Xdp {
     fn load_once(&mut self) -> Result<(), aya::programs::ProgramError> {
-        if self.fd().is_ok() { Ok(()) } else { self.load() }
+        if self.fd().is_ok() {
+            Ok(())
+        } else {
+            self.load()
+        }
     }
 }
 
 impl LoadProgram for SchedClassifier {
     fn load_once(&mut self) -> Result<(), aya::programs::ProgramError> {
-        if self.fd().is_ok() { Ok(()) } else { self.load() }
+        if self.fd().is_ok() {
+            Ok(())
+        } else {
+            self.load()
+        }
     }
 }

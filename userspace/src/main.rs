@@ -6,7 +6,9 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use xlan::{
     cli::{Cli, Command, EndpointCommand, FdbCommand, MacaddrCommand, NetworkCommand, RouteCommand},
-    endpoint, fdb, instance::Instance, ipvlan, macaddr, monitor, network, report,
+    endpoint, fdb,
+    instance::Instance,
+    ipvlan, macaddr, monitor, network, report,
 };
 
 fn main() -> ExitCode {
@@ -99,13 +101,8 @@ async fn execute(instance: &Instance, command: Command) -> xlan::Result<String> 
             Ok(with_newline(report::network_show(state.network(&name)?, json)))
         }
         Command::Endpoint(EndpointCommand::Add { target, mac, ips }) => {
-            let request = endpoint::AddRequest {
-                network: target.network,
-                netns: target.netns,
-                ifname: target.ifname,
-                mac,
-                ips,
-            };
+            let request =
+                endpoint::AddRequest { network: target.network, netns: target.netns, ifname: target.ifname, mac, ips };
             endpoint::add(instance, request).await?;
             Ok(String::new())
         }

@@ -5,8 +5,8 @@ use aya::maps::{
     DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues,
 };
 use datapath_common::{
-    map_names, EndpointConfig, EndpointStats, FdbEntry, FloodList, MacKey, NetworkConfig, ParentConfig, VniKey,
-    VtepList, VtepMac, DROP_REASONS, IpEndpoint, IpKey,
+    map_names, EndpointConfig, EndpointStats, FdbEntry, FloodList, IpEndpoint, IpKey, MacKey, NetworkConfig,
+    ParentConfig, VniKey, VtepList, VtepMac, DROP_REASONS,
 };
 
 use crate::{
@@ -168,8 +168,8 @@ impl<'a> Tables<'a> {
     /// Starts an endpoint's counters at zero (the datapath only updates existing entries).
     pub fn reset_stats(&self, port: u32) -> Result<()> {
         let cpus = aya::util::nr_cpus().map_err(|(what, e)| Error::io(what, e))?;
-        let zeros = PerCpuValues::try_from(vec![EndpointStats::default(); cpus])
-            .map_err(|e| Error::io("per-CPU values", e))?;
+        let zeros =
+            PerCpuValues::try_from(vec![EndpointStats::default(); cpus]).map_err(|e| Error::io("per-CPU values", e))?;
         self.stats_map()?.insert(port, zeros, 0).map_err(|e| map_error(map_names::ENDPOINT_STATS, e))
     }
     pub fn delete_stats(&self, port: u32) -> Result<()> {

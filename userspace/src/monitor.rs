@@ -59,15 +59,6 @@ pub fn describe(message: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn names_drop_reasons() {
-        assert_eq!(super::describe("drop reason=3 port=7"), "drop reason=unknown_port port=7");
-        assert_eq!(super::describe("something else"), "something else");
-    }
-}
-
 /// Readers for every distinct log ring buffer behind the instance's pinned links.
 fn loggers(instance: &Instance, json: bool) -> Result<Vec<EbpfLogger<&'static LinePrinter>>> {
     let printer: &'static LinePrinter = Box::leak(Box::new(LinePrinter { json, out: Mutex::new(std::io::stdout()) }));
@@ -81,8 +72,8 @@ fn loggers(instance: &Instance, json: bool) -> Result<Vec<EbpfLogger<&'static Li
         let program_id = info.program_id();
         let Some(map_id) = log_map_of(program_id) else { continue };
         if seen_maps.insert(map_id) {
-            let logger = EbpfLogger::init_from_id_with_logger(program_id, printer)
-                .map_err(|e| Error::bpf("datapath log", e))?;
+            let logger =
+                EbpfLogger::init_from_id_with_logger(program_id, printer).map_err(|e| Error::bpf("datapath log", e))?;
             loggers.push(logger);
         }
     }
@@ -91,9 +82,11 @@ fn loggers(instance: &Instance, json: bool) -> Result<Vec<EbpfLogger<&'static Li
 
 fn log_map_of(program_id: u32) -> Option<u32> {
     let program = loaded_programs().filter_map(|p| p.ok()).find(|p| p.id() == program_id)?;
-    program.map_ids().ok()??.into_iter().find(|id| {
-        MapInfo::from_id(*id).ok().is_some_and(|info| info.name_as_str() == Some(LOG_MAP))
-    })
+    program
+        .map_ids()
+        .ok()??
+        .into_iter()
+        .find(|id| MapInfo::from_id(*id).ok().is_some_and(|info| info.name_as_str() == Some(LOG_MAP)))
 }
 
 /// Prints the datapath's records until Ctrl-C.
@@ -109,5 +102,14 @@ pub async fn run(instance: &Instance, json: bool) -> Result<()> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_drop_reasons() {
+        assert_eq!(super::describe("drop reason=3 port=7"), "drop reason=unknown_port port=7");
+        assert_eq!(super::describe("something else"), "something else");
     }
 }

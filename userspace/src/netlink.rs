@@ -3,12 +3,12 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use futures::TryStreamExt;
+use netlink_packet_route::route::RouteScope;
 use netlink_packet_route::{
     address::{AddressAttribute, AddressFlags, AddressHeaderFlags},
     link::{InfoKind, LinkAttribute, LinkInfo},
     neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourState},
 };
-use netlink_packet_route::route::RouteScope;
 use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use crate::{
@@ -36,8 +36,7 @@ pub struct Device {
 impl Netlink {
     /// A connection in the calling thread's namespace.
     pub fn connect(place: &str) -> Result<Self> {
-        let (connection, handle, _) =
-            rtnetlink::new_connection().map_err(|e| Error::io("open netlink socket", e))?;
+        let (connection, handle, _) = rtnetlink::new_connection().map_err(|e| Error::io("open netlink socket", e))?;
         tokio::spawn(connection);
         Ok(Self { handle, place: place.into() })
     }
@@ -183,13 +182,8 @@ impl Netlink {
 
     /// Leaves a group `join_group` joined.
     pub async fn leave_group(&self, index: u32, group: Ipv4Addr) -> Result<()> {
-        let mut addresses = self
-            .handle
-            .address()
-            .get()
-            .set_link_index_filter(index)
-            .set_address_filter(IpAddr::V4(group))
-            .execute();
+        let mut addresses =
+            self.handle.address().get().set_link_index_filter(index).set_address_filter(IpAddr::V4(group)).execute();
         while let Some(message) = addresses.try_next().await? {
             self.handle.address().del(message).execute().await?;
         }

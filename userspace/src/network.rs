@@ -13,9 +13,9 @@ use crate::{
     endpoint,
     error::{Error, Result},
     instance::Instance,
+    ipvlan,
     loader::{detach, Datapath},
     maps::Tables,
-    ipvlan,
     mode::{parse_ipvlan_mode, parse_macvlan_mode, IpvlanFlag, Mode},
     state::{Driver, Ipvlan, Network, ParentHook, State, Vxlan},
     vxlan,
@@ -109,7 +109,9 @@ pub async fn create(instance: &Instance, request: CreateRequest) -> Result<Netwo
     };
     let hook_in_use = state.on_parent(parent.index).next().map(|n| n.parent_hook);
     let parent_hook = match (hook_in_use, request.parent_hook) {
-        (Some(in_use), Some(asked)) if in_use != asked => return Err(Error::HookInUse(request.parent, in_use.to_string())),
+        (Some(in_use), Some(asked)) if in_use != asked => {
+            return Err(Error::HookInUse(request.parent, in_use.to_string()))
+        }
         (Some(in_use), _) => in_use,
         (None, Some(asked)) => asked,
         (None, None) if parent.is_veth => ParentHook::Tc,
@@ -189,7 +191,9 @@ async fn vxlan_settings(instance: &Instance, state: &State, request: &CreateRequ
     }
     let local = match options.local {
         Some(local) => vxlan::validate_vtep(local).map(|_| local)?,
-        None => instance.netlink.first_ipv4(parent).await?.ok_or_else(|| Error::NoLocalAddress(request.parent.clone()))?,
+        None => {
+            instance.netlink.first_ipv4(parent).await?.ok_or_else(|| Error::NoLocalAddress(request.parent.clone()))?
+        }
     };
     let mut remotes = options.remotes.clone();
     remotes.dedup();
@@ -332,5 +336,9 @@ fn validate_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok { Ok(()) } else { Err(Error::InvalidName(name.into())) }
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidName(name.into()))
+    }
 }

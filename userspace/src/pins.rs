@@ -2,8 +2,7 @@
 //! `links/`. One instance per host network namespace, so several "hosts" on one machine never share state.
 use std::{
     ffi::CString,
-    fs,
-    io,
+    fs, io,
     path::{Path, PathBuf},
 };
 

@@ -3,8 +3,8 @@
 //! serialises concurrent `xlan` calls on one instance.
 use std::{
     fs::{self, File, OpenOptions},
-    net::Ipv4Addr,
     io::Write,
+    net::Ipv4Addr,
     os::fd::AsRawFd,
     path::{Path, PathBuf},
 };

@@ -83,7 +83,12 @@ const RESOLVE_WAIT: Duration = Duration::from_secs(1);
 /// hands its MAC to the datapath: bpf_fib_lookup answers nothing on a host that does not forward, and the
 /// kernel resolves neighbours for IP frames only, so an ARP request for a VTEP nobody talked to yet needs it.
 /// A VTEP that does not answer within a second is learned from its first frame instead.
-pub async fn manage_neighbour(instance: &Instance, parent_ifindex: u32, settings: &mut Vxlan, vtep: Ipv4Addr) -> Result<()> {
+pub async fn manage_neighbour(
+    instance: &Instance,
+    parent_ifindex: u32,
+    settings: &mut Vxlan,
+    vtep: Ipv4Addr,
+) -> Result<()> {
     if !settings.managed_neighbours.contains(&vtep)
         && instance.netlink.add_managed_neighbour(parent_ifindex, vtep).await?
     {
@@ -100,7 +105,12 @@ pub async fn manage_neighbour(instance: &Instance, parent_ifindex: u32, settings
 }
 
 /// Stops managing `vtep`'s neighbour entry once nothing of the network names it any more.
-pub async fn release_neighbour(instance: &Instance, parent_ifindex: u32, settings: &mut Vxlan, vtep: Ipv4Addr) -> Result<()> {
+pub async fn release_neighbour(
+    instance: &Instance,
+    parent_ifindex: u32,
+    settings: &mut Vxlan,
+    vtep: Ipv4Addr,
+) -> Result<()> {
     let still_used = settings.remotes.contains(&vtep) || settings.fdb.iter().any(|e| e.dst == vtep);
     if still_used || !settings.managed_neighbours.contains(&vtep) {
         return Ok(());

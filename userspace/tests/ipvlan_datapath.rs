@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use common::*;
 use datapath_common::{
-    ipvlan_mode, kind, network_flags, program_names, DropReason, EndpointConfig, FloodList, IpEndpoint,
-    NetworkConfig, ParentConfig,
+    ipvlan_mode, kind, network_flags, program_names, DropReason, EndpointConfig, FloodList, IpEndpoint, NetworkConfig,
+    ParentConfig,
 };
 use xlan::{cidr::Cidr, ipvlan::prefix_key};
 
@@ -16,7 +16,8 @@ const HOST_V4: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const OUTSIDE_V4: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const OUTSIDE_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1);
 /// Endpoint addresses: ports 1 and 2 on the wire's subnet, port 3 on a subnet of its own (l3 routing).
-const ENDPOINT_V4: [Ipv4Addr; 3] = [Ipv4Addr::new(10, 0, 0, 11), Ipv4Addr::new(10, 0, 0, 12), Ipv4Addr::new(10, 9, 0, 13)];
+const ENDPOINT_V4: [Ipv4Addr; 3] =
+    [Ipv4Addr::new(10, 0, 0, 11), Ipv4Addr::new(10, 0, 0, 12), Ipv4Addr::new(10, 9, 0, 13)];
 const ENDPOINT_V6: [Ipv6Addr; 3] = [
     Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x11),
     Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x12),
@@ -65,7 +66,14 @@ fn ipv4_packet(dst_mac: [u8; 6], src_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr)
 }
 
 /// IPv6 with `hop_by_hop` extension headers (8 bytes each, PadN) in front of an ICMPv6 payload.
-fn ipv6_packet(dst_mac: [u8; 6], src: Ipv6Addr, dst: Ipv6Addr, hop_by_hop: usize, icmp: &[u8], hop_limit: u8) -> Vec<u8> {
+fn ipv6_packet(
+    dst_mac: [u8; 6],
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    hop_by_hop: usize,
+    icmp: &[u8],
+    hop_limit: u8,
+) -> Vec<u8> {
     let mut bytes = Vec::new();
     bytes.extend_from_slice(&dst_mac);
     bytes.extend_from_slice(&OUTSIDE_MAC);

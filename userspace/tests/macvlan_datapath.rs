@@ -82,7 +82,10 @@ fn parent_broadcast_is_copied_to_every_endpoint_and_kept_for_the_host() {
     let parent = f.parent;
     assert_eq!(f.tc(program_names::PARENT_INGRESS, &frame(BROADCAST, OUTSIDE_MAC, None), parent).verdict, TC_ACT_OK);
     assert_eq!(f.rx(), [1, 1, 1]);
-    assert_eq!(f.tc(program_names::PARENT_INGRESS, &frame(IPV6_ALL_NODES, OUTSIDE_MAC, None), parent).verdict, TC_ACT_OK);
+    assert_eq!(
+        f.tc(program_names::PARENT_INGRESS, &frame(IPV6_ALL_NODES, OUTSIDE_MAC, None), parent).verdict,
+        TC_ACT_OK
+    );
     assert_eq!(f.rx(), [2, 2, 2]);
 }
 

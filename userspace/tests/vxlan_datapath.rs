@@ -173,7 +173,14 @@ fn encapsulation_matches_the_reference_frame_byte_for_byte() {
         let source_port = u16::from_be_bytes([out.frame[34], out.frame[35]]);
         assert!((32768..61000).contains(&source_port), "source port {source_port} outside the ephemeral range");
         let expected = vxlan_frame(
-            &Outer { src: LOCAL, dst: REMOTE, dst_mac: REMOTE_HOP_MAC, src_mac: PARENT_MAC, source_port, ..Default::default() },
+            &Outer {
+                src: LOCAL,
+                dst: REMOTE,
+                dst_mac: REMOTE_HOP_MAC,
+                src_mac: PARENT_MAC,
+                source_port,
+                ..Default::default()
+            },
             &inner,
         );
         assert_eq!(out.frame, expected, "ether type {ether_type:02x?}");
@@ -197,10 +204,8 @@ fn group_networks_send_one_copy_to_the_group() {
 
 /// Packets the fixture's `wire` (the parent's peer) received: the copies sent out of the parent.
 fn wire_rx(f: &Fixture) -> u64 {
-    let output = std::process::Command::new("ip")
-        .args(["-n", &f.netns.0, "-s", "-j", "link", "show", "wire"])
-        .output()
-        .unwrap();
+    let output =
+        std::process::Command::new("ip").args(["-n", &f.netns.0, "-s", "-j", "link", "show", "wire"]).output().unwrap();
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     json[0]["stats64"]["rx"]["packets"].as_u64().unwrap()
 }

@@ -16,14 +16,8 @@ const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
 
 /// Variables kept although they start with `CARGO_`: they configure the user's cargo (home, network, registries,
 /// output), not the toolchain that happens to be running xtask.
-const KEPT_CARGO_VARS: &[&str] = &[
-    "CARGO_HOME",
-    "CARGO_NET_",
-    "CARGO_HTTP_",
-    "CARGO_REGISTRIES_",
-    "CARGO_REGISTRY_",
-    "CARGO_TERM_",
-];
+const KEPT_CARGO_VARS: &[&str] =
+    &["CARGO_HOME", "CARGO_NET_", "CARGO_HTTP_", "CARGO_REGISTRIES_", "CARGO_REGISTRY_", "CARGO_TERM_"];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
@@ -66,8 +60,7 @@ pub struct Artifacts {
 impl Artifacts {
     /// The environment the userspace build, the lab and the tests read the artifacts' locations from.
     pub fn export_to(&self, cmd: &mut Command) {
-        cmd.env("XLAN_DATAPATH_OBJ", &self.datapath_obj)
-            .env("XLAN_BIN", self.bin_dir.join("xlan"));
+        cmd.env("XLAN_DATAPATH_OBJ", &self.datapath_obj).env("XLAN_BIN", self.bin_dir.join("xlan"));
     }
 }
 
@@ -79,10 +72,7 @@ pub fn run(profile: Profile, steps: &mut Steps) -> Result<Artifacts> {
     let datapath_obj = build_ebpf(&toolchain)?;
 
     steps.start("building userspace (xlan, xlan-lab)");
-    let artifacts = Artifacts {
-        datapath_obj,
-        bin_dir: paths::host_target_dir().join(profile.dir_name()),
-    };
+    let artifacts = Artifacts { datapath_obj, bin_dir: paths::host_target_dir().join(profile.dir_name()) };
     build_userspace(profile, &artifacts)?;
     Ok(artifacts)
 }
@@ -90,10 +80,7 @@ pub fn run(profile: Profile, steps: &mut Steps) -> Result<Artifacts> {
 fn build_ebpf(toolchain: &Toolchain) -> Result<PathBuf> {
     let crate_dir = paths::ebpf_crate();
     if !crate_dir.join("Cargo.toml").is_file() {
-        bail!(
-            "the eBPF crate is missing: {} does not exist",
-            crate_dir.join("Cargo.toml").display()
-        );
+        bail!("the eBPF crate is missing: {} does not exist", crate_dir.join("Cargo.toml").display());
     }
     let mut cmd = debian_cargo(toolchain);
     // Always release: eBPF code built without optimisations does not pass the verifier.
@@ -102,24 +89,14 @@ fn build_ebpf(toolchain: &Toolchain) -> Result<PathBuf> {
 
     let object = paths::ebpf_object();
     if !object.is_file() {
-        bail!(
-            "the eBPF build succeeded but did not produce {}",
-            object.display()
-        );
+        bail!("the eBPF build succeeded but did not produce {}", object.display());
     }
     Ok(object)
 }
 
 fn build_userspace(profile: Profile, artifacts: &Artifacts) -> Result<()> {
     let mut cmd = process::host_cargo();
-    cmd.current_dir(paths::workspace_root()).args([
-        "build",
-        "--package",
-        "xlan",
-        "--package",
-        "xlan-tests",
-        "--bins",
-    ]);
+    cmd.current_dir(paths::workspace_root()).args(["build", "--package", "xlan", "--package", "xlan-tests", "--bins"]);
     if profile == Profile::Release {
         cmd.arg("--release");
     }
@@ -182,11 +159,7 @@ fn host_free_library_path() -> Option<OsString> {
     let host_target = paths::host_target_dir();
     let kept: Vec<PathBuf> = std::env::split_paths(&inherited)
         .filter(|dir| !dir.starts_with(&host_target))
-        .filter(|dir| {
-            !rustup_toolchains
-                .as_ref()
-                .is_some_and(|toolchains| dir.starts_with(toolchains))
-        })
+        .filter(|dir| !rustup_toolchains.as_ref().is_some_and(|toolchains| dir.starts_with(toolchains)))
         .collect();
     if kept.is_empty() {
         return None;

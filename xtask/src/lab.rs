@@ -14,10 +14,7 @@ pub fn run(args: &[String]) -> Result<()> {
     // xlan-lab is a bin of the tests package (xlan-tests).
     let lab = artifacts.bin_dir.join("xlan-lab");
     if !lab.is_file() {
-        bail!(
-            "{} was not built (the tests package should define the `xlan-lab` bin)",
-            lab.display()
-        );
+        bail!("{} was not built (the tests package should define the `xlan-lab` bin)", lab.display());
     }
     steps.start("running the lab (Ctrl-C stops it and cleans up)");
     let mut cmd = Command::new(&lab);

@@ -18,11 +18,7 @@ use crate::build::Profile;
 use crate::process::ChildExit;
 
 #[derive(Parser)]
-#[command(
-    name = "cargo xtask",
-    bin_name = "cargo xtask",
-    about = "Build, run and test xlan"
-)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", about = "Build, run and test xlan")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -72,11 +68,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Setup => setup::run().map(|_| ()),
         Command::Build { debug } => {
-            let profile = if debug {
-                Profile::Debug
-            } else {
-                Profile::Release
-            };
+            let profile = if debug { Profile::Debug } else { Profile::Release };
             build::run(profile, &mut build::Steps::new(3)).map(|_| ())
         }
         Command::Run { args } => lab::run(&args),

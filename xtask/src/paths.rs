@@ -4,9 +4,7 @@ use std::path::{Path, PathBuf};
 
 /// The workspace root (the parent of this crate's directory).
 pub fn workspace_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in a subdirectory of the workspace")
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in a subdirectory of the workspace")
 }
 
 /// The eBPF crate, which is excluded from the workspace and built by Debian's cargo.

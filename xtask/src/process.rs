@@ -24,10 +24,7 @@ pub fn run(cmd: &mut Command, what: &str) -> Result<()> {
 /// Runs `cmd` with inherited stdio while echoing its stderr, and returns the stderr text too (for callers that
 /// must recognise a particular failure, such as apt's lock messages).
 pub fn run_capturing_stderr(cmd: &mut Command) -> Result<(ExitStatus, String)> {
-    let mut child = cmd
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("could not start {}", program(cmd)))?;
+    let mut child = cmd.stderr(Stdio::piped()).spawn().with_context(|| format!("could not start {}", program(cmd)))?;
     let mut captured = String::new();
     for line in BufReader::new(child.stderr.take().expect("stderr is piped")).lines() {
         let line = line.context("reading a child's stderr")?;
@@ -56,11 +53,7 @@ pub fn run_foreground(cmd: &mut Command, what: &str) -> Result<()> {
     restore_sigint(previous);
     let status = status?;
     if !status.success() {
-        return Err(ChildExit {
-            what: what.to_owned(),
-            status,
-        }
-        .into());
+        return Err(ChildExit { what: what.to_owned(), status }.into());
     }
     Ok(())
 }
@@ -92,12 +85,8 @@ impl fmt::Display for ChildExit {
 impl std::error::Error for ChildExit {}
 
 fn spawn_and_wait(cmd: &mut Command) -> Result<ExitStatus> {
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("could not start {}", program(cmd)))?;
-    child
-        .wait()
-        .with_context(|| format!("waiting for {}", program(cmd)))
+    let mut child = cmd.spawn().with_context(|| format!("could not start {}", program(cmd)))?;
+    child.wait().with_context(|| format!("waiting for {}", program(cmd)))
 }
 
 fn describe(status: ExitStatus) -> String {

@@ -47,12 +47,7 @@ pub fn run() -> Result<Toolchain> {
     install_apt_packages()?;
     let bpf_linker = ensure_bpf_linker()?;
     eprintln!("xtask: [setup] ok");
-    Ok(Toolchain {
-        bpf_linker_dir: bpf_linker
-            .parent()
-            .expect("an executable's path has a parent")
-            .to_owned(),
-    })
+    Ok(Toolchain { bpf_linker_dir: bpf_linker.parent().expect("an executable's path has a parent").to_owned() })
 }
 
 fn install_apt_packages() -> Result<()> {
@@ -66,20 +61,14 @@ fn install_apt_packages() -> Result<()> {
             missing.join(" ")
         );
     }
-    eprintln!(
-        "xtask: [setup] installing apt packages: {}",
-        missing.join(" ")
-    );
+    eprintln!("xtask: [setup] installing apt packages: {}", missing.join(" "));
     apt_get(&["update"])?;
     let mut install = vec!["install", "-y"];
     install.extend(missing.iter().map(String::as_str));
     apt_get(&install)?;
     let still_missing = missing_packages()?;
     if !still_missing.is_empty() {
-        bail!(
-            "apt-get install finished but these packages are still missing: {}",
-            still_missing.join(" ")
-        );
+        bail!("apt-get install finished but these packages are still missing: {}", still_missing.join(" "));
     }
     Ok(())
 }
@@ -100,10 +89,7 @@ fn is_installed(package: &str) -> Result<bool> {
         .output()
         .context("could not run dpkg-query (is this a Debian machine?)")?;
     // dpkg-query fails for packages it has never heard of, which simply means "not installed".
-    Ok(
-        output.status.success()
-            && String::from_utf8_lossy(&output.stdout).ends_with("ok installed"),
-    )
+    Ok(output.status.success() && String::from_utf8_lossy(&output.stdout).ends_with("ok installed"))
 }
 
 /// Runs apt-get, waiting and retrying while another process (unattended-upgrades, a concurrent setup) holds the lock.
@@ -121,27 +107,17 @@ fn apt_get(args: &[&str]) -> Result<()> {
             bail!("apt-get {} failed ({status})", args.join(" "));
         }
         if Instant::now() >= deadline {
-            bail!(
-                "apt-get {}: apt is still locked by another process after 10 minutes",
-                args.join(" ")
-            );
+            bail!("apt-get {}: apt is still locked by another process after 10 minutes", args.join(" "));
         }
-        eprintln!(
-            "xtask: [setup] apt is locked by another process; retrying in {} s",
-            APT_LOCK_RETRY.as_secs()
-        );
+        eprintln!("xtask: [setup] apt is locked by another process; retrying in {} s", APT_LOCK_RETRY.as_secs());
         thread::sleep(APT_LOCK_RETRY);
     }
 }
 
 fn is_lock_error(stderr: &str) -> bool {
-    [
-        "Could not get lock",
-        "Unable to acquire the dpkg frontend lock",
-        "Unable to lock",
-    ]
-    .iter()
-    .any(|message| stderr.contains(message))
+    ["Could not get lock", "Unable to acquire the dpkg frontend lock", "Unable to lock"]
+        .iter()
+        .any(|message| stderr.contains(message))
 }
 
 fn is_root() -> bool {
@@ -156,23 +132,16 @@ fn ensure_bpf_linker() -> Result<PathBuf> {
     }
     eprintln!("xtask: [setup] installing bpf-linker with cargo install (takes ~2-3 min)");
     let mut cmd = process::host_cargo();
-    cmd.args([
-        "install",
-        "bpf-linker",
-        "--locked",
-        "--no-default-features",
-        "--features",
-        "llvm-22",
-    ])
-    .env("LLVM_PREFIX", LLVM_PREFIX);
+    cmd.args(["install", "bpf-linker", "--locked", "--no-default-features", "--features", "llvm-22"])
+        .env("LLVM_PREFIX", LLVM_PREFIX);
     process::run(&mut cmd, "cargo install bpf-linker")?;
-    find_bpf_linker().context("cargo install bpf-linker succeeded but bpf-linker is neither on PATH nor in CARGO_HOME/bin")
+    find_bpf_linker()
+        .context("cargo install bpf-linker succeeded but bpf-linker is neither on PATH nor in CARGO_HOME/bin")
 }
 
 /// Looks on PATH and in CARGO_HOME/bin (where cargo install puts it, and which need not be on PATH).
 fn find_bpf_linker() -> Option<PathBuf> {
-    let path_dirs =
-        std::env::var_os("PATH").map(|path| std::env::split_paths(&path).collect::<Vec<_>>());
+    let path_dirs = std::env::var_os("PATH").map(|path| std::env::split_paths(&path).collect::<Vec<_>>());
     path_dirs
         .into_iter()
         .flatten()
@@ -190,6 +159,5 @@ fn cargo_home() -> Option<PathBuf> {
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+    path.metadata().is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }

@@ -10,8 +10,8 @@ use std::{
 
 use aya::programs::{SchedClassifier, Xdp};
 use datapath_common::{
-    kind, macvlan_mode, ParentConfig, program_names, DropReason, EndpointConfig, FdbEntry, FloodList, MacKey,
-    NetworkConfig, MAX_FLOOD_PORTS,
+    kind, macvlan_mode, program_names, DropReason, EndpointConfig, FdbEntry, FloodList, MacKey, NetworkConfig,
+    ParentConfig, MAX_FLOOD_PORTS,
 };
 use xlan::{loader::Datapath, maps::Tables, netns::Netns, pins::PinDir, testrun};
 
@@ -25,7 +25,8 @@ pub const TC_ACT_REDIRECT: u32 = 7;
 pub const NETWORK: u32 = 7;
 pub const OUTSIDE_MAC: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 1];
 pub const PARENT_MAC: [u8; 6] = [0x02, 0xbb, 0, 0, 0, 2];
-pub const ENDPOINT_MACS: [[u8; 6]; 3] = [[0x02, 0x77, 0, 0, 0, 0x11], [0x02, 0x77, 0, 0, 0, 0x12], [0x02, 0x77, 0, 0, 0, 0x13]];
+pub const ENDPOINT_MACS: [[u8; 6]; 3] =
+    [[0x02, 0x77, 0, 0, 0, 0x11], [0x02, 0x77, 0, 0, 0, 0x12], [0x02, 0x77, 0, 0, 0, 0x13]];
 pub const BROADCAST: [u8; 6] = [0xff; 6];
 pub const IPV6_ALL_NODES: [u8; 6] = [0x33, 0x33, 0, 0, 0, 1];
 
@@ -181,7 +182,6 @@ impl Fixture {
     }
 }
 
-
 /// An Ethernet frame (optionally 802.1Q-tagged) carrying a small IPv4/UDP-looking payload.
 pub fn frame(dst: [u8; 6], src: [u8; 6], vlan: Option<u16>) -> Vec<u8> {
     let mut bytes = Vec::new();
@@ -195,4 +195,3 @@ pub fn frame(dst: [u8; 6], src: [u8; 6], vlan: Option<u16>) -> Vec<u8> {
     bytes.extend((0..46u8).map(|i| i.wrapping_mul(7)));
     bytes
 }
-
