@@ -184,6 +184,9 @@ impl IpKey {
     }
 }
 
+/// `IpEndpoint::port` of the host's own addresses on an ipvlan parent: they stay the host's.
+pub const HOST_PORT: u32 = 0;
+
 /// An IPv4 address as the IPv4-mapped IPv6 address ::ffff:a.b.c.d.
 #[inline(always)]
 pub const fn v4_mapped(v4: [u8; 4]) -> [u8; 16] {
@@ -194,7 +197,7 @@ pub const fn v4_mapped(v4: [u8; 4]) -> [u8; 16] {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IpEndpoint {
-    /// Host-side veth of the endpoint.
+    /// Host-side veth of the endpoint; `HOST_PORT` for the host's own addresses on the parent.
     pub port: u32,
     pub network_id: u32,
 }
@@ -352,17 +355,47 @@ pub mod bench {
         /// tcx ingress that turns the generator's frames into frames an endpoint sends (redirect to the egress of
         /// `BenchConfig::inject_ifindex`).
         pub const INJECTOR: &str = "xlan_bench_inject";
-        /// The limit on the wire path: a bare XDP redirect into `BenchConfig::limit_xdp_ifindex`, no lookup.
+        /// The limit of the parent's XDP hook: a bare XDP redirect into `BenchConfig::limit_wire_ifindex`, no
+        /// lookup.
         pub const LIMIT_XDP: &str = "xlan_bench_limit_xdp";
+        /// The limit of the parent's tc hook: a bare tcx `bpf_redirect_peer` into `BenchConfig::limit_wire_ifindex`
+        /// (the peer of that veth), no lookup.
+        pub const LIMIT_WIRE_TC: &str = "xlan_bench_limit_wire_tc";
         /// The limit on the endpoint path: a bare tcx `bpf_redirect_peer` into `BenchConfig::limit_tc_ifindex`.
         pub const LIMIT_TC: &str = "xlan_bench_limit_tc";
+        /// The limit on an endpoint's way to the underlay: a bare tcx `bpf_redirect` to the egress of
+        /// `BenchConfig::limit_egress_ifindex`, no encapsulation.
+        pub const LIMIT_EGRESS: &str = "xlan_bench_limit_egress";
     }
 
     /// Names of the bench maps.
     pub mod map_names {
         pub const CONFIG: &str = "XLAN_BENCH_CONFIG";
         pub const COUNTERS: &str = "XLAN_BENCH_COUNTERS";
+        pub const TEMPLATE: &str = "XLAN_BENCH_TEMPLATE";
     }
+
+    /// The generator's frames are exactly this long.
+    pub const FRAME_LEN: usize = 64;
+
+    /// `XLAN_BENCH_TEMPLATE[0]`: the frame the generator sends, restored into every frame before it goes out. In
+    /// live-frames mode the kernel copies the test run's data into a page only when the page is new; recycled pages
+    /// keep what the path last wrote into them (a router rewrites MACs and the TTL in place), so the template must
+    /// be put back each time.
+    #[repr(C, align(8))]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct BenchTemplate {
+        pub bytes: [u8; FRAME_LEN],
+    }
+
+    impl Default for BenchTemplate {
+        fn default() -> Self {
+            Self { bytes: [0; FRAME_LEN] }
+        }
+    }
+
+    #[cfg(feature = "user")]
+    unsafe impl aya::Pod for BenchTemplate {}
 
     /// `XLAN_BENCH_COUNTERS` slots (per-CPU u64).
     pub const COUNTER_DELIVERED: u32 = 0;
@@ -378,8 +411,9 @@ pub mod bench {
         pub flows: u32,
         pub base_port: u32,
         pub inject_ifindex: u32,
-        pub limit_xdp_ifindex: u32,
+        /// Where the limit on the parent sends every frame (`LIMIT_XDP`, `LIMIT_WIRE_TC`).
+        pub limit_wire_ifindex: u32,
         pub limit_tc_ifindex: u32,
-        pub _pad: u32,
+        pub limit_egress_ifindex: u32,
     }
 }

@@ -3,9 +3,10 @@
 //!
 //! - the generator is what upstream xdp-trafficgen does: BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES runs it
 //!   on frames the kernel keeps in a page pool, and XDP_TX sends each out of the test run's ingress device. The pool
-//!   recycles pages without copying the template again, so the program rewrites the source port every time;
+//!   recycles pages without copying the template again (and a router on the path rewrites MACs and TTL in place),
+//!   so the program puts the template back and sets the flow's source port every time;
 //! - the counter counts delivery on an endpoint's interface the same way whatever forwards (kernel or xlan);
-//! - the injector and the two bare redirects are the scaffolding around them (see the program docs).
+//! - the injector and the bare redirects (the limits) are the scaffolding around them (see the program docs).
 use aya_ebpf::{
     bindings::{xdp_action, TC_ACT_OK, TC_ACT_SHOT},
     helpers::{bpf_redirect, bpf_redirect_peer},
@@ -13,7 +14,7 @@ use aya_ebpf::{
     maps::{Array, PerCpuArray},
     programs::{TcContext, XdpContext},
 };
-use datapath_common::bench::{BenchConfig, COUNTERS, COUNTER_DELIVERED, COUNTER_GENERATED};
+use datapath_common::bench::{BenchConfig, BenchTemplate, COUNTERS, COUNTER_DELIVERED, COUNTER_GENERATED, FRAME_LEN};
 use network_types::{
     eth::{EthHdr, EtherType},
     ip::{Ipv4Hdr, Ipv6Hdr},
@@ -28,9 +29,12 @@ static CONFIG: Array<BenchConfig> = Array::with_max_entries(1, 0);
 #[map(name = "XLAN_BENCH_COUNTERS")]
 static BENCH_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS, 0);
 
+#[map(name = "XLAN_BENCH_TEMPLATE")]
+static TEMPLATE: Array<BenchTemplate> = Array::with_max_entries(1, 0);
+
 #[xdp]
 pub fn xlan_bench_gen(ctx: XdpContext) -> u32 {
-    match set_flow(&ctx) {
+    match restore_template(&ctx).and_then(|()| set_flow(&ctx)) {
         Ok(()) => xdp_action::XDP_TX,
         // The bench made the template: a frame this program cannot read is a bench bug, and the test run says so.
         Err(_) => xdp_action::XDP_ABORTED,
@@ -53,12 +57,31 @@ pub fn xlan_bench_inject(_ctx: TcContext) -> i32 {
     unsafe { bpf_redirect(config.inject_ifindex, 0) as i32 }
 }
 
-/// The limit on the wire → endpoint path: every frame into one endpoint's veth, nothing looked up.
+/// The limit of the parent's XDP hook on the wire → endpoint path: every frame into one endpoint's veth, nothing
+/// looked up.
 #[xdp]
 pub fn xlan_bench_limit_xdp(_ctx: XdpContext) -> u32 {
     let Some(config) = config() else { return xdp_action::XDP_ABORTED };
     // SAFETY: a plain helper call.
-    unsafe { bpf_redirect(config.limit_xdp_ifindex, 0) as u32 }
+    unsafe { bpf_redirect(config.limit_wire_ifindex, 0) as u32 }
+}
+
+/// The limit of the parent's tc hook on the wire → endpoint path: every frame straight into one endpoint (the peer
+/// of its host-side veth), nothing looked up.
+#[classifier]
+pub fn xlan_bench_limit_wire_tc(_ctx: TcContext) -> i32 {
+    let Some(config) = config() else { return TC_ACT_SHOT as i32 };
+    // SAFETY: a plain helper call.
+    unsafe { bpf_redirect_peer(config.limit_wire_ifindex, 0) as i32 }
+}
+
+/// The limit on an endpoint's way out to the underlay (vxlan): every frame out of the underlay device as it is, no
+/// encapsulation, nothing looked up.
+#[classifier]
+pub fn xlan_bench_limit_egress(_ctx: TcContext) -> i32 {
+    let Some(config) = config() else { return TC_ACT_SHOT as i32 };
+    // SAFETY: a plain helper call.
+    unsafe { bpf_redirect(config.limit_egress_ifindex, 0) as i32 }
 }
 
 /// The limit on the endpoint → endpoint path: every frame straight into one other endpoint, nothing looked up.
@@ -84,6 +107,19 @@ fn bump(slot: u32) -> u64 {
         *counter = previous + 1;
         previous
     }
+}
+
+/// Puts the template back over the frame: a recycled page holds what the last path wrote into it.
+#[inline(always)]
+fn restore_template(ctx: &XdpContext) -> Result<(), Error> {
+    let template = TEMPLATE.get_ptr(0).ok_or(Error::Malformed)?;
+    // Packet memory is writable in XDP; ptr_at checked that FRAME_LEN bytes lie inside the frame.
+    let frame = ptr_at::<[u8; FRAME_LEN]>(ctx, 0)? as *mut BenchTemplate;
+    // SAFETY: as above; both are FRAME_LEN plain bytes and cannot overlap (a map value, a packet). A memcpy of a
+    // known size is expanded into loads and stores (8 of each: the type's alignment); a plain assignment would
+    // become a call to a byte-wise memmove subprogram, which cost more than the rest of the generator.
+    unsafe { core::ptr::copy_nonoverlapping(template, frame, 1) };
+    Ok(())
 }
 
 /// Gives the frame the UDP source port of its flow (frames go round-robin over the flows) and patches the UDP

@@ -22,6 +22,7 @@ pub fn parent_xdp(ctx: &XdpContext) -> Result<u32, Error> {
     let parent = unsafe { (*ctx.ctx).ingress_ifindex };
     let Some(config) = parent_config(parent) else { return Ok(xdp_action::XDP_PASS) };
     if config.vxlan_networks > 0 {
+        vxlan::snoop_arp(ctx, &l2);
         if let Some(action) = vxlan::decap_xdp(ctx, &l2, parent)? {
             return Ok(action);
         }
@@ -42,6 +43,7 @@ pub fn parent_ingress(ctx: &TcContext) -> Result<i32, Error> {
     let parent = unsafe { (*ctx.skb.skb).ifindex };
     let Some(config) = parent_config(parent) else { return Ok(TC_ACT_OK as i32) };
     if config.vxlan_networks > 0 {
+        vxlan::snoop_arp(ctx, &l2);
         if let Some(verdict) = vxlan::decap_tc(ctx, &l2, parent)? {
             return Ok(verdict);
         }

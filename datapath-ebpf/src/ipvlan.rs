@@ -10,7 +10,7 @@ use aya_ebpf::{
     maps::lpm_trie::Key,
     programs::{TcContext, XdpContext},
 };
-use datapath_common::{ipvlan_mode, is_multicast_mac, network_flags, IpEndpoint, IpKey, NetworkConfig};
+use datapath_common::{ipvlan_mode, is_multicast_mac, network_flags, IpEndpoint, IpKey, NetworkConfig, HOST_PORT};
 
 use crate::{
     error::Error,
@@ -22,11 +22,18 @@ use crate::{
     stats::count_rx,
 };
 
-/// The endpoint that owns `addr` (an address of its own or a route behind it) on the parent.
+/// Who owns `addr` on the parent: an endpoint (an address of its own or a route behind it), or the host
+/// (`HOST_PORT`, its own addresses on the parent).
 #[inline(always)]
-pub fn owner(parent: u32, addr: [u8; 16]) -> Option<IpEndpoint> {
+fn owner(parent: u32, addr: [u8; 16]) -> Option<IpEndpoint> {
     let key = Key::new(IpKey::PARENT_BITS + 128, IpKey::new(parent, addr));
     IP_ENDPOINTS.get(&key).copied()
+}
+
+/// The endpoint that owns `addr` on the parent, if an endpoint does.
+#[inline(always)]
+pub fn endpoint_owner(parent: u32, addr: [u8; 16]) -> Option<IpEndpoint> {
+    owner(parent, addr).filter(|o| o.port != HOST_PORT)
 }
 
 /// The address a frame is for: an IP destination, or the target of an ARP packet.
@@ -49,14 +56,16 @@ fn source(l3: &L3Addrs) -> Option<[u8; 16]> {
     }
 }
 
-/// Unspecified (:: or ::ffff:0.0.0.0): DAD probes and ARP probes carry no address to check.
+/// Unspecified, exactly :: or ::ffff:0.0.0.0: DAD probes and ARP probes carry no address to check.
 #[inline(always)]
 fn unspecified(addr: &[u8; 16]) -> bool {
     let mut rest = 0u8;
-    for byte in addr.iter().skip(12) {
-        rest |= *byte;
+    for (index, byte) in addr.iter().enumerate() {
+        if index != 10 && index != 11 {
+            rest |= *byte;
+        }
     }
-    rest == 0 && (addr[10] == 0 || addr[10] == 0xff) && addr[0] == 0 && addr[8] == 0
+    rest == 0 && ((addr[10] == 0 && addr[11] == 0) || (addr[10] == 0xff && addr[11] == 0xff))
 }
 
 /// Frames from the wire, before the stack sees them: unicast to the parent's MAC for an endpoint's address
@@ -68,7 +77,7 @@ pub fn parent_xdp(ctx: &XdpContext, l2: &L2Header, parent: u32, network: &Networ
         return Ok(xdp_action::XDP_PASS);
     }
     let Some(target) = destination(&parse_l3(ctx, l2)?) else { return Ok(xdp_action::XDP_PASS) };
-    let Some(endpoint) = owner(parent, target) else {
+    let Some(endpoint) = endpoint_owner(parent, target) else {
         // The parent's own addresses stay the host's.
         return Ok(xdp_action::XDP_PASS);
     };
@@ -95,7 +104,7 @@ pub fn parent_ingress(
 ) -> Result<i32, Error> {
     let l3 = parse_l3(ctx, l2)?;
     let hairpinned = l2.src == network.parent_mac;
-    let sender = if hairpinned { source(&l3).and_then(|src| owner(parent, src)) } else { None };
+    let sender = if hairpinned { source(&l3).and_then(|src| endpoint_owner(parent, src)) } else { None };
     if network.mode == ipvlan_mode::L3 {
         if let Some(verdict) = neighbour::answer(ctx, l2, &l3, parent, network)? {
             return Ok(verdict);
@@ -110,7 +119,9 @@ pub fn parent_ingress(
     if l2.dst != network.parent_mac {
         return Ok(TC_ACT_OK as i32);
     }
-    let Some(endpoint) = destination(&l3).and_then(|dst| owner(parent, dst)) else { return Ok(TC_ACT_OK as i32) };
+    let Some(endpoint) = destination(&l3).and_then(|dst| endpoint_owner(parent, dst)) else {
+        return Ok(TC_ACT_OK as i32);
+    };
     if sender.is_some() && network.flags & network_flags::PRIVATE != 0 {
         return Err(Error::Isolation);
     }
@@ -146,6 +157,11 @@ pub fn endpoint_egress(
     }
     match destination(&l3).and_then(|dst| owner(parent, dst)) {
         Some(endpoint) if endpoint.port == port => Ok(TC_ACT_SHOT as i32),
+        // l3 routes through the host's FIB, which would send a frame for the host's own address out of the
+        // wire, to nobody: the host's addresses are not for endpoints (as with macvlan). In l2 such a frame
+        // goes out as it is, and only a hairpinning switch brings it back to the host, as with the kernel.
+        Some(owner) if owner.port == HOST_PORT && l3_mode => Err(Error::Isolation),
+        Some(owner) if owner.port == HOST_PORT => Ok(out_of_parent(network)),
         Some(_) if network.flags & network_flags::PRIVATE != 0 => Err(Error::Isolation),
         Some(_) if network.flags & network_flags::VEPA != 0 => Ok(out_of_parent(network)),
         Some(endpoint) => Ok(redirect_to_peer(endpoint.port, ctx.len())),

@@ -16,7 +16,7 @@ use network_types::{
 
 use crate::{
     error::Error,
-    ipvlan::owner,
+    ipvlan::endpoint_owner,
     parse::{l3_kind, ptr_at, ArpHdr, L2Header, L3Addrs},
 };
 
@@ -41,7 +41,7 @@ pub fn answer(
         return Ok(None);
     }
     if l3.kind == l3_kind::ARP {
-        if l3.arp_operation == 1 && l3.src != l3.dst && owner(parent, l3.dst).is_some() {
+        if l3.arp_operation == 1 && l3.src != l3.dst && endpoint_owner(parent, l3.dst).is_some() {
             return answer_arp(ctx, l2, network).map(Some);
         }
         return Ok(None);
@@ -109,7 +109,7 @@ fn answer_solicitation(
     }
     let mut target = [0u8; 16];
     target.copy_from_slice(&solicitation[8..24]);
-    if owner(parent, target).is_none() {
+    if endpoint_owner(parent, target).is_none() {
         return Ok(None);
     }
     let mut icmp = [0u8; ND_LEN + ND_OPTION_LEN];

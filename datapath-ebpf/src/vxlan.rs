@@ -31,8 +31,8 @@ use crate::{
     error::Error,
     fdb::{flood, lookup_fresh, network},
     maps::{FDB, PORTS, VNIS, VTEPS, VTEP_MACS},
-    parse::{ptr_at, L2Header, PacketData},
-    port::redirect_to_peer,
+    parse::{ptr_at, ArpHdr, L2Header, PacketData},
+    port::{redirect_to_peer, redirect_to_port},
     stats::{count_drop, count_rx},
 };
 
@@ -120,6 +120,8 @@ fn learn(received: &Received) {
         if existing.remote_ip == received.outer_src_ip {
             if now.saturating_sub(existing.last_seen_ns) > REFRESH_NS {
                 existing.last_seen_ns = now;
+                // The VTEP's next hop may have changed (new NIC, moved VM, router failover): follow it.
+                set_vtep_mac(received.outer_src_ip, received.outer_src_mac);
             }
             return;
         }
@@ -127,6 +129,45 @@ fn learn(received: &Received) {
     let entry = FdbEntry { ifindex: 0, remote_ip: received.outer_src_ip, flags: 0, _pad: 0, last_seen_ns: now };
     let _ = FDB.insert(&key, &entry, 0);
     let _ = VTEP_MACS.insert(&received.outer_src_ip, &VtepMac { mac: received.outer_src_mac, _pad: [0; 2] }, 0);
+}
+
+/// Records `mac` as the next hop of `vtep` unless it is already.
+#[inline(always)]
+fn set_vtep_mac(vtep: u32, mac: [u8; 6]) {
+    if let Some(known) = VTEP_MACS.get_ptr_mut(&vtep) {
+        // SAFETY: the pointer comes from the map.
+        let known = unsafe { &mut *known };
+        if known.mac != mac {
+            known.mac = mac;
+        }
+        return;
+    }
+    let _ = VTEP_MACS.insert(&vtep, &VtepMac { mac, _pad: [0; 2] }, 0);
+}
+
+/// ARP on the underlay (the host resolving a VTEP's managed neighbour entry, or a VTEP announcing itself):
+/// a VTEP `xlan` is waiting for (a key with the all-zero MAC) or whose MAC changed gets its sender MAC.
+/// Only VTEPs already in the map: nothing else of the underlay is recorded.
+#[inline(always)]
+pub fn snoop_arp(packet: &impl PacketData, l2: &L2Header) {
+    if l2.vlan_id != 0 || l2.ether_type != EtherType::Arp as u16 {
+        return;
+    }
+    let Ok(arp) = ptr_at::<ArpHdr>(packet, l2.l3_offset) else { return };
+    // SAFETY: ptr_at checked the ARP header lies inside the packet.
+    let (htype, ptype, hlen, plen, sha, spa) =
+        unsafe { ((*arp).htype, (*arp).ptype, (*arp).hlen, (*arp).plen, (*arp).sha, (*arp).spa) };
+    if htype != [0, 1] || ptype != [0x08, 0x00] || hlen != 6 || plen != 4 || is_multicast_mac(&sha) {
+        return;
+    }
+    let vtep = u32::from_ne_bytes(spa);
+    if let Some(known) = VTEP_MACS.get_ptr_mut(&vtep) {
+        // SAFETY: the pointer comes from the map.
+        let known = unsafe { &mut *known };
+        if known.mac != sha {
+            known.mac = sha;
+        }
+    }
 }
 
 /// Underlay frames in XDP: learn, then unicast for a local endpoint is stripped and redirected straight
@@ -171,6 +212,8 @@ pub fn decap_tc(ctx: &TcContext, l2: &L2Header, parent: u32) -> Result<Option<i3
         }
     }
     let Some(received) = classify(ctx, l2, parent) else { return Ok(None) };
+    // With the tc parent hook no XDP program saw the frame; with the xdp hook this is at most a refresh.
+    learn(&received);
     let inner: EthHdr = ctx.load(received.inner_offset).map_err(|_| Error::Malformed)?;
     // Remove outer IP, UDP, VXLAN and the inner Ethernet header behind the outer one, then make the outer
     // Ethernet header the inner one: what is left is the inner frame.
@@ -182,7 +225,12 @@ pub fn decap_tc(ctx: &TcContext, l2: &L2Header, parent: u32) -> Result<Option<i3
         return Ok(Some(TC_ACT_SHOT as i32));
     }
     match lookup_fresh(received.network_id, received.inner_dst, received.network.ageing_secs) {
-        Some(entry) if entry.ifindex != 0 => Ok(Some(redirect_to_peer(entry.ifindex, ctx.len()))),
+        // bpf_redirect_peer keeps skb->protocol, the outer header's (IPv4): only an IPv4 inner frame may take it;
+        // ARP, IPv6 and the rest go through the veth's transmit path, whose peer sets the protocol from the frame.
+        Some(entry) if entry.ifindex != 0 && inner.ether_type == EtherType::Ipv4 as u16 => {
+            Ok(Some(redirect_to_peer(entry.ifindex, ctx.len())))
+        }
+        Some(entry) if entry.ifindex != 0 => Ok(Some(redirect_to_port(entry.ifindex, ctx.len()))),
         Some(_) => Ok(Some(TC_ACT_SHOT as i32)),
         None => {
             flood(ctx, received.network_id, 0);
@@ -417,5 +465,8 @@ fn next_hop(ctx: &TcContext, network: &NetworkConfig, remote: u32) -> Option<Nex
     // the MAC `xlan` read from the VTEP's managed neighbour entry, or the one its frames came from.
     // SAFETY: plain data copied out.
     let known = unsafe { VTEP_MACS.get(&remote) }?;
+    if known.mac == [0; 6] {
+        return None; // a configured VTEP whose MAC is not known yet
+    }
     Some(NextHop { ifindex: network.parent_ifindex, smac: network.parent_mac, dmac: known.mac })
 }

@@ -8,8 +8,26 @@ use std::thread;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
+use crate::netns::Netns;
 use crate::probe::Probe;
 use crate::topology::{Node, Topology};
+
+/// What a matrix can be measured on: nodes, each with the namespace its probes run in and are answered from, at
+/// the node's own addresses ([`Node::addr`]). The macvlan [`Topology`] is one; the VXLAN lab's networks are others.
+pub trait Probed: Sync {
+    fn probed_nodes(&self) -> Vec<Node>;
+    fn probed_netns(&self, node: Node) -> &Netns;
+}
+
+impl Probed for Topology {
+    fn probed_nodes(&self) -> Vec<Node> {
+        self.nodes()
+    }
+
+    fn probed_netns(&self, node: Node) -> &Netns {
+        self.netns(node)
+    }
+}
 
 /// Probes of one matrix run concurrently, bounded: an unreachable probe waits out its timeout (1-2 s), and a matrix has
 /// up to 80 of them. Each probe uses at most two threads and one short-lived process, so 8 keeps a 2-core machine
@@ -34,8 +52,8 @@ pub struct CellDiff {
 
 impl Matrix {
     /// Runs every probe between every ordered pair of distinct nodes of the topology.
-    pub fn measure(topology: &Topology) -> Result<Matrix> {
-        let nodes = topology.nodes();
+    pub fn measure(topology: &impl Probed) -> Result<Matrix> {
+        let nodes = topology.probed_nodes();
         let mut pending: Vec<(Node, Node, Probe)> = nodes
             .iter()
             .flat_map(|&src| {
@@ -58,8 +76,8 @@ impl Matrix {
                     };
                     let outcome = probe
                         .run(
-                            topology.netns(src),
-                            topology.netns(dst),
+                            topology.probed_netns(src),
+                            topology.probed_netns(dst),
                             dst.addr(probe.family()),
                         )
                         .with_context(|| format!("probe {} {src} -> {dst}", probe.name()));

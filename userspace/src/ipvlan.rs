@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use aya::maps::lpm_trie::Key;
-use datapath_common::{v4_mapped, IpEndpoint, IpKey};
+use datapath_common::{v4_mapped, IpEndpoint, IpKey, HOST_PORT};
 use serde::Serialize;
 
 use crate::{
@@ -38,9 +38,19 @@ pub fn host_cidr(cidr: &Cidr) -> Cidr {
     Cidr { ip: cidr.ip, prefix: if cidr.ip.is_ipv4() { 32 } else { 128 } }
 }
 
-/// Who already owns `cidr` (as an endpoint address or a route) on the parent, over all its ipvlan networks.
+/// The name `owner_of` gives the host's own addresses.
+const THE_HOST: &str = "the host's own";
+
+/// Who already owns `cidr` (as an endpoint address or a route, or the host's own address) on the parent,
+/// over all its ipvlan networks.
 pub fn owner_of(state: &State, parent_ifindex: u32, cidr: &Cidr) -> Option<String> {
     state.on_parent(parent_ifindex).filter(|n| n.ipvlan().is_some()).find_map(|network| {
+        let by_host = network
+            .ipvlan()
+            .is_some_and(|settings| host_addresses(settings).any(|host| cidr.ip == host || contains(cidr, host)));
+        if by_host {
+            return Some(THE_HOST.to_string());
+        }
         let by_endpoint = network
             .endpoints
             .iter()
@@ -61,6 +71,64 @@ pub fn forget_prefix(tables: &Tables<'_>, network: &Network, cidr: &str) -> Resu
         Ok(cidr) => tables.delete_ip(prefix_key(network.parent_ifindex, &cidr)),
         Err(_) => Ok(()),
     }
+}
+
+fn host_addresses(settings: &Ipvlan) -> impl Iterator<Item = IpAddr> + '_ {
+    settings.host_addresses.iter().filter_map(|text| text.parse().ok())
+}
+
+/// True when `ip` lies inside the prefix `cidr`.
+fn contains(cidr: &Cidr, ip: IpAddr) -> bool {
+    match (cidr.ip, ip) {
+        (IpAddr::V4(net), IpAddr::V4(ip)) => {
+            let mask = u32::MAX.checked_shl(32 - cidr.prefix as u32).unwrap_or(0);
+            u32::from(net) & mask == u32::from(ip) & mask
+        }
+        (IpAddr::V6(net), IpAddr::V6(ip)) => {
+            let mask = u128::MAX.checked_shl(128 - cidr.prefix as u32).unwrap_or(0);
+            u128::from(net) & mask == u128::from(ip) & mask
+        }
+        _ => false,
+    }
+}
+
+/// `cidr` with its host bits cleared.
+fn network_of(cidr: &Cidr) -> Cidr {
+    let ip = match cidr.ip {
+        IpAddr::V4(ip) => {
+            let mask = u32::MAX.checked_shl(32 - cidr.prefix as u32).unwrap_or(0);
+            IpAddr::V4((u32::from(ip) & mask).into())
+        }
+        IpAddr::V6(ip) => {
+            let mask = u128::MAX.checked_shl(128 - cidr.prefix as u32).unwrap_or(0);
+            IpAddr::V6((u128::from(ip) & mask).into())
+        }
+    };
+    Cidr { ip, prefix: cidr.prefix }
+}
+
+/// Marks the host's own addresses on the parent in the trie: the datapath leaves them to the host and keeps
+/// endpoints from them.
+pub fn attach(tables: &Tables<'_>, network: &Network, settings: &Ipvlan) -> Result<()> {
+    for ip in host_addresses(settings) {
+        let cidr = host_cidr(&Cidr { ip, prefix: 0 });
+        tables.put_ip(
+            prefix_key(network.parent_ifindex, &cidr),
+            IpEndpoint { port: HOST_PORT, network_id: network.id },
+        )?;
+    }
+    Ok(())
+}
+
+/// Removes the network's routes and host addresses from the trie (endpoints remove their own).
+pub fn teardown(tables: &Tables<'_>, network: &Network, settings: &Ipvlan) -> Result<()> {
+    for route in &settings.routes {
+        forget_prefix(tables, network, &route.cidr)?;
+    }
+    for ip in host_addresses(settings) {
+        tables.delete_ip(prefix_key(network.parent_ifindex, &host_cidr(&Cidr { ip, prefix: 0 })))?;
+    }
+    Ok(())
 }
 
 /// Makes the endpoint's interface an ipvlan slave: no link-local address (before it comes up), and in l3
@@ -89,6 +157,10 @@ pub fn route_add(instance: &Instance, network_name: &str, cidr: &str, netns: &st
     let store = instance.store()?;
     let mut state = store.load()?;
     let cidr: Cidr = cidr.parse()?;
+    // As `ip route`: a prefix with host bits set is a mistake, not a route.
+    if network_of(&cidr) != cidr {
+        return Err(Error::InvalidPrefix(cidr.to_string(), network_of(&cidr).to_string()));
+    }
     let network = state.network(network_name)?;
     ipvlan_of(network)?;
     let endpoint = find_endpoint(network, netns, ifname)?;

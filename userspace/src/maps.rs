@@ -104,6 +104,14 @@ impl<'a> Tables<'a> {
     pub fn put_vtep_mac(&self, ip: u32, mac: [u8; 6]) -> Result<()> {
         self.put(map_names::VTEP_MACS, ip, VtepMac { mac, _pad: [0; 2] })
     }
+    /// The MAC the datapath has for a VTEP, if any.
+    pub fn vtep_mac(&self, ip: u32) -> Result<Option<[u8; 6]>> {
+        match self.hash::<u32, VtepMac>(map_names::VTEP_MACS)?.get(&ip, 0) {
+            Ok(value) => Ok(Some(value.mac)),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(map_error(map_names::VTEP_MACS, e)),
+        }
+    }
     pub fn delete_vtep_mac(&self, ip: u32) -> Result<()> {
         self.delete::<u32, VtepMac>(map_names::VTEP_MACS, ip)
     }

@@ -105,6 +105,20 @@ impl Netlink {
         Ok(self.handle.link().set(message).execute().await?)
     }
 
+    /// Every address of the device, with its prefix length.
+    pub async fn addresses(&self, index: u32) -> Result<Vec<crate::cidr::Cidr>> {
+        let mut addresses = self.handle.address().get().set_link_index_filter(index).execute();
+        let mut found = Vec::new();
+        while let Some(message) = addresses.try_next().await? {
+            for attribute in &message.attributes {
+                if let AddressAttribute::Address(ip) = attribute {
+                    found.push(crate::cidr::Cidr { ip: *ip, prefix: message.header.prefix_len });
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// The device's first IPv4 address (a VXLAN network's default outer source).
     pub async fn first_ipv4(&self, index: u32) -> Result<Option<Ipv4Addr>> {
         let mut addresses = self.handle.address().get().set_link_index_filter(index).execute();

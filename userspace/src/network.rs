@@ -103,7 +103,14 @@ pub async fn create(instance: &Instance, request: CreateRequest) -> Result<Netwo
                     .ok_or_else(|| Error::UnknownMode(text.clone(), driver_name.clone(), "l2|l3"))?,
                 None => Default::default(),
             };
-            let settings = Ipvlan { mode: ipvlan_mode, flag: request.flag.unwrap_or_default(), routes: Vec::new() };
+            let host_addresses =
+                instance.netlink.addresses(parent.index).await?.iter().map(|cidr| cidr.ip.to_string()).collect();
+            let settings = Ipvlan {
+                mode: ipvlan_mode,
+                flag: request.flag.unwrap_or_default(),
+                routes: Vec::new(),
+                host_addresses,
+            };
             (Mode::Bridge, None, Some(settings))
         }
     };
@@ -279,6 +286,9 @@ async fn attach(instance: &Instance, state: &State, network: &Network, first_on_
     if let Some(settings) = network.vxlan() {
         vxlan::attach(instance, &tables, network, settings).await?;
     }
+    if let Some(settings) = network.ipvlan() {
+        ipvlan::attach(&tables, network, settings)?;
+    }
     tables.put_parent(network.parent_ifindex, parent_config(state, network.parent_ifindex))?;
     if !first_on_parent {
         return Ok(());
@@ -312,9 +322,7 @@ async fn teardown(instance: &Instance, state: &State, network: &Network) -> Resu
         vxlan::teardown(instance, &tables, network, settings).await?;
     }
     if let Some(settings) = network.ipvlan() {
-        for route in &settings.routes {
-            ipvlan::forget_prefix(&tables, network, &route.cidr)?;
-        }
+        ipvlan::teardown(&tables, network, settings)?;
     }
     tables.delete_flood(network.id)?;
     tables.delete_network(network.id)?;

@@ -75,6 +75,9 @@ pub struct Ipvlan {
     pub flag: IpvlanFlag,
     /// Prefixes routed to an endpoint (`xlan route add`).
     pub routes: Vec<IpRoute>,
+    /// The host's own addresses on the parent when the network was made: they stay the host's.
+    #[serde(default)]
+    pub host_addresses: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -101,6 +101,12 @@ pub async fn manage_neighbour(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Not resolved yet (the VTEP may come up later): an all-zero placeholder, which the datapath fills in from
+    // the ARP reply the kernel gets for the managed entry (or from the VTEP's first frame).
+    let tables = Tables::new(&instance.pins);
+    if tables.vtep_mac(ip_key(vtep))?.is_none() {
+        tables.put_vtep_mac(ip_key(vtep), [0; 6])?;
+    }
     Ok(())
 }
 

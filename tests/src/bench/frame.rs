@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use anyhow::{bail, Context, Result};
 
 /// 64 bytes: the classic minimum-size benchmark frame (without the FCS, which a veth does not carry). IPv6's headers
-/// take 62 of them.
-pub const FRAME_LEN: usize = 64;
+/// take 62 of them. The generator restores exactly this many bytes of template into every frame.
+pub const FRAME_LEN: usize = datapath_common::bench::FRAME_LEN;
 
 const ETH_LEN: usize = 14;
 const IPV4_LEN: usize = 20;

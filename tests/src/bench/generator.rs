@@ -1,9 +1,14 @@
-//! Driving the XDP generator: BPF_PROG_TEST_RUN in live-frames mode, in chunks, on one pinned CPU, in the sender's
-//! namespace. Every load is bounded twice: by its duration and by a packet count no CPU here can reach in it.
+//! Driving the XDP generator: BPF_PROG_TEST_RUN in live-frames mode, on one pinned CPU, in the sender's namespace.
+//! Every load is bounded: a paced one by its duration, an unpaced one by its frame count (sized from a probe of the
+//! path's rate to last about the duration asked for).
 //!
 //! The kernel runs the frames' whole path on the calling CPU: the generator's XDP_TX lands in the peer veth's ring
 //! and that veth's NAPI (and every hop after it that stays in softirq) runs when the test run re-enables bottom
 //! halves after each batch. So an unpaced load measures what one CPU can forward and deliver, generator included.
+//!
+//! Each call sets up and tears down a page pool, which costs 15-45 ms here (mostly waiting for an RCU grace period,
+//! the CPU idle meanwhile): a rate measured over many short calls would be that much too low, and ratios between
+//! backends squeezed towards 1. So an unpaced load is one call, whose frames are counted alone.
 
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,20 +19,24 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use super::programs::enter;
 
-/// Frames per BPF_PROG_TEST_RUN call when unpaced: ~15 ms at 4 Mpps, so the duration is kept to within a few ms.
+/// Frames of a paced call at most.
 const CHUNK: u32 = 1 << 16;
-/// Far above what one CPU here reaches (~4 Mpps): the count bound only stops a load whose clock check failed.
+/// Frames of the first probe call; the second is sized to last about `PROBE` at the rate the first one saw.
+const FIRST_PROBE: u32 = 1 << 13;
+const PROBE: Duration = Duration::from_millis(150);
+/// Far above what one CPU here reaches (~4 Mpps): the bound of an unpaced load's frames per second asked for.
 const MAX_PPS: f64 = 20e6;
-/// Pacing tick of a paced load: bursts of 10 ms worth of frames are smooth at /proc/stat's timescale (4 ms ticks)
-/// and few enough that the test run's per-call set-up (a page pool) stays out of the cost per packet.
+/// Pacing tick of a paced load: bursts of 10 ms worth of frames are smooth at /proc/stat's timescale (4 ms ticks).
+/// The calls' set-up grows them (frames due pile up meanwhile), which keeps the rate.
 const PACE_TICK: Duration = Duration::from_millis(10);
 
 /// How much to send.
 #[derive(Debug, Clone, Copy)]
-pub struct Load {
-    pub duration: Duration,
-    /// `None`: as fast as the CPU goes; `Some(pps)`: paced to that rate.
-    pub rate_pps: Option<u64>,
+pub enum Load {
+    /// This many frames in one call, as fast as the CPU goes.
+    Frames(u32),
+    /// `rate_pps` frames per second for `duration`.
+    Paced { duration: Duration, rate_pps: u64 },
 }
 
 /// What a load sent.
@@ -45,7 +54,7 @@ pub struct Injection {
     pub ifname: String,
 }
 
-/// Sends `frame` out of the injection device per `load`, on CPU `cpu`; stops early when `stop` is set.
+/// Sends `frame` out of the injection device per `load`, on CPU `cpu`; a paced load stops early when `stop` is set.
 pub fn send(
     program: BorrowedFd<'_>,
     injection: &Injection,
@@ -54,7 +63,39 @@ pub fn send(
     cpu: usize,
     stop: &AtomicBool,
 ) -> Result<Sent> {
-    // A thread of its own: it is pinned and moved into the sender's namespace, which must not leak into the caller.
+    on_generator_cpu(injection, cpu, |ifindex| match load {
+        Load::Frames(count) => call(program, ifindex, frame, count),
+        Load::Paced { duration, rate_pps } => paced(program, ifindex, frame, duration, rate_pps, stop),
+    })
+}
+
+/// How many frames per second the path takes, for sizing an unpaced load: two calls of different sizes, whose
+/// difference leaves the calls' set-up out (within bounds: the set-up's time varies), else the larger call's rate.
+pub fn probe_rate(program: BorrowedFd<'_>, injection: &Injection, frame: &[u8], cpu: usize) -> Result<f64> {
+    on_generator_cpu(injection, cpu, |ifindex| {
+        let first = call(program, ifindex, frame, FIRST_PROBE)?;
+        let count = (first.rate() * PROBE.as_secs_f64()).clamp(f64::from(FIRST_PROBE) * 2.0, MAX_PPS * PROBE.as_secs_f64());
+        let second = call(program, ifindex, frame, count as u32)?;
+        let (frames, time) = (second.frames - first.frames, second.elapsed.saturating_sub(first.elapsed));
+        let slope = frames as f64 / time.as_secs_f64().max(1e-6);
+        Ok(if time.is_zero() { second.rate() } else { slope.clamp(second.rate(), 2.0 * second.rate()) })
+    })
+}
+
+/// Frames for an unpaced load of about `duration` at `rate` (at least one full batch).
+pub fn frames_for(rate: f64, duration: Duration) -> u32 {
+    (rate * duration.as_secs_f64()).clamp(64.0, MAX_PPS * duration.as_secs_f64().max(0.001)) as u32
+}
+
+impl Sent {
+    pub fn rate(&self) -> f64 {
+        self.frames as f64 / self.elapsed.as_secs_f64().max(1e-6)
+    }
+}
+
+/// Runs `f` with the injection device's ifindex on a thread of its own, pinned to `cpu` and moved into the sender's
+/// namespace (neither may leak into the caller).
+fn on_generator_cpu<T: Send>(injection: &Injection, cpu: usize, f: impl FnOnce(u32) -> Result<T> + Send) -> Result<T> {
     thread::scope(|scope| {
         scope
             .spawn(|| {
@@ -62,33 +103,37 @@ pub fn send(
                 let _inside = enter(&injection.netns)?;
                 let ifindex = ifindex(&injection.ifname)
                     .with_context(|| format!("generator device {} in {}", injection.ifname, injection.netns))?;
-                run(program, ifindex, frame, load, stop)
+                f(ifindex)
             })
             .join()
             .map_err(|_| anyhow!("the generator thread panicked"))?
     })
 }
 
-fn run(program: BorrowedFd<'_>, ifindex: u32, frame: &[u8], load: Load, stop: &AtomicBool) -> Result<Sent> {
-    let max_frames = (load.duration.as_secs_f64() * MAX_PPS) as u64;
+fn call(program: BorrowedFd<'_>, ifindex: u32, frame: &[u8], count: u32) -> Result<Sent> {
+    let started = Instant::now();
+    xlan_lib::testrun::run_xdp_live(program, frame, ifindex, count, 0)
+        .context("running the XDP generator (BPF_PROG_TEST_RUN, live frames)")?;
+    Ok(Sent { frames: u64::from(count), elapsed: started.elapsed() })
+}
+
+fn paced(
+    program: BorrowedFd<'_>,
+    ifindex: u32,
+    frame: &[u8],
+    duration: Duration,
+    rate: u64,
+    stop: &AtomicBool,
+) -> Result<Sent> {
     let started = Instant::now();
     let mut frames = 0u64;
-    while started.elapsed() < load.duration && frames < max_frames && !stop.load(Ordering::Relaxed) {
-        let due = match load.rate_pps {
-            None => u64::from(CHUNK),
-            Some(rate) => {
-                let due = ((rate as f64 * started.elapsed().as_secs_f64()) as u64).saturating_sub(frames);
-                if (due as f64) < rate as f64 * PACE_TICK.as_secs_f64() {
-                    thread::sleep(PACE_TICK);
-                    continue;
-                }
-                due.min(u64::from(CHUNK))
-            }
-        };
-        let count = due.min(max_frames - frames) as u32;
-        xlan_lib::testrun::run_xdp_live(program, frame, ifindex, count, 0)
-            .context("running the XDP generator (BPF_PROG_TEST_RUN, live frames)")?;
-        frames += u64::from(count);
+    while started.elapsed() < duration && !stop.load(Ordering::Relaxed) {
+        let due = ((rate as f64 * started.elapsed().as_secs_f64()) as u64).saturating_sub(frames);
+        if (due as f64) < rate as f64 * PACE_TICK.as_secs_f64() {
+            thread::sleep(PACE_TICK);
+            continue;
+        }
+        frames += call(program, ifindex, frame, due.min(u64::from(CHUNK)) as u32)?.frames;
     }
     Ok(Sent { frames, elapsed: started.elapsed() })
 }

@@ -2,20 +2,20 @@
 //! (generator paced), and the round trips (TCP, ping, UDP request/response).
 
 use std::os::fd::AsFd;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
 use datapath_common::bench::BenchConfig;
 
-use super::frame::{parse_mac, udp_frame, Flow};
+use super::frame::udp_frame;
 use super::generator::{self, generator_cpu, Load, Sent};
 use super::metrics::Measurement;
 use super::options::Settings;
 use super::procfs;
 use super::scenario::Scenario;
-use super::topology::{BenchTopology, BASE_SOURCE_PORT, SINK_PORT};
+use super::topology::BenchTopology;
 use super::{latency, tcp};
 use crate::topology::Family;
 
@@ -30,12 +30,11 @@ pub fn measure(
     settings: &Settings,
     stop: &AtomicBool,
 ) -> Result<Vec<f64>> {
-    let dst_addr = scenario.dst.ipv4().into();
     let (src, dst) = (scenario.src, scenario.dst);
+    let dst_addr = topology.addr(dst, Family::V4)?;
     Ok(match measurement {
         Measurement::Pps { flows, family } => {
-            let load = Load { duration: settings.duration, rate_pps: None };
-            let (sent, delivered) = drive(topology, scenario, family, flows, load, stop)?;
+            let (sent, delivered) = drive(topology, scenario, family, flows, Unpaced(settings.duration), stop)?;
             let seconds = sent.elapsed.as_secs_f64();
             vec![delivered.tc as f64 / seconds, delivered.udp as f64 / seconds]
         }
@@ -64,9 +63,9 @@ struct Delivered {
 /// the whole path runs there (see `generator`), and the other CPU's share of this shared machine's noise stays out.
 /// The generator's own cost is included, the same for every backend.
 fn cpu_per_packet(topology: &mut BenchTopology, scenario: &Scenario, settings: &Settings, stop: &AtomicBool) -> Result<f64> {
-    let load = Load { duration: settings.cpu_duration, rate_pps: Some(settings.cpu_load_pps) };
+    let load = Load::Paced { duration: settings.cpu_duration, rate_pps: settings.cpu_load_pps };
     let before = procfs::cpu_kernel_time(generator_cpu())?;
-    let (_, delivered) = drive(topology, scenario, Family::V4, 1, load, stop)?;
+    let (_, delivered) = drive(topology, scenario, Family::V4, 1, Paced(load), stop)?;
     let spent = procfs::cpu_kernel_time(generator_cpu())?.saturating_sub(before);
     if delivered.tc == 0 {
         bail!("{}: nothing was delivered at {} under the paced load", scenario.id, scenario.dst);
@@ -74,28 +73,43 @@ fn cpu_per_packet(topology: &mut BenchTopology, scenario: &Scenario, settings: &
     Ok(spent.as_nanos() as f64 / delivered.tc as f64)
 }
 
-/// Generates `load` from the scenario's source to its destination and counts what arrived.
+/// A load as `drive` takes it: unpaced for about a duration, or paced.
+enum Drive {
+    Unpaced(Duration),
+    Paced(Load),
+}
+use Drive::{Paced, Unpaced};
+
+/// Generates the load from the scenario's source to its destination and counts what arrived. An unpaced load is
+/// one test-run call sized from a probe of the path's rate; only its own frames are counted (the probe's have
+/// settled before).
 fn drive(
     topology: &mut BenchTopology,
     scenario: &Scenario,
     family: Family,
     flows: u32,
-    load: Load,
+    load: Drive,
     stop: &AtomicBool,
 ) -> Result<(Sent, Delivered)> {
-    let frame = udp_frame(&Flow {
-        src_mac: parse_mac(&scenario.src.mac())?,
-        dst_mac: parse_mac(&scenario.dst.mac())?,
-        src: scenario.src.addr(family),
-        dst: scenario.dst.addr(family),
-        src_port: BASE_SOURCE_PORT,
-        dst_port: SINK_PORT,
-    })?;
+    let frame = udp_frame(&topology.flow(scenario.src, scenario.dst, family)?)?;
+    topology.warm_up(scenario.src, scenario.dst, family);
     let injection = topology.injection(scenario.src)?;
     let programs = topology.programs();
     let config = programs.config()?;
     programs.set_config(BenchConfig { flows, ..config })?;
+    programs.set_template(&frame)?;
     let generator = programs.generator()?;
+    let load = match load {
+        Paced(load) => load,
+        Unpaced(duration) => {
+            let rate = generator::probe_rate(generator.as_fd(), &injection, &frame, generator_cpu())?;
+            thread::sleep(SETTLE);
+            Load::Frames(generator::frames_for(rate, duration))
+        }
+    };
+    if stop.load(Ordering::Relaxed) {
+        bail!("interrupted");
+    }
     let before = delivered(topology, scenario)?;
     let sent = generator::send(generator.as_fd(), &injection, &frame, load, generator_cpu(), stop)?;
     thread::sleep(SETTLE);

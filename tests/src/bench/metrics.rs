@@ -105,9 +105,9 @@ impl Measurement {
         }
     }
 
-    /// The limit only forwards one way (wire → endpoint, endpoint → endpoint): no answers, so no TCP or latency.
+    /// The limits only forward one way (wire → endpoint, endpoint → endpoint): no answers, so no TCP or latency.
     pub fn applies_to(self, backend: Backend) -> bool {
-        backend != Backend::Limit || matches!(self, Measurement::Pps { .. } | Measurement::Cpu)
+        !backend.is_limit() || matches!(self, Measurement::Pps { .. } | Measurement::Cpu)
     }
 
     pub fn name(self) -> String {

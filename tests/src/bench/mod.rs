@@ -1,6 +1,7 @@
-//! The benchmark behind `cargo xtask bench` (the `xlan-bench` binary): the same topology built with the kernel's
-//! driver, with xlan and with bare redirects (the limit), the same load driven through each, and a report
-//! (table, report.json, report.svg). See README.md, "Benchmarks", for what is measured and how.
+//! The benchmark behind `cargo xtask bench` (the `xlan-bench` binary): per virtual LAN (macvlan bridge, vxlan,
+//! ipvlan l3) the same topology built with the kernel's driver (for ipvlan: routing), with xlan (both parent hooks
+//! where the hook decides the path) and with bare redirects (the limit), the same load driven through each, and a
+//! report (table, report.json, report.svg). See README.md, "Benchmarks", for what is measured and how.
 //!
 //! The load comes from an XDP generator run through BPF_PROG_TEST_RUN in live-frames mode (about 4 Mpps on one
 //! CPU here, where socket senders reach ~0.2 Mpps), so the generator is not what limits the numbers. Delivery is
@@ -10,7 +11,9 @@
 pub mod child;
 pub mod frame;
 pub mod generator;
+pub mod ipvlan;
 pub mod latency;
+pub mod macvlan;
 pub mod measure;
 pub mod metrics;
 pub mod options;
@@ -25,6 +28,7 @@ pub mod table;
 pub mod targets;
 pub mod tcp;
 pub mod topology;
+pub mod vxlan;
 
 use std::path::Path;
 

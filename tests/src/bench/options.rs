@@ -6,10 +6,13 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
+use super::topology::Backend;
+
 pub const USAGE: &str = "\
-usage: xlan-bench [--scenario TEXT]... [--runs N] [--duration SECS] [--cpu-load PPS] [--fdb-sizes N,N,...]
-                  [--tiny] [--json] [--out-dir DIR] [--list]
+usage: xlan-bench [--scenario TEXT]... [--backend NAME]... [--runs N] [--duration SECS] [--cpu-load PPS]
+                  [--fdb-sizes N,N,...] [--tiny] [--json] [--out-dir DIR] [--list]
   --scenario TEXT  run only the scenarios whose id contains TEXT (repeatable; --list shows the ids)
+  --backend NAME   run only these backends (repeatable): kernel, xlan, xlan-xdp, mixed, limit, limit-xdp
   --runs N         runs per metric, reported as min / median / max (default 3)
   --duration SECS  seconds per packet-rate run (default 2); CPU runs take 1.5x, TCP runs round it up
   --cpu-load PPS   the fixed offered load of the CPU-per-packet runs (default 200000)
@@ -23,6 +26,8 @@ usage: xlan-bench [--scenario TEXT]... [--runs N] [--duration SECS] [--cpu-load 
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub scenarios: Vec<String>,
+    /// Backend names to run (all when empty).
+    pub backends: Vec<String>,
     pub runs: u32,
     pub duration: Duration,
     pub cpu_duration: Duration,
@@ -44,6 +49,7 @@ impl Settings {
     fn with_duration(duration: Duration, runs: u32) -> Settings {
         Settings {
             scenarios: Vec::new(),
+            backends: Vec::new(),
             runs,
             duration,
             cpu_duration: duration.mul_f64(1.5),
@@ -69,7 +75,7 @@ impl Settings {
 
     pub fn to_json(&self) -> Value {
         json!({
-            "scenarios": self.scenarios, "runs": self.runs, "duration_s": self.duration.as_secs_f64(),
+            "scenarios": self.scenarios, "backends": self.backends, "runs": self.runs, "duration_s": self.duration.as_secs_f64(),
             "cpu_duration_s": self.cpu_duration.as_secs_f64(), "cpu_load_pps": self.cpu_load_pps,
             "tcp_seconds": self.tcp_seconds, "ping_count": self.ping_count, "request_count": self.request_count,
             "fdb_sizes": self.fdb_sizes, "tiny": self.tiny,
@@ -89,6 +95,7 @@ pub struct Options {
 pub fn parse(args: impl Iterator<Item = String>) -> Result<Options> {
     let (mut json, mut list, mut tiny, mut out_dir) = (false, false, false, default_out_dir());
     let (mut scenarios, mut runs, mut duration, mut cpu_load, mut fdb_sizes) = (Vec::new(), None, None, None, None);
+    let mut backends = Vec::new();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
@@ -97,6 +104,13 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Options> {
             "--json" => json = true,
             "--list" => list = true,
             "--scenario" => scenarios.push(value()?),
+            "--backend" => {
+                let name = value()?;
+                if !Backend::ALL.iter().any(|backend| backend.name() == name) {
+                    bail!("--backend: unknown backend {name:?} (try --help)");
+                }
+                backends.push(name);
+            }
             "--runs" => runs = Some(number(&value()?, "--runs")?.max(1.0) as u32),
             "--duration" => duration = Some(Duration::from_secs_f64(number(&value()?, "--duration")?.max(0.1))),
             "--cpu-load" => cpu_load = Some(number(&value()?, "--cpu-load")?.max(1.0) as u64),
@@ -115,6 +129,7 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Options> {
     let base = if tiny { Settings::tiny() } else { Settings::default() };
     let settings = Settings {
         scenarios,
+        backends,
         runs: runs.unwrap_or(base.runs),
         cpu_load_pps: cpu_load.unwrap_or(base.cpu_load_pps),
         fdb_sizes: fdb_sizes.unwrap_or_else(|| base.fdb_sizes.clone()),
@@ -162,5 +177,7 @@ mod tests {
         assert!(parse_line("--tiny").unwrap().settings.tiny);
         assert!(parse_line("--runs").is_err());
         assert!(parse_line("--bogus").is_err());
+        assert_eq!(parse_line("--backend xlan-xdp").unwrap().settings.backends, ["xlan-xdp"]);
+        assert!(parse_line("--backend bogus").is_err());
     }
 }

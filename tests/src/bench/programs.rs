@@ -8,7 +8,7 @@ use anyhow::{anyhow, Context, Result};
 use aya::maps::{Array, MapData, PerCpuArray};
 use aya::programs::tc::TcAttachOptions;
 use aya::programs::{LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode};
-use datapath_common::bench::{map_names, program_names, BenchConfig, COUNTER_DELIVERED};
+use datapath_common::bench::{map_names, program_names, BenchConfig, BenchTemplate, COUNTER_DELIVERED, FRAME_LEN};
 use xlan_lib::loader::Datapath;
 use xlan_lib::netns::Netns as ThreadNetns;
 use xlan_lib::pins::PinDir;
@@ -60,6 +60,16 @@ impl BenchPrograms {
 
     pub fn set_config(&mut self, config: BenchConfig) -> Result<()> {
         self.config_map()?.set(0, config, 0).context("writing the bench config")
+    }
+
+    /// The frame the generator restores into every frame it sends (exactly `FRAME_LEN` bytes).
+    pub fn set_template(&mut self, frame: &[u8]) -> Result<()> {
+        let bytes: [u8; FRAME_LEN] =
+            frame.try_into().map_err(|_| anyhow!("a {}-byte frame, the generator sends {FRAME_LEN}", frame.len()))?;
+        let name = map_names::TEMPLATE;
+        let map = self.datapath.ebpf_mut().map_mut(name).ok_or_else(|| anyhow!("no map {name}"))?;
+        let mut template: Array<&mut MapData, BenchTemplate> = Array::try_from(map)?;
+        template.set(0, BenchTemplate { bytes }, 0).context("writing the generator's template")
     }
 
     /// Frames the counter programs of this load have seen, over all CPUs and all devices they are attached to.

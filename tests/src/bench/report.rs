@@ -2,14 +2,16 @@
 //!
 //! ```text
 //! { "schema": "xlan-bench/1", "machine": {...}, "settings": {...},
-//!   "scenarios": [ { "id", "title", "src", "dst", "limit", "fdb_entries",
-//!                    "results": { "<backend>": { "<metric key>": {"min", "median", "max", "runs": [..]} } } } ],
+//!   "scenarios": [ { "id", "title", "lan", "src", "dst", "backends": { "<backend>": "what it is" }, "limit",
+//!                    "fdb_entries",
+//!                    "results": { "<backend>": { "<metric key>": {"min", "median", "max", "runs": [..]} } },
+//!                    "failures": [ { "backend", "measurement", "metrics": [..], "runs", "error" } ] } ],
 //!   "targets": [ { "scenario", "target", "ratio", "goal", "met" } ] }
 //! ```
 
 use serde_json::{json, Map, Value};
 
-use super::metrics::Metric;
+use super::metrics::{Measurement, Metric};
 use super::options::Settings;
 use super::scenario::Scenario;
 use super::stats::Summary;
@@ -27,12 +29,41 @@ pub struct ScenarioResults {
     pub scenario: Scenario,
     /// Per backend (in the scenario's order), per metric (in measurement order).
     pub results: Vec<(Backend, Vec<(Metric, Summary)>)>,
+    /// Measurements that failed on a backend, in the order they first failed.
+    pub failures: Vec<Failure>,
+}
+
+/// A measurement that failed on a backend: how many of its runs, and the first error.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub backend: Backend,
+    pub measurement: Measurement,
+    pub runs: u32,
+    pub error: String,
+}
+
+impl Failure {
+    fn to_json(&self) -> Value {
+        json!({
+            "backend": self.backend.name(), "measurement": self.measurement.name(),
+            "metrics": self.measurement.metrics().iter().map(|metric| metric.key()).collect::<Vec<_>>(),
+            "runs": self.runs, "error": self.error,
+        })
+    }
 }
 
 impl ScenarioResults {
     pub fn new(scenario: Scenario) -> ScenarioResults {
         let results = scenario.backends.iter().map(|&backend| (backend, Vec::new())).collect();
-        ScenarioResults { scenario, results }
+        ScenarioResults { scenario, results, failures: Vec::new() }
+    }
+
+    /// Notes that a run of `measurement` failed on `backend` (the first error is kept).
+    pub fn fail(&mut self, backend: Backend, measurement: Measurement, error: &str) {
+        match self.failures.iter_mut().find(|f| f.backend == backend && f.measurement == measurement) {
+            Some(failure) => failure.runs += 1,
+            None => self.failures.push(Failure { backend, measurement, runs: 1, error: error.to_string() }),
+        }
     }
 
     /// Adds one run's value of `metric` on `backend`.
@@ -42,6 +73,12 @@ impl ScenarioResults {
             Some((_, summary)) => summary.runs.push(value),
             None => metrics.push((metric, Summary { runs: vec![value] })),
         }
+    }
+
+    /// Runs of `measurement` on `backend` that gave values.
+    pub fn runs_of(&self, backend: Backend, measurement: Measurement) -> u32 {
+        let metric = measurement.metrics()[0];
+        self.get(backend, metric).map_or(0, |summary| summary.runs.len() as u32)
     }
 
     pub fn get(&self, backend: Backend, metric: Metric) -> Option<&Summary> {
@@ -71,9 +108,12 @@ impl ScenarioResults {
             })
             .collect();
         let s = &self.scenario;
+        let backends: Map<String, Value> =
+            s.backends.iter().map(|&backend| (backend.name().to_string(), s.lan.describe(backend).into())).collect();
         json!({
-            "id": s.id, "title": s.title, "src": s.src.to_string(), "dst": s.dst.to_string(),
-            "limit": s.limit, "fdb_entries": s.fdb_entries, "results": results,
+            "id": s.id, "title": s.title, "lan": s.lan.name(), "src": s.src.to_string(), "dst": s.dst.to_string(),
+            "backends": backends, "limit": s.limit, "fdb_entries": s.fdb_entries, "results": results,
+            "failures": self.failures.iter().map(Failure::to_json).collect::<Vec<_>>(),
         })
     }
 }

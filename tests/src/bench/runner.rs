@@ -1,28 +1,42 @@
-//! The bench run: every topology the chosen scenarios need is built once (kernel, xlan, limit, side by side), then
-//! each scenario's measurements run `runs` times with the backends interleaved inside each round, so that the
+//! The bench run: every topology the chosen scenarios need is built once (all backends of all LANs, side by side),
+//! then each scenario's measurements run `runs` times with the backends interleaved inside each round, so that the
 //! machine's slow drifts (it is shared and noisy) touch all backends alike.
+//!
+//! A backend that cannot be built, or a measurement that fails on one backend (a path that does not forward, a tool
+//! that gets no answer), is recorded in the report as a failure with its error, and the run goes on: a bench
+//! reports what works and what does not, the tests judge behaviour.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 
 use super::measure::measure;
 use super::options::Settings;
 use super::report::{Report, ScenarioResults};
 use super::scenario::{self, Scenario};
 use super::topology::{Backend, BenchTopology, LanKind};
+use crate::cmd;
 
 pub fn run(settings: &Settings, stop: &AtomicBool) -> Result<Report> {
-    let scenarios = scenario::select(scenario::catalog(&settings.fdb_sizes), &settings.scenarios);
+    let mut scenarios = scenario::select(scenario::catalog(&settings.fdb_sizes), &settings.scenarios);
+    if !settings.backends.is_empty() {
+        for scenario in &mut scenarios {
+            scenario.backends.retain(|backend| settings.backends.iter().any(|name| name == backend.name()));
+        }
+        scenarios.retain(|scenario| !scenario.backends.is_empty());
+    }
     if scenarios.is_empty() {
-        bail!("no scenario id contains any of {:?} (try --list)", settings.scenarios);
+        bail!("no scenario id contains any of {:?} with any of the backends {:?} (try --list)", settings.scenarios, settings.backends);
     }
     // Leftovers of a bench or test run that was killed before it could clean up.
     crate::netns::sweep_stale();
     let mut topologies = Topologies::default();
     for scenario in &scenarios {
         for &backend in &scenario.backends {
-            topologies.get(scenario.lan, backend)?;
+            if stop.load(Ordering::Relaxed) {
+                bail!("interrupted");
+            }
+            let _ = topologies.get(scenario.lan, backend);
         }
     }
     let mut report = Report { settings: settings.clone(), scenarios: Vec::new() };
@@ -38,11 +52,17 @@ fn run_scenario(
     settings: &Settings,
     stop: &AtomicBool,
 ) -> Result<ScenarioResults> {
+    let mut results = ScenarioResults::new(scenario.clone());
     if let Some(entries) = scenario.fdb_entries {
         eprintln!("bench: {}: filling xlan's FDB to {entries} entries", scenario.id);
-        topologies.get(scenario.lan, Backend::Xlan)?.fill_fdb(entries)?;
+        let filled = topologies.get(scenario.lan, Backend::Xlan).and_then(|topology| topology.fill_fdb(entries));
+        if let Err(err) = filled {
+            for &measurement in &scenario.measurements {
+                results.fail(Backend::Xlan, measurement, &format!("filling the FDB: {err:#}"));
+            }
+            return Ok(results);
+        }
     }
-    let mut results = ScenarioResults::new(scenario.clone());
     for &measurement in &scenario.measurements {
         for run in 1..=settings.runs {
             let mut line = format!("bench: {}: {} run {run}/{}:", scenario.id, measurement.name(), settings.runs);
@@ -50,12 +70,22 @@ fn run_scenario(
                 if stop.load(Ordering::Relaxed) {
                     bail!("interrupted");
                 }
-                let topology = topologies.get(scenario.lan, backend)?;
-                let values = measure(topology, &scenario, measurement, settings, stop)
-                    .with_context(|| format!("{}: {} on {}", scenario.id, measurement.name(), backend.name()))?;
-                for (metric, value) in measurement.metrics().into_iter().zip(values) {
-                    results.record(backend, metric, value);
-                    line.push_str(&format!(" {} {}={}", backend.name(), metric.key(), metric.format(value)));
+                let measured = topologies
+                    .get(scenario.lan, backend)
+                    .and_then(|topology| measure(topology, &scenario, measurement, settings, stop));
+                match measured {
+                    Ok(values) => {
+                        for (metric, value) in measurement.metrics().into_iter().zip(values) {
+                            results.record(backend, metric, value);
+                            line.push_str(&format!(" {} {}={}", backend.name(), metric.key(), metric.format(value)));
+                        }
+                    }
+                    Err(_) if stop.load(Ordering::Relaxed) => bail!("interrupted"),
+                    Err(err) => {
+                        let error = cmd::one_line(&format!("{err:#}"));
+                        line.push_str(&format!(" {} FAILED ({error})", backend.name()));
+                        results.fail(backend, measurement, &error);
+                    }
                 }
             }
             eprintln!("{line}");
@@ -64,29 +94,45 @@ fn run_scenario(
     Ok(results)
 }
 
-/// The topologies of this run, built on first use and torn down (in reverse) when the run ends.
+/// The topologies of this run, built on first use and torn down (in reverse) when the run ends. One that failed to
+/// build is not tried again: its error stands for it.
 #[derive(Default)]
-struct Topologies(Vec<((LanKind, Backend), BenchTopology)>);
+struct Topologies {
+    built: Vec<((LanKind, Backend), BenchTopology)>,
+    broken: Vec<((LanKind, Backend), String)>,
+}
 
 impl Topologies {
     fn get(&mut self, lan: LanKind, backend: Backend) -> Result<&mut BenchTopology> {
-        let position = match self.0.iter().position(|(key, _)| *key == (lan, backend)) {
+        let key = (lan, backend);
+        if let Some((_, error)) = self.broken.iter().find(|(k, _)| *k == key) {
+            return Err(anyhow!("the topology could not be built: {error}"));
+        }
+        let position = match self.built.iter().position(|(k, _)| *k == key) {
             Some(position) => position,
             None => {
                 eprintln!("bench: building the {} topology with {}", lan.name(), backend.name());
-                let topology = BenchTopology::build(lan, backend)
-                    .with_context(|| format!("building the {} topology with {}", lan.name(), backend.name()))?;
-                self.0.push(((lan, backend), topology));
-                self.0.len() - 1
+                match BenchTopology::build(lan, backend) {
+                    Ok(topology) => {
+                        self.built.push((key, topology));
+                        self.built.len() - 1
+                    }
+                    Err(err) => {
+                        let error = cmd::one_line(&format!("{err:#}"));
+                        eprintln!("bench: building the {} topology with {} FAILED: {error}", lan.name(), backend.name());
+                        self.broken.push((key, error.clone()));
+                        return Err(anyhow!("the topology could not be built: {error}"));
+                    }
+                }
             }
         };
-        Ok(&mut self.0[position].1)
+        Ok(&mut self.built[position].1)
     }
 }
 
 impl Drop for Topologies {
     fn drop(&mut self) {
-        while let Some((_, topology)) = self.0.pop() {
+        while let Some((_, topology)) = self.built.pop() {
             drop(topology);
         }
     }

@@ -1,53 +1,160 @@
-//! The report as plain-text tables, in the style of `docker ps`: a header line, one row per metric, the median
-//! with the min-max range of the runs, and the ratios the targets are about; then the targets.
+//! The report as plain-text tables, in the style of `docker ps`: per scenario a header line with its backends, one
+//! row per metric, the median with the min-max range of the runs, and the ratios the targets are about; then the
+//! targets, one row per scenario and comparison.
 
 use std::fmt::Write as _;
 
 use super::metrics::Metric;
 use super::report::{Report, ScenarioResults};
+use super::targets::Target;
 use super::topology::Backend;
+
+/// Comparisons shown as ratio columns, where the scenario has both backends.
+const RATIOS: [(Backend, Backend); 5] = [
+    (Backend::Xlan, Backend::Kernel),
+    (Backend::Xlan, Backend::Limit),
+    (Backend::XlanXdp, Backend::Kernel),
+    (Backend::XlanXdp, Backend::LimitXdp),
+    (Backend::Mixed, Backend::Kernel),
+];
+const LABEL_WIDTH: usize = 24;
 
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<26} {:<22} {:<22} {:<22} {:>11} {:>10}",
-        "METRIC", "KERNEL", "XLAN", "LIMIT", "XLAN/KERNEL", "XLAN/LIMIT"
-    );
-    for results in &report.scenarios {
-        let s = &results.scenario;
-        let limit = if s.limit.is_empty() { String::new() } else { format!("  (limit: {})", s.limit) };
-        let _ = writeln!(out, "{}{limit}", s.title);
-        for metric in results.metrics() {
-            let cells = Backend::ALL.map(|backend| cell(results, backend, metric));
-            let _ = writeln!(
-                out,
-                "  {:<24} {:<22} {:<22} {:<22} {:>11} {:>10}",
-                metric.label(),
-                cells[0],
-                cells[1],
-                cells[2],
-                ratio(results, metric, Backend::Xlan, Backend::Kernel),
-                ratio(results, metric, Backend::Xlan, Backend::Limit),
-            );
+    for (n, results) in report.scenarios.iter().enumerate() {
+        if n > 0 {
+            out.push('\n');
         }
+        scenario(&mut out, results);
     }
-    let targets = report.targets();
-    if !targets.is_empty() {
-        let _ = writeln!(out, "\n{:<34} {:<40} {:>7} {:<8} MET", "SCENARIO", "TARGET", "RATIO", "GOAL");
-        for target in targets {
-            let met = if target.met { "yes" } else { "NO" };
-            let _ = writeln!(
-                out,
-                "{:<34} {:<40} {:>7.2} {:<8} {met}",
-                target.scenario, target.target, target.ratio, target.goal
-            );
-        }
-    }
+    targets(&mut out, &report.targets());
     out
 }
 
-/// "1.23M (1.20-1.25)": median (min-max); "-" where the backend does not measure it.
+fn scenario(out: &mut String, results: &ScenarioResults) {
+    let s = &results.scenario;
+    let _ = writeln!(out, "{}", s.title);
+    if !s.limit.is_empty() {
+        let _ = writeln!(out, "  ({})", s.limit);
+    }
+    let backends: Vec<Backend> = results.results.iter().map(|(backend, _)| *backend).collect();
+    let ratios: Vec<(Backend, Backend)> =
+        RATIOS.into_iter().filter(|(over, under)| backends.contains(over) && backends.contains(under)).collect();
+    let metrics = results.metrics();
+    let mut header: Vec<String> = backends.iter().map(|backend| backend.name().to_uppercase()).collect();
+    header.extend(ratios.iter().map(|(over, under)| format!("{}/{}", over.name(), under.name()).to_uppercase()));
+    let rows: Vec<Vec<String>> = metrics
+        .iter()
+        .map(|&metric| {
+            let mut row: Vec<String> = backends.iter().map(|&backend| cell(results, backend, metric)).collect();
+            row.extend(ratios.iter().map(|&(over, under)| ratio(results, metric, over, under)));
+            row
+        })
+        .collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|column| rows.iter().map(|row| row[column].chars().count()).chain([header[column].len()]).max().unwrap_or(0))
+        .collect();
+    let line = |label: &str, cells: &[String]| {
+        let mut text = format!("  {label:<LABEL_WIDTH$}");
+        for (column, cell) in cells.iter().enumerate() {
+            let width = widths[column];
+            // Values left-aligned, ratios right-aligned.
+            if column < backends.len() {
+                let _ = write!(text, " {cell:<width$}");
+            } else {
+                let _ = write!(text, " {cell:>width$}");
+            }
+        }
+        text.trim_end().to_string()
+    };
+    let _ = writeln!(out, "{}", line("METRIC", &header));
+    for (metric, row) in metrics.iter().zip(&rows) {
+        let _ = writeln!(out, "{}", line(&metric.label(), row));
+    }
+    for failure in &results.failures {
+        let _ = writeln!(
+            out,
+            "  FAILED on {}: {}, {} of {} run(s): {}",
+            failure.backend.name(),
+            failure.measurement.name(),
+            failure.runs,
+            results.runs_of(failure.backend, failure.measurement) + failure.runs,
+            failure.error
+        );
+    }
+}
+
+/// The targets: a row per scenario and comparison, a column per metric ("1.02 ok", "0.88 NO"); FDB scale apart.
+fn targets(out: &mut String, targets: &[Target]) {
+    if targets.is_empty() {
+        return;
+    }
+    let mut rows: Vec<(String, String, Vec<(String, String)>)> = Vec::new();
+    let mut columns: Vec<String> = Vec::new();
+    let mut others = Vec::new();
+    for target in targets {
+        let Some((key, pair)) = target.target.split_once(' ').filter(|(_, pair)| !pair.contains(' ')) else {
+            others.push(target);
+            continue;
+        };
+        let short = short_key(key);
+        if !columns.contains(&short) {
+            columns.push(short.clone());
+        }
+        let verdict = format!("{:.2} {}", target.ratio, if target.met { "ok" } else { "NO" });
+        match rows.iter_mut().find(|(scenario, p, _)| *scenario == target.scenario && p == pair) {
+            Some((_, _, cells)) => cells.push((short, verdict)),
+            None => rows.push((target.scenario.clone(), pair.to_string(), vec![(short, verdict)])),
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nTARGETS (ratios of medians): pps >= 2 vs the kernel and >= 0.8 vs the limit; cpu <= 0.5; tcp >= 0.95; \
+         latency <= 1.05"
+    );
+    let scenario_width = rows.iter().map(|(scenario, _, _)| scenario.len()).chain([8]).max().unwrap_or(8);
+    let pair_width = rows.iter().map(|(_, pair, _)| pair.len()).chain([10]).max().unwrap_or(10);
+    let mut head = format!("{:<scenario_width$} {:<pair_width$}", "SCENARIO", "COMPARISON");
+    for column in &columns {
+        let _ = write!(head, " {column:>9}");
+    }
+    let _ = writeln!(out, "{}", head.trim_end());
+    for (scenario, pair, cells) in &rows {
+        let mut line = format!("{scenario:<scenario_width$} {pair:<pair_width$}");
+        for column in &columns {
+            let cell = cells.iter().find(|(key, _)| key == column).map_or("-", |(_, verdict)| verdict.as_str());
+            let _ = write!(line, " {cell:>9}");
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    for target in others {
+        let met = if target.met { "ok" } else { "NO" };
+        let _ = writeln!(
+            out,
+            "{:<scenario_width$} {}: {:.2} (goal {}) {met}",
+            target.scenario, target.target, target.ratio, target.goal
+        );
+    }
+}
+
+/// Column names of the targets table.
+fn short_key(key: &str) -> String {
+    match key {
+        "pps_1flow" => "pps1",
+        "pps_8flows" => "pps8",
+        "pps_1flow_v6" => "pps1v6",
+        "cpu_ns_per_packet" => "cpu",
+        "tcp_gbps" => "tcp",
+        "ping_p50_us" => "ping50",
+        "ping_p99_us" => "ping99",
+        "udp_rr_p50_us" => "rr50",
+        "udp_rr_p99_us" => "rr99",
+        other => other,
+    }
+    .to_string()
+}
+
+/// "733k (716k-830k)": median (min-max); "-" where the backend does not measure it.
 fn cell(results: &ScenarioResults, backend: Backend, metric: Metric) -> String {
     match results.get(backend, metric) {
         Some(summary) if summary.runs.len() > 1 => format!(
@@ -57,8 +164,13 @@ fn cell(results: &ScenarioResults, backend: Backend, metric: Metric) -> String {
             metric.format(summary.max())
         ),
         Some(summary) => metric.format(summary.median()),
+        None if failed(results, backend, metric) => "FAIL".into(),
         None => "-".into(),
     }
+}
+
+fn failed(results: &ScenarioResults, backend: Backend, metric: Metric) -> bool {
+    results.failures.iter().any(|f| f.backend == backend && f.measurement.metrics().contains(&metric))
 }
 
 fn ratio(results: &ScenarioResults, metric: Metric, over: Backend, under: Backend) -> String {

@@ -1,18 +1,16 @@
-//! The bench topology, built once per backend from namespaces and veths:
+//! The bench topologies: one per (LAN, backend), built from namespaces and veths, all alive side by side for the
+//! whole run. What every topology has, whatever its LAN (the LAN's own part is in `macvlan`, `vxlan`, `ipvlan`):
 //!
 //! ```text
-//!   out (eth0) ══ veth ══ host (uplink)        the wire: no switch in between, the generator in `out` is the far end
-//!                           ├─ e1 (eth0)        kernel: macvlan bridge on uplink; xlan: an xlan endpoint;
-//!                           └─ e2 (eth0)        limit: a veth pair per endpoint, like xlan's, with bare redirects
-//!   e1: gen0 ══ veth ══ gen1                    the injector: frames generated on gen0 leave e1 through eth0
+//!   e1: gen0 ══ veth ══ gen1          the injector: frames generated on gen0 leave e1 through its eth0
+//!   eN: eth0 + delivery counter        a tcx counter on every endpoint's own interface, a bound UDP socket behind it
 //! ```
 //!
-//! Everything that is not the backend is identical in the three: addresses and MACs (those of the conformance
-//! topology's nodes), offloads (tx checksum off on `out` as on a wire; GRO on `uplink`, which gives it NAPI like a
-//! NIC so it can take the generator's XDP frames), the delivery counter on each endpoint's eth0, a bound UDP socket
-//! behind it, and the injector. Names are `xl<pid>b<backend letter>...`, so the harness's sweep recognises them.
+//! Everything that is not the backend is identical between the backends of one LAN: addresses and MACs, offloads,
+//! the counters, the sockets and the injector. Namespace names are `xl<pid>b<lan><backend><role>`, so the harness's
+//! sweep recognises them.
 
-use std::net::{Ipv6Addr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -20,103 +18,207 @@ use aya::maps::{HashMap as BpfHashMap, Map, MapData};
 use datapath_common::bench::{program_names as bench_programs, BenchConfig};
 use datapath_common::{map_names, program_names, FdbEntry, MacKey};
 
+use super::frame::{parse_mac, Flow};
 use super::generator::{ifindex, Injection};
 use super::programs::{enter, BenchPrograms};
+use super::{ipvlan, macvlan, vxlan};
+use crate::cmd;
 use crate::netns::Netns;
-use crate::topology::{Node, NETWORK, NODE_IFNAME, PARENT};
-use crate::xlan::{remove_leftover_state, XlanHost};
+use crate::topology::{Family, Node, NODE_IFNAME};
+use crate::xlan::remove_leftover_state;
 
 /// The UDP port the generator sends to, bound in every endpoint so datagrams reach a socket (not an ICMP error).
 pub const SINK_PORT: u16 = 9000;
 /// The generator's flows use UDP source ports from here on.
 pub const BASE_SOURCE_PORT: u16 = 40000;
-const ENDPOINTS: u8 = 2;
+/// Every LAN here has two endpoints.
+pub const ENDPOINTS: u8 = 2;
 const INJECTOR_TX: &str = "gen0";
 const INJECTOR_RX: &str = "gen1";
 const LINK_UP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Who forwards between the wire and the endpoints.
+/// Who forwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Backend {
-    /// The kernel's driver, what users would use instead.
+    /// The kernel's driver, what users would use instead (for ipvlan, which this kernel lacks: plain routing).
     Kernel,
+    /// xlan with its defaults: on a veth parent, the tc parent hook.
     Xlan,
-    /// Bare redirects on the same kind of veths xlan uses: what no datapath built on them can beat.
+    /// xlan with `--parent-hook xdp`: XDP on the parent, XDP_PASS stubs on the endpoints.
+    XlanXdp,
+    /// vxlan: host A runs xlan, host B the kernel's vxlan + bridge.
+    Mixed,
+    /// Bare redirects on the same kind of veths xlan uses, in the shape of xlan's default (tc) hook: what no
+    /// datapath built that way can beat.
     Limit,
+    /// The same with a bare XDP redirect on the parent: the limit of the xdp hook.
+    LimitXdp,
 }
 
 impl Backend {
-    pub const ALL: [Backend; 3] = [Backend::Kernel, Backend::Xlan, Backend::Limit];
+    pub const ALL: [Backend; 6] =
+        [Backend::Kernel, Backend::Xlan, Backend::XlanXdp, Backend::Mixed, Backend::Limit, Backend::LimitXdp];
 
+    /// The key in report.json and the table's column.
     pub fn name(self) -> &'static str {
         match self {
             Backend::Kernel => "kernel",
             Backend::Xlan => "xlan",
+            Backend::XlanXdp => "xlan-xdp",
+            Backend::Mixed => "mixed",
             Backend::Limit => "limit",
+            Backend::LimitXdp => "limit-xdp",
         }
     }
 
     fn letter(self) -> char {
-        self.name().chars().next().expect("non-empty name")
+        match self {
+            Backend::Kernel => 'k',
+            Backend::Xlan => 'x',
+            Backend::XlanXdp => 'd',
+            Backend::Mixed => 'm',
+            Backend::Limit => 'l',
+            Backend::LimitXdp => 'q',
+        }
+    }
+
+    pub fn is_limit(self) -> bool {
+        matches!(self, Backend::Limit | Backend::LimitXdp)
+    }
+
+    /// The limit a backend is held against (the same hook, bare).
+    pub fn limit(self) -> Option<Backend> {
+        match self {
+            Backend::Xlan => Some(Backend::Limit),
+            Backend::XlanXdp => Some(Backend::LimitXdp),
+            _ => None,
+        }
     }
 }
 
-/// The virtual LAN a topology is made of. vxlan and ipvlan add theirs here (and a way to build each backend).
+/// The virtual LAN a topology is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum LanKind {
     MacvlanBridge,
+    /// Two VTEP hosts on a veth underlay, one endpoint on each.
+    Vxlan,
+    /// ipvlan l3; the kernel side is a router namespace.
+    IpvlanL3,
 }
 
 impl LanKind {
     pub fn name(self) -> &'static str {
         match self {
             LanKind::MacvlanBridge => "macvlan-bridge",
+            LanKind::Vxlan => "vxlan",
+            LanKind::IpvlanL3 => "ipvlan-l3",
+        }
+    }
+
+    fn letter(self) -> char {
+        match self {
+            LanKind::MacvlanBridge => 'm',
+            LanKind::Vxlan => 'v',
+            LanKind::IpvlanL3 => 'i',
+        }
+    }
+
+    /// Host namespaces (VTEPs for vxlan) and whether there is an outside node on a wire into the first host.
+    fn shape(self) -> (usize, bool) {
+        match self {
+            LanKind::MacvlanBridge | LanKind::IpvlanL3 => (1, true),
+            LanKind::Vxlan => (2, false),
+        }
+    }
+
+    /// What a backend is on this LAN, for the report.
+    pub fn describe(self, backend: Backend) -> &'static str {
+        match self {
+            LanKind::MacvlanBridge => macvlan::describe(backend),
+            LanKind::Vxlan => vxlan::describe(backend),
+            LanKind::IpvlanL3 => ipvlan::describe(backend),
+        }
+    }
+}
+
+/// A node's interface as the generator's frames and the round-trip tools address it.
+#[derive(Debug, Clone, Copy)]
+pub struct Addressing {
+    pub node: Node,
+    pub mac: [u8; 6],
+    pub ipv4: Ipv4Addr,
+    pub ipv6: Ipv6Addr,
+    /// Set when the node reaches the others through a router (ipvlan l3, routing): the MAC its frames go to.
+    pub next_hop_mac: Option<[u8; 6]>,
+}
+
+impl Addressing {
+    /// On one L2 segment, with the node's own conformance addresses.
+    pub fn bridged(node: Node, mac: &str) -> Result<Addressing> {
+        Ok(Addressing { node, mac: parse_mac(mac)?, ipv4: node.ipv4(), ipv6: node.ipv6(), next_hop_mac: None })
+    }
+
+    pub fn addr(&self, family: Family) -> IpAddr {
+        match family {
+            Family::V4 => self.ipv4.into(),
+            Family::V6 => self.ipv6.into(),
         }
     }
 }
 
 pub struct BenchTopology {
-    backend: Backend,
-    // Torn down in this order by Drop: programs (their links), xlan's network, then the namespaces (fields).
+    pub(super) lan: LanKind,
+    pub(super) backend: Backend,
+    // Torn down in this order by Drop: programs (their links), xlan's networks, then the namespaces (fields).
     programs: Option<BenchPrograms>,
-    xlan: Option<XlanHost>,
-    _sinks: Vec<UdpSocket>,
+    pub(super) xlan: Vec<XlanInstance>,
+    sinks: Vec<UdpSocket>,
     /// Dummy MACs added to xlan's FDB so far (FDB scale).
     fdb_dummies: u32,
-    endpoints: Vec<Netns>,
-    host: Netns,
-    outside: Netns,
+    pub(super) nodes: Vec<Addressing>,
+    /// Paths whose warm-up ping got no answer.
+    silent: Vec<(Node, Node, Family)>,
+    /// Interfaces to wait for (namespace, name) before measuring.
+    pub(super) links: Vec<(String, String)>,
+    pub(super) hosts: Vec<Netns>,
+    pub(super) endpoints: Vec<Netns>,
+    pub(super) outside: Option<Netns>,
 }
 
 impl BenchTopology {
-    pub fn build(kind: LanKind, backend: Backend) -> Result<BenchTopology> {
-        let LanKind::MacvlanBridge = kind;
-        let prefix = format!("xl{}b{}", std::process::id(), backend.letter());
+    pub fn build(lan: LanKind, backend: Backend) -> Result<BenchTopology> {
+        let prefix = format!("xl{}b{}{}", std::process::id(), lan.letter(), backend.letter());
+        let (hosts, with_outside) = lan.shape();
         // All namespaces exist before any step that can fail, so a failure drops a whole topology that cleans up.
-        let outside = Netns::create(&format!("{prefix}out"))?;
-        let host = Netns::create(&format!("{prefix}h"))?;
+        let outside = if with_outside { Some(Netns::create(&format!("{prefix}out"))?) } else { None };
+        let hosts = (0..hosts)
+            .map(|index| Netns::create(&format!("{prefix}h{}", char::from(b'a' + index as u8))))
+            .collect::<Result<Vec<_>>>()?;
         let endpoints = (1..=ENDPOINTS)
             .map(|index| Netns::create(&format!("{prefix}e{index}")))
             .collect::<Result<Vec<_>>>()?;
         let mut topology = BenchTopology {
+            lan,
             backend,
             programs: None,
-            xlan: None,
-            _sinks: Vec::new(),
+            xlan: Vec::new(),
+            sinks: Vec::new(),
             fdb_dummies: 0,
+            nodes: Vec::new(),
+            silent: Vec::new(),
+            links: Vec::new(),
+            hosts,
             endpoints,
-            host,
             outside,
         };
-        topology.wire()?;
-        match backend {
-            Backend::Kernel => topology.add_macvlan_endpoints()?,
-            Backend::Xlan => topology.add_xlan_endpoints()?,
-            Backend::Limit => topology.add_veth_endpoints()?,
+        match lan {
+            LanKind::MacvlanBridge => macvlan::build(&mut topology)?,
+            LanKind::Vxlan => vxlan::build(&mut topology)?,
+            LanKind::IpvlanL3 => ipvlan::build(&mut topology)?,
         }
         topology.add_injector()?;
         topology.attach_programs()?;
-        topology._sinks = topology.bind_sinks()?;
+        topology.sinks = topology.bind_sinks()?;
         topology.wait_until_up()?;
         Ok(topology)
     }
@@ -127,9 +229,44 @@ impl BenchTopology {
 
     pub fn netns(&self, node: Node) -> &Netns {
         match node {
-            Node::Outside => &self.outside,
-            Node::Host => &self.host,
+            Node::Outside => self.outside.as_ref().expect("no scenario uses an outside node its LAN lacks"),
+            Node::Host => &self.hosts[0],
             Node::Endpoint(index) => &self.endpoints[usize::from(index) - 1],
+        }
+    }
+
+    pub fn addressing(&self, node: Node) -> Result<Addressing> {
+        self.nodes.iter().find(|a| a.node == node).copied().with_context(|| format!("{node} has no addresses here"))
+    }
+
+    pub fn addr(&self, node: Node, family: Family) -> Result<IpAddr> {
+        Ok(self.addressing(node)?.addr(family))
+    }
+
+    /// The generator's flow from `src` to `dst`: to the destination's MAC on one segment, to the next hop's when
+    /// routed.
+    pub fn flow(&self, src: Node, dst: Node, family: Family) -> Result<Flow> {
+        let (from, to) = (self.addressing(src)?, self.addressing(dst)?);
+        Ok(Flow {
+            src_mac: from.mac,
+            dst_mac: from.next_hop_mac.unwrap_or(to.mac),
+            src: from.addr(family),
+            dst: to.addr(family),
+            src_port: BASE_SOURCE_PORT,
+            dst_port: SINK_PORT,
+        })
+    }
+
+    /// One ping of `family` from `src` to `dst` (best effort): the request and its answer resolve the neighbours and
+    /// refresh learned FDB entries (vxlan, bridges) both ways, before a load of raw frames that teaches nothing. A
+    /// path that does not answer is not asked again. The limits only forward one way: nothing to do.
+    pub fn warm_up(&mut self, src: Node, dst: Node, family: Family) {
+        if self.backend.is_limit() || self.silent.contains(&(src, dst, family)) {
+            return;
+        }
+        let Ok(addr) = self.addr(dst, family) else { return };
+        if self.netns(src).exec("ping", &["-n", "-q", "-c", "1", "-W", "1", &addr.to_string()]).is_err() {
+            self.silent.push((src, dst, family));
         }
     }
 
@@ -141,26 +278,26 @@ impl BenchTopology {
     /// the first endpoint.
     pub fn injection(&self, node: Node) -> Result<Injection> {
         let ifname = match node {
-            Node::Outside => NODE_IFNAME,
+            Node::Outside if self.outside.is_some() => NODE_IFNAME,
             Node::Endpoint(1) => INJECTOR_TX,
             other => bail!("the bench cannot generate traffic from {other}"),
         };
         Ok(Injection { netns: self.netns(node).name().to_string(), ifname: ifname.to_string() })
     }
 
-    /// Fills xlan's FDB with dummy MACs of the network until it holds `entries` (the endpoints' own included).
+    /// Fills xlan's FDB on the first host with dummy MACs until it holds `entries` (the real ones included).
     /// Straight into the pinned map: going through `xlan` a million times would measure the CLI, not the lookups.
     pub fn fill_fdb(&mut self, entries: u32) -> Result<()> {
-        if self.backend != Backend::Xlan {
+        if self.xlan.is_empty() {
             bail!("only xlan has an FDB to fill");
         }
-        let pin = xlan_lib::pins::PinDir::for_instance(self.host.name()).map(map_names::FDB);
+        let pin = xlan_lib::pins::PinDir::for_instance(self.hosts[0].name()).map(map_names::FDB);
         let data = MapData::from_pin(&pin).with_context(|| format!("opening {}", pin.display()))?;
         let mut fdb: BpfHashMap<MapData, MacKey, FdbEntry> = BpfHashMap::try_from(Map::HashMap(data))?;
         let real: Vec<MacKey> = fdb.keys().collect::<Result<_, _>>()?;
         let real = real.into_iter().filter(|key| !is_dummy(key.mac)).collect::<Vec<_>>();
         let first = *real.first().context("xlan's FDB has no endpoint")?;
-        // Dummies point where the first endpoint's MAC points (many MACs behind one port); none is ever looked up.
+        // Dummies point where the first real entry points (many MACs behind one port or VTEP); none is looked up.
         let entry = fdb.get(&first, 0)?;
         let wanted = entries.saturating_sub(real.len() as u32);
         if wanted < self.fdb_dummies {
@@ -174,64 +311,32 @@ impl BenchTopology {
         Ok(())
     }
 
-    /// The wire between the outside node and the host, addressed like the conformance topology.
-    fn wire(&self) -> Result<()> {
-        self.outside.ip(&["link", "add", NODE_IFNAME, "type", "veth", "peer", "name", PARENT, "netns", self.host.name()])?;
-        self.configure(Node::Outside, NODE_IFNAME)?;
-        self.outside.exec("ethtool", &["-K", NODE_IFNAME, "tx", "off"])?;
-        self.configure(Node::Host, PARENT)?;
-        self.host.exec("ethtool", &["-K", PARENT, "gro", "on"])?;
-        Ok(())
+    pub(super) fn host(&self, index: usize) -> &Netns {
+        &self.hosts[index]
     }
 
-    fn endpoint_nodes(&self) -> impl Iterator<Item = Node> {
-        (1..=ENDPOINTS).map(Node::Endpoint)
+    pub(super) fn endpoint(&self, index: u8) -> &Netns {
+        self.netns(Node::Endpoint(index))
     }
 
-    fn add_macvlan_endpoints(&self) -> Result<()> {
-        for node in self.endpoint_nodes() {
-            let netns = self.netns(node).name();
-            self.host.ip(&["link", "add", NODE_IFNAME, "link", PARENT, "netns", netns, "type", "macvlan", "mode", "bridge"])?;
-            self.configure(node, NODE_IFNAME)?;
-        }
-        Ok(())
+    pub(super) fn outside(&self) -> &Netns {
+        self.netns(Node::Outside)
     }
 
-    fn add_xlan_endpoints(&mut self) -> Result<()> {
-        let xlan = self.xlan.insert(XlanHost::new(&self.host)?);
-        xlan.create_network(NETWORK, PARENT, "bridge", &[])?;
-        for index in 1..=ENDPOINTS {
-            let (node, netns) = (Node::Endpoint(index), self.endpoints[usize::from(index) - 1].name());
-            let (mac, v4, v6) = (node.mac(), format!("{}/24", node.ipv4()), format!("{}/64", node.ipv6()));
-            let args = ["endpoint", "add", NETWORK, "--netns", netns, "--mac", &mac, "--ip", &v4, "--ip", &v6];
-            xlan.run(&args)?;
-        }
-        Ok(())
-    }
-
-    /// The limit's endpoints: host-side `pN` and the endpoint's eth0, as xlan makes them.
-    fn add_veth_endpoints(&self) -> Result<()> {
-        for node in self.endpoint_nodes() {
-            let port = host_port(node);
-            self.host.ip(&["link", "add", &port, "type", "veth", "peer", "name", NODE_IFNAME, "netns", self.netns(node).name()])?;
-            self.host.ip(&["link", "set", &port, "up"])?;
-            self.configure(node, NODE_IFNAME)?;
-        }
-        Ok(())
-    }
-
-    fn add_injector(&self) -> Result<()> {
-        let e1 = self.netns(Node::Endpoint(1));
+    fn add_injector(&mut self) -> Result<()> {
+        let e1 = self.endpoint(1);
         e1.ip(&["link", "add", INJECTOR_TX, "type", "veth", "peer", "name", INJECTOR_RX])?;
         for ifname in [INJECTOR_TX, INJECTOR_RX] {
             e1.ip(&["link", "set", ifname, "up"])?;
         }
+        let name = e1.name().to_string();
+        self.links.push((name, INJECTOR_RX.to_string()));
         Ok(())
     }
 
     fn attach_programs(&mut self) -> Result<()> {
-        let mut programs = BenchPrograms::load(self.host.name())?;
-        let e1 = self.netns(Node::Endpoint(1)).name().to_string();
+        let mut programs = BenchPrograms::load(self.hosts[0].name())?;
+        let e1 = self.endpoint(1).name().to_string();
         let mut config = BenchConfig {
             flows: 1,
             base_port: u32::from(BASE_SOURCE_PORT),
@@ -241,18 +346,15 @@ impl BenchTopology {
         // The generator's XDP_TX into gen0 reaches gen1 only if gen1 runs NAPI, which an XDP program gives it.
         programs.attach_xdp(&e1, INJECTOR_RX, program_names::XDP_PASS)?;
         programs.attach_tc_ingress(&e1, INJECTOR_RX, bench_programs::INJECTOR)?;
-        for node in self.endpoint_nodes() {
-            programs.attach_tc_ingress(self.netns(node).name(), NODE_IFNAME, bench_programs::COUNTER)?;
+        for index in 1..=ENDPOINTS {
+            programs.attach_tc_ingress(self.endpoint(index).name(), NODE_IFNAME, bench_programs::COUNTER)?;
         }
-        if self.backend == Backend::Limit {
-            let host = self.host.name();
-            config.limit_xdp_ifindex = ifindex_in(host, &host_port(Node::Endpoint(1)))?;
-            config.limit_tc_ifindex = ifindex_in(host, &host_port(Node::Endpoint(2)))?;
-            programs.attach_xdp(host, PARENT, bench_programs::LIMIT_XDP)?;
-            programs.attach_tc_ingress(host, &host_port(Node::Endpoint(1)), bench_programs::LIMIT_TC)?;
-            // As for xlan's endpoints: a native XDP redirect into a veth needs a program on its peer.
-            for node in self.endpoint_nodes() {
-                programs.attach_xdp(self.netns(node).name(), NODE_IFNAME, program_names::XDP_PASS)?;
+        if self.backend.is_limit() {
+            match self.lan {
+                LanKind::MacvlanBridge | LanKind::IpvlanL3 => {
+                    attach_wire_limit(self, &mut programs, &mut config, self.backend)?
+                }
+                LanKind::Vxlan => vxlan::attach_limit(self, &mut programs, &mut config)?,
             }
         }
         programs.set_config(config)?;
@@ -263,9 +365,9 @@ impl BenchTopology {
     /// A UDP socket on SINK_PORT (IPv4 and IPv6) in every endpoint: the generator's datagrams end in its queue, or
     /// are dropped there once it is full, both counted by the endpoint's UDP statistics.
     fn bind_sinks(&self) -> Result<Vec<UdpSocket>> {
-        self.endpoint_nodes()
-            .map(|node| {
-                let netns = self.netns(node);
+        (1..=ENDPOINTS)
+            .map(|index| {
+                let netns = self.endpoint(index);
                 netns
                     .run(|| UdpSocket::bind((Ipv6Addr::UNSPECIFIED, SINK_PORT)))?
                     .with_context(|| format!("binding the UDP sink in {}", netns.name()))
@@ -273,44 +375,139 @@ impl BenchTopology {
             .collect()
     }
 
-    /// Sets the node's MAC and addresses on `ifname` and brings it up.
-    fn configure(&self, node: Node, ifname: &str) -> Result<()> {
-        let netns = self.netns(node);
-        netns.ip(&["link", "set", ifname, "address", &node.mac()])?;
-        netns.ip(&["addr", "add", &format!("{}/24", node.ipv4()), "dev", ifname])?;
-        // nodad: usable at once, so the first measurement does not race duplicate address detection.
-        netns.ip(&["addr", "add", &format!("{}/64", node.ipv6()), "dev", ifname, "nodad"])?;
-        netns.ip(&["link", "set", ifname, "up"])?;
-        Ok(())
-    }
-
     fn wait_until_up(&self) -> Result<()> {
-        self.outside.wait_link_up(NODE_IFNAME, LINK_UP_TIMEOUT)?;
-        self.host.wait_link_up(PARENT, LINK_UP_TIMEOUT)?;
-        for node in self.endpoint_nodes() {
-            self.netns(node).wait_link_up(NODE_IFNAME, LINK_UP_TIMEOUT)?;
+        let all = self.outside.iter().chain(&self.hosts).chain(&self.endpoints);
+        for netns in all {
+            for (_, ifname) in self.links.iter().filter(|(name, _)| name == netns.name()) {
+                netns.wait_link_up(ifname, LINK_UP_TIMEOUT)?;
+            }
         }
-        self.netns(Node::Endpoint(1)).wait_link_up(INJECTOR_RX, LINK_UP_TIMEOUT)
+        Ok(())
     }
 }
 
 impl Drop for BenchTopology {
     fn drop(&mut self) {
         drop(self.programs.take());
-        drop(self.xlan.take());
-        // The program load pinned the datapath's maps under the host's instance directory.
-        remove_leftover_state(self.host.name());
+        while let Some(xlan) = self.xlan.pop() {
+            drop(xlan);
+        }
+        // The program load pinned the datapath's maps under the first host's instance directory.
+        remove_leftover_state(self.hosts[0].name());
     }
 }
 
-/// The limit's host-side veth of an endpoint ("p1" for e1).
-fn host_port(node: Node) -> String {
-    format!("p{}", node.to_string().trim_start_matches('e'))
+/// The limits of the LANs with a wire into one host (macvlan, ipvlan): on the parent, every frame into e1 — a bare
+/// tcx `bpf_redirect_peer` (tc hook) or a bare XDP redirect into its host-side veth (xdp hook, which also needs
+/// XDP stubs on the endpoints, as xlan's xdp hook has); on e1's host-side veth, every frame straight into e2.
+fn attach_wire_limit(
+    topology: &BenchTopology,
+    programs: &mut BenchPrograms,
+    config: &mut BenchConfig,
+    backend: Backend,
+) -> Result<()> {
+    let host = topology.host(0).name();
+    let parent = crate::topology::PARENT;
+    config.limit_wire_ifindex = ifindex_in(host, &host_port(1))?;
+    config.limit_tc_ifindex = ifindex_in(host, &host_port(2))?;
+    programs.attach_tc_ingress(host, &host_port(1), bench_programs::LIMIT_TC)?;
+    if backend == Backend::LimitXdp {
+        programs.attach_xdp(host, parent, bench_programs::LIMIT_XDP)?;
+        for index in 1..=ENDPOINTS {
+            programs.attach_xdp(topology.endpoint(index).name(), NODE_IFNAME, program_names::XDP_PASS)?;
+        }
+    } else {
+        programs.attach_tc_ingress(host, parent, bench_programs::LIMIT_WIRE_TC)?;
+    }
+    Ok(())
 }
 
-fn ifindex_in(netns: &str, ifname: &str) -> Result<u32> {
+/// The host-side veth of endpoint `index` where the bench makes it (the kernel's bridges and routers, the limits):
+/// "p1" for e1.
+pub(super) fn host_port(index: u8) -> String {
+    format!("p{index}")
+}
+
+/// A veth from `host` (named `port`) to `NODE_IFNAME` in endpoint `index`'s namespace; the host end up.
+pub(super) fn add_endpoint_veth(topology: &mut BenchTopology, host: usize, index: u8) -> Result<()> {
+    let port = host_port(index);
+    let (host_ns, endpoint_ns) = (topology.host(host), topology.endpoint(index));
+    host_ns.ip(&["link", "add", &port, "type", "veth", "peer", "name", NODE_IFNAME, "netns", endpoint_ns.name()])?;
+    host_ns.ip(&["link", "set", &port, "up"])?;
+    let host_name = host_ns.name().to_string();
+    topology.links.push((host_name, port));
+    Ok(())
+}
+
+/// Sets `mac` (if given) and the addresses (CIDR; IPv6 without DAD, usable at once) on `ifname`, then brings it up.
+pub(super) fn configure(netns: &Netns, ifname: &str, mac: Option<&str>, addresses: &[String]) -> Result<()> {
+    if let Some(mac) = mac {
+        netns.ip(&["link", "set", ifname, "address", mac])?;
+    }
+    for cidr in addresses {
+        let mut args = vec!["addr", "add", cidr.as_str(), "dev", ifname];
+        if cidr.contains(':') {
+            args.push("nodad");
+        }
+        netns.ip(&args)?;
+    }
+    netns.ip(&["link", "set", ifname, "up"])?;
+    Ok(())
+}
+
+/// The standard settings of a simulated NIC on a veth: GRO on, which gives a veth NAPI like a NIC's (so it can
+/// take the generator's XDP frames, and segments of one TCP stream are merged as a NIC's driver would).
+pub(super) fn nic_like(netns: &Netns, ifname: &str) -> Result<()> {
+    netns.exec("ethtool", &["-K", ifname, "gro", "on"])?;
+    Ok(())
+}
+
+/// Sets a sysctl inside `netns`.
+pub(super) fn sysctl(netns: &Netns, setting: &str) -> Result<()> {
+    netns.exec("sysctl", &["-q", "-w", setting])?;
+    Ok(())
+}
+
+pub(super) fn ifindex_in(netns: &str, ifname: &str) -> Result<u32> {
     let _inside = enter(netns)?;
     ifindex(ifname).with_context(|| format!("in {netns}"))
+}
+
+/// `xlan --netns HOST ...` for one host; on drop deletes the networks made through it, then whatever xlan left
+/// for that namespace. Dropped before the namespace.
+pub struct XlanInstance {
+    host_ns: String,
+    networks: Vec<String>,
+}
+
+impl XlanInstance {
+    pub fn new(host: &Netns) -> Result<XlanInstance> {
+        crate::xlan::binary()?;
+        Ok(XlanInstance { host_ns: host.name().to_string(), networks: Vec::new() })
+    }
+
+    pub fn run(&self, args: &[&str]) -> Result<String> {
+        let args = [&["--netns", self.host_ns.as_str()], args].concat();
+        cmd::run(&mut crate::xlan::command(&args)?)
+    }
+
+    /// `xlan network create NAME args...`; deleted on drop.
+    pub fn create_network(&mut self, name: &str, args: &[&str]) -> Result<()> {
+        self.run(&[&["network", "create", name], args].concat())?;
+        self.networks.push(name.to_string());
+        Ok(())
+    }
+}
+
+impl Drop for XlanInstance {
+    fn drop(&mut self) {
+        for network in self.networks.iter().rev() {
+            if let Err(err) = self.run(&["network", "delete", network]) {
+                eprintln!("xlan-bench: warning: {err:#}");
+            }
+        }
+        remove_leftover_state(&self.host_ns);
+    }
 }
 
 /// Dummy FDB MACs: locally administered, 02:fd:..., numbered.
