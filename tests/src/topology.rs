@@ -91,15 +91,25 @@ impl FromStr for Mode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Kernel,
-    Xlan { host_access: bool },
+    /// `xdp_hook`: `--parent-hook xdp` (XDP on the parent, stubs on the endpoints) instead of the default for a
+    /// veth parent (tc).
+    Xlan { host_access: bool, xdp_hook: bool },
 }
 
 impl fmt::Display for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Backend::Kernel => f.write_str("kernel"),
-            Backend::Xlan { host_access: false } => f.write_str("xlan"),
-            Backend::Xlan { host_access: true } => f.write_str("xlan --host-access"),
+            Backend::Xlan { host_access, xdp_hook } => {
+                f.write_str("xlan")?;
+                if *host_access {
+                    f.write_str(" --host-access")?;
+                }
+                if *xdp_hook {
+                    f.write_str(" --parent-hook xdp")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -214,7 +224,7 @@ impl Topology {
         }
         match backend {
             Backend::Kernel => topology.add_kernel_endpoints()?,
-            Backend::Xlan { host_access } => topology.add_xlan_endpoints(host_access)?,
+            Backend::Xlan { host_access, xdp_hook } => topology.add_xlan_endpoints(host_access, xdp_hook)?,
         }
         topology.wait_until_up()?;
         Ok(topology)
@@ -370,10 +380,16 @@ impl Topology {
         Ok(())
     }
 
-    fn add_xlan_endpoints(&mut self, host_access: bool) -> Result<()> {
+    fn add_xlan_endpoints(&mut self, host_access: bool, xdp_hook: bool) -> Result<()> {
         let xlan = self.xlan.insert(XlanHost::new(&self.host)?);
-        let extra: &[&str] = if host_access { &["--host-access"] } else { &[] };
-        xlan.create_network(NETWORK, PARENT, self.mode.as_str(), extra)?;
+        let mut extra = Vec::new();
+        if host_access {
+            extra.push("--host-access");
+        }
+        if xdp_hook {
+            extra.extend(["--parent-hook", "xdp"]);
+        }
+        xlan.create_network(NETWORK, PARENT, self.mode.as_str(), &extra)?;
         if self.mode == Mode::Source {
             xlan.run(&["macaddr", "add", NETWORK, &Node::Outside.mac()])?;
         }

@@ -25,8 +25,7 @@ fn kernel_matrix(mode: Mode) -> Matrix {
 }
 
 /// xlan's matrix for `mode`, after checking that `xlan stats` saw the probes' traffic.
-fn xlan_matrix(mode: Mode, host_access: bool) -> Matrix {
-    let backend = Backend::Xlan { host_access };
+fn xlan_matrix(mode: Mode, backend: Backend) -> Matrix {
     let topology = ok(
         Topology::build(mode, backend),
         format_args!("building {backend} topology ({mode})"),
@@ -53,16 +52,20 @@ fn require_xlan() {
     );
 }
 
+/// Both of xlan's parent hooks (tc, the default on this veth parent, and xdp) against the kernel.
 fn assert_conforms(mode: Mode) {
     require_xlan();
     let kernel = kernel_matrix(mode);
-    let xlan = xlan_matrix(mode, false);
-    let diff = kernel.diff(&xlan);
-    assert!(
-        diff.is_empty(),
-        "xlan differs from kernel macvlan in mode {mode}:\n{}kernel:\n{kernel}xlan:\n{xlan}",
-        describe_diff(&diff, "kernel", "xlan")
-    );
+    for xdp_hook in [false, true] {
+        let backend = Backend::Xlan { host_access: false, xdp_hook };
+        let xlan = xlan_matrix(mode, backend);
+        let diff = kernel.diff(&xlan);
+        assert!(
+            diff.is_empty(),
+            "{backend} differs from kernel macvlan in mode {mode}:\n{}kernel:\n{kernel}xlan:\n{xlan}",
+            describe_diff(&diff, "kernel", "xlan")
+        );
+    }
 }
 
 #[test]
@@ -103,7 +106,7 @@ fn is_host_endpoint_pair(src: Node, dst: Node) -> bool {
 fn bridge_mode_host_access_reaches_host_and_nothing_else_changes() {
     require_xlan();
     let kernel = kernel_matrix(Mode::Bridge);
-    let xlan = xlan_matrix(Mode::Bridge, true);
+    let xlan = xlan_matrix(Mode::Bridge, Backend::Xlan { host_access: true, xdp_hook: false });
 
     let unreachable_host_cells: Vec<CellDiff> = xlan
         .nodes()

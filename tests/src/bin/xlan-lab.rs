@@ -57,7 +57,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options> {
             bail!("--host-access is an xlan feature; it cannot be combined with --kernel")
         }
         (true, false) => Backend::Kernel,
-        (false, _) => Backend::Xlan { host_access },
+        (false, _) => Backend::Xlan { host_access, xdp_hook: false },
     };
     Ok(Options {
         once,
