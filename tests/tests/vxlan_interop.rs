@@ -601,8 +601,8 @@ fn informal_throughput_and_latency() {
         let (e1, e2) = (ok(lab.endpoint(NET, E1), "e1").netns(), ok(lab.endpoint(NET, E2), "e2").netns());
         let measured = (|| -> anyhow::Result<String> {
             let rtt = latency::ping(e1, E2.ipv4().into(), 200)?;
-            let forward = tcp::gbps(e1, e2, E2.ipv4().into(), 3)?;
-            let backward = tcp::gbps(e2, e1, E1.ipv4().into(), 3)?;
+            let forward = tcp::gbps(e1, e2, E2.ipv4().into(), tcp::Amount::Seconds(3))?;
+            let backward = tcp::gbps(e2, e1, E1.ipv4().into(), tcp::Amount::Seconds(3))?;
             Ok(format!(
                 "ping p50 {:.0} us p99 {:.0} us; iperf3 TCP 3 s: A->B {forward:.2} Gbit/s, B->A {backward:.2} Gbit/s",
                 rtt.p50_us, rtt.p99_us
