@@ -4,7 +4,7 @@ use aya_ebpf::{
     bindings::{xdp_action, TC_ACT_OK},
     programs::{TcContext, XdpContext},
 };
-use datapath_common::kind;
+use datapath_common::{kind, NetworkConfig};
 
 use crate::{
     error::Error,
@@ -69,15 +69,25 @@ pub fn parent_egress(ctx: &TcContext) -> Result<i32, Error> {
     }
 }
 
+/// The endpoint a frame came from, and its network.
+#[derive(Clone, Copy)]
+pub struct Sender {
+    /// Host-side veth of the endpoint.
+    pub port: u32,
+    pub network_id: u32,
+    pub network: NetworkConfig,
+}
+
 /// Everything an endpoint sends (tcx ingress on its host-side veth, so GSO and checksum state survive).
 #[inline(always)]
 pub fn endpoint_ingress(ctx: &TcContext, port: u32) -> Result<i32, Error> {
     let Some((network_id, network)) = network_of_endpoint(port) else { return Err(Error::UnknownPort) };
     count_tx(port, ctx.len());
     let l2 = parse_l2(ctx)?;
+    let sender = Sender { port, network_id, network };
     match network.kind {
-        kind::VXLAN => vxlan::endpoint_egress(ctx, &l2, port, network_id, &network),
-        kind::IPVLAN => ipvlan::endpoint_egress(ctx, &l2, port, network_id, &network),
-        _ => macvlan::endpoint_egress(ctx, &l2, port, network_id, &network),
+        kind::VXLAN => vxlan::endpoint_egress(ctx, &l2, &sender),
+        kind::IPVLAN => ipvlan::endpoint_egress(ctx, &l2, &sender),
+        _ => macvlan::endpoint_egress(ctx, &l2, &sender),
     }
 }

@@ -13,6 +13,7 @@ use aya_ebpf::{
 use datapath_common::{ipvlan_mode, is_multicast_mac, network_flags, IpEndpoint, IpKey, NetworkConfig, HOST_PORT};
 
 use crate::{
+    dispatch::Sender,
     error::Error,
     fdb::flood,
     maps::{IP_ENDPOINTS, PORTS},
@@ -130,13 +131,9 @@ pub fn parent_ingress(
 
 /// Everything an endpoint of an ipvlan network sends.
 #[inline(always)]
-pub fn endpoint_egress(
-    ctx: &TcContext,
-    l2: &L2Header,
-    port: u32,
-    network_id: u32,
-    network: &NetworkConfig,
-) -> Result<i32, Error> {
+pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Result<i32, Error> {
+    let Sender { port, network_id, network } = *sender;
+    let network = &network;
     let parent = network.parent_ifindex;
     let l3 = parse_l3(ctx, l2)?;
     if let Some(src) = source(&l3) {

@@ -10,6 +10,7 @@ use aya_ebpf::{
 use datapath_common::{is_multicast_mac, macvlan_mode, network_flags, NetworkConfig};
 
 use crate::{
+    dispatch::Sender,
     error::Error,
     fdb::{first_port, flood, lookup, source_allowed},
     maps::PORTS,
@@ -128,13 +129,9 @@ pub fn parent_egress(ctx: &TcContext, l2: &L2Header, network_id: u32, network: &
 
 /// Everything an endpoint of a macvlan network sends.
 #[inline(always)]
-pub fn endpoint_egress(
-    ctx: &TcContext,
-    l2: &L2Header,
-    port: u32,
-    network_id: u32,
-    network: &NetworkConfig,
-) -> Result<i32, Error> {
+pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Result<i32, Error> {
+    let Sender { port, network_id, network } = *sender;
+    let network = &network;
     let host_access = network.flags & network_flags::HOST_ACCESS != 0;
     if is_multicast_mac(&l2.dst) {
         if network.mode == macvlan_mode::BRIDGE {

@@ -28,6 +28,7 @@ use network_types::{
 };
 
 use crate::{
+    dispatch::Sender,
     error::Error,
     fdb::{flood, lookup_fresh, network},
     maps::{FDB, PORTS, VNIS, VTEPS, VTEP_MACS},
@@ -242,13 +243,9 @@ pub fn decap_tc(ctx: &TcContext, l2: &L2Header, parent: u32) -> Result<Option<i3
 /// Everything an endpoint of a VXLAN network sends: local endpoints directly, known remote MACs to their VTEP,
 /// broadcast and unknown unicast to the local endpoints and every VTEP of the flood list (or the group).
 #[inline(always)]
-pub fn endpoint_egress(
-    ctx: &TcContext,
-    l2: &L2Header,
-    port: u32,
-    network_id: u32,
-    network: &NetworkConfig,
-) -> Result<i32, Error> {
+pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Result<i32, Error> {
+    let Sender { port, network_id, network } = *sender;
+    let network = &network;
     if !is_multicast_mac(&l2.dst) {
         match lookup_fresh(network_id, l2.dst, network.ageing_secs) {
             Some(entry) if entry.ifindex == port => return Ok(TC_ACT_SHOT as i32),

@@ -70,8 +70,27 @@ impl Datapath {
     {
         let program = self.ebpf.program_mut(name).ok_or_else(|| Error::Bpf(format!("no program {name} in object")))?;
         let typed: &mut P = program.try_into().map_err(|e| Error::bpf(name, e))?;
-        typed.load_once().map_err(|e| Error::bpf(&format!("load {name}"), e))?;
+        load_with_retries(typed).map_err(|e| Error::bpf(&format!("load {name}"), e))?;
         Ok(typed)
+    }
+}
+
+/// How often a load the verifier gave up on with EAGAIN is tried again.
+const LOAD_ATTEMPTS: usize = 5;
+
+/// Loads the program, trying again when the verifier returns EAGAIN: it does so when a signal arrives for the
+/// loading thread mid-verification, which is not a verdict on the program (libbpf retries the same way).
+fn load_with_retries<P: LoadProgram>(program: &mut P) -> Result<(), aya::programs::ProgramError> {
+    let mut attempt = 1;
+    loop {
+        match program.load_once() {
+            Err(aya::programs::ProgramError::LoadError { io_error, .. })
+                if io_error.raw_os_error() == Some(libc::EAGAIN) && attempt < LOAD_ATTEMPTS =>
+            {
+                attempt += 1;
+            }
+            result => return result,
+        }
     }
 }
 
