@@ -15,23 +15,22 @@
 //! [`RoutedReference`]: the same l3 scenario built with plain kernel routing — the host is a router (forwarding on)
 //! and every endpoint is a namespace on its own veth and subnet, with the router's address as its gateway.
 //!
-//! Both implement [`Addressed`], so [`Reach::measure`] can build their matrices; unlike the harness's `Matrix`, a node's
-//! address is the topology's to say (e3 of an l3 network, and every endpoint of the reference, are not on 10.77/16).
+//! Both implement [`Probed`], so [`Matrix::measure`] can build their matrices; a node's address is the topology's to
+//! say (e3 of an l3 network, and every endpoint of the reference, are not on 10.77/16).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::Mutex;
 use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
 use crate::counters::EndpointCounters;
-use crate::matrix::CellDiff;
+use crate::link;
+use crate::matrix::{Matrix, Probed};
 use crate::netns::{unique_prefix, Netns};
 use crate::probe::Probe;
+use crate::sniff::Capture;
 use crate::topology::{Family, Node, NETWORK, NODE_IFNAME, PARENT};
 use crate::xlan::XlanHost;
 
@@ -42,18 +41,9 @@ pub const SWITCH_PORT_HOST: &str = "to-host";
 const LINK_UP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Duplicate address detection of link-local addresses takes one to two seconds.
 const DAD_TIMEOUT: Duration = Duration::from_secs(10);
-/// Concurrent probes of one matrix: as the harness's `Matrix`, few enough for a 2-core machine, enough that a
-/// matrix whose unreachable probes each wait out their timeout takes seconds.
-const PARALLEL_PROBES: usize = 8;
 
 /// The nodes of every matrix here, in row/column order.
-pub const NODES: [Node; 5] = [
-    Node::Outside,
-    Node::Host,
-    Node::Endpoint(1),
-    Node::Endpoint(2),
-    Node::Endpoint(3),
-];
+pub const NODES: [Node; 5] = [Node::Outside, Node::Host, Node::Endpoint(1), Node::Endpoint(2), Node::Endpoint(3)];
 
 /// `--mode` of an ipvlan network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,202 +101,58 @@ pub enum Want {
 /// An expected matrix over [`NODES`]: rows are sources, columns destinations.
 pub type Table = [[Want; 5]; 5];
 
-/// Something a matrix can be measured on: nodes, the namespace each probes from and answers in, and its address.
-pub trait Addressed: Sync {
-    fn probed_nodes(&self) -> Vec<Node>;
-    fn probed_netns(&self, node: Node) -> &Netns;
-    fn probed_addr(&self, node: Node, family: Family) -> IpAddr;
-}
-
-/// A reachability matrix: for every ordered pair of distinct nodes and every probe, did it get through.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reach {
-    nodes: Vec<Node>,
-    cells: BTreeMap<(Node, Node, Probe), bool>,
-}
-
-impl Reach {
-    /// Runs every probe (ping4, ping6, tcp4, udp6) between every ordered pair of distinct nodes, bounded-parallel.
-    pub fn measure(topology: &impl Addressed) -> Result<Reach> {
-        let nodes = topology.probed_nodes();
-        let mut pending: Vec<(Node, Node, Probe)> = Vec::new();
-        for &src in &nodes {
-            for &dst in nodes.iter().filter(|&&dst| dst != src) {
-                pending.extend(Probe::ALL.into_iter().map(|probe| (src, dst, probe)));
-            }
-        }
-        pending.reverse(); // workers pop from the end: rows start in order
-        let queue = Mutex::new(pending);
-        let results = Mutex::new(Vec::new());
-        thread::scope(|scope| {
-            for _ in 0..PARALLEL_PROBES {
-                scope.spawn(|| loop {
-                    // A statement of its own: the queue's lock is released before the probe runs.
-                    let next = queue.lock().expect("queue lock").pop();
-                    let Some((src, dst, probe)) = next else {
-                        break;
-                    };
-                    let addr = topology.probed_addr(dst, probe.family());
-                    let outcome = probe
-                        .run(topology.probed_netns(src), topology.probed_netns(dst), addr)
-                        .with_context(|| format!("probe {} {src} -> {dst} ({addr})", probe.name()));
-                    results
-                        .lock()
-                        .expect("results lock")
-                        .push(((src, dst, probe), outcome));
-                });
-            }
-        });
-        let mut cells = BTreeMap::new();
-        for (cell, outcome) in results.into_inner().expect("results lock") {
-            cells.insert(cell, outcome?);
-        }
-        Ok(Reach { nodes, cells })
-    }
-
-    /// The matrix a table describes: every probe of a pair as the table says.
-    pub fn from_table(table: &Table) -> Reach {
-        let mut cells = BTreeMap::new();
-        for (row, &src) in NODES.iter().enumerate() {
-            for (column, &dst) in NODES.iter().enumerate() {
-                for probe in Probe::ALL {
-                    let reachable = match table[row][column] {
-                        Want::Reachable => true,
-                        Want::Unreachable => false,
-                        Want::OnlyV4 => probe.family() == Family::V4,
-                        Want::Diagonal => continue,
-                    };
-                    cells.insert((src, dst, probe), reachable);
-                }
-            }
-        }
-        Reach {
-            nodes: NODES.to_vec(),
-            cells,
-        }
-    }
-
-    pub fn nodes(&self) -> &[Node] {
-        &self.nodes
-    }
-
-    pub fn get(&self, src: Node, dst: Node, probe: Probe) -> Option<bool> {
-        self.cells.get(&(src, dst, probe)).copied()
-    }
-
-    pub fn any_probe(&self, src: Node, dst: Node) -> bool {
-        Probe::ALL
-            .into_iter()
-            .any(|probe| self.get(src, dst, probe) == Some(true))
-    }
-
-    /// Only the cells whose pair `keep` accepts (for comparing parts of matrices).
-    pub fn restricted(&self, keep: impl Fn(Node, Node) -> bool) -> Reach {
-        Reach {
-            nodes: self.nodes.clone(),
-            cells: self
-                .cells
-                .iter()
-                .filter(|((src, dst, _), _)| keep(*src, *dst))
-                .map(|(&key, &value)| (key, value))
-                .collect(),
-        }
-    }
-
-    /// Every cell that differs between `self` (left) and `other` (right), in row order, in the harness's
-    /// [`CellDiff`] form (print with [`crate::describe_diff`]).
-    pub fn diff(&self, other: &Reach) -> Vec<CellDiff> {
-        let mut keys: Vec<_> = self
-            .cells
-            .keys()
-            .chain(other.cells.keys())
-            .copied()
-            .collect();
-        keys.sort();
-        keys.dedup();
-        keys.into_iter()
-            .map(|(src, dst, probe)| CellDiff {
-                src,
-                dst,
-                probe,
-                left: self.get(src, dst, probe),
-                right: other.get(src, dst, probe),
+/// The matrix a table describes: every probe of a pair as the table says.
+pub fn expected(table: &Table) -> Matrix {
+    let cells = NODES.iter().zip(table).flat_map(|(&src, row)| {
+        NODES.iter().zip(row).flat_map(move |(&dst, &want)| {
+            Probe::ALL.into_iter().filter_map(move |probe| {
+                let reachable = match want {
+                    Want::Reachable => true,
+                    Want::Unreachable => false,
+                    Want::OnlyV4 => probe.family() == Family::V4,
+                    Want::Diagonal => return None,
+                };
+                Some(((src, dst, probe), reachable))
             })
-            .filter(|cell| cell.left != cell.right)
-            .collect()
-    }
-
-    fn cell_text(&self, src: Node, dst: Node) -> String {
-        if src == dst {
-            return ".".into();
-        }
-        let probed = Probe::ALL
-            .into_iter()
-            .any(|probe| self.get(src, dst, probe).is_some());
-        if !probed {
-            return " ".into();
-        }
-        if !self.any_probe(src, dst) {
-            return "-".into();
-        }
-        let letters: Vec<String> = Probe::ALL
-            .into_iter()
-            .map(|probe| match self.get(src, dst, probe) {
-                Some(true) => probe.letter().to_string(),
-                _ => "-".into(),
-            })
-            .collect();
-        letters.join(" ")
-    }
-}
-
-/// Rows are sources, columns destinations; a cell lists the probes that got through (`-` for none; blank for a
-/// pair the matrix does not hold).
-impl fmt::Display for Reach {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:<7}", "src\\dst")?;
-        for dst in &self.nodes {
-            write!(f, " {:<9}", dst.to_string())?;
-        }
-        writeln!(f)?;
-        for &src in &self.nodes {
-            let mut line = format!("{:<7}", src.to_string());
-            for &dst in &self.nodes {
-                line.push_str(&format!(" {:<9}", self.cell_text(src, dst)));
-            }
-            writeln!(f, "{}", line.trim_end())?;
-        }
-        let legend: Vec<String> = Probe::ALL
-            .iter()
-            .map(|probe| format!("{}={}", probe.letter(), probe.name()))
-            .collect();
-        writeln!(
-            f,
-            "({}; - = no reply; rows: source, columns: destination)",
-            legend.join(" ")
-        )
-    }
+        })
+    });
+    Matrix::from_cells(NODES.to_vec(), cells)
 }
 
 /// Checks xlan's per-endpoint counters against a matrix: an endpoint some probe reached must have received packets,
 /// one whose probes got through must have sent some.
-pub fn counter_problems(reach: &Reach, rows: &[(Node, EndpointCounters)]) -> Vec<String> {
+pub fn counter_problems(reach: &Matrix, rows: &[(Node, EndpointCounters)]) -> Vec<String> {
     let mut problems = Vec::new();
     for (node, counters) in rows {
         let reached = reach.nodes().iter().any(|&src| reach.any_probe(src, *node));
         let sent = reach.nodes().iter().any(|&dst| reach.any_probe(*node, dst));
         if reached && counters.rx_packets == 0 {
-            problems.push(format!(
-                "{node} was reached but its rx_packets is 0: {counters:?}"
-            ));
+            problems.push(format!("{node} was reached but its rx_packets is 0: {counters:?}"));
         }
         if sent && counters.tx_packets == 0 {
-            problems.push(format!(
-                "{node}'s probes got through but its tx_packets is 0: {counters:?}"
-            ));
+            problems.push(format!("{node}'s probes got through but its tx_packets is 0: {counters:?}"));
         }
     }
     problems
+}
+
+/// `Probed` for a topology of [`NODES`] with inherent `netns(node)` and `addr(node, family)`.
+macro_rules! probed_over_nodes {
+    ($topology:ty) => {
+        impl Probed for $topology {
+            fn probed_nodes(&self) -> Vec<Node> {
+                NODES.to_vec()
+            }
+
+            fn probed_netns(&self, node: Node) -> &Netns {
+                self.netns(node)
+            }
+
+            fn probed_addr(&self, node: Node, family: Family) -> IpAddr {
+                self.addr(node, family)
+            }
+        }
+    };
 }
 
 /// The wire both topologies share: a switch namespace with a bridge, the outside node and the host on its ports.
@@ -332,61 +178,30 @@ impl Wire {
     /// come back to it through the hairpin port.
     fn build(&self, hairpin: bool) -> Result<()> {
         let sw = &self.switch;
-        // STP off: ports forward at once. Snooping off: IPv6 ND is flooded whatever MLD reports were seen.
-        sw.ip(&[
-            "link",
-            "add",
-            BRIDGE,
-            "type",
-            "bridge",
-            "stp_state",
-            "0",
-            "mcast_snooping",
-            "0",
-        ])?;
-        for (port, peer_ifname, peer_ns) in [
-            (SWITCH_PORT_OUTSIDE, NODE_IFNAME, &self.outside),
-            (SWITCH_PORT_HOST, PARENT, &self.host),
-        ] {
-            // The peer is created directly in its namespace: nothing ever appears in the default namespace.
-            sw.ip(&[
-                "link",
-                "add",
-                port,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                peer_ifname,
-                "netns",
-                peer_ns.name(),
-            ])?;
-            sw.ip(&["link", "set", port, "master", BRIDGE, "up"])?;
+        link::add_bridge(sw, BRIDGE)?;
+        for (port, peer_ifname, peer_ns) in
+            [(SWITCH_PORT_OUTSIDE, NODE_IFNAME, &self.outside), (SWITCH_PORT_HOST, PARENT, &self.host)]
+        {
+            link::add_bridge_port(sw, BRIDGE, port, peer_ifname, peer_ns)?;
         }
         if hairpin {
-            sw.ip(&[
-                "link",
-                "set",
-                SWITCH_PORT_HOST,
-                "type",
-                "bridge_slave",
-                "hairpin",
-                "on",
-            ])?;
+            link::hairpin_on(sw, SWITCH_PORT_HOST)?;
         }
         sw.ip(&["link", "set", BRIDGE, "up"])?;
-        for (netns, ifname, node) in [
-            (&self.outside, NODE_IFNAME, Node::Outside),
-            (&self.host, PARENT, Node::Host),
-        ] {
-            configure(
-                netns,
-                ifname,
-                &[format!("{}/24", node.ipv4()), format!("{}/64", node.ipv6())],
-            )?;
-            netns.exec("ethtool", &["-K", ifname, "tx", "off"])?;
+        for (netns, ifname, node) in [(&self.outside, NODE_IFNAME, Node::Outside), (&self.host, PARENT, Node::Host)] {
+            link::configure(netns, ifname, None, &[format!("{}/24", node.ipv4()), format!("{}/64", node.ipv6())])?;
+            link::tx_checksum_offload_off(netns, ifname)?;
         }
         Ok(())
+    }
+
+    /// The node's namespace: the wire's outside and host, or eN, the Nth of `endpoints`.
+    fn netns<'a>(&'a self, endpoints: &'a [Netns], node: Node) -> &'a Netns {
+        match node {
+            Node::Outside => &self.outside,
+            Node::Host => &self.host,
+            Node::Endpoint(index) => &endpoints[usize::from(index) - 1],
+        }
     }
 
     /// The outside node routes `v4`/`v6` (CIDRs) via the host's uplink address.
@@ -416,38 +231,21 @@ fn wait_dad_done(netns: &Netns) -> Result<()> {
     let deadline = std::time::Instant::now() + DAD_TIMEOUT;
     loop {
         let text = netns.ip(&["-6", "-j", "addr", "show", "tentative"])?;
-        let links: serde_json::Value = serde_json::from_str(&text).with_context(|| {
-            format!("parsing `ip -6 -j addr show tentative` in {}", netns.name())
-        })?;
-        let tentative = links.as_array().into_iter().flatten().any(|link| {
-            link["addr_info"]
-                .as_array()
-                .is_some_and(|addresses| !addresses.is_empty())
-        });
+        let links: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("parsing `ip -6 -j addr show tentative` in {}", netns.name()))?;
+        let tentative = links
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|link| link["addr_info"].as_array().is_some_and(|addresses| !addresses.is_empty()));
         if !tentative {
             return Ok(());
         }
         if std::time::Instant::now() >= deadline {
-            anyhow::bail!(
-                "IPv6 addresses in {} still tentative after {DAD_TIMEOUT:?}: {text}",
-                netns.name()
-            );
+            anyhow::bail!("IPv6 addresses in {} still tentative after {DAD_TIMEOUT:?}: {text}", netns.name());
         }
         thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// Adds the addresses (IPv6 with nodad, so probes do not race duplicate address detection) and brings `ifname` up.
-fn configure(netns: &Netns, ifname: &str, cidrs: &[String]) -> Result<()> {
-    for cidr in cidrs {
-        let mut args = vec!["addr", "add", cidr.as_str(), "dev", ifname];
-        if cidr.contains(':') {
-            args.push("nodad");
-        }
-        netns.ip(&args)?;
-    }
-    netns.ip(&["link", "set", ifname, "up"])?;
-    Ok(())
 }
 
 /// Writes a sysctl of the namespace (/proc/sys/net is per namespace of the opening thread).
@@ -495,21 +293,9 @@ impl IpvlanTopology {
         let prefix = unique_prefix();
         // Every namespace exists before any configuration, so a failing step drops a whole topology.
         let wire = Wire::create(&prefix)?;
-        let endpoints = (1..=3)
-            .map(|index| Netns::create(&format!("{prefix}e{index}")))
-            .collect::<Result<Vec<_>>>()?;
-        let network = XlanNetwork {
-            xlan: XlanHost::new(&wire.host)?,
-            created: false,
-        };
-        let mut topology = IpvlanTopology {
-            network,
-            prefix,
-            mode,
-            flag,
-            endpoints,
-            wire,
-        };
+        let endpoints = (1..=3).map(|index| Netns::create(&format!("{prefix}e{index}"))).collect::<Result<Vec<_>>>()?;
+        let network = XlanNetwork { xlan: XlanHost::new(&wire.host)?, created: false };
+        let mut topology = IpvlanTopology { network, prefix, mode, flag, endpoints, wire };
         topology.wire.build(flag.hairpin())?;
         topology.network.xlan.run(&[
             "network",
@@ -527,10 +313,7 @@ impl IpvlanTopology {
         topology.network.created = true;
         for index in 1..=3 {
             let node = Node::Endpoint(index);
-            let (v4, v6) = (
-                topology.cidr(node, Family::V4),
-                topology.cidr(node, Family::V6),
-            );
+            let (v4, v6) = (topology.cidr(node, Family::V4), topology.cidr(node, Family::V6));
             topology.network.xlan.run(&[
                 "endpoint",
                 "add",
@@ -577,20 +360,14 @@ impl IpvlanTopology {
     }
 
     pub fn netns(&self, node: Node) -> &Netns {
-        match node {
-            Node::Outside => &self.wire.outside,
-            Node::Host => &self.wire.host,
-            Node::Endpoint(index) => &self.endpoints[usize::from(index) - 1],
-        }
+        self.wire.netns(&self.endpoints, node)
     }
 
     /// The node's address: 10.77.0.x / fd77::x, but for e3 of an l3 network, on the routed second subnet.
     pub fn addr(&self, node: Node, family: Family) -> IpAddr {
         match (self.mode, node, family) {
             (IpvlanMode::L3, Node::Endpoint(3), Family::V4) => Ipv4Addr::new(10, 99, 0, 13).into(),
-            (IpvlanMode::L3, Node::Endpoint(3), Family::V6) => {
-                Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 0x13).into()
-            }
+            (IpvlanMode::L3, Node::Endpoint(3), Family::V6) => Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 0x13).into(),
             _ => node.addr(family),
         }
     }
@@ -608,41 +385,20 @@ impl IpvlanTopology {
             .stats(NETWORK)?
             .into_iter()
             .find(|entry| entry.netns == netns && entry.ifname == NODE_IFNAME)
-            .with_context(|| {
-                format!("`xlan stats {NETWORK}` has no entry for {netns}/{NODE_IFNAME}")
-            })
+            .with_context(|| format!("`xlan stats {NETWORK}` has no entry for {netns}/{NODE_IFNAME}"))
     }
 
     /// Every endpoint's counters.
     pub fn endpoint_counters(&self) -> Result<Vec<(Node, EndpointCounters)>> {
-        (1..=3)
-            .map(Node::Endpoint)
-            .map(|node| Ok((node, self.counters(node)?)))
-            .collect()
+        (1..=3).map(Node::Endpoint).map(|node| Ok((node, self.counters(node)?))).collect()
     }
 }
 
-impl Addressed for IpvlanTopology {
-    fn probed_nodes(&self) -> Vec<Node> {
-        NODES.to_vec()
-    }
-
-    fn probed_netns(&self, node: Node) -> &Netns {
-        self.netns(node)
-    }
-
-    fn probed_addr(&self, node: Node, family: Family) -> IpAddr {
-        self.addr(node, family)
-    }
-}
+probed_over_nodes!(IpvlanTopology);
 
 impl fmt::Display for IpvlanTopology {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let hairpin = if self.flag.hairpin() {
-            ", hairpin on to-host"
-        } else {
-            ""
-        };
+        let hairpin = if self.flag.hairpin() { ", hairpin on to-host" } else { "" };
         writeln!(
             f,
             "topology {}: xlan ipvlan mode {} {}; switch {} {BRIDGE}{hairpin}",
@@ -653,10 +409,9 @@ impl fmt::Display for IpvlanTopology {
         )?;
         for node in NODES {
             let (ifname, role) = match node {
-                Node::Outside if self.mode == IpvlanMode::L3 => (
-                    NODE_IFNAME,
-                    format!("outside node; {ROUTED_V4}, {ROUTED_V6} via the host"),
-                ),
+                Node::Outside if self.mode == IpvlanMode::L3 => {
+                    (NODE_IFNAME, format!("outside node; {ROUTED_V4}, {ROUTED_V6} via the host"))
+                }
                 Node::Outside => (NODE_IFNAME, "outside node".to_string()),
                 Node::Host => (PARENT, "host, parent of the endpoints".to_string()),
                 Node::Endpoint(_) => (NODE_IFNAME, "ipvlan endpoint (parent's MAC)".to_string()),
@@ -688,14 +443,8 @@ impl RoutedReference {
     pub fn build() -> Result<RoutedReference> {
         let prefix = unique_prefix();
         let wire = Wire::create(&prefix)?;
-        let endpoints = (1..=3)
-            .map(|index| Netns::create(&format!("{prefix}e{index}")))
-            .collect::<Result<Vec<_>>>()?;
-        let reference = RoutedReference {
-            prefix,
-            endpoints,
-            wire,
-        };
+        let endpoints = (1..=3).map(|index| Netns::create(&format!("{prefix}e{index}"))).collect::<Result<Vec<_>>>()?;
+        let reference = RoutedReference { prefix, endpoints, wire };
         reference.wire.build(false)?;
         let router = &reference.wire.host;
         sysctl(router, "net.ipv4.ip_forward", "1")?;
@@ -703,34 +452,13 @@ impl RoutedReference {
         for index in 1..=3u8 {
             let netns = &reference.endpoints[usize::from(index) - 1];
             let port = format!("to-e{index}");
-            router.ip(&[
-                "link",
-                "add",
-                &port,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                NODE_IFNAME,
-                "netns",
-                netns.name(),
-            ])?;
+            link::add_veth(router, &port, NODE_IFNAME, netns)?;
             let (v4, v6) = Self::subnet(index);
-            configure(
-                router,
-                &port,
-                &[format!("{v4}.1/24"), format!("{v6}::1/64")],
-            )?;
-            configure(
-                netns,
-                NODE_IFNAME,
-                &[format!("{v4}.1{index}/24"), format!("{v6}::1{index}/64")],
-            )?;
+            link::configure(router, &port, None, &[format!("{v4}.1/24"), format!("{v6}::1/64")])?;
+            link::configure(netns, NODE_IFNAME, None, &[format!("{v4}.1{index}/24"), format!("{v6}::1{index}/64")])?;
             netns.ip(&["route", "add", "default", "via", &format!("{v4}.1")])?;
             netns.ip(&["-6", "route", "add", "default", "via", &format!("{v6}::1")])?;
-            reference
-                .wire
-                .route_via_host(&format!("{v4}.0/24"), &format!("{v6}::/64"))?;
+            reference.wire.route_via_host(&format!("{v4}.0/24"), &format!("{v6}::/64"))?;
         }
         reference.wire.wait_until_up()?;
         for (index, netns) in (1..).zip(&reference.endpoints) {
@@ -751,11 +479,7 @@ impl RoutedReference {
     }
 
     pub fn netns(&self, node: Node) -> &Netns {
-        match node {
-            Node::Outside => &self.wire.outside,
-            Node::Host => &self.wire.host,
-            Node::Endpoint(index) => &self.endpoints[usize::from(index) - 1],
-        }
+        self.wire.netns(&self.endpoints, node)
     }
 
     pub fn addr(&self, node: Node, family: Family) -> IpAddr {
@@ -771,28 +495,11 @@ impl RoutedReference {
     }
 }
 
-impl Addressed for RoutedReference {
-    fn probed_nodes(&self) -> Vec<Node> {
-        NODES.to_vec()
-    }
-
-    fn probed_netns(&self, node: Node) -> &Netns {
-        self.netns(node)
-    }
-
-    fn probed_addr(&self, node: Node, family: Family) -> IpAddr {
-        self.addr(node, family)
-    }
-}
+probed_over_nodes!(RoutedReference);
 
 impl fmt::Display for RoutedReference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "topology {}: kernel routing reference; switch {} {BRIDGE}",
-            self.prefix,
-            self.wire.switch.name()
-        )?;
+        writeln!(f, "topology {}: kernel routing reference; switch {} {BRIDGE}", self.prefix, self.wire.switch.name())?;
         for node in NODES {
             let role = match node {
                 Node::Outside => "outside node; the endpoint subnets via the router",
@@ -814,157 +521,27 @@ impl fmt::Display for RoutedReference {
 
 /// At most this many frames are kept by a [`WireTap`] (the rest are counted, not stored).
 const TAP_MAX_FRAMES: usize = 10_000;
-/// How often the tap's thread checks whether it is to stop.
-const TAP_POLL: Duration = Duration::from_millis(50);
+/// Room for the largest frame a veth carries.
+const TAP_SNAP_LEN: usize = 65_536;
 
-/// Every frame seen on one interface (both directions) from `start` to `stop`: an AF_PACKET socket on a thread in
-/// the interface's namespace. No tcpdump needed.
-pub struct WireTap {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<thread::JoinHandle<Result<Result<Vec<Frame>>>>>,
-}
+/// Every frame seen on one interface (both directions) from `start` to `stop`: a [`Capture`] that keeps the frames.
+pub struct WireTap(Capture<Vec<Frame>>);
 
 impl WireTap {
     /// Starts capturing on `ifname` in `netns`; returns once the socket is bound.
     pub fn start(netns: &Netns, ifname: &str) -> Result<WireTap> {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let ifname = ifname.to_string();
-        let thread = {
-            let stop = std::sync::Arc::clone(&stop);
-            netns.spawn(move || -> Result<Vec<Frame>> {
-                let socket = packet_socket(&ifname)?;
-                let _ = ready_tx.send(());
-                let mut frames = Vec::new();
-                let mut buf = vec![0u8; 65536];
-                while !stop.load(Ordering::Relaxed) {
-                    // SAFETY: an all-zero sockaddr_ll is valid; recvfrom fills it in.
-                    let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-                    let mut from_len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-                    // SAFETY: recvfrom into a buffer and an address of the given lengths on an open socket.
-                    let len = unsafe {
-                        libc::recvfrom(
-                            socket.as_raw_fd(),
-                            buf.as_mut_ptr().cast(),
-                            buf.len(),
-                            0,
-                            (&mut from as *mut libc::sockaddr_ll).cast(),
-                            &mut from_len,
-                        )
-                    };
-                    if len < 0 {
-                        let err = std::io::Error::last_os_error();
-                        match err.kind() {
-                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted => {
-                                continue
-                            }
-                            _ => return Err(err).context("recv on the packet socket"),
-                        }
-                    }
-                    if frames.len() < TAP_MAX_FRAMES {
-                        frames.push(Frame {
-                            data: buf[..len as usize].to_vec(),
-                            received: from.sll_pkttype != libc::PACKET_OUTGOING,
-                        });
-                    }
-                }
-                Ok(frames)
-            })
-        };
-        let mut tap = WireTap {
-            stop,
-            thread: Some(thread),
-        };
-        if ready_rx.recv().is_err() {
-            // The thread ended before binding: stop() reports why.
-            return Err(tap
-                .finish()
-                .err()
-                .unwrap_or_else(|| anyhow::anyhow!("the tap thread ended early")));
-        }
-        Ok(tap)
+        let capture = Capture::start(netns, ifname, TAP_SNAP_LEN, Vec::new(), |frames: &mut Vec<Frame>, seen| {
+            if frames.len() < TAP_MAX_FRAMES {
+                frames.push(Frame { data: seen.bytes.to_vec(), received: !seen.outgoing });
+            }
+        })?;
+        Ok(WireTap(capture))
     }
 
     /// Stops capturing and returns what was seen.
-    pub fn stop(mut self) -> Result<Vec<Frame>> {
-        self.finish()
+    pub fn stop(self) -> Result<Vec<Frame>> {
+        self.0.finish()
     }
-
-    fn finish(&mut self) -> Result<Vec<Frame>> {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let Some(thread) = self.thread.take() else {
-            return Ok(Vec::new());
-        };
-        thread
-            .join()
-            .map_err(|_| anyhow::anyhow!("the tap thread panicked"))??
-    }
-}
-
-impl Drop for WireTap {
-    fn drop(&mut self) {
-        let _ = self.finish();
-    }
-}
-
-/// An AF_PACKET socket receiving every frame of `ifname` (in the calling thread's namespace), with a receive timeout.
-fn packet_socket(ifname: &str) -> Result<OwnedFd> {
-    let name = std::ffi::CString::new(ifname)?;
-    // SAFETY: a NUL-terminated name.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if index == 0 {
-        return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("no interface {ifname}"));
-    }
-    let all = (libc::ETH_P_ALL as u16).to_be();
-    // SAFETY: plain socket call; the fd is owned right away.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            i32::from(all),
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error()).context("socket(AF_PACKET)");
-    }
-    // SAFETY: fd is a fresh descriptor nobody else owns.
-    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: an all-zero sockaddr_ll is valid; the fields that matter are set below.
-    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    addr.sll_family = libc::AF_PACKET as u16;
-    addr.sll_protocol = all;
-    addr.sll_ifindex = index as i32;
-    // SAFETY: addr is a valid sockaddr_ll of the given size.
-    let bound = unsafe {
-        libc::bind(
-            socket.as_raw_fd(),
-            (&addr as *const libc::sockaddr_ll).cast(),
-            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    if bound != 0 {
-        return Err(std::io::Error::last_os_error()).with_context(|| format!("bind to {ifname}"));
-    }
-    let timeout = libc::timeval {
-        tv_sec: 0,
-        tv_usec: TAP_POLL.as_micros() as libc::suseconds_t,
-    };
-    // SAFETY: a timeval option of its size.
-    let set = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&timeout as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if set != 0 {
-        return Err(std::io::Error::last_os_error()).context("SO_RCVTIMEO");
-    }
-    Ok(socket)
 }
 
 /// One captured Ethernet frame (untagged), with just enough parsing for the tests' questions.
@@ -1000,14 +577,12 @@ impl Frame {
     /// The IP source and destination, for IPv4 and IPv6 frames.
     pub fn ip_addrs(&self) -> Option<(IpAddr, IpAddr)> {
         match self.ethertype()? {
-            ETHERTYPE_IPV4 => Some((
-                Ipv4Addr::from(self.bytes::<4>(26)?).into(),
-                Ipv4Addr::from(self.bytes::<4>(30)?).into(),
-            )),
-            ETHERTYPE_IPV6 => Some((
-                Ipv6Addr::from(self.bytes::<16>(22)?).into(),
-                Ipv6Addr::from(self.bytes::<16>(38)?).into(),
-            )),
+            ETHERTYPE_IPV4 => {
+                Some((Ipv4Addr::from(self.bytes::<4>(26)?).into(), Ipv4Addr::from(self.bytes::<4>(30)?).into()))
+            }
+            ETHERTYPE_IPV6 => {
+                Some((Ipv6Addr::from(self.bytes::<16>(22)?).into(), Ipv6Addr::from(self.bytes::<16>(38)?).into()))
+            }
             _ => None,
         }
     }
@@ -1017,21 +592,14 @@ impl Frame {
         let is_ns = self.ethertype()? == ETHERTYPE_IPV6
             && self.bytes::<1>(20)? == [ICMPV6]
             && self.bytes::<1>(54)? == [ICMPV6_NEIGHBOUR_SOLICITATION];
-        is_ns
-            .then(|| self.bytes::<16>(62).map(Ipv6Addr::from))
-            .flatten()
+        is_ns.then(|| self.bytes::<16>(62).map(Ipv6Addr::from)).flatten()
     }
 }
 
 impl fmt::Display for Frame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mac = |mac: Option<[u8; 6]>| {
-            mac.map_or("?".to_string(), |m| {
-                m.iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<Vec<_>>()
-                    .join(":")
-            })
+            mac.map_or("?".to_string(), |m| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"))
         };
         write!(f, "{} > {}", mac(self.src_mac()), mac(self.dst_mac()))?;
         if let Some((src, dst)) = self.ip_addrs() {

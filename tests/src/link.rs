@@ -19,8 +19,22 @@ pub fn add_bridge(netns: &Netns, name: &str) -> Result<()> {
 /// down, for the caller to configure). Created inside `netns` with the peer placed directly in `peer_ns`, so no
 /// interface ever appears in the default namespace.
 pub fn add_bridge_port(netns: &Netns, bridge: &str, port: &str, peer_ifname: &str, peer_ns: &Netns) -> Result<()> {
-    netns.ip(&["link", "add", port, "type", "veth", "peer", "name", peer_ifname, "netns", peer_ns.name()])?;
+    add_veth(netns, port, peer_ifname, peer_ns)?;
     netns.ip(&["link", "set", port, "master", bridge, "up"])?;
+    Ok(())
+}
+
+/// A veth cable: `ifname` in `netns` whose peer is `peer_ifname` in `peer_ns`, both left down. Created inside
+/// `netns` with the peer placed directly in `peer_ns`, so no interface ever appears in the default namespace.
+pub fn add_veth(netns: &Netns, ifname: &str, peer_ifname: &str, peer_ns: &Netns) -> Result<()> {
+    netns.ip(&["link", "add", ifname, "type", "veth", "peer", "name", peer_ifname, "netns", peer_ns.name()])?;
+    Ok(())
+}
+
+/// Turns hairpin on for the bridge port `port` in `netns`: the bridge may send a frame back out the port it came
+/// in on (what a VEPA-capable switch does).
+pub fn hairpin_on(netns: &Netns, port: &str) -> Result<()> {
+    netns.ip(&["link", "set", port, "type", "bridge_slave", "hairpin", "on"])?;
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::thread;
 
@@ -10,13 +11,18 @@ use serde_json::{json, Value};
 
 use crate::netns::Netns;
 use crate::probe::Probe;
-use crate::topology::{Node, Topology};
+use crate::topology::{Family, Node, Topology};
 
 /// What a matrix can be measured on: nodes, each with the namespace its probes run in and are answered from, at
-/// the node's own addresses ([`Node::addr`]). The macvlan [`Topology`] is one; the VXLAN lab's networks are others.
+/// the address [`Probed::probed_addr`] gives (by default the node's own, [`Node::addr`]). The macvlan [`Topology`]
+/// is one; the VXLAN lab's networks and the ipvlan topologies are others.
 pub trait Probed: Sync {
     fn probed_nodes(&self) -> Vec<Node>;
     fn probed_netns(&self, node: Node) -> &Netns;
+    /// The address probes of `family` to `node` go to.
+    fn probed_addr(&self, node: Node, family: Family) -> IpAddr {
+        node.addr(family)
+    }
 }
 
 impl Probed for Topology {
@@ -56,12 +62,7 @@ impl Matrix {
         let nodes = topology.probed_nodes();
         let mut pending: Vec<(Node, Node, Probe)> = nodes
             .iter()
-            .flat_map(|&src| {
-                nodes
-                    .iter()
-                    .filter(move |&&dst| dst != src)
-                    .map(move |&dst| (src, dst))
-            })
+            .flat_map(|&src| nodes.iter().filter(move |&&dst| dst != src).map(move |&dst| (src, dst)))
             .flat_map(|(src, dst)| Probe::ALL.into_iter().map(move |probe| (src, dst, probe)))
             .collect();
         pending.reverse(); // workers pop from the end; this keeps the start order row by row
@@ -74,17 +75,11 @@ impl Matrix {
                     let Some((src, dst, probe)) = queue.lock().expect("queue lock").pop() else {
                         break;
                     };
+                    let addr = topology.probed_addr(dst, probe.family());
                     let outcome = probe
-                        .run(
-                            topology.probed_netns(src),
-                            topology.probed_netns(dst),
-                            dst.addr(probe.family()),
-                        )
-                        .with_context(|| format!("probe {} {src} -> {dst}", probe.name()));
-                    results
-                        .lock()
-                        .expect("results lock")
-                        .push(((src, dst, probe), outcome));
+                        .run(topology.probed_netns(src), topology.probed_netns(dst), addr)
+                        .with_context(|| format!("probe {} {src} -> {dst} ({addr})", probe.name()));
+                    results.lock().expect("results lock").push(((src, dst, probe), outcome));
                 });
             }
         });
@@ -96,8 +91,26 @@ impl Matrix {
         Ok(Matrix { nodes, cells })
     }
 
+    /// A matrix of the given cells ((source, destination, probe) -> reachable) over `nodes`, e.g. an expected one.
+    pub fn from_cells(nodes: Vec<Node>, cells: impl IntoIterator<Item = ((Node, Node, Probe), bool)>) -> Matrix {
+        Matrix { nodes, cells: cells.into_iter().collect() }
+    }
+
     pub fn nodes(&self) -> &[Node] {
         &self.nodes
+    }
+
+    /// Only the cells whose pair (source, destination) `keep` accepts, for comparing parts of matrices.
+    pub fn restricted(&self, keep: impl Fn(Node, Node) -> bool) -> Matrix {
+        Matrix {
+            nodes: self.nodes.clone(),
+            cells: self
+                .cells
+                .iter()
+                .filter(|((src, dst, _), _)| keep(*src, *dst))
+                .map(|(&cell, &value)| (cell, value))
+                .collect(),
+        }
     }
 
     /// The probe's result from `src` to `dst`; `None` for the diagonal and nodes not in the matrix.
@@ -107,19 +120,12 @@ impl Matrix {
 
     /// Whether any probe got from `src` to `dst`.
     pub fn any_probe(&self, src: Node, dst: Node) -> bool {
-        Probe::ALL
-            .into_iter()
-            .any(|probe| self.get(src, dst, probe) == Some(true))
+        Probe::ALL.into_iter().any(|probe| self.get(src, dst, probe) == Some(true))
     }
 
     /// Every cell whose value differs between `self` (left) and `other` (right), in row order.
     pub fn diff(&self, other: &Matrix) -> Vec<CellDiff> {
-        let mut keys: Vec<_> = self
-            .cells
-            .keys()
-            .chain(other.cells.keys())
-            .copied()
-            .collect();
+        let mut keys: Vec<_> = self.cells.keys().chain(other.cells.keys()).copied().collect();
         keys.sort();
         keys.dedup();
         keys.into_iter()
@@ -150,24 +156,20 @@ impl Matrix {
     }
 
     /// The text of one cell: the letters of the probes that got through, `-` for those that did not, a lone `-` when
-    /// none did, `.` on the diagonal.
+    /// none did, `.` on the diagonal, blank for a pair the matrix does not hold (see [`Matrix::restricted`]).
     fn cell_text(&self, src: Node, dst: Node) -> String {
         if src == dst {
             return ".".to_string();
+        }
+        if Probe::ALL.into_iter().all(|probe| self.get(src, dst, probe).is_none()) {
+            return " ".to_string();
         }
         if !self.any_probe(src, dst) {
             return "-".to_string();
         }
         Probe::ALL
             .into_iter()
-            .map(|probe| {
-                if self.get(src, dst, probe) == Some(true) {
-                    probe.letter()
-                } else {
-                    '-'
-                }
-                .to_string()
-            })
+            .map(|probe| if self.get(src, dst, probe) == Some(true) { probe.letter() } else { '-' }.to_string())
             .collect::<Vec<_>>()
             .join(" ")
     }
@@ -179,25 +181,15 @@ impl fmt::Display for Matrix {
         let header: Vec<String> = self.nodes.iter().map(Node::to_string).collect();
         let mut lines = vec![row_text("src\\dst", &header)];
         for &src in &self.nodes {
-            let cells: Vec<String> = self
-                .nodes
-                .iter()
-                .map(|&dst| self.cell_text(src, dst))
-                .collect();
+            let cells: Vec<String> = self.nodes.iter().map(|&dst| self.cell_text(src, dst)).collect();
             lines.push(row_text(&src.to_string(), &cells));
         }
         for line in lines {
             writeln!(f, "{}", line.trim_end())?;
         }
-        let legend: Vec<String> = Probe::ALL
-            .iter()
-            .map(|probe| format!("{}={}", probe.letter(), probe.name()))
-            .collect();
-        writeln!(
-            f,
-            "({}; - = no reply; rows: source, columns: destination)",
-            legend.join(" ")
-        )
+        let legend: Vec<String> =
+            Probe::ALL.iter().map(|probe| format!("{}={}", probe.letter(), probe.name())).collect();
+        writeln!(f, "({}; - = no reply; rows: source, columns: destination)", legend.join(" "))
     }
 }
 

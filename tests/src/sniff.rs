@@ -1,6 +1,7 @@
-//! Counting every frame an interface receives, by source MAC: an AF_PACKET socket in the interface's namespace, on
-//! its own thread. Catches what an endpoint's sockets never see (ARP, frames for another MAC or address) and what
-//! reaches the interface without passing a datapath's counters.
+//! Capturing the frames of one interface: an AF_PACKET socket in the interface's namespace, on its own thread
+//! ([`Capture`]), no tcpdump needed. [`Sniffer`] counts every frame an interface receives, by source MAC: it catches
+//! what an endpoint's sockets never see (ARP, frames for another MAC or address) and what reaches the interface
+//! without passing a datapath's counters.
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -20,55 +21,100 @@ const START_TIMEOUT: Duration = Duration::from_secs(5);
 /// Source MAC (lowercase, colon-separated) -> frames received from it.
 pub type FramesBySource = BTreeMap<String, u64>;
 
-pub struct Sniffer {
+/// One frame as a [`Capture`] hands it on.
+pub struct Seen<'a> {
+    /// The frame's first bytes: all of it, up to the capture's snap length.
+    pub bytes: &'a [u8],
+    /// The frame's whole length.
+    pub len: usize,
+    /// Sent through the interface (else received by it).
+    pub outgoing: bool,
+}
+
+/// A capture on one interface (both directions) from `start` to `finish`: each frame is handed to a fold function
+/// on the capture's thread, whose state `finish` returns.
+pub struct Capture<T> {
     stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<Result<Result<FramesBySource>>>>,
+    handle: Option<JoinHandle<Result<Result<T>>>>,
     what: String,
 }
 
-impl Sniffer {
-    /// Starts counting the frames `ifname` in `netns` receives (not those it sends); returns once the socket is bound.
-    pub fn start(netns: &Netns, ifname: &str) -> Result<Sniffer> {
+impl<T: Send + 'static> Capture<T> {
+    /// Starts capturing on `ifname` in `netns`, keeping at most `snap_len` bytes of each frame, folding every frame
+    /// into `state` with `fold`; returns once the socket is bound.
+    pub fn start(
+        netns: &Netns,
+        ifname: &str,
+        snap_len: usize,
+        state: T,
+        mut fold: impl FnMut(&mut T, Seen<'_>) + Send + 'static,
+    ) -> Result<Capture<T>> {
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::channel();
         let handle = {
             let (stop, ifname) = (Arc::clone(&stop), ifname.to_string());
-            netns.spawn(move || -> Result<FramesBySource> {
+            netns.spawn(move || -> Result<T> {
                 let socket = bind(&ifname)?;
                 let _ = ready_tx.send(());
-                count_until(&socket, &stop)
+                let mut state = state;
+                receive_until(&socket, &stop, snap_len, |seen| fold(&mut state, seen))?;
+                Ok(state)
             })
         };
-        let mut sniffer = Sniffer { stop, handle: Some(handle), what: format!("{ifname} in {}", netns.name()) };
+        let mut capture = Capture { stop, handle: Some(handle), what: format!("{ifname} in {}", netns.name()) };
         if ready_rx.recv_timeout(START_TIMEOUT).is_err() {
-            // The thread failed before binding (or is stuck): finish() says why.
-            let err = sniffer.join().err().unwrap_or_else(|| anyhow!("not ready"));
-            bail!("sniffer on {} did not start: {err:#}", sniffer.what);
+            // The thread failed before binding (or is stuck): join() says why.
+            let err = capture.join().err().unwrap_or_else(|| anyhow!("not ready"));
+            bail!("capture on {} did not start: {err:#}", capture.what);
         }
-        Ok(sniffer)
+        Ok(capture)
     }
 
-    /// Stops counting and returns the frames received since `start`, by source MAC.
-    pub fn finish(mut self) -> Result<FramesBySource> {
+    /// Stops capturing and returns the state every frame since `start` was folded into.
+    pub fn finish(mut self) -> Result<T> {
         self.join()
     }
 
-    fn join(&mut self) -> Result<FramesBySource> {
+    fn join(&mut self) -> Result<T> {
         self.stop.store(true, Ordering::Relaxed);
-        let handle = self.handle.take().context("sniffer already finished")?;
+        let handle = self.handle.take().context("capture already finished")?;
         handle
             .join()
-            .map_err(|_| anyhow!("sniffer thread on {} panicked", self.what))?
-            .and_then(|counted| counted)
-            .with_context(|| format!("sniffing on {}", self.what))
+            .map_err(|_| anyhow!("capture thread on {} panicked", self.what))?
+            .and_then(|captured| captured)
+            .with_context(|| format!("capturing on {}", self.what))
     }
 }
 
-impl Drop for Sniffer {
+impl<T> Drop for Capture<T> {
     fn drop(&mut self) {
-        if self.handle.is_some() {
-            let _ = self.join();
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
         }
+    }
+}
+
+/// Counts the frames an interface receives (not those it sends), by source MAC.
+pub struct Sniffer(Capture<FramesBySource>);
+
+impl Sniffer {
+    /// Starts counting the frames `ifname` in `netns` receives; returns once the socket is bound.
+    pub fn start(netns: &Netns, ifname: &str) -> Result<Sniffer> {
+        // The Ethernet header is all that is read; the rest of a frame is cut off.
+        let capture = Capture::start(netns, ifname, 128, FramesBySource::new(), |counts, seen| {
+            if seen.outgoing || seen.bytes.len() < 14 {
+                return;
+            }
+            let source = seen.bytes[6..12].iter().map(|byte| format!("{byte:02x}")).collect::<Vec<_>>().join(":");
+            *counts.entry(source).or_insert(0) += 1;
+        })?;
+        Ok(Sniffer(capture))
+    }
+
+    /// Stops counting and returns the frames received since `start`, by source MAC.
+    pub fn finish(self) -> Result<FramesBySource> {
+        self.0.finish()
     }
 }
 
@@ -117,13 +163,15 @@ fn bind(ifname: &str) -> Result<OwnedFd> {
     Ok(socket)
 }
 
-fn count_until(socket: &OwnedFd, stop: &AtomicBool) -> Result<FramesBySource> {
-    let mut counts = FramesBySource::new();
-    let mut buf = [0u8; 128]; // the Ethernet header is all that is read; the rest of a frame is cut off
+/// Receives frames until `stop`, handing each on (at most `snap_len` bytes of it).
+fn receive_until(socket: &OwnedFd, stop: &AtomicBool, snap_len: usize, mut each: impl FnMut(Seen<'_>)) -> Result<()> {
+    let mut buf = vec![0u8; snap_len];
     while !stop.load(Ordering::Relaxed) {
+        // SAFETY: an all-zero sockaddr_ll is valid; recvfrom fills it in.
         let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         let mut from_len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        // SAFETY: the buffer and the address structure are valid for the lengths given.
+        // SAFETY: the buffer and the address structure are valid for the lengths given. MSG_TRUNC: the frame's
+        // whole length is returned, also when it is cut off at the buffer's end.
         let len = unsafe {
             libc::recvfrom(
                 socket.as_raw_fd(),
@@ -141,11 +189,8 @@ fn count_until(socket: &OwnedFd, stop: &AtomicBool) -> Result<FramesBySource> {
                 _ => return Err(err).context("recvfrom"),
             }
         }
-        if from.sll_pkttype == libc::PACKET_OUTGOING || (len as usize) < 14 {
-            continue;
-        }
-        let source = buf[6..12].iter().map(|byte| format!("{byte:02x}")).collect::<Vec<_>>().join(":");
-        *counts.entry(source).or_insert(0) += 1;
+        let len = len as usize;
+        each(Seen { bytes: &buf[..len.min(buf.len())], len, outgoing: from.sll_pkttype == libc::PACKET_OUTGOING });
     }
-    Ok(counts)
+    Ok(())
 }

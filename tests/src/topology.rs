@@ -40,13 +40,7 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub const ALL: [Mode; 5] = [
-        Mode::Bridge,
-        Mode::Private,
-        Mode::Vepa,
-        Mode::Passthru,
-        Mode::Source,
-    ];
+    pub const ALL: [Mode; 5] = [Mode::Bridge, Mode::Private, Mode::Vepa, Mode::Passthru, Mode::Source];
 
     /// The name both `ip link ... type macvlan mode` and `xlan network create --mode` use.
     pub fn as_str(self) -> &'static str {
@@ -81,9 +75,7 @@ impl FromStr for Mode {
         Mode::ALL
             .into_iter()
             .find(|mode| mode.as_str() == s)
-            .with_context(|| {
-                format!("unknown macvlan mode {s:?} (bridge, private, vepa, passthru, source)")
-            })
+            .with_context(|| format!("unknown macvlan mode {s:?} (bridge, private, vepa, passthru, source)"))
     }
 }
 
@@ -93,7 +85,10 @@ pub enum Backend {
     Kernel,
     /// `xdp_hook`: `--parent-hook xdp` (XDP on the parent, stubs on the endpoints) instead of the default for a
     /// veth parent (tc).
-    Xlan { host_access: bool, xdp_hook: bool },
+    Xlan {
+        host_access: bool,
+        xdp_hook: bool,
+    },
 }
 
 impl fmt::Display for Backend {
@@ -200,16 +195,7 @@ impl Topology {
         let endpoints = (1..=mode.endpoint_count())
             .map(|index| Netns::create(&format!("{prefix}e{index}")))
             .collect::<Result<Vec<_>>>()?;
-        let mut topology = Topology {
-            xlan: None,
-            prefix,
-            mode,
-            backend,
-            endpoints,
-            host,
-            outside,
-            switch,
-        };
+        let mut topology = Topology { xlan: None, prefix, mode, backend, endpoints, host, outside, switch };
 
         topology.wire_switch()?;
         for wire_node in [Node::Outside, Node::Host] {
@@ -248,10 +234,7 @@ impl Topology {
     }
 
     pub fn nodes(&self) -> Vec<Node> {
-        [Node::Outside, Node::Host]
-            .into_iter()
-            .chain(self.endpoint_nodes())
-            .collect()
+        [Node::Outside, Node::Host].into_iter().chain(self.endpoint_nodes()).collect()
     }
 
     pub fn endpoint_nodes(&self) -> impl Iterator<Item = Node> {
@@ -290,8 +273,7 @@ impl Topology {
                 .map(|node| {
                     let netns = self.netns(node);
                     let link = netns.link(NODE_IFNAME)?;
-                    let counters =
-                        EndpointCounters::from_ip_link(netns.name(), NODE_IFNAME, &link)?;
+                    let counters = EndpointCounters::from_ip_link(netns.name(), NODE_IFNAME, &link)?;
                     Ok((node, counters))
                 })
                 .collect();
@@ -303,9 +285,7 @@ impl Topology {
                 let position = stats
                     .iter()
                     .position(|entry| entry.netns == netns && entry.ifname == NODE_IFNAME)
-                    .with_context(|| {
-                        format!("`xlan stats {NETWORK}` has no entry for {netns}/{NODE_IFNAME}")
-                    })?;
+                    .with_context(|| format!("`xlan stats {NETWORK}` has no entry for {netns}/{NODE_IFNAME}"))?;
                 Ok((node, stats.swap_remove(position)))
             })
             .collect()
@@ -316,23 +296,14 @@ impl Topology {
         // STP off: ports forward at once. Multicast snooping off: the switch floods IPv6 neighbour discovery instead
         // of depending on MLD reports having been seen, so results depend on macvlan, not on switch state.
         link::add_bridge(sw, BRIDGE)?;
-        for (port, peer_ifname, peer_ns) in [
-            (SWITCH_PORT_OUTSIDE, NODE_IFNAME, &self.outside),
-            (SWITCH_PORT_HOST, PARENT, &self.host),
-        ] {
+        for (port, peer_ifname, peer_ns) in
+            [(SWITCH_PORT_OUTSIDE, NODE_IFNAME, &self.outside), (SWITCH_PORT_HOST, PARENT, &self.host)]
+        {
             link::add_bridge_port(sw, BRIDGE, port, peer_ifname, peer_ns)?;
         }
         if self.mode == Mode::Vepa {
             // VEPA sends endpoint-to-endpoint traffic to the switch, which must reflect it back out the same port.
-            sw.ip(&[
-                "link",
-                "set",
-                SWITCH_PORT_HOST,
-                "type",
-                "bridge_slave",
-                "hairpin",
-                "on",
-            ])?;
+            link::hairpin_on(sw, SWITCH_PORT_HOST)?;
         }
         sw.ip(&["link", "set", BRIDGE, "up"])?;
         Ok(())
@@ -354,25 +325,13 @@ impl Topology {
             // Created under a temporary name unique in the host namespace, then moved and renamed to eth0.
             let temporary = format!("mv{node}");
             let mode = self.mode.as_str();
-            self.host.ip(&[
-                "link", "add", &temporary, "link", PARENT, "type", "macvlan", "mode", mode,
-            ])?;
+            self.host.ip(&["link", "add", &temporary, "link", PARENT, "type", "macvlan", "mode", mode])?;
             if self.mode == Mode::Source {
                 let outside_mac = Node::Outside.mac();
-                self.host.ip(&[
-                    "link",
-                    "set",
-                    &temporary,
-                    "type",
-                    "macvlan",
-                    "macaddr",
-                    "add",
-                    &outside_mac,
-                ])?;
+                self.host.ip(&["link", "set", &temporary, "type", "macvlan", "macaddr", "add", &outside_mac])?;
             }
             let netns = self.netns(node);
-            self.host
-                .ip(&["link", "set", &temporary, "netns", netns.name()])?;
+            self.host.ip(&["link", "set", &temporary, "netns", netns.name()])?;
             netns.ip(&["link", "set", &temporary, "name", NODE_IFNAME])?;
             // In passthru mode the kernel has given the macvlan its parent's MAC; assigned_mac() leaves it.
             self.configure_node(node)?;
@@ -396,15 +355,8 @@ impl Topology {
         let xlan = self.xlan.as_ref().expect("set above");
         for node in self.endpoint_nodes() {
             let (v4, v6) = (format!("{}/24", node.ipv4()), format!("{}/64", node.ipv6()));
-            let mut args = vec![
-                "endpoint",
-                "add",
-                NETWORK,
-                "--netns",
-                self.netns(node).name(),
-                "--ifname",
-                NODE_IFNAME,
-            ];
+            let mut args =
+                vec!["endpoint", "add", NETWORK, "--netns", self.netns(node).name(), "--ifname", NODE_IFNAME];
             // Without --mac (passthru) xlan uses the parent's MAC, as the kernel does.
             let mac = self.assigned_mac(node);
             if let Some(mac) = &mac {
@@ -421,8 +373,7 @@ impl Topology {
             self.switch.wait_link_up(port, LINK_UP_TIMEOUT)?;
         }
         for node in self.nodes() {
-            self.netns(node)
-                .wait_link_up(self.ifname(node), LINK_UP_TIMEOUT)?;
+            self.netns(node).wait_link_up(self.ifname(node), LINK_UP_TIMEOUT)?;
         }
         Ok(())
     }
@@ -480,16 +431,8 @@ impl Topology {
 /// The topology in the style of ip(8): one line per node with namespace, interface, MAC and addresses.
 impl fmt::Display for Topology {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "topology {}: macvlan mode {}, backend {}",
-            self.prefix, self.mode, self.backend
-        )?;
-        let hairpin = if self.mode == Mode::Vepa {
-            ", hairpin on "
-        } else {
-            " "
-        };
+        writeln!(f, "topology {}: macvlan mode {}, backend {}", self.prefix, self.mode, self.backend)?;
+        let hairpin = if self.mode == Mode::Vepa { ", hairpin on " } else { " " };
         writeln!(
             f,
             "{:<6} {:<14} {BRIDGE}: bridge stp off{hairpin}ports {SWITCH_PORT_OUTSIDE} {SWITCH_PORT_HOST}",

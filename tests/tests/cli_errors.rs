@@ -1,5 +1,6 @@
 //! Bad input to `xlan`: exactly one line on stderr, exit status 1, and nothing left behind — no new interfaces in the
-//! host or endpoint namespaces, no new pinned BPF objects, no change in `xlan network list`.
+//! host or endpoint namespaces, no new pinned BPF objects, no change in `xlan network list` or in the networks' own
+//! views (an ipvlan network's endpoints and routes, the VXLAN forwarding tables).
 
 use std::path::Path;
 use std::process::Output;
@@ -11,15 +12,26 @@ use xlan_tests::{cmd, unique_prefix, xlan, Netns, XlanHost};
 /// A namespace name nobody creates (asserted absent before use).
 const MISSING_NETNS: &str = "nosuchns";
 
-/// A host namespace with four veth parents and three xlan networks:
-/// - `net0`: bridge mode on `uplink`, with endpoint `eth0` in `endpoint`;
-/// - `pt0`: passthru mode on `uplink2`, with its one endpoint `eth0` in `passthru_endpoint`;
+const VXLAN_PARENT: &str = "vxul";
+const VXLAN_NETWORK: &str = "vx0";
+const IPVLAN_PARENT: &str = "ipvul";
+const IPVLAN_NETWORK: &str = "ipv0";
+
+/// (what is wrong, the whole xlan command line)
+type Cases = Vec<(&'static str, Vec<String>)>;
+
+/// A host namespace with five veth parents and four xlan networks, one fixture for every driver's cases:
+/// - `net0`: macvlan bridge mode on `uplink`, with endpoint `eth0` in `endpoint`;
+/// - `pt0`: macvlan passthru mode on `uplink2`, with its one endpoint `eth0` in `passthru_endpoint`;
 /// - `vx0`: VXLAN, VNI 42, on `vxul` (which has an IPv4 address, the VTEP's), no flood list, no endpoint;
+/// - `ipv0`: l3 ipvlan on `ipvul`, with endpoint `eth0` in `ipvlan_endpoint`, owning 10.78.0.11/24 and fd78::11/64,
+///   with route 10.210.0.0/24 behind it;
 /// - `spare`: a parent no network uses; `fresh`: an endpoint namespace with no endpoint yet.
 struct Fixture {
     // Dropped first: deletes the networks while the namespaces still exist.
     xlan: XlanHost,
     endpoint: Netns,
+    ipvlan_endpoint: Netns,
     fresh: Netns,
     passthru_endpoint: Netns,
     host: Netns,
@@ -32,7 +44,8 @@ impl Fixture {
         let endpoint = Netns::create(&format!("{prefix}e1"))?;
         let fresh = Netns::create(&format!("{prefix}e2"))?;
         let passthru_endpoint = Netns::create(&format!("{prefix}e3"))?;
-        for parent in ["uplink", "uplink2", "spare", VXLAN_PARENT] {
+        let ipvlan_endpoint = Netns::create(&format!("{prefix}e4"))?;
+        for parent in ["uplink", "uplink2", "spare", VXLAN_PARENT, IPVLAN_PARENT] {
             let peer = format!("{parent}-p");
             host.ip(&["link", "add", parent, "type", "veth", "peer", "name", &peer])?;
             host.ip(&["link", "set", parent, "up"])?;
@@ -40,134 +53,106 @@ impl Fixture {
         }
         let mut xlan = XlanHost::new(&host)?;
         xlan.create_network("net0", "uplink", "bridge", &[])?;
-        xlan.run(&endpoint_add(
-            "net0",
-            endpoint.name(),
-            Some("02:77:00:00:00:11"),
-            "10.77.0.11/24",
-        ))?;
+        xlan.run(&endpoint_add("net0", endpoint.name(), Some("02:77:00:00:00:11"), "10.77.0.11/24"))?;
         xlan.create_network("pt0", "uplink2", "passthru", &[])?;
-        xlan.run(&endpoint_add(
-            "pt0",
-            passthru_endpoint.name(),
-            None,
-            "10.77.1.11/24",
-        ))?;
-        host.ip(&["addr", "add", "10.99.0.1/24", "dev", VXLAN_PARENT])?;
-        // Deleted by Fixture's Drop (XlanHost::create_network makes macvlan networks only).
-        xlan.run(&vxlan_create(VXLAN_NETWORK, "42", &[]))?;
-        Ok(Fixture {
-            xlan,
-            endpoint,
-            fresh,
-            passthru_endpoint,
-            host,
-        })
+        xlan.run(&endpoint_add("pt0", passthru_endpoint.name(), None, "10.77.1.11/24"))?;
+        let fixture = Fixture { xlan, endpoint, ipvlan_endpoint, fresh, passthru_endpoint, host };
+        // The VXLAN and ipvlan networks through `run`, not `create_network` (which makes macvlan networks only):
+        // deleted by Fixture's Drop.
+        fixture.host.ip(&["addr", "add", "10.99.0.1/24", "dev", VXLAN_PARENT])?;
+        fixture.xlan.run(&vxlan_create(VXLAN_NETWORK, "42", &[]))?;
+        fixture.xlan.run(&[
+            "network",
+            "create",
+            IPVLAN_NETWORK,
+            "--driver",
+            "ipvlan",
+            "--parent",
+            IPVLAN_PARENT,
+            "--mode",
+            "l3",
+        ])?;
+        let ipvlan_endpoint = fixture.ipvlan_endpoint.name();
+        fixture.xlan.run(&[
+            "endpoint",
+            "add",
+            IPVLAN_NETWORK,
+            "--netns",
+            ipvlan_endpoint,
+            "--ip",
+            "10.78.0.11/24",
+            "--ip",
+            "fd78::11/64",
+        ])?;
+        fixture.xlan.run(&["route", "add", IPVLAN_NETWORK, "10.210.0.0/24", "--endpoint", ipvlan_endpoint])?;
+        Ok(fixture)
     }
 
-    /// Everything a rejected command must leave as it was.
+    /// Everything a rejected command must leave as it was: interfaces, pins, the network list, the ipvlan network's
+    /// own view (endpoints with their addresses, routes) and every VXLAN network's forwarding table.
     fn snapshot(&self) -> Result<Snapshot> {
-        let links = [
-            &self.host,
-            &self.endpoint,
-            &self.fresh,
-            &self.passthru_endpoint,
-        ]
-        .into_iter()
-        .map(|netns| Ok((netns.name().to_string(), netns.link_names()?)))
-        .collect::<Result<_>>()?;
-        let fdb = self.xlan.run(&["fdb", "show", "--json"])?;
+        let links = [&self.host, &self.endpoint, &self.ipvlan_endpoint, &self.fresh, &self.passthru_endpoint]
+            .into_iter()
+            .map(|netns| Ok((netns.name().to_string(), netns.link_names()?)))
+            .collect::<Result<_>>()?;
+        let json = |args: &[&str]| -> Result<Value> { Ok(serde_json::from_str(&self.xlan.run(args)?)?) };
         Ok(Snapshot {
             links,
             pinned: list_tree(&xlan::bpffs_dir(self.host.name())),
-            networks: self.xlan.network_list()?,
-            fdb: serde_json::from_str(&fdb)?,
+            views: vec![
+                ("network list --json", self.xlan.network_list()?),
+                ("network show ipv0 --json", json(&["network", "show", IPVLAN_NETWORK, "--json"])?),
+                ("route show ipv0 --json", json(&["route", "show", IPVLAN_NETWORK, "--json"])?),
+                ("fdb show --json", json(&["fdb", "show", "--json"])?),
+            ],
         })
     }
 
-    /// (what is wrong, the whole xlan command line)
-    fn cases(&self) -> Vec<(&'static str, Vec<String>)> {
+    fn macvlan_cases(&self) -> Cases {
         let (host, endpoint, fresh) = (self.host.name(), self.endpoint.name(), self.fresh.name());
-        let add =
-            |network, netns, mac, ip| with_netns(host, &endpoint_add(network, netns, mac, ip));
-        let create =
-            |host, name, parent, mode| with_netns(host, &network_create(name, parent, mode));
-        let vxlan = |vni, extra: &[&str]| with_netns(host, &vxlan_create("bad3", vni, extra));
+        let add = |network, netns, mac, ip| with_netns(host, &endpoint_add(network, netns, mac, ip));
+        let create = |host, name, parent, mode| with_netns(host, &network_create(name, parent, mode));
         vec![
-            (
-                "bad MAC string",
-                add("net0", fresh, Some("02:77:zz:00:00:21"), "10.77.0.21/24"),
-            ),
-            (
-                "multicast MAC",
-                add("net0", fresh, Some("01:00:5e:00:00:21"), "10.77.0.21/24"),
-            ),
-            (
-                "all-zero MAC",
-                add("net0", fresh, Some("00:00:00:00:00:00"), "10.77.0.21/24"),
-            ),
-            (
-                "missing parent interface",
-                create(host, "bad0", "nosuchdev", "bridge"),
-            ),
-            (
-                "duplicate network name",
-                create(host, "net0", "spare", "bridge"),
-            ),
+            ("bad MAC string", add("net0", fresh, Some("02:77:zz:00:00:21"), "10.77.0.21/24")),
+            ("multicast MAC", add("net0", fresh, Some("01:00:5e:00:00:21"), "10.77.0.21/24")),
+            ("all-zero MAC", add("net0", fresh, Some("00:00:00:00:00:00"), "10.77.0.21/24")),
+            ("missing parent interface", create(host, "bad0", "nosuchdev", "bridge")),
+            ("duplicate network name", create(host, "net0", "spare", "bridge")),
             (
                 "duplicate endpoint (same netns, ifname)",
                 add("net0", endpoint, Some("02:77:00:00:00:22"), "10.77.0.22/24"),
             ),
-            (
-                "unknown network",
-                add(
-                    "nosuchnet",
-                    fresh,
-                    Some("02:77:00:00:00:23"),
-                    "10.77.0.23/24",
-                ),
-            ),
-            (
-                "missing host namespace",
-                create(MISSING_NETNS, "bad1", "spare", "bridge"),
-            ),
-            (
-                "missing endpoint namespace",
-                add(
-                    "net0",
-                    MISSING_NETNS,
-                    Some("02:77:00:00:00:24"),
-                    "10.77.0.24/24",
-                ),
-            ),
-            (
-                "second endpoint on a passthru network",
-                add("pt0", fresh, None, "10.77.1.12/24"),
-            ),
-            (
-                "macaddr add on a non-source network",
-                with_netns(host, &["macaddr", "add", "net0", "02:77:00:00:00:01"]),
-            ),
+            ("unknown network", add("nosuchnet", fresh, Some("02:77:00:00:00:23"), "10.77.0.23/24")),
+            ("missing host namespace", create(MISSING_NETNS, "bad1", "spare", "bridge")),
+            ("missing endpoint namespace", add("net0", MISSING_NETNS, Some("02:77:00:00:00:24"), "10.77.0.24/24")),
+            ("second endpoint on a passthru network", add("pt0", fresh, None, "10.77.1.12/24")),
+            ("macaddr add on a non-source network", with_netns(host, &["macaddr", "add", "net0", "02:77:00:00:00:01"])),
             ("unknown mode", create(host, "bad2", "spare", "bogus")),
-            // VXLAN.
+        ]
+    }
+
+    fn vxlan_cases(&self) -> Cases {
+        let host = self.host.name();
+        let vxlan = |vni, extra: &[&str]| with_netns(host, &vxlan_create("bad3", vni, extra));
+        vec![
             ("VNI 0", vxlan("0", &[])),
             ("VNI 16777216 (2^24)", vxlan("16777216", &[])),
-            ("vxlan without --vni", with_netns(host, &["network", "create", "bad3", "--driver", "vxlan", "--parent", VXLAN_PARENT])),
-            ("--vni on a macvlan network", with_netns(host, &[&network_create("bad3", "spare", "bridge")[..], &["--vni", "5"]].concat())),
             (
-                "--remote together with --group",
-                vxlan("43", &["--remote", "10.99.0.2", "--group", "239.1.1.1"]),
+                "vxlan without --vni",
+                with_netns(host, &["network", "create", "bad3", "--driver", "vxlan", "--parent", VXLAN_PARENT]),
             ),
+            (
+                "--vni on a macvlan network",
+                with_netns(host, &[&network_create("bad3", "spare", "bridge")[..], &["--vni", "5"]].concat()),
+            ),
+            ("--remote together with --group", vxlan("43", &["--remote", "10.99.0.2", "--group", "239.1.1.1"])),
             ("non-multicast --group", vxlan("43", &["--group", "10.99.0.5"])),
             ("--remote 300.1.1.1", vxlan("43", &["--remote", "300.1.1.1"])),
             ("multicast --remote", vxlan("43", &["--remote", "239.1.1.1"])),
             ("--local nonsense", vxlan("43", &["--local", "nonsense"])),
             ("--local 0.0.0.0", vxlan("43", &["--local", "0.0.0.0"])),
             ("duplicate VNI on a parent", vxlan("42", &[])),
-            (
-                "fdb add without --dst",
-                with_netns(host, &["fdb", "add", VXLAN_NETWORK, "02:77:00:00:00:31"]),
-            ),
+            ("fdb add without --dst", with_netns(host, &["fdb", "add", VXLAN_NETWORK, "02:77:00:00:00:31"])),
             (
                 "fdb add with --dst 0.0.0.0",
                 with_netns(host, &["fdb", "add", VXLAN_NETWORK, "02:77:00:00:00:31", "--dst", "0.0.0.0"]),
@@ -176,10 +161,7 @@ impl Fixture {
                 "fdb add of a multicast MAC",
                 with_netns(host, &["fdb", "add", VXLAN_NETWORK, "01:00:5e:00:00:31", "--dst", "10.99.0.2"]),
             ),
-            (
-                "fdb del of a missing entry",
-                with_netns(host, &["fdb", "del", VXLAN_NETWORK, "02:77:00:00:00:32"]),
-            ),
+            ("fdb del of a missing entry", with_netns(host, &["fdb", "del", VXLAN_NETWORK, "02:77:00:00:00:32"])),
             (
                 "fdb add on a macvlan network",
                 with_netns(host, &["fdb", "add", "net0", "02:77:00:00:00:31", "--dst", "10.99.0.2"]),
@@ -191,38 +173,79 @@ impl Fixture {
             ),
         ]
     }
+
+    fn ipvlan_cases(&self) -> Cases {
+        let (host, ipvlan_endpoint, fresh) = (self.host.name(), self.ipvlan_endpoint.name(), self.fresh.name());
+        let ipvlan = |args: &[&str]| with_netns(host, args);
+        vec![
+            (
+                "ipvlan address in use (another endpoint owns it)",
+                ipvlan(&["endpoint", "add", "ipv0", "--netns", fresh, "--ip", "10.78.0.11/24"]),
+            ),
+            (
+                "ipvlan address in use (the second of two addresses)",
+                ipvlan(&["endpoint", "add", "ipv0", "--netns", fresh, "--ip", "10.78.0.22/24", "--ip", "fd78::11/64"]),
+            ),
+            (
+                "--flag with a macvlan network",
+                ipvlan(&["network", "create", "mv9", "--driver", "macvlan", "--parent", "spare", "--flag", "private"]),
+            ),
+            (
+                "unknown ipvlan mode",
+                ipvlan(&["network", "create", "ipv9", "--driver", "ipvlan", "--parent", "spare", "--mode", "l4"]),
+            ),
+            ("ipvlan endpoint without --ip", ipvlan(&["endpoint", "add", "ipv0", "--netns", fresh])),
+            (
+                "--mac on an ipvlan endpoint",
+                ipvlan(&[
+                    "endpoint",
+                    "add",
+                    "ipv0",
+                    "--netns",
+                    fresh,
+                    "--mac",
+                    "02:78:00:00:00:21",
+                    "--ip",
+                    "10.78.0.21/24",
+                ]),
+            ),
+            ("route del of a route that does not exist", ipvlan(&["route", "del", "ipv0", "10.200.0.0/24"])),
+            (
+                "route add for an endpoint that does not exist (namespace without one)",
+                ipvlan(&["route", "add", "ipv0", "10.201.0.0/24", "--endpoint", fresh]),
+            ),
+            (
+                "route add for an endpoint that does not exist (wrong interface name)",
+                ipvlan(&["route", "add", "ipv0", "10.202.0.0/24", "--endpoint", ipvlan_endpoint, "--ifname", "eth9"]),
+            ),
+            (
+                "route add for an endpoint that does not exist (missing namespace)",
+                ipvlan(&["route", "add", "ipv0", "10.203.0.0/24", "--endpoint", MISSING_NETNS]),
+            ),
+        ]
+    }
 }
 
 impl Drop for Fixture {
-    /// The VXLAN network goes first; `xlan` (dropped after this) deletes the macvlan ones.
+    /// The VXLAN and ipvlan networks go first; `xlan` (dropped after this) deletes the macvlan ones.
     fn drop(&mut self) {
-        if let Err(err) = self.xlan.run(&["network", "delete", VXLAN_NETWORK]) {
-            eprintln!("xlan-tests: warning: {err:#}");
+        for network in [VXLAN_NETWORK, IPVLAN_NETWORK] {
+            if let Err(err) = self.xlan.run(&["network", "delete", network]) {
+                eprintln!("xlan-tests: warning: {err:#}");
+            }
         }
     }
 }
 
-const VXLAN_PARENT: &str = "vxul";
-const VXLAN_NETWORK: &str = "vx0";
-
 /// `network create NAME --driver vxlan --vni VNI --parent vxul [extra...]`.
 fn vxlan_create<'a>(name: &'a str, vni: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let args = [
-        "network", "create", name, "--driver", "vxlan", "--vni", vni, "--parent", VXLAN_PARENT,
-    ];
+    let args = ["network", "create", name, "--driver", "vxlan", "--vni", vni, "--parent", VXLAN_PARENT];
     [&args[..], extra].concat()
 }
 
 /// `endpoint add NETWORK --netns NS --ifname eth0 [--mac MAC] --ip IP`.
-fn endpoint_add<'a>(
-    network: &'a str,
-    netns: &'a str,
-    mac: Option<&'a str>,
-    ip: &'a str,
-) -> Vec<&'a str> {
-    let mut args = vec![
-        "endpoint", "add", network, "--netns", netns, "--ifname", "eth0",
-    ];
+fn endpoint_add<'a>(network: &'a str, netns: &'a str, mac: Option<&'a str>, ip: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["endpoint", "add", network, "--netns", netns, "--ifname", "eth0"];
     if let Some(mac) = mac {
         args.extend(["--mac", mac]);
     }
@@ -232,18 +255,12 @@ fn endpoint_add<'a>(
 
 /// `network create NAME --driver macvlan --parent PARENT --mode MODE`.
 fn network_create<'a>(name: &'a str, parent: &'a str, mode: &'a str) -> Vec<&'a str> {
-    vec![
-        "network", "create", name, "--driver", "macvlan", "--parent", parent, "--mode", mode,
-    ]
+    vec!["network", "create", name, "--driver", "macvlan", "--parent", parent, "--mode", mode]
 }
 
 /// `--netns HOST args...`: xlan's global options go before the subcommand.
 fn with_netns(host: &str, args: &[&str]) -> Vec<String> {
-    ["--netns", host]
-        .iter()
-        .chain(args)
-        .map(|arg| arg.to_string())
-        .collect()
+    ["--netns", host].iter().chain(args).map(|arg| arg.to_string()).collect()
 }
 
 struct Snapshot {
@@ -251,9 +268,8 @@ struct Snapshot {
     links: Vec<(String, Vec<String>)>,
     /// Paths under xlan's bpffs directory for the host namespace.
     pinned: Vec<String>,
-    networks: Value,
-    /// `xlan fdb show --json` (every VXLAN network's table).
-    fdb: Value,
+    /// (xlan command, its JSON output)
+    views: Vec<(&'static str, Value)>,
 }
 
 impl Snapshot {
@@ -261,24 +277,13 @@ impl Snapshot {
     fn changes_to(&self, after: &Snapshot) -> Vec<String> {
         let mut changes = Vec::new();
         for ((netns, links_before), (_, links_after)) in self.links.iter().zip(&after.links) {
-            changes.extend(set_changes(
-                &format!("interfaces in {netns}"),
-                links_before,
-                links_after,
-            ));
+            changes.extend(set_changes(&format!("interfaces in {netns}"), links_before, links_after));
         }
         changes.extend(set_changes("pinned paths", &self.pinned, &after.pinned));
-        if self.networks != after.networks {
-            changes.push(format!(
-                "`network list --json` changed from {} to {}",
-                self.networks, after.networks
-            ));
-        }
-        if self.fdb != after.fdb {
-            changes.push(format!(
-                "`fdb show --json` changed from {} to {}",
-                self.fdb, after.fdb
-            ));
+        for ((command, before), (_, after)) in self.views.iter().zip(&after.views) {
+            if before != after {
+                changes.push(format!("`{command}` changed from {before} to {after}"));
+            }
         }
         changes
     }
@@ -288,8 +293,7 @@ impl Snapshot {
 fn set_changes(what: &str, before: &[String], after: &[String]) -> Option<String> {
     let added: Vec<&String> = after.iter().filter(|item| !before.contains(item)).collect();
     let removed: Vec<&String> = before.iter().filter(|item| !after.contains(item)).collect();
-    (!added.is_empty() || !removed.is_empty())
-        .then(|| format!("{what}: added {added:?}, removed {removed:?}"))
+    (!added.is_empty() || !removed.is_empty()).then(|| format!("{what}: added {added:?}, removed {removed:?}"))
 }
 
 /// All paths below `dir`, relative to it and sorted; empty if `dir` does not exist.
@@ -297,12 +301,7 @@ fn list_tree(dir: &Path) -> Vec<String> {
     fn walk(root: &Path, dir: &Path, found: &mut Vec<String>) {
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let path = entry.path();
-            found.push(
-                path.strip_prefix(root)
-                    .unwrap_or(&path)
-                    .display()
-                    .to_string(),
-            );
+            found.push(path.strip_prefix(root).unwrap_or(&path).display().to_string());
             if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
                 walk(root, &path, found);
             }
@@ -318,354 +317,62 @@ fn list_tree(dir: &Path) -> Vec<String> {
 fn rejection_problems(output: &Output) -> Vec<String> {
     let mut problems = Vec::new();
     if output.status.code() != Some(1) {
-        let status = output
-            .status
-            .code()
-            .map_or_else(|| output.status.to_string(), |code| code.to_string());
+        let status = output.status.code().map_or_else(|| output.status.to_string(), |code| code.to_string());
         problems.push(format!("exit status {status} (want 1)"));
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
     let lines: Vec<&str> = stderr.lines().collect();
     if lines.len() != 1 || lines[0].trim().is_empty() {
-        problems.push(format!(
-            "stderr has {} lines (want exactly one message line): {stderr:?}",
-            lines.len()
-        ));
+        problems.push(format!("stderr has {} lines (want exactly one message line): {stderr:?}", lines.len()));
     }
     problems
 }
 
-#[test]
-fn bad_input_is_rejected_with_one_line_and_leaves_nothing_behind() {
+fn fixture() -> Fixture {
     if let Err(err) = xlan::binary() {
         panic!("the CLI error tests need the xlan binary: {err:#}");
     }
-    let missing_paths = [
-        Path::new("/run/netns").join(MISSING_NETNS),
-        xlan::bpffs_dir(MISSING_NETNS),
-        Path::new("/run/xlan").join(MISSING_NETNS),
-    ];
-    assert!(
-        missing_paths.iter().all(|path| !path.exists()),
-        "precondition: none of {missing_paths:?} may exist"
-    );
-    let fixture = Fixture::build().unwrap_or_else(|err| panic!("building the fixture: {err:#}"));
-
-    let mut failures = Vec::new();
-    for (what, args) in fixture.cases() {
-        let before = fixture
-            .snapshot()
-            .unwrap_or_else(|err| panic!("snapshot before {what:?}: {err:#}"));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut command = xlan::command(&args).expect("binary checked above");
-        let output = cmd::output(&mut command).unwrap_or_else(|err| panic!("{err:#}"));
-        let mut problems = rejection_problems(&output);
-        let after = fixture
-            .snapshot()
-            .unwrap_or_else(|err| panic!("snapshot after {what:?}: {err:#}"));
-        problems.extend(before.changes_to(&after));
-        problems.extend(
-            missing_paths
-                .iter()
-                .filter(|path| path.exists())
-                .map(|path| format!("created {path:?}")),
-        );
-        if !problems.is_empty() {
-            failures.push(format!(
-                "{what}: `xlan {}`\n    {}",
-                args.join(" "),
-                problems.join("\n    ")
-            ));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of the bad inputs were mishandled:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
-}
-
-/// A host namespace with an l3 ipvlan network `ipv0` on `uplink` (endpoint `eth0` in `endpoint`, owning
-/// 10.78.0.11/24 and fd78::11/64, with route 10.210.0.0/24 behind it), a macvlan-free parent `spare`, and an
-/// endpoint namespace `fresh` with no endpoint.
-struct IpvlanFixture {
-    // Dropped first: deletes the network while the namespaces still exist.
-    xlan: XlanHost,
-    endpoint: Netns,
-    fresh: Netns,
-    host: Netns,
-}
-
-impl IpvlanFixture {
-    fn build() -> Result<IpvlanFixture> {
-        let prefix = unique_prefix();
-        let host = Netns::create(&format!("{prefix}h"))?;
-        let endpoint = Netns::create(&format!("{prefix}e1"))?;
-        let fresh = Netns::create(&format!("{prefix}e2"))?;
-        for parent in ["uplink", "spare"] {
-            let peer = format!("{parent}-p");
-            host.ip(&["link", "add", parent, "type", "veth", "peer", "name", &peer])?;
-            host.ip(&["link", "set", parent, "up"])?;
-            host.ip(&["link", "set", &peer, "up"])?;
-        }
-        let xlan = XlanHost::new(&host)?;
-        let fixture = IpvlanFixture {
-            xlan,
-            endpoint,
-            fresh,
-            host,
-        };
-        // Through `run`, not `create_network` (which makes macvlan networks): deleted on drop below.
-        fixture.xlan.run(&[
-            "network", "create", "ipv0", "--driver", "ipvlan", "--parent", "uplink", "--mode", "l3",
-        ])?;
-        let endpoint_ns = fixture.endpoint.name();
-        fixture.xlan.run(&[
-            "endpoint",
-            "add",
-            "ipv0",
-            "--netns",
-            endpoint_ns,
-            "--ip",
-            "10.78.0.11/24",
-            "--ip",
-            "fd78::11/64",
-        ])?;
-        fixture.xlan.run(&[
-            "route",
-            "add",
-            "ipv0",
-            "10.210.0.0/24",
-            "--endpoint",
-            endpoint_ns,
-        ])?;
-        Ok(fixture)
-    }
-
-    /// Everything a rejected command must leave as it was: interfaces, pins, the network list, and the ipvlan
-    /// network's own view (endpoints with their addresses, routes).
-    fn snapshot(&self) -> Result<IpvlanSnapshot> {
-        let links = [&self.host, &self.endpoint, &self.fresh]
-            .into_iter()
-            .map(|netns| Ok((netns.name().to_string(), netns.link_names()?)))
-            .collect::<Result<_>>()?;
-        let json =
-            |args: &[&str]| -> Result<Value> { Ok(serde_json::from_str(&self.xlan.run(args)?)?) };
-        Ok(IpvlanSnapshot {
-            links,
-            pinned: list_tree(&xlan::bpffs_dir(self.host.name())),
-            views: vec![
-                ("network list --json", json(&["network", "list", "--json"])?),
-                (
-                    "network show ipv0 --json",
-                    json(&["network", "show", "ipv0", "--json"])?,
-                ),
-                (
-                    "route show ipv0 --json",
-                    json(&["route", "show", "ipv0", "--json"])?,
-                ),
-            ],
-        })
-    }
-
-    /// (what is wrong, the whole xlan command line)
-    fn cases(&self) -> Vec<(&'static str, Vec<String>)> {
-        let (host, endpoint, fresh) = (self.host.name(), self.endpoint.name(), self.fresh.name());
-        let ipvlan = |args: &[&str]| with_netns(host, args);
-        vec![
-            (
-                "ipvlan address in use (another endpoint owns it)",
-                ipvlan(&[
-                    "endpoint",
-                    "add",
-                    "ipv0",
-                    "--netns",
-                    fresh,
-                    "--ip",
-                    "10.78.0.11/24",
-                ]),
-            ),
-            (
-                "ipvlan address in use (the second of two addresses)",
-                ipvlan(&[
-                    "endpoint",
-                    "add",
-                    "ipv0",
-                    "--netns",
-                    fresh,
-                    "--ip",
-                    "10.78.0.22/24",
-                    "--ip",
-                    "fd78::11/64",
-                ]),
-            ),
-            (
-                "--flag with a macvlan network",
-                ipvlan(&[
-                    "network", "create", "mv9", "--driver", "macvlan", "--parent", "spare",
-                    "--flag", "private",
-                ]),
-            ),
-            (
-                "unknown ipvlan mode",
-                ipvlan(&[
-                    "network", "create", "ipv9", "--driver", "ipvlan", "--parent", "spare",
-                    "--mode", "l4",
-                ]),
-            ),
-            (
-                "ipvlan endpoint without --ip",
-                ipvlan(&["endpoint", "add", "ipv0", "--netns", fresh]),
-            ),
-            (
-                "--mac on an ipvlan endpoint",
-                ipvlan(&[
-                    "endpoint",
-                    "add",
-                    "ipv0",
-                    "--netns",
-                    fresh,
-                    "--mac",
-                    "02:78:00:00:00:21",
-                    "--ip",
-                    "10.78.0.21/24",
-                ]),
-            ),
-            (
-                "route del of a route that does not exist",
-                ipvlan(&["route", "del", "ipv0", "10.200.0.0/24"]),
-            ),
-            (
-                "route add for an endpoint that does not exist (namespace without one)",
-                ipvlan(&["route", "add", "ipv0", "10.201.0.0/24", "--endpoint", fresh]),
-            ),
-            (
-                "route add for an endpoint that does not exist (wrong interface name)",
-                ipvlan(&[
-                    "route",
-                    "add",
-                    "ipv0",
-                    "10.202.0.0/24",
-                    "--endpoint",
-                    endpoint,
-                    "--ifname",
-                    "eth9",
-                ]),
-            ),
-            (
-                "route add for an endpoint that does not exist (missing namespace)",
-                ipvlan(&[
-                    "route",
-                    "add",
-                    "ipv0",
-                    "10.203.0.0/24",
-                    "--endpoint",
-                    MISSING_NETNS,
-                ]),
-            ),
-        ]
-    }
-}
-
-struct IpvlanSnapshot {
-    /// (namespace, its interface names)
-    links: Vec<(String, Vec<String>)>,
-    /// Paths under xlan's bpffs directory for the host namespace.
-    pinned: Vec<String>,
-    /// (xlan command, its JSON output)
-    views: Vec<(&'static str, Value)>,
-}
-
-impl IpvlanSnapshot {
-    /// What differs in `after`, one message per change.
-    fn changes_to(&self, after: &IpvlanSnapshot) -> Vec<String> {
-        let mut changes = Vec::new();
-        for ((netns, links_before), (_, links_after)) in self.links.iter().zip(&after.links) {
-            changes.extend(set_changes(
-                &format!("interfaces in {netns}"),
-                links_before,
-                links_after,
-            ));
-        }
-        changes.extend(set_changes("pinned paths", &self.pinned, &after.pinned));
-        for ((command, before), (_, after)) in self.views.iter().zip(&after.views) {
-            if before != after {
-                changes.push(format!("`{command}` changed from {before} to {after}"));
-            }
-        }
-        changes
-    }
-}
-
-impl Drop for IpvlanFixture {
-    fn drop(&mut self) {
-        if let Err(err) = self.xlan.run(&["network", "delete", "ipv0"]) {
-            eprintln!("xlan-tests: warning: {err:#}");
-        }
-    }
+    Fixture::build().unwrap_or_else(|err| panic!("building the fixture: {err:#}"))
 }
 
 /// Runs each (what, command line) against the fixture; returns one message per mishandled case.
-fn ipvlan_rejection_failures(
-    fixture: &IpvlanFixture,
-    cases: Vec<(&'static str, Vec<String>)>,
-) -> Vec<String> {
+fn rejection_failures(fixture: &Fixture, cases: Cases) -> Vec<String> {
     let missing_paths = [
         Path::new("/run/netns").join(MISSING_NETNS),
         xlan::bpffs_dir(MISSING_NETNS),
         Path::new("/run/xlan").join(MISSING_NETNS),
     ];
-    assert!(
-        missing_paths.iter().all(|path| !path.exists()),
-        "precondition: none of {missing_paths:?} may exist"
-    );
+    assert!(missing_paths.iter().all(|path| !path.exists()), "precondition: none of {missing_paths:?} may exist");
     let mut failures = Vec::new();
     for (what, args) in cases {
-        let before = fixture
-            .snapshot()
-            .unwrap_or_else(|err| panic!("snapshot before {what:?}: {err:#}"));
+        let before = fixture.snapshot().unwrap_or_else(|err| panic!("snapshot before {what:?}: {err:#}"));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut command = xlan::command(&args).expect("binary checked by the caller");
+        let mut command = xlan::command(&args).expect("binary checked by fixture()");
         let output = cmd::output(&mut command).unwrap_or_else(|err| panic!("{err:#}"));
         let mut problems = rejection_problems(&output);
-        let after = fixture
-            .snapshot()
-            .unwrap_or_else(|err| panic!("snapshot after {what:?}: {err:#}"));
+        let after = fixture.snapshot().unwrap_or_else(|err| panic!("snapshot after {what:?}: {err:#}"));
         problems.extend(before.changes_to(&after));
-        problems.extend(
-            missing_paths
-                .iter()
-                .filter(|path| path.exists())
-                .map(|path| format!("created {path:?}")),
-        );
+        problems.extend(missing_paths.iter().filter(|path| path.exists()).map(|path| format!("created {path:?}")));
         if problems.is_empty() {
-            println!(
-                "{what}: {}",
-                String::from_utf8_lossy(&output.stderr).trim_end()
-            );
+            println!("{what}: {}", String::from_utf8_lossy(&output.stderr).trim_end());
         } else {
-            failures.push(format!(
-                "{what}: `xlan {}`\n    {}",
-                args.join(" "),
-                problems.join("\n    ")
-            ));
+            failures.push(format!("{what}: `xlan {}`\n    {}", args.join(" "), problems.join("\n    ")));
         }
     }
     failures
 }
 
-fn ipvlan_fixture() -> IpvlanFixture {
-    if let Err(err) = xlan::binary() {
-        panic!("the CLI error tests need the xlan binary: {err:#}");
-    }
-    IpvlanFixture::build().unwrap_or_else(|err| panic!("building the ipvlan fixture: {err:#}"))
+#[test]
+fn bad_input_is_rejected_with_one_line_and_leaves_nothing_behind() {
+    let fixture = fixture();
+    let failures = rejection_failures(&fixture, [fixture.macvlan_cases(), fixture.vxlan_cases()].concat());
+    assert!(failures.is_empty(), "{} of the bad inputs were mishandled:\n{}", failures.len(), failures.join("\n"));
 }
 
 #[test]
 fn bad_ipvlan_input_is_rejected_with_one_line_and_leaves_nothing_behind() {
-    let fixture = ipvlan_fixture();
-    let failures = ipvlan_rejection_failures(&fixture, fixture.cases());
+    let fixture = fixture();
+    let failures = rejection_failures(&fixture, fixture.ipvlan_cases());
     assert!(
         failures.is_empty(),
         "{} of the bad ipvlan inputs were mishandled:\n{}",
@@ -675,32 +382,17 @@ fn bad_ipvlan_input_is_rejected_with_one_line_and_leaves_nothing_behind() {
 }
 
 /// A prefix is a prefix whatever host bits it is written with: 10.210.0.9/24 is the 10.210.0.0/24 the fixture
-/// already routes to `endpoint`. Accepting it would give two routes in the state for one entry in the datapath's
+/// already routes to `ipvlan_endpoint`. Accepting it would give two routes in the state for one entry in the datapath's
 /// trie — the second overwriting the first's endpoint, and deleting either removing both from the datapath while
 /// `route show` still lists the other.
 #[test]
 fn ipvlan_route_add_of_an_already_routed_prefix_is_rejected() {
-    let fixture = ipvlan_fixture();
-    let (host, endpoint) = (fixture.host.name(), fixture.endpoint.name());
+    let fixture = fixture();
+    let (host, endpoint) = (fixture.host.name(), fixture.ipvlan_endpoint.name());
     let cases = vec![(
         "route add of the routed prefix with host bits set (10.210.0.9/24 for 10.210.0.0/24)",
-        with_netns(
-            host,
-            &[
-                "route",
-                "add",
-                "ipv0",
-                "10.210.0.9/24",
-                "--endpoint",
-                endpoint,
-            ],
-        ),
+        with_netns(host, &["route", "add", "ipv0", "10.210.0.9/24", "--endpoint", endpoint]),
     )];
-    let failures = ipvlan_rejection_failures(&fixture, cases);
-    assert!(
-        failures.is_empty(),
-        "{} aliased routes were mishandled:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    let failures = rejection_failures(&fixture, cases);
+    assert!(failures.is_empty(), "{} aliased routes were mishandled:\n{}", failures.len(), failures.join("\n"));
 }

@@ -10,11 +10,11 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use xlan_tests::ipvlan::{
-    counter_problems, Frame, IpvlanFlag, IpvlanMode, IpvlanTopology, Reach, RoutedReference, Table,
-    Want, WireTap, NODES, SWITCH_PORT_HOST,
+    counter_problems, expected, Frame, IpvlanFlag, IpvlanMode, IpvlanTopology, RoutedReference, Table, Want, WireTap,
+    NODES, SWITCH_PORT_HOST,
 };
 use xlan_tests::topology::NETWORK;
-use xlan_tests::{cmd, describe_diff, xlan, Family, Netns, Node, Probe};
+use xlan_tests::{cmd, describe_diff, xlan, Family, Matrix, Netns, Node, Probe};
 
 const Y: Want = Want::Reachable;
 const N: Want = Want::Unreachable;
@@ -112,33 +112,25 @@ fn build(mode: IpvlanMode, flag: IpvlanFlag) -> IpvlanTopology {
     require_xlan();
     ok(
         IpvlanTopology::build(mode, flag),
-        format_args!(
-            "building the ipvlan {} {} topology",
-            mode.as_str(),
-            flag.as_str()
-        ),
+        format_args!("building the ipvlan {} {} topology", mode.as_str(), flag.as_str()),
     )
 }
 
 /// Measures the topology, prints it, and checks xlan's counters against what got through.
-fn measure(topology: &IpvlanTopology) -> Reach {
+fn measure(topology: &IpvlanTopology) -> Matrix {
     let started = Instant::now();
-    let reach = ok(Reach::measure(topology), "measuring the ipvlan topology");
+    let reach = ok(Matrix::measure(topology), "measuring the ipvlan topology");
     println!("{topology}{reach}measured in {:.1?}\n", started.elapsed());
     let counters = ok(topology.endpoint_counters(), "reading `xlan stats`");
     let problems = counter_problems(&reach, &counters);
-    assert!(
-        problems.is_empty(),
-        "xlan's counters do not account for the traffic:\n{}\n{reach}",
-        problems.join("\n")
-    );
+    assert!(problems.is_empty(), "xlan's counters do not account for the traffic:\n{}\n{reach}", problems.join("\n"));
     reach
 }
 
 fn assert_matrix(mode: IpvlanMode, flag: IpvlanFlag, table: &Table) {
     let topology = build(mode, flag);
     let measured = measure(&topology);
-    let expected = Reach::from_table(table);
+    let expected = expected(table);
     let diff = expected.diff(&measured);
     assert!(
         diff.is_empty(),
@@ -197,7 +189,7 @@ fn l3_bridge_matches_kernel_routing() {
     require_xlan();
     let reference = ok(RoutedReference::build(), "building the routed reference");
     let started = Instant::now();
-    let routed = ok(Reach::measure(&reference), "measuring the routed reference");
+    let routed = ok(Matrix::measure(&reference), "measuring the routed reference");
     println!("{reference}{routed}measured in {:.1?}\n", started.elapsed());
     drop(reference);
 
@@ -226,42 +218,30 @@ fn l3_bridge_matches_kernel_routing() {
 }
 
 fn node_pairs() -> impl Iterator<Item = (Node, Node)> {
-    NODES.into_iter().flat_map(|src| {
-        NODES
-            .into_iter()
-            .filter(move |&dst| dst != src)
-            .map(move |dst| (src, dst))
-    })
+    NODES.into_iter().flat_map(|src| NODES.into_iter().filter(move |&dst| dst != src).map(move |dst| (src, dst)))
 }
 
 /// `ip -n NS args...`, failing the test on error.
 fn ip(netns: &Netns, args: &[&str]) {
-    ok(
-        netns.ip(args),
-        format_args!("`ip {}` in {}", args.join(" "), netns.name()),
-    );
+    ok(netns.ip(args), format_args!("`ip {}` in {}", args.join(" "), netns.name()));
 }
 
 /// `ping -c COUNT` from `source` (-I) in `netns`; whether any reply came.
 fn ping_from(netns: &Netns, source: IpAddr, dst: IpAddr, count: u32) -> bool {
     let family = if dst.is_ipv4() { "-4" } else { "-6" };
     let (source, dst, count) = (source.to_string(), dst.to_string(), count.to_string());
-    cmd::succeeds(&mut netns.command(
-        "ping",
-        &[
-            family, "-n", "-q", "-c", &count, "-i", "0.2", "-W", "1", "-I", &source, &dst,
-        ],
-    ))
+    cmd::succeeds(
+        &mut netns.command("ping", &[family, "-n", "-q", "-c", &count, "-i", "0.2", "-W", "1", "-I", &source, &dst]),
+    )
 }
 
 fn spoofed_drops(topology: &IpvlanTopology, node: Node) -> u64 {
-    let counters = ok(
-        topology.counters(node),
-        format_args!("`xlan stats` for {node}"),
-    );
-    counters.drops.get("spoofed").copied().unwrap_or_else(|| {
-        panic!("`xlan stats --json` has no \"spoofed\" drop reason: {counters:?}")
-    })
+    let counters = ok(topology.counters(node), format_args!("`xlan stats` for {node}"));
+    counters
+        .drops
+        .get("spoofed")
+        .copied()
+        .unwrap_or_else(|| panic!("`xlan stats --json` has no \"spoofed\" drop reason: {counters:?}"))
 }
 
 /// Echo requests per spoofed source.
@@ -278,10 +258,7 @@ fn assert_spoofing_dropped(mode: IpvlanMode) {
     for family in [Family::V4, Family::V6] {
         let own = topology.addr(Node::Endpoint(1), family);
         let dst = Node::Outside.addr(family);
-        assert!(
-            ping_from(e1, own, dst, 1),
-            "{topology}e1 cannot ping {dst} from its own {own}"
-        );
+        assert!(ping_from(e1, own, dst, 1), "{topology}e1 cannot ping {dst} from its own {own}");
     }
 
     let others: Vec<IpAddr> = vec![
@@ -295,17 +272,11 @@ fn assert_spoofing_dropped(mode: IpvlanMode) {
             IpAddr::V4(v4) => (format!("{v4}/32"), &[]),
             IpAddr::V6(v6) => (format!("{v6}/128"), &["nodad"]),
         };
-        ip(
-            e1,
-            &[&["addr", "add", cidr.as_str(), "dev", "eth0"][..], extra].concat(),
-        );
+        ip(e1, &[&["addr", "add", cidr.as_str(), "dev", "eth0"][..], extra].concat());
     }
 
     let before = spoofed_drops(&topology, Node::Endpoint(1));
-    let tap = ok(
-        WireTap::start(topology.switch(), SWITCH_PORT_HOST),
-        "starting the wire tap",
-    );
+    let tap = ok(WireTap::start(topology.switch(), SWITCH_PORT_HOST), "starting the wire tap");
     let mut got_through = Vec::new();
     for &source in &others {
         let dst = outside[usize::from(source.is_ipv6())];
@@ -315,17 +286,11 @@ fn assert_spoofing_dropped(mode: IpvlanMode) {
     }
     // A legitimate echo request in the same window: the tap does see e1's traffic.
     let own = topology.addr(Node::Endpoint(1), Family::V4);
-    assert!(
-        ping_from(e1, own, outside[0], 1),
-        "{topology}e1 cannot ping {} from its own {own}",
-        outside[0]
-    );
+    assert!(ping_from(e1, own, outside[0], 1), "{topology}e1 cannot ping {} from its own {own}", outside[0]);
     let frames = ok(tap.stop(), "stopping the wire tap");
     let after = spoofed_drops(&topology, Node::Endpoint(1));
     assert!(
-        frames
-            .iter()
-            .any(|frame| frame.ip_addrs().is_some_and(|(src, _)| src == own)),
+        frames.iter().any(|frame| frame.ip_addrs().is_some_and(|(src, _)| src == own)),
         "{topology}the wire tap did not see e1's own echo request ({} frames)",
         frames.len()
     );
@@ -333,11 +298,7 @@ fn assert_spoofing_dropped(mode: IpvlanMode) {
     got_through.extend(
         frames
             .iter()
-            .filter(|frame| {
-                frame
-                    .ip_addrs()
-                    .is_some_and(|(src, _)| others.contains(&src))
-            })
+            .filter(|frame| frame.ip_addrs().is_some_and(|(src, _)| others.contains(&src)))
             .map(|frame| format!("on the wire: {frame}")),
     );
     assert!(
@@ -351,17 +312,12 @@ fn assert_spoofing_dropped(mode: IpvlanMode) {
         "{topology}e1 sent {sent} echo requests from addresses it does not own, but its \"spoofed\" drops went \
          from {before} to {after} only"
     );
-    println!(
-        "{topology}spoofed drops of e1: {before} -> {after} ({sent} echo requests from {others:?})"
-    );
+    println!("{topology}spoofed drops of e1: {before} -> {after} ({sent} echo requests from {others:?})");
     // The drops are the spoofed sources', not the endpoint's.
     for family in [Family::V4, Family::V6] {
         let own = topology.addr(Node::Endpoint(1), family);
         let dst = Node::Outside.addr(family);
-        assert!(
-            ping_from(e1, own, dst, 1),
-            "{topology}e1 cannot ping {dst} from its own {own} any more"
-        );
+        assert!(ping_from(e1, own, dst, 1), "{topology}e1 cannot ping {dst} from its own {own} any more");
     }
 }
 
@@ -384,24 +340,16 @@ fn probe_routed(topology: &IpvlanTopology, src: Node) -> Vec<(Node, Probe, bool)
     Probe::ALL
         .into_iter()
         .map(|probe| {
-            let dst: IpAddr = ROUTED[usize::from(probe.family() == Family::V6)]
-                .1
-                .parse()
-                .expect("address");
-            let reached = ok(
-                probe.run(topology.netns(src), e1, dst),
-                format_args!("{} from {src} to {dst}", probe.name()),
-            );
+            let dst: IpAddr = ROUTED[usize::from(probe.family() == Family::V6)].1.parse().expect("address");
+            let reached =
+                ok(probe.run(topology.netns(src), e1, dst), format_args!("{} from {src} to {dst}", probe.name()));
             (src, probe, reached)
         })
         .collect()
 }
 
 fn route_show(topology: &IpvlanTopology) -> serde_json::Value {
-    let text = ok(
-        topology.xlan().run(&["route", "show", NETWORK, "--json"]),
-        "xlan route show",
-    );
+    let text = ok(topology.xlan().run(&["route", "show", NETWORK, "--json"]), "xlan route show");
     ok(
         serde_json::from_str(&text).map_err(anyhow::Error::from),
         format_args!("parsing `xlan route show --json`: {text}"),
@@ -425,12 +373,8 @@ fn l3_route_to_an_endpoint_comes_and_goes() {
         ip(outside, &["route", "add", prefix, "via", &via]);
     }
     let sources = [Node::Outside, Node::Endpoint(2)];
-    let probe_all = || -> Vec<(Node, Probe, bool)> {
-        sources
-            .iter()
-            .flat_map(|&src| probe_routed(&topology, src))
-            .collect()
-    };
+    let probe_all =
+        || -> Vec<(Node, Probe, bool)> { sources.iter().flat_map(|&src| probe_routed(&topology, src)).collect() };
     let describe = |results: &[(Node, Probe, bool)], want: bool| -> Vec<String> {
         results
             .iter()
@@ -440,17 +384,12 @@ fn l3_route_to_an_endpoint_comes_and_goes() {
     };
 
     let before = describe(&probe_all(), false);
-    assert!(
-        before.is_empty(),
-        "{topology}reachable before `route add`: {before:?}"
-    );
+    assert!(before.is_empty(), "{topology}reachable before `route add`: {before:?}");
 
     let e1_name = e1.name().to_string();
     for (prefix, _) in ROUTED {
         ok(
-            topology
-                .xlan()
-                .run(&["route", "add", NETWORK, prefix, "--endpoint", &e1_name]),
+            topology.xlan().run(&["route", "add", NETWORK, prefix, "--endpoint", &e1_name]),
             format_args!("xlan route add {prefix}"),
         );
     }
@@ -459,34 +398,17 @@ fn l3_route_to_an_endpoint_comes_and_goes() {
         .iter()
         .map(|(prefix, _)| serde_json::json!({"cidr": prefix, "endpoint": format!("eth0@{e1_name}")}))
         .collect();
-    assert_eq!(
-        shown,
-        serde_json::Value::Array(expected),
-        "`xlan route show --json` after route add"
-    );
+    assert_eq!(shown, serde_json::Value::Array(expected), "`xlan route show --json` after route add");
     let added = probe_all();
     let unreached = describe(&added, true);
-    assert!(
-        unreached.is_empty(),
-        "{topology}not reachable after `route add`: {unreached:?}"
-    );
+    assert!(unreached.is_empty(), "{topology}not reachable after `route add`: {unreached:?}");
 
     for (prefix, _) in ROUTED {
-        ok(
-            topology.xlan().run(&["route", "del", NETWORK, prefix]),
-            format_args!("xlan route del {prefix}"),
-        );
+        ok(topology.xlan().run(&["route", "del", NETWORK, prefix]), format_args!("xlan route del {prefix}"));
     }
-    assert_eq!(
-        route_show(&topology),
-        serde_json::json!([]),
-        "`xlan route show --json` after route del"
-    );
+    assert_eq!(route_show(&topology), serde_json::json!([]), "`xlan route show --json` after route del");
     let after = describe(&probe_all(), false);
-    assert!(
-        after.is_empty(),
-        "{topology}still reachable after `route del`: {after:?}"
-    );
+    assert!(after.is_empty(), "{topology}still reachable after `route del`: {after:?}");
     println!("{topology}routes {ROUTED:?} behind e1: unreachable, reachable after route add ({} probes), unreachable after route del", added.len());
 }
 
@@ -501,40 +423,23 @@ fn l3_traffic_to_the_hosts_address_stays_off_the_wire() {
     let topology = build(IpvlanMode::L3, IpvlanFlag::Bridge);
     let e1 = topology.netns(Node::Endpoint(1));
     let host_addrs = [Node::Host.addr(Family::V4), Node::Host.addr(Family::V6)];
-    let tap = ok(
-        WireTap::start(topology.switch(), SWITCH_PORT_HOST),
-        "starting the wire tap",
-    );
+    let tap = ok(WireTap::start(topology.switch(), SWITCH_PORT_HOST), "starting the wire tap");
     let mut reached = Vec::new();
     for dst in host_addrs {
-        let own = topology.addr(
-            Node::Endpoint(1),
-            if dst.is_ipv4() {
-                Family::V4
-            } else {
-                Family::V6
-            },
-        );
+        let own = topology.addr(Node::Endpoint(1), if dst.is_ipv4() { Family::V4 } else { Family::V6 });
         if ping_from(e1, own, dst, 2) {
             reached.push(dst);
         }
     }
     std::thread::sleep(LEAK_WATCH);
     let frames = ok(tap.stop(), "stopping the wire tap");
-    assert!(
-        reached.is_empty(),
-        "{topology}e1 reached the host's {reached:?}"
-    );
+    assert!(reached.is_empty(), "{topology}e1 reached the host's {reached:?}");
     let leaked: Vec<&Frame> = frames
         .iter()
         .filter(|frame| frame.received)
         .filter(|frame| {
-            let to_host = frame
-                .ip_addrs()
-                .is_some_and(|(_, dst)| host_addrs.contains(&dst));
-            let solicits_host = frame
-                .solicited_target()
-                .is_some_and(|target| host_addrs.contains(&IpAddr::V6(target)));
+            let to_host = frame.ip_addrs().is_some_and(|(_, dst)| host_addrs.contains(&dst));
+            let solicits_host = frame.solicited_target().is_some_and(|target| host_addrs.contains(&IpAddr::V6(target)));
             to_host || solicits_host
         })
         .collect();
@@ -561,32 +466,13 @@ fn l2_spoofed_sources_resembling_unspecified_are_dropped() {
     let e1 = topology.netns(Node::Endpoint(1));
     let outside = Node::Outside.addr(Family::V6);
     let own = topology.addr(Node::Endpoint(1), Family::V6);
-    assert!(
-        ping_from(e1, own, outside, 1),
-        "{topology}e1 cannot ping {outside} from its own {own}"
-    );
-    let sources: Vec<IpAddr> = UNSPECIFIED_LOOKALIKES
-        .iter()
-        .map(|text| text.parse().expect("address"))
-        .collect();
+    assert!(ping_from(e1, own, outside, 1), "{topology}e1 cannot ping {outside} from its own {own}");
+    let sources: Vec<IpAddr> = UNSPECIFIED_LOOKALIKES.iter().map(|text| text.parse().expect("address")).collect();
     for source in &sources {
-        ip(
-            e1,
-            &[
-                "addr",
-                "add",
-                &format!("{source}/128"),
-                "dev",
-                "eth0",
-                "nodad",
-            ],
-        );
+        ip(e1, &["addr", "add", &format!("{source}/128"), "dev", "eth0", "nodad"]);
     }
     let before = spoofed_drops(&topology, Node::Endpoint(1));
-    let tap = ok(
-        WireTap::start(topology.switch(), SWITCH_PORT_HOST),
-        "starting the wire tap",
-    );
+    let tap = ok(WireTap::start(topology.switch(), SWITCH_PORT_HOST), "starting the wire tap");
     for &source in &sources {
         ping_from(e1, source, outside, SPOOF_PINGS);
     }
@@ -594,11 +480,7 @@ fn l2_spoofed_sources_resembling_unspecified_are_dropped() {
     let after = spoofed_drops(&topology, Node::Endpoint(1));
     let leaked: Vec<String> = frames
         .iter()
-        .filter(|frame| {
-            frame
-                .ip_addrs()
-                .is_some_and(|(src, _)| sources.contains(&src))
-        })
+        .filter(|frame| frame.ip_addrs().is_some_and(|(src, _)| sources.contains(&src)))
         .map(|frame| format!("  {frame}"))
         .collect();
     let sent = SPOOF_PINGS as u64 * sources.len() as u64;
