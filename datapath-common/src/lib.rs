@@ -56,7 +56,7 @@ pub mod program_names {
 pub const MAX_NETWORKS: u32 = 64;
 pub const MAX_ENDPOINTS: u32 = 1024;
 /// Room for a million MACs and more (`cargo xtask bench` fills it to 1 000 000 to show lookups do not slow down).
-/// The hash map is preallocated: 1.1 M entries are ~113 MB of kernel memory per instance (bpftool's memlock).
+/// The hash map is not preallocated (BPF_F_NO_PREALLOC): memory grows with the entries actually there.
 pub const MAX_FDB_ENTRIES: u32 = 1_100_000;
 pub const MAX_SOURCE_MACS: u32 = 4096;
 /// Endpoints one network floods broadcast to: the flood loop in TC is unrolled/bounded by this.

@@ -92,7 +92,12 @@ fn tiny_bench_reports_every_scenario_with_packets_delivered() {
             eprintln!("bench_smoke: {}: {failure}", scenario.id);
         }
         for backend in &scenario.backends {
-            assert!(report["backends"][backend.name()].is_string(), "{}: {} is not described", scenario.id, backend.name());
+            assert!(
+                report["backends"][backend.name()].is_string(),
+                "{}: {} is not described",
+                scenario.id,
+                backend.name()
+            );
             let results = &report["results"][backend.name()];
             let what = format!("{} on {}", scenario.id, backend.name());
             let is_xlan = matches!(backend, Backend::Xlan | Backend::XlanXdp | Backend::Mixed);

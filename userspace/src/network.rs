@@ -290,17 +290,18 @@ async fn attach(instance: &Instance, state: &State, network: &Network, first_on_
         ipvlan::attach(&tables, network, settings)?;
     }
     tables.put_parent(network.parent_ifindex, parent_config(state, network.parent_ifindex))?;
-    if !first_on_parent {
-        return Ok(());
+    if first_on_parent {
+        if network.parent_hook == ParentHook::Xdp {
+            datapath.attach_xdp(program_names::PARENT_XDP, network.parent_ifindex, &parent_link(network, "xdp"))?;
+        }
+        let ingress = parent_link(network, "ingress");
+        datapath.attach_tc(program_names::PARENT_INGRESS, &network.parent, TcAttachType::Ingress, &ingress)?;
     }
-    if network.parent_hook == ParentHook::Xdp {
-        datapath.attach_xdp(program_names::PARENT_XDP, network.parent_ifindex, &parent_link(network, "xdp"))?;
-    }
-    for (program, direction, part) in [
-        (program_names::PARENT_INGRESS, TcAttachType::Ingress, "ingress"),
-        (program_names::PARENT_EGRESS, TcAttachType::Egress, "egress"),
-    ] {
-        datapath.attach_tc(program, &network.parent, direction, &parent_link(network, part))?;
+    // Only host access needs to see the host's own frames leaving the parent: every other network spares the
+    // host's egress traffic the program.
+    let egress = parent_link(network, "egress");
+    if network.host_access && !instance.pins.link(&egress).exists() {
+        datapath.attach_tc(program_names::PARENT_EGRESS, &network.parent, TcAttachType::Egress, &egress)?;
     }
     Ok(())
 }

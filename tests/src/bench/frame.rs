@@ -61,8 +61,7 @@ pub fn udp_frame(flow: &Flow) -> Result<Vec<u8>> {
             ip[8..24].copy_from_slice(&src.octets());
             ip[24..40].copy_from_slice(&dst.octets());
             frame.extend_from_slice(&ip);
-            let pseudo =
-                [&src.octets()[..], &dst.octets()[..], &(udp_len as u32).to_be_bytes(), &[0, 0, 0, PROTO_UDP]];
+            let pseudo = [&src.octets()[..], &dst.octets()[..], &(udp_len as u32).to_be_bytes(), &[0, 0, 0, PROTO_UDP]];
             frame.extend_from_slice(&udp_datagram(flow, udp_len, &pseudo.concat()));
         }
         _ => bail!("flow {} -> {} mixes address families", flow.src, flow.dst),

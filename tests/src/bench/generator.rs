@@ -44,6 +44,9 @@ pub enum Load {
 pub struct Sent {
     pub frames: u64,
     pub elapsed: Duration,
+    /// System time of the generator's thread meanwhile: the test run's calls and the softirqs that ran the frames'
+    /// path in its context.
+    pub system_time: Duration,
 }
 
 /// Where the generator's frames enter: the test run names `ifname` in `netns` as their ingress device, and the
@@ -74,7 +77,8 @@ pub fn send(
 pub fn probe_rate(program: BorrowedFd<'_>, injection: &Injection, frame: &[u8], cpu: usize) -> Result<f64> {
     on_generator_cpu(injection, cpu, |ifindex| {
         let first = call(program, ifindex, frame, FIRST_PROBE)?;
-        let count = (first.rate() * PROBE.as_secs_f64()).clamp(f64::from(FIRST_PROBE) * 2.0, MAX_PPS * PROBE.as_secs_f64());
+        let count =
+            (first.rate() * PROBE.as_secs_f64()).clamp(f64::from(FIRST_PROBE) * 2.0, MAX_PPS * PROBE.as_secs_f64());
         let second = call(program, ifindex, frame, count as u32)?;
         let (frames, time) = (second.frames - first.frames, second.elapsed.saturating_sub(first.elapsed));
         let slope = frames as f64 / time.as_secs_f64().max(1e-6);
@@ -111,10 +115,25 @@ fn on_generator_cpu<T: Send>(injection: &Injection, cpu: usize, f: impl FnOnce(u
 }
 
 fn call(program: BorrowedFd<'_>, ifindex: u32, frame: &[u8], count: u32) -> Result<Sent> {
-    let started = Instant::now();
+    let (started, system) = (Instant::now(), thread_system_time()?);
     xlan_lib::testrun::run_xdp_live(program, frame, ifindex, count, 0)
         .context("running the XDP generator (BPF_PROG_TEST_RUN, live frames)")?;
-    Ok(Sent { frames: u64::from(count), elapsed: started.elapsed() })
+    let system_time = thread_system_time()?.saturating_sub(system);
+    Ok(Sent { frames: u64::from(count), elapsed: started.elapsed(), system_time })
+}
+
+/// The calling thread's system time (getrusage RUSAGE_THREAD).
+fn thread_system_time() -> Result<Duration> {
+    // SAFETY: a zeroed rusage is valid; getrusage fills it for the calling thread.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_THREAD, &mut usage) != 0 {
+            return Err(std::io::Error::last_os_error()).context("getrusage");
+        }
+        usage
+    };
+    let time = usage.ru_stime;
+    Ok(Duration::from_secs(time.tv_sec as u64) + Duration::from_micros(time.tv_usec as u64))
 }
 
 fn paced(
@@ -125,7 +144,7 @@ fn paced(
     rate: u64,
     stop: &AtomicBool,
 ) -> Result<Sent> {
-    let started = Instant::now();
+    let (started, system) = (Instant::now(), thread_system_time()?);
     let mut frames = 0u64;
     while started.elapsed() < duration && !stop.load(Ordering::Relaxed) {
         let due = ((rate as f64 * started.elapsed().as_secs_f64()) as u64).saturating_sub(frames);
@@ -135,7 +154,8 @@ fn paced(
         }
         frames += call(program, ifindex, frame, due.min(u64::from(CHUNK)) as u32)?.frames;
     }
-    Ok(Sent { frames, elapsed: started.elapsed() })
+    let system_time = thread_system_time()?.saturating_sub(system);
+    Ok(Sent { frames, elapsed: started.elapsed(), system_time })
 }
 
 /// Pins the calling thread to `cpu`, so every run puts the forwarding work on the same CPU.

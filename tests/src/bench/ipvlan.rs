@@ -30,7 +30,9 @@ pub fn describe(backend: Backend) -> &'static str {
     match backend {
         Backend::Kernel => "plain kernel routing: the host forwards between uplink and a veth per endpoint",
         Backend::Xlan => "xlan network create --driver ipvlan --mode l3 (default parent hook on a veth: tc)",
-        Backend::Limit => "bare tcx bpf_redirect_peer on uplink into e1; bare tcx bpf_redirect_peer from e1's veth into e2",
+        Backend::Limit => {
+            "bare tcx bpf_redirect_peer on uplink into e1; bare tcx bpf_redirect_peer from e1's veth into e2"
+        }
         _ => "-",
     }
 }
@@ -87,7 +89,12 @@ pub fn build(topology: &mut BenchTopology) -> Result<()> {
             Backend::Kernel => {
                 add_endpoint_veth(topology, 0, index)?;
                 let port = host_port(index);
-                configure(topology.host(0), &port, Some(&router_mac(index)), &[format!("{v4}.1/24"), format!("{v6}:1/64")])?;
+                configure(
+                    topology.host(0),
+                    &port,
+                    Some(&router_mac(index)),
+                    &[format!("{v4}.1/24"), format!("{v6}:1/64")],
+                )?;
                 configure(topology.endpoint(index), NODE_IFNAME, Some(&node.mac()), &addresses)?;
                 let endpoint = topology.endpoint(index);
                 endpoint.ip(&["route", "add", "default", "via", &format!("{v4}.1")])?;
@@ -96,7 +103,8 @@ pub fn build(topology: &mut BenchTopology) -> Result<()> {
             }
             Backend::Xlan => {
                 let instance = xlan.as_ref().expect("made above");
-                let args = ["endpoint", "add", NETWORK, "--netns", &netns, "--ip", &addresses[0], "--ip", &addresses[1]];
+                let args =
+                    ["endpoint", "add", NETWORK, "--netns", &netns, "--ip", &addresses[0], "--ip", &addresses[1]];
                 instance.run(&args)?;
                 // Every endpoint has the parent's MAC; NOARP sends to the device's own address.
                 (parent_mac, parent_mac)

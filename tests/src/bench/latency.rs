@@ -42,7 +42,8 @@ pub fn ping(src: &Netns, dst_addr: IpAddr, count: u32) -> Result<RoundTrips> {
     src.exec("ping", &["-n", "-q", "-c", "1", "-W", "1", &addr])
         .with_context(|| format!("{addr} does not answer pings from {}", src.name()))?;
     let deadline = Duration::from_secs(u64::from(count) / 100 + 5);
-    let args = ["-n", "-c", &count.to_string(), "-i", PING_INTERVAL, "-W", "1", "-w", &deadline.as_secs().to_string(), &addr];
+    let args =
+        ["-n", "-c", &count.to_string(), "-i", PING_INTERVAL, "-W", "1", "-w", &deadline.as_secs().to_string(), &addr];
     let output = run_bounded(&mut src.command("ping", &args), deadline + Duration::from_secs(1))?;
     let samples: Vec<f64> = String::from_utf8_lossy(&output.stdout)
         .lines()

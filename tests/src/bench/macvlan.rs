@@ -21,7 +21,9 @@ pub fn describe(backend: Backend) -> &'static str {
         Backend::Kernel => "the kernel's macvlan, mode bridge, on uplink",
         Backend::Xlan => "xlan network create --driver macvlan --mode bridge (default parent hook on a veth: tc)",
         Backend::XlanXdp => "xlan network create --driver macvlan --mode bridge --parent-hook xdp",
-        Backend::Limit => "bare tcx bpf_redirect_peer on uplink into e1; bare tcx bpf_redirect_peer from e1's veth into e2",
+        Backend::Limit => {
+            "bare tcx bpf_redirect_peer on uplink into e1; bare tcx bpf_redirect_peer from e1's veth into e2"
+        }
         Backend::LimitXdp => "bare XDP bpf_redirect on uplink into e1's veth (XDP stubs on the endpoints)",
         Backend::Mixed => "-",
     }
@@ -42,7 +44,8 @@ pub fn build(topology: &mut BenchTopology) -> Result<()> {
         Backend::Kernel => {
             for index in 1..=ENDPOINTS {
                 let netns = topology.endpoint(index).name().to_string();
-                let args = ["link", "add", NODE_IFNAME, "link", PARENT, "netns", &netns, "type", "macvlan", "mode", "bridge"];
+                let args =
+                    ["link", "add", NODE_IFNAME, "link", PARENT, "netns", &netns, "type", "macvlan", "mode", "bridge"];
                 topology.host(0).ip(&args)?;
                 configure_node(topology, Node::Endpoint(index), NODE_IFNAME)?;
             }

@@ -34,12 +34,22 @@ pub fn measure(
     let dst_addr = topology.addr(dst, Family::V4)?;
     Ok(match measurement {
         Measurement::Pps { flows, family } => {
-            let (sent, delivered) = drive(topology, scenario, family, flows, Unpaced(settings.duration), stop)?;
+            let load = match settings.pps_frames {
+                Some(frames) => Paced(Load::Frames(frames)),
+                None => Unpaced(settings.duration),
+            };
+            let (sent, delivered) = drive(topology, scenario, family, flows, load, stop)?;
             let seconds = sent.elapsed.as_secs_f64();
             vec![delivered.tc as f64 / seconds, delivered.udp as f64 / seconds]
         }
         Measurement::Cpu => vec![cpu_per_packet(topology, scenario, settings, stop)?],
-        Measurement::Tcp => vec![tcp::gbps(topology.netns(src), topology.netns(dst), dst_addr, settings.tcp_seconds)?],
+        Measurement::Tcp => {
+            let amount = match settings.tcp_bytes {
+                Some(bytes) => tcp::Amount::Bytes(bytes),
+                None => tcp::Amount::Seconds(settings.tcp_seconds),
+            };
+            vec![tcp::gbps(topology.netns(src), topology.netns(dst), dst_addr, amount)?]
+        }
         Measurement::Ping => {
             let trips = latency::ping(topology.netns(src), dst_addr, settings.ping_count)?;
             vec![trips.p50_us, trips.p99_us]
@@ -59,21 +69,28 @@ struct Delivered {
     udp: u64,
 }
 
-/// Kernel CPU time per frame delivered, at the fixed offered load of `settings`. Only the generator's CPU is read:
-/// the whole path runs there (see `generator`), and the other CPU's share of this shared machine's noise stays out.
+/// Kernel CPU time per frame delivered, at the fixed offered load of `settings`: the system time of the generator's
+/// thread, in whose softirqs the frames' whole path runs (see `generator`), plus what the generator CPU's ksoftirqd
+/// took over. Other tasks on that CPU (this machine is shared) stay out, unlike with /proc/stat's per-CPU times.
 /// The generator's own cost is included, the same for every backend.
-fn cpu_per_packet(topology: &mut BenchTopology, scenario: &Scenario, settings: &Settings, stop: &AtomicBool) -> Result<f64> {
+fn cpu_per_packet(
+    topology: &mut BenchTopology,
+    scenario: &Scenario,
+    settings: &Settings,
+    stop: &AtomicBool,
+) -> Result<f64> {
     let load = Load::Paced { duration: settings.cpu_duration, rate_pps: settings.cpu_load_pps };
-    let before = procfs::cpu_kernel_time(generator_cpu())?;
-    let (_, delivered) = drive(topology, scenario, Family::V4, 1, Paced(load), stop)?;
-    let spent = procfs::cpu_kernel_time(generator_cpu())?.saturating_sub(before);
+    let before = procfs::ksoftirqd_time(generator_cpu())?;
+    let (sent, delivered) = drive(topology, scenario, Family::V4, 1, Paced(load), stop)?;
+    let deferred = procfs::ksoftirqd_time(generator_cpu())?.saturating_sub(before);
+    let spent = sent.system_time + deferred;
     if delivered.tc == 0 {
         bail!("{}: nothing was delivered at {} under the paced load", scenario.id, scenario.dst);
     }
     Ok(spent.as_nanos() as f64 / delivered.tc as f64)
 }
 
-/// A load as `drive` takes it: unpaced for about a duration, or paced.
+/// A load as `drive` takes it: unpaced for about a duration (sized by a probe), or as given.
 enum Drive {
     Unpaced(Duration),
     Paced(Load),

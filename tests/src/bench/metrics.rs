@@ -9,9 +9,15 @@ use super::topology::Backend;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
     /// 64-byte UDP frames per second delivered, counted by the TC counter on the endpoint's interface.
-    Pps { flows: u32, family: Family },
+    Pps {
+        flows: u32,
+        family: Family,
+    },
     /// The same frames counted where they reach the endpoint's UDP sockets.
-    UdpPps { flows: u32, family: Family },
+    UdpPps {
+        flows: u32,
+        family: Family,
+    },
     /// System + softirq + irq time of the generator's CPU (/proc/stat), where the whole path runs, per frame
     /// delivered, at a fixed offered load below every backend's ceiling.
     CpuNsPerPacket,
@@ -74,7 +80,10 @@ impl Metric {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Measurement {
     /// The generator as fast as it goes.
-    Pps { flows: u32, family: Family },
+    Pps {
+        flows: u32,
+        family: Family,
+    },
     /// The generator at a fixed rate, with /proc/stat read around it.
     Cpu,
     Tcp,

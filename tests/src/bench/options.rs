@@ -33,6 +33,10 @@ pub struct Settings {
     pub cpu_duration: Duration,
     pub cpu_load_pps: u64,
     pub tcp_seconds: u32,
+    /// Tiny mode: each TCP run sends this many bytes instead of running `tcp_seconds`.
+    pub tcp_bytes: Option<u64>,
+    /// Tiny mode: each packet-rate run is one call of this many frames, without probing the rate first.
+    pub pps_frames: Option<u32>,
     pub ping_count: u32,
     pub request_count: u32,
     pub fdb_sizes: Vec<u32>,
@@ -55,6 +59,8 @@ impl Settings {
             cpu_duration: duration.mul_f64(1.5),
             cpu_load_pps: 200_000,
             tcp_seconds: duration.as_secs_f64().ceil() as u32,
+            tcp_bytes: None,
+            pps_frames: None,
             ping_count: 500,
             request_count: 2000,
             fdb_sizes: vec![10, 10_000, 1_000_000],
@@ -65,6 +71,9 @@ impl Settings {
     /// One short run of everything: enough to show every path delivers and the report is whole.
     fn tiny() -> Settings {
         Settings {
+            cpu_duration: Duration::from_millis(150),
+            tcp_bytes: Some(16 << 20),
+            pps_frames: Some(20_000),
             ping_count: 20,
             request_count: 100,
             fdb_sizes: vec![10, 1000],
@@ -77,7 +86,8 @@ impl Settings {
         json!({
             "scenarios": self.scenarios, "backends": self.backends, "runs": self.runs, "duration_s": self.duration.as_secs_f64(),
             "cpu_duration_s": self.cpu_duration.as_secs_f64(), "cpu_load_pps": self.cpu_load_pps,
-            "tcp_seconds": self.tcp_seconds, "ping_count": self.ping_count, "request_count": self.request_count,
+            "tcp_seconds": self.tcp_seconds, "tcp_bytes": self.tcp_bytes, "pps_frames": self.pps_frames,
+            "ping_count": self.ping_count, "request_count": self.request_count,
             "fdb_sizes": self.fdb_sizes, "tiny": self.tiny,
         })
     }
@@ -115,7 +125,8 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Options> {
             "--duration" => duration = Some(Duration::from_secs_f64(number(&value()?, "--duration")?.max(0.1))),
             "--cpu-load" => cpu_load = Some(number(&value()?, "--cpu-load")?.max(1.0) as u64),
             "--fdb-sizes" => {
-                let sizes: Result<Vec<u32>> = value()?.split(',').map(|size| number(size, "--fdb-sizes").map(|n| n as u32)).collect();
+                let sizes: Result<Vec<u32>> =
+                    value()?.split(',').map(|size| number(size, "--fdb-sizes").map(|n| n as u32)).collect();
                 fdb_sizes = Some(sizes?);
             }
             "--out-dir" => out_dir = PathBuf::from(value()?),

@@ -1,4 +1,4 @@
-//! Counters the kernel keeps in /proc: UDP delivery per namespace (snmp, snmp6) and CPU time (/proc/stat).
+//! Counters the kernel keeps in /proc: UDP delivery per namespace (snmp, snmp6) and a ksoftirqd thread's CPU time.
 
 use std::time::Duration;
 
@@ -20,17 +20,31 @@ pub fn udp_delivered(netns: &Netns) -> Result<u64> {
     Ok(v4 + v6)
 }
 
-/// System, hard and soft interrupt time of CPU `cpu` since boot: where forwarding and delivery are accounted.
-pub fn cpu_kernel_time(cpu: usize) -> Result<Duration> {
-    let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
-    let prefix = format!("cpu{cpu} ");
-    let line = stat.lines().find(|line| line.starts_with(&prefix)).with_context(|| format!("/proc/stat has no cpu{cpu}"))?;
-    // cpu user nice system idle iowait irq softirq ...
-    let ticks: Vec<u64> = line.split_whitespace().skip(1).map(str::parse).collect::<Result<_, _>>()?;
-    let kernel_ticks = ticks.get(2).copied().unwrap_or(0) + ticks.get(5).copied().unwrap_or(0) + ticks.get(6).copied().unwrap_or(0);
+/// CPU time (user + system) of `ksoftirqd/<cpu>` since it started: the softirq work the kernel deferred from the
+/// tasks that raised it to that CPU's thread.
+pub fn ksoftirqd_time(cpu: usize) -> Result<Duration> {
+    let comm = format!("ksoftirqd/{cpu}");
+    for entry in std::fs::read_dir("/proc").context("reading /proc")?.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().filter(|name| name.bytes().all(|b| b.is_ascii_digit())) else { continue };
+        if std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|text| text.trim() == comm) {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+            return task_time(&stat).with_context(|| format!("parsing /proc/{pid}/stat"));
+        }
+    }
+    anyhow::bail!("no {comm} thread")
+}
+
+/// utime + stime of a /proc/<pid>/stat line (fields 14 and 15, after the parenthesised command name).
+fn task_time(stat: &str) -> Result<Duration> {
+    let rest = stat.rsplit_once(')').context("no command name")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state): utime is field 14, stime 15.
+    let ticks: u64 =
+        fields.get(11).context("no utime")?.parse::<u64>()? + fields.get(12).context("no stime")?.parse::<u64>()?;
     // SAFETY: sysconf has no preconditions.
     let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Ok(Duration::from_nanos(kernel_ticks * 1_000_000_000 / ticks_per_second))
+    Ok(Duration::from_nanos(ticks * 1_000_000_000 / ticks_per_second))
 }
 
 /// A field of /proc/net/snmp, where each protocol has a header line of names and a line of values.
@@ -70,5 +84,14 @@ mod tests {
         let snmp6 = "Udp6InDatagrams                  \t7\nUdp6InDatagramsX 1\nUdp6RcvbufErrors 2\n";
         assert_eq!(snmp6_field(snmp6, "Udp6InDatagrams").unwrap(), 7);
         assert_eq!(snmp6_field(snmp6, "Udp6RcvbufErrors").unwrap(), 2);
+    }
+
+    #[test]
+    fn task_times_are_utime_plus_stime() {
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+        let stat = "22 (ksoftirqd/1) S 2 0 0 0 -1 69238848 0 0 0 0 3 7 0 0 20 0 1 0 10 0 0";
+        assert_eq!(task_time(stat).unwrap(), Duration::from_nanos(10 * 1_000_000_000 / hz));
+        assert!(task_time("garbage").is_err());
     }
 }

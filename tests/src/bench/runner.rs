@@ -7,6 +7,8 @@
 //! reports what works and what does not, the tests judge behaviour.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::thread;
 
 use anyhow::{anyhow, bail, Result};
 
@@ -17,6 +19,9 @@ use super::scenario::{self, Scenario};
 use super::topology::{Backend, BenchTopology, LanKind};
 use crate::cmd;
 
+/// Topologies built at once: this machine has two CPUs, and building is mostly process start-up.
+const BUILDERS: usize = 3;
+
 pub fn run(settings: &Settings, stop: &AtomicBool) -> Result<Report> {
     let mut scenarios = scenario::select(scenario::catalog(&settings.fdb_sizes), &settings.scenarios);
     if !settings.backends.is_empty() {
@@ -26,18 +31,26 @@ pub fn run(settings: &Settings, stop: &AtomicBool) -> Result<Report> {
         scenarios.retain(|scenario| !scenario.backends.is_empty());
     }
     if scenarios.is_empty() {
-        bail!("no scenario id contains any of {:?} with any of the backends {:?} (try --list)", settings.scenarios, settings.backends);
+        bail!(
+            "no scenario id contains any of {:?} with any of the backends {:?} (try --list)",
+            settings.scenarios,
+            settings.backends
+        );
     }
     // Leftovers of a bench or test run that was killed before it could clean up.
     crate::netns::sweep_stale();
     let mut topologies = Topologies::default();
+    let mut keys: Vec<(LanKind, Backend)> = Vec::new();
     for scenario in &scenarios {
         for &backend in &scenario.backends {
-            if stop.load(Ordering::Relaxed) {
-                bail!("interrupted");
+            if !keys.contains(&(scenario.lan, backend)) {
+                keys.push((scenario.lan, backend));
             }
-            let _ = topologies.get(scenario.lan, backend);
         }
+    }
+    topologies.build_all(keys);
+    if stop.load(Ordering::Relaxed) {
+        bail!("interrupted");
     }
     let mut report = Report { settings: settings.clone(), scenarios: Vec::new() };
     for scenario in scenarios {
@@ -103,6 +116,35 @@ struct Topologies {
 }
 
 impl Topologies {
+    /// Builds every topology, a few at a time (mostly waiting for `ip`, `ethtool` and `xlan`, each a process).
+    fn build_all(&mut self, keys: Vec<(LanKind, Backend)>) {
+        let queue = Mutex::new(keys.iter().rev().copied().collect::<Vec<_>>());
+        let done = Mutex::new(Vec::new());
+        thread::scope(|scope| {
+            for _ in 0..BUILDERS {
+                scope.spawn(|| loop {
+                    let Some((lan, backend)) = queue.lock().expect("not poisoned").pop() else { break };
+                    eprintln!("bench: building the {} topology with {}", lan.name(), backend.name());
+                    let built = BenchTopology::build(lan, backend);
+                    done.lock().expect("not poisoned").push(((lan, backend), built));
+                });
+            }
+        });
+        let mut done = done.into_inner().expect("not poisoned");
+        // In the order asked for, so that teardown (in reverse) is deterministic.
+        done.sort_by_key(|(key, _)| keys.iter().position(|k| k == key));
+        for (key, built) in done {
+            match built {
+                Ok(topology) => self.built.push((key, topology)),
+                Err(err) => {
+                    let error = cmd::one_line(&format!("{err:#}"));
+                    eprintln!("bench: building the {} topology with {} FAILED: {error}", key.0.name(), key.1.name());
+                    self.broken.push((key, error));
+                }
+            }
+        }
+    }
+
     fn get(&mut self, lan: LanKind, backend: Backend) -> Result<&mut BenchTopology> {
         let key = (lan, backend);
         if let Some((_, error)) = self.broken.iter().find(|(k, _)| *k == key) {
@@ -119,7 +161,11 @@ impl Topologies {
                     }
                     Err(err) => {
                         let error = cmd::one_line(&format!("{err:#}"));
-                        eprintln!("bench: building the {} topology with {} FAILED: {error}", lan.name(), backend.name());
+                        eprintln!(
+                            "bench: building the {} topology with {} FAILED: {error}",
+                            lan.name(),
+                            backend.name()
+                        );
                         self.broken.push((key, error.clone()));
                         return Err(anyhow!("the topology could not be built: {error}"));
                     }

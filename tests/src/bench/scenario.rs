@@ -54,7 +54,7 @@ pub fn catalog(fdb_sizes: &[u32]) -> Vec<Scenario> {
         "vxlan: endpoint on host A → endpoint on host B",
         e1,
         e2,
-        &[Kernel, Xlan, XlanXdp, Mixed, Limit],
+        &[Kernel, Xlan, Mixed, Limit],
         "bare tcx redirects along the same hops (e1's veth → A's underlay → B's underlay → e2), no encapsulation",
     );
     let mut scenarios = vec![

@@ -36,7 +36,12 @@ fn color(backend: Backend) -> &'static str {
 
 /// The backends of a group that measured the metric, in the scenario's order.
 fn bars(results: &ScenarioResults) -> Vec<Backend> {
-    results.results.iter().map(|(backend, _)| *backend).filter(|&backend| results.get(backend, METRIC).is_some()).collect()
+    results
+        .results
+        .iter()
+        .map(|(backend, _)| *backend)
+        .filter(|&backend| results.get(backend, METRIC).is_some())
+        .collect()
 }
 
 /// The width of a group's bars, and of the group with its labels (which need room of their own).
@@ -49,12 +54,8 @@ fn group_width(bars: usize) -> f64 {
 }
 
 pub fn render(report: &Report) -> String {
-    let groups: Vec<(&ScenarioResults, Vec<Backend>)> = report
-        .scenarios
-        .iter()
-        .map(|results| (results, bars(results)))
-        .filter(|(_, bars)| !bars.is_empty())
-        .collect();
+    let groups: Vec<(&ScenarioResults, Vec<Backend>)> =
+        report.scenarios.iter().map(|results| (results, bars(results))).filter(|(_, bars)| !bars.is_empty()).collect();
     let plot_width: f64 = groups.iter().map(|(_, bars)| group_width(bars.len())).sum();
     let legend: Vec<Backend> =
         Backend::ALL.into_iter().filter(|backend| groups.iter().any(|(_, bars)| bars.contains(backend))).collect();
@@ -144,11 +145,7 @@ pub fn render(report: &Report) -> String {
         }
         x0 += group_width(bars.len());
     }
-    let _ = writeln!(
-        svg,
-        r#"<line x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{:.1}" stroke="black"/>"#,
-        TOP + PLOT_HEIGHT
-    );
+    let _ = writeln!(svg, r#"<line x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{:.1}" stroke="black"/>"#, TOP + PLOT_HEIGHT);
     svg.push_str("</svg>\n");
     svg
 }

@@ -52,7 +52,9 @@ fn scenario(out: &mut String, results: &ScenarioResults) {
         })
         .collect();
     let widths: Vec<usize> = (0..header.len())
-        .map(|column| rows.iter().map(|row| row[column].chars().count()).chain([header[column].len()]).max().unwrap_or(0))
+        .map(|column| {
+            rows.iter().map(|row| row[column].chars().count()).chain([header[column].len()]).max().unwrap_or(0)
+        })
         .collect();
     let line = |label: &str, cells: &[String]| {
         let mut text = format!("  {label:<LABEL_WIDTH$}");
@@ -84,12 +86,15 @@ fn scenario(out: &mut String, results: &ScenarioResults) {
     }
 }
 
+/// A row of the targets table: scenario, comparison, (column, verdict) cells.
+type TargetRow = (String, String, Vec<(String, String)>);
+
 /// The targets: a row per scenario and comparison, a column per metric ("1.02 ok", "0.88 NO"); FDB scale apart.
 fn targets(out: &mut String, targets: &[Target]) {
     if targets.is_empty() {
         return;
     }
-    let mut rows: Vec<(String, String, Vec<(String, String)>)> = Vec::new();
+    let mut rows: Vec<TargetRow> = Vec::new();
     let mut columns: Vec<String> = Vec::new();
     let mut others = Vec::new();
     for target in targets {

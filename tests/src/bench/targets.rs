@@ -42,7 +42,8 @@ pub fn evaluate(scenarios: &[ScenarioResults]) -> Vec<Target> {
     for results in scenarios.iter().filter(|results| results.scenario.fdb_entries.is_none()) {
         for metric in results.metrics() {
             for goal in goals(metric) {
-                let (Some(over), Some(under)) = (results.get(goal.over, metric), results.get(goal.under, metric)) else {
+                let (Some(over), Some(under)) = (results.get(goal.over, metric), results.get(goal.under, metric))
+                else {
                     continue;
                 };
                 let ratio = over.median() / under.median();
@@ -56,8 +57,12 @@ pub fn evaluate(scenarios: &[ScenarioResults]) -> Vec<Target> {
             }
         }
     }
-    let mut lans: Vec<_> = scenarios.iter().map(|results| results.scenario.lan).collect();
-    lans.dedup();
+    let mut lans: Vec<LanKind> = Vec::new();
+    for lan in scenarios.iter().map(|results| results.scenario.lan) {
+        if !lans.contains(&lan) {
+            lans.push(lan);
+        }
+    }
     targets.extend(lans.into_iter().filter_map(|lan| fdb_scale(scenarios, lan)));
     targets
 }

@@ -194,9 +194,8 @@ impl BenchTopology {
         let hosts = (0..hosts)
             .map(|index| Netns::create(&format!("{prefix}h{}", char::from(b'a' + index as u8))))
             .collect::<Result<Vec<_>>>()?;
-        let endpoints = (1..=ENDPOINTS)
-            .map(|index| Netns::create(&format!("{prefix}e{index}")))
-            .collect::<Result<Vec<_>>>()?;
+        let endpoints =
+            (1..=ENDPOINTS).map(|index| Netns::create(&format!("{prefix}e{index}"))).collect::<Result<Vec<_>>>()?;
         let mut topology = BenchTopology {
             lan,
             backend,

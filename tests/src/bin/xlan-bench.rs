@@ -25,7 +25,9 @@ fn run() -> Result<()> {
     }
     for signal in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        if unsafe { libc::signal(signal, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t) } == libc::SIG_ERR {
+        if unsafe { libc::signal(signal, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t) }
+            == libc::SIG_ERR
+        {
             return Err(std::io::Error::last_os_error()).context("installing the signal handler");
         }
     }
