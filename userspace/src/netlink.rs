@@ -1,6 +1,9 @@
 //! Devices and addresses through rtnetlink. A connection belongs to the namespace its socket was opened in,
 //! so one `Netlink` per namespace; the calls are then independent of the thread's current namespace.
-use std::net::{IpAddr, Ipv4Addr};
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    os::fd::{AsFd, AsRawFd},
+};
 
 use futures::TryStreamExt;
 use netlink_packet_route::route::RouteScope;
@@ -44,7 +47,7 @@ impl Netlink {
     /// A connection in `netns`.
     pub fn connect_in(netns: &Netns) -> Result<Self> {
         let _inside = netns.enter()?;
-        Self::connect(&format!("netns {}", netns.name))
+        Self::connect(&format!("netns {}", netns.name()))
     }
 
     pub async fn device(&self, name: &str) -> Result<Option<Device>> {
@@ -91,7 +94,7 @@ impl Netlink {
     }
 
     pub async fn move_to(&self, index: u32, netns: &Netns) -> Result<()> {
-        let message = LinkUnspec::new_with_index(index).setns_by_fd(netns.fd()).build();
+        let message = LinkUnspec::new_with_index(index).setns_by_fd(netns.as_fd().as_raw_fd()).build();
         Ok(self.handle.link().set(message).execute().await?)
     }
 
