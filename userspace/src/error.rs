@@ -1,92 +1,177 @@
-//! The library's typed errors. The binary turns any of them into one line on stderr and exit status 1.
-use std::{io, path::PathBuf};
+//! The library's typed errors, in its own words. They name the setting that is wrong ([`Setting`]) rather than a
+//! command-line flag, a Docker option or a CNI key: each front end phrases them for its user. Underlying errors
+//! (I/O, netlink, aya) are kept as sources, never flattened into strings.
+use std::{fmt, io, path::PathBuf};
 
 use thiserror::Error;
 
+use crate::{mac::Mac, model::Driver};
+
+/// A setting a user gives to a network or endpoint, whatever the front end calls it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setting {
+    Mode,
+    HostAccess,
+    IpvlanFlag,
+    ParentHook,
+    Vni,
+    Local,
+    Remote,
+    Group,
+    Dstport,
+    Learning,
+    Ageing,
+    Mac,
+    Address,
+    Vtep,
+}
+
+impl fmt::Display for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Setting::Mode => "mode",
+            Setting::HostAccess => "host access",
+            Setting::IpvlanFlag => "ipvlan flag",
+            Setting::ParentHook => "parent hook",
+            Setting::Vni => "VNI",
+            Setting::Local => "local VTEP address",
+            Setting::Remote => "remote VTEP",
+            Setting::Group => "multicast group",
+            Setting::Dstport => "UDP port",
+            Setting::Learning => "learning",
+            Setting::Ageing => "ageing time",
+            Setting::Mac => "MAC address",
+            Setting::Address => "IP address",
+            Setting::Vtep => "VTEP address",
+        })
+    }
+}
+
+/// Who holds an address an ipvlan endpoint or route asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AddressOwner {
+    /// One of the host's own addresses on the parent.
+    Host,
+    /// An endpoint or route of this ipvlan network.
+    Network(String),
+}
+
+impl fmt::Display for AddressOwner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AddressOwner::Host => f.write_str("the host's own"),
+            AddressOwner::Network(name) => write!(f, "network \"{name}\""),
+        }
+    }
+}
+
+/// An underlying failure kept as the source of an [`Error`].
+pub type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 #[derive(Debug, Error)]
 pub enum Error {
-    #[error("invalid MAC address \"{0}\": {1}")]
-    InvalidMac(String, &'static str),
-    #[error("invalid address \"{0}\": expected CIDR such as 10.0.0.2/24 or fd00::2/64")]
-    InvalidCidr(String),
+    #[error("invalid MAC address \"{text}\": {reason}")]
+    InvalidMac { text: String, reason: &'static str },
+    #[error("invalid address {address}: {reason}")]
+    InvalidAddress { address: String, reason: &'static str },
     #[error("invalid interface name \"{0}\": 1-15 characters, no '/', ':' or whitespace")]
     InvalidIfname(String),
     #[error("invalid network name \"{0}\": 1-64 characters of letters, digits, '-', '_' and '.'")]
     InvalidName(String),
+    #[error("unknown {what} \"{text}\": {expected}")]
+    UnknownWord { what: &'static str, text: String, expected: &'static str },
     #[error("network \"{0}\" already exists")]
     NetworkExists(String),
     #[error("network \"{0}\" not found")]
     NetworkNotFound(String),
-    #[error("parent {0} already carries network \"{1}\"")]
-    ParentInUse(String, String),
-    #[error("device \"{0}\" does not exist in {1}")]
-    NoSuchDevice(String, String),
+    #[error("parent {parent} already carries network \"{network}\"")]
+    ParentInUse { parent: String, network: String },
+    #[error(
+        "parent {parent} already carries {driver} network \"{network}\": macvlan and ipvlan do not share a parent"
+    )]
+    ParentTaken { parent: String, driver: Driver, network: String },
+    #[error("device \"{device}\" does not exist in {place}")]
+    NoSuchDevice { device: String, place: String },
+    #[error("device \"{0}\" has no MAC address")]
+    NoMac(String),
     #[error("network namespace \"{0}\" not found (expected /run/netns/{0})")]
     NoSuchNetns(String),
     #[error("endpoint {ifname} in netns {netns} already exists (network \"{network}\")")]
     EndpointExists { network: String, netns: String, ifname: String },
     #[error("no endpoint {ifname} in netns {netns} on network \"{network}\"")]
     EndpointNotFound { network: String, netns: String, ifname: String },
-    #[error("device \"{0}\" already exists in netns {1}")]
-    DeviceExists(String, String),
-    #[error("MAC {0} is already used on network \"{1}\"")]
-    MacInUse(String, String),
+    #[error("device \"{device}\" already exists in netns {netns}")]
+    DeviceExists { device: String, netns: String },
+    #[error("MAC {mac} is already used on network \"{network}\"")]
+    MacInUse { mac: Mac, network: String },
     #[error("a passthru network takes one endpoint only, and \"{0}\" has one")]
     PassthruFull(String),
-    #[error("network \"{0}\" is in mode {1}: allowed source MACs need mode source")]
-    NotSourceMode(String, String),
-    #[error("--host-access works with modes bridge and private, not {0}")]
+    #[error("network \"{network}\" is in mode {mode}: allowed source MACs need mode source")]
+    NotSourceMode { network: String, mode: String },
+    #[error("host access works with modes bridge and private, not {0}")]
     HostAccessMode(String),
-    #[error("network \"{0}\" is full ({1} endpoints at most)")]
-    NetworkFull(String, usize),
+    #[error("network \"{network}\" is full ({max} endpoints at most)")]
+    NetworkFull { network: String, max: usize },
     #[error("no free network id: at most {0} networks per host")]
     TooManyNetworks(u32),
     #[error("VNI {0} is out of range: 1-16777215")]
     InvalidVni(u32),
-    #[error("a vxlan network needs --vni")]
-    MissingVni,
-    #[error("--remote and --group exclude each other")]
+    #[error("remote VTEPs and a multicast group exclude each other")]
     RemoteWithGroup,
-    #[error("--group {0} is not an IPv4 multicast address")]
-    GroupNotMulticast(String),
+    #[error("group {0} is not an IPv4 multicast address")]
+    GroupNotMulticast(std::net::Ipv4Addr),
     #[error("invalid VTEP address {0}: a unicast IPv4 address is needed")]
-    InvalidVtep(String),
-    #[error("parent {0} has no IPv4 address: give --local")]
+    InvalidVtep(std::net::Ipv4Addr),
+    #[error("parent {0} has no IPv4 address to use as the local VTEP address")]
     NoLocalAddress(String),
     #[error("VNI {vni} is already used on parent {parent} by network \"{network}\"")]
     VniInUse { vni: u32, parent: String, network: String },
-    #[error("{0} does not apply to a {1} network")]
-    NotForDriver(&'static str, String),
-    #[error("no FDB entry {0} on network \"{1}\"")]
-    FdbNotFound(String, String),
-    #[error("{0} is a local endpoint's MAC on network \"{1}\"")]
-    FdbLocal(String, String),
-    #[error("{0} needs --dst")]
-    MissingDst(String),
-    #[error("unknown {1} mode \"{0}\": {2}")]
-    UnknownMode(String, String, &'static str),
-    #[error("parent {0} already carries {1} network \"{2}\": macvlan and ipvlan do not share a parent")]
-    ParentTaken(String, String, String),
-    #[error("an ipvlan endpoint needs at least one --ip")]
-    MissingIp,
-    #[error("ipvlan endpoints have the parent's MAC: --mac does not apply")]
+    #[error("the {setting} does not apply to a {driver} network")]
+    NotForDriver { setting: Setting, driver: Driver },
+    #[error("a {driver} network needs a {setting}")]
+    Missing { setting: Setting, driver: Driver },
+    #[error("network \"{network}\" is a {driver} network, not a VXLAN one")]
+    NotVxlan { network: String, driver: Driver },
+    #[error("network \"{network}\" is a {driver} network, not an ipvlan one")]
+    NotIpvlan { network: String, driver: Driver },
+    #[error("removing a VTEP from the flood list needs its address")]
+    FloodEntryNeedsVtep,
+    #[error("no FDB entry {entry} on network \"{network}\"")]
+    FdbNotFound { entry: String, network: String },
+    #[error("{mac} is a local endpoint's MAC on network \"{network}\"")]
+    FdbLocal { mac: Mac, network: String },
+    #[error("ipvlan endpoints have the parent's MAC: a MAC address does not apply")]
     MacNotForIpvlan,
-    #[error("address {0} is already used on parent {1} (network \"{2}\")")]
-    AddressInUse(String, String, String),
-    #[error("invalid prefix {0}: host bits are set (did you mean {1}?)")]
-    InvalidPrefix(String, String),
-    #[error("no route {0} on network \"{1}\"")]
-    RouteNotFound(String, String),
-    #[error("parent {0} is handled by {1} for the networks already on it: --parent-hook must match")]
-    HookInUse(String, String),
-    #[error("netlink: {0}")]
-    Netlink(String),
-    #[error("{what}: {source}")]
-    Io { what: String, source: io::Error },
+    #[error("address {address} is already used on parent {parent} ({owner})")]
+    AddressInUse { address: String, parent: String, owner: AddressOwner },
+    #[error("invalid prefix {given}: host bits are set (did you mean {network}?)")]
+    InvalidPrefix { given: ipnet::IpNet, network: ipnet::IpNet },
+    #[error("no route {prefix} on network \"{network}\"")]
+    RouteNotFound { prefix: ipnet::IpNet, network: String },
+    #[error("parent {parent} is handled by the {in_use} hook for the networks already on it")]
+    HookInUse { parent: String, in_use: crate::model::ParentHook },
+    #[error("netlink: {what}")]
+    Netlink {
+        what: String,
+        #[source]
+        source: rtnetlink::Error,
+    },
+    #[error("{what}")]
+    Io {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("eBPF: {what}")]
+    Bpf {
+        what: String,
+        #[source]
+        source: Source,
+    },
     #[error("eBPF: {0}")]
-    Bpf(String),
-    #[error("state file {0}: {1}")]
-    State(PathBuf, String),
+    BpfObject(String),
+    #[error("state file {path}: {problem}")]
+    State { path: PathBuf, problem: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -97,13 +182,20 @@ impl Error {
         Error::Io { what: what.into(), source }
     }
 
-    pub fn bpf(what: &str, error: impl std::fmt::Display) -> Self {
-        Error::Bpf(format!("{what}: {error}"))
+    /// Wraps an aya error with what was being done.
+    pub fn bpf(what: impl Into<String>, source: impl Into<Source>) -> Self {
+        Error::Bpf { what: what.into(), source: source.into() }
+    }
+
+    /// Wraps a netlink error with what was being done.
+    pub fn netlink(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> Self {
+        let what = what.into();
+        move |source| Error::Netlink { what, source }
     }
 }
 
 impl From<rtnetlink::Error> for Error {
-    fn from(error: rtnetlink::Error) -> Self {
-        Error::Netlink(error.to_string())
+    fn from(source: rtnetlink::Error) -> Self {
+        Error::Netlink { what: "request failed".into(), source }
     }
 }

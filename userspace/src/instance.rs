@@ -1,7 +1,12 @@
 //! One xlan instance: the datapath and state of one host network namespace.
 use std::path::{Path, PathBuf};
 
-use crate::{error::Result, netlink::Netlink, netns, pins::PinDir, state::StateStore};
+use crate::{
+    datapath::pins::PinDir,
+    error::Result,
+    host::{netlink::Netlink, netns},
+    store::StateStore,
+};
 
 pub struct Instance {
     /// The host namespace's name, or "default".

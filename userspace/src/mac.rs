@@ -22,16 +22,24 @@ impl Mac {
         Mac(bytes)
     }
 
-    /// A MAC an endpoint may own: unicast and not all zero.
-    pub fn parse_unicast(text: &str) -> Result<Self, Error> {
-        let mac: Mac = text.parse()?;
-        if mac.0 == [0; 6] {
-            return Err(Error::InvalidMac(text.into(), "all-zero address"));
-        }
-        if mac.0[0] & 1 == 1 {
-            return Err(Error::InvalidMac(text.into(), "multicast/broadcast address"));
-        }
-        Ok(mac)
+    /// A MAC from a link-layer address of six bytes (netlink's attributes); None for any other length.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(Mac)
+    }
+
+    /// The all-zero MAC, which `bridge fdb` uses for the flood list.
+    pub const ZERO: Mac = Mac([0; 6]);
+
+    /// The MAC if an endpoint (or a static FDB entry) may own it: unicast and not all zero.
+    pub fn require_unicast(self) -> Result<Self, Error> {
+        let reason = if self == Mac::ZERO {
+            "all-zero address"
+        } else if self.0[0] & 1 == 1 {
+            "multicast/broadcast address"
+        } else {
+            return Ok(self);
+        };
+        Err(Error::InvalidMac { text: self.to_string(), reason })
     }
 }
 
@@ -42,18 +50,23 @@ impl FromStr for Mac {
         let mut bytes = [0u8; 6];
         let mut parts = text.split(':');
         for byte in bytes.iter_mut() {
-            let part = parts.next().ok_or_else(|| Error::InvalidMac(text.into(), "expected six bytes"))?;
+            let part = parts.next().ok_or_else(|| invalid(text, "expected six bytes"))?;
             if part.is_empty() || part.len() > 2 {
-                return Err(Error::InvalidMac(text.into(), "expected hex bytes like 02:00:5e:10:00:01"));
+                return Err(invalid(text, HEX_BYTES));
             }
-            *byte = u8::from_str_radix(part, 16)
-                .map_err(|_| Error::InvalidMac(text.into(), "expected hex bytes like 02:00:5e:10:00:01"))?;
+            *byte = u8::from_str_radix(part, 16).map_err(|_| invalid(text, HEX_BYTES))?;
         }
         if parts.next().is_some() {
-            return Err(Error::InvalidMac(text.into(), "expected six bytes"));
+            return Err(invalid(text, "expected six bytes"));
         }
         Ok(Mac(bytes))
     }
+}
+
+const HEX_BYTES: &str = "expected hex bytes like 02:00:5e:10:00:01";
+
+fn invalid(text: &str, reason: &'static str) -> Error {
+    Error::InvalidMac { text: text.into(), reason }
 }
 
 impl fmt::Display for Mac {
@@ -92,9 +105,10 @@ mod tests {
         for bad in ["", "02:00:00:00:00", "02:00:00:00:00:00:00", "02:00:00:00:00:zz", "020:00:00:00:00:01"] {
             assert!(bad.parse::<Mac>().is_err(), "{bad}");
         }
-        assert!(Mac::parse_unicast("00:00:00:00:00:00").is_err());
-        assert!(Mac::parse_unicast("01:00:5e:00:00:01").is_err());
-        assert!(Mac::parse_unicast("ff:ff:ff:ff:ff:ff").is_err());
+        for not_unicast in ["00:00:00:00:00:00", "01:00:5e:00:00:01", "ff:ff:ff:ff:ff:ff"] {
+            assert!(not_unicast.parse::<Mac>().unwrap().require_unicast().is_err(), "{not_unicast}");
+        }
+        assert!("02:00:5e:00:00:01".parse::<Mac>().unwrap().require_unicast().is_ok());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use datapath_common::{
     ipvlan_mode, kind, network_flags, program_names, DropReason, EndpointConfig, FloodList, IpEndpoint, NetworkConfig,
     ParentConfig,
 };
-use xlan::{cidr::Cidr, ipvlan::prefix_key};
+use xlan::driver::ipvlan::{host_net, prefix_key};
 
 const HOST_V4: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const OUTSIDE_V4: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -43,7 +43,7 @@ fn ipvlan_fixture(mode: u32, flags: u32) -> Fixture {
         tables.put_port(*port).unwrap();
         tables.reset_stats(*port).unwrap();
         for ip in [IpAddr::V4(ENDPOINT_V4[slot]), IpAddr::V6(ENDPOINT_V6[slot])] {
-            let host = Cidr { ip, prefix: if ip.is_ipv4() { 32 } else { 128 } };
+            let host = host_net(ip);
             tables.put_ip(prefix_key(f.parent, &host), IpEndpoint { port: *port, network_id: NETWORK }).unwrap();
         }
         flood.ifindex[slot] = *port;
@@ -176,7 +176,7 @@ fn ipv6_with_extension_headers_is_demultiplexed_too() {
 #[test]
 fn routes_behind_an_endpoint_are_longest_prefix_matched() {
     let mut f = ipvlan_fixture(ipvlan_mode::L3, 0);
-    let route = Cidr { ip: IpAddr::V4(Ipv4Addr::new(10, 123, 0, 0)), prefix: 24 };
+    let route = ipnet::IpNet::new(IpAddr::V4(Ipv4Addr::new(10, 123, 0, 0)), 24).unwrap();
     let owner = IpEndpoint { port: f.ports[1], network_id: NETWORK };
     f.tables().put_ip(prefix_key(f.parent, &route), owner).unwrap();
     let packet = ipv4_packet(PARENT_MAC, OUTSIDE_MAC, OUTSIDE_V4, Ipv4Addr::new(10, 123, 0, 77));

@@ -10,7 +10,7 @@ use datapath_common::{
     kind, macvlan_mode, network_flags, program_names, EndpointConfig, FdbEntry, FloodList, MacKey, NetworkConfig,
     ParentConfig, VniKey, VXLAN_DEFAULT_PORT,
 };
-use xlan::vxlan::{ip_key, remote_entry, vtep_list};
+use xlan::driver::vxlan::{ip_key, remote_entry, vtep_list};
 
 const NET_A: u32 = 7;
 const NET_B: u32 = 8;

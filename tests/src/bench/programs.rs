@@ -9,9 +9,8 @@ use aya::maps::{Array, MapData, PerCpuArray};
 use aya::programs::tc::TcAttachOptions;
 use aya::programs::{LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode};
 use datapath_common::bench::{map_names, program_names, BenchConfig, BenchTemplate, COUNTER_DELIVERED, FRAME_LEN};
-use xlan_lib::loader::Datapath;
-use xlan_lib::netns::Netns as ThreadNetns;
-use xlan_lib::pins::PinDir;
+use xlan_lib::datapath::{loader::Datapath, pins::PinDir};
+use xlan_lib::host::netns::Netns as ThreadNetns;
 
 pub struct BenchPrograms {
     datapath: Datapath,
@@ -89,7 +88,7 @@ impl BenchPrograms {
 
 /// Moves this thread into `netns` until the guard drops: interface names and ifindexes resolve in the caller's
 /// namespace, for attaching as for BPF_PROG_TEST_RUN.
-pub fn enter(netns: &str) -> Result<xlan_lib::netns::NetnsGuard> {
+pub fn enter(netns: &str) -> Result<xlan_lib::host::netns::NetnsGuard> {
     let guard = ThreadNetns::open(netns)?.enter()?;
     Ok(guard)
 }

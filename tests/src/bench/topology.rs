@@ -290,7 +290,7 @@ impl BenchTopology {
         if self.xlan.is_empty() {
             bail!("only xlan has an FDB to fill");
         }
-        let pin = xlan_lib::pins::PinDir::for_instance(self.hosts[0].name()).map(map_names::FDB);
+        let pin = xlan_lib::datapath::pins::PinDir::for_instance(self.hosts[0].name()).map(map_names::FDB);
         let data = MapData::from_pin(&pin).with_context(|| format!("opening {}", pin.display()))?;
         let mut fdb: BpfHashMap<MapData, MacKey, FdbEntry> = BpfHashMap::try_from(Map::HashMap(data))?;
         let real: Vec<MacKey> = fdb.keys().collect::<Result<_, _>>()?;

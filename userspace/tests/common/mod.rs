@@ -13,7 +13,11 @@ use datapath_common::{
     kind, macvlan_mode, program_names, DropReason, EndpointConfig, FdbEntry, FloodList, MacKey, NetworkConfig,
     ParentConfig, MAX_FLOOD_PORTS,
 };
-use xlan::{loader::Datapath, maps::Tables, netns::Netns, pins::PinDir, testrun};
+use xlan::{
+    datapath::{loader::Datapath, maps::Tables, pins::PinDir},
+    host::netns::Netns,
+    testrun,
+};
 
 pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;

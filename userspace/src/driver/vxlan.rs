@@ -9,16 +9,17 @@ use std::{
 use datapath_common::{FdbEntry, MacKey, VniKey, VtepList, MAX_VTEPS};
 
 use crate::{
+    datapath::maps::Tables,
     error::{Error, Result},
     instance::Instance,
-    maps::Tables,
-    state::{Network, Vxlan},
+    mac::Mac,
+    model::{Network, Vxlan},
 };
 
 /// A VTEP address must be a unicast IPv4 address.
 pub fn validate_vtep(ip: Ipv4Addr) -> Result<()> {
     if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() || ip.is_loopback() {
-        return Err(Error::InvalidVtep(ip.to_string()));
+        return Err(Error::InvalidVtep(ip));
     }
     Ok(())
 }
@@ -28,7 +29,7 @@ pub fn ip_key(ip: Ipv4Addr) -> u32 {
 }
 
 pub fn vni_key(network: &Network, settings: &Vxlan) -> VniKey {
-    VniKey { parent_ifindex: network.parent_ifindex, vni: settings.vni, dstport: settings.dstport, _pad: 0 }
+    VniKey { parent_ifindex: network.parent.ifindex, vni: settings.vni, dstport: settings.dstport, _pad: 0 }
 }
 
 pub fn vtep_list(remotes: &[Ipv4Addr]) -> VtepList {
@@ -47,10 +48,10 @@ pub fn remote_entry(dst: Ipv4Addr) -> FdbEntry {
 
 /// Fills the maps for a new VXLAN network and joins its group.
 pub async fn attach(instance: &Instance, tables: &Tables<'_>, network: &Network, settings: &Vxlan) -> Result<()> {
-    tables.put_vteps(network.id, vtep_list(&settings.remotes))?;
+    tables.put_vteps(network.id, vtep_list(settings.flood.remotes()))?;
     tables.put_vni(vni_key(network, settings), network.id)?;
-    if let Some(group) = settings.group {
-        instance.netlink.join_group(network.parent_ifindex, group).await?;
+    if let Some(group) = settings.flood.group() {
+        instance.netlink.join_group(network.parent.ifindex, group).await?;
     }
     Ok(())
 }
@@ -65,13 +66,13 @@ pub async fn teardown(instance: &Instance, tables: &Tables<'_>, network: &Networ
         }
     }
     for ip in &settings.managed_neighbours {
-        instance.netlink.delete_neighbour(network.parent_ifindex, *ip).await?;
+        instance.netlink.delete_neighbour(network.parent.ifindex, *ip).await?;
     }
-    for ip in settings.remotes.iter().chain(settings.fdb.iter().map(|e| &e.dst)) {
+    for ip in settings.flood.remotes().iter().chain(settings.fdb.iter().map(|e| &e.dst)) {
         tables.delete_vtep_mac(ip_key(*ip))?;
     }
-    if let Some(group) = settings.group {
-        instance.netlink.leave_group(network.parent_ifindex, group).await?;
+    if let Some(group) = settings.flood.group() {
+        instance.netlink.leave_group(network.parent.ifindex, group).await?;
     }
     Ok(())
 }
@@ -117,7 +118,7 @@ pub async fn release_neighbour(
     settings: &mut Vxlan,
     vtep: Ipv4Addr,
 ) -> Result<()> {
-    let still_used = settings.remotes.contains(&vtep) || settings.fdb.iter().any(|e| e.dst == vtep);
+    let still_used = settings.flood.remotes().contains(&vtep) || settings.fdb.iter().any(|e| e.dst == vtep);
     if still_used || !settings.managed_neighbours.contains(&vtep) {
         return Ok(());
     }
@@ -128,6 +129,6 @@ pub async fn release_neighbour(
 }
 
 /// `MacKey` of a MAC in the network.
-pub fn mac_key(network: &Network, mac: crate::mac::Mac) -> MacKey {
+pub fn mac_key(network: &Network, mac: Mac) -> MacKey {
     MacKey::new(network.id, mac.0)
 }

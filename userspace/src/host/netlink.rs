@@ -6,18 +6,19 @@ use std::{
 };
 
 use futures::TryStreamExt;
+use ipnet::IpNet;
 use netlink_packet_route::route::RouteScope;
 use netlink_packet_route::{
     address::{AddressAttribute, AddressFlags, AddressHeaderFlags},
-    link::{InfoKind, LinkAttribute, LinkInfo},
+    link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage},
     neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourState},
 };
 use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use crate::{
     error::{Error, Result},
+    host::netns::Netns,
     mac::Mac,
-    netns::Netns,
 };
 
 pub struct Netlink {
@@ -55,9 +56,7 @@ impl Netlink {
         match links.try_next().await {
             Ok(Some(message)) => {
                 let mac = message.attributes.iter().find_map(|attr| match attr {
-                    LinkAttribute::Address(bytes) if bytes.len() == 6 => {
-                        Some(Mac(bytes.as_slice().try_into().expect("length checked")))
-                    }
+                    LinkAttribute::Address(bytes) => Mac::from_slice(bytes),
                     _ => None,
                 });
                 let mtu = message
@@ -80,42 +79,56 @@ impl Netlink {
 
     /// The device, or a "does not exist" error naming the namespace.
     pub async fn require_device(&self, name: &str) -> Result<Device> {
-        self.device(name).await?.ok_or_else(|| Error::NoSuchDevice(name.into(), self.place.clone()))
+        self.device(name).await?.ok_or_else(|| Error::NoSuchDevice { device: name.into(), place: self.place.clone() })
+    }
+
+    /// One `RTM_SETLINK` request.
+    async fn set_link(&self, message: LinkMessage, what: String) -> Result<()> {
+        self.handle.link().set(message).execute().await.map_err(Error::netlink(what))
     }
 
     pub async fn create_veth(&self, name: &str, peer: &str) -> Result<()> {
-        self.handle.link().add(LinkVeth::new(name, peer).build()).execute().await?;
+        self.handle
+            .link()
+            .add(LinkVeth::new(name, peer).build())
+            .execute()
+            .await
+            .map_err(Error::netlink(format!("create veth pair {name}/{peer}")))?;
         Ok(())
     }
 
     pub async fn set_mac(&self, index: u32, mac: Mac) -> Result<()> {
         let message = LinkUnspec::new_with_index(index).address(mac.0.to_vec()).build();
-        Ok(self.handle.link().set(message).execute().await?)
+        self.set_link(message, format!("set the MAC of device {index}")).await
     }
 
     pub async fn move_to(&self, index: u32, netns: &Netns) -> Result<()> {
         let message = LinkUnspec::new_with_index(index).setns_by_fd(netns.as_fd().as_raw_fd()).build();
-        Ok(self.handle.link().set(message).execute().await?)
+        self.set_link(message, format!("move device {index} into netns {}", netns.name())).await
     }
 
     pub async fn rename(&self, index: u32, name: &str) -> Result<()> {
         let message = LinkUnspec::new_with_index(index).name(name.to_string()).build();
-        Ok(self.handle.link().set(message).execute().await?)
+        self.set_link(message, format!("rename device {index} to {name}")).await
     }
 
     pub async fn set_mtu(&self, index: u32, mtu: u32) -> Result<()> {
         let message = LinkUnspec::new_with_index(index).mtu(mtu).build();
-        Ok(self.handle.link().set(message).execute().await?)
+        self.set_link(message, format!("set the MTU of device {index}")).await
     }
 
     /// Every address of the device, with its prefix length.
-    pub async fn addresses(&self, index: u32) -> Result<Vec<crate::cidr::Cidr>> {
+    pub async fn addresses(&self, index: u32) -> Result<Vec<IpNet>> {
         let mut addresses = self.handle.address().get().set_link_index_filter(index).execute();
         let mut found = Vec::new();
-        while let Some(message) = addresses.try_next().await? {
+        while let Some(message) =
+            addresses.try_next().await.map_err(Error::netlink(format!("list the addresses of device {index}")))?
+        {
             for attribute in &message.attributes {
                 if let AddressAttribute::Address(ip) = attribute {
-                    found.push(crate::cidr::Cidr { ip: *ip, prefix: message.header.prefix_len });
+                    if let Ok(net) = IpNet::new(*ip, message.header.prefix_len) {
+                        found.push(net);
+                    }
                 }
             }
         }
@@ -125,7 +138,9 @@ impl Netlink {
     /// The device's first IPv4 address (a VXLAN network's default outer source).
     pub async fn first_ipv4(&self, index: u32) -> Result<Option<Ipv4Addr>> {
         let mut addresses = self.handle.address().get().set_link_index_filter(index).execute();
-        while let Some(message) = addresses.try_next().await? {
+        while let Some(message) =
+            addresses.try_next().await.map_err(Error::netlink(format!("list the addresses of device {index}")))?
+        {
             for attribute in &message.attributes {
                 if let AddressAttribute::Address(IpAddr::V4(ip)) = attribute {
                     return Ok(Some(*ip));
@@ -152,14 +167,12 @@ impl Netlink {
     pub async fn neighbour_mac(&self, index: u32, ip: Ipv4Addr) -> Result<Option<Mac>> {
         let mut neighbours = self.handle.neighbours().get().execute();
         let mut found = None;
-        while let Some(message) = neighbours.try_next().await? {
+        while let Some(message) = neighbours.try_next().await.map_err(Error::netlink("list neighbours"))? {
             if message.header.ifindex != index || !is_neighbour_of(&message.attributes, ip) {
                 continue;
             }
             found = message.attributes.iter().find_map(|attr| match attr {
-                NeighbourAttribute::LinkLayerAddress(bytes) if bytes.len() == 6 => {
-                    Some(Mac(bytes.as_slice().try_into().expect("length checked")))
-                }
+                NeighbourAttribute::LinkLayerAddress(bytes) => Mac::from_slice(bytes),
                 _ => None,
             });
         }
@@ -169,7 +182,7 @@ impl Netlink {
     /// Deletes the neighbour entry for `ip` on the device; one that is gone is fine.
     pub async fn delete_neighbour(&self, index: u32, ip: Ipv4Addr) -> Result<()> {
         let mut neighbours = self.handle.neighbours().get().execute();
-        while let Some(message) = neighbours.try_next().await? {
+        while let Some(message) = neighbours.try_next().await.map_err(Error::netlink("list neighbours"))? {
             if message.header.ifindex == index && is_neighbour_of(&message.attributes, ip) {
                 return match self.handle.neighbours().del(message).execute().await {
                     Ok(()) => Ok(()),
@@ -201,8 +214,15 @@ impl Netlink {
     pub async fn leave_group(&self, index: u32, group: Ipv4Addr) -> Result<()> {
         let mut addresses =
             self.handle.address().get().set_link_index_filter(index).set_address_filter(IpAddr::V4(group)).execute();
-        while let Some(message) = addresses.try_next().await? {
-            self.handle.address().del(message).execute().await?;
+        while let Some(message) =
+            addresses.try_next().await.map_err(Error::netlink(format!("list group {group} on device {index}")))?
+        {
+            self.handle
+                .address()
+                .del(message)
+                .execute()
+                .await
+                .map_err(Error::netlink(format!("leave group {group} on device {index}")))?;
         }
         Ok(())
     }
@@ -210,7 +230,7 @@ impl Netlink {
     /// Turns ARP off on the device (an ipvlan l3 endpoint: its neighbours all resolve to its own MAC).
     pub async fn set_noarp(&self, index: u32) -> Result<()> {
         let message = LinkUnspec::new_with_index(index).arp(false).build();
-        Ok(self.handle.link().set(message).execute().await?)
+        self.set_link(message, format!("turn ARP off on device {index}")).await
     }
 
     /// `ip route add default dev DEV` (IPv4 or IPv6).
@@ -220,22 +240,27 @@ impl Netlink {
         } else {
             RouteMessageBuilder::<Ipv4Addr>::new().output_interface(index).scope(RouteScope::Link).build()
         };
-        Ok(self.handle.route().add(route).execute().await?)
+        self.handle
+            .route()
+            .add(route)
+            .execute()
+            .await
+            .map_err(Error::netlink(format!("add a default route through device {index}")))
     }
 
     pub async fn set_up(&self, index: u32) -> Result<()> {
         let message = LinkUnspec::new_with_index(index).up().build();
-        Ok(self.handle.link().set(message).execute().await?)
+        self.set_link(message, format!("bring device {index} up")).await
     }
 
     /// Adds an address; IPv6 ones skip duplicate address detection so the endpoint is usable at once
     /// (xlan hands out the addresses, as Docker does).
-    pub async fn add_address(&self, index: u32, ip: IpAddr, prefix: u8) -> Result<()> {
-        let mut request = self.handle.address().add(index, ip, prefix);
-        if ip.is_ipv6() {
+    pub async fn add_address(&self, index: u32, address: IpNet) -> Result<()> {
+        let mut request = self.handle.address().add(index, address.addr(), address.prefix_len());
+        if address.addr().is_ipv6() {
             request.message_mut().header.flags |= AddressHeaderFlags::Nodad;
         }
-        Ok(request.execute().await?)
+        request.execute().await.map_err(Error::netlink(format!("add address {address} to device {index}")))
     }
 
     /// Deletes a device; one that is already gone is fine (teardown is idempotent).

@@ -1,11 +1,13 @@
 //! The command line, in the words of ip(8), bridge(8) and docker.
+//! Values are parsed by the library's own `FromStr`s (the same words the daemon and the CNI plugin take), but for
+//! addresses with prefix length, whose message is the CLI's.
 use std::{net::Ipv4Addr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand};
-
-use crate::{
-    mode::IpvlanFlag,
-    state::{Driver, ParentHook},
+use ipnet::IpNet;
+use xlan::{
+    mac::Mac,
+    model::{Driver, EndpointRef, IpvlanFlag, ParentHook},
 };
 
 #[derive(Debug, Parser)]
@@ -70,7 +72,7 @@ pub enum NetworkCommand {
         #[arg(long)]
         mode: Option<String>,
         /// ipvlan: bridge|private|vepa, as `ip link add … type ipvlan mode MODE FLAG` [default: bridge].
-        #[arg(long, value_enum)]
+        #[arg(long)]
         flag: Option<IpvlanFlag>,
         /// macvlan: let endpoints and the host's address on the parent reach each other (bridge and private
         /// modes; the kernel's macvlan cannot).
@@ -78,7 +80,7 @@ pub enum NetworkCommand {
         host_access: bool,
         /// Where the parent's frames are first handled [default: tc for a veth parent, whose frames are skbs
         /// already (XDP there costs GRO and a copy); xdp otherwise]. The networks on one parent share it.
-        #[arg(long, value_enum)]
+        #[arg(long)]
         parent_hook: Option<ParentHook>,
         #[command(flatten)]
         vxlan: VxlanArgs,
@@ -145,7 +147,8 @@ pub enum RouteCommand {
     /// Route CIDR to the endpoint in NS.
     Add {
         network: String,
-        cidr: String,
+        #[arg(value_parser = prefix)]
+        cidr: IpNet,
         /// The endpoint's namespace.
         #[arg(long = "endpoint", value_name = "NS")]
         netns: String,
@@ -154,7 +157,11 @@ pub enum RouteCommand {
     },
     /// Remove a route.
     #[command(alias = "delete")]
-    Del { network: String, cidr: String },
+    Del {
+        network: String,
+        #[arg(value_parser = prefix)]
+        cidr: IpNet,
+    },
     /// The network's routes.
     Show {
         network: String,
@@ -169,7 +176,7 @@ pub enum FdbCommand {
     #[command(alias = "append")]
     Add {
         network: String,
-        mac: String,
+        mac: Mac,
         #[arg(long, value_name = "IP")]
         dst: Option<Ipv4Addr>,
     },
@@ -177,7 +184,7 @@ pub enum FdbCommand {
     #[command(alias = "delete")]
     Del {
         network: String,
-        mac: String,
+        mac: Mac,
         #[arg(long, value_name = "IP")]
         dst: Option<Ipv4Addr>,
     },
@@ -200,6 +207,12 @@ pub struct EndpointTarget {
     pub ifname: String,
 }
 
+impl EndpointTarget {
+    pub fn endpoint_ref(&self) -> EndpointRef {
+        EndpointRef { netns: self.netns.clone(), ifname: self.ifname.clone() }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum EndpointCommand {
     /// Add an endpoint: a veth whose end in NS is named IF, with the given (or a random) MAC and addresses.
@@ -208,10 +221,10 @@ pub enum EndpointCommand {
         target: EndpointTarget,
         /// Default: random locally administered (passthru: the parent's MAC, as the kernel).
         #[arg(long)]
-        mac: Option<String>,
+        mac: Option<Mac>,
         /// An address with prefix length, e.g. 10.0.0.2/24; repeatable.
-        #[arg(long = "ip", value_name = "CIDR")]
-        ips: Vec<String>,
+        #[arg(long = "ip", value_name = "CIDR", value_parser = prefix)]
+        ips: Vec<IpNet>,
     },
     /// Remove an endpoint and its interface.
     #[command(alias = "delete")]
@@ -223,7 +236,12 @@ pub enum EndpointCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum MacaddrCommand {
-    Add { network: String, mac: String },
-    Del { network: String, mac: String },
+    Add { network: String, mac: Mac },
+    Del { network: String, mac: Mac },
     Flush { network: String },
+}
+
+/// An address with prefix length, as `ip addr add` takes it.
+fn prefix(text: &str) -> Result<IpNet, String> {
+    text.parse().map_err(|_| format!("invalid address \"{text}\": expected CIDR such as 10.0.0.2/24 or fd00::2/64"))
 }

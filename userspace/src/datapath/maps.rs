@@ -10,16 +10,16 @@ use datapath_common::{
 };
 
 use crate::{
+    datapath::pins::{unpin, PinDir},
     error::{Error, Result},
-    pins::PinDir,
 };
 
 pub struct Tables<'a> {
     pins: &'a PinDir,
 }
 
-fn map_error(name: &str, error: impl std::fmt::Display) -> Error {
-    Error::bpf(&format!("map {name}"), error)
+fn map_error(name: &str, error: impl Into<crate::error::Source>) -> Error {
+    Error::bpf(format!("map {name}"), error)
 }
 
 /// A removal of a key that is not there is not an error: teardown runs after partial setups too.
@@ -218,7 +218,7 @@ impl<'a> Tables<'a> {
     /// Removes every map pin of the instance (its last network is gone).
     pub fn unpin_all(&self) -> Result<()> {
         for name in map_names::ALL {
-            crate::pins::unpin(&self.pins.map(name))?;
+            unpin(&self.pins.map(name))?;
         }
         Ok(())
     }

@@ -64,8 +64,9 @@ fn ensure_bpffs() -> Result<()> {
         return Ok(());
     }
     let _ = fs::create_dir_all(BPFFS);
-    let target = CString::new(BPFFS).expect("constant has no NUL");
-    let fstype = CString::new("bpf").expect("constant has no NUL");
+    // BPFFS as a C string.
+    let target = c"/sys/fs/bpf";
+    let fstype = c"bpf";
     // SAFETY: valid C strings; mounting a bpffs needs no data.
     let rc = unsafe { libc::mount(fstype.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
     if rc != 0 {

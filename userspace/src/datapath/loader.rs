@@ -6,8 +6,8 @@ use aya::{
 };
 
 use crate::{
+    datapath::pins::{unpin, PinDir},
     error::{Error, Result},
-    pins::{unpin, PinDir},
 };
 
 /// The datapath, built by `cargo xtask build` and embedded in the binary.
@@ -58,7 +58,7 @@ impl Datapath {
         let path = self.pins.link(link_name);
         // A stale pin of the same name (a crashed earlier run) would make the pin fail: replace it.
         unpin(&path)?;
-        link.pin(&path).map_err(|e| Error::bpf(&format!("pin {}", path.display()), e))?;
+        link.pin(&path).map_err(|e| Error::bpf(format!("pin {}", path.display()), e))?;
         Ok(())
     }
 
@@ -68,9 +68,10 @@ impl Datapath {
         &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
         P: LoadProgram + 'a,
     {
-        let program = self.ebpf.program_mut(name).ok_or_else(|| Error::Bpf(format!("no program {name} in object")))?;
+        let program =
+            self.ebpf.program_mut(name).ok_or_else(|| Error::BpfObject(format!("no program {name} in the object")))?;
         let typed: &mut P = program.try_into().map_err(|e| Error::bpf(name, e))?;
-        load_with_retries(typed).map_err(|e| Error::bpf(&format!("load {name}"), e))?;
+        load_with_retries(typed).map_err(|e| Error::bpf(format!("load {name}"), e))?;
         Ok(typed)
     }
 }
@@ -97,6 +98,21 @@ fn load_with_retries<P: LoadProgram>(program: &mut P) -> Result<(), aya::program
 /// Detaches a pinned link: removing its last reference (the pin) detaches the program.
 pub fn detach(pins: &PinDir, link_name: &str) -> Result<()> {
     unpin(&pins.link(link_name))
+}
+
+/// The pinned links of a parent's programs, by hook.
+pub mod link_names {
+    /// The parent's XDP program, its tcx ingress and egress programs.
+    pub const PARENT_PARTS: [&str; 3] = ["xdp", "ingress", "egress"];
+
+    pub fn parent(parent_ifindex: u32, part: &str) -> String {
+        format!("parent{parent_ifindex}-{part}")
+    }
+
+    /// An endpoint's programs: "tc" on its host-side veth, "xdp" (the pass stub) on its own end.
+    pub fn port(port: u32, part: &str) -> String {
+        format!("port{port}-{part}")
+    }
 }
 
 /// Programs that can be loaded once, whatever their type.

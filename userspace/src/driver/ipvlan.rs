@@ -1,0 +1,106 @@
+//! The ipvlan side of a network: endpoint addresses and routes in the datapath's LPM trie (one owner per address on
+//! a parent), and what an endpoint's interface needs (the parent's MAC, no link-local address — every endpoint shares
+//! the MAC, so the EUI-64 ones would collide — and in l3 mode NOARP with default routes).
+use std::net::IpAddr;
+
+use aya::maps::lpm_trie::Key;
+use datapath_common::{v4_mapped, IpEndpoint, IpKey, HOST_PORT};
+use ipnet::IpNet;
+
+use crate::{
+    datapath::maps::Tables,
+    error::{AddressOwner, Result},
+    host::{netlink::Netlink, netns::Netns, sysctl},
+    model::{Ipvlan, IpvlanMode, Network, State},
+};
+
+/// The LPM-trie key of a prefix on the network's parent (host bits cleared).
+pub fn prefix_key(parent_ifindex: u32, prefix: &IpNet) -> Key<IpKey> {
+    let (addr, bits) = match prefix.trunc() {
+        IpNet::V4(net) => (v4_mapped(net.addr().octets()), IpKey::V4_MAPPED_BITS + u32::from(net.prefix_len())),
+        IpNet::V6(net) => (net.addr().octets(), u32::from(net.prefix_len())),
+    };
+    Key::new(IpKey::PARENT_BITS + bits, IpKey::new(parent_ifindex, addr))
+}
+
+/// The host route of one address (/32 or /128).
+pub fn host_net(ip: IpAddr) -> IpNet {
+    IpNet::from(ip)
+}
+
+/// Who already owns `prefix` (as an endpoint address or a route, or the host's own address) on the parent, over all
+/// its ipvlan networks.
+pub fn owner_of(state: &State, parent_ifindex: u32, prefix: &IpNet) -> Option<AddressOwner> {
+    state.on_parent(parent_ifindex).find_map(|network| {
+        let settings = network.ipvlan()?;
+        if settings.host_addresses.iter().any(|host| prefix.addr() == *host || prefix.contains(host)) {
+            return Some(AddressOwner::Host);
+        }
+        let by_endpoint =
+            network.endpoints.iter().flat_map(|e| &e.addresses).any(|owned| owned.addr() == prefix.addr());
+        let by_route = settings.routes.iter().any(|route| route.prefix == *prefix);
+        (by_endpoint || by_route).then(|| AddressOwner::Network(network.name.clone()))
+    })
+}
+
+pub fn learn_prefix(tables: &Tables<'_>, network: &Network, prefix: &IpNet, port: u32) -> Result<()> {
+    tables.put_ip(prefix_key(network.parent.ifindex, prefix), IpEndpoint { port, network_id: network.id })
+}
+
+pub fn forget_prefix(tables: &Tables<'_>, network: &Network, prefix: &IpNet) -> Result<()> {
+    tables.delete_ip(prefix_key(network.parent.ifindex, prefix))
+}
+
+/// Marks the host's own addresses on the parent in the trie: the datapath leaves them to the host and keeps
+/// endpoints from them.
+pub fn attach(tables: &Tables<'_>, network: &Network, settings: &Ipvlan) -> Result<()> {
+    for ip in &settings.host_addresses {
+        learn_prefix(tables, network, &host_net(*ip), HOST_PORT)?;
+    }
+    Ok(())
+}
+
+/// Removes the network's routes and host addresses from the trie (endpoints remove their own).
+pub fn teardown(tables: &Tables<'_>, network: &Network, settings: &Ipvlan) -> Result<()> {
+    for route in &settings.routes {
+        forget_prefix(tables, network, &route.prefix)?;
+    }
+    for ip in &settings.host_addresses {
+        forget_prefix(tables, network, &host_net(*ip))?;
+    }
+    Ok(())
+}
+
+/// Makes the endpoint's interface an ipvlan slave before it comes up: no link-local address.
+pub fn prepare_interface(netns: &Netns, ifname: &str) -> Result<()> {
+    let _inside = netns.enter()?;
+    sysctl::no_link_local(ifname)
+}
+
+/// In l3 mode, default routes through the endpoint's interface once it is up (the parent routes for it).
+pub async fn after_up(inside: &Netlink, index: u32, settings: &Ipvlan, addresses: &[IpNet]) -> Result<()> {
+    if settings.mode != IpvlanMode::L3 {
+        return Ok(());
+    }
+    for ipv6 in [false, true] {
+        if addresses.iter().any(|net| net.addr().is_ipv6() == ipv6) {
+            inside.add_default_route(index, ipv6).await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_keys_clear_host_bits_and_map_ipv4() {
+        let key = prefix_key(7, &"10.1.2.3/24".parse().unwrap());
+        assert_eq!(key.prefix_len(), IpKey::PARENT_BITS + IpKey::V4_MAPPED_BITS + 24);
+        assert_eq!(key.data(), IpKey::new(7, v4_mapped([10, 1, 2, 0])));
+        let key = prefix_key(7, &"fd00::1:2/112".parse().unwrap());
+        assert_eq!(key.prefix_len(), IpKey::PARENT_BITS + 112);
+        assert_eq!(key.data(), IpKey::new(7, "fd00::1:0".parse::<std::net::Ipv6Addr>().unwrap().octets()));
+    }
+}

@@ -1,0 +1,154 @@
+//! What each driver puts in the datapath's maps and on the host, for a network (this module) and for an endpoint
+//! (`port`). The operations (`ops/`) decide and record; the functions here carry it out, and their teardowns are
+//! idempotent so that they also serve as the rollback of a half-made setup.
+pub mod ipvlan;
+pub mod macvlan;
+pub mod port;
+pub mod vxlan;
+
+use aya::programs::TcAttachType;
+use datapath_common::{
+    ipvlan_mode, kind, macvlan_mode, network_flags, program_names, FloodList, NetworkConfig, ParentConfig,
+};
+
+use crate::{
+    datapath::{
+        loader::{detach, link_names, Datapath},
+        maps::Tables,
+    },
+    error::Result,
+    instance::Instance,
+    model::{DriverSettings, IpvlanFlag, IpvlanMode, MacvlanMode, Network, ParentHook, State},
+};
+
+/// The network's configuration as the datapath reads it.
+pub fn network_config(network: &Network) -> NetworkConfig {
+    let mut config = NetworkConfig {
+        kind: kind::MACVLAN,
+        mode: macvlan_mode_value(MacvlanMode::Bridge),
+        parent_ifindex: network.parent.ifindex,
+        parent_mac: network.parent.mac.0,
+        ..Default::default()
+    };
+    match &network.driver {
+        DriverSettings::Macvlan(settings) => {
+            config.mode = macvlan_mode_value(settings.mode);
+            if settings.host_access {
+                config.flags |= network_flags::HOST_ACCESS;
+            }
+        }
+        DriverSettings::Vxlan(settings) => {
+            config.kind = kind::VXLAN;
+            if settings.learning {
+                config.flags |= network_flags::LEARNING;
+            }
+            config.vni = settings.vni;
+            config.dstport = settings.dstport;
+            config.local_ip = vxlan::ip_key(settings.local);
+            config.group_ip = settings.flood.group().map_or(0, vxlan::ip_key);
+            config.ageing_secs = settings.ageing;
+        }
+        DriverSettings::Ipvlan(settings) => {
+            config.kind = kind::IPVLAN;
+            config.mode = match settings.mode {
+                IpvlanMode::L2 => ipvlan_mode::L2,
+                IpvlanMode::L3 => ipvlan_mode::L3,
+            };
+            config.flags |= match settings.flag {
+                IpvlanFlag::Bridge => 0,
+                IpvlanFlag::Private => network_flags::PRIVATE,
+                IpvlanFlag::Vepa => network_flags::VEPA,
+            };
+        }
+    }
+    config
+}
+
+/// The kernel's MACVLAN_MODE_* value, which the datapath uses too.
+pub const fn macvlan_mode_value(mode: MacvlanMode) -> u32 {
+    match mode {
+        MacvlanMode::Bridge => macvlan_mode::BRIDGE,
+        MacvlanMode::Private => macvlan_mode::PRIVATE,
+        MacvlanMode::Vepa => macvlan_mode::VEPA,
+        MacvlanMode::Passthru => macvlan_mode::PASSTHRU,
+        MacvlanMode::Source => macvlan_mode::SOURCE,
+    }
+}
+
+/// What the parent carries, from the networks on it in `state`.
+pub fn parent_config(state: &State, parent_ifindex: u32) -> ParentConfig {
+    let mut config = ParentConfig::default();
+    for network in state.on_parent(parent_ifindex) {
+        match network.driver {
+            DriverSettings::Macvlan(_) => config.macvlan_network = network.id,
+            DriverSettings::Vxlan(_) => config.vxlan_networks += 1,
+            DriverSettings::Ipvlan(_) => config.ipvlan_network = network.id,
+        }
+    }
+    config
+}
+
+/// Puts the network into the maps (`state` already holds it) and, for the first network on its parent, attaches
+/// the parent's programs.
+pub async fn attach_network(
+    instance: &Instance,
+    state: &State,
+    network: &Network,
+    first_on_parent: bool,
+) -> Result<()> {
+    let mut datapath = Datapath::load(&instance.pins)?;
+    let tables = Tables::new(&instance.pins);
+    tables.put_network(network.id, network_config(network))?;
+    tables.put_flood(network.id, FloodList::default())?;
+    match &network.driver {
+        DriverSettings::Vxlan(settings) => vxlan::attach(instance, &tables, network, settings).await?,
+        DriverSettings::Ipvlan(settings) => ipvlan::attach(&tables, network, settings)?,
+        DriverSettings::Macvlan(_) => {}
+    }
+    let parent = &network.parent;
+    tables.put_parent(parent.ifindex, parent_config(state, parent.ifindex))?;
+    if first_on_parent {
+        if network.hook == ParentHook::Xdp {
+            let link = link_names::parent(parent.ifindex, "xdp");
+            datapath.attach_xdp(program_names::PARENT_XDP, parent.ifindex, &link)?;
+        }
+        let ingress = link_names::parent(parent.ifindex, "ingress");
+        datapath.attach_tc(program_names::PARENT_INGRESS, &parent.name, TcAttachType::Ingress, &ingress)?;
+    }
+    // Only host access needs to see the host's own frames leaving the parent: every other network spares the host's
+    // egress traffic the program.
+    let egress = link_names::parent(parent.ifindex, "egress");
+    let host_access = network.macvlan().is_some_and(|settings| settings.host_access);
+    if host_access && !instance.pins.link(&egress).exists() {
+        datapath.attach_tc(program_names::PARENT_EGRESS, &parent.name, TcAttachType::Egress, &egress)?;
+    }
+    Ok(())
+}
+
+/// Removes what `attach_network` made for `network` (`state` no longer holds it); with the parent's last network
+/// the parent's programs, with the instance's last network its maps and directories. Idempotent, so it also serves
+/// as the rollback of a failed create.
+pub async fn teardown_network(instance: &Instance, state: &State, network: &Network) -> Result<()> {
+    let tables = Tables::new(&instance.pins);
+    let parent = network.parent.ifindex;
+    if state.on_parent(parent).next().is_none() {
+        for part in link_names::PARENT_PARTS {
+            detach(&instance.pins, &link_names::parent(parent, part))?;
+        }
+        tables.delete_parent(parent)?;
+    } else if tables.exist() {
+        tables.put_parent(parent, parent_config(state, parent))?;
+    }
+    match &network.driver {
+        DriverSettings::Vxlan(settings) => vxlan::teardown(instance, &tables, network, settings).await?,
+        DriverSettings::Ipvlan(settings) => ipvlan::teardown(&tables, network, settings)?,
+        DriverSettings::Macvlan(settings) => macvlan::teardown(&tables, network, settings)?,
+    }
+    tables.delete_flood(network.id)?;
+    tables.delete_network(network.id)?;
+    if state.networks.is_empty() {
+        tables.unpin_all()?;
+        instance.pins.remove_if_empty();
+    }
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! An endpoint on the host and in the datapath: a veth pair, one end moved into the endpoint's namespace (named like
+//! the kernel's macvlan child, e.g. eth0, with the endpoint's MAC and addresses), the other end in the host namespace
+//! carrying the endpoint's TC program and serving as its port in the maps.
+use aya::programs::TcAttachType;
+use datapath_common::{program_names, EndpointConfig, FdbEntry, FloodList, MacKey, MAX_FLOOD_PORTS};
+
+use crate::{
+    datapath::{
+        loader::{detach, link_names, Datapath},
+        maps::Tables,
+    },
+    driver::ipvlan,
+    error::Result,
+    host::{netlink::Netlink, netns::Netns, sysctl},
+    instance::Instance,
+    model::{Endpoint, IpvlanMode, Network, ParentHook, VethNames},
+};
+
+/// Makes the veth pair named `names`, configures the endpoint's end, fills the maps and attaches the programs.
+/// `endpoint.host.ifindex` is filled in as soon as the pair exists, so that a failure later can be undone by
+/// [`teardown`]. `network.endpoints` must not hold the endpoint yet.
+pub async fn attach(
+    instance: &Instance,
+    network: &Network,
+    netns: &Netns,
+    inside: &Netlink,
+    names: &VethNames,
+    endpoint: &mut Endpoint,
+) -> Result<()> {
+    let host = &instance.netlink;
+    host.create_veth(&names.host, &names.transit).await?;
+    endpoint.host.ifindex = host.require_device(&names.host).await?.index;
+    // The host-side end is plumbing, not an interface of the host: no IPv6 on it, or the host's DAD, MLD reports and
+    // router solicitations from its link-local address reach the endpoint (the kernel's macvlan and vxlan endpoints
+    // have no such peer).
+    sysctl::disable_ipv6(&names.host)?;
+    let transit = host.require_device(&names.transit).await?;
+    host.set_mac(transit.index, endpoint.mac).await?;
+    host.move_to(transit.index, netns).await?;
+
+    let peer = inside.require_device(&names.transit).await?;
+    inside.rename(peer.index, &endpoint.at.ifname).await?;
+    if let Some(settings) = network.ipvlan() {
+        ipvlan::prepare_interface(netns, &endpoint.at.ifname)?;
+        if settings.mode == IpvlanMode::L3 {
+            inside.set_noarp(peer.index).await?;
+        }
+    }
+    if network.vxlan().is_some() {
+        // Room for the outer headers: VXLAN never fragments.
+        let parent_mtu = host.require_device(&network.parent.name).await?.mtu;
+        let mtu = parent_mtu.saturating_sub(datapath_common::VXLAN_OVERHEAD as u32);
+        inside.set_mtu(peer.index, mtu).await?;
+        host.set_mtu(endpoint.host.ifindex, mtu).await?;
+    }
+    for address in &endpoint.addresses {
+        inside.add_address(peer.index, *address).await?;
+    }
+    inside.set_up(peer.index).await?;
+    if let Some(settings) = network.ipvlan() {
+        ipvlan::after_up(inside, peer.index, settings, &endpoint.addresses).await?;
+    }
+
+    let mut datapath = Datapath::load(&instance.pins)?;
+    let port = endpoint.host.ifindex;
+    if network.hook == ParentHook::Xdp {
+        // Native XDP redirect into a veth is dropped unless the receiving end has an XDP program.
+        let _in_endpoint_netns = netns.enter()?;
+        datapath.attach_xdp(program_names::XDP_PASS, peer.index, &link_names::port(port, "xdp"))?;
+    }
+    fill_maps(&Tables::new(&instance.pins), network, endpoint)?;
+    datapath.attach_tc(
+        program_names::ENDPOINT_INGRESS,
+        &endpoint.host.ifname,
+        TcAttachType::Ingress,
+        &link_names::port(port, "tc"),
+    )?;
+    host.set_up(port).await
+}
+
+/// The endpoint's entries in the maps: its port, its counters, its MAC (or, on ipvlan, its addresses) and the
+/// network's flood list with it. `network.endpoints` must not hold the endpoint yet.
+pub fn fill_maps(tables: &Tables<'_>, network: &Network, endpoint: &Endpoint) -> Result<()> {
+    let port = endpoint.host.ifindex;
+    tables.reset_stats(port)?;
+    tables.put_endpoint(port, EndpointConfig { network_id: network.id, mac: endpoint.mac.0, _pad: [0; 2] })?;
+    tables.put_port(port)?;
+    if network.ipvlan().is_some() {
+        for address in &endpoint.addresses {
+            ipvlan::learn_prefix(tables, network, &ipvlan::host_net(address.addr()), port)?;
+        }
+    } else {
+        tables.put_fdb(MacKey::new(network.id, endpoint.mac.0), FdbEntry::local(port))?;
+    }
+    let ports: Vec<u32> = network.ports().chain([port]).collect();
+    tables.put_flood(network.id, flood_list(&ports))
+}
+
+/// Removes what `attach` made for `endpoint`; `network.endpoints` must no longer hold it (its flood list is
+/// rewritten from them). Idempotent, so it also serves as the rollback of a failed add.
+pub async fn teardown(instance: &Instance, network: &Network, endpoint: &Endpoint) -> Result<()> {
+    let tables = Tables::new(&instance.pins);
+    let port = match endpoint.host.ifindex {
+        0 => instance.netlink.device(&endpoint.host.ifname).await?.map(|d| d.index),
+        index => Some(index),
+    };
+    let Some(port) = port else { return Ok(()) };
+    detach(&instance.pins, &link_names::port(port, "tc"))?;
+    detach(&instance.pins, &link_names::port(port, "xdp"))?;
+    if tables.exist() {
+        let others: Vec<u32> = network.ports().filter(|p| *p != port).collect();
+        tables.put_flood(network.id, flood_list(&others))?;
+    }
+    if let Some(settings) = network.ipvlan() {
+        for address in &endpoint.addresses {
+            ipvlan::forget_prefix(&tables, network, &ipvlan::host_net(address.addr()))?;
+        }
+        for route in settings.routes.iter().filter(|r| r.endpoint == endpoint.at) {
+            ipvlan::forget_prefix(&tables, network, &route.prefix)?;
+        }
+    } else if !network.endpoints.iter().any(|e| e.mac == endpoint.mac && e.host.ifindex != port) {
+        // Only this endpoint's own FDB entry: a rolled-back add must not remove another's.
+        tables.delete_fdb(MacKey::new(network.id, endpoint.mac.0))?;
+    }
+    tables.delete_endpoint(port)?;
+    tables.delete_port(port)?;
+    tables.delete_stats(port)?;
+    // Deleting one end of a veth pair deletes the other, the endpoint's interface, too.
+    instance.netlink.delete(port).await
+}
+
+/// The flood list of a network's ports (at most `MAX_FLOOD_PORTS`; `endpoint add` refuses more).
+pub fn flood_list(ports: &[u32]) -> FloodList {
+    let mut list = FloodList::default();
+    for (slot, port) in list.ifindex.iter_mut().zip(ports) {
+        *slot = *port;
+    }
+    list.count = ports.len().min(MAX_FLOOD_PORTS) as u32;
+    list
+}

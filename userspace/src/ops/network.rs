@@ -1,0 +1,215 @@
+//! Networks: create, delete, list, show. A network is a parent interface with the datapath attached (once per parent,
+//! shared by the networks on it) and the network's entries in the instance's maps. A failed create is rolled back;
+//! delete removes every device, program, map entry, neighbour and pin the network made (and the instance's maps with
+//! its last network).
+use std::net::Ipv4Addr;
+
+use datapath_common::{MAX_NETWORKS, VXLAN_DEFAULT_PORT, VXLAN_MAX_VNI};
+
+use crate::{
+    driver::{self, port, vxlan},
+    error::{Error, Result},
+    instance::Instance,
+    model::{
+        Driver, DriverSettings, Flood, Ipvlan, IpvlanFlag, IpvlanMode, Macvlan, MacvlanMode, Network, Parent,
+        ParentHook, State, Vxlan,
+    },
+};
+
+/// A network to create.
+#[derive(Clone, Debug)]
+pub struct CreateNetwork {
+    pub name: String,
+    pub parent: String,
+    /// None: chosen by the parent's kind (or the networks already on it).
+    pub hook: Option<ParentHook>,
+    pub driver: DriverRequest,
+}
+
+/// The driver of a network to create, with the settings only it takes.
+#[derive(Clone, Debug)]
+pub enum DriverRequest {
+    Macvlan { mode: MacvlanMode, host_access: bool },
+    Ipvlan { mode: IpvlanMode, flag: IpvlanFlag },
+    Vxlan(VxlanRequest),
+}
+
+/// A VXLAN network's settings as asked for; None takes the default.
+#[derive(Clone, Debug)]
+pub struct VxlanRequest {
+    pub vni: u32,
+    /// Default: the parent's first IPv4 address.
+    pub local: Option<Ipv4Addr>,
+    pub flood: Flood,
+    /// Default: IANA's 4789 (the kernel's own default is 8472).
+    pub dstport: Option<u16>,
+    /// Default: on.
+    pub learning: Option<bool>,
+    /// Default: 300 seconds, as `ip link add … type vxlan`.
+    pub ageing: Option<u32>,
+}
+
+const DEFAULT_AGEING_SECS: u32 = 300;
+
+pub async fn create(instance: &Instance, request: CreateNetwork) -> Result<Network> {
+    let store = instance.store()?;
+    let mut state = store.load()?;
+    validate_name(&request.name)?;
+    if state.network(&request.name).is_ok() {
+        return Err(Error::NetworkExists(request.name));
+    }
+    let driver_kind = request.driver.kind();
+    let parent = instance.netlink.require_device(&request.parent).await?;
+    if driver_kind != Driver::Vxlan {
+        // One macvlan or ipvlan network per parent: both own the parent's incoming unicast.
+        if let Some(owner) = state.on_parent(parent.index).find(|n| n.vxlan().is_none()) {
+            return Err(if owner.driver_kind() == driver_kind {
+                Error::ParentInUse { parent: request.parent, network: owner.name.clone() }
+            } else {
+                Error::ParentTaken { parent: request.parent, driver: owner.driver_kind(), network: owner.name.clone() }
+            });
+        }
+    }
+    let driver = match request.driver {
+        DriverRequest::Macvlan { mode, host_access } => {
+            if host_access && !matches!(mode, MacvlanMode::Bridge | MacvlanMode::Private) {
+                return Err(Error::HostAccessMode(mode.to_string()));
+            }
+            DriverSettings::Macvlan(Macvlan { mode, host_access, source_macs: Vec::new() })
+        }
+        DriverRequest::Vxlan(vxlan) => {
+            DriverSettings::Vxlan(vxlan_settings(instance, &state, &request.parent, parent.index, vxlan).await?)
+        }
+        DriverRequest::Ipvlan { mode, flag } => {
+            let host_addresses = instance.netlink.addresses(parent.index).await?.iter().map(|net| net.addr()).collect();
+            DriverSettings::Ipvlan(Ipvlan { mode, flag, routes: Vec::new(), host_addresses })
+        }
+    };
+    let hook_in_use = state.on_parent(parent.index).next().map(|n| n.hook);
+    let hook = match (hook_in_use, request.hook) {
+        (Some(in_use), Some(asked)) if in_use != asked => {
+            return Err(Error::HookInUse { parent: request.parent, in_use })
+        }
+        (Some(in_use), _) => in_use,
+        (None, Some(asked)) => asked,
+        (None, None) if parent.is_veth => ParentHook::Tc,
+        (None, None) => ParentHook::Xdp,
+    };
+    let mac = parent.mac.ok_or_else(|| Error::NoMac(request.parent.clone()))?;
+    let mut network = Network {
+        id: state.free_network_id(MAX_NETWORKS)?,
+        name: request.name,
+        parent: Parent { name: request.parent, ifindex: parent.index, mac },
+        hook,
+        driver,
+        endpoints: Vec::new(),
+        next_port: 0,
+    };
+    let first_on_parent = state.on_parent(parent.index).next().is_none();
+    state.networks.push(network.clone());
+    let made = async {
+        driver::attach_network(instance, &state, &network, first_on_parent).await?;
+        let parent = network.parent.ifindex;
+        if let DriverSettings::Vxlan(settings) = &mut network.driver {
+            for remote in settings.flood.remotes().to_vec() {
+                vxlan::manage_neighbour(instance, parent, settings, remote).await?;
+            }
+        }
+        Ok::<_, Error>(())
+    }
+    .await;
+    state.networks.retain(|n| n.name != network.name);
+    if let Err(error) = made {
+        let _ = driver::teardown_network(instance, &state, &network).await;
+        return Err(error);
+    }
+    state.networks.push(network.clone());
+    store.save(&state)?;
+    Ok(network)
+}
+
+/// Deletes the network with its endpoints; returns what it was.
+pub async fn delete(instance: &Instance, name: &str) -> Result<Network> {
+    let store = instance.store()?;
+    let mut state = store.load()?;
+    let mut network = state.network(name)?.clone();
+    while let Some(endpoint) = network.endpoints.pop() {
+        port::teardown(instance, &network, &endpoint).await?;
+    }
+    state.networks.retain(|n| n.name != name);
+    driver::teardown_network(instance, &state, &network).await?;
+    store.save(&state)?;
+    Ok(network)
+}
+
+/// Every network of the instance.
+pub fn list(instance: &Instance) -> Result<Vec<Network>> {
+    Ok(instance.store()?.load()?.networks)
+}
+
+/// One network.
+pub fn show(instance: &Instance, name: &str) -> Result<Network> {
+    instance.store()?.load()?.network(name).cloned()
+}
+
+impl DriverRequest {
+    pub fn kind(&self) -> Driver {
+        match self {
+            DriverRequest::Macvlan { .. } => Driver::Macvlan,
+            DriverRequest::Ipvlan { .. } => Driver::Ipvlan,
+            DriverRequest::Vxlan(_) => Driver::Vxlan,
+        }
+    }
+}
+
+async fn vxlan_settings(
+    instance: &Instance,
+    state: &State,
+    parent_name: &str,
+    parent: u32,
+    request: VxlanRequest,
+) -> Result<Vxlan> {
+    let vni = request.vni;
+    if vni == 0 || vni > VXLAN_MAX_VNI {
+        return Err(Error::InvalidVni(vni));
+    }
+    let flood = match request.flood {
+        Flood::Group(group) if !group.is_multicast() => return Err(Error::GroupNotMulticast(group)),
+        Flood::Group(group) => Flood::Group(group),
+        Flood::Remotes(mut remotes) => {
+            for remote in &remotes {
+                vxlan::validate_vtep(*remote)?;
+            }
+            remotes.dedup();
+            Flood::Remotes(remotes)
+        }
+    };
+    if let Some(owner) = state.on_parent(parent).find(|n| n.vxlan().is_some_and(|v| v.vni == vni)) {
+        return Err(Error::VniInUse { vni, parent: parent_name.into(), network: owner.name.clone() });
+    }
+    let local = match request.local {
+        Some(local) => vxlan::validate_vtep(local).map(|_| local)?,
+        None => instance.netlink.first_ipv4(parent).await?.ok_or_else(|| Error::NoLocalAddress(parent_name.into()))?,
+    };
+    Ok(Vxlan {
+        vni,
+        local,
+        dstport: request.dstport.unwrap_or(VXLAN_DEFAULT_PORT),
+        flood,
+        learning: request.learning.unwrap_or(true),
+        ageing: request.ageing.unwrap_or(DEFAULT_AGEING_SECS),
+        fdb: Vec::new(),
+        managed_neighbours: Vec::new(),
+    })
+}
+
+fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidName(name.into()))
+    }
+}

@@ -1,0 +1,347 @@
+//! The instance's state, kept as JSON in its state directory (default /run/xlan/<instance>) so later commands and a
+//! restarted loader know it. Writes go through a temporary file and a rename; a lock file serialises concurrent
+//! commands on one instance. The file carries a schema version; files of earlier schemas are read and migrated (the
+//! migration is written back by the next save).
+use std::{
+    fs::{self, File, OpenOptions},
+    io::Write,
+    os::fd::AsRawFd,
+    path::{Path, PathBuf},
+};
+
+use crate::{
+    error::{Error, Result},
+    model::{State, SCHEMA_VERSION},
+};
+
+/// The state directory of one instance, locked for the life of this value.
+pub struct StateStore {
+    dir: PathBuf,
+    _lock: File,
+}
+
+impl StateStore {
+    pub fn open(dir: &Path) -> Result<Self> {
+        fs::create_dir_all(dir).map_err(|e| Error::io(format!("create state dir {}", dir.display()), e))?;
+        let lock_path = dir.join("lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(format!("open {}", lock_path.display()), e))?;
+        // SAFETY: flock on an open fd; released when the file is closed.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(Error::io("lock state", std::io::Error::last_os_error()));
+        }
+        Ok(Self { dir: dir.to_owned(), _lock: lock })
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+
+    pub fn load(&self) -> Result<State> {
+        let path = self.path();
+        match fs::read(&path) {
+            Ok(bytes) => parse(&bytes).map_err(|problem| Error::State { path, problem }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+            Err(e) => Err(Error::State { path, problem: e.to_string() }),
+        }
+    }
+
+    /// Saves the state; an instance with no networks leaves no files behind (see Drop).
+    pub fn save(&self, state: &State) -> Result<()> {
+        let path = self.path();
+        if state.networks.is_empty() {
+            let _ = fs::remove_file(&path);
+            return Ok(());
+        }
+        let state_error =
+            |path: &Path, e: &dyn std::fmt::Display| Error::State { path: path.into(), problem: e.to_string() };
+        let tmp = self.dir.join("state.json.tmp");
+        let current = State { schema: SCHEMA_VERSION, networks: state.networks.clone() };
+        let json = serde_json::to_vec_pretty(&current).map_err(|e| state_error(&path, &e))?;
+        let mut file = File::create(&tmp).map_err(|e| state_error(&tmp, &e))?;
+        file.write_all(&json).map_err(|e| state_error(&tmp, &e))?;
+        fs::rename(&tmp, &path).map_err(|e| state_error(&path, &e))
+    }
+}
+
+impl Drop for StateStore {
+    /// An instance without a state file (no networks, or a first command that failed) leaves no lock file or
+    /// directory behind; the default root (/run/xlan) goes too once no instance uses it.
+    fn drop(&mut self) {
+        if self.path().exists() {
+            return;
+        }
+        let _ = fs::remove_file(self.dir.join("lock"));
+        let _ = fs::remove_dir(&self.dir);
+        if let Some(parent) = self.dir.parent().filter(|p| p.ends_with("xlan")) {
+            let _ = fs::remove_dir(parent);
+        }
+    }
+}
+
+/// A state file of any known schema, as the current model.
+pub fn parse(bytes: &[u8]) -> Result<State, String> {
+    let document: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    match document.get("schema").map(|schema| schema.as_u64()) {
+        // Written before the file had a schema: the first release.
+        None => {
+            let old: v0::State = serde_json::from_value(document).map_err(|e| e.to_string())?;
+            old.migrate()
+        }
+        Some(Some(version)) if version == u64::from(SCHEMA_VERSION) => {
+            serde_json::from_value(document).map_err(|e| e.to_string())
+        }
+        Some(Some(version)) if version > u64::from(SCHEMA_VERSION) => {
+            Err(format!("schema {version} is newer than this release's ({SCHEMA_VERSION}): use the xlan that wrote it"))
+        }
+        Some(_) => Err("unknown schema version".into()),
+    }
+}
+
+/// The state file of the first release (no schema field): one `Network` struct carrying a driver, a macvlan mode,
+/// optional VXLAN and ipvlan settings and host access side by side, addresses as strings.
+mod v0 {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use ipnet::IpNet;
+    use serde::Deserialize;
+
+    use crate::{mac::Mac, model};
+
+    #[derive(Deserialize)]
+    pub struct State {
+        networks: Vec<Network>,
+    }
+
+    #[derive(Deserialize)]
+    struct Network {
+        name: String,
+        id: u32,
+        driver: model::Driver,
+        mode: model::MacvlanMode,
+        parent: String,
+        parent_ifindex: u32,
+        parent_mac: Mac,
+        host_access: bool,
+        endpoints: Vec<Endpoint>,
+        source_macs: Vec<Mac>,
+        next_port: u32,
+        #[serde(default)]
+        vxlan: Option<Vxlan>,
+        #[serde(default)]
+        ipvlan: Option<Ipvlan>,
+        // The first release's default when the field was absent.
+        #[serde(default = "xdp")]
+        parent_hook: model::ParentHook,
+    }
+
+    fn xdp() -> model::ParentHook {
+        model::ParentHook::Xdp
+    }
+
+    #[derive(Deserialize)]
+    struct Endpoint {
+        netns: String,
+        ifname: String,
+        mac: Mac,
+        ips: Vec<String>,
+        host_ifname: String,
+        host_ifindex: u32,
+    }
+
+    #[derive(Deserialize)]
+    struct Vxlan {
+        vni: u32,
+        local: Ipv4Addr,
+        dstport: u16,
+        #[serde(default)]
+        group: Option<Ipv4Addr>,
+        remotes: Vec<Ipv4Addr>,
+        learning: bool,
+        ageing: u32,
+        fdb: Vec<model::StaticFdb>,
+        managed_neighbours: Vec<Ipv4Addr>,
+    }
+
+    #[derive(Deserialize)]
+    struct Ipvlan {
+        mode: model::IpvlanMode,
+        flag: model::IpvlanFlag,
+        routes: Vec<Route>,
+        #[serde(default)]
+        host_addresses: Vec<String>,
+    }
+
+    #[derive(Deserialize)]
+    struct Route {
+        cidr: String,
+        netns: String,
+        ifname: String,
+    }
+
+    /// Parses an address field; a bad one is an error naming it, never silently dropped.
+    fn parse<T: std::str::FromStr>(network: &str, what: &str, text: &str) -> Result<T, String> {
+        text.parse().map_err(|_| format!("network \"{network}\": {what} \"{text}\" is not valid"))
+    }
+
+    impl State {
+        pub fn migrate(self) -> Result<model::State, String> {
+            let networks = self.networks.into_iter().map(Network::migrate).collect::<Result<_, _>>()?;
+            Ok(model::State { schema: model::SCHEMA_VERSION, networks })
+        }
+    }
+
+    impl Network {
+        fn migrate(self) -> Result<model::Network, String> {
+            let name = self.name;
+            let driver = match (self.driver, self.vxlan, self.ipvlan) {
+                (model::Driver::Macvlan, None, None) => model::DriverSettings::Macvlan(model::Macvlan {
+                    mode: self.mode,
+                    host_access: self.host_access,
+                    source_macs: self.source_macs,
+                }),
+                (model::Driver::Vxlan, Some(v), None) => model::DriverSettings::Vxlan(model::Vxlan {
+                    vni: v.vni,
+                    local: v.local,
+                    dstport: v.dstport,
+                    flood: match v.group {
+                        Some(group) => model::Flood::Group(group),
+                        None => model::Flood::Remotes(v.remotes),
+                    },
+                    learning: v.learning,
+                    ageing: v.ageing,
+                    fdb: v.fdb,
+                    managed_neighbours: v.managed_neighbours,
+                }),
+                (model::Driver::Ipvlan, None, Some(i)) => {
+                    let routes = i
+                        .routes
+                        .into_iter()
+                        .map(|route| {
+                            Ok(model::IpRoute {
+                                prefix: parse::<IpNet>(&name, "route", &route.cidr)?,
+                                endpoint: model::EndpointRef { netns: route.netns, ifname: route.ifname },
+                            })
+                        })
+                        .collect::<Result<_, String>>()?;
+                    let host_addresses = i
+                        .host_addresses
+                        .iter()
+                        .map(|text| parse::<IpAddr>(&name, "host address", text))
+                        .collect::<Result<_, _>>()?;
+                    model::DriverSettings::Ipvlan(model::Ipvlan { mode: i.mode, flag: i.flag, routes, host_addresses })
+                }
+                (driver, _, _) => return Err(format!("network \"{name}\": {driver} settings do not match its driver")),
+            };
+            let endpoints = self
+                .endpoints
+                .into_iter()
+                .map(|e| {
+                    Ok(model::Endpoint {
+                        at: model::EndpointRef { netns: e.netns, ifname: e.ifname },
+                        mac: e.mac,
+                        addresses: e.ips.iter().map(|text| parse(&name, "address", text)).collect::<Result<_, _>>()?,
+                        host: model::HostPort { ifname: e.host_ifname, ifindex: e.host_ifindex },
+                    })
+                })
+                .collect::<Result<_, String>>()?;
+            Ok(model::Network {
+                id: self.id,
+                parent: model::Parent { name: self.parent, ifindex: self.parent_ifindex, mac: self.parent_mac },
+                hook: self.parent_hook,
+                driver,
+                endpoints,
+                next_port: self.next_port,
+                name,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::model::{Flood, IpvlanFlag, IpvlanMode, MacvlanMode, ParentHook};
+
+    /// A state file written by the first release (main at 8f3cbc4): a host-access macvlan network, a source-mode one
+    /// with an allowed MAC, a VXLAN network with a remote, a static FDB entry and managed neighbours, and an l3
+    /// private ipvlan network with IPv4 and IPv6 addresses and a route; one endpoint each.
+    const FIRST_RELEASE: &str = include_str!("../testdata/state-v0.json");
+
+    #[test]
+    fn migrates_the_first_release_state_file() {
+        let state = parse(FIRST_RELEASE.as_bytes()).unwrap();
+        assert_eq!(state.schema, SCHEMA_VERSION);
+        let names: Vec<&str> = state.networks.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["mv0", "src0", "vx0", "ipv0"]);
+
+        let mv0 = &state.networks[0];
+        let macvlan = mv0.macvlan().unwrap();
+        assert_eq!((macvlan.mode, macvlan.host_access), (MacvlanMode::Bridge, true));
+        assert_eq!((mv0.id, mv0.parent.name.as_str(), mv0.parent.ifindex, mv0.hook), (1, "up1", 3, ParentHook::Tc));
+        let endpoint = &mv0.endpoints[0];
+        assert_eq!(endpoint.at.ifname, "eth0");
+        assert_eq!(endpoint.mac.to_string(), "02:00:00:00:00:11");
+        let addresses: Vec<String> = endpoint.addresses.iter().map(ToString::to_string).collect();
+        assert_eq!(addresses, ["10.77.0.11/24", "fd77::11/64"]);
+        assert_eq!((endpoint.host.ifname.as_str(), endpoint.host.ifindex), ("xl1p0", 11));
+
+        let src0 = state.networks[1].macvlan().unwrap();
+        assert_eq!(src0.mode, MacvlanMode::Source);
+        assert_eq!(src0.source_macs[0].to_string(), "02:00:00:00:00:aa");
+
+        let vxlan = state.networks[2].vxlan().unwrap();
+        assert_eq!((vxlan.vni, vxlan.dstport, vxlan.ageing, vxlan.learning), (42, 4789, 120, true));
+        assert_eq!(vxlan.flood, Flood::Remotes(vec![Ipv4Addr::new(10, 99, 0, 2)]));
+        assert_eq!(vxlan.fdb[0].dst, Ipv4Addr::new(10, 99, 0, 3));
+        assert_eq!(vxlan.managed_neighbours.len(), 2);
+
+        let ipvlan = state.networks[3].ipvlan().unwrap();
+        assert_eq!((ipvlan.mode, ipvlan.flag), (IpvlanMode::L3, IpvlanFlag::Private));
+        assert_eq!(ipvlan.routes[0].prefix.to_string(), "10.210.0.0/24");
+        assert_eq!(ipvlan.routes[0].endpoint.ifname, "eth0");
+        assert_eq!(ipvlan.host_addresses.len(), 2);
+    }
+
+    #[test]
+    fn a_migrated_state_reads_back_unchanged() {
+        let migrated = parse(FIRST_RELEASE.as_bytes()).unwrap();
+        let written = serde_json::to_vec(&migrated).unwrap();
+        assert_eq!(parse(&written).unwrap(), migrated);
+    }
+
+    #[test]
+    fn first_release_group_becomes_a_group_flood() {
+        let text = FIRST_RELEASE.replace(r#""remotes": ["#, r#""group": "239.1.1.1", "remotes": ["#);
+        let state = parse(text.as_bytes()).unwrap();
+        assert_eq!(state.networks[2].vxlan().unwrap().flood, Flood::Group(Ipv4Addr::new(239, 1, 1, 1)));
+    }
+
+    #[test]
+    fn a_bad_address_is_an_error_not_a_missing_entry() {
+        let text = FIRST_RELEASE.replace("10.77.0.11/24", "10.77.0.300/24");
+        let error = parse(text.as_bytes()).unwrap_err();
+        assert!(error.contains("10.77.0.300/24") && error.contains("mv0"), "{error}");
+    }
+
+    #[test]
+    fn settings_of_another_driver_are_refused() {
+        let text = FIRST_RELEASE.replacen(r#""driver": "vxlan""#, r#""driver": "macvlan""#, 1);
+        let error = parse(text.as_bytes()).unwrap_err();
+        assert!(error.contains("vx0"), "{error}");
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let error = parse(br#"{"schema": 99, "networks": []}"#).unwrap_err();
+        assert!(error.contains("newer"), "{error}");
+        assert!(matches!(parse(br#"{"schema": 1, "networks": []}"#), Ok(state) if state.networks.is_empty()));
+        assert!(parse(b"{\"networks\": [").is_err());
+    }
+}
