@@ -1,0 +1,200 @@
+//! The operations' typed results, called as a front end calls them (no CLI in between), against a host namespace of
+//! the test's own: what `create`/`add` return is what `show`/`list` read back and what the host has, the errors are
+//! the library's variants with their fields, and `delete` returns what it removed and leaves no pins behind.
+mod common;
+
+use std::net::Ipv4Addr;
+
+use common::{ip, OwnedNetns};
+use datapath_common::DROP_REASONS;
+use ipnet::IpNet;
+use xlan::{
+    error::{AddressOwner, Error},
+    instance::Instance,
+    mac::Mac,
+    model::{EndpointRef, Flood, IpvlanFlag, IpvlanMode, MacvlanMode, ParentHook},
+    ops::{
+        endpoint::{self, AddEndpoint},
+        fdb::{self, FdbState},
+        macaddr::{self, MacaddrChange},
+        network::{self, CreateNetwork, DriverRequest, VxlanRequest},
+        route, stats,
+    },
+};
+
+fn net(text: &str) -> IpNet {
+    text.parse().unwrap()
+}
+
+fn mac(text: &str) -> Mac {
+    text.parse().unwrap()
+}
+
+#[test]
+fn operations_return_what_they_made() {
+    let prefix = format!("xlops{}", std::process::id());
+    let host = OwnedNetns::create(&format!("{prefix}h"));
+    let endpoint_ns = OwnedNetns::create(&format!("{prefix}e1"));
+    let ipvlan_ns = OwnedNetns::create(&format!("{prefix}e2"));
+    for (parent, address) in [("up1", None), ("up2", Some("10.99.0.1/24")), ("up3", Some("10.98.0.1/24"))] {
+        ip(&["-n", host.name(), "link", "add", parent, "type", "veth", "peer", "name", &format!("{parent}-p")]);
+        ip(&["-n", host.name(), "link", "set", parent, "up"]);
+        if let Some(address) = address {
+            ip(&["-n", host.name(), "addr", "add", address, "dev", parent]);
+        }
+    }
+    let state_dir = std::env::temp_dir().join(format!("{prefix}-state"));
+    let (host_name, endpoint_name, ipvlan_name) = (host.name(), endpoint_ns.name(), ipvlan_ns.name());
+
+    // The instance enters the host namespace for the rest of the thread: a thread of its own, with its runtime.
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(async {
+                    let instance = Instance::open(Some(host_name), Some(&state_dir)).unwrap();
+                    exercise(&instance, endpoint_name, ipvlan_name).await;
+                    assert!(!instance.pins.root.exists(), "the last network's delete removes the pins");
+                });
+            })
+            .join()
+            .unwrap();
+    });
+    assert!(!state_dir.join("state.json").exists());
+}
+
+async fn exercise(instance: &Instance, endpoint_ns: &str, ipvlan_ns: &str) {
+    // macvlan: the created network, as list and show read it back.
+    let macvlan = network::create(
+        instance,
+        CreateNetwork {
+            name: "mv0".into(),
+            parent: "up1".into(),
+            hook: None,
+            driver: DriverRequest::Macvlan { mode: MacvlanMode::Source, host_access: false },
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((macvlan.id, macvlan.parent.name.as_str(), macvlan.next_port), (1, "up1", 0));
+    assert_eq!(macvlan.hook, ParentHook::Tc, "a veth parent defaults to the tc hook");
+    assert_eq!(macvlan.macvlan().map(|m| m.mode), Some(MacvlanMode::Source));
+    assert_eq!(network::list(instance).unwrap(), [macvlan.clone()]);
+
+    let at = EndpointRef { netns: endpoint_ns.into(), ifname: "eth0".into() };
+    let added = endpoint::add(
+        instance,
+        AddEndpoint {
+            network: "mv0".into(),
+            at: at.clone(),
+            mac: Some(mac("02:77:00:00:00:11")),
+            addresses: vec![net("10.77.0.11/24"), net("fd77::11/64")],
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((added.at.clone(), added.mac), (at.clone(), mac("02:77:00:00:00:11")));
+    assert_eq!(added.host.ifname, "xl1p0");
+    let host_port = instance.netlink.device("xl1p0").await.unwrap().expect("the host-side veth exists");
+    assert_eq!(host_port.index, added.host.ifindex);
+    let shown = network::show(instance, "mv0").unwrap();
+    assert_eq!((shown.endpoints.as_slice(), shown.next_port), (std::slice::from_ref(&added), 1));
+
+    let duplicate = AddEndpoint { network: "mv0".into(), at: at.clone(), mac: None, addresses: Vec::new() };
+    match endpoint::add(instance, duplicate).await {
+        Err(Error::EndpointExists { network, netns, ifname }) => {
+            assert_eq!((network.as_str(), netns.as_str(), ifname.as_str()), ("mv0", endpoint_ns, "eth0"))
+        }
+        other => panic!("a second endpoint at the same place: {other:?}"),
+    }
+
+    let allowed = macaddr::change(instance, "mv0", MacaddrChange::Add(mac("02:00:00:00:00:aa"))).unwrap();
+    assert_eq!(allowed, [mac("02:00:00:00:00:aa")]);
+    assert!(macaddr::change(instance, "mv0", MacaddrChange::Flush).unwrap().is_empty());
+
+    let counters = stats::endpoints(instance, Some("mv0")).unwrap();
+    assert_eq!(counters.len(), 1);
+    assert_eq!((counters[0].endpoint.clone(), counters[0].mac), (at.clone(), added.mac));
+    assert_eq!(counters[0].drops.len(), DROP_REASONS, "every drop reason is named");
+
+    // vxlan: defaults filled in from the parent and the kernel's conventions; the FDB as static rows.
+    let vxlan = network::create(
+        instance,
+        CreateNetwork {
+            name: "vx0".into(),
+            parent: "up2".into(),
+            hook: None,
+            driver: DriverRequest::Vxlan(VxlanRequest {
+                vni: 42,
+                local: None,
+                flood: Flood::Remotes(vec![Ipv4Addr::new(10, 99, 0, 2)]),
+                dstport: None,
+                learning: None,
+                ageing: None,
+            }),
+        },
+    )
+    .await
+    .unwrap();
+    let settings = vxlan.vxlan().unwrap();
+    assert_eq!((settings.local, settings.dstport), (Ipv4Addr::new(10, 99, 0, 1), 4789));
+    assert_eq!((settings.learning, settings.ageing), (true, 300));
+    assert_eq!(vxlan.id, 2);
+    fdb::add(instance, "vx0", mac("02:00:00:00:00:bb"), Ipv4Addr::new(10, 99, 0, 3)).await.unwrap();
+    let rows = fdb::show(instance, Some("vx0")).unwrap();
+    let entries: Vec<_> = rows.iter().map(|r| (r.mac, r.dst, r.state)).collect();
+    assert_eq!(
+        entries,
+        [
+            (Mac::ZERO, Some(Ipv4Addr::new(10, 99, 0, 2)), FdbState::Static),
+            (mac("02:00:00:00:00:bb"), Some(Ipv4Addr::new(10, 99, 0, 3)), FdbState::Static),
+        ]
+    );
+    assert!(matches!(fdb::show(instance, Some("mv0")), Err(Error::NotVxlan { .. })));
+
+    // ipvlan: addresses owned once per parent; routes returned, shown and removed.
+    network::create(
+        instance,
+        CreateNetwork {
+            name: "ipv0".into(),
+            parent: "up3".into(),
+            hook: None,
+            driver: DriverRequest::Ipvlan { mode: IpvlanMode::L3, flag: IpvlanFlag::Private },
+        },
+    )
+    .await
+    .unwrap();
+    let ipvlan_at = EndpointRef { netns: ipvlan_ns.into(), ifname: "eth0".into() };
+    let ipvlan_endpoint =
+        AddEndpoint { network: "ipv0".into(), at: ipvlan_at.clone(), mac: None, addresses: vec![net("10.98.0.1/24")] };
+    match endpoint::add(instance, ipvlan_endpoint.clone()).await {
+        Err(Error::AddressInUse { owner, .. }) => assert_eq!(owner, AddressOwner::Host),
+        other => panic!("an endpoint with the host's own address: {other:?}"),
+    }
+    let added = endpoint::add(instance, AddEndpoint { addresses: vec![net("10.98.0.11/24")], ..ipvlan_endpoint })
+        .await
+        .unwrap();
+    assert_eq!(added.mac, network::show(instance, "ipv0").unwrap().parent.mac, "ipvlan endpoints share the MAC");
+    let routed = route::add(instance, "ipv0", net("10.210.0.0/24"), ipvlan_at.clone()).unwrap();
+    assert_eq!((routed.prefix, routed.endpoint.clone()), (net("10.210.0.0/24"), ipvlan_at.clone()));
+    assert_eq!(route::show(instance, "ipv0").unwrap(), [routed.clone()]);
+    match route::add(instance, "ipv0", net("10.210.0.9/24"), ipvlan_at.clone()) {
+        Err(Error::InvalidPrefix { given, network }) => {
+            assert_eq!((given, network), (net("10.210.0.9/24"), net("10.210.0.0/24")))
+        }
+        other => panic!("a prefix with host bits: {other:?}"),
+    }
+    assert_eq!(route::del(instance, "ipv0", net("10.210.0.0/24")).unwrap(), routed);
+    assert!(route::show(instance, "ipv0").unwrap().is_empty());
+
+    // delete returns what it removed, endpoints and all; the instance ends empty.
+    let removed = endpoint::del(instance, "mv0", &at).await.unwrap();
+    assert_eq!(removed.host.ifindex, host_port.index);
+    assert!(instance.netlink.device("xl1p0").await.unwrap().is_none(), "the host-side veth is gone");
+    for name in ["mv0", "vx0", "ipv0"] {
+        let deleted = network::delete(instance, name).await.unwrap();
+        assert_eq!(deleted.name, name);
+    }
+    assert!(network::list(instance).unwrap().is_empty());
+    assert!(matches!(network::show(instance, "mv0"), Err(Error::NetworkNotFound(name)) if name == "mv0"));
+}
