@@ -92,6 +92,12 @@ pub enum Error {
     ParentTaken { parent: String, driver: Driver, network: String },
     #[error("device \"{device}\" does not exist in {place}")]
     NoSuchDevice { device: String, place: String },
+    #[error("{parent} cannot be a parent: it is {reason}")]
+    UnsuitableParent { parent: String, reason: &'static str },
+    #[error("UDP port 0 is not a port (the kernel would read it as its default)")]
+    InvalidPort,
+    #[error("{mac} is the parent's MAC: an endpoint with it would take the host's traffic")]
+    ParentMac { mac: Mac },
     #[error("device \"{0}\" has no MAC address")]
     NoMac(String),
     #[error("network namespace \"{0}\" not found (expected /run/netns/{0})")]

@@ -15,6 +15,8 @@ pub struct Instance {
     pub state_dir: PathBuf,
     /// Netlink in the host namespace.
     pub netlink: Netlink,
+    /// Told the PID of the command holding the state lock when a wait for it lasts longer than a moment.
+    lock_notice: Option<Box<dyn Fn(Option<u32>)>>,
 }
 
 impl Instance {
@@ -30,10 +32,18 @@ impl Instance {
         };
         let state_dir = state_dir.map(Path::to_owned).unwrap_or_else(|| Path::new("/run/xlan").join(&name));
         let place = if netns.is_some() { format!("netns {name}") } else { "the default netns".into() };
-        Ok(Self { pins: PinDir::for_instance(&name), state_dir, netlink: Netlink::connect(&place)?, name })
+        let netlink = Netlink::connect(&place)?;
+        Ok(Self { pins: PinDir::for_instance(&name), state_dir, netlink, name, lock_notice: None })
     }
 
+    /// Has `notice` told who holds the state lock when a command waits for it longer than a moment.
+    pub fn with_lock_notice(mut self, notice: impl Fn(Option<u32>) + 'static) -> Self {
+        self.lock_notice = Some(Box::new(notice));
+        self
+    }
+
+    /// The instance's state, locked for as long as the store lives.
     pub fn store(&self) -> Result<StateStore> {
-        StateStore::open(&self.state_dir)
+        StateStore::open(&self.state_dir, self.lock_notice.as_deref())
     }
 }

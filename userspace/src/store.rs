@@ -4,9 +4,10 @@
 //! migration is written back by the next save).
 use std::{
     fs::{self, File, OpenOptions},
-    io::Write,
+    io::{Read, Seek, Write},
     os::fd::AsRawFd,
     path::{Path, PathBuf},
+    time::{Duration, Instant},
 };
 
 use crate::{
@@ -20,20 +21,30 @@ pub struct StateStore {
     _lock: File,
 }
 
+/// How long a command waits quietly for another's lock before it tells its user who holds it.
+const QUIET_WAIT: Duration = Duration::from_millis(700);
+
+/// Told once when the lock is busy for longer than a moment: the PID of the command holding it, if it said.
+pub type WaitNotice<'a> = &'a dyn Fn(Option<u32>);
+
 impl StateStore {
-    pub fn open(dir: &Path) -> Result<Self> {
+    /// Opens and locks the instance's state directory, waiting for a command that holds the lock; `notice` hears
+    /// about a wait longer than a moment.
+    pub fn open(dir: &Path, notice: Option<WaitNotice<'_>>) -> Result<Self> {
         fs::create_dir_all(dir).map_err(|e| Error::io(format!("create state dir {}", dir.display()), e))?;
         let lock_path = dir.join("lock");
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
+            .read(true)
             .write(true)
             .open(&lock_path)
             .map_err(|e| Error::io(format!("open {}", lock_path.display()), e))?;
-        // SAFETY: flock on an open fd; released when the file is closed.
-        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(Error::io("lock state", std::io::Error::last_os_error()));
-        }
+        let mut lock = lock;
+        acquire(&mut lock, notice).map_err(|e| Error::io(format!("lock {}", lock_path.display()), e))?;
+        // Who holds the lock, for the commands that wait on it.
+        let pid = std::process::id().to_string();
+        let _ = lock.set_len(0).and_then(|()| lock.rewind()).and_then(|()| lock.write_all(pid.as_bytes()));
         Ok(Self { dir: dir.to_owned(), _lock: lock })
     }
 
@@ -81,6 +92,35 @@ impl Drop for StateStore {
             let _ = fs::remove_dir(parent);
         }
     }
+}
+
+/// Takes the exclusive lock: quietly for a moment, then after telling `notice` who holds it, for as long as it takes.
+fn acquire(lock: &mut File, notice: Option<WaitNotice<'_>>) -> std::io::Result<()> {
+    let deadline = Instant::now() + QUIET_WAIT;
+    loop {
+        // SAFETY: flock on an open fd; released when the file is closed.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(());
+        }
+        let error = std::io::Error::last_os_error();
+        if error.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(error);
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if let Some(notice) = notice {
+        let mut holder = String::new();
+        let _ = lock.rewind().and_then(|()| lock.read_to_string(&mut holder));
+        notice(holder.trim().parse().ok());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// A state file of any known schema, as the current model.
@@ -335,6 +375,28 @@ mod tests {
         let text = FIRST_RELEASE.replacen(r#""driver": "vxlan""#, r#""driver": "macvlan""#, 1);
         let error = parse(text.as_bytes()).unwrap_err();
         assert!(error.contains("vx0"), "{error}");
+    }
+
+    #[test]
+    fn a_command_waiting_for_the_lock_hears_who_holds_it() {
+        let dir = std::env::temp_dir().join(format!("xlan-lock-test-{}", std::process::id()));
+        let holder = StateStore::open(&dir, None).unwrap();
+        let heard = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| {
+                let record = |pid: Option<u32>| heard.lock().unwrap().push(pid);
+                let started = Instant::now();
+                let store = StateStore::open(&dir, Some(&record)).unwrap();
+                (started.elapsed(), store)
+            });
+            std::thread::sleep(QUIET_WAIT + Duration::from_millis(300));
+            drop(holder);
+            let (waited, store) = waiter.join().unwrap();
+            assert!(waited >= QUIET_WAIT, "waited {waited:?}");
+            drop(store);
+        });
+        assert_eq!(*heard.lock().unwrap(), [Some(std::process::id())]);
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use ipnet::IpNet;
 use netlink_packet_route::route::RouteScope;
 use netlink_packet_route::{
     address::{AddressAttribute, AddressFlags, AddressHeaderFlags},
-    link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage},
+    link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage},
     neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourState},
 };
 use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
@@ -35,6 +35,8 @@ pub struct Device {
     pub mtu: u32,
     /// A veth: its frames arrive as skbs, so XDP on it gains nothing over TC and costs GRO and a copy.
     pub is_veth: bool,
+    /// The loopback device: no LAN can hang off it.
+    pub is_loopback: bool,
 }
 
 impl Netlink {
@@ -68,7 +70,8 @@ impl Netlink {
                     matches!(attr, LinkAttribute::LinkInfo(infos)
                         if infos.iter().any(|info| matches!(info, LinkInfo::Kind(InfoKind::Veth))))
                 });
-                Ok(Some(Device { index: message.header.index, mac, mtu, is_veth }))
+                let is_loopback = message.header.flags.contains(LinkFlags::Loopback);
+                Ok(Some(Device { index: message.header.index, mac, mtu, is_veth, is_loopback }))
             }
             Ok(None) => Ok(None),
             // The kernel answers ENODEV for an unknown name.

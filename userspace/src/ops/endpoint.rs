@@ -4,7 +4,7 @@ use ipnet::IpNet;
 
 use crate::{
     driver::{ipvlan, port},
-    error::{Error, Result, Setting},
+    error::{AddressOwner, Error, Result, Setting},
     host::{netlink::Netlink, netns::Netns},
     instance::Instance,
     mac::Mac,
@@ -71,6 +71,18 @@ pub async fn add(instance: &Instance, request: AddEndpoint) -> Result<Endpoint> 
         if network.endpoints.iter().any(|e| e.mac == mac) {
             return Err(Error::MacInUse { mac, network: network.name });
         }
+        if mac == network.parent.mac && network.macvlan_mode() != MacvlanMode::Passthru {
+            return Err(Error::ParentMac { mac });
+        }
+        // One LAN, one owner per address (ipvlan checks the whole parent above, with the host's addresses).
+        let taken = network.endpoints.iter().flat_map(|e| &e.addresses);
+        if let Some(taken) = taken.clone().find(|owned| request.addresses.iter().any(|a| a.addr() == owned.addr())) {
+            return Err(Error::AddressInUse {
+                address: taken.addr().to_string(),
+                parent: network.parent.name.clone(),
+                owner: AddressOwner::Network(network.name.clone()),
+            });
+        }
         mac
     };
     let inside = Netlink::connect_in(&netns)?;
@@ -120,13 +132,21 @@ async fn rollback(instance: &Instance, network: &Network, endpoint: &Endpoint, n
     }
 }
 
-/// An endpoint address: a unicast address with its prefix length.
+/// An endpoint address: a unicast address of a subnet, neither the subnet's network nor its broadcast address.
 fn validate_address(address: &IpNet) -> Result<()> {
     let ip = address.addr();
+    // /31 and /32 (RFC 3021) have no network or broadcast address to keep free.
+    let has_reserved_ends = matches!(address, IpNet::V4(v4) if v4.prefix_len() < 31);
     let reason = if ip.is_unspecified() {
         "the unspecified address"
     } else if ip.is_multicast() {
         "a multicast address"
+    } else if address.prefix_len() == 0 {
+        "a /0 prefix is no subnet"
+    } else if has_reserved_ends && ip == address.network() {
+        "the subnet's network address"
+    } else if has_reserved_ends && ip == address.broadcast() {
+        "the subnet's broadcast address"
     } else {
         return Ok(());
     };
@@ -143,5 +163,35 @@ fn validate_ifname(name: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::InvalidIfname(name.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_addresses_are_unicast_hosts_of_a_subnet() {
+        for good in ["10.0.0.2/24", "10.0.0.0/31", "10.0.0.1/31", "10.0.0.7/32", "fd00::/64", "fd00::2/64"] {
+            assert!(validate_address(&good.parse().unwrap()).is_ok(), "{good}");
+        }
+        let bad = [
+            ("10.0.0.0/24", "network address"),
+            ("10.0.0.255/24", "broadcast address"),
+            ("10.0.0.2/0", "/0"),
+            ("fd00::2/0", "/0"),
+            ("0.0.0.0/8", "unspecified"),
+            ("224.0.0.5/24", "multicast"),
+            ("ff02::1/64", "multicast"),
+        ];
+        for (text, why) in bad {
+            match validate_address(&text.parse().unwrap()) {
+                Err(Error::InvalidAddress { address, reason }) => {
+                    assert_eq!(address, text);
+                    assert!(reason.contains(why), "{text}: {reason}");
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
     }
 }

@@ -60,6 +60,15 @@ pub async fn create(instance: &Instance, request: CreateNetwork) -> Result<Netwo
     }
     let driver_kind = request.driver.kind();
     let parent = instance.netlink.require_device(&request.parent).await?;
+    if parent.is_loopback {
+        return Err(Error::UnsuitableParent { parent: request.parent, reason: "the loopback device" });
+    }
+    if state.networks.iter().flat_map(|n| n.ports()).any(|port| port == parent.index) {
+        return Err(Error::UnsuitableParent {
+            parent: request.parent,
+            reason: "the host-side end of an xlan endpoint",
+        });
+    }
     if driver_kind != Driver::Vxlan {
         // One macvlan or ipvlan network per parent: both own the parent's incoming unicast.
         if let Some(owner) = state.on_parent(parent.index).find(|n| n.vxlan().is_none()) {
@@ -172,6 +181,9 @@ async fn vxlan_settings(
     let vni = request.vni;
     if vni == 0 || vni > VXLAN_MAX_VNI {
         return Err(Error::InvalidVni(vni));
+    }
+    if request.dstport == Some(0) {
+        return Err(Error::InvalidPort);
     }
     let flood = match request.flood {
         Flood::Group(group) if !group.is_multicast() => return Err(Error::GroupNotMulticast(group)),

@@ -121,7 +121,7 @@ pub struct VxlanArgs {
     #[arg(long)]
     pub dstport: Option<u16>,
     /// vxlan: learn remote MACs from received frames [default].
-    #[arg(long, overrides_with = "no_learning")]
+    #[arg(long, conflicts_with = "no_learning")]
     pub learning: bool,
     /// vxlan: do not learn; only static entries (`xlan fdb add`) and flooding.
     #[arg(long)]

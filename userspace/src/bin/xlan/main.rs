@@ -59,7 +59,10 @@ fn run(cli: Cli) -> Result<Output, CliError> {
         .build()
         .map_err(|e| xlan::Error::io("start the tokio runtime", e))?;
     runtime.block_on(async {
-        let instance = Instance::open(cli.netns.as_deref(), cli.state_dir.as_deref())?;
+        let instance = Instance::open(cli.netns.as_deref(), cli.state_dir.as_deref())?.with_lock_notice(|holder| {
+            let holder = holder.map_or("another xlan command".to_string(), |pid| format!("PID {pid}"));
+            eprintln!("xlan: waiting for {holder}, which holds this instance's state lock");
+        });
         execute(&instance, cli.command).await
     })
 }
