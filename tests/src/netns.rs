@@ -35,11 +35,7 @@ pub fn unique_prefix() -> String {
         n -= 1;
     }
     letters.reverse();
-    format!(
-        "xl{}{}",
-        std::process::id(),
-        String::from_utf8(letters).expect("ascii letters")
-    )
+    format!("xl{}{}", std::process::id(), String::from_utf8(letters).expect("ascii letters"))
 }
 
 /// Deletes namespaces named by [`unique_prefix`] whose creating process no longer exists: a test run that was killed
@@ -91,9 +87,7 @@ impl Netns {
             bail!("network namespace {name} already exists; refusing to adopt it");
         }
         cmd::run(&mut cmd::command("ip", &["netns", "add", name]))?;
-        let netns = Netns {
-            name: name.to_string(),
-        };
+        let netns = Netns { name: name.to_string() };
         // Loopback is down in a new namespace; sockets bound to local addresses do not need it, but tools do.
         netns.ip(&["link", "set", "lo", "up"])?;
         Ok(netns)
@@ -105,18 +99,12 @@ impl Netns {
 
     /// `ip -n NAME args...`, returning stdout.
     pub fn ip(&self, args: &[&str]) -> Result<String> {
-        cmd::run(&mut cmd::command(
-            "ip",
-            &[&["-n", self.name.as_str()], args].concat(),
-        ))
+        cmd::run(&mut cmd::command("ip", &[&["-n", self.name.as_str()], args].concat()))
     }
 
     /// A command `ip netns exec NAME program args...`, for callers that want its status or to spawn it.
     pub fn command(&self, program: &str, args: &[&str]) -> Command {
-        cmd::command(
-            "ip",
-            &[&["netns", "exec", self.name.as_str(), program], args].concat(),
-        )
+        cmd::command("ip", &[&["netns", "exec", self.name.as_str(), program], args].concat())
     }
 
     /// Runs `program args...` inside the namespace, returning stdout.
@@ -131,9 +119,7 @@ impl Netns {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        self.spawn(f)
-            .join()
-            .map_err(|_| anyhow!("thread in namespace {} panicked", self.name))?
+        self.spawn(f).join().map_err(|_| anyhow!("thread in namespace {} panicked", self.name))?
     }
 
     /// Like [`Netns::run`], without waiting: the caller joins the thread.
@@ -166,9 +152,8 @@ impl Netns {
     /// `ip -s -j link show dev IFNAME` as JSON (with statistics).
     pub fn link(&self, ifname: &str) -> Result<Value> {
         let text = self.ip(&["-s", "-j", "link", "show", "dev", ifname])?;
-        let mut links: Value = serde_json::from_str(&text).with_context(|| {
-            format!("parsing `ip -s -j link show dev {ifname}` in {}", self.name)
-        })?;
+        let mut links: Value = serde_json::from_str(&text)
+            .with_context(|| format!("parsing `ip -s -j link show dev {ifname}` in {}", self.name))?;
         Ok(links[0].take())
     }
 
@@ -178,20 +163,12 @@ impl Netns {
         let deadline = Instant::now() + timeout;
         loop {
             let link = self.link(ifname)?;
-            let flags: Vec<&str> = link["flags"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
+            let flags: Vec<&str> = link["flags"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
             if flags.contains(&"UP") && flags.contains(&"LOWER_UP") {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                bail!(
-                    "{ifname} in {} is not up after {timeout:?} (flags {flags:?})",
-                    self.name
-                );
+                bail!("{ifname} in {} is not up after {timeout:?} (flags {flags:?})", self.name);
             }
             thread::sleep(Duration::from_millis(20));
         }
@@ -213,8 +190,7 @@ fn enter(path: &Path) -> Result<()> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     // SAFETY: setns on a valid, open namespace fd; it changes only this thread's network namespace.
     if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("setns into {}", path.display()));
+        return Err(std::io::Error::last_os_error()).with_context(|| format!("setns into {}", path.display()));
     }
     Ok(())
 }
@@ -226,10 +202,7 @@ mod tests {
     #[test]
     fn prefixes_are_recognised_as_harness_names() {
         let prefix = unique_prefix();
-        assert_eq!(
-            harness_pid(&format!("{prefix}e1")),
-            Some(std::process::id())
-        );
+        assert_eq!(harness_pid(&format!("{prefix}e1")), Some(std::process::id()));
         assert_eq!(harness_pid("xlan0"), None);
         assert_eq!(harness_pid("xl123"), None);
         assert_eq!(harness_pid("xl12X"), None);

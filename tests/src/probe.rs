@@ -91,10 +91,7 @@ fn ping(src: &Netns, dst_addr: IpAddr) -> Result<bool> {
 pub fn ping_full_size(src: &Netns, dst_addr: IpAddr, packet_len: usize) -> Result<bool> {
     // IPv4 header 20 or IPv6 header 40, ICMP header 8.
     let headers = if dst_addr.is_ipv4() { 28 } else { 48 };
-    let payload = packet_len
-        .checked_sub(headers)
-        .context("packet shorter than its headers")?
-        .to_string();
+    let payload = packet_len.checked_sub(headers).context("packet shorter than its headers")?.to_string();
     ping_with(src, dst_addr, &["-M", "do", "-s", &payload])
 }
 
@@ -118,12 +115,7 @@ fn ping_with(src: &Netns, dst_addr: IpAddr, extra: &[&str]) -> Result<bool> {
 }
 
 /// Starts an echo server on `dst_addr` in `dst`, then has a client in `src` send PAYLOAD and expect it back.
-fn echo_round_trip(
-    transport: Transport,
-    src: &Netns,
-    dst: &Netns,
-    dst_addr: IpAddr,
-) -> Result<bool> {
+fn echo_round_trip(transport: Transport, src: &Netns, dst: &Netns, dst_addr: IpAddr) -> Result<bool> {
     let stop = Arc::new(AtomicBool::new(false));
     let (port_tx, port_rx) = mpsc::channel();
     let server = {
@@ -145,12 +137,7 @@ fn echo_round_trip(
 }
 
 /// Binds an ephemeral port on `addr`, reports it, and echoes whatever arrives until `stop` is set.
-fn serve_echo(
-    transport: Transport,
-    addr: IpAddr,
-    port_tx: mpsc::Sender<u16>,
-    stop: &AtomicBool,
-) -> Result<()> {
+fn serve_echo(transport: Transport, addr: IpAddr, port_tx: mpsc::Sender<u16>, stop: &AtomicBool) -> Result<()> {
     match transport {
         Transport::Tcp => {
             let listener = TcpListener::bind((addr, 0))?;
@@ -210,11 +197,8 @@ fn tcp_echo(target: SocketAddr) -> std::io::Result<bool> {
 }
 
 fn udp_echo(target: SocketAddr) -> std::io::Result<bool> {
-    let unspecified: IpAddr = if target.is_ipv4() {
-        Ipv4Addr::UNSPECIFIED.into()
-    } else {
-        Ipv6Addr::UNSPECIFIED.into()
-    };
+    let unspecified: IpAddr =
+        if target.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() };
     let socket = UdpSocket::bind((unspecified, 0))?;
     socket.set_read_timeout(Some(TIMEOUT))?;
     let mut buf = [0u8; 1500];

@@ -24,14 +24,10 @@ fn kernel_reaches(mode: Mode, src: Node, dst: Node) -> bool {
 
 fn check_mode(mode: Mode) {
     let started = Instant::now();
-    let topology =
-        Topology::build(mode, Backend::Kernel).unwrap_or_else(|err| panic!("building: {err:#}"));
+    let topology = Topology::build(mode, Backend::Kernel).unwrap_or_else(|err| panic!("building: {err:#}"));
     let built = started.elapsed();
     let matrix = Matrix::measure(&topology).unwrap_or_else(|err| panic!("measuring: {err:#}"));
-    println!(
-        "{topology}{matrix}built in {built:.1?}, measured in {:.1?}",
-        started.elapsed() - built
-    );
+    println!("{topology}{matrix}built in {built:.1?}, measured in {:.1?}", started.elapsed() - built);
 
     let mut wrong = Vec::new();
     for &src in matrix.nodes() {
@@ -39,19 +35,12 @@ fn check_mode(mode: Mode) {
             for probe in Probe::ALL {
                 let expected = kernel_reaches(mode, src, dst);
                 if matrix.get(src, dst, probe) != Some(expected) {
-                    wrong.push(format!(
-                        "  {src} -> {dst} {}: expected reachable={expected}",
-                        probe.name()
-                    ));
+                    wrong.push(format!("  {src} -> {dst} {}: expected reachable={expected}", probe.name()));
                 }
             }
         }
     }
-    assert!(
-        wrong.is_empty(),
-        "kernel macvlan mode {mode} behaves unexpectedly:\n{}\n{matrix}",
-        wrong.join("\n")
-    );
+    assert!(wrong.is_empty(), "kernel macvlan mode {mode} behaves unexpectedly:\n{}\n{matrix}", wrong.join("\n"));
 }
 
 #[test]

@@ -14,10 +14,7 @@ fn ok<T>(result: anyhow::Result<T>, doing: impl Display) -> T {
 
 /// The kernel's matrix for `mode` (the topology is torn down before returning).
 fn kernel_matrix(mode: Mode) -> Matrix {
-    let topology = ok(
-        Topology::build(mode, Backend::Kernel),
-        format_args!("building kernel topology ({mode})"),
-    );
+    let topology = ok(Topology::build(mode, Backend::Kernel), format_args!("building kernel topology ({mode})"));
     let started = Instant::now();
     let matrix = ok(Matrix::measure(&topology), "measuring the kernel topology");
     println!("{topology}{matrix}measured in {:.1?}\n", started.elapsed());
@@ -26,10 +23,7 @@ fn kernel_matrix(mode: Mode) -> Matrix {
 
 /// xlan's matrix for `mode`, after checking that `xlan stats` saw the probes' traffic.
 fn xlan_matrix(mode: Mode, backend: Backend) -> Matrix {
-    let topology = ok(
-        Topology::build(mode, backend),
-        format_args!("building {backend} topology ({mode})"),
-    );
+    let topology = ok(Topology::build(mode, backend), format_args!("building {backend} topology ({mode})"));
     let started = Instant::now();
     let matrix = ok(Matrix::measure(&topology), "measuring the xlan topology");
     println!("{topology}{matrix}measured in {:.1?}\n", started.elapsed());
@@ -46,10 +40,7 @@ fn xlan_matrix(mode: Mode, backend: Backend) -> Matrix {
 
 /// Fails at once, with the reason, when there is no xlan binary to test.
 fn require_xlan() {
-    ok(
-        xlan::binary(),
-        "xlan conformance tests need the xlan binary",
-    );
+    ok(xlan::binary(), "xlan conformance tests need the xlan binary");
 }
 
 /// Both of xlan's parent hooks (tc, the default on this veth parent, and xdp) against the kernel.
@@ -94,10 +85,7 @@ fn source_mode_matches_kernel() {
 }
 
 fn is_host_endpoint_pair(src: Node, dst: Node) -> bool {
-    matches!(
-        (src, dst),
-        (Node::Host, Node::Endpoint(_)) | (Node::Endpoint(_), Node::Host)
-    )
+    matches!((src, dst), (Node::Host, Node::Endpoint(_)) | (Node::Endpoint(_), Node::Host))
 }
 
 /// `--host-access` lifts exactly macvlan's classic limitation: the host and its endpoints reach each other (every
@@ -115,13 +103,7 @@ fn bridge_mode_host_access_reaches_host_and_nothing_else_changes() {
         .filter(|&(src, dst)| is_host_endpoint_pair(src, dst))
         .flat_map(|(src, dst)| Probe::ALL.into_iter().map(move |probe| (src, dst, probe)))
         .filter(|&(src, dst, probe)| xlan.get(src, dst, probe) != Some(true))
-        .map(|(src, dst, probe)| CellDiff {
-            src,
-            dst,
-            probe,
-            left: Some(true),
-            right: xlan.get(src, dst, probe),
-        })
+        .map(|(src, dst, probe)| CellDiff { src, dst, probe, left: Some(true), right: xlan.get(src, dst, probe) })
         .collect();
     assert!(
         unreachable_host_cells.is_empty(),
@@ -129,11 +111,8 @@ fn bridge_mode_host_access_reaches_host_and_nothing_else_changes() {
         describe_diff(&unreachable_host_cells, "expected", "xlan")
     );
 
-    let other_diff: Vec<CellDiff> = kernel
-        .diff(&xlan)
-        .into_iter()
-        .filter(|cell| !is_host_endpoint_pair(cell.src, cell.dst))
-        .collect();
+    let other_diff: Vec<CellDiff> =
+        kernel.diff(&xlan).into_iter().filter(|cell| !is_host_endpoint_pair(cell.src, cell.dst)).collect();
     assert!(
         other_diff.is_empty(),
         "with --host-access, cells other than host<->endpoint must equal the kernel's:\n{}kernel:\n{kernel}xlan:\n{xlan}",

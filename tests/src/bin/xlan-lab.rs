@@ -33,8 +33,7 @@ struct Options {
 }
 
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Options> {
-    let (mut once, mut json, mut mode, mut kernel, mut host_access) =
-        (false, false, Mode::Bridge, false, false);
+    let (mut once, mut json, mut mode, mut kernel, mut host_access) = (false, false, Mode::Bridge, false, false);
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -44,9 +43,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options> {
             "--host-access" => host_access = true,
             "--mode" => mode = args.next().context("--mode needs a value")?.parse()?,
             "-h" | "--help" => {
-                println!(
-                    "usage: xlan-lab [--once] [--json] [--mode MODE] [--host-access] [--kernel]"
-                );
+                println!("usage: xlan-lab [--once] [--json] [--mode MODE] [--host-access] [--kernel]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (try --help)"),
@@ -59,12 +56,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options> {
         (true, false) => Backend::Kernel,
         (false, _) => Backend::Xlan { host_access, xdp_hook: false },
     };
-    Ok(Options {
-        once,
-        json,
-        mode,
-        backend,
-    })
+    Ok(Options { once, json, mode, backend })
 }
 
 extern "C" fn on_signal(_signal: libc::c_int) {
@@ -74,12 +66,7 @@ extern "C" fn on_signal(_signal: libc::c_int) {
 fn install_signal_handlers() -> Result<()> {
     for signal in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        let previous = unsafe {
-            libc::signal(
-                signal,
-                on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
-            )
-        };
+        let previous = unsafe { libc::signal(signal, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t) };
         if previous == libc::SIG_ERR {
             return Err(std::io::Error::last_os_error()).context("installing the signal handler");
         }
@@ -109,8 +96,7 @@ impl Pingers {
         let mut pingers = Pingers(Vec::new());
         let outside = topology.netns(Node::Outside);
         for node in topology.endpoint_nodes() {
-            let mut ping =
-                outside.command("ping", &["-n", "-q", "-i", "1", &node.ipv4().to_string()]);
+            let mut ping = outside.command("ping", &["-n", "-q", "-i", "1", &node.ipv4().to_string()]);
             let child = ping
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -136,19 +122,13 @@ fn print_counters(topology: &Topology, options: &Options, started: Instant) -> R
     let rows = topology.endpoint_counters()?;
     let elapsed = started.elapsed().as_secs();
     if options.json {
-        println!(
-            "{}",
-            json!({"elapsed_s": elapsed, "counters": counters::to_json(&rows)})
-        );
+        println!("{}", json!({"elapsed_s": elapsed, "counters": counters::to_json(&rows)}));
     } else {
         let source = match topology.backend() {
             Backend::Kernel => "endpoint interface statistics".to_string(),
             Backend::Xlan { .. } => format!("xlan stats {}", xlan_tests::topology::NETWORK),
         };
-        println!(
-            "counters at +{elapsed}s ({source}):\n{}",
-            counters::table(&rows)
-        );
+        println!("counters at +{elapsed}s ({source}):\n{}", counters::table(&rows));
     }
     Ok(())
 }
