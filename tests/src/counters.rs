@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
+use crate::link;
 use crate::matrix::Matrix;
+use crate::netns::Netns;
 use crate::topology::Node;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +56,11 @@ impl EndpointCounters {
             tx_bytes: number("tx_bytes")?,
             drops,
         })
+    }
+
+    /// The interface's own statistics (`ip -s link`), whoever implements the endpoint.
+    pub fn of_interface(netns: &Netns, ifname: &str) -> Result<EndpointCounters> {
+        EndpointCounters::from_ip_link(netns.name(), ifname, &link::show(netns, ifname)?)
     }
 
     /// An interface's own statistics, from `ip -s -j link show dev IFNAME` in the endpoint namespace.

@@ -1,6 +1,7 @@
 //! The ipvlan test topologies and their reachability matrices.
 //!
-//! [`IpvlanTopology`]: the macvlan topology's shape, with an xlan ipvlan network on the host's parent:
+//! [`IpvlanTopology`]: the macvlan topology's shape (the same [`Wire`]), with an xlan ipvlan network on the host's
+//! parent:
 //!
 //! ```text
 //!   out (eth0) ── to-out ─┐
@@ -32,13 +33,10 @@ use crate::netns::{unique_prefix, Netns};
 use crate::probe::Probe;
 use crate::sniff::Capture;
 use crate::topology::{Family, Node, NETWORK, NODE_IFNAME, PARENT};
+pub use crate::wire::SWITCH_PORT_HOST;
+use crate::wire::{Wire, BRIDGE};
 use crate::xlan::XlanHost;
 
-const BRIDGE: &str = "br0";
-const SWITCH_PORT_OUTSIDE: &str = "to-out";
-/// The switch's port to the host's parent, in the switch namespace: what the host puts on the wire arrives here.
-pub const SWITCH_PORT_HOST: &str = "to-host";
-const LINK_UP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Duplicate address detection of link-local addresses takes one to two seconds.
 const DAD_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -119,23 +117,6 @@ pub fn expected(table: &Table) -> Matrix {
     Matrix::from_cells(NODES.to_vec(), cells)
 }
 
-/// Checks xlan's per-endpoint counters against a matrix: an endpoint some probe reached must have received packets,
-/// one whose probes got through must have sent some.
-pub fn counter_problems(reach: &Matrix, rows: &[(Node, EndpointCounters)]) -> Vec<String> {
-    let mut problems = Vec::new();
-    for (node, counters) in rows {
-        let reached = reach.nodes().iter().any(|&src| reach.any_probe(src, *node));
-        let sent = reach.nodes().iter().any(|&dst| reach.any_probe(*node, dst));
-        if reached && counters.rx_packets == 0 {
-            problems.push(format!("{node} was reached but its rx_packets is 0: {counters:?}"));
-        }
-        if sent && counters.tx_packets == 0 {
-            problems.push(format!("{node}'s probes got through but its tx_packets is 0: {counters:?}"));
-        }
-    }
-    problems
-}
-
 /// `Probed` for a topology of [`NODES`] with inherent `netns(node)` and `addr(node, family)`.
 macro_rules! probed_over_nodes {
     ($topology:ty) => {
@@ -155,72 +136,11 @@ macro_rules! probed_over_nodes {
     };
 }
 
-/// The wire both topologies share: a switch namespace with a bridge, the outside node and the host on its ports.
-struct Wire {
-    switch: Netns,
-    outside: Netns,
-    host: Netns,
-}
-
-impl Wire {
-    fn create(prefix: &str) -> Result<Wire> {
-        Ok(Wire {
-            switch: Netns::create(&format!("{prefix}sw"))?,
-            outside: Netns::create(&format!("{prefix}out"))?,
-            host: Netns::create(&format!("{prefix}h"))?,
-        })
-    }
-
-    /// Bridge, ports, optional hairpin on the host's port; outside and host addressed (10.77.0.1/.2, fd77::1/::2)
-    /// with tx checksum offload off, for the reason the macvlan topology gives: a real wire never carries
-    /// CHECKSUM_PARTIAL skbs, a veth passes them on, and an XDP redirect on the host's parent loses that state, so
-    /// every sender onto the veth wire checksums in software — the outside node, and the host's uplink, whose frames
-    /// come back to it through the hairpin port.
-    fn build(&self, hairpin: bool) -> Result<()> {
-        let sw = &self.switch;
-        link::add_bridge(sw, BRIDGE)?;
-        for (port, peer_ifname, peer_ns) in
-            [(SWITCH_PORT_OUTSIDE, NODE_IFNAME, &self.outside), (SWITCH_PORT_HOST, PARENT, &self.host)]
-        {
-            link::add_bridge_port(sw, BRIDGE, port, peer_ifname, peer_ns)?;
-        }
-        if hairpin {
-            link::hairpin_on(sw, SWITCH_PORT_HOST)?;
-        }
-        sw.ip(&["link", "set", BRIDGE, "up"])?;
-        for (netns, ifname, node) in [(&self.outside, NODE_IFNAME, Node::Outside), (&self.host, PARENT, Node::Host)] {
-            link::configure(netns, ifname, None, &[format!("{}/24", node.ipv4()), format!("{}/64", node.ipv6())])?;
-            link::tx_checksum_offload_off(netns, ifname)?;
-        }
-        Ok(())
-    }
-
-    /// The node's namespace: the wire's outside and host, or eN, the Nth of `endpoints`.
-    fn netns<'a>(&'a self, endpoints: &'a [Netns], node: Node) -> &'a Netns {
-        match node {
-            Node::Outside => &self.outside,
-            Node::Host => &self.host,
-            Node::Endpoint(index) => &endpoints[usize::from(index) - 1],
-        }
-    }
-
-    /// The outside node routes `v4`/`v6` (CIDRs) via the host's uplink address.
-    fn route_via_host(&self, v4: &str, v6: &str) -> Result<()> {
-        let (gw4, gw6) = (Node::Host.ipv4().to_string(), Node::Host.ipv6().to_string());
-        self.outside.ip(&["route", "add", v4, "via", &gw4])?;
-        self.outside.ip(&["-6", "route", "add", v6, "via", &gw6])?;
-        Ok(())
-    }
-
-    fn wait_until_up(&self) -> Result<()> {
-        for port in [BRIDGE, SWITCH_PORT_OUTSIDE, SWITCH_PORT_HOST] {
-            self.switch.wait_link_up(port, LINK_UP_TIMEOUT)?;
-        }
-        self.outside.wait_link_up(NODE_IFNAME, LINK_UP_TIMEOUT)?;
-        self.host.wait_link_up(PARENT, LINK_UP_TIMEOUT)?;
-        wait_dad_done(&self.outside)?;
-        wait_dad_done(&self.host)
-    }
+/// Waits until the wire is up and no IPv6 address on its outside node and host is tentative.
+fn wait_wire_ready(wire: &Wire) -> Result<()> {
+    wire.wait_until_up()?;
+    wait_dad_done(&wire.outside)?;
+    wait_dad_done(&wire.host)
 }
 
 /// Waits until no IPv6 address in the namespace is tentative. The nodes' own addresses skip DAD, but link-local
@@ -248,38 +168,13 @@ fn wait_dad_done(netns: &Netns) -> Result<()> {
     }
 }
 
-/// Writes a sysctl of the namespace (/proc/sys/net is per namespace of the opening thread).
-fn sysctl(netns: &Netns, key: &str, value: &str) -> Result<()> {
-    let path = format!("/proc/sys/{}", key.replace('.', "/"));
-    let value = value.to_string();
-    netns
-        .run(move || std::fs::write(&path, value).with_context(|| format!("writing {path}")))?
-        .with_context(|| format!("sysctl {key} in {}", netns.name()))
-}
-
-/// xlan's ipvlan network on the host: `network delete` on drop, then the XlanHost's fallback cleanup.
-struct XlanNetwork {
-    xlan: XlanHost,
-    created: bool,
-}
-
-impl Drop for XlanNetwork {
-    fn drop(&mut self) {
-        if self.created {
-            if let Err(err) = self.xlan.run(&["network", "delete", NETWORK]) {
-                eprintln!("xlan-tests: warning: {err:#}");
-            }
-        }
-    }
-}
-
 /// The second subnet of an l3 network, behind the host (e3's).
 pub const ROUTED_V4: &str = "10.99.0.0/24";
 pub const ROUTED_V6: &str = "fd99::/64";
 
 pub struct IpvlanTopology {
     // Drops first: xlan deletes its network while the namespaces exist; they go after it.
-    network: XlanNetwork,
+    xlan: XlanHost,
     prefix: String,
     mode: IpvlanMode,
     flag: IpvlanFlag,
@@ -293,28 +188,16 @@ impl IpvlanTopology {
         let prefix = unique_prefix();
         // Every namespace exists before any configuration, so a failing step drops a whole topology.
         let wire = Wire::create(&prefix)?;
-        let endpoints = (1..=3).map(|index| Netns::create(&format!("{prefix}e{index}"))).collect::<Result<Vec<_>>>()?;
-        let network = XlanNetwork { xlan: XlanHost::new(&wire.host)?, created: false };
-        let mut topology = IpvlanTopology { network, prefix, mode, flag, endpoints, wire };
+        let endpoints = Netns::create_numbered(&prefix, "e", 3)?;
+        let xlan = XlanHost::new(&wire.host)?;
+        let mut topology = IpvlanTopology { xlan, prefix, mode, flag, endpoints, wire };
         topology.wire.build(flag.hairpin())?;
-        topology.network.xlan.run(&[
-            "network",
-            "create",
-            NETWORK,
-            "--driver",
-            "ipvlan",
-            "--parent",
-            PARENT,
-            "--mode",
-            mode.as_str(),
-            "--flag",
-            flag.as_str(),
-        ])?;
-        topology.network.created = true;
+        let args = ["--driver", "ipvlan", "--parent", PARENT, "--mode", mode.as_str(), "--flag", flag.as_str()];
+        topology.xlan.create_network(NETWORK, &args)?;
         for index in 1..=3 {
             let node = Node::Endpoint(index);
             let (v4, v6) = (topology.cidr(node, Family::V4), topology.cidr(node, Family::V6));
-            topology.network.xlan.run(&[
+            topology.xlan.run(&[
                 "endpoint",
                 "add",
                 NETWORK,
@@ -331,9 +214,9 @@ impl IpvlanTopology {
         if mode == IpvlanMode::L3 {
             topology.wire.route_via_host(ROUTED_V4, ROUTED_V6)?;
         }
-        topology.wire.wait_until_up()?;
+        wait_wire_ready(&topology.wire)?;
         for netns in &topology.endpoints {
-            netns.wait_link_up(NODE_IFNAME, LINK_UP_TIMEOUT)?;
+            link::wait_up(netns, NODE_IFNAME)?;
         }
         Ok(topology)
     }
@@ -351,7 +234,7 @@ impl IpvlanTopology {
     }
 
     pub fn xlan(&self) -> &XlanHost {
-        &self.network.xlan
+        &self.xlan
     }
 
     /// The switch's namespace (its port to the host is [`SWITCH_PORT_HOST`]).
@@ -380,12 +263,7 @@ impl IpvlanTopology {
 
     /// `xlan stats net0 --json` for one endpoint.
     pub fn counters(&self, node: Node) -> Result<EndpointCounters> {
-        let netns = self.netns(node).name();
-        self.xlan()
-            .stats(NETWORK)?
-            .into_iter()
-            .find(|entry| entry.netns == netns && entry.ifname == NODE_IFNAME)
-            .with_context(|| format!("`xlan stats {NETWORK}` has no entry for {netns}/{NODE_IFNAME}"))
+        self.xlan.endpoint_stats(NETWORK, self.netns(node).name(), NODE_IFNAME)
     }
 
     /// Every endpoint's counters.
@@ -443,12 +321,12 @@ impl RoutedReference {
     pub fn build() -> Result<RoutedReference> {
         let prefix = unique_prefix();
         let wire = Wire::create(&prefix)?;
-        let endpoints = (1..=3).map(|index| Netns::create(&format!("{prefix}e{index}"))).collect::<Result<Vec<_>>>()?;
+        let endpoints = Netns::create_numbered(&prefix, "e", 3)?;
         let reference = RoutedReference { prefix, endpoints, wire };
         reference.wire.build(false)?;
         let router = &reference.wire.host;
-        sysctl(router, "net.ipv4.ip_forward", "1")?;
-        sysctl(router, "net.ipv6.conf.all.forwarding", "1")?;
+        router.sysctl("net.ipv4.ip_forward", "1")?;
+        router.sysctl("net.ipv6.conf.all.forwarding", "1")?;
         for index in 1..=3u8 {
             let netns = &reference.endpoints[usize::from(index) - 1];
             let port = format!("to-e{index}");
@@ -460,10 +338,10 @@ impl RoutedReference {
             netns.ip(&["-6", "route", "add", "default", "via", &format!("{v6}::1")])?;
             reference.wire.route_via_host(&format!("{v4}.0/24"), &format!("{v6}::/64"))?;
         }
-        reference.wire.wait_until_up()?;
+        wait_wire_ready(&reference.wire)?;
         for (index, netns) in (1..).zip(&reference.endpoints) {
-            router.wait_link_up(&format!("to-e{index}"), LINK_UP_TIMEOUT)?;
-            netns.wait_link_up(NODE_IFNAME, LINK_UP_TIMEOUT)?;
+            link::wait_up(router, &format!("to-e{index}"))?;
+            link::wait_up(netns, NODE_IFNAME)?;
         }
         wait_dad_done(router)?;
         for netns in &reference.endpoints {

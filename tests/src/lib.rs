@@ -16,6 +16,7 @@ pub mod probe;
 pub mod sniff;
 pub mod topology;
 pub mod vxlan;
+pub mod wire;
 pub mod xlan;
 
 pub use counters::EndpointCounters;
@@ -24,3 +25,22 @@ pub use netns::{unique_prefix, Netns};
 pub use probe::Probe;
 pub use topology::{Backend, Family, Mode, Node, Topology};
 pub use xlan::XlanHost;
+
+/// Unwraps a harness result in a test: an error fails the test with what was being done and the whole error chain.
+pub fn ok<T>(result: anyhow::Result<T>, doing: impl std::fmt::Display) -> T {
+    result.unwrap_or_else(|err| panic!("{doing}: {err:#}"))
+}
+
+/// `test_cases!(check { name: args...; ... })`: one `#[test] fn name() { check(args...) }` per line, for a check
+/// that runs on several inputs, each reported (and selectable) under its own name.
+#[macro_export]
+macro_rules! test_cases {
+    ($check:path { $($name:ident: $($arg:expr),+;)+ }) => {
+        $(
+            #[test]
+            fn $name() {
+                $check($($arg),+);
+            }
+        )+
+    };
+}

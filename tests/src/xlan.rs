@@ -80,11 +80,10 @@ impl XlanHost {
         cmd::run(&mut self.command(args)?)
     }
 
-    /// `xlan network create NAME --driver macvlan --parent PARENT --mode MODE [extra...]`; deleted on drop. (What a
+    /// `xlan network create NAME args...` (the driver and its options); the network is deleted on drop. (What a
     /// failed create may have left is removed by the fallback on drop, and with the namespaces.)
-    pub fn create_network(&mut self, name: &str, parent: &str, mode: &str, extra: &[&str]) -> Result<()> {
-        let args = ["network", "create", name, "--driver", "macvlan", "--parent", parent, "--mode", mode];
-        self.run(&[&args, extra].concat())?;
+    pub fn create_network(&mut self, name: &str, args: &[&str]) -> Result<()> {
+        self.run(&[&["network", "create", name], args].concat())?;
         self.networks.push(name.to_string());
         Ok(())
     }
@@ -102,6 +101,14 @@ impl XlanHost {
             serde_json::from_str(&text).with_context(|| format!("parsing `xlan stats {network} --json`: {text}"))?;
         let entries = json.as_array().with_context(|| format!("`xlan stats --json` is not an array: {text}"))?;
         entries.iter().map(EndpointCounters::from_xlan_json).collect()
+    }
+
+    /// The entry of the endpoint `ifname` in namespace `netns` in `xlan stats NETWORK --json`.
+    pub fn endpoint_stats(&self, network: &str, netns: &str, ifname: &str) -> Result<EndpointCounters> {
+        self.stats(network)?
+            .into_iter()
+            .find(|entry| entry.netns == netns && entry.ifname == ifname)
+            .with_context(|| format!("`xlan stats {network}` has no entry for {netns}/{ifname}"))
     }
 }
 

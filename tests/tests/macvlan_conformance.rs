@@ -1,16 +1,10 @@
 //! xlan against the kernel's macvlan driver: for every mode, the same topology built by each must show the same
 //! reachability matrix; and xlan's per-endpoint counters must account for the traffic the probes sent.
 
-use std::fmt::Display;
 use std::time::Instant;
 
 use xlan_tests::counters::{self, check_against_matrix};
-use xlan_tests::{describe_diff, xlan, Backend, CellDiff, Matrix, Mode, Node, Probe, Topology};
-
-/// Unwraps a harness result, failing the test with the whole error chain.
-fn ok<T>(result: anyhow::Result<T>, doing: impl Display) -> T {
-    result.unwrap_or_else(|err| panic!("{doing}: {err:#}"))
-}
+use xlan_tests::{describe_diff, ok, test_cases, xlan, Backend, CellDiff, Matrix, Mode, Node, Topology};
 
 /// The kernel's matrix for `mode` (the topology is torn down before returning).
 fn kernel_matrix(mode: Mode) -> Matrix {
@@ -59,30 +53,13 @@ fn assert_conforms(mode: Mode) {
     }
 }
 
-#[test]
-fn bridge_mode_matches_kernel() {
-    assert_conforms(Mode::Bridge);
-}
-
-#[test]
-fn private_mode_matches_kernel() {
-    assert_conforms(Mode::Private);
-}
-
-#[test]
-fn vepa_mode_matches_kernel() {
-    assert_conforms(Mode::Vepa);
-}
-
-#[test]
-fn passthru_mode_matches_kernel() {
-    assert_conforms(Mode::Passthru);
-}
-
-#[test]
-fn source_mode_matches_kernel() {
-    assert_conforms(Mode::Source);
-}
+test_cases!(assert_conforms {
+    bridge_mode_matches_kernel: Mode::Bridge;
+    private_mode_matches_kernel: Mode::Private;
+    vepa_mode_matches_kernel: Mode::Vepa;
+    passthru_mode_matches_kernel: Mode::Passthru;
+    source_mode_matches_kernel: Mode::Source;
+});
 
 fn is_host_endpoint_pair(src: Node, dst: Node) -> bool {
     matches!((src, dst), (Node::Host, Node::Endpoint(_)) | (Node::Endpoint(_), Node::Host))
@@ -96,15 +73,7 @@ fn bridge_mode_host_access_reaches_host_and_nothing_else_changes() {
     let kernel = kernel_matrix(Mode::Bridge);
     let xlan = xlan_matrix(Mode::Bridge, Backend::Xlan { host_access: true, xdp_hook: false });
 
-    let unreachable_host_cells: Vec<CellDiff> = xlan
-        .nodes()
-        .iter()
-        .flat_map(|&src| xlan.nodes().iter().map(move |&dst| (src, dst)))
-        .filter(|&(src, dst)| is_host_endpoint_pair(src, dst))
-        .flat_map(|(src, dst)| Probe::ALL.into_iter().map(move |probe| (src, dst, probe)))
-        .filter(|&(src, dst, probe)| xlan.get(src, dst, probe) != Some(true))
-        .map(|(src, dst, probe)| CellDiff { src, dst, probe, left: Some(true), right: xlan.get(src, dst, probe) })
-        .collect();
+    let unreachable_host_cells = xlan.unreachable(is_host_endpoint_pair);
     assert!(
         unreachable_host_cells.is_empty(),
         "with --host-access the host and the endpoints must reach each other:\n{}xlan:\n{xlan}",

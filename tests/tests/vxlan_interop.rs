@@ -14,7 +14,6 @@
 //! prints informal throughput and latency numbers.
 
 use std::collections::BTreeMap;
-use std::fmt::Display;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,10 +23,9 @@ use std::time::{Duration, Instant};
 use xlan_tests::counters::{self, check_against_matrix};
 use xlan_tests::sniff::{FramesBySource, Sniffer};
 use xlan_tests::vxlan::{
-    underlay_ip, unreachable_cells, EndpointSpec, FdbRow, NetworkSpec, Vtep, VxlanLab, ENDPOINT_IFNAME, UNDERLAY_MTU,
-    VXLAN_OVERHEAD,
+    underlay_ip, EndpointSpec, FdbRow, NetworkSpec, Vtep, VxlanLab, ENDPOINT_IFNAME, UNDERLAY_MTU, VXLAN_OVERHEAD,
 };
-use xlan_tests::{describe_diff, probe, Matrix, Netns, Node, Probe};
+use xlan_tests::{describe_diff, link, ok, probe, Matrix, Netns, Node, Probe};
 
 const A: usize = 0;
 const B: usize = 1;
@@ -39,11 +37,6 @@ const GROUP: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 42);
 const E1: Node = Node::Endpoint(1);
 const E2: Node = Node::Endpoint(2);
 const E3: Node = Node::Endpoint(3);
-
-/// Unwraps a harness result, failing the test with the whole error chain.
-fn ok<T>(result: anyhow::Result<T>, doing: impl Display) -> T {
-    result.unwrap_or_else(|err| panic!("{doing}: {err:#}"))
-}
 
 fn build(vteps: &[Vtep], spec: NetworkSpec) -> VxlanLab {
     let mut lab = ok(VxlanLab::build(vteps), format_args!("building a lab of {vteps:?}"));
@@ -62,7 +55,7 @@ fn assert_full_reachability(lab: &VxlanLab, network: &str) -> Matrix {
     let started = Instant::now();
     let matrix = ok(Matrix::measure(&lab.view(network)), "measuring the matrix");
     println!("{lab}{matrix}measured in {:.1?}\n", started.elapsed());
-    let unreachable = unreachable_cells(&matrix);
+    let unreachable = matrix.unreachable(|_, _| true);
     assert!(
         unreachable.is_empty(),
         "every endpoint of {network} must reach every other:\n{}{lab}{matrix}",
@@ -98,7 +91,7 @@ fn assert_full_size_traffic(lab: &VxlanLab, network: &str) {
     let endpoints: Vec<_> = lab.endpoints().iter().filter(|e| e.network == network).collect();
     let mut failures = Vec::new();
     for endpoint in &endpoints {
-        let link = ok(endpoint.netns().link(ENDPOINT_IFNAME), "reading the endpoint's link");
+        let link = ok(link::show(endpoint.netns(), ENDPOINT_IFNAME), "reading the endpoint's link");
         if link["mtu"].as_u64() != Some(mtu as u64) {
             failures.push(format!("{} has MTU {} (want {mtu})", endpoint.node(), link["mtu"]));
         }
