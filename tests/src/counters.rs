@@ -156,3 +156,15 @@ pub fn check_against_matrix(matrix: &Matrix, rows: &[(Node, EndpointCounters)]) 
     }
     problems
 }
+
+/// Fails the calling test unless the counters account for the matrix's traffic ([`check_against_matrix`]); the
+/// message names `what` was measured and shows the problems, the matrix and the counters.
+pub fn assert_account_for(matrix: &Matrix, rows: &[(Node, EndpointCounters)], what: impl std::fmt::Display) {
+    let problems = check_against_matrix(matrix, rows);
+    assert!(
+        problems.is_empty(),
+        "xlan counters do not match the traffic ({what}):\n{}\n{matrix}{}",
+        problems.join("\n"),
+        table(rows)
+    );
+}

@@ -1,6 +1,6 @@
 //! The ipvlan test topologies and their reachability matrices.
 //!
-//! [`IpvlanTopology`]: the macvlan topology's shape (the same [`Wire`]), with an xlan ipvlan network on the host's
+//! [`IpvlanTopology`]: the macvlan topology's shape (the same [`Site`]), with an xlan ipvlan network on the host's
 //! parent:
 //!
 //! ```text
@@ -29,12 +29,12 @@ use anyhow::{Context, Result};
 use crate::counters::EndpointCounters;
 use crate::link;
 use crate::matrix::{Matrix, Probed};
-use crate::netns::{unique_prefix, Netns};
+use crate::netns::Netns;
 use crate::probe::Probe;
+pub use crate::site::SWITCH_PORT_HOST;
+use crate::site::{Site, BRIDGE};
 use crate::sniff::Capture;
 use crate::topology::{Family, Node, NETWORK, NODE_IFNAME, PARENT};
-pub use crate::wire::SWITCH_PORT_HOST;
-use crate::wire::{Wire, BRIDGE};
 use crate::xlan::XlanHost;
 
 /// Duplicate address detection of link-local addresses takes one to two seconds.
@@ -137,10 +137,10 @@ macro_rules! probed_over_nodes {
 }
 
 /// Waits until the wire is up and no IPv6 address on its outside node and host is tentative.
-fn wait_wire_ready(wire: &Wire) -> Result<()> {
-    wire.wait_until_up()?;
-    wait_dad_done(&wire.outside)?;
-    wait_dad_done(&wire.host)
+fn wait_wire_ready(site: &Site) -> Result<()> {
+    site.wait_wire_up()?;
+    wait_dad_done(&site.outside)?;
+    wait_dad_done(&site.host)
 }
 
 /// Waits until no IPv6 address in the namespace is tentative. The nodes' own addresses skip DAD, but link-local
@@ -175,23 +175,18 @@ pub const ROUTED_V6: &str = "fd99::/64";
 pub struct IpvlanTopology {
     // Drops first: xlan deletes its network while the namespaces exist; they go after it.
     xlan: XlanHost,
-    prefix: String,
     mode: IpvlanMode,
     flag: IpvlanFlag,
-    endpoints: Vec<Netns>,
-    wire: Wire,
+    site: Site,
 }
 
 impl IpvlanTopology {
     /// The topology with xlan's ipvlan network `net0` in `mode`/`flag` and endpoints e1..e3.
     pub fn build(mode: IpvlanMode, flag: IpvlanFlag) -> Result<IpvlanTopology> {
-        let prefix = unique_prefix();
-        // Every namespace exists before any configuration, so a failing step drops a whole topology.
-        let wire = Wire::create(&prefix)?;
-        let endpoints = Netns::create_numbered(&prefix, "e", 3)?;
-        let xlan = XlanHost::new(&wire.host)?;
-        let mut topology = IpvlanTopology { xlan, prefix, mode, flag, endpoints, wire };
-        topology.wire.build(flag.hairpin())?;
+        let site = Site::create(3)?;
+        let xlan = XlanHost::new(&site.host)?;
+        let mut topology = IpvlanTopology { xlan, mode, flag, site };
+        topology.site.build_wire(flag.hairpin())?;
         let args = ["--driver", "ipvlan", "--parent", PARENT, "--mode", mode.as_str(), "--flag", flag.as_str()];
         topology.xlan.create_network(NETWORK, &args)?;
         for index in 1..=3 {
@@ -212,17 +207,17 @@ impl IpvlanTopology {
             ])?;
         }
         if mode == IpvlanMode::L3 {
-            topology.wire.route_via_host(ROUTED_V4, ROUTED_V6)?;
+            topology.site.route_via_host(ROUTED_V4, ROUTED_V6)?;
         }
-        wait_wire_ready(&topology.wire)?;
-        for netns in &topology.endpoints {
+        wait_wire_ready(&topology.site)?;
+        for netns in &topology.site.endpoints {
             link::wait_up(netns, NODE_IFNAME)?;
         }
         Ok(topology)
     }
 
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        &self.site.prefix
     }
 
     pub fn mode(&self) -> IpvlanMode {
@@ -239,11 +234,11 @@ impl IpvlanTopology {
 
     /// The switch's namespace (its port to the host is [`SWITCH_PORT_HOST`]).
     pub fn switch(&self) -> &Netns {
-        &self.wire.switch
+        &self.site.switch
     }
 
     pub fn netns(&self, node: Node) -> &Netns {
-        self.wire.netns(&self.endpoints, node)
+        self.site.netns(node)
     }
 
     /// The node's address: 10.77.0.x / fd77::x, but for e3 of an l3 network, on the routed second subnet.
@@ -280,10 +275,10 @@ impl fmt::Display for IpvlanTopology {
         writeln!(
             f,
             "topology {}: xlan ipvlan mode {} {}; switch {} {BRIDGE}{hairpin}",
-            self.prefix,
+            self.site.prefix,
             self.mode.as_str(),
             self.flag.as_str(),
-            self.wire.switch.name()
+            self.site.switch.name()
         )?;
         for node in NODES {
             let (ifname, role) = match node {
@@ -312,23 +307,18 @@ impl fmt::Display for IpvlanTopology {
 /// 10.82.0.0/24, 10.99.0.0/24 and fd81::/64, fd82::/64, fd99::/64; router .1/::1, endpoint .1N/::1N), with the
 /// router as its default gateway. The outside node routes the three subnets via the router's uplink address.
 pub struct RoutedReference {
-    prefix: String,
-    endpoints: Vec<Netns>,
-    wire: Wire,
+    site: Site,
 }
 
 impl RoutedReference {
     pub fn build() -> Result<RoutedReference> {
-        let prefix = unique_prefix();
-        let wire = Wire::create(&prefix)?;
-        let endpoints = Netns::create_numbered(&prefix, "e", 3)?;
-        let reference = RoutedReference { prefix, endpoints, wire };
-        reference.wire.build(false)?;
-        let router = &reference.wire.host;
+        let reference = RoutedReference { site: Site::create(3)? };
+        reference.site.build_wire(false)?;
+        let router = &reference.site.host;
         router.sysctl("net.ipv4.ip_forward", "1")?;
         router.sysctl("net.ipv6.conf.all.forwarding", "1")?;
         for index in 1..=3u8 {
-            let netns = &reference.endpoints[usize::from(index) - 1];
+            let netns = reference.netns(Node::Endpoint(index));
             let port = format!("to-e{index}");
             link::add_veth(router, &port, NODE_IFNAME, netns)?;
             let (v4, v6) = Self::subnet(index);
@@ -336,15 +326,15 @@ impl RoutedReference {
             link::configure(netns, NODE_IFNAME, None, &[format!("{v4}.1{index}/24"), format!("{v6}::1{index}/64")])?;
             netns.ip(&["route", "add", "default", "via", &format!("{v4}.1")])?;
             netns.ip(&["-6", "route", "add", "default", "via", &format!("{v6}::1")])?;
-            reference.wire.route_via_host(&format!("{v4}.0/24"), &format!("{v6}::/64"))?;
+            reference.site.route_via_host(&format!("{v4}.0/24"), &format!("{v6}::/64"))?;
         }
-        wait_wire_ready(&reference.wire)?;
-        for (index, netns) in (1..).zip(&reference.endpoints) {
+        wait_wire_ready(&reference.site)?;
+        for (index, netns) in (1..).zip(&reference.site.endpoints) {
             link::wait_up(router, &format!("to-e{index}"))?;
             link::wait_up(netns, NODE_IFNAME)?;
         }
         wait_dad_done(router)?;
-        for netns in &reference.endpoints {
+        for netns in &reference.site.endpoints {
             wait_dad_done(netns)?;
         }
         Ok(reference)
@@ -357,7 +347,7 @@ impl RoutedReference {
     }
 
     pub fn netns(&self, node: Node) -> &Netns {
-        self.wire.netns(&self.endpoints, node)
+        self.site.netns(node)
     }
 
     pub fn addr(&self, node: Node, family: Family) -> IpAddr {
@@ -377,7 +367,12 @@ probed_over_nodes!(RoutedReference);
 
 impl fmt::Display for RoutedReference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "topology {}: kernel routing reference; switch {} {BRIDGE}", self.prefix, self.wire.switch.name())?;
+        writeln!(
+            f,
+            "topology {}: kernel routing reference; switch {} {BRIDGE}",
+            self.site.prefix,
+            self.site.switch.name()
+        )?;
         for node in NODES {
             let role = match node {
                 Node::Outside => "outside node; the endpoint subnets via the router",

@@ -13,10 +13,10 @@ pub mod link;
 pub mod matrix;
 pub mod netns;
 pub mod probe;
+pub mod site;
 pub mod sniff;
 pub mod topology;
 pub mod vxlan;
-pub mod wire;
 pub mod xlan;
 
 pub use counters::EndpointCounters;

@@ -1,5 +1,5 @@
 //! The macvlan test topology, built from namespaces and veths with either the kernel's macvlan driver or xlan, on
-//! the [`Wire`] every single-host topology shares:
+//! the [`Site`] every one-host topology is made of:
 //!
 //! ```text
 //!   out (eth0) ── to-out ─┐
@@ -16,8 +16,8 @@ use anyhow::{Context, Result};
 
 use crate::counters::EndpointCounters;
 use crate::link;
-use crate::netns::{unique_prefix, Netns};
-use crate::wire::{self, Wire, BRIDGE, SWITCH_PORT_HOST, SWITCH_PORT_OUTSIDE};
+use crate::netns::Netns;
+use crate::site::{self, Site, BRIDGE, SWITCH_PORT_HOST, SWITCH_PORT_OUTSIDE};
 use crate::xlan::XlanHost;
 
 /// The xlan network the Xlan backend creates.
@@ -177,24 +177,17 @@ pub struct Topology {
     // Fields drop in declaration order: xlan must delete its network while the host namespace still exists, and the
     // namespaces (taking every veth and macvlan in them along) go after it.
     xlan: Option<XlanHost>,
-    prefix: String,
     mode: Mode,
     backend: Backend,
-    endpoints: Vec<Netns>,
-    wire: Wire,
+    site: Site,
 }
 
 impl Topology {
     pub fn build(mode: Mode, backend: Backend) -> Result<Topology> {
-        let prefix = unique_prefix();
-        // All namespaces exist before any configuration step, so that a failing step drops a complete Topology
-        // whose guards clean up everything.
-        let wire = Wire::create(&prefix)?;
-        let endpoints = Netns::create_numbered(&prefix, "e", mode.endpoint_count())?;
-        let mut topology = Topology { xlan: None, prefix, mode, backend, endpoints, wire };
-
+        let site = Site::create(mode.endpoint_count())?;
+        let mut topology = Topology { xlan: None, mode, backend, site };
         // VEPA sends endpoint-to-endpoint traffic to the switch, which must reflect it back out the same port.
-        topology.wire.build(mode == Mode::Vepa)?;
+        topology.site.build_wire(mode == Mode::Vepa)?;
         match backend {
             Backend::Kernel => topology.add_kernel_endpoints()?,
             Backend::Xlan { host_access, xdp_hook } => topology.add_xlan_endpoints(host_access, xdp_hook)?,
@@ -204,7 +197,7 @@ impl Topology {
     }
 
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        &self.site.prefix
     }
 
     pub fn mode(&self) -> Mode {
@@ -229,11 +222,11 @@ impl Topology {
     }
 
     pub fn netns(&self, node: Node) -> &Netns {
-        self.wire.netns(&self.endpoints, node)
+        self.site.netns(node)
     }
 
     pub fn ifname(&self, node: Node) -> &'static str {
-        wire::ifname(node)
+        site::ifname(node)
     }
 
     /// The MAC the node is given; `None` for a passthru endpoint, which inherits its parent's.
@@ -266,7 +259,7 @@ impl Topology {
     fn add_kernel_endpoints(&self) -> Result<()> {
         for node in self.endpoint_nodes() {
             let netns = self.netns(node);
-            link::add_macvlan(&self.wire.host, PARENT, self.mode.as_str(), netns, NODE_IFNAME)?;
+            link::add_macvlan(&self.site.host, PARENT, self.mode.as_str(), netns, NODE_IFNAME)?;
             if self.mode == Mode::Source {
                 link::set(netns, NODE_IFNAME, &["type", "macvlan", "macaddr", "add", &Node::Outside.mac()])?;
             }
@@ -277,7 +270,7 @@ impl Topology {
     }
 
     fn add_xlan_endpoints(&mut self, host_access: bool, xdp_hook: bool) -> Result<()> {
-        let xlan = self.xlan.insert(XlanHost::new(&self.wire.host)?);
+        let xlan = self.xlan.insert(XlanHost::new(&self.site.host)?);
         let mut args = vec!["--driver", "macvlan", "--parent", PARENT, "--mode", self.mode.as_str()];
         if host_access {
             args.push("--host-access");
@@ -306,7 +299,7 @@ impl Topology {
     }
 
     fn wait_until_up(&self) -> Result<()> {
-        self.wire.wait_until_up()?;
+        self.site.wait_wire_up()?;
         for node in self.endpoint_nodes() {
             link::wait_up(self.netns(node), NODE_IFNAME)?;
         }
@@ -356,8 +349,8 @@ impl Topology {
             })
             .collect();
         serde_json::json!({
-            "prefix": self.prefix, "mode": self.mode.as_str(), "backend": self.backend.to_string(),
-            "switch": self.wire.switch_json(self.mode == Mode::Vepa),
+            "prefix": self.site.prefix, "mode": self.mode.as_str(), "backend": self.backend.to_string(),
+            "switch": self.site.switch_json(self.mode == Mode::Vepa),
             "nodes": nodes,
         })
     }
@@ -366,13 +359,13 @@ impl Topology {
 /// The topology in the style of ip(8): one line per node with namespace, interface, MAC and addresses.
 impl fmt::Display for Topology {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "topology {}: macvlan mode {}, backend {}", self.prefix, self.mode, self.backend)?;
+        writeln!(f, "topology {}: macvlan mode {}, backend {}", self.site.prefix, self.mode, self.backend)?;
         let hairpin = if self.mode == Mode::Vepa { ", hairpin on " } else { " " };
         writeln!(
             f,
             "{:<6} {:<14} {BRIDGE}: bridge stp off{hairpin}ports {SWITCH_PORT_OUTSIDE} {SWITCH_PORT_HOST}",
             "switch",
-            self.wire.switch.name()
+            self.site.switch.name()
         )?;
         for row in self.node_rows() {
             writeln!(

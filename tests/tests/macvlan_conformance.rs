@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use xlan_tests::counters::{self, check_against_matrix};
+use xlan_tests::counters::assert_account_for;
 use xlan_tests::{describe_diff, ok, test_cases, xlan, Backend, CellDiff, Matrix, Mode, Node, Topology};
 
 /// The kernel's matrix for `mode` (the topology is torn down before returning).
@@ -22,13 +22,7 @@ fn xlan_matrix(mode: Mode, backend: Backend) -> Matrix {
     let matrix = ok(Matrix::measure(&topology), "measuring the xlan topology");
     println!("{topology}{matrix}measured in {:.1?}\n", started.elapsed());
     let stats = ok(topology.endpoint_counters(), "reading `xlan stats`");
-    let problems = check_against_matrix(&matrix, &stats);
-    assert!(
-        problems.is_empty(),
-        "xlan counters do not match the traffic (mode {mode}):\n{}\n{matrix}{}",
-        problems.join("\n"),
-        counters::table(&stats)
-    );
+    assert_account_for(&matrix, &stats, format_args!("{backend}, mode {mode}"));
     matrix
 }
 

@@ -20,12 +20,12 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use xlan_tests::counters::{self, check_against_matrix};
+use xlan_tests::counters::assert_account_for;
 use xlan_tests::sniff::{FramesBySource, Sniffer};
 use xlan_tests::vxlan::{
     underlay_ip, EndpointSpec, FdbRow, NetworkSpec, Vtep, VxlanLab, ENDPOINT_IFNAME, UNDERLAY_MTU, VXLAN_OVERHEAD,
 };
-use xlan_tests::{describe_diff, link, ok, probe, Matrix, Netns, Node, Probe};
+use xlan_tests::{describe_diff, link, ok, probe, test_cases, Matrix, Netns, Node, Probe};
 
 const A: usize = 0;
 const B: usize = 1;
@@ -70,13 +70,7 @@ fn assert_full_reachability(lab: &VxlanLab, network: &str) -> Matrix {
             (e.node(), counters)
         })
         .collect();
-    let problems = check_against_matrix(&matrix, &rows);
-    assert!(
-        problems.is_empty(),
-        "xlan counters do not match the traffic:\n{}\n{matrix}{}",
-        problems.join("\n"),
-        counters::table(&rows)
-    );
+    assert_account_for(&matrix, &rows, format_args!("network {network}"));
     assert_full_size_traffic(lab, network);
     matrix
 }
@@ -134,7 +128,8 @@ fn assert_learned(lab: &VxlanLab, host: usize, network: &str, mac: &str, behind:
 type Hook = Option<&'static str>;
 
 /// `scenario!(name, function)`: the test module `name` with `default_hook` and `xdp_hook`, each calling
-/// `function(hook)`; `scenario!(name, function, ignore = "reason")` ignores both.
+/// `function(hook)` (a path or a closure, written as seen from inside the module); `scenario!(name, function,
+/// ignore = "reason")` ignores both.
 macro_rules! scenario {
     ($name:ident, $function:expr $(, ignore = $reason:literal)?) => {
         mod $name {
@@ -534,15 +529,13 @@ fn assert_late_vtep_is_reached(vteps: &[Vtep], hook: Hook) {
     );
 }
 
-#[test]
-fn kernel_reaches_a_vtep_that_comes_up_late() {
-    assert_late_vtep_is_reached(&[Vtep::Kernel, Vtep::Kernel], None);
-}
-
-fn xlan_late_vtep(hook: Hook) {
-    assert_late_vtep_is_reached(&[Vtep::Xlan, Vtep::Xlan], hook);
-}
-scenario!(xlan_reaches_a_vtep_that_comes_up_late, super::xlan_late_vtep);
+test_cases!(assert_late_vtep_is_reached {
+    kernel_reaches_a_vtep_that_comes_up_late: &[Vtep::Kernel, Vtep::Kernel], None;
+});
+scenario!(xlan_reaches_a_vtep_that_comes_up_late, |hook| super::assert_late_vtep_is_reached(
+    &[super::Vtep::Xlan; 2],
+    hook
+));
 
 /// B's underlay MAC changes (a NIC swap, a VM moved) while the endpoints talk: A's traffic must follow it.
 fn assert_traffic_follows_a_changed_vtep_mac(vteps: &[Vtep], hook: Hook) {
@@ -563,15 +556,13 @@ fn assert_traffic_follows_a_changed_vtep_mac(vteps: &[Vtep], hook: Hook) {
     );
 }
 
-#[test]
-fn kernel_follows_a_changed_vtep_mac() {
-    assert_traffic_follows_a_changed_vtep_mac(&[Vtep::Kernel, Vtep::Kernel], None);
-}
-
-fn xlan_changed_vtep_mac(hook: Hook) {
-    assert_traffic_follows_a_changed_vtep_mac(&[Vtep::Xlan, Vtep::Kernel], hook);
-}
-scenario!(xlan_follows_a_changed_vtep_mac, super::xlan_changed_vtep_mac);
+test_cases!(assert_traffic_follows_a_changed_vtep_mac {
+    kernel_follows_a_changed_vtep_mac: &[Vtep::Kernel, Vtep::Kernel], None;
+});
+scenario!(xlan_follows_a_changed_vtep_mac, |hook| super::assert_traffic_follows_a_changed_vtep_mac(
+    &[super::Vtep::Xlan, super::Vtep::Kernel],
+    hook
+));
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Informal numbers (ignored by default): ping RTT and iperf3 TCP, xlan <-> kernel and xlan <-> xlan.

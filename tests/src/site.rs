@@ -1,18 +1,20 @@
-//! The wire every single-host topology stands on (macvlan's [`crate::Topology`], ipvlan's and the routed reference
-//! in [`crate::ipvlan`]): a switch namespace whose Linux bridge stands in for the physical LAN, the outside node and
-//! the host on its ports.
+//! The namespaces every one-host topology is made of (macvlan's [`crate::Topology`], ipvlan's and the routed
+//! reference in [`crate::ipvlan`]), and the wire they share: a switch namespace whose Linux bridge stands in for the
+//! physical LAN, the outside node and the host on its ports, and the endpoints' namespaces (their interfaces are the
+//! topology's to make).
 //!
 //! ```text
 //!   out (eth0) ── to-out ─┐
 //!                         br0   (switch namespace; optionally hairpin on to-host)
 //!   host (uplink) ─ to-host ┘
+//!     e1, e2, ... (one namespace each)
 //! ```
 
 use anyhow::Result;
 use serde_json::{json, Value};
 
 use crate::link::{self, Snooping};
-use crate::netns::Netns;
+use crate::netns::{unique_prefix, Netns};
 use crate::topology::{Node, NODE_IFNAME, PARENT};
 
 /// The switch's bridge.
@@ -22,21 +24,27 @@ pub const SWITCH_PORT_OUTSIDE: &str = "to-out";
 /// The switch's port to the host's parent, in the switch namespace: what the host puts on the wire arrives here.
 pub const SWITCH_PORT_HOST: &str = "to-host";
 
-pub struct Wire {
+pub struct Site {
+    /// The names' common prefix, unique to the site (see [`unique_prefix`]).
+    pub prefix: String,
+    /// e1, e2, ...: dropped first, before the wire.
+    pub endpoints: Vec<Netns>,
     pub switch: Netns,
     pub outside: Netns,
     pub host: Netns,
 }
 
-impl Wire {
-    /// The three namespaces (`<prefix>sw`, `<prefix>out`, `<prefix>h`), nothing in them yet. A topology creates every
-    /// namespace before configuring any, so that a failing step drops a whole topology whose guards clean up.
-    pub fn create(prefix: &str) -> Result<Wire> {
-        Ok(Wire {
-            switch: Netns::create(&format!("{prefix}sw"))?,
-            outside: Netns::create(&format!("{prefix}out"))?,
-            host: Netns::create(&format!("{prefix}h"))?,
-        })
+impl Site {
+    /// The namespaces `<prefix>sw`, `<prefix>out`, `<prefix>h` and `<prefix>e1` to `<prefix>e<endpoints>`, nothing in
+    /// them yet. A topology creates every namespace before configuring any, so that a failing step drops a whole
+    /// topology whose guards clean up.
+    pub fn create(endpoints: u8) -> Result<Site> {
+        let prefix = unique_prefix();
+        let switch = Netns::create(&format!("{prefix}sw"))?;
+        let outside = Netns::create(&format!("{prefix}out"))?;
+        let host = Netns::create(&format!("{prefix}h"))?;
+        let endpoints = Netns::create_numbered(&prefix, "e", endpoints)?;
+        Ok(Site { prefix, endpoints, switch, outside, host })
     }
 
     /// Bridge and ports (STP and multicast snooping off), hairpin on the host's port if asked (a VEPA-capable switch
@@ -45,7 +53,7 @@ impl Wire {
     /// veth passes them on, and an XDP redirect on the host's parent loses that state, so every sender onto the veth
     /// wire checksums in software — the outside node, and the host's parent, whose own frames come back to it
     /// through the hairpin port.
-    pub fn build(&self, hairpin: bool) -> Result<()> {
+    pub fn build_wire(&self, hairpin: bool) -> Result<()> {
         let sw = &self.switch;
         link::add_bridge(sw, BRIDGE, Snooping::Off)?;
         for (port, peer_ifname, peer_ns) in
@@ -64,12 +72,12 @@ impl Wire {
         Ok(())
     }
 
-    /// The node's namespace: the wire's outside and host, or eN, the Nth of `endpoints`.
-    pub fn netns<'a>(&'a self, endpoints: &'a [Netns], node: Node) -> &'a Netns {
+    /// The node's namespace.
+    pub fn netns(&self, node: Node) -> &Netns {
         match node {
             Node::Outside => &self.outside,
             Node::Host => &self.host,
-            Node::Endpoint(index) => &endpoints[usize::from(index) - 1],
+            Node::Endpoint(index) => &self.endpoints[usize::from(index) - 1],
         }
     }
 
@@ -82,7 +90,7 @@ impl Wire {
     }
 
     /// Waits until the bridge, its ports, the outside node's and the host's interfaces are up.
-    pub fn wait_until_up(&self) -> Result<()> {
+    pub fn wait_wire_up(&self) -> Result<()> {
         for port in [BRIDGE, SWITCH_PORT_OUTSIDE, SWITCH_PORT_HOST] {
             link::wait_up(&self.switch, port)?;
         }
