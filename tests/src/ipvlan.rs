@@ -21,10 +21,12 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
 use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use serde_json::{json, Value};
 
 use crate::counters::EndpointCounters;
 use crate::link;
@@ -32,9 +34,9 @@ use crate::matrix::{Matrix, Probed};
 use crate::netns::Netns;
 use crate::probe::Probe;
 pub use crate::site::SWITCH_PORT_HOST;
-use crate::site::{Site, BRIDGE};
+use crate::site::{self, Site, BRIDGE};
 use crate::sniff::Capture;
-use crate::topology::{Family, Node, NETWORK, NODE_IFNAME, PARENT};
+use crate::topology::{by_name, Family, Node, NETWORK, NODE_IFNAME, PARENT};
 use crate::xlan::XlanHost;
 
 /// Duplicate address detection of link-local addresses takes one to two seconds.
@@ -51,6 +53,8 @@ pub enum IpvlanMode {
 }
 
 impl IpvlanMode {
+    pub const ALL: [IpvlanMode; 2] = [IpvlanMode::L2, IpvlanMode::L3];
+
     pub fn as_str(self) -> &'static str {
         match self {
             IpvlanMode::L2 => "l2",
@@ -68,6 +72,8 @@ pub enum IpvlanFlag {
 }
 
 impl IpvlanFlag {
+    pub const ALL: [IpvlanFlag; 3] = [IpvlanFlag::Bridge, IpvlanFlag::Private, IpvlanFlag::Vepa];
+
     pub fn as_str(self) -> &'static str {
         match self {
             IpvlanFlag::Bridge => "bridge",
@@ -80,6 +86,22 @@ impl IpvlanFlag {
     /// its "never, not even through a hairpinning switch" is what is tested.
     pub fn hairpin(self) -> bool {
         self != IpvlanFlag::Bridge
+    }
+}
+
+impl FromStr for IpvlanMode {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<IpvlanMode> {
+        by_name(&IpvlanMode::ALL, IpvlanMode::as_str, s, "ipvlan mode")
+    }
+}
+
+impl FromStr for IpvlanFlag {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<IpvlanFlag> {
+        by_name(&IpvlanFlag::ALL, IpvlanFlag::as_str, s, "ipvlan flag")
     }
 }
 
@@ -265,6 +287,35 @@ impl IpvlanTopology {
     pub fn endpoint_counters(&self) -> Result<Vec<(Node, EndpointCounters)>> {
         (1..=3).map(Node::Endpoint).map(|node| Ok((node, self.counters(node)?))).collect()
     }
+
+    /// What the node is in this topology, for people.
+    fn role(&self, node: Node) -> String {
+        match node {
+            Node::Outside if self.mode == IpvlanMode::L3 => {
+                format!("outside node; {ROUTED_V4}, {ROUTED_V6} via the host")
+            }
+            Node::Outside => "outside node".to_string(),
+            Node::Host => "host, parent of the endpoints".to_string(),
+            Node::Endpoint(_) => "ipvlan endpoint (parent's MAC)".to_string(),
+        }
+    }
+
+    /// The topology for programs: what the text form shows, as JSON.
+    pub fn to_json(&self) -> Value {
+        let nodes: Vec<Value> = NODES
+            .into_iter()
+            .map(|node| {
+                json!({
+                    "node": node.to_string(), "netns": self.netns(node).name(), "ifname": site::ifname(node),
+                    "ipv4": self.cidr(node, Family::V4), "ipv6": self.cidr(node, Family::V6), "role": self.role(node),
+                })
+            })
+            .collect();
+        json!({
+            "prefix": self.site.prefix, "driver": "ipvlan", "mode": self.mode.as_str(), "flag": self.flag.as_str(),
+            "switch": self.site.switch_json(self.flag.hairpin()), "nodes": nodes,
+        })
+    }
 }
 
 probed_over_nodes!(IpvlanTopology);
@@ -281,14 +332,7 @@ impl fmt::Display for IpvlanTopology {
             self.site.switch.name()
         )?;
         for node in NODES {
-            let (ifname, role) = match node {
-                Node::Outside if self.mode == IpvlanMode::L3 => {
-                    (NODE_IFNAME, format!("outside node; {ROUTED_V4}, {ROUTED_V6} via the host"))
-                }
-                Node::Outside => (NODE_IFNAME, "outside node".to_string()),
-                Node::Host => (PARENT, "host, parent of the endpoints".to_string()),
-                Node::Endpoint(_) => (NODE_IFNAME, "ipvlan endpoint (parent's MAC)".to_string()),
-            };
+            let (ifname, role) = (site::ifname(node), self.role(node));
             writeln!(
                 f,
                 "{:<5} {:<14} {ifname:<7} inet {:<15} inet6 {:<12} ({role})",

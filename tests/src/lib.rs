@@ -13,6 +13,7 @@ pub mod link;
 pub mod matrix;
 pub mod netns;
 pub mod probe;
+pub mod program;
 pub mod site;
 pub mod sniff;
 pub mod topology;

@@ -69,11 +69,16 @@ impl FromStr for Mode {
     type Err = anyhow::Error;
 
     fn from_str(s: &str) -> Result<Mode> {
-        Mode::ALL
-            .into_iter()
-            .find(|mode| mode.as_str() == s)
-            .with_context(|| format!("unknown macvlan mode {s:?} (bridge, private, vepa, passthru, source)"))
+        by_name(&Mode::ALL, Mode::as_str, s, "macvlan mode")
     }
+}
+
+/// The one of `all` whose `name` is `text`; else an error that lists the names (`what`: "macvlan mode", ...).
+pub fn by_name<T: Copy>(all: &[T], name: fn(T) -> &'static str, text: &str, what: &str) -> Result<T> {
+    all.iter().copied().find(|&value| name(value) == text).with_context(|| {
+        let names: Vec<&str> = all.iter().map(|&value| name(value)).collect();
+        format!("unknown {what} {text:?} ({})", names.join(", "))
+    })
 }
 
 /// Who implements the endpoints: the kernel's macvlan driver (the reference) or the product.
@@ -349,7 +354,7 @@ impl Topology {
             })
             .collect();
         serde_json::json!({
-            "prefix": self.site.prefix, "mode": self.mode.as_str(), "backend": self.backend.to_string(),
+            "prefix": self.site.prefix, "driver": "macvlan", "mode": self.mode.as_str(), "backend": self.backend.to_string(),
             "switch": self.site.switch_json(self.mode == Mode::Vepa),
             "nodes": nodes,
         })

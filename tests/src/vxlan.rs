@@ -18,7 +18,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 use anyhow::{bail, Context, Result};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::counters::EndpointCounters;
 use crate::link::{self, Snooping};
@@ -550,6 +550,65 @@ impl VxlanLab {
         self.xlan(endpoint.host)?
             .endpoint_stats(network, endpoint.netns.name(), ENDPOINT_IFNAME)
             .with_context(|| format!("on host {}", host_letter(endpoint.host)))
+    }
+}
+
+impl VxlanLab {
+    /// Per-endpoint counters of `network`: `xlan stats` for the endpoints behind xlan hosts, the endpoint
+    /// interface's own statistics behind kernel hosts.
+    pub fn endpoint_counters(&self, network: &str) -> Result<Vec<(Node, EndpointCounters)>> {
+        let mut rows = self
+            .endpoints
+            .iter()
+            .filter(|e| e.network == network)
+            .map(|e| {
+                let counters = match self.hosts[e.host].vtep {
+                    Vtep::Xlan => self.xlan_counters(network, e.node())?,
+                    Vtep::Kernel => e.interface_counters()?,
+                };
+                Ok((e.node(), counters))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        rows.sort_by_key(|(node, _)| *node);
+        Ok(rows)
+    }
+
+    /// The lab for programs: what the text form shows, as JSON.
+    pub fn to_json(&self) -> Value {
+        let hosts: Vec<Value> = (self.hosts.iter().enumerate())
+            .map(|(index, host)| {
+                json!({
+                    "host": host_letter(index).to_ascii_uppercase().to_string(), "netns": host.netns.name(),
+                    "underlay": UNDERLAY, "ipv4": format!("{}/24", underlay_ip(index)), "vtep": host.vtep.to_string(),
+                })
+            })
+            .collect();
+        let networks: Vec<Value> = (self.networks.iter())
+            .map(|spec| {
+                let (remotes, group) = match spec.flood {
+                    Flood::Remotes => (true, None),
+                    Flood::Group(group) => (false, Some(group.to_string())),
+                };
+                json!({
+                    "name": spec.name, "vni": spec.vni, "dstport": DSTPORT, "head_end_replication": remotes,
+                    "group": group, "learning": spec.learning, "ageing": spec.ageing, "parent_hook": spec.parent_hook,
+                })
+            })
+            .collect();
+        let endpoints: Vec<Value> = (self.endpoints.iter())
+            .map(|e| {
+                json!({
+                    "node": e.node().to_string(), "netns": e.netns.name(), "ifname": ENDPOINT_IFNAME,
+                    "network": e.network, "host": host_letter(e.host).to_ascii_uppercase().to_string(),
+                    "mac": e.spec.mac, "addresses": e.spec.addresses(),
+                })
+            })
+            .collect();
+        json!({
+            "prefix": self.prefix, "driver": "vxlan",
+            "switch": {"netns": self.switch.name(), "bridge": SWITCH_BRIDGE},
+            "hosts": hosts, "networks": networks, "endpoints": endpoints,
+        })
     }
 }
 
