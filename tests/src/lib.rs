@@ -1,6 +1,8 @@
-//! Test harness for xlan: throwaway network namespaces, a macvlan topology that either the kernel's macvlan driver
-//! (the reference) or xlan implements, reachability probes between its nodes, and the matrix that compares the two;
-//! a VXLAN lab (`vxlan`) whose hosts are xlan or kernel VTEPs, built from the same pieces (`link`, probes, matrix).
+//! Test harness for xlan: throwaway network namespaces (`netns`, the one namespace type, entered on a thread only
+//! through the library's guard), the one link helper (`link`), a macvlan topology that either the kernel's macvlan
+//! driver (the reference) or xlan implements, reachability probes between its nodes, and the matrix that compares
+//! the two; ipvlan's topologies on the same one-host `site`, and a VXLAN lab (`vxlan`) whose hosts are xlan or kernel
+//! VTEPs, built from the same pieces. The demo lab (`xlan-lab`) and the bench (`xlan-bench`, `bench`) use them too.
 //!
 //! Everything the harness creates lives in namespaces named `xl<pid><letters>...` and is removed by Drop guards,
 //! also when a test fails or panics. Nothing is created in, or sent through, the default namespace.

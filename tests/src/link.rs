@@ -108,20 +108,26 @@ pub fn delete(netns: &Netns, ifname: &str) -> Result<()> {
     Ok(())
 }
 
-/// Sets the interface's MAC (if given) and addresses (CIDR; IPv6 ones with `nodad`, so that they are usable at once
-/// and probes do not race duplicate address detection), then brings it up.
+/// Sets the interface's MAC (if given) and addresses (see [`add_address`]), then brings it up.
 pub fn configure(netns: &Netns, ifname: &str, mac: Option<&str>, addresses: &[String]) -> Result<()> {
     if let Some(mac) = mac {
         set(netns, ifname, &["address", mac])?;
     }
     for cidr in addresses {
-        let mut args = vec!["addr", "add", cidr.as_str(), "dev", ifname];
-        if cidr.contains(':') {
-            args.push("nodad");
-        }
-        netns.ip(&args)?;
+        add_address(netns, ifname, cidr)?;
     }
     up(netns, ifname)
+}
+
+/// Adds the address `cidr` to `ifname`; an IPv6 one with `nodad`, so that it is usable at once and probes do not
+/// race duplicate address detection.
+pub fn add_address(netns: &Netns, ifname: &str, cidr: &str) -> Result<()> {
+    let mut args = vec!["addr", "add", cidr, "dev", ifname];
+    if cidr.contains(':') {
+        args.push("nodad");
+    }
+    netns.ip(&args)?;
+    Ok(())
 }
 
 /// Turns tx checksum offload off on `ifname`. A real wire never carries CHECKSUM_PARTIAL skbs (a NIC finishes the

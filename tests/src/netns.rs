@@ -13,7 +13,7 @@ use std::thread::{self, JoinHandle};
 use anyhow::{anyhow, bail, Context, Result};
 use xlan_lib::host::netns::{Netns as NamespaceHandle, NetnsGuard, NETNS_DIR};
 
-use crate::cmd;
+use crate::{cmd, link};
 
 /// A fresh name prefix `xl<pid><letters>`: unique per process (pid) and per call (letters), so concurrent tests and
 /// concurrent test processes never share a namespace. The letters also make the pid end unambiguously, which lets
@@ -88,7 +88,7 @@ impl Netns {
         cmd::run(&mut cmd::command("ip", &["netns", "add", name]))?;
         let netns = Netns { name: name.to_string() };
         // Loopback is down in a new namespace; sockets bound to local addresses do not need it, but tools do.
-        netns.ip(&["link", "set", "lo", "up"])?;
+        link::up(&netns, "lo")?;
         Ok(netns)
     }
 

@@ -48,7 +48,7 @@ impl Fixture {
         for parent in ["uplink", "uplink2", "spare", VXLAN_PARENT, IPVLAN_PARENT] {
             link::add_veth_pair(&host, parent, &format!("{parent}-p"))?;
         }
-        host.ip(&["addr", "add", "10.99.0.1/24", "dev", VXLAN_PARENT])?;
+        link::add_address(&host, VXLAN_PARENT, "10.99.0.1/24")?;
         let mut xlan = XlanHost::new(&host)?;
         xlan.create_network("net0", &macvlan_options("uplink", "bridge"))?;
         xlan.run(&endpoint_add("net0", endpoint.name(), Some("02:77:00:00:00:11"), "10.77.0.11/24"))?;

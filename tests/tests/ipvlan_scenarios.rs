@@ -13,7 +13,7 @@ use xlan_tests::ipvlan::{
     expected, Frame, IpvlanFlag, IpvlanMode, IpvlanTopology, RoutedReference, Table, Want, WireTap, SWITCH_PORT_HOST,
 };
 use xlan_tests::topology::NETWORK;
-use xlan_tests::{cmd, describe_diff, ok, test_cases, xlan, Family, Matrix, Netns, Node, Probe};
+use xlan_tests::{cmd, describe_diff, link, ok, test_cases, xlan, Family, Matrix, Netns, Node, Probe};
 
 const Y: Want = Want::Reachable;
 const N: Want = Want::Unreachable;
@@ -193,6 +193,16 @@ fn ip(netns: &Netns, args: &[&str]) {
     ok(netns.ip(args), format_args!("`ip {}` in {}", args.join(" "), netns.name()));
 }
 
+/// Adds `cidr` to `ifname` in `netns` (see `link::add_address`), failing the test on error.
+fn add_address(netns: &Netns, ifname: &str, cidr: &str) {
+    ok(link::add_address(netns, ifname, cidr), format_args!("adding {cidr} to {ifname} in {}", netns.name()));
+}
+
+/// The address as a host prefix: /32 or /128.
+fn host_cidr(addr: IpAddr) -> String {
+    format!("{addr}/{}", if addr.is_ipv4() { 32 } else { 128 })
+}
+
 /// `ping -c COUNT` from `source` (-I) in `netns`; whether any reply came.
 fn ping_from(netns: &Netns, source: IpAddr, dst: IpAddr, count: u32) -> bool {
     let family = if dst.is_ipv4() { "-4" } else { "-6" };
@@ -235,11 +245,7 @@ fn assert_spoofing_dropped(mode: IpvlanMode) {
         "fd77::99".parse().expect("address"),
     ];
     for addr in &others {
-        let (cidr, extra): (String, &[&str]) = match addr {
-            IpAddr::V4(v4) => (format!("{v4}/32"), &[]),
-            IpAddr::V6(v6) => (format!("{v6}/128"), &["nodad"]),
-        };
-        ip(e1, &[&["addr", "add", cidr.as_str(), "dev", "eth0"][..], extra].concat());
+        add_address(e1, "eth0", &host_cidr(*addr));
     }
 
     let before = spoofed_drops(&topology, Node::Endpoint(1));
@@ -326,12 +332,9 @@ fn l3_route_to_an_endpoint_comes_and_goes() {
     let e1 = topology.netns(Node::Endpoint(1));
     let outside = topology.netns(Node::Outside);
     for (prefix, addr) in ROUTED {
-        let (host_route, via) = if addr.contains(':') {
-            (format!("{addr}/128"), Node::Host.ipv6().to_string())
-        } else {
-            (format!("{addr}/32"), Node::Host.ipv4().to_string())
-        };
-        ip(e1, &["addr", "add", &host_route, "dev", "lo"]);
+        let addr: IpAddr = addr.parse().expect("address");
+        let via = if addr.is_ipv6() { Node::Host.ipv6().to_string() } else { Node::Host.ipv4().to_string() };
+        add_address(e1, "lo", &host_cidr(addr));
         ip(outside, &["route", "add", prefix, "via", &via]);
     }
     let sources = [Node::Outside, Node::Endpoint(2)];
@@ -431,7 +434,7 @@ fn l2_spoofed_sources_resembling_unspecified_are_dropped() {
     assert!(ping_from(e1, own, outside, 1), "{topology}e1 cannot ping {outside} from its own {own}");
     let sources: Vec<IpAddr> = UNSPECIFIED_LOOKALIKES.iter().map(|text| text.parse().expect("address")).collect();
     for source in &sources {
-        ip(e1, &["addr", "add", &format!("{source}/128"), "dev", "eth0", "nodad"]);
+        add_address(e1, "eth0", &host_cidr(*source));
     }
     let before = spoofed_drops(&topology, Node::Endpoint(1));
     let tap = ok(WireTap::start(topology.switch(), SWITCH_PORT_HOST), "starting the wire tap");

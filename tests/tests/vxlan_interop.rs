@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use xlan_tests::counters::assert_account_for;
 use xlan_tests::sniff::{FramesBySource, Sniffer};
 use xlan_tests::vxlan::{
-    underlay_ip, EndpointSpec, FdbRow, NetworkSpec, Vtep, VxlanLab, ENDPOINT_IFNAME, UNDERLAY_MTU, VXLAN_OVERHEAD,
+    underlay_ip, EndpointSpec, FdbRow, NetworkSpec, Vtep, VxlanLab, ENDPOINT_IFNAME, UNDERLAY, UNDERLAY_MTU,
+    VXLAN_OVERHEAD,
 };
 use xlan_tests::{describe_diff, link, ok, probe, test_cases, Matrix, Netns, Node, Probe};
 
@@ -525,7 +526,7 @@ fn assert_late_vtep_is_reached(vteps: &[Vtep], hook: Hook) {
     assert!(
         took.is_some(),
         "e1 (behind A) does not reach e2 (behind B) within {UNDERLAY_SETTLES:?}; e1's drops {drops:?}; A's neighbours: {}\n{lab}",
-        ok(lab.host_netns(A).ip(&["neigh", "show", "dev", "ul"]), "ip neigh").trim()
+        ok(lab.host_netns(A).ip(&["neigh", "show", "dev", UNDERLAY]), "ip neigh").trim()
     );
 }
 
@@ -544,7 +545,7 @@ fn assert_traffic_follows_a_changed_vtep_mac(vteps: &[Vtep], hook: Hook) {
     add_endpoint(&mut lab, B, NET, EndpointSpec::new(E2));
     let (e1, e2) = (ok(lab.endpoint(NET, E1), "e1").netns(), ok(lab.endpoint(NET, E2), "e2").netns());
     assert!(reachable_within(e1, E2.ipv4(), UNDERLAY_SETTLES).is_some(), "e1 must reach e2 before the change");
-    ok(lab.host_netns(B).ip(&["link", "set", "ul", "address", "02:99:00:00:00:02"]), "changing B's underlay MAC");
+    ok(link::set(lab.host_netns(B), UNDERLAY, &["address", "02:99:00:00:00:02"]), "changing B's underlay MAC");
     // Both directions keep trying: B's side learns nothing new, A's kernel re-resolves B's address meanwhile.
     let back = reachable_within(e2, E1.ipv4(), UNDERLAY_SETTLES);
     let forth = reachable_within(e1, E2.ipv4(), UNDERLAY_SETTLES);
@@ -552,7 +553,7 @@ fn assert_traffic_follows_a_changed_vtep_mac(vteps: &[Vtep], hook: Hook) {
         back.is_some() && forth.is_some(),
         "after B's underlay MAC changed: e2 -> e1 {back:?}, e1 -> e2 {forth:?} (None: not within {UNDERLAY_SETTLES:?}); \
          A's neighbours: {}\n{lab}",
-        ok(lab.host_netns(A).ip(&["neigh", "show", "dev", "ul"]), "ip neigh").trim()
+        ok(lab.host_netns(A).ip(&["neigh", "show", "dev", UNDERLAY]), "ip neigh").trim()
     );
 }
 
