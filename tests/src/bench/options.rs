@@ -192,5 +192,6 @@ mod tests {
         assert!(parse_line("--bogus").is_err());
         assert_eq!(parse_line("--backend xlan-xdp").unwrap().settings.backends, ["xlan-xdp"]);
         assert!(parse_line("--backend bogus").is_err());
+        assert_eq!(parse_line("--help").err().map(|err| err.kind()), Some(clap::error::ErrorKind::DisplayHelp));
     }
 }

@@ -309,3 +309,46 @@ fn main() {
     // run() returns only after its guards (pingers, xlan networks, namespaces) have cleaned up.
     program::exit("xlan-lab", run(&cli, lab));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lab(line: &str) -> Result<Lab, clap::Error> {
+        Cli::try_parse_from(std::iter::once("xlan-lab").chain(line.split_whitespace()))?.lab()
+    }
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn each_driver_takes_its_own_options() {
+        let is_default_macvlan =
+            |lab| matches!(lab, Lab::Macvlan { mode: Mode::Bridge, backend: Backend::Xlan { host_access: false, .. } });
+        assert!(is_default_macvlan(lab("").unwrap()));
+        assert!(matches!(
+            lab("--mode source --kernel").unwrap(),
+            Lab::Macvlan { mode: Mode::Source, backend: Backend::Kernel }
+        ));
+        assert!(matches!(
+            lab("--driver ipvlan --mode l3 --flag vepa").unwrap(),
+            Lab::Ipvlan { mode: IpvlanMode::L3, flag: IpvlanFlag::Vepa }
+        ));
+        assert!(matches!(lab("--driver vxlan --kernel").unwrap(), Lab::Vxlan { vtep: Vtep::Kernel }));
+        for bad in [
+            "--kernel --host-access",
+            "--mode l3",
+            "--flag private",
+            "--driver ipvlan --kernel",
+            "--driver ipvlan --mode bridge",
+            "--driver ipvlan --host-access",
+            "--driver vxlan --mode l2",
+            "--driver bogus",
+        ] {
+            assert!(lab(bad).is_err(), "{bad:?} must be rejected");
+        }
+        assert_eq!(lab("--help").err().map(|err| err.kind()), Some(ErrorKind::DisplayHelp));
+    }
+}
