@@ -400,17 +400,16 @@ fn attach_wire_limit(
     backend: Backend,
 ) -> Result<()> {
     let host = topology.host(0).name();
-    let parent = PARENT;
     config.limit_wire_ifindex = ifindex_in(host, &host_port(1))?;
     config.limit_tc_ifindex = ifindex_in(host, &host_port(2))?;
     programs.attach_tc_ingress(host, &host_port(1), bench_programs::LIMIT_TC)?;
     if backend == Backend::LimitXdp {
-        programs.attach_xdp(host, parent, bench_programs::LIMIT_XDP)?;
+        programs.attach_xdp(host, PARENT, bench_programs::LIMIT_XDP)?;
         for index in 1..=ENDPOINTS {
             programs.attach_xdp(topology.endpoint(index).name(), NODE_IFNAME, program_names::XDP_PASS)?;
         }
     } else {
-        programs.attach_tc_ingress(host, parent, bench_programs::LIMIT_WIRE_TC)?;
+        programs.attach_tc_ingress(host, PARENT, bench_programs::LIMIT_WIRE_TC)?;
     }
     Ok(())
 }
