@@ -26,21 +26,14 @@ pub fn describe(cmd: &Command) -> String {
 
 /// Runs the command to completion (stdin closed) and returns its output, whatever its exit status.
 pub fn output(cmd: &mut Command) -> Result<Output> {
-    cmd.stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run `{}`", describe(cmd)))
+    cmd.stdin(Stdio::null()).output().with_context(|| format!("cannot run `{}`", describe(cmd)))
 }
 
 /// Runs the command and returns its stdout; a non-zero exit is an error carrying the command's stderr.
 pub fn run(cmd: &mut Command) -> Result<String> {
     let out = output(cmd)?;
     if !out.status.success() {
-        bail!(
-            "`{}` failed ({}): {}",
-            describe(cmd),
-            out.status,
-            one_line(&String::from_utf8_lossy(&out.stderr))
-        );
+        bail!("`{}` failed ({}): {}", describe(cmd), out.status, one_line(&String::from_utf8_lossy(&out.stderr)));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -57,11 +50,7 @@ pub fn succeeds(cmd: &mut Command) -> bool {
 
 /// Multi-line tool output folded into one line, so that error messages (and xlan-lab's error line) stay one line.
 pub fn one_line(text: &str) -> String {
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     if lines.is_empty() {
         "(no output)".to_string()
     } else {

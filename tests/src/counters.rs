@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
+use crate::link;
 use crate::matrix::Matrix;
+use crate::netns::Netns;
 use crate::topology::Node;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,23 +31,15 @@ impl EndpointCounters {
     /// One element of `xlan stats NET --json`.
     pub fn from_xlan_json(entry: &Value) -> Result<EndpointCounters> {
         let text = |key: &str| {
-            entry[key]
-                .as_str()
-                .map(str::to_string)
-                .with_context(|| format!("stats entry without \"{key}\": {entry}"))
+            entry[key].as_str().map(str::to_string).with_context(|| format!("stats entry without \"{key}\": {entry}"))
         };
-        let number = |key: &str| {
-            entry[key]
-                .as_u64()
-                .with_context(|| format!("stats entry without numeric \"{key}\": {entry}"))
-        };
+        let number =
+            |key: &str| entry[key].as_u64().with_context(|| format!("stats entry without numeric \"{key}\": {entry}"));
         let drops = match &entry["drops"] {
             Value::Object(reasons) => reasons
                 .iter()
                 .map(|(reason, count)| {
-                    let count = count
-                        .as_u64()
-                        .with_context(|| format!("non-numeric drop count in {entry}"))?;
+                    let count = count.as_u64().with_context(|| format!("non-numeric drop count in {entry}"))?;
                     Ok((reason.clone(), count))
                 })
                 .collect::<Result<_>>()?,
@@ -64,22 +58,22 @@ impl EndpointCounters {
         })
     }
 
+    /// The interface's own statistics (`ip -s link`), whoever implements the endpoint.
+    pub fn of_interface(netns: &Netns, ifname: &str) -> Result<EndpointCounters> {
+        EndpointCounters::from_ip_link(netns.name(), ifname, &link::show(netns, ifname)?)
+    }
+
     /// An interface's own statistics, from `ip -s -j link show dev IFNAME` in the endpoint namespace.
     pub fn from_ip_link(netns: &str, ifname: &str, link: &Value) -> Result<EndpointCounters> {
         let stats = &link["stats64"];
         let number = |dir: &str, key: &str| {
-            stats[dir][key]
-                .as_u64()
-                .with_context(|| format!("no stats64.{dir}.{key} for {ifname} in {netns}"))
+            stats[dir][key].as_u64().with_context(|| format!("no stats64.{dir}.{key} for {ifname} in {netns}"))
         };
-        let drops = [
-            ("rx_dropped", number("rx", "dropped")?),
-            ("tx_dropped", number("tx", "dropped")?),
-        ]
-        .into_iter()
-        .filter(|(_, count)| *count > 0)
-        .map(|(reason, count)| (reason.to_string(), count))
-        .collect();
+        let drops = [("rx_dropped", number("rx", "dropped")?), ("tx_dropped", number("tx", "dropped")?)]
+            .into_iter()
+            .filter(|(_, count)| *count > 0)
+            .map(|(reason, count)| (reason.to_string(), count))
+            .collect();
         Ok(EndpointCounters {
             netns: netns.to_string(),
             ifname: ifname.to_string(),
@@ -116,11 +110,7 @@ pub fn table(rows: &[(Node, EndpointCounters)]) -> String {
             .filter(|(_, count)| **count > 0)
             .map(|(reason, count)| format!("{reason}={count}"))
             .collect();
-        let drops = if nonzero.is_empty() {
-            "0".to_string()
-        } else {
-            nonzero.join(",")
-        };
+        let drops = if nonzero.is_empty() { "0".to_string() } else { nonzero.join(",") };
         let _ = writeln!(
             out,
             "{:<6} {:<14} {:<7} {:<17} {:>10} {:>12} {:>10} {:>12}  {}",
@@ -155,24 +145,26 @@ pub fn to_json(rows: &[(Node, EndpointCounters)]) -> Value {
 pub fn check_against_matrix(matrix: &Matrix, rows: &[(Node, EndpointCounters)]) -> Vec<String> {
     let mut problems = Vec::new();
     for (node, counters) in rows {
-        let reached = matrix
-            .nodes()
-            .iter()
-            .any(|&src| matrix.any_probe(src, *node));
-        let sent = matrix
-            .nodes()
-            .iter()
-            .any(|&dst| matrix.any_probe(*node, dst));
+        let reached = matrix.nodes().iter().any(|&src| matrix.any_probe(src, *node));
+        let sent = matrix.nodes().iter().any(|&dst| matrix.any_probe(*node, dst));
         if reached && counters.rx_packets == 0 {
-            problems.push(format!(
-                "{node} was reached by probes but its rx_packets is 0: {counters:?}"
-            ));
+            problems.push(format!("{node} was reached by probes but its rx_packets is 0: {counters:?}"));
         }
         if sent && counters.tx_packets == 0 {
-            problems.push(format!(
-                "{node}'s probes got through but its tx_packets is 0: {counters:?}"
-            ));
+            problems.push(format!("{node}'s probes got through but its tx_packets is 0: {counters:?}"));
         }
     }
     problems
+}
+
+/// Fails the calling test unless the counters account for the matrix's traffic ([`check_against_matrix`]); the
+/// message names `what` was measured and shows the problems, the matrix and the counters.
+pub fn assert_account_for(matrix: &Matrix, rows: &[(Node, EndpointCounters)], what: impl std::fmt::Display) {
+    let problems = check_against_matrix(matrix, rows);
+    assert!(
+        problems.is_empty(),
+        "xlan counters do not match the traffic ({what}):\n{}\n{matrix}{}",
+        problems.join("\n"),
+        table(rows)
+    );
 }

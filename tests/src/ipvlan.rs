@@ -1,6 +1,7 @@
 //! The ipvlan test topologies and their reachability matrices.
 //!
-//! [`IpvlanTopology`]: the macvlan topology's shape, with an xlan ipvlan network on the host's parent:
+//! [`IpvlanTopology`]: the macvlan topology's shape (the same [`Site`]), with an xlan ipvlan network on the host's
+//! parent:
 //!
 //! ```text
 //!   out (eth0) ── to-out ─┐
@@ -20,25 +21,24 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
 use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use serde_json::{json, Value};
 
 use crate::counters::EndpointCounters;
 use crate::link;
 use crate::matrix::{Matrix, Probed};
-use crate::netns::{unique_prefix, Netns};
+use crate::netns::Netns;
 use crate::probe::Probe;
+pub use crate::site::SWITCH_PORT_HOST;
+use crate::site::{self, Site, BRIDGE};
 use crate::sniff::Capture;
-use crate::topology::{Family, Node, NETWORK, NODE_IFNAME, PARENT};
+use crate::topology::{by_name, Family, Node, NETWORK, NODE_IFNAME, PARENT};
 use crate::xlan::XlanHost;
 
-const BRIDGE: &str = "br0";
-const SWITCH_PORT_OUTSIDE: &str = "to-out";
-/// The switch's port to the host's parent, in the switch namespace: what the host puts on the wire arrives here.
-pub const SWITCH_PORT_HOST: &str = "to-host";
-const LINK_UP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Duplicate address detection of link-local addresses takes one to two seconds.
 const DAD_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -53,6 +53,8 @@ pub enum IpvlanMode {
 }
 
 impl IpvlanMode {
+    pub const ALL: [IpvlanMode; 2] = [IpvlanMode::L2, IpvlanMode::L3];
+
     pub fn as_str(self) -> &'static str {
         match self {
             IpvlanMode::L2 => "l2",
@@ -70,6 +72,8 @@ pub enum IpvlanFlag {
 }
 
 impl IpvlanFlag {
+    pub const ALL: [IpvlanFlag; 3] = [IpvlanFlag::Bridge, IpvlanFlag::Private, IpvlanFlag::Vepa];
+
     pub fn as_str(self) -> &'static str {
         match self {
             IpvlanFlag::Bridge => "bridge",
@@ -82,6 +86,22 @@ impl IpvlanFlag {
     /// its "never, not even through a hairpinning switch" is what is tested.
     pub fn hairpin(self) -> bool {
         self != IpvlanFlag::Bridge
+    }
+}
+
+impl FromStr for IpvlanMode {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<IpvlanMode> {
+        by_name(&IpvlanMode::ALL, IpvlanMode::as_str, s, "ipvlan mode")
+    }
+}
+
+impl FromStr for IpvlanFlag {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<IpvlanFlag> {
+        by_name(&IpvlanFlag::ALL, IpvlanFlag::as_str, s, "ipvlan flag")
     }
 }
 
@@ -119,23 +139,6 @@ pub fn expected(table: &Table) -> Matrix {
     Matrix::from_cells(NODES.to_vec(), cells)
 }
 
-/// Checks xlan's per-endpoint counters against a matrix: an endpoint some probe reached must have received packets,
-/// one whose probes got through must have sent some.
-pub fn counter_problems(reach: &Matrix, rows: &[(Node, EndpointCounters)]) -> Vec<String> {
-    let mut problems = Vec::new();
-    for (node, counters) in rows {
-        let reached = reach.nodes().iter().any(|&src| reach.any_probe(src, *node));
-        let sent = reach.nodes().iter().any(|&dst| reach.any_probe(*node, dst));
-        if reached && counters.rx_packets == 0 {
-            problems.push(format!("{node} was reached but its rx_packets is 0: {counters:?}"));
-        }
-        if sent && counters.tx_packets == 0 {
-            problems.push(format!("{node}'s probes got through but its tx_packets is 0: {counters:?}"));
-        }
-    }
-    problems
-}
-
 /// `Probed` for a topology of [`NODES`] with inherent `netns(node)` and `addr(node, family)`.
 macro_rules! probed_over_nodes {
     ($topology:ty) => {
@@ -155,72 +158,11 @@ macro_rules! probed_over_nodes {
     };
 }
 
-/// The wire both topologies share: a switch namespace with a bridge, the outside node and the host on its ports.
-struct Wire {
-    switch: Netns,
-    outside: Netns,
-    host: Netns,
-}
-
-impl Wire {
-    fn create(prefix: &str) -> Result<Wire> {
-        Ok(Wire {
-            switch: Netns::create(&format!("{prefix}sw"))?,
-            outside: Netns::create(&format!("{prefix}out"))?,
-            host: Netns::create(&format!("{prefix}h"))?,
-        })
-    }
-
-    /// Bridge, ports, optional hairpin on the host's port; outside and host addressed (10.77.0.1/.2, fd77::1/::2)
-    /// with tx checksum offload off, for the reason the macvlan topology gives: a real wire never carries
-    /// CHECKSUM_PARTIAL skbs, a veth passes them on, and an XDP redirect on the host's parent loses that state, so
-    /// every sender onto the veth wire checksums in software — the outside node, and the host's uplink, whose frames
-    /// come back to it through the hairpin port.
-    fn build(&self, hairpin: bool) -> Result<()> {
-        let sw = &self.switch;
-        link::add_bridge(sw, BRIDGE)?;
-        for (port, peer_ifname, peer_ns) in
-            [(SWITCH_PORT_OUTSIDE, NODE_IFNAME, &self.outside), (SWITCH_PORT_HOST, PARENT, &self.host)]
-        {
-            link::add_bridge_port(sw, BRIDGE, port, peer_ifname, peer_ns)?;
-        }
-        if hairpin {
-            link::hairpin_on(sw, SWITCH_PORT_HOST)?;
-        }
-        sw.ip(&["link", "set", BRIDGE, "up"])?;
-        for (netns, ifname, node) in [(&self.outside, NODE_IFNAME, Node::Outside), (&self.host, PARENT, Node::Host)] {
-            link::configure(netns, ifname, None, &[format!("{}/24", node.ipv4()), format!("{}/64", node.ipv6())])?;
-            link::tx_checksum_offload_off(netns, ifname)?;
-        }
-        Ok(())
-    }
-
-    /// The node's namespace: the wire's outside and host, or eN, the Nth of `endpoints`.
-    fn netns<'a>(&'a self, endpoints: &'a [Netns], node: Node) -> &'a Netns {
-        match node {
-            Node::Outside => &self.outside,
-            Node::Host => &self.host,
-            Node::Endpoint(index) => &endpoints[usize::from(index) - 1],
-        }
-    }
-
-    /// The outside node routes `v4`/`v6` (CIDRs) via the host's uplink address.
-    fn route_via_host(&self, v4: &str, v6: &str) -> Result<()> {
-        let (gw4, gw6) = (Node::Host.ipv4().to_string(), Node::Host.ipv6().to_string());
-        self.outside.ip(&["route", "add", v4, "via", &gw4])?;
-        self.outside.ip(&["-6", "route", "add", v6, "via", &gw6])?;
-        Ok(())
-    }
-
-    fn wait_until_up(&self) -> Result<()> {
-        for port in [BRIDGE, SWITCH_PORT_OUTSIDE, SWITCH_PORT_HOST] {
-            self.switch.wait_link_up(port, LINK_UP_TIMEOUT)?;
-        }
-        self.outside.wait_link_up(NODE_IFNAME, LINK_UP_TIMEOUT)?;
-        self.host.wait_link_up(PARENT, LINK_UP_TIMEOUT)?;
-        wait_dad_done(&self.outside)?;
-        wait_dad_done(&self.host)
-    }
+/// Waits until the wire is up and no IPv6 address on its outside node and host is tentative.
+fn wait_wire_ready(site: &Site) -> Result<()> {
+    site.wait_wire_up()?;
+    wait_dad_done(&site.outside)?;
+    wait_dad_done(&site.host)
 }
 
 /// Waits until no IPv6 address in the namespace is tentative. The nodes' own addresses skip DAD, but link-local
@@ -248,73 +190,31 @@ fn wait_dad_done(netns: &Netns) -> Result<()> {
     }
 }
 
-/// Writes a sysctl of the namespace (/proc/sys/net is per namespace of the opening thread).
-fn sysctl(netns: &Netns, key: &str, value: &str) -> Result<()> {
-    let path = format!("/proc/sys/{}", key.replace('.', "/"));
-    let value = value.to_string();
-    netns
-        .run(move || std::fs::write(&path, value).with_context(|| format!("writing {path}")))?
-        .with_context(|| format!("sysctl {key} in {}", netns.name()))
-}
-
-/// xlan's ipvlan network on the host: `network delete` on drop, then the XlanHost's fallback cleanup.
-struct XlanNetwork {
-    xlan: XlanHost,
-    created: bool,
-}
-
-impl Drop for XlanNetwork {
-    fn drop(&mut self) {
-        if self.created {
-            if let Err(err) = self.xlan.run(&["network", "delete", NETWORK]) {
-                eprintln!("xlan-tests: warning: {err:#}");
-            }
-        }
-    }
-}
-
 /// The second subnet of an l3 network, behind the host (e3's).
 pub const ROUTED_V4: &str = "10.99.0.0/24";
 pub const ROUTED_V6: &str = "fd99::/64";
 
 pub struct IpvlanTopology {
     // Drops first: xlan deletes its network while the namespaces exist; they go after it.
-    network: XlanNetwork,
-    prefix: String,
+    xlan: XlanHost,
     mode: IpvlanMode,
     flag: IpvlanFlag,
-    endpoints: Vec<Netns>,
-    wire: Wire,
+    site: Site,
 }
 
 impl IpvlanTopology {
     /// The topology with xlan's ipvlan network `net0` in `mode`/`flag` and endpoints e1..e3.
     pub fn build(mode: IpvlanMode, flag: IpvlanFlag) -> Result<IpvlanTopology> {
-        let prefix = unique_prefix();
-        // Every namespace exists before any configuration, so a failing step drops a whole topology.
-        let wire = Wire::create(&prefix)?;
-        let endpoints = (1..=3).map(|index| Netns::create(&format!("{prefix}e{index}"))).collect::<Result<Vec<_>>>()?;
-        let network = XlanNetwork { xlan: XlanHost::new(&wire.host)?, created: false };
-        let mut topology = IpvlanTopology { network, prefix, mode, flag, endpoints, wire };
-        topology.wire.build(flag.hairpin())?;
-        topology.network.xlan.run(&[
-            "network",
-            "create",
-            NETWORK,
-            "--driver",
-            "ipvlan",
-            "--parent",
-            PARENT,
-            "--mode",
-            mode.as_str(),
-            "--flag",
-            flag.as_str(),
-        ])?;
-        topology.network.created = true;
+        let site = Site::create(3)?;
+        let xlan = XlanHost::new(&site.host)?;
+        let mut topology = IpvlanTopology { xlan, mode, flag, site };
+        topology.site.build_wire(flag.hairpin())?;
+        let args = ["--driver", "ipvlan", "--parent", PARENT, "--mode", mode.as_str(), "--flag", flag.as_str()];
+        topology.xlan.create_network(NETWORK, &args)?;
         for index in 1..=3 {
             let node = Node::Endpoint(index);
             let (v4, v6) = (topology.cidr(node, Family::V4), topology.cidr(node, Family::V6));
-            topology.network.xlan.run(&[
+            topology.xlan.run(&[
                 "endpoint",
                 "add",
                 NETWORK,
@@ -329,17 +229,17 @@ impl IpvlanTopology {
             ])?;
         }
         if mode == IpvlanMode::L3 {
-            topology.wire.route_via_host(ROUTED_V4, ROUTED_V6)?;
+            topology.site.route_via_host(ROUTED_V4, ROUTED_V6)?;
         }
-        topology.wire.wait_until_up()?;
-        for netns in &topology.endpoints {
-            netns.wait_link_up(NODE_IFNAME, LINK_UP_TIMEOUT)?;
+        wait_wire_ready(&topology.site)?;
+        for netns in &topology.site.endpoints {
+            link::wait_up(netns, NODE_IFNAME)?;
         }
         Ok(topology)
     }
 
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        &self.site.prefix
     }
 
     pub fn mode(&self) -> IpvlanMode {
@@ -351,16 +251,16 @@ impl IpvlanTopology {
     }
 
     pub fn xlan(&self) -> &XlanHost {
-        &self.network.xlan
+        &self.xlan
     }
 
     /// The switch's namespace (its port to the host is [`SWITCH_PORT_HOST`]).
     pub fn switch(&self) -> &Netns {
-        &self.wire.switch
+        &self.site.switch
     }
 
     pub fn netns(&self, node: Node) -> &Netns {
-        self.wire.netns(&self.endpoints, node)
+        self.site.netns(node)
     }
 
     /// The node's address: 10.77.0.x / fd77::x, but for e3 of an l3 network, on the routed second subnet.
@@ -380,17 +280,41 @@ impl IpvlanTopology {
 
     /// `xlan stats net0 --json` for one endpoint.
     pub fn counters(&self, node: Node) -> Result<EndpointCounters> {
-        let netns = self.netns(node).name();
-        self.xlan()
-            .stats(NETWORK)?
-            .into_iter()
-            .find(|entry| entry.netns == netns && entry.ifname == NODE_IFNAME)
-            .with_context(|| format!("`xlan stats {NETWORK}` has no entry for {netns}/{NODE_IFNAME}"))
+        self.xlan.endpoint_stats(NETWORK, self.netns(node).name(), NODE_IFNAME)
     }
 
     /// Every endpoint's counters.
     pub fn endpoint_counters(&self) -> Result<Vec<(Node, EndpointCounters)>> {
         (1..=3).map(Node::Endpoint).map(|node| Ok((node, self.counters(node)?))).collect()
+    }
+
+    /// What the node is in this topology, for people.
+    fn role(&self, node: Node) -> String {
+        match node {
+            Node::Outside if self.mode == IpvlanMode::L3 => {
+                format!("outside node; {ROUTED_V4}, {ROUTED_V6} via the host")
+            }
+            Node::Outside => "outside node".to_string(),
+            Node::Host => "host, parent of the endpoints".to_string(),
+            Node::Endpoint(_) => "ipvlan endpoint (parent's MAC)".to_string(),
+        }
+    }
+
+    /// The topology for programs: what the text form shows, as JSON.
+    pub fn to_json(&self) -> Value {
+        let nodes: Vec<Value> = NODES
+            .into_iter()
+            .map(|node| {
+                json!({
+                    "node": node.to_string(), "netns": self.netns(node).name(), "ifname": site::ifname(node),
+                    "ipv4": self.cidr(node, Family::V4), "ipv6": self.cidr(node, Family::V6), "role": self.role(node),
+                })
+            })
+            .collect();
+        json!({
+            "prefix": self.site.prefix, "driver": "ipvlan", "mode": self.mode.as_str(), "flag": self.flag.as_str(),
+            "switch": self.site.switch_json(self.flag.hairpin()), "nodes": nodes,
+        })
     }
 }
 
@@ -402,20 +326,13 @@ impl fmt::Display for IpvlanTopology {
         writeln!(
             f,
             "topology {}: xlan ipvlan mode {} {}; switch {} {BRIDGE}{hairpin}",
-            self.prefix,
+            self.site.prefix,
             self.mode.as_str(),
             self.flag.as_str(),
-            self.wire.switch.name()
+            self.site.switch.name()
         )?;
         for node in NODES {
-            let (ifname, role) = match node {
-                Node::Outside if self.mode == IpvlanMode::L3 => {
-                    (NODE_IFNAME, format!("outside node; {ROUTED_V4}, {ROUTED_V6} via the host"))
-                }
-                Node::Outside => (NODE_IFNAME, "outside node".to_string()),
-                Node::Host => (PARENT, "host, parent of the endpoints".to_string()),
-                Node::Endpoint(_) => (NODE_IFNAME, "ipvlan endpoint (parent's MAC)".to_string()),
-            };
+            let (ifname, role) = (site::ifname(node), self.role(node));
             writeln!(
                 f,
                 "{:<5} {:<14} {ifname:<7} inet {:<15} inet6 {:<12} ({role})",
@@ -434,23 +351,18 @@ impl fmt::Display for IpvlanTopology {
 /// 10.82.0.0/24, 10.99.0.0/24 and fd81::/64, fd82::/64, fd99::/64; router .1/::1, endpoint .1N/::1N), with the
 /// router as its default gateway. The outside node routes the three subnets via the router's uplink address.
 pub struct RoutedReference {
-    prefix: String,
-    endpoints: Vec<Netns>,
-    wire: Wire,
+    site: Site,
 }
 
 impl RoutedReference {
     pub fn build() -> Result<RoutedReference> {
-        let prefix = unique_prefix();
-        let wire = Wire::create(&prefix)?;
-        let endpoints = (1..=3).map(|index| Netns::create(&format!("{prefix}e{index}"))).collect::<Result<Vec<_>>>()?;
-        let reference = RoutedReference { prefix, endpoints, wire };
-        reference.wire.build(false)?;
-        let router = &reference.wire.host;
-        sysctl(router, "net.ipv4.ip_forward", "1")?;
-        sysctl(router, "net.ipv6.conf.all.forwarding", "1")?;
+        let reference = RoutedReference { site: Site::create(3)? };
+        reference.site.build_wire(false)?;
+        let router = &reference.site.host;
+        router.sysctl("net.ipv4.ip_forward", "1")?;
+        router.sysctl("net.ipv6.conf.all.forwarding", "1")?;
         for index in 1..=3u8 {
-            let netns = &reference.endpoints[usize::from(index) - 1];
+            let netns = reference.netns(Node::Endpoint(index));
             let port = format!("to-e{index}");
             link::add_veth(router, &port, NODE_IFNAME, netns)?;
             let (v4, v6) = Self::subnet(index);
@@ -458,15 +370,15 @@ impl RoutedReference {
             link::configure(netns, NODE_IFNAME, None, &[format!("{v4}.1{index}/24"), format!("{v6}::1{index}/64")])?;
             netns.ip(&["route", "add", "default", "via", &format!("{v4}.1")])?;
             netns.ip(&["-6", "route", "add", "default", "via", &format!("{v6}::1")])?;
-            reference.wire.route_via_host(&format!("{v4}.0/24"), &format!("{v6}::/64"))?;
+            reference.site.route_via_host(&format!("{v4}.0/24"), &format!("{v6}::/64"))?;
         }
-        reference.wire.wait_until_up()?;
-        for (index, netns) in (1..).zip(&reference.endpoints) {
-            router.wait_link_up(&format!("to-e{index}"), LINK_UP_TIMEOUT)?;
-            netns.wait_link_up(NODE_IFNAME, LINK_UP_TIMEOUT)?;
+        wait_wire_ready(&reference.site)?;
+        for (index, netns) in (1..).zip(&reference.site.endpoints) {
+            link::wait_up(router, &format!("to-e{index}"))?;
+            link::wait_up(netns, NODE_IFNAME)?;
         }
         wait_dad_done(router)?;
-        for netns in &reference.endpoints {
+        for netns in &reference.site.endpoints {
             wait_dad_done(netns)?;
         }
         Ok(reference)
@@ -479,7 +391,7 @@ impl RoutedReference {
     }
 
     pub fn netns(&self, node: Node) -> &Netns {
-        self.wire.netns(&self.endpoints, node)
+        self.site.netns(node)
     }
 
     pub fn addr(&self, node: Node, family: Family) -> IpAddr {
@@ -499,7 +411,12 @@ probed_over_nodes!(RoutedReference);
 
 impl fmt::Display for RoutedReference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "topology {}: kernel routing reference; switch {} {BRIDGE}", self.prefix, self.wire.switch.name())?;
+        writeln!(
+            f,
+            "topology {}: kernel routing reference; switch {} {BRIDGE}",
+            self.site.prefix,
+            self.site.switch.name()
+        )?;
         for node in NODES {
             let role = match node {
                 Node::Outside => "outside node; the endpoint subnets via the router",

@@ -123,6 +123,20 @@ impl Matrix {
         Probe::ALL.into_iter().any(|probe| self.get(src, dst, probe) == Some(true))
     }
 
+    /// Every cell of a pair (source, destination) that `pairs` accepts where a probe did not get through, as
+    /// differences from an all-reachable matrix (left: reachable, right: what this matrix holds), in row order.
+    pub fn unreachable(&self, pairs: impl Fn(Node, Node) -> bool) -> Vec<CellDiff> {
+        let nodes = &self.nodes;
+        nodes
+            .iter()
+            .flat_map(|&src| nodes.iter().filter(move |&&dst| dst != src).map(move |&dst| (src, dst)))
+            .filter(|&(src, dst)| pairs(src, dst))
+            .flat_map(|(src, dst)| Probe::ALL.into_iter().map(move |probe| (src, dst, probe)))
+            .filter(|&(src, dst, probe)| self.get(src, dst, probe) != Some(true))
+            .map(|(src, dst, probe)| CellDiff { src, dst, probe, left: Some(true), right: self.get(src, dst, probe) })
+            .collect()
+    }
+
     /// Every cell whose value differs between `self` (left) and `other` (right), in row order.
     pub fn diff(&self, other: &Matrix) -> Vec<CellDiff> {
         let mut keys: Vec<_> = self.cells.keys().chain(other.cells.keys()).copied().collect();

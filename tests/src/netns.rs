@@ -1,20 +1,19 @@
 //! Named network namespaces (`ip netns`) owned by the harness, and ways to run things inside them.
+//!
+//! This is the harness's one namespace type. A thread enters a namespace only through [`enter`], which is the
+//! library's guard (`xlan_lib::host::netns`): the same setns(2) discipline as the product, and a guard that is not
+//! `Send` and returns the thread (or aborts) when dropped.
 
-use std::fs::File;
-use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Once;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde_json::Value;
+use xlan_lib::host::netns::{Netns as NamespaceHandle, NetnsGuard, NETNS_DIR};
 
-use crate::cmd;
-
-const NETNS_DIR: &str = "/run/netns";
+use crate::{cmd, link};
 
 /// A fresh name prefix `xl<pid><letters>`: unique per process (pid) and per call (letters), so concurrent tests and
 /// concurrent test processes never share a namespace. The letters also make the pid end unambiguously, which lets
@@ -35,11 +34,7 @@ pub fn unique_prefix() -> String {
         n -= 1;
     }
     letters.reverse();
-    format!(
-        "xl{}{}",
-        std::process::id(),
-        String::from_utf8(letters).expect("ascii letters")
-    )
+    format!("xl{}{}", std::process::id(), String::from_utf8(letters).expect("ascii letters"))
 }
 
 /// Deletes namespaces named by [`unique_prefix`] whose creating process no longer exists: a test run that was killed
@@ -91,12 +86,15 @@ impl Netns {
             bail!("network namespace {name} already exists; refusing to adopt it");
         }
         cmd::run(&mut cmd::command("ip", &["netns", "add", name]))?;
-        let netns = Netns {
-            name: name.to_string(),
-        };
+        let netns = Netns { name: name.to_string() };
         // Loopback is down in a new namespace; sockets bound to local addresses do not need it, but tools do.
-        netns.ip(&["link", "set", "lo", "up"])?;
+        link::up(&netns, "lo")?;
         Ok(netns)
+    }
+
+    /// `count` namespaces `<prefix><role>1` to `<prefix><role><count>` (the endpoints e1, e2, ... of a topology).
+    pub fn create_numbered(prefix: &str, role: &str, count: u8) -> Result<Vec<Netns>> {
+        (1..=count).map(|index| Netns::create(&format!("{prefix}{role}{index}"))).collect()
     }
 
     pub fn name(&self) -> &str {
@@ -105,18 +103,12 @@ impl Netns {
 
     /// `ip -n NAME args...`, returning stdout.
     pub fn ip(&self, args: &[&str]) -> Result<String> {
-        cmd::run(&mut cmd::command(
-            "ip",
-            &[&["-n", self.name.as_str()], args].concat(),
-        ))
+        cmd::run(&mut cmd::command("ip", &[&["-n", self.name.as_str()], args].concat()))
     }
 
     /// A command `ip netns exec NAME program args...`, for callers that want its status or to spawn it.
     pub fn command(&self, program: &str, args: &[&str]) -> Command {
-        cmd::command(
-            "ip",
-            &[&["netns", "exec", self.name.as_str(), program], args].concat(),
-        )
+        cmd::command("ip", &[&["netns", "exec", self.name.as_str(), program], args].concat())
     }
 
     /// Runs `program args...` inside the namespace, returning stdout.
@@ -131,9 +123,7 @@ impl Netns {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        self.spawn(f)
-            .join()
-            .map_err(|_| anyhow!("thread in namespace {} panicked", self.name))?
+        self.spawn(f).join().map_err(|_| anyhow!("thread in namespace {} panicked", self.name))?
     }
 
     /// Like [`Netns::run`], without waiting: the caller joins the thread.
@@ -142,63 +132,20 @@ impl Netns {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let path = self.path();
+        let name = self.name.clone();
         thread::spawn(move || {
-            enter(&path)?;
+            let _inside = enter(&name)?;
             Ok(f())
         })
     }
 
-    /// Names of all interfaces in the namespace, sorted.
-    pub fn link_names(&self) -> Result<Vec<String>> {
-        let links: Value = serde_json::from_str(&self.ip(&["-j", "link", "show"])?)
-            .with_context(|| format!("parsing `ip -j link show` in {}", self.name))?;
-        let mut names: Vec<String> = links
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|link| link["ifname"].as_str().map(str::to_string))
-            .collect();
-        names.sort();
-        Ok(names)
-    }
-
-    /// `ip -s -j link show dev IFNAME` as JSON (with statistics).
-    pub fn link(&self, ifname: &str) -> Result<Value> {
-        let text = self.ip(&["-s", "-j", "link", "show", "dev", ifname])?;
-        let mut links: Value = serde_json::from_str(&text).with_context(|| {
-            format!("parsing `ip -s -j link show dev {ifname}` in {}", self.name)
-        })?;
-        Ok(links[0].take())
-    }
-
-    /// Waits until the interface is administratively up and has carrier (LOWER_UP), so that probes that follow
-    /// measure the datapath rather than link bring-up.
-    pub fn wait_link_up(&self, ifname: &str, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let link = self.link(ifname)?;
-            let flags: Vec<&str> = link["flags"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            if flags.contains(&"UP") && flags.contains(&"LOWER_UP") {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "{ifname} in {} is not up after {timeout:?} (flags {flags:?})",
-                    self.name
-                );
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn path(&self) -> PathBuf {
-        Path::new(NETNS_DIR).join(&self.name)
+    /// Writes the sysctl `key` (dotted, as sysctl(8) names it) of this namespace, from a thread inside it:
+    /// /proc/sys/net belongs to the network namespace of the thread that opens it, so no process is needed.
+    pub fn sysctl(&self, key: &str, value: &str) -> Result<()> {
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        let value = value.to_string();
+        self.run(move || std::fs::write(&path, value).with_context(|| format!("writing {path}")))?
+            .with_context(|| format!("sysctl {key} in {}", self.name))
     }
 }
 
@@ -208,15 +155,12 @@ impl Drop for Netns {
     }
 }
 
-/// Moves the calling thread into the network namespace bound at `path`.
-fn enter(path: &Path) -> Result<()> {
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    // SAFETY: setns on a valid, open namespace fd; it changes only this thread's network namespace.
-    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("setns into {}", path.display()));
-    }
-    Ok(())
+/// Moves the calling thread into the namespace `name` until the guard drops: sockets it opens then live there, and
+/// interface names and indexes resolve there (attaching programs, BPF_PROG_TEST_RUN). The one way the harness enters
+/// a namespace.
+pub fn enter(name: &str) -> Result<NetnsGuard> {
+    let guard = NamespaceHandle::open(name)?.enter().with_context(|| format!("entering namespace {name}"))?;
+    Ok(guard)
 }
 
 #[cfg(test)]
@@ -226,10 +170,7 @@ mod tests {
     #[test]
     fn prefixes_are_recognised_as_harness_names() {
         let prefix = unique_prefix();
-        assert_eq!(
-            harness_pid(&format!("{prefix}e1")),
-            Some(std::process::id())
-        );
+        assert_eq!(harness_pid(&format!("{prefix}e1")), Some(std::process::id()));
         assert_eq!(harness_pid("xlan0"), None);
         assert_eq!(harness_pid("xl123"), None);
         assert_eq!(harness_pid("xl12X"), None);

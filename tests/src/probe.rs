@@ -36,7 +36,7 @@ pub enum Probe {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Transport {
+pub(crate) enum Transport {
     Tcp,
     Udp,
 }
@@ -91,10 +91,7 @@ fn ping(src: &Netns, dst_addr: IpAddr) -> Result<bool> {
 pub fn ping_full_size(src: &Netns, dst_addr: IpAddr, packet_len: usize) -> Result<bool> {
     // IPv4 header 20 or IPv6 header 40, ICMP header 8.
     let headers = if dst_addr.is_ipv4() { 28 } else { 48 };
-    let payload = packet_len
-        .checked_sub(headers)
-        .context("packet shorter than its headers")?
-        .to_string();
+    let payload = packet_len.checked_sub(headers).context("packet shorter than its headers")?.to_string();
     ping_with(src, dst_addr, &["-M", "do", "-s", &payload])
 }
 
@@ -118,34 +115,45 @@ fn ping_with(src: &Netns, dst_addr: IpAddr, extra: &[&str]) -> Result<bool> {
 }
 
 /// Starts an echo server on `dst_addr` in `dst`, then has a client in `src` send PAYLOAD and expect it back.
-fn echo_round_trip(
-    transport: Transport,
+fn echo_round_trip(transport: Transport, src: &Netns, dst: &Netns, dst_addr: IpAddr) -> Result<bool> {
+    client_server(
+        src,
+        dst,
+        &format!("{transport:?} echo server on {dst_addr}"),
+        move |port_tx, stop| serve_echo(transport, dst_addr, port_tx, stop),
+        move |port| echo_client(transport, SocketAddr::new(dst_addr, port)),
+    )
+}
+
+/// Runs `serve` on a thread in `dst` and, once it reports the port it listens on, `client` with that port on a
+/// thread in `src`; then tells the server to stop (`serve` watches the flag) and joins it. A server that fails, before
+/// or after it listens, fails the call: that is the harness failing (`what` says which server), not the path.
+pub fn client_server<R: Send + 'static>(
     src: &Netns,
     dst: &Netns,
-    dst_addr: IpAddr,
-) -> Result<bool> {
+    what: &str,
+    serve: impl FnOnce(mpsc::Sender<u16>, &AtomicBool) -> Result<()> + Send + 'static,
+    client: impl FnOnce(u16) -> R + Send + 'static,
+) -> Result<R> {
     let stop = Arc::new(AtomicBool::new(false));
     let (port_tx, port_rx) = mpsc::channel();
     let server = {
         let stop = Arc::clone(&stop);
-        dst.spawn(move || serve_echo(transport, dst_addr, port_tx, &stop))
+        dst.spawn(move || serve(port_tx, &stop))
     };
     // The server sends its port once it listens; if it failed before that, the channel closes and join tells why.
-    let reached = match port_rx.recv() {
-        Ok(port) => src.run(move || echo_client(transport, SocketAddr::new(dst_addr, port))),
-        Err(_) => Ok(false),
-    };
+    let outcome = port_rx.recv().map(|port| src.run(move || client(port)));
     stop.store(true, Ordering::Relaxed);
     server
         .join()
-        .map_err(|_| anyhow!("echo server in {} panicked", dst.name()))?
+        .map_err(|_| anyhow!("{what} in {} panicked", dst.name()))?
         .and_then(|served| served)
-        .with_context(|| format!("{transport:?} echo server on {dst_addr} in {}", dst.name()))?;
-    reached
+        .with_context(|| format!("{what} in {}", dst.name()))?;
+    outcome.map_err(|_| anyhow!("{what} in {} ended without listening", dst.name()))?
 }
 
 /// Binds an ephemeral port on `addr`, reports it, and echoes whatever arrives until `stop` is set.
-fn serve_echo(
+pub(crate) fn serve_echo(
     transport: Transport,
     addr: IpAddr,
     port_tx: mpsc::Sender<u16>,
@@ -210,11 +218,8 @@ fn tcp_echo(target: SocketAddr) -> std::io::Result<bool> {
 }
 
 fn udp_echo(target: SocketAddr) -> std::io::Result<bool> {
-    let unspecified: IpAddr = if target.is_ipv4() {
-        Ipv4Addr::UNSPECIFIED.into()
-    } else {
-        Ipv6Addr::UNSPECIFIED.into()
-    };
+    let unspecified: IpAddr =
+        if target.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() };
     let socket = UdpSocket::bind((unspecified, 0))?;
     socket.set_read_timeout(Some(TIMEOUT))?;
     let mut buf = [0u8; 1500];
@@ -237,54 +242,53 @@ const BULK_TIMEOUT: Duration = Duration::from_secs(5);
 /// checks every byte and reports how many arrived intact: exercises what the small probes do not (full-size and
 /// segmentation-offloaded segments, their checksums, MTU). `Ok(false)`: it did not all get through intact in time.
 pub fn tcp_bulk(src: &Netns, dst: &Netns, dst_addr: IpAddr, len: usize) -> Result<bool> {
-    let (port_tx, port_rx) = mpsc::channel();
-    let server = dst.spawn(move || -> Result<()> {
-        let listener = TcpListener::bind((dst_addr, 0))?;
-        listener.set_nonblocking(true)?;
-        let _ = port_tx.send(listener.local_addr()?.port());
-        let deadline = std::time::Instant::now() + BULK_TIMEOUT;
-        let mut stream = loop {
-            match listener.accept() {
-                Ok((stream, _)) => break stream,
-                Err(err) if err.kind() == ErrorKind::WouldBlock => {
-                    if std::time::Instant::now() >= deadline {
-                        return Ok(()); // no client came: the client side reports that
-                    }
-                    thread::sleep(SERVER_POLL);
+    client_server(
+        src,
+        dst,
+        &format!("TCP bulk server on {dst_addr}"),
+        move |port_tx, _stop| serve_bulk(dst_addr, port_tx),
+        move |port| bulk_client(SocketAddr::new(dst_addr, port), len).unwrap_or(false),
+    )
+}
+
+/// Accepts one connection (within BULK_TIMEOUT), checks every byte against the pattern and answers with how many
+/// arrived intact (u64::MAX at the first wrong one). Ends by itself: a stream has an end.
+fn serve_bulk(addr: IpAddr, port_tx: mpsc::Sender<u16>) -> Result<()> {
+    let listener = TcpListener::bind((addr, 0))?;
+    listener.set_nonblocking(true)?;
+    let _ = port_tx.send(listener.local_addr()?.port());
+    let deadline = std::time::Instant::now() + BULK_TIMEOUT;
+    let mut stream = loop {
+        match listener.accept() {
+            Ok((stream, _)) => break stream,
+            Err(err) if err.kind() == ErrorKind::WouldBlock => {
+                if std::time::Instant::now() >= deadline {
+                    return Ok(()); // no client came: the client side reports that
                 }
-                Err(err) => return Err(err.into()),
+                thread::sleep(SERVER_POLL);
             }
-        };
-        stream.set_nonblocking(false)?;
-        stream.set_read_timeout(Some(BULK_TIMEOUT))?;
-        let (mut intact, mut buf) = (0u64, vec![0u8; 64 * 1024]);
-        loop {
-            match stream.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    for &byte in &buf[..n] {
-                        if byte != pattern(intact) {
-                            let _ = stream.write_all(&u64::MAX.to_be_bytes());
-                            return Ok(());
-                        }
-                        intact += 1;
+            Err(err) => return Err(err.into()),
+        }
+    };
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(BULK_TIMEOUT))?;
+    let (mut intact, mut buf) = (0u64, vec![0u8; 64 * 1024]);
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                for &byte in &buf[..n] {
+                    if byte != pattern(intact) {
+                        let _ = stream.write_all(&u64::MAX.to_be_bytes());
+                        return Ok(());
                     }
+                    intact += 1;
                 }
             }
         }
-        let _ = stream.write_all(&intact.to_be_bytes());
-        Ok(())
-    });
-    let reached = match port_rx.recv() {
-        Ok(port) => src.run(move || bulk_client(SocketAddr::new(dst_addr, port), len).unwrap_or(false)),
-        Err(_) => Ok(false),
-    };
-    server
-        .join()
-        .map_err(|_| anyhow!("bulk server in {} panicked", dst.name()))?
-        .and_then(|served| served)
-        .with_context(|| format!("TCP bulk server on {dst_addr} in {}", dst.name()))?;
-    reached
+    }
+    let _ = stream.write_all(&intact.to_be_bytes());
+    Ok(())
 }
 
 /// Byte `index` of the bulk stream: not periodic in any segment size.

@@ -4,7 +4,6 @@
 //! without passing a datapath's counters.
 
 use std::collections::BTreeMap;
-use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -13,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use crate::link;
 use crate::netns::Netns;
 
 const POLL: Duration = Duration::from_millis(20);
@@ -128,11 +128,7 @@ fn bind(ifname: &str) -> Result<OwnedFd> {
         return Err(std::io::Error::last_os_error()).context("socket(AF_PACKET)");
     }
     let socket = unsafe { OwnedFd::from_raw_fd(fd) };
-    let name = CString::new(ifname).context("interface name")?;
-    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if ifindex == 0 {
-        return Err(std::io::Error::last_os_error()).with_context(|| format!("no interface {ifname}"));
-    }
+    let ifindex = link::ifindex(ifname)?;
     let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     addr.sll_family = libc::AF_PACKET as u16;
     addr.sll_protocol = all;

@@ -1,4 +1,5 @@
-//! The macvlan test topology, built from namespaces and veths with either the kernel's macvlan driver or xlan:
+//! The macvlan test topology, built from namespaces and veths with either the kernel's macvlan driver or xlan, on
+//! the [`Site`] every one-host topology is made of:
 //!
 //! ```text
 //!   out (eth0) ── to-out ─┐
@@ -10,13 +11,13 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 
 use crate::counters::EndpointCounters;
 use crate::link;
-use crate::netns::{unique_prefix, Netns};
+use crate::netns::Netns;
+use crate::site::{self, Site, BRIDGE, SWITCH_PORT_HOST, SWITCH_PORT_OUTSIDE};
 use crate::xlan::XlanHost;
 
 /// The xlan network the Xlan backend creates.
@@ -25,10 +26,6 @@ pub const NETWORK: &str = "net0";
 pub const PARENT: &str = "uplink";
 /// The interface name of the outside node and of every endpoint, inside their namespaces.
 pub const NODE_IFNAME: &str = "eth0";
-const BRIDGE: &str = "br0";
-const SWITCH_PORT_OUTSIDE: &str = "to-out";
-const SWITCH_PORT_HOST: &str = "to-host";
-const LINK_UP_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mode {
@@ -72,11 +69,16 @@ impl FromStr for Mode {
     type Err = anyhow::Error;
 
     fn from_str(s: &str) -> Result<Mode> {
-        Mode::ALL
-            .into_iter()
-            .find(|mode| mode.as_str() == s)
-            .with_context(|| format!("unknown macvlan mode {s:?} (bridge, private, vepa, passthru, source)"))
+        by_name(&Mode::ALL, Mode::as_str, s, "macvlan mode")
     }
+}
+
+/// The one of `all` whose `name` is `text`; else an error that lists the names (`what`: "macvlan mode", ...).
+pub fn by_name<T: Copy>(all: &[T], name: fn(T) -> &'static str, text: &str, what: &str) -> Result<T> {
+    all.iter().copied().find(|&value| name(value) == text).with_context(|| {
+        let names: Vec<&str> = all.iter().map(|&value| name(value)).collect();
+        format!("unknown {what} {text:?} ({})", names.join(", "))
+    })
 }
 
 /// Who implements the endpoints: the kernel's macvlan driver (the reference) or the product.
@@ -159,6 +161,11 @@ impl Node {
     pub fn mac(self) -> String {
         format!("02:77:00:00:00:{:02x}", self.host_part())
     }
+
+    /// The node's addresses with their prefix lengths: 10.77.0.x/24 and fd77::x/64.
+    pub fn cidrs(self) -> [String; 2] {
+        [format!("{}/24", self.ipv4()), format!("{}/64", self.ipv6())]
+    }
 }
 
 impl fmt::Display for Node {
@@ -175,39 +182,17 @@ pub struct Topology {
     // Fields drop in declaration order: xlan must delete its network while the host namespace still exists, and the
     // namespaces (taking every veth and macvlan in them along) go after it.
     xlan: Option<XlanHost>,
-    prefix: String,
     mode: Mode,
     backend: Backend,
-    endpoints: Vec<Netns>,
-    host: Netns,
-    outside: Netns,
-    switch: Netns,
+    site: Site,
 }
 
 impl Topology {
     pub fn build(mode: Mode, backend: Backend) -> Result<Topology> {
-        let prefix = unique_prefix();
-        // All namespaces exist before any configuration step, so that a failing step drops a complete Topology
-        // whose guards clean up everything.
-        let switch = Netns::create(&format!("{prefix}sw"))?;
-        let outside = Netns::create(&format!("{prefix}out"))?;
-        let host = Netns::create(&format!("{prefix}h"))?;
-        let endpoints = (1..=mode.endpoint_count())
-            .map(|index| Netns::create(&format!("{prefix}e{index}")))
-            .collect::<Result<Vec<_>>>()?;
-        let mut topology = Topology { xlan: None, prefix, mode, backend, endpoints, host, outside, switch };
-
-        topology.wire_switch()?;
-        for wire_node in [Node::Outside, Node::Host] {
-            topology.configure_node(wire_node)?;
-            // A real wire never carries CHECKSUM_PARTIAL skbs (a NIC finishes the checksum before sending), but a veth
-            // passes the sender's unfinished checksum state along, and XDP redirect on the host's parent drops that
-            // state (a known veth/XDP quirk), so L4 checksums would arrive wrong. Checksumming in software on both
-            // senders on the wire models a real one, in both backends alike: the outside node, and the host's parent,
-            // whose own frames come back to it through the switch's hairpin port in VEPA mode.
-            let ifname = topology.ifname(wire_node);
-            link::tx_checksum_offload_off(topology.netns(wire_node), ifname)?;
-        }
+        let site = Site::create(mode.endpoint_count())?;
+        let mut topology = Topology { xlan: None, mode, backend, site };
+        // VEPA sends endpoint-to-endpoint traffic to the switch, which must reflect it back out the same port.
+        topology.site.build_wire(mode == Mode::Vepa)?;
         match backend {
             Backend::Kernel => topology.add_kernel_endpoints()?,
             Backend::Xlan { host_access, xdp_hook } => topology.add_xlan_endpoints(host_access, xdp_hook)?,
@@ -217,7 +202,7 @@ impl Topology {
     }
 
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        &self.site.prefix
     }
 
     pub fn mode(&self) -> Mode {
@@ -242,18 +227,11 @@ impl Topology {
     }
 
     pub fn netns(&self, node: Node) -> &Netns {
-        match node {
-            Node::Outside => &self.outside,
-            Node::Host => &self.host,
-            Node::Endpoint(index) => &self.endpoints[usize::from(index) - 1],
-        }
+        self.site.netns(node)
     }
 
     pub fn ifname(&self, node: Node) -> &'static str {
-        match node {
-            Node::Host => PARENT,
-            _ => NODE_IFNAME,
-        }
+        site::ifname(node)
     }
 
     /// The MAC the node is given; `None` for a passthru endpoint, which inherits its parent's.
@@ -270,91 +248,48 @@ impl Topology {
         let Some(xlan) = &self.xlan else {
             return self
                 .endpoint_nodes()
-                .map(|node| {
-                    let netns = self.netns(node);
-                    let link = netns.link(NODE_IFNAME)?;
-                    let counters = EndpointCounters::from_ip_link(netns.name(), NODE_IFNAME, &link)?;
-                    Ok((node, counters))
-                })
+                .map(|node| Ok((node, EndpointCounters::of_interface(self.netns(node), NODE_IFNAME)?)))
                 .collect();
         };
-        let mut stats = xlan.stats(NETWORK)?;
         self.endpoint_nodes()
-            .map(|node| {
-                let netns = self.netns(node).name();
-                let position = stats
-                    .iter()
-                    .position(|entry| entry.netns == netns && entry.ifname == NODE_IFNAME)
-                    .with_context(|| format!("`xlan stats {NETWORK}` has no entry for {netns}/{NODE_IFNAME}"))?;
-                Ok((node, stats.swap_remove(position)))
-            })
+            .map(|node| Ok((node, xlan.endpoint_stats(NETWORK, self.netns(node).name(), NODE_IFNAME)?)))
             .collect()
     }
 
-    fn wire_switch(&self) -> Result<()> {
-        let sw = &self.switch;
-        // STP off: ports forward at once. Multicast snooping off: the switch floods IPv6 neighbour discovery instead
-        // of depending on MLD reports having been seen, so results depend on macvlan, not on switch state.
-        link::add_bridge(sw, BRIDGE)?;
-        for (port, peer_ifname, peer_ns) in
-            [(SWITCH_PORT_OUTSIDE, NODE_IFNAME, &self.outside), (SWITCH_PORT_HOST, PARENT, &self.host)]
-        {
-            link::add_bridge_port(sw, BRIDGE, port, peer_ifname, peer_ns)?;
-        }
-        if self.mode == Mode::Vepa {
-            // VEPA sends endpoint-to-endpoint traffic to the switch, which must reflect it back out the same port.
-            link::hairpin_on(sw, SWITCH_PORT_HOST)?;
-        }
-        sw.ip(&["link", "set", BRIDGE, "up"])?;
-        Ok(())
-    }
-
-    /// Sets the node's MAC (unless it inherits one) and addresses, and brings its interface up.
-    fn configure_node(&self, node: Node) -> Result<()> {
-        // IPv6 with nodad: addresses are usable at once, so probes do not race duplicate address detection.
-        link::configure(
-            self.netns(node),
-            self.ifname(node),
-            self.assigned_mac(node).as_deref(),
-            &[format!("{}/24", node.ipv4()), format!("{}/64", node.ipv6())],
-        )
+    /// Sets the endpoint's MAC (unless it inherits one) and addresses, and brings its interface up.
+    fn configure_endpoint(&self, node: Node) -> Result<()> {
+        link::configure(self.netns(node), NODE_IFNAME, self.assigned_mac(node).as_deref(), &node.cidrs())
     }
 
     fn add_kernel_endpoints(&self) -> Result<()> {
         for node in self.endpoint_nodes() {
-            // Created under a temporary name unique in the host namespace, then moved and renamed to eth0.
-            let temporary = format!("mv{node}");
-            let mode = self.mode.as_str();
-            self.host.ip(&["link", "add", &temporary, "link", PARENT, "type", "macvlan", "mode", mode])?;
-            if self.mode == Mode::Source {
-                let outside_mac = Node::Outside.mac();
-                self.host.ip(&["link", "set", &temporary, "type", "macvlan", "macaddr", "add", &outside_mac])?;
-            }
             let netns = self.netns(node);
-            self.host.ip(&["link", "set", &temporary, "netns", netns.name()])?;
-            netns.ip(&["link", "set", &temporary, "name", NODE_IFNAME])?;
+            link::add_macvlan(&self.site.host, PARENT, self.mode.as_str(), netns, NODE_IFNAME)?;
+            if self.mode == Mode::Source {
+                link::set(netns, NODE_IFNAME, &["type", "macvlan", "macaddr", "add", &Node::Outside.mac()])?;
+            }
             // In passthru mode the kernel has given the macvlan its parent's MAC; assigned_mac() leaves it.
-            self.configure_node(node)?;
+            self.configure_endpoint(node)?;
         }
         Ok(())
     }
 
     fn add_xlan_endpoints(&mut self, host_access: bool, xdp_hook: bool) -> Result<()> {
-        let xlan = self.xlan.insert(XlanHost::new(&self.host)?);
-        let mut extra = Vec::new();
+        let xlan = self.xlan.insert(XlanHost::new(&self.site.host)?);
+        let mut args = vec!["--driver", "macvlan", "--parent", PARENT, "--mode", self.mode.as_str()];
         if host_access {
-            extra.push("--host-access");
+            args.push("--host-access");
         }
         if xdp_hook {
-            extra.extend(["--parent-hook", "xdp"]);
+            args.extend(["--parent-hook", "xdp"]);
         }
-        xlan.create_network(NETWORK, PARENT, self.mode.as_str(), &extra)?;
+        xlan.create_network(NETWORK, &args)?;
         if self.mode == Mode::Source {
             xlan.run(&["macaddr", "add", NETWORK, &Node::Outside.mac()])?;
         }
         let xlan = self.xlan.as_ref().expect("set above");
         for node in self.endpoint_nodes() {
-            let (v4, v6) = (format!("{}/24", node.ipv4()), format!("{}/64", node.ipv6()));
+            let [v4, v6] = node.cidrs();
             let mut args =
                 vec!["endpoint", "add", NETWORK, "--netns", self.netns(node).name(), "--ifname", NODE_IFNAME];
             // Without --mac (passthru) xlan uses the parent's MAC, as the kernel does.
@@ -369,11 +304,9 @@ impl Topology {
     }
 
     fn wait_until_up(&self) -> Result<()> {
-        for port in [BRIDGE, SWITCH_PORT_OUTSIDE, SWITCH_PORT_HOST] {
-            self.switch.wait_link_up(port, LINK_UP_TIMEOUT)?;
-        }
-        for node in self.nodes() {
-            self.netns(node).wait_link_up(self.ifname(node), LINK_UP_TIMEOUT)?;
+        self.site.wait_wire_up()?;
+        for node in self.endpoint_nodes() {
+            link::wait_up(self.netns(node), NODE_IFNAME)?;
         }
         Ok(())
     }
@@ -421,8 +354,8 @@ impl Topology {
             })
             .collect();
         serde_json::json!({
-            "prefix": self.prefix, "mode": self.mode.as_str(), "backend": self.backend.to_string(),
-            "switch": {"netns": self.switch.name(), "bridge": BRIDGE, "hairpin": self.mode == Mode::Vepa},
+            "prefix": self.site.prefix, "driver": "macvlan", "mode": self.mode.as_str(), "backend": self.backend.to_string(),
+            "switch": self.site.switch_json(self.mode == Mode::Vepa),
             "nodes": nodes,
         })
     }
@@ -431,13 +364,13 @@ impl Topology {
 /// The topology in the style of ip(8): one line per node with namespace, interface, MAC and addresses.
 impl fmt::Display for Topology {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "topology {}: macvlan mode {}, backend {}", self.prefix, self.mode, self.backend)?;
+        writeln!(f, "topology {}: macvlan mode {}, backend {}", self.site.prefix, self.mode, self.backend)?;
         let hairpin = if self.mode == Mode::Vepa { ", hairpin on " } else { " " };
         writeln!(
             f,
             "{:<6} {:<14} {BRIDGE}: bridge stp off{hairpin}ports {SWITCH_PORT_OUTSIDE} {SWITCH_PORT_HOST}",
             "switch",
-            self.switch.name()
+            self.site.switch.name()
         )?;
         for row in self.node_rows() {
             writeln!(

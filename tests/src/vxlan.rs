@@ -16,16 +16,14 @@
 
 use std::fmt;
 use std::net::Ipv4Addr;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::counters::EndpointCounters;
-use crate::link;
-use crate::matrix::{CellDiff, Matrix, Probed};
+use crate::link::{self, Snooping};
+use crate::matrix::Probed;
 use crate::netns::{unique_prefix, Netns};
-use crate::probe::Probe;
 use crate::topology::Node;
 use crate::xlan::XlanHost;
 
@@ -40,7 +38,6 @@ pub const VXLAN_OVERHEAD: u32 = 50;
 /// The underlay's MTU (a veth's default).
 pub const UNDERLAY_MTU: u32 = 1500;
 const SWITCH_BRIDGE: &str = "br0";
-const LINK_UP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Who implements a host's VXLAN networks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,11 +149,12 @@ impl EndpointSpec {
     }
 
     fn addresses(&self) -> Vec<String> {
-        let mut addresses = vec![format!("{}/24", self.node.ipv4())];
+        let [v4, v6] = self.node.cidrs();
         if self.ipv6 {
-            addresses.push(format!("{}/64", self.node.ipv6()));
+            vec![v4, v6]
+        } else {
+            vec![v4]
         }
-        addresses
     }
 }
 
@@ -186,25 +184,7 @@ impl Endpoint {
 
     /// The endpoint interface's own statistics (`ip -s link`), whoever implements the network.
     pub fn interface_counters(&self) -> Result<EndpointCounters> {
-        let link = self.netns.link(ENDPOINT_IFNAME)?;
-        EndpointCounters::from_ip_link(self.netns.name(), ENDPOINT_IFNAME, &link)
-    }
-}
-
-/// xlan on one VTEP host: the VXLAN networks created through it are deleted on drop (with their endpoints), then
-/// the `XlanHost` guard removes whatever xlan left for the namespace.
-struct XlanVtep {
-    networks: Vec<String>,
-    xlan: XlanHost,
-}
-
-impl Drop for XlanVtep {
-    fn drop(&mut self) {
-        for network in self.networks.iter().rev() {
-            if let Err(err) = self.xlan.run(&["network", "delete", network]) {
-                eprintln!("xlan-tests: warning: {err:#}");
-            }
-        }
+        EndpointCounters::of_interface(&self.netns, ENDPOINT_IFNAME)
     }
 }
 
@@ -253,7 +233,8 @@ impl FdbRow {
 pub struct VxlanLab {
     // Fields drop in declaration order: xlan deletes its networks (and so its endpoints' veths) while every namespace
     // still exists; then the endpoint namespaces, the hosts (taking the kernel's devices along) and the switch go.
-    xlan: Vec<Option<XlanVtep>>,
+    /// Per host: xlan, on an xlan host.
+    xlan: Vec<Option<XlanHost>>,
     endpoints: Vec<Endpoint>,
     hosts: Vec<Host>,
     switch: Netns,
@@ -291,27 +272,26 @@ impl VxlanLab {
         if vteps.contains(&Vtep::Xlan) {
             crate::xlan::binary()?; // fails at once, with the reason, when there is no xlan binary
         }
-        link::add_bridge(&lab.switch, SWITCH_BRIDGE)?;
+        link::add_bridge(&lab.switch, SWITCH_BRIDGE, Snooping::Off)?;
         for (index, host) in lab.hosts.iter().enumerate() {
-            let port = format!("to-{}", host_letter(index));
-            link::add_bridge_port(&lab.switch, SWITCH_BRIDGE, &port, UNDERLAY, &host.netns)?;
+            link::add_bridge_port(&lab.switch, SWITCH_BRIDGE, &switch_port(index), UNDERLAY, &host.netns)?;
             link::configure(&host.netns, UNDERLAY, None, &[format!("{}/24", underlay_ip(index))])?;
             // A veth underlay carries the senders' CHECKSUM_PARTIAL skbs, which an XDP redirect on the receiving
             // xlan host drops (the inner L4 checksums then arrive wrong); a real NIC always finishes the checksum.
             // So every host, xlan or kernel, checksums in software on its underlay.
             link::tx_checksum_offload_off(&host.netns, UNDERLAY)?;
         }
-        lab.switch.ip(&["link", "set", SWITCH_BRIDGE, "up"])?;
-        lab.switch.wait_link_up(SWITCH_BRIDGE, LINK_UP_TIMEOUT)?;
+        link::up(&lab.switch, SWITCH_BRIDGE)?;
+        link::wait_up(&lab.switch, SWITCH_BRIDGE)?;
         for (index, host) in lab.hosts.iter().enumerate() {
-            lab.switch.wait_link_up(&format!("to-{}", host_letter(index)), LINK_UP_TIMEOUT)?;
-            host.netns.wait_link_up(UNDERLAY, LINK_UP_TIMEOUT)?;
+            link::wait_up(&lab.switch, &switch_port(index))?;
+            link::wait_up(&host.netns, UNDERLAY)?;
         }
         lab.xlan = lab
             .hosts
             .iter()
             .map(|host| match host.vtep {
-                Vtep::Xlan => Ok(Some(XlanVtep { networks: Vec::new(), xlan: XlanHost::new(&host.netns)? })),
+                Vtep::Xlan => Ok(Some(XlanHost::new(&host.netns)?)),
                 Vtep::Kernel => Ok(None),
             })
             .collect::<Result<_>>()?;
@@ -337,7 +317,7 @@ impl VxlanLab {
     /// The xlan handle of an xlan host.
     pub fn xlan(&self, host: usize) -> Result<&XlanHost> {
         match &self.xlan[host] {
-            Some(vtep) => Ok(&vtep.xlan),
+            Some(xlan) => Ok(xlan),
             None => bail!("host {} is a kernel VTEP", host_letter(host)),
         }
     }
@@ -365,9 +345,9 @@ impl VxlanLab {
     /// Takes a host's underlay interface down or up (waiting for its carrier when up): a host that is off the wire.
     pub fn set_underlay(&self, host: usize, up: bool) -> Result<()> {
         let netns = &self.hosts[host].netns;
-        netns.ip(&["link", "set", UNDERLAY, if up { "up" } else { "down" }])?;
+        link::set(netns, UNDERLAY, &[if up { "up" } else { "down" }])?;
         if up {
-            netns.wait_link_up(UNDERLAY, LINK_UP_TIMEOUT)?;
+            link::wait_up(netns, UNDERLAY)?;
         }
         Ok(())
     }
@@ -380,10 +360,7 @@ impl VxlanLab {
     fn add_xlan_network(&mut self, host: usize, spec: &NetworkSpec) -> Result<()> {
         let vni = spec.vni.to_string();
         let mut args: Vec<String> =
-            ["network", "create", &spec.name, "--driver", "vxlan", "--vni", &vni, "--parent", UNDERLAY]
-                .into_iter()
-                .map(str::to_string)
-                .collect();
+            ["--driver", "vxlan", "--vni", &vni, "--parent", UNDERLAY].into_iter().map(str::to_string).collect();
         match spec.flood {
             Flood::Remotes => {
                 for remote in self.remotes_of(host) {
@@ -401,21 +378,14 @@ impl VxlanLab {
         if let Some(hook) = spec.parent_hook {
             args.extend(["--parent-hook".to_string(), hook.to_string()]);
         }
-        let vtep = self.xlan[host].as_mut().context("not an xlan host")?;
-        vtep.xlan.run(&args)?;
-        vtep.networks.push(spec.name.clone());
-        Ok(())
+        let xlan = self.xlan[host].as_mut().context("not an xlan host")?;
+        xlan.create_network(&spec.name, &args.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
     fn add_kernel_network(&self, host: usize, spec: &NetworkSpec) -> Result<()> {
         let netns = &self.hosts[host].netns;
         let (device, bridge) = (spec.kernel_device(), spec.kernel_bridge());
-        let (vni, port, local) = (spec.vni.to_string(), DSTPORT.to_string(), underlay_ip(host).to_string());
-        let mut args: Vec<String> =
-            ["link", "add", &device, "type", "vxlan", "id", &vni, "dstport", &port, "local", &local, "dev", UNDERLAY]
-                .into_iter()
-                .map(str::to_string)
-                .collect();
+        let mut args = Vec::new();
         let remotes = self.remotes_of(host);
         match spec.flood {
             Flood::Remotes => {
@@ -431,17 +401,16 @@ impl VxlanLab {
         if let Some(ageing) = spec.ageing {
             args.extend(["ageing".to_string(), ageing.to_string()]);
         }
-        netns.ip(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
+        link::add_vxlan(netns, &device, spec.vni, DSTPORT, underlay_ip(host), UNDERLAY, &args)?;
         if spec.flood == Flood::Remotes {
             // The kernel takes one `remote`; further flood-list VTEPs are all-zero FDB entries.
             for remote in remotes.iter().skip(1) {
                 netns.exec("bridge", &["fdb", "append", "00:00:00:00:00:00", "dev", &device, "dst", remote])?;
             }
         }
-        link::add_bridge(netns, &bridge)?;
-        netns.ip(&["link", "set", &device, "master", &bridge, "up"])?;
-        netns.ip(&["link", "set", &bridge, "up"])?;
-        Ok(())
+        link::add_bridge(netns, &bridge, Snooping::Off)?;
+        link::set(netns, &device, &["master", &bridge, "up"])?;
+        link::up(netns, &bridge)
     }
 
     fn network_spec(&self, network: &str) -> Result<&NetworkSpec> {
@@ -467,9 +436,9 @@ impl VxlanLab {
         });
         let endpoint = self.endpoints.last().expect("pushed above");
         if !spec.ipv6 {
-            endpoint
-                .netns
-                .exec("sysctl", &["-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"])?;
+            for scope in ["all", "default"] {
+                endpoint.netns.sysctl(&format!("net.ipv6.conf.{scope}.disable_ipv6"), "1")?;
+            }
         }
         let host_ns = &self.hosts[host].netns;
         match kernel_port {
@@ -496,13 +465,13 @@ impl VxlanLab {
                 link::add_bridge_port(host_ns, &bridge, &port, ENDPOINT_IFNAME, &endpoint.netns)?;
                 // As xlan does: room for the outer headers, VXLAN never fragments.
                 let mtu = (UNDERLAY_MTU - VXLAN_OVERHEAD).to_string();
-                host_ns.ip(&["link", "set", &port, "mtu", &mtu])?;
-                endpoint.netns.ip(&["link", "set", ENDPOINT_IFNAME, "mtu", &mtu])?;
+                link::set(host_ns, &port, &["mtu", &mtu])?;
+                link::set(&endpoint.netns, ENDPOINT_IFNAME, &["mtu", &mtu])?;
                 link::configure(&endpoint.netns, ENDPOINT_IFNAME, Some(&spec.mac), &spec.addresses())?;
-                host_ns.wait_link_up(&port, LINK_UP_TIMEOUT)?;
+                link::wait_up(host_ns, &port)?;
             }
         }
-        endpoint.netns.wait_link_up(ENDPOINT_IFNAME, LINK_UP_TIMEOUT)?;
+        link::wait_up(&endpoint.netns, ENDPOINT_IFNAME)?;
         Ok(())
     }
 
@@ -526,9 +495,7 @@ impl VxlanLab {
                     ENDPOINT_IFNAME,
                 ])?;
             }
-            Some(port) => {
-                self.hosts[endpoint.host].netns.ip(&["link", "del", port])?;
-            }
+            Some(port) => link::delete(&self.hosts[endpoint.host].netns, port)?,
         }
         self.endpoints.remove(position);
         Ok(())
@@ -580,15 +547,74 @@ impl VxlanLab {
     /// `xlan stats NETWORK --json` on an xlan host, for the endpoint of `network` at `node`.
     pub fn xlan_counters(&self, network: &str, node: Node) -> Result<EndpointCounters> {
         let endpoint = self.endpoint(network, node)?;
-        let stats = self.xlan(endpoint.host)?.stats(network)?;
-        stats.into_iter().find(|c| c.netns == endpoint.netns.name() && c.ifname == ENDPOINT_IFNAME).with_context(|| {
-            format!(
-                "`xlan stats {network}` on host {} has no entry for {}",
-                host_letter(endpoint.host),
-                endpoint.netns.name()
-            )
+        self.xlan(endpoint.host)?
+            .endpoint_stats(network, endpoint.netns.name(), ENDPOINT_IFNAME)
+            .with_context(|| format!("on host {}", host_letter(endpoint.host)))
+    }
+}
+
+impl VxlanLab {
+    /// Per-endpoint counters of `network`: `xlan stats` for the endpoints behind xlan hosts, the endpoint
+    /// interface's own statistics behind kernel hosts.
+    pub fn endpoint_counters(&self, network: &str) -> Result<Vec<(Node, EndpointCounters)>> {
+        let mut rows = self
+            .endpoints
+            .iter()
+            .filter(|e| e.network == network)
+            .map(|e| {
+                let counters = match self.hosts[e.host].vtep {
+                    Vtep::Xlan => self.xlan_counters(network, e.node())?,
+                    Vtep::Kernel => e.interface_counters()?,
+                };
+                Ok((e.node(), counters))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        rows.sort_by_key(|(node, _)| *node);
+        Ok(rows)
+    }
+
+    /// The lab for programs: what the text form shows, as JSON.
+    pub fn to_json(&self) -> Value {
+        let hosts: Vec<Value> = (self.hosts.iter().enumerate())
+            .map(|(index, host)| {
+                json!({
+                    "host": host_letter(index).to_ascii_uppercase().to_string(), "netns": host.netns.name(),
+                    "underlay": UNDERLAY, "ipv4": format!("{}/24", underlay_ip(index)), "vtep": host.vtep.to_string(),
+                })
+            })
+            .collect();
+        let networks: Vec<Value> = (self.networks.iter())
+            .map(|spec| {
+                let (remotes, group) = match spec.flood {
+                    Flood::Remotes => (true, None),
+                    Flood::Group(group) => (false, Some(group.to_string())),
+                };
+                json!({
+                    "name": spec.name, "vni": spec.vni, "dstport": DSTPORT, "head_end_replication": remotes,
+                    "group": group, "learning": spec.learning, "ageing": spec.ageing, "parent_hook": spec.parent_hook,
+                })
+            })
+            .collect();
+        let endpoints: Vec<Value> = (self.endpoints.iter())
+            .map(|e| {
+                json!({
+                    "node": e.node().to_string(), "netns": e.netns.name(), "ifname": ENDPOINT_IFNAME,
+                    "network": e.network, "host": host_letter(e.host).to_ascii_uppercase().to_string(),
+                    "mac": e.spec.mac, "addresses": e.spec.addresses(),
+                })
+            })
+            .collect();
+        json!({
+            "prefix": self.prefix, "driver": "vxlan",
+            "switch": {"netns": self.switch.name(), "bridge": SWITCH_BRIDGE},
+            "hosts": hosts, "networks": networks, "endpoints": endpoints,
         })
     }
+}
+
+/// The switch's port to host `host`: to-a, to-b, ...
+fn switch_port(host: usize) -> String {
+    format!("to-{}", host_letter(host))
 }
 
 /// Host 0 is A, 1 is B, ...
@@ -618,19 +644,6 @@ impl Probed for NetworkView<'_> {
     fn probed_netns(&self, node: Node) -> &Netns {
         self.lab.endpoint(self.network, node).map(Endpoint::netns).unwrap_or_else(|err| panic!("{err:#}"))
     }
-}
-
-/// Every cell of the matrix that did not get through (as differences from an all-reachable matrix).
-pub fn unreachable_cells(matrix: &Matrix) -> Vec<CellDiff> {
-    let nodes = matrix.nodes();
-    nodes
-        .iter()
-        .flat_map(|&src| nodes.iter().map(move |&dst| (src, dst)))
-        .filter(|(src, dst)| src != dst)
-        .flat_map(|(src, dst)| Probe::ALL.into_iter().map(move |probe| (src, dst, probe)))
-        .filter(|&(src, dst, probe)| matrix.get(src, dst, probe) != Some(true))
-        .map(|(src, dst, probe)| CellDiff { src, dst, probe, left: Some(true), right: matrix.get(src, dst, probe) })
-        .collect()
 }
 
 /// The lab in the style of ip(8): the switch, one line per host, network and endpoint.

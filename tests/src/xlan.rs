@@ -50,10 +50,7 @@ pub fn remove_leftover_state(host_ns: &str) {
     for dir in [bpffs_dir(host_ns), Path::new(STATE_ROOT).join(host_ns)] {
         if dir.exists() {
             if let Err(err) = std::fs::remove_dir_all(&dir) {
-                eprintln!(
-                    "xlan-tests: warning: cannot remove {}: {err}",
-                    dir.display()
-                );
+                eprintln!("xlan-tests: warning: cannot remove {}: {err}", dir.display());
             }
         }
     }
@@ -69,21 +66,13 @@ pub struct XlanHost {
 impl XlanHost {
     pub fn new(host: &Netns) -> Result<XlanHost> {
         binary()?;
-        Ok(XlanHost {
-            host_ns: host.name().to_string(),
-            networks: Vec::new(),
-        })
+        Ok(XlanHost { host_ns: host.name().to_string(), networks: Vec::new() })
     }
 
     /// A command `xlan --netns HOST args...`.
     pub fn command<S: AsRef<str>>(&self, args: &[S]) -> Result<Command> {
         let global = ["--netns", self.host_ns.as_str()];
-        command(
-            &global
-                .into_iter()
-                .chain(args.iter().map(AsRef::as_ref))
-                .collect::<Vec<_>>(),
-        )
+        command(&global.into_iter().chain(args.iter().map(AsRef::as_ref)).collect::<Vec<_>>())
     }
 
     /// Runs `xlan --netns HOST args...`, returning stdout.
@@ -91,19 +80,10 @@ impl XlanHost {
         cmd::run(&mut self.command(args)?)
     }
 
-    /// `xlan network create NAME --driver macvlan --parent PARENT --mode MODE [extra...]`; deleted on drop. (What a
+    /// `xlan network create NAME args...` (the driver and its options); the network is deleted on drop. (What a
     /// failed create may have left is removed by the fallback on drop, and with the namespaces.)
-    pub fn create_network(
-        &mut self,
-        name: &str,
-        parent: &str,
-        mode: &str,
-        extra: &[&str],
-    ) -> Result<()> {
-        let args = [
-            "network", "create", name, "--driver", "macvlan", "--parent", parent, "--mode", mode,
-        ];
-        self.run(&[&args, extra].concat())?;
+    pub fn create_network(&mut self, name: &str, args: &[&str]) -> Result<()> {
+        self.run(&[&["network", "create", name], args].concat())?;
         self.networks.push(name.to_string());
         Ok(())
     }
@@ -111,22 +91,24 @@ impl XlanHost {
     /// `xlan network list --json`.
     pub fn network_list(&self) -> Result<Value> {
         let text = self.run(&["network", "list", "--json"])?;
-        serde_json::from_str(&text)
-            .with_context(|| format!("parsing `xlan network list --json`: {text}"))
+        serde_json::from_str(&text).with_context(|| format!("parsing `xlan network list --json`: {text}"))
     }
 
     /// `xlan stats NETWORK --json`, one entry per endpoint.
     pub fn stats(&self, network: &str) -> Result<Vec<EndpointCounters>> {
         let text = self.run(&["stats", network, "--json"])?;
-        let json: Value = serde_json::from_str(&text)
-            .with_context(|| format!("parsing `xlan stats {network} --json`: {text}"))?;
-        let entries = json
-            .as_array()
-            .with_context(|| format!("`xlan stats --json` is not an array: {text}"))?;
-        entries
-            .iter()
-            .map(EndpointCounters::from_xlan_json)
-            .collect()
+        let json: Value =
+            serde_json::from_str(&text).with_context(|| format!("parsing `xlan stats {network} --json`: {text}"))?;
+        let entries = json.as_array().with_context(|| format!("`xlan stats --json` is not an array: {text}"))?;
+        entries.iter().map(EndpointCounters::from_xlan_json).collect()
+    }
+
+    /// The entry of the endpoint `ifname` in namespace `netns` in `xlan stats NETWORK --json`.
+    pub fn endpoint_stats(&self, network: &str, netns: &str, ifname: &str) -> Result<EndpointCounters> {
+        self.stats(network)?
+            .into_iter()
+            .find(|entry| entry.netns == netns && entry.ifname == ifname)
+            .with_context(|| format!("`xlan stats {network}` has no entry for {netns}/{ifname}"))
     }
 }
 

@@ -7,7 +7,7 @@ use std::process::Output;
 
 use anyhow::Result;
 use serde_json::Value;
-use xlan_tests::{cmd, unique_prefix, xlan, Netns, XlanHost};
+use xlan_tests::{cmd, link, unique_prefix, xlan, Netns, XlanHost};
 
 /// A namespace name nobody creates (asserted absent before use).
 const MISSING_NETNS: &str = "nosuchns";
@@ -28,7 +28,7 @@ type Cases = Vec<(&'static str, Vec<String>)>;
 ///   with route 10.210.0.0/24 behind it;
 /// - `spare`: a parent no network uses; `fresh`: an endpoint namespace with no endpoint yet.
 struct Fixture {
-    // Dropped first: deletes the networks while the namespaces still exist.
+    // Dropped first: deletes the networks (every driver's) while the namespaces still exist.
     xlan: XlanHost,
     endpoint: Netns,
     ipvlan_endpoint: Netns,
@@ -46,32 +46,17 @@ impl Fixture {
         let passthru_endpoint = Netns::create(&format!("{prefix}e3"))?;
         let ipvlan_endpoint = Netns::create(&format!("{prefix}e4"))?;
         for parent in ["uplink", "uplink2", "spare", VXLAN_PARENT, IPVLAN_PARENT] {
-            let peer = format!("{parent}-p");
-            host.ip(&["link", "add", parent, "type", "veth", "peer", "name", &peer])?;
-            host.ip(&["link", "set", parent, "up"])?;
-            host.ip(&["link", "set", &peer, "up"])?;
+            link::add_veth_pair(&host, parent, &format!("{parent}-p"))?;
         }
+        link::add_address(&host, VXLAN_PARENT, "10.99.0.1/24")?;
         let mut xlan = XlanHost::new(&host)?;
-        xlan.create_network("net0", "uplink", "bridge", &[])?;
+        xlan.create_network("net0", &macvlan_options("uplink", "bridge"))?;
         xlan.run(&endpoint_add("net0", endpoint.name(), Some("02:77:00:00:00:11"), "10.77.0.11/24"))?;
-        xlan.create_network("pt0", "uplink2", "passthru", &[])?;
+        xlan.create_network("pt0", &macvlan_options("uplink2", "passthru"))?;
         xlan.run(&endpoint_add("pt0", passthru_endpoint.name(), None, "10.77.1.11/24"))?;
+        xlan.create_network(VXLAN_NETWORK, &vxlan_options("42", &[]))?;
+        xlan.create_network(IPVLAN_NETWORK, &["--driver", "ipvlan", "--parent", IPVLAN_PARENT, "--mode", "l3"])?;
         let fixture = Fixture { xlan, endpoint, ipvlan_endpoint, fresh, passthru_endpoint, host };
-        // The VXLAN and ipvlan networks through `run`, not `create_network` (which makes macvlan networks only):
-        // deleted by Fixture's Drop.
-        fixture.host.ip(&["addr", "add", "10.99.0.1/24", "dev", VXLAN_PARENT])?;
-        fixture.xlan.run(&vxlan_create(VXLAN_NETWORK, "42", &[]))?;
-        fixture.xlan.run(&[
-            "network",
-            "create",
-            IPVLAN_NETWORK,
-            "--driver",
-            "ipvlan",
-            "--parent",
-            IPVLAN_PARENT,
-            "--mode",
-            "l3",
-        ])?;
         let ipvlan_endpoint = fixture.ipvlan_endpoint.name();
         fixture.xlan.run(&[
             "endpoint",
@@ -93,7 +78,7 @@ impl Fixture {
     fn snapshot(&self) -> Result<Snapshot> {
         let links = [&self.host, &self.endpoint, &self.ipvlan_endpoint, &self.fresh, &self.passthru_endpoint]
             .into_iter()
-            .map(|netns| Ok((netns.name().to_string(), netns.link_names()?)))
+            .map(|netns| Ok((netns.name().to_string(), link::names(netns)?)))
             .collect::<Result<_>>()?;
         let json = |args: &[&str]| -> Result<Value> { Ok(serde_json::from_str(&self.xlan.run(args)?)?) };
         Ok(Snapshot {
@@ -111,7 +96,7 @@ impl Fixture {
     fn macvlan_cases(&self) -> Cases {
         let (host, endpoint, fresh) = (self.host.name(), self.endpoint.name(), self.fresh.name());
         let add = |network, netns, mac, ip| with_netns(host, &endpoint_add(network, netns, mac, ip));
-        let create = |host, name, parent, mode| with_netns(host, &network_create(name, parent, mode));
+        let create = |host, name, parent, mode| with_netns(host, &network_create(name, &macvlan_options(parent, mode)));
         vec![
             ("bad MAC string", add("net0", fresh, Some("02:77:zz:00:00:21"), "10.77.0.21/24")),
             ("multicast MAC", add("net0", fresh, Some("01:00:5e:00:00:21"), "10.77.0.21/24")),
@@ -133,7 +118,7 @@ impl Fixture {
 
     fn vxlan_cases(&self) -> Cases {
         let host = self.host.name();
-        let vxlan = |vni, extra: &[&str]| with_netns(host, &vxlan_create("bad3", vni, extra));
+        let vxlan = |vni, extra: &[&str]| with_netns(host, &network_create("bad3", &vxlan_options(vni, extra)));
         vec![
             ("VNI 0", vxlan("0", &[])),
             ("VNI 16777216 (2^24)", vxlan("16777216", &[])),
@@ -143,7 +128,10 @@ impl Fixture {
             ),
             (
                 "--vni on a macvlan network",
-                with_netns(host, &[&network_create("bad3", "spare", "bridge")[..], &["--vni", "5"]].concat()),
+                with_netns(
+                    host,
+                    &network_create("bad3", &[&macvlan_options("spare", "bridge")[..], &["--vni", "5"]].concat()),
+                ),
             ),
             ("--remote together with --group", vxlan("43", &["--remote", "10.99.0.2", "--group", "239.1.1.1"])),
             ("non-multicast --group", vxlan("43", &["--group", "10.99.0.5"])),
@@ -226,21 +214,9 @@ impl Fixture {
     }
 }
 
-impl Drop for Fixture {
-    /// The VXLAN and ipvlan networks go first; `xlan` (dropped after this) deletes the macvlan ones.
-    fn drop(&mut self) {
-        for network in [VXLAN_NETWORK, IPVLAN_NETWORK] {
-            if let Err(err) = self.xlan.run(&["network", "delete", network]) {
-                eprintln!("xlan-tests: warning: {err:#}");
-            }
-        }
-    }
-}
-
-/// `network create NAME --driver vxlan --vni VNI --parent vxul [extra...]`.
-fn vxlan_create<'a>(name: &'a str, vni: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let args = ["network", "create", name, "--driver", "vxlan", "--vni", vni, "--parent", VXLAN_PARENT];
-    [&args[..], extra].concat()
+/// `--driver vxlan --vni VNI --parent vxul [extra...]`.
+fn vxlan_options<'a>(vni: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    [&["--driver", "vxlan", "--vni", vni, "--parent", VXLAN_PARENT][..], extra].concat()
 }
 
 /// `endpoint add NETWORK --netns NS --ifname eth0 [--mac MAC] --ip IP`.
@@ -253,9 +229,14 @@ fn endpoint_add<'a>(network: &'a str, netns: &'a str, mac: Option<&'a str>, ip: 
     args
 }
 
-/// `network create NAME --driver macvlan --parent PARENT --mode MODE`.
-fn network_create<'a>(name: &'a str, parent: &'a str, mode: &'a str) -> Vec<&'a str> {
-    vec!["network", "create", name, "--driver", "macvlan", "--parent", parent, "--mode", mode]
+/// `--driver macvlan --parent PARENT --mode MODE`.
+fn macvlan_options<'a>(parent: &'a str, mode: &'a str) -> Vec<&'a str> {
+    vec!["--driver", "macvlan", "--parent", parent, "--mode", mode]
+}
+
+/// `network create NAME options...`.
+fn network_create<'a>(name: &'a str, options: &[&'a str]) -> Vec<&'a str> {
+    [&["network", "create", name][..], options].concat()
 }
 
 /// `--netns HOST args...`: xlan's global options go before the subcommand.

@@ -5,16 +5,15 @@
 //! - spoofed source addresses are dropped and counted;
 //! - `xlan route add|del` makes a prefix behind an endpoint reachable, and unreachable again.
 
-use std::fmt::Display;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use xlan_tests::counters::assert_account_for;
 use xlan_tests::ipvlan::{
-    counter_problems, expected, Frame, IpvlanFlag, IpvlanMode, IpvlanTopology, RoutedReference, Table, Want, WireTap,
-    NODES, SWITCH_PORT_HOST,
+    expected, Frame, IpvlanFlag, IpvlanMode, IpvlanTopology, RoutedReference, Table, Want, WireTap, SWITCH_PORT_HOST,
 };
 use xlan_tests::topology::NETWORK;
-use xlan_tests::{cmd, describe_diff, xlan, Family, Matrix, Netns, Node, Probe};
+use xlan_tests::{cmd, describe_diff, link, ok, test_cases, xlan, Family, Matrix, Netns, Node, Probe};
 
 const Y: Want = Want::Reachable;
 const N: Want = Want::Unreachable;
@@ -99,11 +98,6 @@ const L3_VEPA: Table = [
     /* e3   */ [Y, N, V4, V4, X],
 ];
 
-/// Unwraps a harness result, failing the test with the whole error chain.
-fn ok<T>(result: anyhow::Result<T>, doing: impl Display) -> T {
-    result.unwrap_or_else(|err| panic!("{doing}: {err:#}"))
-}
-
 fn require_xlan() {
     ok(xlan::binary(), "the ipvlan scenarios need the xlan binary");
 }
@@ -122,8 +116,11 @@ fn measure(topology: &IpvlanTopology) -> Matrix {
     let reach = ok(Matrix::measure(topology), "measuring the ipvlan topology");
     println!("{topology}{reach}measured in {:.1?}\n", started.elapsed());
     let counters = ok(topology.endpoint_counters(), "reading `xlan stats`");
-    let problems = counter_problems(&reach, &counters);
-    assert!(problems.is_empty(), "xlan's counters do not account for the traffic:\n{}\n{reach}", problems.join("\n"));
+    assert_account_for(
+        &reach,
+        &counters,
+        format_args!("ipvlan {} {}", topology.mode().as_str(), topology.flag().as_str()),
+    );
     reach
 }
 
@@ -141,35 +138,14 @@ fn assert_matrix(mode: IpvlanMode, flag: IpvlanFlag, table: &Table) {
     );
 }
 
-#[test]
-fn l2_bridge_matrix() {
-    assert_matrix(IpvlanMode::L2, IpvlanFlag::Bridge, &L2_BRIDGE);
-}
-
-#[test]
-fn l2_private_matrix() {
-    assert_matrix(IpvlanMode::L2, IpvlanFlag::Private, &L2_PRIVATE);
-}
-
-#[test]
-fn l2_vepa_matrix() {
-    assert_matrix(IpvlanMode::L2, IpvlanFlag::Vepa, &L2_VEPA);
-}
-
-#[test]
-fn l3_bridge_matrix() {
-    assert_matrix(IpvlanMode::L3, IpvlanFlag::Bridge, &L3_BRIDGE);
-}
-
-#[test]
-fn l3_private_matrix() {
-    assert_matrix(IpvlanMode::L3, IpvlanFlag::Private, &L3_PRIVATE);
-}
-
-#[test]
-fn l3_vepa_matrix() {
-    assert_matrix(IpvlanMode::L3, IpvlanFlag::Vepa, &L3_VEPA);
-}
+test_cases!(assert_matrix {
+    l2_bridge_matrix: IpvlanMode::L2, IpvlanFlag::Bridge, &L2_BRIDGE;
+    l2_private_matrix: IpvlanMode::L2, IpvlanFlag::Private, &L2_PRIVATE;
+    l2_vepa_matrix: IpvlanMode::L2, IpvlanFlag::Vepa, &L2_VEPA;
+    l3_bridge_matrix: IpvlanMode::L3, IpvlanFlag::Bridge, &L3_BRIDGE;
+    l3_private_matrix: IpvlanMode::L3, IpvlanFlag::Private, &L3_PRIVATE;
+    l3_vepa_matrix: IpvlanMode::L3, IpvlanFlag::Vepa, &L3_VEPA;
+});
 
 /// The cells the routed reference and xlan's l3 must agree on: endpoint <-> endpoint and outside <-> endpoint. (The
 /// router reaches its endpoints directly, which is not what ipvlan does with the parent's address.)
@@ -204,26 +180,27 @@ fn l3_bridge_matches_kernel_routing() {
         describe_diff(&diff, "kernel routing", "xlan")
     );
     // Not vacuous: kernel routing connects every compared pair, with every probe.
-    let unreachable: Vec<String> = node_pairs()
-        .filter(|&(src, dst)| routed_cell(src, dst))
-        .flat_map(|(src, dst)| Probe::ALL.map(|probe| (src, dst, probe)))
-        .filter(|&(src, dst, probe)| routed.get(src, dst, probe) != Some(true))
-        .map(|(src, dst, probe)| format!("{src} -> {dst} {}", probe.name()))
-        .collect();
+    let unreachable = routed.unreachable(routed_cell);
     assert!(
         unreachable.is_empty(),
-        "the routed reference itself is broken (unreachable: {}):\n{routed}",
-        unreachable.join(", ")
+        "the routed reference itself is broken:\n{}{routed}",
+        describe_diff(&unreachable, "expected", "kernel routing")
     );
-}
-
-fn node_pairs() -> impl Iterator<Item = (Node, Node)> {
-    NODES.into_iter().flat_map(|src| NODES.into_iter().filter(move |&dst| dst != src).map(move |dst| (src, dst)))
 }
 
 /// `ip -n NS args...`, failing the test on error.
 fn ip(netns: &Netns, args: &[&str]) {
     ok(netns.ip(args), format_args!("`ip {}` in {}", args.join(" "), netns.name()));
+}
+
+/// Adds `cidr` to `ifname` in `netns` (see `link::add_address`), failing the test on error.
+fn add_address(netns: &Netns, ifname: &str, cidr: &str) {
+    ok(link::add_address(netns, ifname, cidr), format_args!("adding {cidr} to {ifname} in {}", netns.name()));
+}
+
+/// The address as a host prefix: /32 or /128.
+fn host_cidr(addr: IpAddr) -> String {
+    format!("{addr}/{}", if addr.is_ipv4() { 32 } else { 128 })
 }
 
 /// `ping -c COUNT` from `source` (-I) in `netns`; whether any reply came.
@@ -268,11 +245,7 @@ fn assert_spoofing_dropped(mode: IpvlanMode) {
         "fd77::99".parse().expect("address"),
     ];
     for addr in &others {
-        let (cidr, extra): (String, &[&str]) = match addr {
-            IpAddr::V4(v4) => (format!("{v4}/32"), &[]),
-            IpAddr::V6(v6) => (format!("{v6}/128"), &["nodad"]),
-        };
-        ip(e1, &[&["addr", "add", cidr.as_str(), "dev", "eth0"][..], extra].concat());
+        add_address(e1, "eth0", &host_cidr(*addr));
     }
 
     let before = spoofed_drops(&topology, Node::Endpoint(1));
@@ -321,15 +294,10 @@ fn assert_spoofing_dropped(mode: IpvlanMode) {
     }
 }
 
-#[test]
-fn l2_spoofed_sources_are_dropped_and_counted() {
-    assert_spoofing_dropped(IpvlanMode::L2);
-}
-
-#[test]
-fn l3_spoofed_sources_are_dropped_and_counted() {
-    assert_spoofing_dropped(IpvlanMode::L3);
-}
+test_cases!(assert_spoofing_dropped {
+    l2_spoofed_sources_are_dropped_and_counted: IpvlanMode::L2;
+    l3_spoofed_sources_are_dropped_and_counted: IpvlanMode::L3;
+});
 
 /// The prefixes routed behind e1 by `xlan route`, and the address inside each that e1 puts on its loopback.
 const ROUTED: [(&str, &str); 2] = [("10.123.0.0/24", "10.123.0.5"), ("fd23::/64", "fd23::5")];
@@ -364,12 +332,9 @@ fn l3_route_to_an_endpoint_comes_and_goes() {
     let e1 = topology.netns(Node::Endpoint(1));
     let outside = topology.netns(Node::Outside);
     for (prefix, addr) in ROUTED {
-        let (host_route, via) = if addr.contains(':') {
-            (format!("{addr}/128"), Node::Host.ipv6().to_string())
-        } else {
-            (format!("{addr}/32"), Node::Host.ipv4().to_string())
-        };
-        ip(e1, &["addr", "add", &host_route, "dev", "lo"]);
+        let addr: IpAddr = addr.parse().expect("address");
+        let via = if addr.is_ipv6() { Node::Host.ipv6().to_string() } else { Node::Host.ipv4().to_string() };
+        add_address(e1, "lo", &host_cidr(addr));
         ip(outside, &["route", "add", prefix, "via", &via]);
     }
     let sources = [Node::Outside, Node::Endpoint(2)];
@@ -469,7 +434,7 @@ fn l2_spoofed_sources_resembling_unspecified_are_dropped() {
     assert!(ping_from(e1, own, outside, 1), "{topology}e1 cannot ping {outside} from its own {own}");
     let sources: Vec<IpAddr> = UNSPECIFIED_LOOKALIKES.iter().map(|text| text.parse().expect("address")).collect();
     for source in &sources {
-        ip(e1, &["addr", "add", &format!("{source}/128"), "dev", "eth0", "nodad"]);
+        add_address(e1, "eth0", &host_cidr(*source));
     }
     let before = spoofed_drops(&topology, Node::Endpoint(1));
     let tap = ok(WireTap::start(topology.switch(), SWITCH_PORT_HOST), "starting the wire tap");

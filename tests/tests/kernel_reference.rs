@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use xlan_tests::{Backend, Matrix, Mode, Node, Probe, Topology};
+use xlan_tests::{ok, test_cases, Backend, Matrix, Mode, Node, Probe, Topology};
 
 /// What the kernel does, pair by pair (every probe alike):
 /// - the outside node reaches every endpoint and the host, except in passthru, where the endpoint takes over all the
@@ -24,14 +24,10 @@ fn kernel_reaches(mode: Mode, src: Node, dst: Node) -> bool {
 
 fn check_mode(mode: Mode) {
     let started = Instant::now();
-    let topology =
-        Topology::build(mode, Backend::Kernel).unwrap_or_else(|err| panic!("building: {err:#}"));
+    let topology = ok(Topology::build(mode, Backend::Kernel), "building");
     let built = started.elapsed();
-    let matrix = Matrix::measure(&topology).unwrap_or_else(|err| panic!("measuring: {err:#}"));
-    println!(
-        "{topology}{matrix}built in {built:.1?}, measured in {:.1?}",
-        started.elapsed() - built
-    );
+    let matrix = ok(Matrix::measure(&topology), "measuring");
+    println!("{topology}{matrix}built in {built:.1?}, measured in {:.1?}", started.elapsed() - built);
 
     let mut wrong = Vec::new();
     for &src in matrix.nodes() {
@@ -39,42 +35,18 @@ fn check_mode(mode: Mode) {
             for probe in Probe::ALL {
                 let expected = kernel_reaches(mode, src, dst);
                 if matrix.get(src, dst, probe) != Some(expected) {
-                    wrong.push(format!(
-                        "  {src} -> {dst} {}: expected reachable={expected}",
-                        probe.name()
-                    ));
+                    wrong.push(format!("  {src} -> {dst} {}: expected reachable={expected}", probe.name()));
                 }
             }
         }
     }
-    assert!(
-        wrong.is_empty(),
-        "kernel macvlan mode {mode} behaves unexpectedly:\n{}\n{matrix}",
-        wrong.join("\n")
-    );
+    assert!(wrong.is_empty(), "kernel macvlan mode {mode} behaves unexpectedly:\n{}\n{matrix}", wrong.join("\n"));
 }
 
-#[test]
-fn bridge() {
-    check_mode(Mode::Bridge);
-}
-
-#[test]
-fn private() {
-    check_mode(Mode::Private);
-}
-
-#[test]
-fn vepa() {
-    check_mode(Mode::Vepa);
-}
-
-#[test]
-fn passthru() {
-    check_mode(Mode::Passthru);
-}
-
-#[test]
-fn source() {
-    check_mode(Mode::Source);
-}
+test_cases!(check_mode {
+    bridge: Mode::Bridge;
+    private: Mode::Private;
+    vepa: Mode::Vepa;
+    passthru: Mode::Passthru;
+    source: Mode::Source;
+});

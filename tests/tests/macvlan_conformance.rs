@@ -1,23 +1,14 @@
 //! xlan against the kernel's macvlan driver: for every mode, the same topology built by each must show the same
 //! reachability matrix; and xlan's per-endpoint counters must account for the traffic the probes sent.
 
-use std::fmt::Display;
 use std::time::Instant;
 
-use xlan_tests::counters::{self, check_against_matrix};
-use xlan_tests::{describe_diff, xlan, Backend, CellDiff, Matrix, Mode, Node, Probe, Topology};
-
-/// Unwraps a harness result, failing the test with the whole error chain.
-fn ok<T>(result: anyhow::Result<T>, doing: impl Display) -> T {
-    result.unwrap_or_else(|err| panic!("{doing}: {err:#}"))
-}
+use xlan_tests::counters::assert_account_for;
+use xlan_tests::{describe_diff, ok, test_cases, xlan, Backend, CellDiff, Matrix, Mode, Node, Topology};
 
 /// The kernel's matrix for `mode` (the topology is torn down before returning).
 fn kernel_matrix(mode: Mode) -> Matrix {
-    let topology = ok(
-        Topology::build(mode, Backend::Kernel),
-        format_args!("building kernel topology ({mode})"),
-    );
+    let topology = ok(Topology::build(mode, Backend::Kernel), format_args!("building kernel topology ({mode})"));
     let started = Instant::now();
     let matrix = ok(Matrix::measure(&topology), "measuring the kernel topology");
     println!("{topology}{matrix}measured in {:.1?}\n", started.elapsed());
@@ -26,30 +17,18 @@ fn kernel_matrix(mode: Mode) -> Matrix {
 
 /// xlan's matrix for `mode`, after checking that `xlan stats` saw the probes' traffic.
 fn xlan_matrix(mode: Mode, backend: Backend) -> Matrix {
-    let topology = ok(
-        Topology::build(mode, backend),
-        format_args!("building {backend} topology ({mode})"),
-    );
+    let topology = ok(Topology::build(mode, backend), format_args!("building {backend} topology ({mode})"));
     let started = Instant::now();
     let matrix = ok(Matrix::measure(&topology), "measuring the xlan topology");
     println!("{topology}{matrix}measured in {:.1?}\n", started.elapsed());
     let stats = ok(topology.endpoint_counters(), "reading `xlan stats`");
-    let problems = check_against_matrix(&matrix, &stats);
-    assert!(
-        problems.is_empty(),
-        "xlan counters do not match the traffic (mode {mode}):\n{}\n{matrix}{}",
-        problems.join("\n"),
-        counters::table(&stats)
-    );
+    assert_account_for(&matrix, &stats, format_args!("{backend}, mode {mode}"));
     matrix
 }
 
 /// Fails at once, with the reason, when there is no xlan binary to test.
 fn require_xlan() {
-    ok(
-        xlan::binary(),
-        "xlan conformance tests need the xlan binary",
-    );
+    ok(xlan::binary(), "xlan conformance tests need the xlan binary");
 }
 
 /// Both of xlan's parent hooks (tc, the default on this veth parent, and xdp) against the kernel.
@@ -68,36 +47,16 @@ fn assert_conforms(mode: Mode) {
     }
 }
 
-#[test]
-fn bridge_mode_matches_kernel() {
-    assert_conforms(Mode::Bridge);
-}
-
-#[test]
-fn private_mode_matches_kernel() {
-    assert_conforms(Mode::Private);
-}
-
-#[test]
-fn vepa_mode_matches_kernel() {
-    assert_conforms(Mode::Vepa);
-}
-
-#[test]
-fn passthru_mode_matches_kernel() {
-    assert_conforms(Mode::Passthru);
-}
-
-#[test]
-fn source_mode_matches_kernel() {
-    assert_conforms(Mode::Source);
-}
+test_cases!(assert_conforms {
+    bridge_mode_matches_kernel: Mode::Bridge;
+    private_mode_matches_kernel: Mode::Private;
+    vepa_mode_matches_kernel: Mode::Vepa;
+    passthru_mode_matches_kernel: Mode::Passthru;
+    source_mode_matches_kernel: Mode::Source;
+});
 
 fn is_host_endpoint_pair(src: Node, dst: Node) -> bool {
-    matches!(
-        (src, dst),
-        (Node::Host, Node::Endpoint(_)) | (Node::Endpoint(_), Node::Host)
-    )
+    matches!((src, dst), (Node::Host, Node::Endpoint(_)) | (Node::Endpoint(_), Node::Host))
 }
 
 /// `--host-access` lifts exactly macvlan's classic limitation: the host and its endpoints reach each other (every
@@ -108,32 +67,15 @@ fn bridge_mode_host_access_reaches_host_and_nothing_else_changes() {
     let kernel = kernel_matrix(Mode::Bridge);
     let xlan = xlan_matrix(Mode::Bridge, Backend::Xlan { host_access: true, xdp_hook: false });
 
-    let unreachable_host_cells: Vec<CellDiff> = xlan
-        .nodes()
-        .iter()
-        .flat_map(|&src| xlan.nodes().iter().map(move |&dst| (src, dst)))
-        .filter(|&(src, dst)| is_host_endpoint_pair(src, dst))
-        .flat_map(|(src, dst)| Probe::ALL.into_iter().map(move |probe| (src, dst, probe)))
-        .filter(|&(src, dst, probe)| xlan.get(src, dst, probe) != Some(true))
-        .map(|(src, dst, probe)| CellDiff {
-            src,
-            dst,
-            probe,
-            left: Some(true),
-            right: xlan.get(src, dst, probe),
-        })
-        .collect();
+    let unreachable_host_cells = xlan.unreachable(is_host_endpoint_pair);
     assert!(
         unreachable_host_cells.is_empty(),
         "with --host-access the host and the endpoints must reach each other:\n{}xlan:\n{xlan}",
         describe_diff(&unreachable_host_cells, "expected", "xlan")
     );
 
-    let other_diff: Vec<CellDiff> = kernel
-        .diff(&xlan)
-        .into_iter()
-        .filter(|cell| !is_host_endpoint_pair(cell.src, cell.dst))
-        .collect();
+    let other_diff: Vec<CellDiff> =
+        kernel.diff(&xlan).into_iter().filter(|cell| !is_host_endpoint_pair(cell.src, cell.dst)).collect();
     assert!(
         other_diff.is_empty(),
         "with --host-access, cells other than host<->endpoint must equal the kernel's:\n{}kernel:\n{kernel}xlan:\n{xlan}",

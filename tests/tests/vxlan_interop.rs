@@ -14,20 +14,19 @@
 //! prints informal throughput and latency numbers.
 
 use std::collections::BTreeMap;
-use std::fmt::Display;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use xlan_tests::counters::{self, check_against_matrix};
+use xlan_tests::counters::assert_account_for;
 use xlan_tests::sniff::{FramesBySource, Sniffer};
 use xlan_tests::vxlan::{
-    underlay_ip, unreachable_cells, EndpointSpec, FdbRow, NetworkSpec, Vtep, VxlanLab, ENDPOINT_IFNAME, UNDERLAY_MTU,
+    underlay_ip, EndpointSpec, FdbRow, NetworkSpec, Vtep, VxlanLab, ENDPOINT_IFNAME, UNDERLAY, UNDERLAY_MTU,
     VXLAN_OVERHEAD,
 };
-use xlan_tests::{describe_diff, probe, Matrix, Netns, Node, Probe};
+use xlan_tests::{describe_diff, link, ok, probe, test_cases, Matrix, Netns, Node, Probe};
 
 const A: usize = 0;
 const B: usize = 1;
@@ -39,11 +38,6 @@ const GROUP: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 42);
 const E1: Node = Node::Endpoint(1);
 const E2: Node = Node::Endpoint(2);
 const E3: Node = Node::Endpoint(3);
-
-/// Unwraps a harness result, failing the test with the whole error chain.
-fn ok<T>(result: anyhow::Result<T>, doing: impl Display) -> T {
-    result.unwrap_or_else(|err| panic!("{doing}: {err:#}"))
-}
 
 fn build(vteps: &[Vtep], spec: NetworkSpec) -> VxlanLab {
     let mut lab = ok(VxlanLab::build(vteps), format_args!("building a lab of {vteps:?}"));
@@ -62,7 +56,7 @@ fn assert_full_reachability(lab: &VxlanLab, network: &str) -> Matrix {
     let started = Instant::now();
     let matrix = ok(Matrix::measure(&lab.view(network)), "measuring the matrix");
     println!("{lab}{matrix}measured in {:.1?}\n", started.elapsed());
-    let unreachable = unreachable_cells(&matrix);
+    let unreachable = matrix.unreachable(|_, _| true);
     assert!(
         unreachable.is_empty(),
         "every endpoint of {network} must reach every other:\n{}{lab}{matrix}",
@@ -77,13 +71,7 @@ fn assert_full_reachability(lab: &VxlanLab, network: &str) -> Matrix {
             (e.node(), counters)
         })
         .collect();
-    let problems = check_against_matrix(&matrix, &rows);
-    assert!(
-        problems.is_empty(),
-        "xlan counters do not match the traffic:\n{}\n{matrix}{}",
-        problems.join("\n"),
-        counters::table(&rows)
-    );
+    assert_account_for(&matrix, &rows, format_args!("network {network}"));
     assert_full_size_traffic(lab, network);
     matrix
 }
@@ -98,7 +86,7 @@ fn assert_full_size_traffic(lab: &VxlanLab, network: &str) {
     let endpoints: Vec<_> = lab.endpoints().iter().filter(|e| e.network == network).collect();
     let mut failures = Vec::new();
     for endpoint in &endpoints {
-        let link = ok(endpoint.netns().link(ENDPOINT_IFNAME), "reading the endpoint's link");
+        let link = ok(link::show(endpoint.netns(), ENDPOINT_IFNAME), "reading the endpoint's link");
         if link["mtu"].as_u64() != Some(mtu as u64) {
             failures.push(format!("{} has MTU {} (want {mtu})", endpoint.node(), link["mtu"]));
         }
@@ -141,7 +129,8 @@ fn assert_learned(lab: &VxlanLab, host: usize, network: &str, mac: &str, behind:
 type Hook = Option<&'static str>;
 
 /// `scenario!(name, function)`: the test module `name` with `default_hook` and `xdp_hook`, each calling
-/// `function(hook)`; `scenario!(name, function, ignore = "reason")` ignores both.
+/// `function(hook)` (a path or a closure, written as seen from inside the module); `scenario!(name, function,
+/// ignore = "reason")` ignores both.
 macro_rules! scenario {
     ($name:ident, $function:expr $(, ignore = $reason:literal)?) => {
         mod $name {
@@ -537,19 +526,17 @@ fn assert_late_vtep_is_reached(vteps: &[Vtep], hook: Hook) {
     assert!(
         took.is_some(),
         "e1 (behind A) does not reach e2 (behind B) within {UNDERLAY_SETTLES:?}; e1's drops {drops:?}; A's neighbours: {}\n{lab}",
-        ok(lab.host_netns(A).ip(&["neigh", "show", "dev", "ul"]), "ip neigh").trim()
+        ok(lab.host_netns(A).ip(&["neigh", "show", "dev", UNDERLAY]), "ip neigh").trim()
     );
 }
 
-#[test]
-fn kernel_reaches_a_vtep_that_comes_up_late() {
-    assert_late_vtep_is_reached(&[Vtep::Kernel, Vtep::Kernel], None);
-}
-
-fn xlan_late_vtep(hook: Hook) {
-    assert_late_vtep_is_reached(&[Vtep::Xlan, Vtep::Xlan], hook);
-}
-scenario!(xlan_reaches_a_vtep_that_comes_up_late, super::xlan_late_vtep);
+test_cases!(assert_late_vtep_is_reached {
+    kernel_reaches_a_vtep_that_comes_up_late: &[Vtep::Kernel, Vtep::Kernel], None;
+});
+scenario!(xlan_reaches_a_vtep_that_comes_up_late, |hook| super::assert_late_vtep_is_reached(
+    &[super::Vtep::Xlan; 2],
+    hook
+));
 
 /// B's underlay MAC changes (a NIC swap, a VM moved) while the endpoints talk: A's traffic must follow it.
 fn assert_traffic_follows_a_changed_vtep_mac(vteps: &[Vtep], hook: Hook) {
@@ -558,7 +545,7 @@ fn assert_traffic_follows_a_changed_vtep_mac(vteps: &[Vtep], hook: Hook) {
     add_endpoint(&mut lab, B, NET, EndpointSpec::new(E2));
     let (e1, e2) = (ok(lab.endpoint(NET, E1), "e1").netns(), ok(lab.endpoint(NET, E2), "e2").netns());
     assert!(reachable_within(e1, E2.ipv4(), UNDERLAY_SETTLES).is_some(), "e1 must reach e2 before the change");
-    ok(lab.host_netns(B).ip(&["link", "set", "ul", "address", "02:99:00:00:00:02"]), "changing B's underlay MAC");
+    ok(link::set(lab.host_netns(B), UNDERLAY, &["address", "02:99:00:00:00:02"]), "changing B's underlay MAC");
     // Both directions keep trying: B's side learns nothing new, A's kernel re-resolves B's address meanwhile.
     let back = reachable_within(e2, E1.ipv4(), UNDERLAY_SETTLES);
     let forth = reachable_within(e1, E2.ipv4(), UNDERLAY_SETTLES);
@@ -566,19 +553,17 @@ fn assert_traffic_follows_a_changed_vtep_mac(vteps: &[Vtep], hook: Hook) {
         back.is_some() && forth.is_some(),
         "after B's underlay MAC changed: e2 -> e1 {back:?}, e1 -> e2 {forth:?} (None: not within {UNDERLAY_SETTLES:?}); \
          A's neighbours: {}\n{lab}",
-        ok(lab.host_netns(A).ip(&["neigh", "show", "dev", "ul"]), "ip neigh").trim()
+        ok(lab.host_netns(A).ip(&["neigh", "show", "dev", UNDERLAY]), "ip neigh").trim()
     );
 }
 
-#[test]
-fn kernel_follows_a_changed_vtep_mac() {
-    assert_traffic_follows_a_changed_vtep_mac(&[Vtep::Kernel, Vtep::Kernel], None);
-}
-
-fn xlan_changed_vtep_mac(hook: Hook) {
-    assert_traffic_follows_a_changed_vtep_mac(&[Vtep::Xlan, Vtep::Kernel], hook);
-}
-scenario!(xlan_follows_a_changed_vtep_mac, super::xlan_changed_vtep_mac);
+test_cases!(assert_traffic_follows_a_changed_vtep_mac {
+    kernel_follows_a_changed_vtep_mac: &[Vtep::Kernel, Vtep::Kernel], None;
+});
+scenario!(xlan_follows_a_changed_vtep_mac, |hook| super::assert_traffic_follows_a_changed_vtep_mac(
+    &[super::Vtep::Xlan, super::Vtep::Kernel],
+    hook
+));
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Informal numbers (ignored by default): ping RTT and iperf3 TCP, xlan <-> kernel and xlan <-> xlan.

@@ -2,19 +2,18 @@
 //! userspace side, running the demo lab and running the test suite. On a fresh Debian 12 machine
 //! `cargo xtask test` installs everything it needs (see `setup`) and runs the whole suite.
 
-mod bench;
 mod build;
-mod lab;
+mod launch;
 mod paths;
 mod process;
 mod setup;
-mod suite;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 use crate::build::Profile;
+use crate::launch::Launch;
 use crate::process::ChildExit;
 
 #[derive(Parser)]
@@ -71,8 +70,8 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             let profile = if debug { Profile::Debug } else { Profile::Release };
             build::run(profile, &mut build::Steps::new(3)).map(|_| ())
         }
-        Command::Run { args } => lab::run(&args),
-        Command::Test { args } => suite::run(&args),
-        Command::Bench { args } => bench::run(&args),
+        Command::Run { args } => launch::run(Launch::Lab, &args),
+        Command::Test { args } => launch::run(Launch::Suite, &args),
+        Command::Bench { args } => launch::run(Launch::Bench, &args),
     }
 }

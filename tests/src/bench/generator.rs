@@ -15,9 +15,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 
-use super::programs::enter;
+use crate::link::ifindex;
+use crate::netns::enter;
 
 /// Frames of a paced call at most.
 const CHUNK: u32 = 1 << 16;
@@ -169,17 +170,6 @@ fn pin_to_cpu(cpu: usize) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The index of `ifname` in the calling thread's namespace.
-pub fn ifindex(ifname: &str) -> Result<u32> {
-    let name = std::ffi::CString::new(ifname)?;
-    // SAFETY: a valid C string.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if index == 0 {
-        bail!("no device {ifname}");
-    }
-    Ok(index)
 }
 
 /// The CPU the generator runs on: the last one, leaving CPU 0 to the housekeeping most of the system prefers.

@@ -21,9 +21,9 @@ use anyhow::{bail, Result};
 
 use super::frame::parse_mac;
 use super::topology::{
-    add_endpoint_veth, configure, host_port, nic_like, sysctl, Addressing, Backend, BenchTopology, XlanInstance,
-    ENDPOINTS,
+    add_endpoint_veth, create_xlan_network, host_port, wire_into_host, Addressing, Backend, BenchTopology, ENDPOINTS,
 };
+use crate::link;
 use crate::topology::{Node, NETWORK, NODE_IFNAME, PARENT};
 
 pub fn describe(backend: Backend) -> &'static str {
@@ -47,19 +47,10 @@ fn router_mac(index: u8) -> String {
 }
 
 pub fn build(topology: &mut BenchTopology) -> Result<()> {
-    let (outside, host) = (topology.outside(), topology.host(0));
-    outside.ip(&["link", "add", NODE_IFNAME, "type", "veth", "peer", "name", PARENT, "netns", host.name()])?;
-    let wire = |node: Node| [format!("{}/24", node.ipv4()), format!("{}/64", node.ipv6())];
-    configure(outside, NODE_IFNAME, Some(&Node::Outside.mac()), &wire(Node::Outside))?;
-    outside.exec("ethtool", &["-K", NODE_IFNAME, "tx", "off"])?;
-    let gateway = (Node::Host.ipv4().to_string(), Node::Host.ipv6().to_string());
+    wire_into_host(topology)?;
+    let (outside, gateway) = (topology.outside(), (Node::Host.ipv4().to_string(), Node::Host.ipv6().to_string()));
     outside.ip(&["route", "add", "10.78.0.0/16", "via", &gateway.0])?;
     outside.ip(&["-6", "route", "add", "fd78::/32", "via", &gateway.1])?;
-    configure(host, PARENT, Some(&Node::Host.mac()), &wire(Node::Host))?;
-    nic_like(host, PARENT)?;
-    let (outside_name, host_name) = (outside.name().to_string(), host.name().to_string());
-    topology.links.push((outside_name, NODE_IFNAME.to_string()));
-    topology.links.push((host_name, PARENT.to_string()));
 
     let parent_mac = parse_mac(&Node::Host.mac())?;
     let mut nodes = vec![Addressing {
@@ -69,15 +60,12 @@ pub fn build(topology: &mut BenchTopology) -> Result<()> {
         ipv6: Node::Outside.ipv6(),
         next_hop_mac: Some(parent_mac),
     }];
-    let mut xlan = None;
     if topology.backend == Backend::Kernel {
-        sysctl(topology.host(0), "net.ipv4.ip_forward=1")?;
-        sysctl(topology.host(0), "net.ipv6.conf.all.forwarding=1")?;
+        topology.host(0).sysctl("net.ipv4.ip_forward", "1")?;
+        topology.host(0).sysctl("net.ipv6.conf.all.forwarding", "1")?;
     }
     if topology.backend == Backend::Xlan {
-        let mut instance = XlanInstance::new(topology.host(0))?;
-        instance.create_network(NETWORK, &["--driver", "ipvlan", "--parent", PARENT, "--mode", "l3"])?;
-        xlan = Some(instance);
+        create_xlan_network(topology, 0, &["--driver", "ipvlan", "--parent", PARENT, "--mode", "l3"])?;
     }
     for index in 1..=ENDPOINTS {
         let (v4, v6) = subnet(index);
@@ -89,20 +77,16 @@ pub fn build(topology: &mut BenchTopology) -> Result<()> {
             Backend::Kernel => {
                 add_endpoint_veth(topology, 0, index)?;
                 let port = host_port(index);
-                configure(
-                    topology.host(0),
-                    &port,
-                    Some(&router_mac(index)),
-                    &[format!("{v4}.1/24"), format!("{v6}:1/64")],
-                )?;
-                configure(topology.endpoint(index), NODE_IFNAME, Some(&node.mac()), &addresses)?;
+                let router = [format!("{v4}.1/24"), format!("{v6}:1/64")];
+                link::configure(topology.host(0), &port, Some(&router_mac(index)), &router)?;
+                link::configure(topology.endpoint(index), NODE_IFNAME, Some(&node.mac()), &addresses)?;
                 let endpoint = topology.endpoint(index);
                 endpoint.ip(&["route", "add", "default", "via", &format!("{v4}.1")])?;
                 endpoint.ip(&["-6", "route", "add", "default", "via", &format!("{v6}:1")])?;
                 (parse_mac(&node.mac())?, parse_mac(&router_mac(index))?)
             }
             Backend::Xlan => {
-                let instance = xlan.as_ref().expect("made above");
+                let instance = topology.xlan.last().expect("made above");
                 let args =
                     ["endpoint", "add", NETWORK, "--netns", &netns, "--ip", &addresses[0], "--ip", &addresses[1]];
                 instance.run(&args)?;
@@ -111,7 +95,7 @@ pub fn build(topology: &mut BenchTopology) -> Result<()> {
             }
             Backend::Limit => {
                 add_endpoint_veth(topology, 0, index)?;
-                configure(topology.endpoint(index), NODE_IFNAME, Some(&Node::Host.mac()), &addresses)?;
+                link::configure(topology.endpoint(index), NODE_IFNAME, Some(&Node::Host.mac()), &addresses)?;
                 (parent_mac, parent_mac)
             }
             other => bail!("ipvlan has no {} backend", other.name()),
@@ -119,7 +103,6 @@ pub fn build(topology: &mut BenchTopology) -> Result<()> {
         nodes.push(Addressing { node, mac, ipv4: ipv4.parse()?, ipv6: ipv6.parse()?, next_hop_mac: Some(next_hop) });
         topology.links.push((netns, NODE_IFNAME.to_string()));
     }
-    topology.xlan.extend(xlan);
     topology.nodes = nodes;
     Ok(())
 }

@@ -2,21 +2,19 @@
 //! Both are bounded in count and in time.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 
 use super::child::run_bounded;
 use super::stats::percentile;
 use crate::netns::Netns;
+use crate::probe::{client_server, serve_echo, Transport};
 
 /// Seconds between pings (root may go below ping's 2 ms user minimum): fast, but one at a time on an idle path.
 const PING_INTERVAL: &str = "0.001";
 /// A request that gets no answer in this long fails the measurement (a local path answers in microseconds).
 const REPLY_TIMEOUT: Duration = Duration::from_secs(1);
-const SERVER_POLL: Duration = Duration::from_millis(10);
 /// The request and response payload: a small datagram, as an RPC would send.
 const REQUEST_LEN: usize = 64;
 
@@ -55,33 +53,14 @@ pub fn ping(src: &Netns, dst_addr: IpAddr, count: u32) -> Result<RoundTrips> {
 
 /// `count` UDP requests from `src` to an echo server on `dst_addr` in `dst`, each waiting for its response.
 pub fn udp_request_response(src: &Netns, dst: &Netns, dst_addr: IpAddr, count: u32) -> Result<RoundTrips> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let (port_tx, port_rx) = mpsc::channel();
-    let server = {
-        let stop = Arc::clone(&stop);
-        dst.spawn(move || serve(dst_addr, port_tx, &stop))
-    };
-    let samples = match port_rx.recv() {
-        Ok(port) => src.run(move || requests(SocketAddr::new(dst_addr, port), count)),
-        Err(_) => Err(anyhow!("the UDP echo server in {} did not start", dst.name())),
-    };
-    stop.store(true, Ordering::Relaxed);
-    server.join().map_err(|_| anyhow!("the UDP echo server panicked"))???;
-    RoundTrips::of(&samples??)
-}
-
-/// Echoes datagrams on an ephemeral port of `addr` until `stop`.
-fn serve(addr: IpAddr, port_tx: mpsc::Sender<u16>, stop: &AtomicBool) -> Result<()> {
-    let socket = UdpSocket::bind((addr, 0))?;
-    socket.set_read_timeout(Some(SERVER_POLL))?;
-    let _ = port_tx.send(socket.local_addr()?.port());
-    let mut buf = [0u8; 2048];
-    while !stop.load(Ordering::Relaxed) {
-        if let Ok((len, peer)) = socket.recv_from(&mut buf) {
-            socket.send_to(&buf[..len], peer)?;
-        }
-    }
-    Ok(())
+    let samples = client_server(
+        src,
+        dst,
+        "the UDP echo server",
+        move |port_tx, stop| serve_echo(Transport::Udp, dst_addr, port_tx, stop),
+        move |port| requests(SocketAddr::new(dst_addr, port), count),
+    )?;
+    RoundTrips::of(&samples?)
 }
 
 /// The client: one warm-up request (neighbour resolution), then `count` timed ones; microseconds each.

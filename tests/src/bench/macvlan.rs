@@ -12,8 +12,9 @@
 use anyhow::Result;
 
 use super::topology::{
-    add_endpoint_veth, configure, nic_like, Addressing, Backend, BenchTopology, XlanInstance, ENDPOINTS,
+    add_endpoint_veth, create_xlan_network, wire_into_host, Addressing, Backend, BenchTopology, ENDPOINTS,
 };
+use crate::link;
 use crate::topology::{Node, NETWORK, NODE_IFNAME, PARENT};
 
 pub fn describe(backend: Backend) -> &'static str {
@@ -30,45 +31,31 @@ pub fn describe(backend: Backend) -> &'static str {
 }
 
 pub fn build(topology: &mut BenchTopology) -> Result<()> {
-    let (outside, host) = (topology.outside(), topology.host(0));
-    outside.ip(&["link", "add", NODE_IFNAME, "type", "veth", "peer", "name", PARENT, "netns", host.name()])?;
-    configure_node(topology, Node::Outside, NODE_IFNAME)?;
-    outside.exec("ethtool", &["-K", NODE_IFNAME, "tx", "off"])?;
-    configure_node(topology, Node::Host, PARENT)?;
-    nic_like(host, PARENT)?;
-    let (outside, host) = (topology.outside().name().to_string(), topology.host(0).name().to_string());
-    topology.links.push((outside, NODE_IFNAME.to_string()));
-    topology.links.push((host, PARENT.to_string()));
-
+    wire_into_host(topology)?;
     match topology.backend {
         Backend::Kernel => {
             for index in 1..=ENDPOINTS {
-                let netns = topology.endpoint(index).name().to_string();
-                let args =
-                    ["link", "add", NODE_IFNAME, "link", PARENT, "netns", &netns, "type", "macvlan", "mode", "bridge"];
-                topology.host(0).ip(&args)?;
-                configure_node(topology, Node::Endpoint(index), NODE_IFNAME)?;
+                link::add_macvlan(topology.host(0), PARENT, "bridge", topology.endpoint(index), NODE_IFNAME)?;
+                configure_endpoint(topology, index)?;
             }
         }
         Backend::Xlan | Backend::XlanXdp => {
-            let mut xlan = XlanInstance::new(topology.host(0))?;
             let mut args = vec!["--driver", "macvlan", "--parent", PARENT, "--mode", "bridge"];
             if topology.backend == Backend::XlanXdp {
                 args.extend(["--parent-hook", "xdp"]);
             }
-            xlan.create_network(NETWORK, &args)?;
-            for index in 1..=ENDPOINTS {
+            let netns: Vec<String> = (1..=ENDPOINTS).map(|index| topology.endpoint(index).name().to_string()).collect();
+            let xlan = create_xlan_network(topology, 0, &args)?;
+            for (index, netns) in (1..=ENDPOINTS).zip(&netns) {
                 let node = Node::Endpoint(index);
-                let netns = topology.endpoint(index).name().to_string();
-                let (mac, v4, v6) = (node.mac(), format!("{}/24", node.ipv4()), format!("{}/64", node.ipv6()));
-                xlan.run(&["endpoint", "add", NETWORK, "--netns", &netns, "--mac", &mac, "--ip", &v4, "--ip", &v6])?;
+                let (mac, [v4, v6]) = (node.mac(), node.cidrs());
+                xlan.run(&["endpoint", "add", NETWORK, "--netns", netns, "--mac", &mac, "--ip", &v4, "--ip", &v6])?;
             }
-            topology.xlan.push(xlan);
         }
         Backend::Limit | Backend::LimitXdp => {
             for index in 1..=ENDPOINTS {
                 add_endpoint_veth(topology, 0, index)?;
-                configure_node(topology, Node::Endpoint(index), NODE_IFNAME)?;
+                configure_endpoint(topology, index)?;
             }
         }
         Backend::Mixed => anyhow::bail!("macvlan has no mixed backend"),
@@ -84,8 +71,8 @@ pub fn build(topology: &mut BenchTopology) -> Result<()> {
     Ok(())
 }
 
-/// The node's MAC and conformance addresses on `ifname`, up.
-fn configure_node(topology: &BenchTopology, node: Node, ifname: &str) -> Result<()> {
-    let addresses = [format!("{}/24", node.ipv4()), format!("{}/64", node.ipv6())];
-    configure(topology.netns(node), ifname, Some(&node.mac()), &addresses)
+/// Endpoint `index`'s MAC and conformance addresses on its eth0, up.
+fn configure_endpoint(topology: &BenchTopology, index: u8) -> Result<()> {
+    let node = Node::Endpoint(index);
+    link::configure(topology.endpoint(index), NODE_IFNAME, Some(&node.mac()), &node.cidrs())
 }

@@ -3,24 +3,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use clap::builder::PossibleValuesParser;
+use clap::Parser;
 use serde_json::{json, Value};
 
 use super::topology::Backend;
-
-pub const USAGE: &str = "\
-usage: xlan-bench [--scenario TEXT]... [--backend NAME]... [--runs N] [--duration SECS] [--cpu-load PPS]
-                  [--fdb-sizes N,N,...] [--tiny] [--json] [--out-dir DIR] [--list]
-  --scenario TEXT  run only the scenarios whose id contains TEXT (repeatable; --list shows the ids)
-  --backend NAME   run only these backends (repeatable): kernel, xlan, xlan-xdp, mixed, limit, limit-xdp
-  --runs N         runs per metric, reported as min / median / max (default 3)
-  --duration SECS  seconds per packet-rate run (default 2); CPU runs take 1.5x, TCP runs round it up
-  --cpu-load PPS   the fixed offered load of the CPU-per-packet runs (default 200000)
-  --fdb-sizes LIST FDB sizes of the FDB-scale scenarios (default 10,10000,1000000)
-  --tiny           one short run of everything (the smoke test's mode): numbers are not meaningful
-  --json           print report.json instead of the table
-  --out-dir DIR    where report.json and report.svg go (default target/bench)
-  --list           print the scenario ids and exit";
 
 /// How long and how often to measure.
 #[derive(Debug, Clone)]
@@ -102,62 +89,77 @@ pub struct Options {
     pub out_dir: PathBuf,
 }
 
-pub fn parse(args: impl Iterator<Item = String>) -> Result<Options> {
-    let (mut json, mut list, mut tiny, mut out_dir) = (false, false, false, default_out_dir());
-    let (mut scenarios, mut runs, mut duration, mut cpu_load, mut fdb_sizes) = (Vec::new(), None, None, None, None);
-    let mut backends = Vec::new();
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--tiny" => tiny = true,
-            "--json" => json = true,
-            "--list" => list = true,
-            "--scenario" => scenarios.push(value()?),
-            "--backend" => {
-                let name = value()?;
-                if !Backend::ALL.iter().any(|backend| backend.name() == name) {
-                    bail!("--backend: unknown backend {name:?} (try --help)");
-                }
-                backends.push(name);
-            }
-            "--runs" => runs = Some(number(&value()?, "--runs")?.max(1.0) as u32),
-            "--duration" => duration = Some(Duration::from_secs_f64(number(&value()?, "--duration")?.max(0.1))),
-            "--cpu-load" => cpu_load = Some(number(&value()?, "--cpu-load")?.max(1.0) as u64),
-            "--fdb-sizes" => {
-                let sizes: Result<Vec<u32>> =
-                    value()?.split(',').map(|size| number(size, "--fdb-sizes").map(|n| n as u32)).collect();
-                fdb_sizes = Some(sizes?);
-            }
-            "--out-dir" => out_dir = PathBuf::from(value()?),
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => bail!("unknown argument {other:?} (try --help)"),
-        }
-    }
-    let base = if tiny { Settings::tiny() } else { Settings::default() };
+/// xlan-bench: kernel vs xlan vs the limit, in namespaces, on every virtual LAN; prints a table (or --json) and writes
+/// report.json and report.svg. Ctrl-C stops the load at once and tears everything down.
+#[derive(Parser, Debug)]
+#[command(name = "xlan-bench", args_override_self = true)]
+struct Cli {
+    /// Run only the scenarios whose id contains TEXT (repeatable; --list shows the ids).
+    #[arg(long = "scenario", value_name = "TEXT")]
+    scenarios: Vec<String>,
+    /// Run only these backends (repeatable).
+    #[arg(long = "backend", value_name = "NAME", value_parser = PossibleValuesParser::new(Backend::ALL.map(Backend::name)))]
+    backends: Vec<String>,
+    /// Runs per metric, reported as min / median / max [default: 3].
+    #[arg(long, value_name = "N", value_parser = |text: &str| number(text).map(|runs| runs.max(1.0) as u32))]
+    runs: Option<u32>,
+    /// Seconds per packet-rate run [default: 2]; CPU runs take 1.5x, TCP runs round it up.
+    #[arg(long, value_name = "SECS", value_parser = |text: &str| number(text).map(|secs| Duration::from_secs_f64(secs.max(0.1))))]
+    duration: Option<Duration>,
+    /// The fixed offered load of the CPU-per-packet runs, frames per second [default: 200000].
+    #[arg(long = "cpu-load", value_name = "PPS", value_parser = |text: &str| number(text).map(|pps| pps.max(1.0) as u64))]
+    cpu_load: Option<u64>,
+    /// FDB sizes of the FDB-scale scenarios [default: 10,10000,1000000].
+    #[arg(long = "fdb-sizes", value_name = "N,N,...", value_parser = fdb_sizes)]
+    fdb_sizes: Option<FdbSizes>,
+    /// One short run of everything (the smoke test's mode): the numbers are not meaningful.
+    #[arg(long)]
+    tiny: bool,
+    /// Print report.json instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Where report.json and report.svg go [default: target/bench].
+    #[arg(long = "out-dir", value_name = "DIR")]
+    out_dir: Option<PathBuf>,
+    /// Print the scenario ids and exit.
+    #[arg(long)]
+    list: bool,
+}
+
+/// The list `--fdb-sizes` gives (a type of its own: clap would read a `Vec` as a repeatable option).
+#[derive(Debug, Clone)]
+struct FdbSizes(Vec<u32>);
+
+/// `args` without the program's name. An error is clap's: `exit()` prints it (or the help, for --help) as clap does.
+pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, clap::Error> {
+    let cli = Cli::try_parse_from(std::iter::once("xlan-bench".to_string()).chain(args))?;
+    let base = if cli.tiny { Settings::tiny() } else { Settings::default() };
     let settings = Settings {
-        scenarios,
-        backends,
-        runs: runs.unwrap_or(base.runs),
-        cpu_load_pps: cpu_load.unwrap_or(base.cpu_load_pps),
-        fdb_sizes: fdb_sizes.unwrap_or_else(|| base.fdb_sizes.clone()),
-        ..match duration {
-            Some(duration) => Settings { tiny, ..Settings::with_duration(duration, base.runs) },
+        scenarios: cli.scenarios,
+        backends: cli.backends,
+        runs: cli.runs.unwrap_or(base.runs),
+        cpu_load_pps: cli.cpu_load.unwrap_or(base.cpu_load_pps),
+        fdb_sizes: cli.fdb_sizes.map_or_else(|| base.fdb_sizes.clone(), |sizes| sizes.0),
+        // A duration asked for gives the durations of a full run, also with --tiny.
+        ..match cli.duration {
+            Some(duration) => Settings { tiny: cli.tiny, ..Settings::with_duration(duration, base.runs) },
             None => base,
         }
     };
-    Ok(Options { settings, json, list, out_dir })
+    Ok(Options { settings, json: cli.json, list: cli.list, out_dir: cli.out_dir.unwrap_or_else(default_out_dir) })
 }
 
-fn number(text: &str, what: &str) -> Result<f64> {
-    let value: f64 = text.trim().parse().with_context(|| format!("{what}: {text:?} is not a number"))?;
+/// A finite, non-negative number.
+fn number(text: &str) -> Result<f64, String> {
+    let value: f64 = text.trim().parse().map_err(|_| format!("{text:?} is not a number"))?;
     if !value.is_finite() || value < 0.0 {
-        bail!("{what}: {text:?} is out of range");
+        return Err(format!("{text:?} is out of range"));
     }
     Ok(value)
+}
+
+fn fdb_sizes(text: &str) -> Result<FdbSizes, String> {
+    text.split(',').map(|size| number(size).map(|n| n as u32)).collect::<Result<_, _>>().map(FdbSizes)
 }
 
 /// `<workspace>/target/bench`, or under CARGO_TARGET_DIR.
@@ -173,7 +175,7 @@ fn default_out_dir() -> PathBuf {
 mod tests {
     use super::*;
 
-    fn parse_line(line: &str) -> Result<Options> {
+    fn parse_line(line: &str) -> Result<Options, clap::Error> {
         parse(line.split_whitespace().map(str::to_string))
     }
 
@@ -190,5 +192,6 @@ mod tests {
         assert!(parse_line("--bogus").is_err());
         assert_eq!(parse_line("--backend xlan-xdp").unwrap().settings.backends, ["xlan-xdp"]);
         assert!(parse_line("--backend bogus").is_err());
+        assert_eq!(parse_line("--help").err().map(|err| err.kind()), Some(clap::error::ErrorKind::DisplayHelp));
     }
 }

@@ -10,7 +10,8 @@ use aya::programs::tc::TcAttachOptions;
 use aya::programs::{LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode};
 use datapath_common::bench::{map_names, program_names, BenchConfig, BenchTemplate, COUNTER_DELIVERED, FRAME_LEN};
 use xlan_lib::datapath::{loader::Datapath, pins::PinDir};
-use xlan_lib::host::netns::Netns as ThreadNetns;
+
+use crate::netns::enter;
 
 pub struct BenchPrograms {
     datapath: Datapath,
@@ -84,11 +85,4 @@ impl BenchPrograms {
         let map = self.datapath.ebpf_mut().map_mut(name).ok_or_else(|| anyhow!("no map {name}"))?;
         Ok(Array::try_from(map)?)
     }
-}
-
-/// Moves this thread into `netns` until the guard drops: interface names and ifindexes resolve in the caller's
-/// namespace, for attaching as for BPF_PROG_TEST_RUN.
-pub fn enter(netns: &str) -> Result<xlan_lib::host::netns::NetnsGuard> {
-    let guard = ThreadNetns::open(netns)?.enter()?;
-    Ok(guard)
 }

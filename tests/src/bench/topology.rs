@@ -11,7 +11,6 @@
 //! sweep recognises them.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket};
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use aya::maps::{HashMap as BpfHashMap, Map, MapData};
@@ -19,13 +18,13 @@ use datapath_common::bench::{program_names as bench_programs, BenchConfig};
 use datapath_common::{map_names, program_names, FdbEntry, MacKey};
 
 use super::frame::{parse_mac, Flow};
-use super::generator::{ifindex, Injection};
-use super::programs::{enter, BenchPrograms};
+use super::generator::Injection;
+use super::programs::BenchPrograms;
 use super::{ipvlan, macvlan, vxlan};
-use crate::cmd;
+use crate::link::{self, ifindex_in};
 use crate::netns::Netns;
-use crate::topology::{Family, Node, NODE_IFNAME};
-use crate::xlan::remove_leftover_state;
+use crate::topology::{Family, Node, NODE_IFNAME, PARENT};
+use crate::xlan::{remove_leftover_state, XlanHost};
 
 /// The UDP port the generator sends to, bound in every endpoint so datagrams reach a socket (not an ICMP error).
 pub const SINK_PORT: u16 = 9000;
@@ -35,7 +34,6 @@ pub const BASE_SOURCE_PORT: u16 = 40000;
 pub const ENDPOINTS: u8 = 2;
 const INJECTOR_TX: &str = "gen0";
 const INJECTOR_RX: &str = "gen1";
-const LINK_UP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Who forwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -171,7 +169,7 @@ pub struct BenchTopology {
     pub(super) backend: Backend,
     // Torn down in this order by Drop: programs (their links), xlan's networks, then the namespaces (fields).
     programs: Option<BenchPrograms>,
-    pub(super) xlan: Vec<XlanInstance>,
+    pub(super) xlan: Vec<XlanHost>,
     sinks: Vec<UdpSocket>,
     /// Dummy MACs added to xlan's FDB so far (FDB scale).
     fdb_dummies: u32,
@@ -194,8 +192,7 @@ impl BenchTopology {
         let hosts = (0..hosts)
             .map(|index| Netns::create(&format!("{prefix}h{}", char::from(b'a' + index as u8))))
             .collect::<Result<Vec<_>>>()?;
-        let endpoints =
-            (1..=ENDPOINTS).map(|index| Netns::create(&format!("{prefix}e{index}"))).collect::<Result<Vec<_>>>()?;
+        let endpoints = Netns::create_numbered(&prefix, "e", ENDPOINTS)?;
         let mut topology = BenchTopology {
             lan,
             backend,
@@ -324,10 +321,7 @@ impl BenchTopology {
 
     fn add_injector(&mut self) -> Result<()> {
         let e1 = self.endpoint(1);
-        e1.ip(&["link", "add", INJECTOR_TX, "type", "veth", "peer", "name", INJECTOR_RX])?;
-        for ifname in [INJECTOR_TX, INJECTOR_RX] {
-            e1.ip(&["link", "set", ifname, "up"])?;
-        }
+        link::add_veth_pair(e1, INJECTOR_TX, INJECTOR_RX)?;
         let name = e1.name().to_string();
         self.links.push((name, INJECTOR_RX.to_string()));
         Ok(())
@@ -378,7 +372,7 @@ impl BenchTopology {
         let all = self.outside.iter().chain(&self.hosts).chain(&self.endpoints);
         for netns in all {
             for (_, ifname) in self.links.iter().filter(|(name, _)| name == netns.name()) {
-                netns.wait_link_up(ifname, LINK_UP_TIMEOUT)?;
+                link::wait_up(netns, ifname)?;
             }
         }
         Ok(())
@@ -406,17 +400,16 @@ fn attach_wire_limit(
     backend: Backend,
 ) -> Result<()> {
     let host = topology.host(0).name();
-    let parent = crate::topology::PARENT;
     config.limit_wire_ifindex = ifindex_in(host, &host_port(1))?;
     config.limit_tc_ifindex = ifindex_in(host, &host_port(2))?;
     programs.attach_tc_ingress(host, &host_port(1), bench_programs::LIMIT_TC)?;
     if backend == Backend::LimitXdp {
-        programs.attach_xdp(host, parent, bench_programs::LIMIT_XDP)?;
+        programs.attach_xdp(host, PARENT, bench_programs::LIMIT_XDP)?;
         for index in 1..=ENDPOINTS {
             programs.attach_xdp(topology.endpoint(index).name(), NODE_IFNAME, program_names::XDP_PASS)?;
         }
     } else {
-        programs.attach_tc_ingress(host, parent, bench_programs::LIMIT_WIRE_TC)?;
+        programs.attach_tc_ingress(host, PARENT, bench_programs::LIMIT_WIRE_TC)?;
     }
     Ok(())
 }
@@ -431,82 +424,39 @@ pub(super) fn host_port(index: u8) -> String {
 pub(super) fn add_endpoint_veth(topology: &mut BenchTopology, host: usize, index: u8) -> Result<()> {
     let port = host_port(index);
     let (host_ns, endpoint_ns) = (topology.host(host), topology.endpoint(index));
-    host_ns.ip(&["link", "add", &port, "type", "veth", "peer", "name", NODE_IFNAME, "netns", endpoint_ns.name()])?;
-    host_ns.ip(&["link", "set", &port, "up"])?;
+    link::add_veth(host_ns, &port, NODE_IFNAME, endpoint_ns)?;
+    link::up(host_ns, &port)?;
     let host_name = host_ns.name().to_string();
     topology.links.push((host_name, port));
     Ok(())
 }
 
-/// Sets `mac` (if given) and the addresses (CIDR; IPv6 without DAD, usable at once) on `ifname`, then brings it up.
-pub(super) fn configure(netns: &Netns, ifname: &str, mac: Option<&str>, addresses: &[String]) -> Result<()> {
-    if let Some(mac) = mac {
-        netns.ip(&["link", "set", ifname, "address", mac])?;
-    }
-    for cidr in addresses {
-        let mut args = vec!["addr", "add", cidr.as_str(), "dev", ifname];
-        if cidr.contains(':') {
-            args.push("nodad");
-        }
-        netns.ip(&args)?;
-    }
-    netns.ip(&["link", "set", ifname, "up"])?;
+/// The wire of the LANs with one host (macvlan, ipvlan), no switch in between: `out` (eth0) ══ veth ══ host
+/// (uplink), with the conformance nodes' MACs and addresses. Offloads: tx checksum off on `out` (as on a wire: a
+/// veth would otherwise hand on unfinished checksums, which the xdp hook cannot take), `uplink` NIC-like.
+pub(super) fn wire_into_host(topology: &mut BenchTopology) -> Result<()> {
+    let (outside, host) = (topology.outside(), topology.host(0));
+    link::add_veth(outside, NODE_IFNAME, PARENT, host)?;
+    link::configure(outside, NODE_IFNAME, Some(&Node::Outside.mac()), &Node::Outside.cidrs())?;
+    link::tx_checksum_offload_off(outside, NODE_IFNAME)?;
+    link::configure(host, PARENT, Some(&Node::Host.mac()), &Node::Host.cidrs())?;
+    link::nic_like(host, PARENT)?;
+    let (outside, host) = (outside.name().to_string(), host.name().to_string());
+    topology.links.push((outside, NODE_IFNAME.to_string()));
+    topology.links.push((host, PARENT.to_string()));
     Ok(())
 }
 
-/// The standard settings of a simulated NIC on a veth: GRO on, which gives a veth NAPI like a NIC's (so it can
-/// take the generator's XDP frames, and segments of one TCP stream are merged as a NIC's driver would).
-pub(super) fn nic_like(netns: &Netns, ifname: &str) -> Result<()> {
-    netns.exec("ethtool", &["-K", ifname, "gro", "on"])?;
-    Ok(())
-}
-
-/// Sets a sysctl inside `netns`.
-pub(super) fn sysctl(netns: &Netns, setting: &str) -> Result<()> {
-    netns.exec("sysctl", &["-q", "-w", setting])?;
-    Ok(())
-}
-
-pub(super) fn ifindex_in(netns: &str, ifname: &str) -> Result<u32> {
-    let _inside = enter(netns)?;
-    ifindex(ifname).with_context(|| format!("in {netns}"))
-}
-
-/// `xlan --netns HOST ...` for one host; on drop deletes the networks made through it, then whatever xlan left
-/// for that namespace. Dropped before the namespace.
-pub struct XlanInstance {
-    host_ns: String,
-    networks: Vec<String>,
-}
-
-impl XlanInstance {
-    pub fn new(host: &Netns) -> Result<XlanInstance> {
-        crate::xlan::binary()?;
-        Ok(XlanInstance { host_ns: host.name().to_string(), networks: Vec::new() })
-    }
-
-    pub fn run(&self, args: &[&str]) -> Result<String> {
-        let args = [&["--netns", self.host_ns.as_str()], args].concat();
-        cmd::run(&mut crate::xlan::command(&args)?)
-    }
-
-    /// `xlan network create NAME args...`; deleted on drop.
-    pub fn create_network(&mut self, name: &str, args: &[&str]) -> Result<()> {
-        self.run(&[&["network", "create", name], args].concat())?;
-        self.networks.push(name.to_string());
-        Ok(())
-    }
-}
-
-impl Drop for XlanInstance {
-    fn drop(&mut self) {
-        for network in self.networks.iter().rev() {
-            if let Err(err) = self.run(&["network", "delete", network]) {
-                eprintln!("xlan-bench: warning: {err:#}");
-            }
-        }
-        remove_leftover_state(&self.host_ns);
-    }
+/// `xlan --netns HOST network create NETWORK args...` on host `host`; the network is deleted when the topology is.
+pub(super) fn create_xlan_network<'a>(
+    topology: &'a mut BenchTopology,
+    host: usize,
+    args: &[&str],
+) -> Result<&'a XlanHost> {
+    let mut xlan = XlanHost::new(topology.host(host))?;
+    xlan.create_network(crate::topology::NETWORK, args)?;
+    topology.xlan.push(xlan);
+    Ok(topology.xlan.last().expect("pushed above"))
 }
 
 /// Dummy FDB MACs: locally administered, 02:fd:..., numbered.

@@ -16,19 +16,20 @@
 //! xdp hook would need tx checksum offload off, which costs the kernel's TCP more than half here, so it is not
 //! measured on this LAN).
 
+use std::net::Ipv4Addr;
+
 use anyhow::{bail, Result};
 use datapath_common::bench::{program_names as bench_programs, BenchConfig};
 
 use super::programs::BenchPrograms;
-use super::topology::{
-    add_endpoint_veth, configure, host_port, ifindex_in, nic_like, sysctl, Addressing, Backend, BenchTopology,
-    XlanInstance,
-};
+use super::topology::{add_endpoint_veth, create_xlan_network, host_port, Addressing, Backend, BenchTopology};
+use crate::link::{self, ifindex_in, Snooping};
+use crate::netns::Netns;
 use crate::topology::{Node, NETWORK, NODE_IFNAME};
 
 const UNDERLAY: &str = "ul";
-const VNI: &str = "42";
-const DSTPORT: &str = "4789";
+const VNI: u32 = 42;
+const DSTPORT: u16 = 4789;
 const ENDPOINT_MTU: &str = "1450";
 const KERNEL_VXLAN: &str = "vx42";
 const KERNEL_BRIDGE: &str = "br42";
@@ -51,8 +52,8 @@ pub fn describe(backend: Backend) -> &'static str {
     }
 }
 
-fn vtep(host: usize) -> String {
-    format!("10.99.0.{}", host + 1)
+fn vtep(host: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 99, 0, host as u8 + 1)
 }
 
 pub fn build(topology: &mut BenchTopology) -> Result<()> {
@@ -63,67 +64,46 @@ pub fn build(topology: &mut BenchTopology) -> Result<()> {
         Backend::Limit => [Side::Limit, Side::Limit],
         other => bail!("vxlan has no {} backend", other.name()),
     };
-    let (a, b) = (topology.host(0), topology.host(1));
-    a.ip(&["link", "add", UNDERLAY, "type", "veth", "peer", "name", UNDERLAY, "netns", b.name()])?;
+    link::add_veth(topology.host(0), UNDERLAY, UNDERLAY, topology.host(1))?;
     for host in 0..2 {
         let netns = topology.host(host);
         let mac = format!("02:99:00:00:00:{:02x}", host + 1);
-        configure(netns, UNDERLAY, Some(&mac), &[format!("{}/24", vtep(host))])?;
-        nic_like(netns, UNDERLAY)?;
+        link::configure(netns, UNDERLAY, Some(&mac), &[format!("{}/24", vtep(host))])?;
+        link::nic_like(netns, UNDERLAY)?;
         let name = netns.name().to_string();
         topology.links.push((name, UNDERLAY.to_string()));
     }
     for (host, side) in sides.into_iter().enumerate() {
         let index = host as u8 + 1;
         let node = Node::Endpoint(index);
-        let addresses = [format!("{}/24", node.ipv4()), format!("{}/64", node.ipv6())];
-        let remote = vtep(1 - host);
+        let [v4, v6] = node.cidrs();
+        let remote = vtep(1 - host).to_string();
         match side {
             Side::Xlan => {
-                let mut xlan = XlanInstance::new(topology.host(host))?;
-                let args = ["--driver", "vxlan", "--vni", VNI, "--parent", UNDERLAY, "--remote", &remote];
-                xlan.create_network(NETWORK, &args)?;
+                let vni = VNI.to_string();
+                let args = ["--driver", "vxlan", "--vni", &vni, "--parent", UNDERLAY, "--remote", &remote];
                 let netns = topology.endpoint(index).name().to_string();
+                let xlan = create_xlan_network(topology, host, &args)?;
                 let mac = node.mac();
-                let args = ["endpoint", "add", NETWORK, "--netns", &netns, "--mac", &mac, "--ip", &addresses[0]];
-                xlan.run(&[&args[..], &["--ip", &addresses[1]]].concat())?;
-                topology.xlan.push(xlan);
+                xlan.run(&["endpoint", "add", NETWORK, "--netns", &netns, "--mac", &mac, "--ip", &v4, "--ip", &v6])?;
             }
             Side::Kernel => {
                 let netns = topology.host(host);
-                let local = vtep(host);
-                netns.ip(&[
-                    "link",
-                    "add",
-                    KERNEL_VXLAN,
-                    "type",
-                    "vxlan",
-                    "id",
-                    VNI,
-                    "local",
-                    &local,
-                    "remote",
-                    &remote,
-                    "dstport",
-                    DSTPORT,
-                    "dev",
-                    UNDERLAY,
-                ])?;
-                netns.ip(&["link", "add", KERNEL_BRIDGE, "type", "bridge", "stp_state", "0"])?;
+                let remote = ["remote".to_string(), remote];
+                link::add_vxlan(netns, KERNEL_VXLAN, VNI, DSTPORT, vtep(host), UNDERLAY, &remote)?;
+                link::add_bridge(netns, KERNEL_BRIDGE, Snooping::KernelDefault)?;
                 bridge_without_netfilter(netns)?;
-                netns.ip(&["link", "set", KERNEL_VXLAN, "master", KERNEL_BRIDGE, "up"])?;
+                link::set(netns, KERNEL_VXLAN, &["master", KERNEL_BRIDGE, "up"])?;
                 add_endpoint_veth(topology, host, index)?;
                 let netns = topology.host(host);
-                netns.ip(&["link", "set", &host_port(index), "mtu", ENDPOINT_MTU, "master", KERNEL_BRIDGE])?;
-                netns.ip(&["link", "set", KERNEL_BRIDGE, "up"])?;
-                topology.endpoint(index).ip(&["link", "set", NODE_IFNAME, "mtu", ENDPOINT_MTU])?;
-                configure(topology.endpoint(index), NODE_IFNAME, Some(&node.mac()), &addresses)?;
+                link::set(netns, &host_port(index), &["mtu", ENDPOINT_MTU, "master", KERNEL_BRIDGE])?;
+                link::up(netns, KERNEL_BRIDGE)?;
+                configure_endpoint(topology, index)?;
             }
             Side::Limit => {
                 add_endpoint_veth(topology, host, index)?;
-                topology.host(host).ip(&["link", "set", &host_port(index), "mtu", ENDPOINT_MTU])?;
-                topology.endpoint(index).ip(&["link", "set", NODE_IFNAME, "mtu", ENDPOINT_MTU])?;
-                configure(topology.endpoint(index), NODE_IFNAME, Some(&node.mac()), &addresses)?;
+                link::set(topology.host(host), &host_port(index), &["mtu", ENDPOINT_MTU])?;
+                configure_endpoint(topology, index)?;
             }
         }
         let netns = topology.endpoint(index).name().to_string();
@@ -140,14 +120,20 @@ pub fn build(topology: &mut BenchTopology) -> Result<()> {
 /// bridged IP frame would go through netfilter's hooks (and a route lookup) with no rule to apply. Off, as a host
 /// that bridges without filtering would have it, so the kernel's bridge is measured at its best. Best effort: a
 /// kernel without br_netfilter has no such settings.
-fn bridge_without_netfilter(netns: &crate::netns::Netns) -> Result<()> {
+fn bridge_without_netfilter(netns: &Netns) -> Result<()> {
     for table in ["arptables", "iptables", "ip6tables"] {
-        let setting = format!("net.bridge.bridge-nf-call-{table}=0");
         if std::path::Path::new("/proc/sys/net/bridge").exists() {
-            sysctl(netns, &setting)?;
+            netns.sysctl(&format!("net.bridge.bridge-nf-call-{table}"), "0")?;
         }
     }
     Ok(())
+}
+
+/// Endpoint `index` with the endpoints' MTU, its node's MAC and conformance addresses, up.
+fn configure_endpoint(topology: &BenchTopology, index: u8) -> Result<()> {
+    let (node, endpoint) = (Node::Endpoint(index), topology.endpoint(index));
+    link::set(endpoint, NODE_IFNAME, &["mtu", ENDPOINT_MTU])?;
+    link::configure(endpoint, NODE_IFNAME, Some(&node.mac()), &node.cidrs())
 }
 
 /// The limit: e1's frames leave A's underlay as they are; B's underlay puts every frame into e2.

@@ -2,36 +2,19 @@
 //! report.json and report.svg. `cargo xtask bench [-- ARGS]` builds and runs it; `--help` lists the options.
 //! Ctrl-C (or SIGTERM) stops the load at once and tears everything down before exiting.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use anyhow::Result;
+use xlan_tests::bench::{options, runner, scenario, table, write_outputs, Options};
+use xlan_tests::program;
 
-use anyhow::{Context, Result};
-use xlan_tests::bench::{options, runner, scenario, table, write_outputs};
-use xlan_tests::cmd;
-
-/// Set by SIGINT/SIGTERM; the generator and the runner check it, and the guards clean up on the way out.
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_signal: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-}
-
-fn run() -> Result<()> {
-    let options = options::parse(std::env::args().skip(1))?;
+fn run(options: Options) -> Result<()> {
     if options.list {
         for scenario in scenario::catalog(&options.settings.fdb_sizes) {
             println!("{:<36} {}", scenario.id, scenario.title);
         }
         return Ok(());
     }
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        if unsafe { libc::signal(signal, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t) }
-            == libc::SIG_ERR
-        {
-            return Err(std::io::Error::last_os_error()).context("installing the signal handler");
-        }
-    }
-    let report = runner::run(&options.settings, &STOP)?;
+    program::stop_on_signals()?;
+    let report = runner::run(&options.settings, program::stop_flag())?;
     write_outputs(&report, &options.out_dir)?;
     if options.json {
         println!("{}", serde_json::to_string_pretty(&report.to_json())?);
@@ -43,13 +26,8 @@ fn run() -> Result<()> {
 }
 
 fn main() {
+    // --help, and a command line clap rejects, end here, as clap ends them (stdout and 0, stderr and 2).
+    let options = options::parse(std::env::args().skip(1)).unwrap_or_else(|err| err.exit());
     // run() returns only after its guards (topologies, servers) have cleaned up.
-    let status = match run() {
-        Ok(()) => 0,
-        Err(err) => {
-            eprintln!("xlan-bench: {}", cmd::one_line(&format!("{err:#}")));
-            1
-        }
-    };
-    std::process::exit(status);
+    program::exit("xlan-bench", run(options));
 }

@@ -1,0 +1,80 @@
+//! `cargo xtask run`, `test` and `bench`: build everything (installing what a fresh machine lacks), then run one
+//! program in the foreground with the artifacts' locations in its environment (XLAN_BIN, XLAN_DATAPATH_OBJ):
+//! - run: the demo lab, `xlan-lab` (a bin of the tests package); ARGS go to it (`-- --help` lists them);
+//! - test: the whole test suite, `cargo test --release --workspace`; ARGS go to the test harness;
+//! - bench: the benchmark, `xlan-bench` (a bin of the tests package), its report going to `target/bench/`
+//!   (report.json, report.svg); ARGS go to it (`-- --help` lists them).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{bail, Result};
+
+use crate::build::{self, Artifacts, Profile, Steps};
+use crate::{paths, process};
+
+/// The tests create network namespaces and attach programs; two cores, two threads.
+const TEST_THREADS: &str = "--test-threads=2";
+
+/// What to run once the build is done.
+#[derive(Clone, Copy)]
+pub enum Launch {
+    Lab,
+    Suite,
+    Bench,
+}
+
+impl Launch {
+    /// The step's banner, and the name failures are reported under.
+    fn describe(self) -> (&'static str, &'static str) {
+        match self {
+            Launch::Lab => ("running the lab (Ctrl-C stops it and cleans up)", "xlan-lab"),
+            Launch::Suite => ("running the test suite", "the test suite"),
+            Launch::Bench => ("running the benchmark (Ctrl-C stops it and cleans up)", "xlan-bench"),
+        }
+    }
+
+    /// The command line, with `args` where they belong.
+    fn command(self, artifacts: &Artifacts, args: &[String]) -> Result<Command> {
+        Ok(match self {
+            Launch::Lab => {
+                let mut cmd = Command::new(tests_bin(artifacts, "xlan-lab")?);
+                cmd.args(args);
+                cmd
+            }
+            Launch::Suite => {
+                let mut cmd = process::host_cargo();
+                cmd.current_dir(paths::workspace_root())
+                    .args(["test", "--release", "--workspace", "--", TEST_THREADS])
+                    .args(args);
+                cmd
+            }
+            Launch::Bench => {
+                let mut cmd = Command::new(tests_bin(artifacts, "xlan-bench")?);
+                // First, so that an --out-dir in ARGS wins.
+                cmd.arg("--out-dir").arg(paths::host_target_dir().join("bench")).args(args);
+                cmd
+            }
+        })
+    }
+}
+
+/// Builds (release), then runs `launch` in the foreground; its exit status becomes xtask's.
+pub fn run(launch: Launch, args: &[String]) -> Result<()> {
+    let mut steps = Steps::new(4);
+    let artifacts = build::run(Profile::Release, &mut steps)?;
+    let mut cmd = launch.command(&artifacts, args)?;
+    let (banner, what) = launch.describe();
+    steps.start(banner);
+    artifacts.export_to(&mut cmd);
+    process::run_foreground(&mut cmd, what)
+}
+
+/// A binary of the tests package (xlan-tests), which the build makes next to xlan.
+fn tests_bin(artifacts: &Artifacts, name: &str) -> Result<PathBuf> {
+    let path = artifacts.bin_dir.join(name);
+    if !path.is_file() {
+        bail!("{} was not built (the tests package should define the `{name}` bin)", path.display());
+    }
+    Ok(path)
+}
