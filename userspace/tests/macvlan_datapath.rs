@@ -2,11 +2,8 @@
 //! bytes and the counters (which name the port a frame went to) checked.
 mod common;
 
-use aya::programs::Xdp;
 use common::*;
 use datapath_common::{macvlan_mode, network_flags, program_names, DropReason, MacKey};
-use std::os::fd::AsFd;
-use xlan::testrun;
 
 #[test]
 fn xdp_unicast_hit_redirects_to_the_owner_unchanged() {
@@ -68,10 +65,8 @@ fn truncated_frames_are_dropped_and_counted_never_forwarded() {
 fn runts_shorter_than_an_ethernet_header_never_reach_the_programs() {
     // The kernel refuses them before any program runs (as a NIC never hands them up): nothing to forward.
     let mut f = Fixture::new(macvlan_mode::BRIDGE);
-    let program: &mut Xdp = f.datapath.program(program_names::PARENT_XDP).unwrap();
-    let fd = program.fd().unwrap().as_fd();
     for len in [0usize, 1, 6, 13] {
-        assert!(testrun::run_xdp(fd, &vec![0xff; len], f.parent).is_err(), "{len} bytes");
+        assert!(f.try_xdp(&vec![0xff; len]).is_err(), "{len} bytes");
     }
     assert_eq!(f.rx(), [0, 0, 0]);
 }

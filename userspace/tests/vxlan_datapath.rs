@@ -204,8 +204,10 @@ fn group_networks_send_one_copy_to_the_group() {
 
 /// Packets the fixture's `wire` (the parent's peer) received: the copies sent out of the parent.
 fn wire_rx(f: &Fixture) -> u64 {
-    let output =
-        std::process::Command::new("ip").args(["-n", &f.netns.0, "-s", "-j", "link", "show", "wire"]).output().unwrap();
+    let output = std::process::Command::new("ip")
+        .args(["-n", f.netns.name(), "-s", "-j", "link", "show", "wire"])
+        .output()
+        .unwrap();
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     json[0]["stats64"]["rx"]["packets"].as_u64().unwrap()
 }

@@ -3,17 +3,22 @@
 //! go away on drop, also when a test fails — and frame builders.
 #![allow(dead_code)]
 use std::{
-    os::fd::AsFd,
     process::Command,
     sync::atomic::{AtomicU32, Ordering},
 };
 
-use aya::programs::{SchedClassifier, Xdp};
+use aya::programs::{ProgramError, SchedClassifier, TestRun, TestRunOptions, TestRunResult, Xdp};
 use datapath_common::{
     kind, macvlan_mode, program_names, DropReason, EndpointConfig, FdbEntry, FloodList, MacKey, NetworkConfig,
     ParentConfig, MAX_FLOOD_PORTS,
 };
-use xlan::{loader::Datapath, maps::Tables, netns::Netns, pins::PinDir, testrun};
+use xlan::{
+    loader::Datapath,
+    maps::Tables,
+    netns::{Netns, NetnsGuard},
+    pins::PinDir,
+    testrun::{sk_buff_on, XdpMd},
+};
 
 pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
@@ -36,18 +41,59 @@ pub struct Fixture {
     pub datapath: Datapath,
     pub parent: u32,
     pub ports: [u32; 3],
-    // Dropped in this order, after the fields above: the maps' pins, then the namespace.
+    // Dropped in this order, after the fields above: the maps' pins, the thread's stay in the namespace, then the
+    // namespace itself (a thread still inside would keep it and its devices alive).
     pub pins: PinGuard,
-    pub netns: NetnsGuard,
+    /// The test thread works inside `netns`: the programs resolve ifindexes in the caller's namespace. Not `Send`,
+    /// so neither is the fixture: it stays on the thread that entered.
+    _inside: NetnsGuard,
+    pub netns: OwnedNetns,
 }
 
-/// Deletes the namespace on drop (its devices go with it).
-pub struct NetnsGuard(pub String);
+/// A network namespace the test made, deleted on drop (its devices go with it).
+pub struct OwnedNetns {
+    name: String,
+}
 
-impl Drop for NetnsGuard {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+impl OwnedNetns {
+    pub fn create(name: &str) -> Self {
+        ip(&["netns", "add", name]);
+        OwnedNetns { name: name.into() }
     }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for OwnedNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+/// What a program did with a frame: its verdict and the frame as it left it.
+pub struct Outcome {
+    pub verdict: u32,
+    pub frame: Vec<u8>,
+}
+
+/// Runs `program` once on `frame` with the context `context` (BPF_PROG_TEST_RUN, through aya).
+pub fn test_run<P>(program: &P, frame: &[u8], context: &[u8]) -> Result<Outcome, ProgramError>
+where
+    P: for<'a> TestRun<Opts<'a> = TestRunOptions<'a>, Result = TestRunResult>,
+{
+    // Room for what a program may add in front (encapsulation) or behind.
+    let mut out = vec![0u8; frame.len() + 256];
+    let options = TestRunOptions {
+        data_in: Some(frame),
+        data_out: Some(&mut out),
+        ctx_in: Some(context),
+        ..TestRunOptions::default()
+    };
+    let result = program.test_run(options)?;
+    out.truncate(result.data_size_out as usize);
+    Ok(Outcome { verdict: result.return_value, frame: out })
 }
 
 /// Removes the maps' pins and the directory on drop.
@@ -89,8 +135,7 @@ impl Fixture {
     /// The namespace, devices and datapath, no network yet.
     pub fn bare() -> Self {
         let netns_name = format!("xl{}dp{}", std::process::id(), NEXT_FIXTURE.fetch_add(1, Ordering::Relaxed));
-        ip(&["netns", "add", &netns_name]);
-        let netns = NetnsGuard(netns_name.clone());
+        let netns = OwnedNetns::create(&netns_name);
         // No IPv6 on the test devices: their own ND/MLD frames would mix with what the tests count.
         let status = Command::new("ip")
             .args(["netns", "exec", &netns_name, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"])
@@ -107,13 +152,12 @@ impl Fixture {
         for device in ["parent", "wire", "port1", "ep1", "port2", "ep2", "port3", "ep3"] {
             ip(&["-n", &netns_name, "link", "set", device, "up"]);
         }
-        // The test thread stays in the namespace: the programs resolve ifindexes in the caller's one.
-        std::mem::forget(Netns::open(&netns_name).unwrap().enter().unwrap());
+        let inside = Netns::open(&netns_name).unwrap().enter().unwrap();
         let pins = PinGuard(PinDir::for_instance(&netns_name));
         let datapath = Datapath::load(&pins.0).expect("load datapath");
         let parent = ifindex("parent");
         let ports = [ifindex("port1"), ifindex("port2"), ifindex("port3")];
-        Fixture { datapath, parent, ports, pins, netns }
+        Fixture { datapath, parent, ports, pins, _inside: inside, netns }
     }
 
     pub fn tables(&self) -> Tables<'_> {
@@ -122,7 +166,7 @@ impl Fixture {
 
     /// Runs a command inside the fixture's namespace (addresses, neighbours, sysctls for the FIB lookups).
     pub fn ip(&self, args: &[&str]) {
-        let mut full = vec!["-n", &self.netns.0];
+        let mut full = vec!["-n", self.netns.name()];
         full.extend_from_slice(args);
         ip(&full);
     }
@@ -155,21 +199,28 @@ impl Fixture {
         tables.put_flood(NETWORK, flood).unwrap();
     }
 
-    pub fn xdp(&mut self, frame: &[u8]) -> testrun::Outcome {
-        let parent = self.parent;
+    /// The parent's XDP program on `frame`, arriving on the parent.
+    pub fn xdp(&mut self, frame: &[u8]) -> Outcome {
+        self.try_xdp(frame).expect("test run")
+    }
+
+    /// `xdp`, for frames the kernel itself may refuse to run a program on (an error then).
+    pub fn try_xdp(&mut self, frame: &[u8]) -> Result<Outcome, ProgramError> {
+        let context = XdpMd::arriving(frame.len(), self.parent);
         let program: &mut Xdp = self.datapath.program(program_names::PARENT_XDP).unwrap();
-        testrun::run_xdp(program.fd().unwrap().as_fd(), frame, parent).expect("test run")
+        test_run(program, frame, context.as_bytes())
     }
 
     /// `tc`, for frames the kernel itself may refuse to build an skb from (None then).
-    pub fn try_tc(&mut self, program_name: &str, frame: &[u8], ifindex: u32) -> Option<testrun::Outcome> {
+    pub fn try_tc(&mut self, program_name: &str, frame: &[u8], ifindex: u32) -> Option<Outcome> {
         let program: &mut SchedClassifier = self.datapath.program(program_name).unwrap();
-        testrun::run_tc(program.fd().unwrap().as_fd(), frame, ifindex).ok()
+        test_run(program, frame, &sk_buff_on(ifindex)).ok()
     }
 
-    pub fn tc(&mut self, program_name: &str, frame: &[u8], ifindex: u32) -> testrun::Outcome {
+    /// TC program `program_name` on `frame` as an skb on device `ifindex`.
+    pub fn tc(&mut self, program_name: &str, frame: &[u8], ifindex: u32) -> Outcome {
         let program: &mut SchedClassifier = self.datapath.program(program_name).unwrap();
-        testrun::run_tc(program.fd().unwrap().as_fd(), frame, ifindex).expect("test run")
+        test_run(program, frame, &sk_buff_on(ifindex)).expect("test run")
     }
 
     /// Frames delivered to each endpoint so far.
