@@ -4,6 +4,7 @@
 #![no_main]
 
 mod bench;
+mod csum;
 mod dispatch;
 mod error;
 mod fdb;

@@ -28,6 +28,7 @@ use network_types::{
 };
 
 use crate::{
+    csum,
     dispatch::Sender,
     error::Error,
     fdb::{flood, lookup_fresh, network},
@@ -406,21 +407,9 @@ fn outer_header(network: &NetworkConfig, remote: u32, hop: &NextHop, outer_len: 
         src_addr: network.local_ip.to_ne_bytes(),
         dst_addr: remote.to_ne_bytes(),
     };
-    ip.check = ipv4_checksum(&ip);
-    OuterHeader { eth: EthHdr { dst_addr: hop.dmac, src_addr: hop.smac, ether_type: EtherType::Ipv4 as u16 }, ip }
-}
-
-#[inline(always)]
-fn ipv4_checksum(ip: &Ipv4Hdr) -> [u8; 2] {
     // SAFETY: Ipv4Hdr is 20 bytes of plain data.
-    let bytes = unsafe { &*(ip as *const Ipv4Hdr as *const [u8; Ipv4Hdr::LEN]) };
-    let mut sum = 0u32;
-    for word in 0..Ipv4Hdr::LEN / 2 {
-        sum += u16::from_be_bytes([bytes[2 * word], bytes[2 * word + 1]]) as u32;
-    }
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    (!(sum as u16)).to_be_bytes()
+    ip.check = csum::ipv4_header(unsafe { &*(&ip as *const Ipv4Hdr as *const [u8; Ipv4Hdr::LEN]) });
+    OuterHeader { eth: EthHdr { dst_addr: hop.dmac, src_addr: hop.smac, ether_type: EtherType::Ipv4 as u16 }, ip }
 }
 
 /// Where a copy for a VTEP leaves: device and link-layer addresses.
