@@ -16,11 +16,10 @@ use crate::{
     dispatch::Sender,
     error::Error,
     fdb::flood,
-    maps::{IP_ENDPOINTS, PORTS},
+    maps::IP_ENDPOINTS,
     neighbour,
     parse::{l3_kind, parse_l3, L2Header, L3Addrs},
-    port::redirect_to_peer,
-    stats::count_rx,
+    port::{redirect_to_peer, redirect_xdp},
 };
 
 /// Who owns `addr` on the parent: an endpoint (an address of its own or a route behind it), or the host
@@ -82,14 +81,7 @@ pub fn parent_xdp(ctx: &XdpContext, l2: &L2Header, parent: u32, network: &Networ
         // The parent's own addresses stay the host's.
         return Ok(xdp_action::XDP_PASS);
     };
-    let len = (ctx.data_end() - ctx.data()) as u32;
-    match PORTS.redirect(endpoint.port, xdp_action::XDP_DROP as u64) {
-        Ok(action) => {
-            count_rx(endpoint.port, len);
-            Ok(action)
-        }
-        Err(action) => Ok(action),
-    }
+    redirect_xdp(ctx, endpoint.port)
 }
 
 /// Frames from the wire in TC: l2 copies broadcast and multicast to the endpoints (the host keeps the

@@ -13,9 +13,8 @@ use crate::{
     dispatch::Sender,
     error::Error,
     fdb::{first_port, flood, lookup, source_allowed},
-    maps::PORTS,
     parse::L2Header,
-    port::{redirect_to_peer, redirect_to_port},
+    port::{redirect_to_peer, redirect_to_port, redirect_xdp},
     stats::count_rx,
 };
 
@@ -44,14 +43,7 @@ pub fn parent_xdp(ctx: &XdpContext, l2: &L2Header, network_id: u32, network: &Ne
             entry.ifindex
         }
     };
-    let len = (ctx.data_end() - ctx.data()) as u32;
-    match PORTS.redirect(port, xdp_action::XDP_DROP as u64) {
-        Ok(action) => {
-            count_rx(port, len);
-            Ok(action)
-        }
-        Err(action) => Ok(action),
-    }
+    redirect_xdp(ctx, port)
 }
 
 /// Frames from the wire in TC (after XDP passed them): copies of broadcast/multicast to the endpoints the mode

@@ -85,7 +85,8 @@ fn note_drop<C: EbpfContext>(ctx: &C, error: Error, from_port: Option<u32>) {
     let reason = error.drop_reason();
     count_drop(reason, from_port);
     if error.worth_logging() {
-        warn!(ctx, "drop reason={} port={}", reason as u32, from_port.unwrap_or(0));
+        let port = error.target_port().or(from_port).unwrap_or(0);
+        warn!(ctx, "drop reason={} port={}", reason as u32, port);
     }
 }
 

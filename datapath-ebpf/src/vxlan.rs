@@ -32,10 +32,10 @@ use crate::{
     dispatch::Sender,
     error::Error,
     fdb::{flood, lookup_fresh, network},
-    maps::{FDB, PORTS, VNIS, VTEPS, VTEP_MACS},
+    maps::{FDB, VNIS, VTEPS, VTEP_MACS},
     parse::{ptr_at, ArpHdr, L2Header, PacketData},
-    port::{redirect_to_peer, redirect_to_port},
-    stats::{count_drop, count_rx},
+    port::{redirect_to_peer, redirect_to_port, redirect_xdp},
+    stats::count_drop,
 };
 
 const ETH_P_IP: u16 = 0x0800;
@@ -192,14 +192,7 @@ pub fn decap_xdp(ctx: &XdpContext, l2: &L2Header, parent: u32) -> Result<Option<
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, received.inner_offset as i32) } != 0 {
         return Err(Error::Malformed);
     }
-    let len = (ctx.data_end() - ctx.data()) as u32;
-    match PORTS.redirect(entry.ifindex, xdp_action::XDP_DROP as u64) {
-        Ok(action) => {
-            count_rx(entry.ifindex, len);
-            Ok(Some(action))
-        }
-        Err(action) => Ok(Some(action)),
-    }
+    redirect_xdp(ctx, entry.ifindex).map(Some)
 }
 
 /// Underlay frames XDP left to TC: decapsulate, then one copy per local endpoint for broadcast and unknown

@@ -236,3 +236,18 @@ fn host_access_delivers_the_hosts_frames_to_endpoints() {
     assert_eq!(out.verdict, TC_ACT_REDIRECT);
     assert_eq!(f.rx(), [1, 2, 1]);
 }
+
+#[test]
+fn xdp_redirect_to_a_port_whose_device_is_gone_is_a_counted_no_port_drop() {
+    let mut f = Fixture::new(macvlan_mode::BRIDGE);
+    // The kernel takes a deleted device out of the ports' devmap; the FDB still names it (state out of sync).
+    f.ip(&["link", "del", "port2"]);
+    let before = f.drops(DropReason::NoPort);
+    assert_eq!(f.xdp(&frame(ENDPOINT_MACS[1], OUTSIDE_MAC, None)).verdict, XDP_DROP);
+    assert_eq!(f.drops(DropReason::NoPort), before + 1);
+    assert_eq!(f.rx(), [0, 0, 0]);
+    // Only that port is affected.
+    assert_eq!(f.xdp(&frame(ENDPOINT_MACS[0], OUTSIDE_MAC, None)).verdict, XDP_REDIRECT);
+    assert_eq!(f.rx(), [1, 0, 0]);
+    assert_eq!(f.drops(DropReason::NoPort), before + 1);
+}
