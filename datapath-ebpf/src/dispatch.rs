@@ -4,7 +4,7 @@ use aya_ebpf::{
     bindings::{xdp_action, TC_ACT_OK},
     programs::{TcContext, XdpContext},
 };
-use datapath_common::{kind, NetworkConfig};
+use datapath_common::{NetworkConfig, NetworkKind};
 
 use crate::{
     error::Error,
@@ -86,8 +86,9 @@ pub fn endpoint_ingress(ctx: &TcContext, port: u32) -> Result<i32, Error> {
     let l2 = parse_l2(ctx)?;
     let sender = Sender { port, network_id, network };
     match network.kind {
-        kind::VXLAN => vxlan::endpoint_egress(ctx, &l2, &sender),
-        kind::IPVLAN => ipvlan::endpoint_egress(ctx, &l2, &sender),
-        _ => macvlan::endpoint_egress(ctx, &l2, &sender),
+        NetworkKind::MACVLAN => macvlan::endpoint_egress(ctx, &l2, &sender),
+        NetworkKind::VXLAN => vxlan::endpoint_egress(ctx, &l2, &sender),
+        NetworkKind::IPVLAN => ipvlan::endpoint_egress(ctx, &l2, &sender),
+        _ => Err(Error::UnknownKind),
     }
 }

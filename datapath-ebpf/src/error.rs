@@ -18,12 +18,17 @@ pub enum Error {
     Encap,
     /// An endpoint sent from an address that is not its own.
     Spoofed,
+    /// The sender's network has a kind this datapath does not know.
+    UnknownKind,
 }
 
 impl Error {
     /// Drops that say something is wrong with xlan's state or the host's, not with the traffic.
     pub const fn worth_logging(self) -> bool {
-        matches!(self, Error::NoPort { .. } | Error::UnknownPort | Error::NoNeighbour | Error::Encap)
+        matches!(
+            self,
+            Error::NoPort { .. } | Error::UnknownPort | Error::NoNeighbour | Error::Encap | Error::UnknownKind
+        )
     }
 
     pub const fn drop_reason(self) -> DropReason {
@@ -35,6 +40,7 @@ impl Error {
             Error::NoNeighbour => DropReason::NoNeighbour,
             Error::Encap => DropReason::Encap,
             Error::Spoofed => DropReason::Spoofed,
+            Error::UnknownKind => DropReason::UnknownKind,
         }
     }
 

@@ -17,7 +17,7 @@ use aya_ebpf::{
 };
 use core::mem::size_of;
 use datapath_common::{
-    is_multicast_mac, network_flags, DropReason, FdbEntry, MacKey, NetworkConfig, VniKey, VtepMac, MAX_VTEPS,
+    is_multicast_mac, DropReason, FdbEntry, MacKey, NetworkConfig, NetworkFlags, VniKey, VtepMac, MAX_VTEPS,
     VXLAN_OVERHEAD,
 };
 use network_types::{
@@ -107,7 +107,7 @@ fn classify(packet: &impl PacketData, l2: &L2Header, parent: u32) -> Option<Rece
 /// behind another VTEP moves there; an unchanged entry is refreshed at most once a second.
 #[inline(always)]
 fn learn(received: &Received) {
-    if received.network.flags & network_flags::LEARNING == 0 || is_multicast_mac(&received.inner_src) {
+    if !received.network.flags.contains(NetworkFlags::LEARNING) || is_multicast_mac(&received.inner_src) {
         return;
     }
     let key = MacKey::new(received.network_id, received.inner_src);

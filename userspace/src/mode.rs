@@ -1,7 +1,7 @@
 //! macvlan modes, with the names ip-link(8) uses.
 use std::fmt;
 
-use datapath_common::macvlan_mode;
+use datapath_common::{IpvlanMode as DatapathIpvlanMode, MacvlanMode, NetworkFlags};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -22,13 +22,13 @@ pub enum Mode {
 
 impl Mode {
     /// The kernel's MACVLAN_MODE_* value, which the datapath uses too.
-    pub const fn datapath_value(self) -> u32 {
+    pub const fn datapath_value(self) -> MacvlanMode {
         match self {
-            Mode::Bridge => macvlan_mode::BRIDGE,
-            Mode::Private => macvlan_mode::PRIVATE,
-            Mode::Vepa => macvlan_mode::VEPA,
-            Mode::Passthru => macvlan_mode::PASSTHRU,
-            Mode::Source => macvlan_mode::SOURCE,
+            Mode::Bridge => MacvlanMode::BRIDGE,
+            Mode::Private => MacvlanMode::PRIVATE,
+            Mode::Vepa => MacvlanMode::VEPA,
+            Mode::Passthru => MacvlanMode::PASSTHRU,
+            Mode::Source => MacvlanMode::SOURCE,
         }
     }
 }
@@ -70,20 +70,20 @@ pub enum IpvlanFlag {
 }
 
 impl IpvlanMode {
-    pub const fn datapath_value(self) -> u32 {
+    pub const fn datapath_value(self) -> DatapathIpvlanMode {
         match self {
-            IpvlanMode::L2 => datapath_common::ipvlan_mode::L2,
-            IpvlanMode::L3 => datapath_common::ipvlan_mode::L3,
+            IpvlanMode::L2 => DatapathIpvlanMode::L2,
+            IpvlanMode::L3 => DatapathIpvlanMode::L3,
         }
     }
 }
 
 impl IpvlanFlag {
-    pub const fn datapath_flags(self) -> u32 {
+    pub const fn datapath_flags(self) -> NetworkFlags {
         match self {
-            IpvlanFlag::Bridge => 0,
-            IpvlanFlag::Private => datapath_common::network_flags::PRIVATE,
-            IpvlanFlag::Vepa => datapath_common::network_flags::VEPA,
+            IpvlanFlag::Bridge => NetworkFlags::empty(),
+            IpvlanFlag::Private => NetworkFlags::PRIVATE,
+            IpvlanFlag::Vepa => NetworkFlags::VEPA,
         }
     }
 }

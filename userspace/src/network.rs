@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use aya::programs::TcAttachType;
 use datapath_common::{
-    kind, network_flags, program_names, FloodList, NetworkConfig, ParentConfig, MAX_NETWORKS, VXLAN_DEFAULT_PORT,
+    program_names, FloodList, NetworkConfig, NetworkFlags, NetworkKind, ParentConfig, MAX_NETWORKS, VXLAN_DEFAULT_PORT,
 };
 
 use crate::{
@@ -235,19 +235,19 @@ fn refuse_vxlan_options(options: &VxlanOptions, driver: &str) -> Result<()> {
 
 /// The network's configuration as the datapath reads it.
 pub fn datapath_config(network: &Network) -> NetworkConfig {
-    let mut flags = if network.host_access { network_flags::HOST_ACCESS } else { 0 };
+    let mut flags = if network.host_access { NetworkFlags::HOST_ACCESS } else { NetworkFlags::empty() };
     let mut config = NetworkConfig {
-        kind: kind::MACVLAN,
-        mode: network.mode.datapath_value(),
+        kind: NetworkKind::MACVLAN,
+        mode: network.mode.datapath_value().into(),
         parent_ifindex: network.parent_ifindex,
         parent_mac: network.parent_mac.0,
         ..Default::default()
     };
     if let Some(vxlan) = network.vxlan() {
         if vxlan.learning {
-            flags |= network_flags::LEARNING;
+            flags |= NetworkFlags::LEARNING;
         }
-        config.kind = kind::VXLAN;
+        config.kind = NetworkKind::VXLAN;
         config.vni = vxlan.vni;
         config.dstport = vxlan.dstport;
         config.local_ip = u32::from_ne_bytes(vxlan.local.octets());
@@ -255,8 +255,8 @@ pub fn datapath_config(network: &Network) -> NetworkConfig {
         config.ageing_secs = vxlan.ageing;
     }
     if let Some(settings) = network.ipvlan() {
-        config.kind = kind::IPVLAN;
-        config.mode = settings.mode.datapath_value();
+        config.kind = NetworkKind::IPVLAN;
+        config.mode = settings.mode.datapath_value().into();
         flags |= settings.flag.datapath_flags();
     }
     config.flags = flags;

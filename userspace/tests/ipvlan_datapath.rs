@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use common::*;
 use datapath_common::{
-    ipvlan_mode, kind, network_flags, program_names, DropReason, EndpointConfig, FloodList, IpEndpoint, NetworkConfig,
-    ParentConfig,
+    program_names, DropReason, EndpointConfig, FloodList, IpEndpoint, IpvlanMode, NetworkConfig, NetworkFlags,
+    NetworkKind, ParentConfig,
 };
 use xlan::{cidr::Cidr, ipvlan::prefix_key};
 
@@ -24,12 +24,12 @@ const ENDPOINT_V6: [Ipv6Addr; 3] = [
     Ipv6Addr::new(0xfd09, 0, 0, 0, 0, 0, 0, 0x13),
 ];
 
-fn ipvlan_fixture(mode: u32, flags: u32) -> Fixture {
+fn ipvlan_fixture(mode: IpvlanMode, flags: NetworkFlags) -> Fixture {
     let f = Fixture::bare();
     let tables = f.tables();
     let config = NetworkConfig {
-        kind: kind::IPVLAN,
-        mode,
+        kind: NetworkKind::IPVLAN,
+        mode: mode.into(),
         parent_ifindex: f.parent,
         flags,
         parent_mac: PARENT_MAC,
@@ -142,7 +142,7 @@ fn icmpv6_checksum_ok(packet: &[u8]) -> bool {
 
 #[test]
 fn unicast_is_demultiplexed_by_destination_address() {
-    let mut f = ipvlan_fixture(ipvlan_mode::L2, 0);
+    let mut f = ipvlan_fixture(IpvlanMode::L2, NetworkFlags::empty());
     let to_second = ipv4_packet(PARENT_MAC, OUTSIDE_MAC, OUTSIDE_V4, ENDPOINT_V4[1]);
     let out = f.xdp(&to_second);
     assert_eq!(out.verdict, XDP_REDIRECT);
@@ -155,7 +155,7 @@ fn unicast_is_demultiplexed_by_destination_address() {
 
 #[test]
 fn the_parents_own_addresses_and_other_macs_stay_the_hosts() {
-    let mut f = ipvlan_fixture(ipvlan_mode::L2, 0);
+    let mut f = ipvlan_fixture(IpvlanMode::L2, NetworkFlags::empty());
     let to_host = ipv4_packet(PARENT_MAC, OUTSIDE_MAC, OUTSIDE_V4, HOST_V4);
     assert_eq!(f.xdp(&to_host).verdict, XDP_PASS);
     let other_mac = ipv4_packet(ENDPOINT_MACS[0], OUTSIDE_MAC, OUTSIDE_V4, ENDPOINT_V4[0]);
@@ -165,7 +165,7 @@ fn the_parents_own_addresses_and_other_macs_stay_the_hosts() {
 
 #[test]
 fn ipv6_with_extension_headers_is_demultiplexed_too() {
-    let mut f = ipvlan_fixture(ipvlan_mode::L3, 0);
+    let mut f = ipvlan_fixture(IpvlanMode::L3, NetworkFlags::empty());
     for headers in [1, 3] {
         let packet = ipv6_packet(PARENT_MAC, OUTSIDE_V6, ENDPOINT_V6[0], headers, &ECHO_REQUEST, 64);
         assert_eq!(f.xdp(&packet).verdict, XDP_REDIRECT, "{headers} extension headers");
@@ -175,7 +175,7 @@ fn ipv6_with_extension_headers_is_demultiplexed_too() {
 
 #[test]
 fn routes_behind_an_endpoint_are_longest_prefix_matched() {
-    let mut f = ipvlan_fixture(ipvlan_mode::L3, 0);
+    let mut f = ipvlan_fixture(IpvlanMode::L3, NetworkFlags::empty());
     let route = Cidr { ip: IpAddr::V4(Ipv4Addr::new(10, 123, 0, 0)), prefix: 24 };
     let owner = IpEndpoint { port: f.ports[1], network_id: NETWORK };
     f.tables().put_ip(prefix_key(f.parent, &route), owner).unwrap();
@@ -188,7 +188,7 @@ fn routes_behind_an_endpoint_are_longest_prefix_matched() {
 
 #[test]
 fn truncated_headers_are_never_forwarded() {
-    let mut f = ipvlan_fixture(ipvlan_mode::L2, 0);
+    let mut f = ipvlan_fixture(IpvlanMode::L2, NetworkFlags::empty());
     let v4 = ipv4_packet(PARENT_MAC, OUTSIDE_MAC, OUTSIDE_V4, ENDPOINT_V4[0]);
     let v6 = ipv6_packet(PARENT_MAC, OUTSIDE_V6, ENDPOINT_V6[0], 0, &ECHO_REQUEST, 64);
     let cuts = (14..34).map(|n| v4[..n].to_vec()).chain((14..54).map(|n| v6[..n].to_vec()));
@@ -206,12 +206,12 @@ fn truncated_headers_are_never_forwarded() {
 #[test]
 fn broadcast_reaches_endpoints_in_l2_never_in_l3() {
     let broadcast = ipv4_packet(BROADCAST, OUTSIDE_MAC, OUTSIDE_V4, Ipv4Addr::new(10, 0, 0, 255));
-    let mut l2 = ipvlan_fixture(ipvlan_mode::L2, 0);
+    let mut l2 = ipvlan_fixture(IpvlanMode::L2, NetworkFlags::empty());
     let parent = l2.parent;
     assert_eq!(l2.xdp(&broadcast).verdict, XDP_PASS);
     assert_eq!(l2.tc(program_names::PARENT_INGRESS, &broadcast, parent).verdict, TC_ACT_OK);
     assert_eq!(l2.rx(), [1, 1, 1]);
-    let mut l3 = ipvlan_fixture(ipvlan_mode::L3, 0);
+    let mut l3 = ipvlan_fixture(IpvlanMode::L3, NetworkFlags::empty());
     let parent = l3.parent;
     assert_eq!(l3.tc(program_names::PARENT_INGRESS, &broadcast, parent).verdict, TC_ACT_OK);
     let (group, group_mac) = solicited_node(ENDPOINT_V6[0]);
@@ -222,7 +222,7 @@ fn broadcast_reaches_endpoints_in_l2_never_in_l3() {
 
 #[test]
 fn l3_answers_arp_for_endpoint_addresses_with_the_parents_mac() {
-    let mut f = ipvlan_fixture(ipvlan_mode::L3, 0);
+    let mut f = ipvlan_fixture(IpvlanMode::L3, NetworkFlags::empty());
     let parent = f.parent;
     let out = f.tc(program_names::PARENT_INGRESS, &arp_request(OUTSIDE_V4, ENDPOINT_V4[2]), parent);
     assert_eq!(out.verdict, TC_ACT_REDIRECT, "answered out of the parent");
@@ -243,7 +243,7 @@ fn l3_answers_arp_for_endpoint_addresses_with_the_parents_mac() {
 
 #[test]
 fn l3_answers_neighbour_solicitations_with_a_valid_advertisement() {
-    let mut f = ipvlan_fixture(ipvlan_mode::L3, 0);
+    let mut f = ipvlan_fixture(IpvlanMode::L3, NetworkFlags::empty());
     let parent = f.parent;
     let out = f.tc(program_names::PARENT_INGRESS, &neighbour_solicitation(ENDPOINT_V6[1]), parent);
     assert_eq!(out.verdict, TC_ACT_REDIRECT);
@@ -265,7 +265,7 @@ fn l3_answers_neighbour_solicitations_with_a_valid_advertisement() {
 
 #[test]
 fn l2_leaves_arp_to_the_endpoints() {
-    let mut f = ipvlan_fixture(ipvlan_mode::L2, 0);
+    let mut f = ipvlan_fixture(IpvlanMode::L2, NetworkFlags::empty());
     let parent = f.parent;
     let out = f.tc(program_names::PARENT_INGRESS, &arp_request(OUTSIDE_V4, ENDPOINT_V4[0]), parent);
     assert_eq!(out.verdict, TC_ACT_OK);
@@ -274,7 +274,7 @@ fn l2_leaves_arp_to_the_endpoints() {
 
 #[test]
 fn a_spoofed_source_is_dropped_and_counted() {
-    let mut f = ipvlan_fixture(ipvlan_mode::L2, 0);
+    let mut f = ipvlan_fixture(IpvlanMode::L2, NetworkFlags::empty());
     let port = f.ports[0];
     let spoofed = ipv4_packet(OUTSIDE_MAC, PARENT_MAC, ENDPOINT_V4[1], OUTSIDE_V4);
     assert_eq!(f.tc(program_names::ENDPOINT_INGRESS, &spoofed, port).verdict, TC_ACT_SHOT);
@@ -290,12 +290,12 @@ fn a_spoofed_source_is_dropped_and_counted() {
 #[test]
 fn flags_decide_endpoint_to_endpoint() {
     let packet = ipv4_packet(PARENT_MAC, PARENT_MAC, ENDPOINT_V4[0], ENDPOINT_V4[1]);
-    let mut bridge = ipvlan_fixture(ipvlan_mode::L2, 0);
+    let mut bridge = ipvlan_fixture(IpvlanMode::L2, NetworkFlags::empty());
     let port = bridge.ports[0];
     assert_eq!(bridge.tc(program_names::ENDPOINT_INGRESS, &packet, port).verdict, TC_ACT_REDIRECT);
     assert_eq!(bridge.rx(), [0, 1, 0], "bridge: straight to the peer");
 
-    let mut private = ipvlan_fixture(ipvlan_mode::L2, network_flags::PRIVATE);
+    let mut private = ipvlan_fixture(IpvlanMode::L2, NetworkFlags::PRIVATE);
     let port = private.ports[0];
     assert_eq!(private.tc(program_names::ENDPOINT_INGRESS, &packet, port).verdict, TC_ACT_SHOT);
     assert_eq!(private.drops(DropReason::Isolation), 1);
@@ -304,7 +304,7 @@ fn flags_decide_endpoint_to_endpoint() {
     assert_eq!(private.tc(program_names::PARENT_INGRESS, &packet, parent).verdict, TC_ACT_SHOT);
     assert_eq!(private.rx(), [0, 0, 0]);
 
-    let mut vepa = ipvlan_fixture(ipvlan_mode::L2, network_flags::VEPA);
+    let mut vepa = ipvlan_fixture(IpvlanMode::L2, NetworkFlags::VEPA);
     let port = vepa.ports[0];
     assert_eq!(vepa.tc(program_names::ENDPOINT_INGRESS, &packet, port).verdict, TC_ACT_REDIRECT);
     assert_eq!(vepa.rx(), [0, 0, 0], "vepa: out to the switch first");
@@ -316,7 +316,7 @@ fn flags_decide_endpoint_to_endpoint() {
 
 #[test]
 fn l3_routes_between_endpoint_subnets() {
-    let mut f = ipvlan_fixture(ipvlan_mode::L3, 0);
+    let mut f = ipvlan_fixture(IpvlanMode::L3, NetworkFlags::empty());
     let port = f.ports[0];
     let across = ipv4_packet(PARENT_MAC, PARENT_MAC, ENDPOINT_V4[0], ENDPOINT_V4[2]);
     assert_eq!(f.tc(program_names::ENDPOINT_INGRESS, &across, port).verdict, TC_ACT_REDIRECT);

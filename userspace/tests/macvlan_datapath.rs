@@ -3,11 +3,11 @@
 mod common;
 
 use common::*;
-use datapath_common::{macvlan_mode, network_flags, program_names, DropReason, MacKey};
+use datapath_common::{program_names, DropReason, MacKey, MacvlanMode, NetworkConfig, NetworkFlags, NetworkKind};
 
 #[test]
 fn xdp_unicast_hit_redirects_to_the_owner_unchanged() {
-    let mut f = Fixture::new(macvlan_mode::BRIDGE);
+    let mut f = Fixture::new(MacvlanMode::BRIDGE);
     let sent = frame(ENDPOINT_MACS[1], OUTSIDE_MAC, None);
     let out = f.xdp(&sent);
     assert_eq!(out.verdict, XDP_REDIRECT);
@@ -17,7 +17,7 @@ fn xdp_unicast_hit_redirects_to_the_owner_unchanged() {
 
 #[test]
 fn xdp_unknown_unicast_and_group_frames_go_to_the_stack() {
-    let mut f = Fixture::new(macvlan_mode::BRIDGE);
+    let mut f = Fixture::new(MacvlanMode::BRIDGE);
     for dst in [PARENT_MAC, [0x02, 0x99, 0, 0, 0, 9], BROADCAST, IPV6_ALL_NODES] {
         assert_eq!(f.xdp(&frame(dst, OUTSIDE_MAC, None)).verdict, XDP_PASS, "dst {dst:02x?}");
     }
@@ -26,7 +26,7 @@ fn xdp_unknown_unicast_and_group_frames_go_to_the_stack() {
 
 #[test]
 fn xdp_tagged_frame_is_forwarded_by_mac() {
-    let mut f = Fixture::new(macvlan_mode::BRIDGE);
+    let mut f = Fixture::new(MacvlanMode::BRIDGE);
     let out = f.xdp(&frame(ENDPOINT_MACS[2], OUTSIDE_MAC, Some(42)));
     assert_eq!(out.verdict, XDP_REDIRECT);
     assert_eq!(f.rx(), [0, 0, 1]);
@@ -35,14 +35,14 @@ fn xdp_tagged_frame_is_forwarded_by_mac() {
 #[test]
 fn xdp_hairpinned_frame_is_left_to_tc() {
     // A frame from a local endpoint came back from the switch: TC handles it, keeping the skb's state.
-    let mut f = Fixture::new(macvlan_mode::VEPA);
+    let mut f = Fixture::new(MacvlanMode::VEPA);
     assert_eq!(f.xdp(&frame(ENDPOINT_MACS[0], ENDPOINT_MACS[1], None)).verdict, XDP_PASS);
     assert_eq!(f.rx(), [0, 0, 0]);
 }
 
 #[test]
 fn truncated_frames_are_dropped_and_counted_never_forwarded() {
-    let mut f = Fixture::new(macvlan_mode::BRIDGE);
+    let mut f = Fixture::new(MacvlanMode::BRIDGE);
     let tagged = frame(ENDPOINT_MACS[0], OUTSIDE_MAC, Some(5));
     // Cut inside the 802.1Q tag (the Ethernet header itself is whole from 14 bytes on).
     for len in 14..18 {
@@ -64,7 +64,7 @@ fn truncated_frames_are_dropped_and_counted_never_forwarded() {
 #[test]
 fn runts_shorter_than_an_ethernet_header_never_reach_the_programs() {
     // The kernel refuses them before any program runs (as a NIC never hands them up): nothing to forward.
-    let mut f = Fixture::new(macvlan_mode::BRIDGE);
+    let mut f = Fixture::new(MacvlanMode::BRIDGE);
     for len in [0usize, 1, 6, 13] {
         assert!(f.try_xdp(&vec![0xff; len]).is_err(), "{len} bytes");
     }
@@ -73,7 +73,7 @@ fn runts_shorter_than_an_ethernet_header_never_reach_the_programs() {
 
 #[test]
 fn parent_broadcast_is_copied_to_every_endpoint_and_kept_for_the_host() {
-    let mut f = Fixture::new(macvlan_mode::BRIDGE);
+    let mut f = Fixture::new(MacvlanMode::BRIDGE);
     let parent = f.parent;
     assert_eq!(f.tc(program_names::PARENT_INGRESS, &frame(BROADCAST, OUTSIDE_MAC, None), parent).verdict, TC_ACT_OK);
     assert_eq!(f.rx(), [1, 1, 1]);
@@ -86,7 +86,7 @@ fn parent_broadcast_is_copied_to_every_endpoint_and_kept_for_the_host() {
 
 #[test]
 fn bridge_endpoint_broadcast_that_returns_is_not_flooded_again() {
-    let mut f = Fixture::new(macvlan_mode::BRIDGE);
+    let mut f = Fixture::new(MacvlanMode::BRIDGE);
     let parent = f.parent;
     let out = f.tc(program_names::PARENT_INGRESS, &frame(BROADCAST, ENDPOINT_MACS[1], None), parent);
     assert_eq!(out.verdict, TC_ACT_OK);
@@ -95,7 +95,7 @@ fn bridge_endpoint_broadcast_that_returns_is_not_flooded_again() {
 
 #[test]
 fn vepa_hairpinned_broadcast_reaches_all_but_its_sender() {
-    let mut f = Fixture::new(macvlan_mode::VEPA);
+    let mut f = Fixture::new(MacvlanMode::VEPA);
     let parent = f.parent;
     let out = f.tc(program_names::PARENT_INGRESS, &frame(BROADCAST, ENDPOINT_MACS[1], None), parent);
     assert_eq!(out.verdict, TC_ACT_OK);
@@ -104,13 +104,13 @@ fn vepa_hairpinned_broadcast_reaches_all_but_its_sender() {
 
 #[test]
 fn vepa_hairpinned_unicast_is_delivered_private_is_dropped() {
-    let mut f = Fixture::new(macvlan_mode::VEPA);
+    let mut f = Fixture::new(MacvlanMode::VEPA);
     let parent = f.parent;
     let hairpinned = frame(ENDPOINT_MACS[0], ENDPOINT_MACS[1], None);
     assert_eq!(f.tc(program_names::PARENT_INGRESS, &hairpinned, parent).verdict, TC_ACT_REDIRECT);
     assert_eq!(f.rx(), [1, 0, 0]);
 
-    let mut f = Fixture::new(macvlan_mode::PRIVATE);
+    let mut f = Fixture::new(MacvlanMode::PRIVATE);
     let parent = f.parent;
     let before = f.drops(DropReason::Isolation);
     assert_eq!(f.tc(program_names::PARENT_INGRESS, &hairpinned, parent).verdict, TC_ACT_SHOT);
@@ -120,7 +120,7 @@ fn vepa_hairpinned_unicast_is_delivered_private_is_dropped() {
 
 #[test]
 fn bridge_endpoint_unicast_goes_straight_to_the_peer() {
-    let mut f = Fixture::new(macvlan_mode::BRIDGE);
+    let mut f = Fixture::new(MacvlanMode::BRIDGE);
     let port = f.ports[0];
     let out = f.tc(program_names::ENDPOINT_INGRESS, &frame(ENDPOINT_MACS[2], ENDPOINT_MACS[0], None), port);
     assert_eq!(out.verdict, TC_ACT_REDIRECT);
@@ -130,21 +130,21 @@ fn bridge_endpoint_unicast_goes_straight_to_the_peer() {
 
 #[test]
 fn private_and_vepa_endpoint_unicast_goes_out_of_the_parent_only() {
-    for mode in [macvlan_mode::PRIVATE, macvlan_mode::VEPA, macvlan_mode::SOURCE] {
+    for mode in [MacvlanMode::PRIVATE, MacvlanMode::VEPA, MacvlanMode::SOURCE] {
         let mut f = Fixture::new(mode);
         let port = f.ports[0];
         let out = f.tc(program_names::ENDPOINT_INGRESS, &frame(ENDPOINT_MACS[2], ENDPOINT_MACS[0], None), port);
-        assert_eq!(out.verdict, TC_ACT_REDIRECT, "mode {mode}");
-        assert_eq!(f.rx(), [0, 0, 0], "mode {mode}: no local delivery");
+        assert_eq!(out.verdict, TC_ACT_REDIRECT, "mode {mode:?}");
+        assert_eq!(f.rx(), [0, 0, 0], "mode {mode:?}: no local delivery");
         let out = f.tc(program_names::ENDPOINT_INGRESS, &frame(BROADCAST, ENDPOINT_MACS[0], None), port);
-        assert_eq!(out.verdict, TC_ACT_REDIRECT, "mode {mode}");
-        assert_eq!(f.rx(), [0, 0, 0], "mode {mode}: no local broadcast");
+        assert_eq!(out.verdict, TC_ACT_REDIRECT, "mode {mode:?}");
+        assert_eq!(f.rx(), [0, 0, 0], "mode {mode:?}: no local broadcast");
     }
 }
 
 #[test]
 fn bridge_endpoint_broadcast_reaches_the_others_and_the_wire() {
-    let mut f = Fixture::new(macvlan_mode::BRIDGE);
+    let mut f = Fixture::new(MacvlanMode::BRIDGE);
     let port = f.ports[1];
     let out = f.tc(program_names::ENDPOINT_INGRESS, &frame(BROADCAST, ENDPOINT_MACS[1], None), port);
     assert_eq!(out.verdict, TC_ACT_REDIRECT, "the original goes out of the parent");
@@ -166,7 +166,7 @@ impl log::Log for Captured {
 
 #[test]
 fn frames_from_an_unknown_device_are_dropped_counted_and_logged() {
-    let mut f = Fixture::new(macvlan_mode::BRIDGE);
+    let mut f = Fixture::new(MacvlanMode::BRIDGE);
     let captured: &'static Captured = Box::leak(Box::new(Captured(Default::default())));
     let mut logger = aya_log::EbpfLogger::init_with_logger(f.datapath.ebpf_mut(), captured).unwrap();
     let parent = f.parent;
@@ -183,7 +183,7 @@ fn frames_from_an_unknown_device_are_dropped_counted_and_logged() {
 
 #[test]
 fn source_mode_delivers_only_from_allowed_senders() {
-    let mut f = Fixture::new(macvlan_mode::SOURCE);
+    let mut f = Fixture::new(MacvlanMode::SOURCE);
     let parent = f.parent;
     let to_first = frame(ENDPOINT_MACS[0], OUTSIDE_MAC, None);
     // XDP leaves everything to TC: source mode needs copies, the host keeps the original.
@@ -199,7 +199,7 @@ fn source_mode_delivers_only_from_allowed_senders() {
 
 #[test]
 fn passthru_gives_the_endpoint_all_unicast() {
-    let mut f = Fixture::new(macvlan_mode::PASSTHRU);
+    let mut f = Fixture::new(MacvlanMode::PASSTHRU);
     for dst in [ENDPOINT_MACS[0], PARENT_MAC, [0x02, 0x99, 0, 0, 0, 9]] {
         assert_eq!(f.xdp(&frame(dst, OUTSIDE_MAC, None)).verdict, XDP_REDIRECT);
     }
@@ -208,7 +208,7 @@ fn passthru_gives_the_endpoint_all_unicast() {
 
 #[test]
 fn without_host_access_the_host_reaches_no_endpoint() {
-    let mut f = Fixture::new(macvlan_mode::BRIDGE);
+    let mut f = Fixture::new(MacvlanMode::BRIDGE);
     let parent = f.parent;
     for dst in [ENDPOINT_MACS[1], BROADCAST] {
         assert_eq!(f.tc(program_names::PARENT_EGRESS, &frame(dst, PARENT_MAC, None), parent).verdict, TC_ACT_OK);
@@ -218,7 +218,7 @@ fn without_host_access_the_host_reaches_no_endpoint() {
 
 #[test]
 fn host_access_delivers_the_hosts_frames_to_endpoints() {
-    let mut f = Fixture::with_flags(macvlan_mode::BRIDGE, network_flags::HOST_ACCESS);
+    let mut f = Fixture::with_flags(MacvlanMode::BRIDGE, NetworkFlags::HOST_ACCESS);
     let parent = f.parent;
     let out = f.tc(program_names::PARENT_EGRESS, &frame(ENDPOINT_MACS[1], PARENT_MAC, None), parent);
     assert_eq!(out.verdict, TC_ACT_REDIRECT);
@@ -239,7 +239,7 @@ fn host_access_delivers_the_hosts_frames_to_endpoints() {
 
 #[test]
 fn xdp_redirect_to_a_port_whose_device_is_gone_is_a_counted_no_port_drop() {
-    let mut f = Fixture::new(macvlan_mode::BRIDGE);
+    let mut f = Fixture::new(MacvlanMode::BRIDGE);
     // The kernel takes a deleted device out of the ports' devmap; the FDB still names it (state out of sync).
     f.ip(&["link", "del", "port2"]);
     let before = f.drops(DropReason::NoPort);
@@ -250,4 +250,31 @@ fn xdp_redirect_to_a_port_whose_device_is_gone_is_a_counted_no_port_drop() {
     assert_eq!(f.xdp(&frame(ENDPOINT_MACS[0], OUTSIDE_MAC, None)).verdict, XDP_REDIRECT);
     assert_eq!(f.rx(), [1, 0, 0]);
     assert_eq!(f.drops(DropReason::NoPort), before + 1);
+}
+
+#[test]
+fn endpoint_of_a_network_of_unknown_kind_is_a_counted_drop() {
+    let mut f = Fixture::new(MacvlanMode::BRIDGE);
+    let port = f.ports[0];
+    let sent = frame(ENDPOINT_MACS[2], ENDPOINT_MACS[0], None);
+    // As a macvlan bridge network, the frame goes straight to the third endpoint.
+    assert_eq!(f.tc(program_names::ENDPOINT_INGRESS, &sent, port).verdict, TC_ACT_REDIRECT);
+    assert_eq!(f.rx(), [0, 0, 1]);
+    // The fixture's network, but of no kind (a config nobody filled in) or a kind from the future: never forwarded
+    // as if it were macvlan.
+    for (n, kind) in [NetworkKind(0), NetworkKind(99)].into_iter().enumerate() {
+        let config = NetworkConfig {
+            kind,
+            mode: MacvlanMode::BRIDGE.into(),
+            parent_ifindex: f.parent,
+            parent_mac: PARENT_MAC,
+            ..Default::default()
+        };
+        f.tables().put_network(NETWORK, config).unwrap();
+        assert_eq!(f.tc(program_names::ENDPOINT_INGRESS, &sent, port).verdict, TC_ACT_SHOT, "{kind:?}");
+        assert_eq!(f.rx(), [0, 0, 1], "{kind:?}");
+        let counted = n as u64 + 1;
+        assert_eq!(f.drops(DropReason::UnknownKind), counted, "{kind:?}");
+        assert_eq!(f.tables().stats(port).unwrap().drops[DropReason::UnknownKind as usize], counted, "{kind:?}");
+    }
 }

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 
 use common::*;
 use datapath_common::{
-    kind, macvlan_mode, network_flags, program_names, EndpointConfig, FdbEntry, FloodList, MacKey, NetworkConfig,
+    program_names, EndpointConfig, FdbEntry, FloodList, MacKey, MacvlanMode, NetworkConfig, NetworkFlags, NetworkKind,
     ParentConfig, VniKey, VXLAN_DEFAULT_PORT,
 };
 use xlan::vxlan::{ip_key, remote_entry, vtep_list};
@@ -46,10 +46,10 @@ fn vxlan_fixture(options: Options) -> Fixture {
     let tables = f.tables();
     for (network_id, vni, members) in [(NET_A, VNI_A, &f.ports[..2]), (NET_B, VNI_B, &f.ports[2..])] {
         let config = NetworkConfig {
-            kind: kind::VXLAN,
-            mode: macvlan_mode::BRIDGE,
+            kind: NetworkKind::VXLAN,
+            mode: MacvlanMode::BRIDGE.into(),
             parent_ifindex: f.parent,
-            flags: if options.learning { network_flags::LEARNING } else { 0 },
+            flags: if options.learning { NetworkFlags::LEARNING } else { NetworkFlags::empty() },
             parent_mac: PARENT_MAC,
             dstport: VXLAN_DEFAULT_PORT,
             vni,

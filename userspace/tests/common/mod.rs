@@ -9,8 +9,8 @@ use std::{
 
 use aya::programs::{ProgramError, SchedClassifier, TestRun, TestRunOptions, TestRunResult, Xdp};
 use datapath_common::{
-    kind, macvlan_mode, program_names, DropReason, EndpointConfig, FdbEntry, FloodList, MacKey, NetworkConfig,
-    ParentConfig, MAX_FLOOD_PORTS,
+    program_names, DropReason, EndpointConfig, FdbEntry, FloodList, MacKey, MacvlanMode, NetworkConfig, NetworkFlags,
+    NetworkKind, ParentConfig, MAX_FLOOD_PORTS,
 };
 use xlan::{
     loader::Datapath,
@@ -122,11 +122,11 @@ pub fn ifindex(name: &str) -> u32 {
 }
 
 impl Fixture {
-    pub fn new(mode: u32) -> Self {
-        Self::with_flags(mode, 0)
+    pub fn new(mode: MacvlanMode) -> Self {
+        Self::with_flags(mode, NetworkFlags::empty())
     }
 
-    pub fn with_flags(mode: u32, flags: u32) -> Self {
+    pub fn with_flags(mode: MacvlanMode, flags: NetworkFlags) -> Self {
         let fixture = Self::bare();
         fixture.configure(mode, flags);
         fixture
@@ -171,11 +171,11 @@ impl Fixture {
         ip(&full);
     }
 
-    pub fn configure(&self, mode: u32, flags: u32) {
+    pub fn configure(&self, mode: MacvlanMode, flags: NetworkFlags) {
         let tables = self.tables();
         let config = NetworkConfig {
-            kind: kind::MACVLAN,
-            mode,
+            kind: NetworkKind::MACVLAN,
+            mode: mode.into(),
             parent_ifindex: self.parent,
             flags,
             parent_mac: PARENT_MAC,
@@ -184,7 +184,7 @@ impl Fixture {
         tables.put_network(NETWORK, config).unwrap();
         tables.put_parent(self.parent, ParentConfig { macvlan_network: NETWORK, ..Default::default() }).unwrap();
         let mut flood = FloodList::default();
-        let members = if mode == macvlan_mode::PASSTHRU { 1 } else { 3 };
+        let members = if mode == MacvlanMode::PASSTHRU { 1 } else { 3 };
         for port in self.ports {
             tables.reset_stats(port).unwrap();
         }
