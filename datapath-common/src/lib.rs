@@ -20,8 +20,10 @@ pub mod map_names {
     pub const VTEPS: &str = "XLAN_VTEPS";
     pub const VTEP_MACS: &str = "XLAN_VTEP_MACS";
     pub const IP_ENDPOINTS: &str = "XLAN_IP_ENDPOINTS";
+    /// Ring buffer of `DropRecord`s (`xlan monitor`).
+    pub const EVENTS: &str = "XLAN_EVENTS";
     /// Every map of an instance, in the order `xlan` removes their pins.
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 14] = [
         NETWORKS,
         PARENTS,
         ENDPOINTS,
@@ -35,6 +37,7 @@ pub mod map_names {
         VTEPS,
         VTEP_MACS,
         IP_ENDPOINTS,
+        EVENTS,
     ];
 }
 
@@ -222,7 +225,7 @@ impl DropReason {
         DROP_REASON_NAMES[self as usize]
     }
 
-    /// The reason with this index (as `XLAN_DROPS` carries it).
+    /// The reason with this index (as `XLAN_DROPS` and `DropRecord::reason` carry it).
     pub const fn from_index(index: u32) -> Option<Self> {
         if (index as usize) < DROP_REASONS {
             Some(Self::ALL[index as usize])
@@ -231,6 +234,31 @@ impl DropReason {
         }
     }
 }
+
+/// One record in `XLAN_EVENTS` (a BPF ring buffer): a drop that says something is wrong with xlan's state or the
+/// host's (never one a sender can cause at will, which would flood the ring on the fast path). `xlan monitor`
+/// reads them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropRecord {
+    /// bpf_ktime_get_ns() (CLOCK_MONOTONIC) at the drop.
+    pub timestamp_ns: u64,
+    /// `DropReason` as u32.
+    pub reason: u32,
+    /// The device the program ran on (the frame's ingress device in XDP, the skb's device in TC).
+    pub ifindex: u32,
+    /// The endpoint concerned (host-side veth): the sender, or for `NoPort` the port the frame was for; 0 if none.
+    pub port: u32,
+    /// That endpoint's network, 0 if not known.
+    pub network_id: u32,
+    /// Length of the frame, bytes.
+    pub len: u32,
+    pub _pad: u32,
+}
+
+/// Size of the `XLAN_EVENTS` ring buffer: a power of two and a multiple of the page size, room for ~1600 records
+/// while no `xlan monitor` reads (more are lost, the counters still count them).
+pub const EVENTS_BYTES: u32 = 64 * 1024;
 
 /// `XLAN_NETWORKS` value, keyed by network id (u32).
 #[repr(C)]
@@ -446,6 +474,7 @@ mod pod {
     unsafe impl aya::Pod for IpKey {}
     unsafe impl aya::Pod for IpEndpoint {}
     unsafe impl aya::Pod for bench::BenchConfig {}
+    unsafe impl aya::Pod for DropRecord {}
 }
 
 /// True for broadcast and multicast destination MACs (the I/G bit).
@@ -553,6 +582,7 @@ mod tests {
         assert_eq!(size_of::<NetworkConfig>(), 40);
         assert_eq!(size_of::<NetworkKind>(), 4);
         assert_eq!(size_of::<NetworkFlags>(), 4);
+        assert_eq!(size_of::<DropRecord>(), 32);
     }
 
     #[test]

@@ -23,8 +23,9 @@ pub enum Error {
 }
 
 impl Error {
-    /// Drops that say something is wrong with xlan's state or the host's, not with the traffic.
-    pub const fn worth_logging(self) -> bool {
+    /// Drops that say something is wrong with xlan's state or the host's, not with the traffic: only these are
+    /// reported one by one, since a sender cannot cause them at will.
+    pub const fn worth_reporting(self) -> bool {
         matches!(
             self,
             Error::NoPort { .. } | Error::UnknownPort | Error::NoNeighbour | Error::Encap | Error::UnknownKind

@@ -5,13 +5,13 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 
-use crate::{error::Error, maps::PORTS, stats::count_rx};
+use crate::{error::Error, maps::PORTS, parse::Packet, stats::count_rx};
 
 /// Into an endpoint's veth from XDP, which may redirect only through a map: the ports' devmap. A port missing
 /// from it (its device is gone, the table that named it is stale) is `Error::NoPort`, a counted drop.
 #[inline(always)]
 pub fn redirect_xdp(ctx: &XdpContext, port: u32) -> Result<u32, Error> {
-    let len = (ctx.data_end() - ctx.data()) as u32;
+    let len = ctx.frame_len();
     // The flags' low bits are what the helper returns when the lookup fails; anything but XDP_REDIRECT is a miss.
     match PORTS.redirect(port, 0) {
         Ok(action) => {

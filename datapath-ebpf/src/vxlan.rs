@@ -17,8 +17,7 @@ use aya_ebpf::{
 };
 use core::mem::size_of;
 use datapath_common::{
-    is_multicast_mac, DropReason, FdbEntry, MacKey, NetworkConfig, NetworkFlags, VniKey, VtepMac, MAX_VTEPS,
-    VXLAN_OVERHEAD,
+    is_multicast_mac, FdbEntry, MacKey, NetworkConfig, NetworkFlags, VniKey, VtepMac, MAX_VTEPS, VXLAN_OVERHEAD,
 };
 use network_types::{
     eth::{EthHdr, EtherType},
@@ -30,12 +29,12 @@ use network_types::{
 use crate::{
     csum,
     dispatch::Sender,
+    drops::note_drop,
     error::Error,
     fdb::{flood, lookup_fresh, network},
     maps::{FDB, VNIS, VTEPS, VTEP_MACS},
-    parse::{ptr_at, ArpHdr, L2Header, PacketData},
+    parse::{ptr_at, ArpHdr, L2Header, Packet},
     port::{redirect_to_peer, redirect_to_port, redirect_xdp},
-    stats::count_drop,
 };
 
 const ETH_P_IP: u16 = 0x0800;
@@ -63,7 +62,7 @@ struct Received {
 /// fragmented, invalid VXLAN flags, unknown VNI or port, not addressed to the VTEP): the stack's business,
 /// never forwarded.
 #[inline(always)]
-fn classify(packet: &impl PacketData, l2: &L2Header, parent: u32) -> Option<Received> {
+fn classify(packet: &impl Packet, l2: &L2Header, parent: u32) -> Option<Received> {
     if l2.vlan_id != 0 || l2.ether_type != EtherType::Ipv4 as u16 {
         return None;
     }
@@ -151,7 +150,7 @@ fn set_vtep_mac(vtep: u32, mac: [u8; 6]) {
 /// a VTEP `xlan` is waiting for (a key with the all-zero MAC) or whose MAC changed gets its sender MAC.
 /// Only VTEPs already in the map: nothing else of the underlay is recorded.
 #[inline(always)]
-pub fn snoop_arp(packet: &impl PacketData, l2: &L2Header) {
+pub fn snoop_arp(packet: &impl Packet, l2: &L2Header) {
     if l2.vlan_id != 0 || l2.ether_type != EtherType::Arp as u16 {
         return;
     }
@@ -278,7 +277,8 @@ fn flood_remote(ctx: &TcContext, network_id: u32, network: &NetworkConfig) -> Re
                 let _ = ctx.clone_redirect(hop.ifindex, 0);
             }
             None if unresolved == 0 => unresolved = remote,
-            None => count_drop(DropReason::NoNeighbour, None),
+            // Only this copy is lost: the frame itself goes on, so no endpoint is blamed.
+            None => note_drop(ctx, Error::NoNeighbour, None),
         }
     }
     if unresolved == 0 {

@@ -5,6 +5,7 @@ pub mod cidr;
 pub mod cli;
 pub mod endpoint;
 pub mod error;
+pub mod events;
 pub mod fdb;
 pub mod instance;
 pub mod ipvlan;

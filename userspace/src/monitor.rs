@@ -1,104 +1,65 @@
-//! `xlan monitor`: the datapath's log (aya-log records of the instance's attached programs), like
-//! `ip monitor`, until Ctrl-C. Each program load has its own log ring buffer; programs of one load share it,
-//! so one reader per ring buffer.
-use std::{collections::HashSet, fs, io::Write, sync::Mutex, time::Duration};
-
-use aya::{
-    maps::MapInfo,
-    programs::{
-        links::{FdLink, PinnedLink},
-        loaded_programs,
-    },
+//! `xlan monitor`: the datapath's drop events (`events`), one line each, like `ip monitor`, until Ctrl-C (or until
+//! whoever reads the output goes away).
+use std::{
+    fs::File,
+    io::{self, Write},
+    os::fd::AsFd,
 };
-use aya_log::EbpfLogger;
-use datapath_common::DROP_REASON_NAMES;
 
 use crate::{
     error::{Error, Result},
+    events::{DropEvent, DropEvents},
     instance::Instance,
 };
 
-/// The ring buffer aya-log-ebpf writes to.
-const LOG_MAP: &str = "AYA_LOGS";
-const POLL: Duration = Duration::from_millis(200);
-
-/// Writes each record as one line (or one JSON object per line).
-pub struct LinePrinter {
-    json: bool,
-    out: Mutex<std::io::Stdout>,
+/// One event as a line of text: `warning: drop reason=NAME port=P ifindex=I network=N len=L`.
+pub fn text_line(event: &DropEvent) -> String {
+    format!(
+        "warning: drop reason={} port={} ifindex={} network={} len={}",
+        event.reason.name(),
+        event.port,
+        event.ifindex,
+        event.network_id,
+        event.len
+    )
 }
 
-impl log::Log for LinePrinter {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        let message = describe(&record.args().to_string());
-        let line = if self.json {
-            serde_json::json!({"level": record.level().as_str().to_lowercase(), "message": message}).to_string()
-        } else {
-            format!("{}: {message}", record.level().as_str().to_lowercase())
-        };
-        if let Ok(mut out) = self.out.lock() {
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
-        }
-    }
-
-    fn flush(&self) {}
+/// One event as one JSON object.
+pub fn json_line(event: &DropEvent) -> String {
+    serde_json::to_string(event).expect("plain data serialises")
 }
 
-/// Names the drop reason in "drop reason=N port=M" records.
-pub fn describe(message: &str) -> String {
-    let Some(rest) = message.strip_prefix("drop reason=") else { return message.into() };
-    let (number, tail) = rest.split_once(' ').unwrap_or((rest, ""));
-    match number.parse::<usize>().ok().and_then(|n| DROP_REASON_NAMES.get(n)) {
-        Some(name) => format!("drop reason={name} {tail}").trim_end().to_string(),
-        None => message.into(),
+/// Writes `line` and its newline in one write (a monitor's reader wants each event whole, as it comes). False when
+/// the reader has gone (a closed pipe, as with `xlan monitor | head -1`): there is no one left to print for.
+pub fn print_line(out: &mut impl Write, line: &str) -> Result<bool> {
+    match out.write_all(format!("{line}\n").as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+        Err(error) => Err(Error::io("write to stdout", error)),
     }
 }
 
-/// Readers for every distinct log ring buffer behind the instance's pinned links.
-fn loggers(instance: &Instance, json: bool) -> Result<Vec<EbpfLogger<&'static LinePrinter>>> {
-    let printer: &'static LinePrinter = Box::leak(Box::new(LinePrinter { json, out: Mutex::new(std::io::stdout()) }));
-    let mut seen_maps = HashSet::new();
-    let mut loggers = Vec::new();
-    let Ok(entries) = fs::read_dir(instance.pins.links()) else { return Ok(loggers) };
-    for entry in entries.flatten() {
-        let Ok(pinned) = PinnedLink::from_pin(entry.path()) else { continue };
-        let link = FdLink::from(pinned);
-        let Ok(info) = link.info() else { continue };
-        let program_id = info.program_id();
-        let Some(map_id) = log_map_of(program_id) else { continue };
-        if seen_maps.insert(map_id) {
-            let logger =
-                EbpfLogger::init_from_id_with_logger(program_id, printer).map_err(|e| Error::bpf("datapath log", e))?;
-            loggers.push(logger);
-        }
-    }
-    Ok(loggers)
-}
-
-fn log_map_of(program_id: u32) -> Option<u32> {
-    let program = loaded_programs().filter_map(|p| p.ok()).find(|p| p.id() == program_id)?;
-    program
-        .map_ids()
-        .ok()??
-        .into_iter()
-        .find(|id| MapInfo::from_id(*id).ok().is_some_and(|info| info.name_as_str() == Some(LOG_MAP)))
-}
-
-/// Prints the datapath's records until Ctrl-C.
+/// Prints the instance's drop events until Ctrl-C or until stdout is closed. An instance without a datapath yet
+/// has no events: the monitor then just waits.
 pub async fn run(instance: &Instance, json: bool) -> Result<()> {
-    let mut readers = loggers(instance, json)?;
-    let mut interval = tokio::time::interval(POLL);
+    let Some(mut events) = DropEvents::open(&instance.pins)? else {
+        let _ = tokio::signal::ctrl_c().await;
+        return Ok(());
+    };
+    let format = if json { json_line } else { text_line };
+    // Unbuffered, on its own descriptor: a line that cannot be written (closed pipe) must not stay behind in std's
+    // stdout buffer, where the binary's last print would find it and fail again.
+    let mut out =
+        io::stdout().as_fd().try_clone_to_owned().map(File::from).map_err(|e| Error::io("duplicate stdout", e))?;
+    // One listener for the whole run: a Ctrl-C that comes while a line is printed is not lost.
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-            _ = interval.tick() => {
-                for reader in &mut readers {
-                    reader.flush();
+            _ = &mut ctrl_c => return Ok(()),
+            event = events.next() => {
+                if !print_line(&mut out, &format(&event?))? {
+                    return Ok(());
                 }
             }
         }
@@ -107,9 +68,39 @@ pub async fn run(instance: &Instance, json: bool) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use datapath_common::DropReason;
+
+    use super::*;
+
+    fn event() -> DropEvent {
+        DropEvent { reason: DropReason::UnknownPort, ifindex: 7, port: 7, network_id: 0, len: 60, monotonic_ns: 5 }
+    }
+
     #[test]
-    fn names_drop_reasons() {
-        assert_eq!(super::describe("drop reason=3 port=7"), "drop reason=unknown_port port=7");
-        assert_eq!(super::describe("something else"), "something else");
+    fn lines_name_the_drop_reason() {
+        assert_eq!(text_line(&event()), "warning: drop reason=unknown_port port=7 ifindex=7 network=0 len=60");
+        let json: serde_json::Value = serde_json::from_str(&json_line(&event())).unwrap();
+        assert_eq!(json["reason"], "unknown_port");
+        assert_eq!(json["port"], 7);
+        assert!(!json_line(&event()).contains('\n'), "one object per line");
+    }
+
+    struct ClosedPipe;
+
+    impl Write for ClosedPipe {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_closed_pipe_ends_the_monitor_quietly() {
+        assert!(!print_line(&mut ClosedPipe, "line").unwrap());
+        let mut buffer = Vec::new();
+        assert!(print_line(&mut buffer, "line").unwrap());
+        assert_eq!(buffer, b"line\n");
     }
 }

@@ -1,9 +1,15 @@
 //! macvlan datapath tests through BPF_PROG_TEST_RUN: crafted frames into the real programs, the verdict, the
-//! bytes and the counters (which name the port a frame went to) checked.
+//! bytes and the counters (which name the port a frame went to) checked; and the drops the datapath reports
+//! (`XLAN_EVENTS`, read by `xlan monitor`).
 mod common;
 
+use std::time::Duration;
+
 use common::*;
-use datapath_common::{program_names, DropReason, MacKey, MacvlanMode, NetworkConfig, NetworkFlags, NetworkKind};
+use datapath_common::{
+    map_names, program_names, DropReason, MacKey, MacvlanMode, NetworkConfig, NetworkFlags, NetworkKind,
+};
+use xlan::events::{DropEvent, DropEvents};
 
 #[test]
 fn xdp_unicast_hit_redirects_to_the_owner_unchanged() {
@@ -151,34 +157,75 @@ fn bridge_endpoint_broadcast_reaches_the_others_and_the_wire() {
     assert_eq!(f.rx(), [1, 0, 1]);
 }
 
-/// Keeps the datapath's log records (aya-log) for a test to look at.
-struct Captured(std::sync::Mutex<Vec<String>>);
+/// The fields of a reported drop that a test can know in advance (not its time).
+fn without_time(events: &[DropEvent]) -> Vec<(DropReason, u32, u32, u32, u32)> {
+    events.iter().map(|e| (e.reason, e.ifindex, e.port, e.network_id, e.len)).collect()
+}
 
-impl log::Log for Captured {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        self.0.lock().unwrap().push(record.args().to_string());
-    }
-    fn flush(&self) {}
+/// CLOCK_MONOTONIC now, as bpf_ktime_get_ns() counts.
+fn monotonic_ns() -> u64 {
+    // SAFETY: clock_gettime fills the zeroed timespec.
+    let mut now: libc::timespec = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) }, 0);
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
 }
 
 #[test]
-fn frames_from_an_unknown_device_are_dropped_counted_and_logged() {
+fn frames_from_an_unknown_device_are_dropped_counted_and_reported() {
     let mut f = Fixture::new(MacvlanMode::BRIDGE);
-    let captured: &'static Captured = Box::leak(Box::new(Captured(Default::default())));
-    let mut logger = aya_log::EbpfLogger::init_with_logger(f.datapath.ebpf_mut(), captured).unwrap();
     let parent = f.parent;
     let before = f.drops(DropReason::UnknownPort);
-    let out = f.tc(program_names::ENDPOINT_INGRESS, &frame(ENDPOINT_MACS[0], OUTSIDE_MAC, None), parent);
+    let sent = frame(ENDPOINT_MACS[0], OUTSIDE_MAC, None);
+    let start = monotonic_ns();
+    let out = f.tc(program_names::ENDPOINT_INGRESS, &sent, parent);
     assert_eq!(out.verdict, TC_ACT_SHOT);
     assert_eq!(f.drops(DropReason::UnknownPort), before + 1);
     assert_eq!(f.rx(), [0, 0, 0]);
-    logger.flush();
-    let records = captured.0.lock().unwrap().clone();
-    let expected = format!("drop reason={} port={}", DropReason::UnknownPort as u32, parent);
-    assert!(records.contains(&expected), "log records: {records:?}");
+    let events = f.drop_events();
+    // The device the frame came from is the endpoint nobody knows: no network.
+    assert_eq!(without_time(&events), [(DropReason::UnknownPort, parent, parent, 0, sent.len() as u32)]);
+    assert!((start..=monotonic_ns()).contains(&events[0].monotonic_ns), "time {}", events[0].monotonic_ns);
+    assert!(f.drop_events().is_empty(), "an event is read once");
+}
+
+#[test]
+fn drops_a_sender_can_cause_are_counted_not_reported() {
+    let mut f = Fixture::new(MacvlanMode::PRIVATE);
+    let parent = f.parent;
+    // Malformed (a cut VLAN tag) in XDP and TC, and isolation (a hairpinned frame between private endpoints).
+    let tagged = frame(ENDPOINT_MACS[0], OUTSIDE_MAC, Some(5));
+    assert_eq!(f.xdp(&tagged[..16]).verdict, XDP_DROP);
+    assert_eq!(f.tc(program_names::PARENT_INGRESS, &tagged[..16], parent).verdict, TC_ACT_SHOT);
+    let hairpinned = frame(ENDPOINT_MACS[0], ENDPOINT_MACS[1], None);
+    assert_eq!(f.tc(program_names::PARENT_INGRESS, &hairpinned, parent).verdict, TC_ACT_SHOT);
+    assert_eq!((f.drops(DropReason::Malformed), f.drops(DropReason::Isolation)), (2, 1));
+    assert!(f.drop_events().is_empty());
+}
+
+#[test]
+fn the_event_reader_wakes_when_the_datapath_reports() {
+    let mut f = Fixture::new(MacvlanMode::BRIDGE);
+    let parent = f.parent;
+    let pins = f.pins.0.clone();
+    runtime().block_on(async {
+        let mut events = DropEvents::open(&pins).unwrap().unwrap();
+        // The reader waits on the empty ring before anything is dropped.
+        let reader = tokio::spawn(async move { events.next().await });
+        tokio::task::yield_now().await;
+        assert!(!reader.is_finished());
+        f.tc(program_names::ENDPOINT_INGRESS, &frame(BROADCAST, OUTSIDE_MAC, None), parent);
+        let event = tokio::time::timeout(Duration::from_secs(5), reader).await.expect("woken").unwrap().unwrap();
+        assert_eq!((event.reason, event.port), (DropReason::UnknownPort, parent));
+    });
+}
+
+#[test]
+fn every_map_name_is_a_map_of_the_object_pinned_by_the_load() {
+    let mut f = Fixture::new(MacvlanMode::BRIDGE);
+    for name in map_names::ALL {
+        assert!(f.datapath.ebpf_mut().map(name).is_some(), "{name} is not in the object");
+        assert!(f.pins.0.map(name).exists(), "{name} is not pinned");
+    }
 }
 
 #[test]
@@ -240,12 +287,15 @@ fn host_access_delivers_the_hosts_frames_to_endpoints() {
 #[test]
 fn xdp_redirect_to_a_port_whose_device_is_gone_is_a_counted_no_port_drop() {
     let mut f = Fixture::new(MacvlanMode::BRIDGE);
+    let gone = f.ports[1];
     // The kernel takes a deleted device out of the ports' devmap; the FDB still names it (state out of sync).
     f.ip(&["link", "del", "port2"]);
     let before = f.drops(DropReason::NoPort);
-    assert_eq!(f.xdp(&frame(ENDPOINT_MACS[1], OUTSIDE_MAC, None)).verdict, XDP_DROP);
+    let sent = frame(ENDPOINT_MACS[1], OUTSIDE_MAC, None);
+    assert_eq!(f.xdp(&sent).verdict, XDP_DROP);
     assert_eq!(f.drops(DropReason::NoPort), before + 1);
     assert_eq!(f.rx(), [0, 0, 0]);
+    assert_eq!(without_time(&f.drop_events()), [(DropReason::NoPort, f.parent, gone, NETWORK, sent.len() as u32)]);
     // Only that port is affected.
     assert_eq!(f.xdp(&frame(ENDPOINT_MACS[0], OUTSIDE_MAC, None)).verdict, XDP_REDIRECT);
     assert_eq!(f.rx(), [1, 0, 0]);
@@ -276,5 +326,7 @@ fn endpoint_of_a_network_of_unknown_kind_is_a_counted_drop() {
         let counted = n as u64 + 1;
         assert_eq!(f.drops(DropReason::UnknownKind), counted, "{kind:?}");
         assert_eq!(f.tables().stats(port).unwrap().drops[DropReason::UnknownKind as usize], counted, "{kind:?}");
+        let reported = without_time(&f.drop_events());
+        assert_eq!(reported, [(DropReason::UnknownKind, port, port, NETWORK, sent.len() as u32)], "{kind:?}");
     }
 }

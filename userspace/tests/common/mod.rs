@@ -5,6 +5,7 @@
 use std::{
     process::Command,
     sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
 };
 
 use aya::programs::{ProgramError, SchedClassifier, TestRun, TestRunOptions, TestRunResult, Xdp};
@@ -13,6 +14,7 @@ use datapath_common::{
     NetworkKind, ParentConfig, MAX_FLOOD_PORTS,
 };
 use xlan::{
+    events::{DropEvent, DropEvents},
     loader::Datapath,
     maps::Tables,
     netns::{Netns, NetnsGuard},
@@ -223,6 +225,20 @@ impl Fixture {
         test_run(program, frame, &sk_buff_on(ifindex)).expect("test run")
     }
 
+    /// The drop events the datapath reported that nobody has read yet, oldest first (read through the library's
+    /// reader, as `xlan monitor` reads them).
+    pub fn drop_events(&self) -> Vec<DropEvent> {
+        runtime().block_on(async {
+            let mut events = DropEvents::open(&self.pins.0).unwrap().expect("the datapath pinned its event ring");
+            let mut seen = Vec::new();
+            // What is in the ring is ready at once; after it the reader waits for more, which do not come.
+            while let Ok(event) = tokio::time::timeout(Duration::from_millis(50), events.next()).await {
+                seen.push(event.unwrap());
+            }
+            seen
+        })
+    }
+
     /// Frames delivered to each endpoint so far.
     pub fn rx(&self) -> [u64; 3] {
         self.ports.map(|port| self.tables().stats(port).unwrap().rx_packets)
@@ -231,6 +247,11 @@ impl Fixture {
     pub fn drops(&self, reason: DropReason) -> u64 {
         self.tables().drops().unwrap()[reason as usize]
     }
+}
+
+/// A runtime for the library's async readers, on the test's thread (which is in the fixture's namespace).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
 /// An Ethernet frame (optionally 802.1Q-tagged) carrying a small IPv4/UDP-looking payload.
