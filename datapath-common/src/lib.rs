@@ -20,8 +20,10 @@ pub mod map_names {
     pub const VTEPS: &str = "XLAN_VTEPS";
     pub const VTEP_MACS: &str = "XLAN_VTEP_MACS";
     pub const IP_ENDPOINTS: &str = "XLAN_IP_ENDPOINTS";
+    /// Ring buffer of `DropRecord`s (`xlan monitor`).
+    pub const EVENTS: &str = "XLAN_EVENTS";
     /// Every map of an instance, in the order `xlan` removes their pins.
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 14] = [
         NETWORKS,
         PARENTS,
         ENDPOINTS,
@@ -35,6 +37,7 @@ pub mod map_names {
         VTEPS,
         VTEP_MACS,
         IP_ENDPOINTS,
+        EVENTS,
     ];
 }
 
@@ -72,72 +75,200 @@ pub const VXLAN_OVERHEAD: usize = 50;
 pub const VXLAN_DEFAULT_PORT: u16 = 4789;
 pub const VXLAN_MAX_VNI: u32 = 0x00ff_ffff;
 
-/// What kind of virtual LAN a network is.
-pub mod kind {
-    pub const MACVLAN: u32 = 1;
-    pub const VXLAN: u32 = 2;
-    pub const IPVLAN: u32 = 3;
+/// Declares a `#[repr(transparent)]` u32 newtype (the layout of the bare u32 it replaces, so the maps' bytes stay
+/// the same) with its named values, convertible to u32 and, under `user`, an `aya::Pod`.
+macro_rules! u32_newtype {
+    ($(#[doc = $doc:literal])* $name:ident { $($(#[doc = $value_doc:literal])* $value:ident = $number:literal,)+ }) => {
+        $(#[doc = $doc])*
+        #[repr(transparent)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct $name(pub u32);
+
+        impl $name {
+            $($(#[doc = $value_doc])* pub const $value: Self = Self($number);)+
+        }
+
+        impl From<$name> for u32 {
+            fn from(value: $name) -> u32 {
+                value.0
+            }
+        }
+
+        #[cfg(feature = "user")]
+        unsafe impl aya::Pod for $name {}
+    };
 }
 
-/// ipvlan modes, with the kernel's values (IPVLAN_MODE_*); `NetworkConfig::mode` of an ipvlan network.
-pub mod ipvlan_mode {
-    pub const L2: u32 = 0;
-    pub const L3: u32 = 1;
+u32_newtype! {
+    /// What kind of virtual LAN a network is (`NetworkConfig::kind`). Any other value — 0 in a config nobody filled
+    /// in, or a kind a newer `xlan` wrote — is dropped and counted by the datapath as `DropReason::UnknownKind`.
+    NetworkKind {
+        MACVLAN = 1,
+        VXLAN = 2,
+        IPVLAN = 3,
+    }
 }
 
-/// macvlan modes, with the kernel's values (include/uapi/linux/if_link.h, MACVLAN_MODE_*).
-pub mod macvlan_mode {
-    pub const PRIVATE: u32 = 1;
-    pub const VEPA: u32 = 2;
-    pub const BRIDGE: u32 = 4;
-    pub const PASSTHRU: u32 = 8;
-    pub const SOURCE: u32 = 16;
+u32_newtype! {
+    /// macvlan modes, with the kernel's values (include/uapi/linux/if_link.h, MACVLAN_MODE_*): what
+    /// `NetworkConfig::mode` holds for a macvlan network (see `NetworkConfig::macvlan_mode`).
+    MacvlanMode {
+        PRIVATE = 1,
+        VEPA = 2,
+        BRIDGE = 4,
+        PASSTHRU = 8,
+        SOURCE = 16,
+    }
 }
 
-/// `NetworkConfig::flags` bits.
-pub mod network_flags {
-    /// Endpoints and the host's address on the parent reach each other (the kernel's macvlan never allows it).
-    pub const HOST_ACCESS: u32 = 1;
-    /// VXLAN: learn inner source MAC → outer source IP from received frames.
-    pub const LEARNING: u32 = 2;
-    /// ipvlan `private`: endpoints never reach each other (the kernel's IPVLAN_F_PRIVATE).
-    pub const PRIVATE: u32 = 4;
-    /// ipvlan `vepa`: endpoint-to-endpoint goes out to the switch and back (IPVLAN_F_VEPA).
-    pub const VEPA: u32 = 8;
+u32_newtype! {
+    /// ipvlan modes, with the kernel's values (IPVLAN_MODE_*): what `NetworkConfig::mode` holds for an ipvlan
+    /// network (see `NetworkConfig::ipvlan_mode`).
+    IpvlanMode {
+        L2 = 0,
+        L3 = 1,
+    }
 }
 
-/// Why the datapath dropped a frame: index into `XLAN_DROPS` and into `EndpointStats::drops`.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DropReason {
+u32_newtype! {
+    /// `NetworkConfig::flags`: a set of bits.
+    NetworkFlags {
+        /// Endpoints and the host's address on the parent reach each other (the kernel's macvlan never allows it).
+        HOST_ACCESS = 1,
+        /// VXLAN: learn inner source MAC → outer source IP from received frames.
+        LEARNING = 2,
+        /// ipvlan `private`: endpoints never reach each other (the kernel's IPVLAN_F_PRIVATE).
+        PRIVATE = 4,
+        /// ipvlan `vepa`: endpoint-to-endpoint goes out to the switch and back (IPVLAN_F_VEPA).
+        VEPA = 8,
+    }
+}
+
+impl NetworkFlags {
+    pub const fn empty() -> Self {
+        Self(0)
+    }
+
+    /// Both sets' bits (`|`, usable in constants).
+    pub const fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    /// True when every bit of `other` is set.
+    pub const fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// True when any bit of `other` is set.
+    pub const fn intersects(self, other: Self) -> bool {
+        self.0 & other.0 != 0
+    }
+}
+
+impl core::ops::BitOr for NetworkFlags {
+    type Output = Self;
+    fn bitor(self, other: Self) -> Self {
+        self.union(other)
+    }
+}
+
+impl core::ops::BitOrAssign for NetworkFlags {
+    fn bitor_assign(&mut self, other: Self) {
+        *self = self.union(other);
+    }
+}
+
+/// Declares `DropReason` (discriminants are the positions in the list, so a reason indexes `XLAN_DROPS` and
+/// `EndpointStats::drops`), `DROP_REASONS` and `DROP_REASON_NAMES` from one list, so the three cannot disagree.
+macro_rules! drop_reasons {
+    ($($(#[doc = $doc:literal])* $reason:ident => $name:literal,)+) => {
+        /// Why the datapath dropped a frame: index into `XLAN_DROPS` and into `EndpointStats::drops`.
+        #[repr(u32)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum DropReason {
+            $($(#[doc = $doc])* $reason,)+
+        }
+
+        impl DropReason {
+            /// Every reason, in index order.
+            pub const ALL: [DropReason; DROP_REASONS] = [$(DropReason::$reason,)+];
+        }
+
+        pub const DROP_REASON_NAMES: [&str; DROP_REASONS] = [$($name,)+];
+        pub const DROP_REASONS: usize = [$($name,)+].len();
+    };
+}
+
+drop_reasons! {
     /// Shorter than its headers claim (runt, truncated VLAN tag).
-    Malformed = 0,
+    Malformed => "malformed",
     /// Endpoint-to-endpoint traffic a private network forbids (e.g. hairpinned back by the switch).
-    Isolation = 1,
-    /// The FDB points at a port that has no device any more.
-    NoPort = 2,
+    Isolation => "isolation",
+    /// The FDB points at a port that has no device any more (an XDP redirect into the ports' devmap failed).
+    NoPort => "no_port",
     /// A frame from a device xlan does not know (state out of sync).
-    UnknownPort = 3,
+    UnknownPort => "unknown_port",
     /// A VXLAN copy for a VTEP whose next hop's MAC is not resolved yet.
-    NoNeighbour = 4,
+    NoNeighbour => "no_neighbour",
     /// Encapsulation failed (no headroom, not a protocol the kernel can grow).
-    Encap = 5,
+    Encap => "encap",
     /// An ipvlan endpoint sent with a source address that is not its own.
-    Spoofed = 6,
+    Spoofed => "spoofed",
+    /// The sender's network has a `NetworkKind` this datapath does not know (state out of sync, or written by a
+    /// newer `xlan`).
+    UnknownKind => "unknown_kind",
 }
 
-pub const DROP_REASONS: usize = 7;
-pub const DROP_REASON_NAMES: [&str; DROP_REASONS] =
-    ["malformed", "isolation", "no_port", "unknown_port", "no_neighbour", "encap", "spoofed"];
+impl DropReason {
+    /// The name `xlan stats` and `xlan monitor` use.
+    pub const fn name(self) -> &'static str {
+        DROP_REASON_NAMES[self as usize]
+    }
+
+    /// The reason with this index (as `XLAN_DROPS` and `DropRecord::reason` carry it).
+    pub const fn from_index(index: u32) -> Option<Self> {
+        if (index as usize) < DROP_REASONS {
+            Some(Self::ALL[index as usize])
+        } else {
+            None
+        }
+    }
+}
+
+/// One record in `XLAN_EVENTS` (a BPF ring buffer): a drop that says something is wrong with xlan's state or the
+/// host's (never one a sender can cause at will, which would flood the ring on the fast path). `xlan monitor`
+/// reads them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropRecord {
+    /// bpf_ktime_get_ns() (CLOCK_MONOTONIC) at the drop.
+    pub timestamp_ns: u64,
+    /// `DropReason` as u32.
+    pub reason: u32,
+    /// The device the program ran on (the frame's ingress device in XDP, the skb's device in TC).
+    pub ifindex: u32,
+    /// The endpoint concerned (host-side veth): the sender, or for `NoPort` the port the frame was for; 0 if none.
+    pub port: u32,
+    /// That endpoint's network, 0 if not known.
+    pub network_id: u32,
+    /// Length of the frame, bytes.
+    pub len: u32,
+    pub _pad: u32,
+}
+
+/// Size of the `XLAN_EVENTS` ring buffer: a power of two and a multiple of the page size, room for ~1600 records
+/// while no `xlan monitor` reads (more are lost, the counters still count them).
+pub const EVENTS_BYTES: u32 = 64 * 1024;
 
 /// `XLAN_NETWORKS` value, keyed by network id (u32).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NetworkConfig {
-    pub kind: u32,
+    pub kind: NetworkKind,
+    /// `MacvlanMode` or `IpvlanMode`, by kind (read it through `macvlan_mode` / `ipvlan_mode`).
     pub mode: u32,
     pub parent_ifindex: u32,
-    pub flags: u32,
+    pub flags: NetworkFlags,
     /// The parent's MAC: frames from endpoints to it are the host's (host access), VXLAN's outer source.
     pub parent_mac: [u8; 6],
     /// VXLAN: UDP destination port, host byte order.
@@ -150,6 +281,16 @@ pub struct NetworkConfig {
     pub group_ip: u32,
     /// VXLAN: seconds a learned entry lives without traffic.
     pub ageing_secs: u32,
+}
+
+impl NetworkConfig {
+    pub const fn macvlan_mode(&self) -> MacvlanMode {
+        MacvlanMode(self.mode)
+    }
+
+    pub const fn ipvlan_mode(&self) -> IpvlanMode {
+        IpvlanMode(self.mode)
+    }
 }
 
 /// `XLAN_PARENTS` value: what runs on a parent interface.
@@ -333,6 +474,7 @@ mod pod {
     unsafe impl aya::Pod for IpKey {}
     unsafe impl aya::Pod for IpEndpoint {}
     unsafe impl aya::Pod for bench::BenchConfig {}
+    unsafe impl aya::Pod for DropRecord {}
 }
 
 /// True for broadcast and multicast destination MACs (the I/G bit).
@@ -415,5 +557,43 @@ pub mod bench {
         pub limit_wire_ifindex: u32,
         pub limit_tc_ifindex: u32,
         pub limit_egress_ifindex: u32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn drop_reasons_index_their_names() {
+        for (index, reason) in DropReason::ALL.into_iter().enumerate() {
+            assert_eq!(reason as usize, index);
+            assert_eq!(DropReason::from_index(index as u32), Some(reason));
+            assert_eq!(reason.name(), DROP_REASON_NAMES[index]);
+        }
+        assert_eq!(DropReason::from_index(DROP_REASONS as u32), None);
+        assert_eq!(DropReason::UnknownPort.name(), "unknown_port");
+    }
+
+    #[test]
+    fn newtypes_keep_the_layout_the_datapath_reads() {
+        // kind, mode, parent_ifindex, flags, parent_mac + dstport, vni, local_ip, group_ip, ageing_secs.
+        assert_eq!(size_of::<NetworkConfig>(), 40);
+        assert_eq!(size_of::<NetworkKind>(), 4);
+        assert_eq!(size_of::<NetworkFlags>(), 4);
+        assert_eq!(size_of::<DropRecord>(), 32);
+    }
+
+    #[test]
+    fn flags_are_sets() {
+        let flags = NetworkFlags::PRIVATE | NetworkFlags::LEARNING;
+        assert!(flags.contains(NetworkFlags::PRIVATE));
+        assert!(!flags.contains(NetworkFlags::PRIVATE | NetworkFlags::VEPA));
+        assert!(flags.intersects(NetworkFlags::PRIVATE | NetworkFlags::VEPA));
+        assert!(!NetworkFlags::empty().intersects(NetworkFlags::HOST_ACCESS));
+        let mut more = NetworkFlags::empty();
+        more |= NetworkFlags::VEPA;
+        assert_eq!(more, NetworkFlags::VEPA);
     }
 }

@@ -21,7 +21,7 @@ use network_types::{
     udp::UdpHdr,
 };
 
-use crate::{error::Error, parse::ptr_at};
+use crate::{csum, error::Error, parse::ptr_at};
 
 #[map(name = "XLAN_BENCH_CONFIG")]
 static CONFIG: Array<BenchConfig> = Array::with_max_entries(1, 0);
@@ -123,7 +123,7 @@ fn restore_template(ctx: &XdpContext) -> Result<(), Error> {
 }
 
 /// Gives the frame the UDP source port of its flow (frames go round-robin over the flows) and patches the UDP
-/// checksum for the change, as RFC 1624 does, so every frame stays valid for the receiver's UDP stack.
+/// checksum for the change (RFC 1624, `csum::replace`), so every frame stays valid for the receiver's UDP stack.
 #[inline(always)]
 fn set_flow(ctx: &XdpContext) -> Result<(), Error> {
     let config = config().ok_or(Error::Malformed)?;
@@ -151,22 +151,13 @@ fn set_flow(ctx: &XdpContext) -> Result<(), Error> {
         (*udp).src = port;
         // 0 means "no checksum" (IPv4 only); there is nothing to patch then.
         if check != 0 {
-            (*udp).check = checksum_replace(check, old, new).to_ne_bytes();
+            (*udp).check = match csum::replace(check, old, new) {
+                // A computed 0 goes on the wire as 0xffff: 0 would mean "no checksum".
+                0 => 0xffff,
+                check => check,
+            }
+            .to_ne_bytes();
         }
     }
     Ok(())
-}
-
-/// RFC 1624 eq. 3: HC' = ~(~HC + ~m + m'). One's-complement sums do not depend on byte order, so the 16-bit words
-/// are used as they lie in memory.
-#[inline(always)]
-fn checksum_replace(check: u16, old: u16, new: u16) -> u16 {
-    let mut sum = (!check) as u32 + (!old) as u32 + new as u32;
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    match !(sum as u16) {
-        // A computed 0 goes on the wire as 0xffff: 0 would mean "no checksum".
-        0 => 0xffff,
-        check => check,
-    }
 }

@@ -4,13 +4,13 @@ use aya_ebpf::{
     bindings::{xdp_action, TC_ACT_OK},
     programs::{TcContext, XdpContext},
 };
-use datapath_common::{kind, NetworkConfig};
+use datapath_common::{NetworkConfig, NetworkKind};
 
 use crate::{
     error::Error,
     fdb::{ipvlan_of_parent, macvlan_of_parent, network_of_endpoint, parent_config},
     ipvlan, macvlan,
-    parse::parse_l2,
+    parse::{parse_l2, Packet},
     stats::count_tx,
     vxlan,
 };
@@ -18,8 +18,7 @@ use crate::{
 #[inline(always)]
 pub fn parent_xdp(ctx: &XdpContext) -> Result<u32, Error> {
     let l2 = parse_l2(ctx)?;
-    // SAFETY: ctx points at a valid xdp_md.
-    let parent = unsafe { (*ctx.ctx).ingress_ifindex };
+    let parent = ctx.device();
     let Some(config) = parent_config(parent) else { return Ok(xdp_action::XDP_PASS) };
     if config.vxlan_networks > 0 {
         vxlan::snoop_arp(ctx, &l2);
@@ -39,8 +38,7 @@ pub fn parent_xdp(ctx: &XdpContext) -> Result<u32, Error> {
 #[inline(always)]
 pub fn parent_ingress(ctx: &TcContext) -> Result<i32, Error> {
     let l2 = parse_l2(ctx)?;
-    // SAFETY: ctx.skb points at a valid __sk_buff.
-    let parent = unsafe { (*ctx.skb.skb).ifindex };
+    let parent = ctx.device();
     let Some(config) = parent_config(parent) else { return Ok(TC_ACT_OK as i32) };
     if config.vxlan_networks > 0 {
         vxlan::snoop_arp(ctx, &l2);
@@ -60,8 +58,7 @@ pub fn parent_ingress(ctx: &TcContext) -> Result<i32, Error> {
 #[inline(always)]
 pub fn parent_egress(ctx: &TcContext) -> Result<i32, Error> {
     let l2 = parse_l2(ctx)?;
-    // SAFETY: ctx.skb points at a valid __sk_buff.
-    let parent = unsafe { (*ctx.skb.skb).ifindex };
+    let parent = ctx.device();
     let Some(config) = parent_config(parent) else { return Ok(TC_ACT_OK as i32) };
     match macvlan_of_parent(&config) {
         Some((network_id, network)) => macvlan::parent_egress(ctx, &l2, network_id, &network),
@@ -86,8 +83,9 @@ pub fn endpoint_ingress(ctx: &TcContext, port: u32) -> Result<i32, Error> {
     let l2 = parse_l2(ctx)?;
     let sender = Sender { port, network_id, network };
     match network.kind {
-        kind::VXLAN => vxlan::endpoint_egress(ctx, &l2, &sender),
-        kind::IPVLAN => ipvlan::endpoint_egress(ctx, &l2, &sender),
-        _ => macvlan::endpoint_egress(ctx, &l2, &sender),
+        NetworkKind::MACVLAN => macvlan::endpoint_egress(ctx, &l2, &sender),
+        NetworkKind::VXLAN => vxlan::endpoint_egress(ctx, &l2, &sender),
+        NetworkKind::IPVLAN => ipvlan::endpoint_egress(ctx, &l2, &sender),
+        _ => Err(Error::UnknownKind),
     }
 }

@@ -7,6 +7,9 @@ pub enum Error {
     Malformed,
     /// Traffic that the network's isolation forbids.
     Isolation,
+    /// An XDP redirect to `port` failed: the ports' devmap has no such entry (its device is gone, the table that
+    /// named it is stale).
+    NoPort { port: u32 },
     /// A frame on a device the maps do not know (state out of sync).
     UnknownPort,
     /// A VXLAN frame for a VTEP whose next hop is not resolved and cannot be (not IP).
@@ -15,22 +18,38 @@ pub enum Error {
     Encap,
     /// An endpoint sent from an address that is not its own.
     Spoofed,
+    /// The sender's network has a kind this datapath does not know.
+    UnknownKind,
 }
 
 impl Error {
-    /// Drops that say something is wrong with xlan's state or the host's, not with the traffic.
-    pub const fn worth_logging(self) -> bool {
-        matches!(self, Error::UnknownPort | Error::NoNeighbour | Error::Encap)
+    /// Drops that say something is wrong with xlan's state or the host's, not with the traffic: only these are
+    /// reported one by one, since a sender cannot cause them at will.
+    pub const fn worth_reporting(self) -> bool {
+        matches!(
+            self,
+            Error::NoPort { .. } | Error::UnknownPort | Error::NoNeighbour | Error::Encap | Error::UnknownKind
+        )
     }
 
     pub const fn drop_reason(self) -> DropReason {
         match self {
             Error::Malformed => DropReason::Malformed,
             Error::Isolation => DropReason::Isolation,
+            Error::NoPort { .. } => DropReason::NoPort,
             Error::UnknownPort => DropReason::UnknownPort,
             Error::NoNeighbour => DropReason::NoNeighbour,
             Error::Encap => DropReason::Encap,
             Error::Spoofed => DropReason::Spoofed,
+            Error::UnknownKind => DropReason::UnknownKind,
+        }
+    }
+
+    /// The endpoint a drop concerns when that is not the sender: the port a redirect could not reach.
+    pub const fn target_port(self) -> Option<u32> {
+        match self {
+            Error::NoPort { port } => Some(port),
+            _ => None,
         }
     }
 }

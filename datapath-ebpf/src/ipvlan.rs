@@ -10,17 +10,16 @@ use aya_ebpf::{
     maps::lpm_trie::Key,
     programs::{TcContext, XdpContext},
 };
-use datapath_common::{ipvlan_mode, is_multicast_mac, network_flags, IpEndpoint, IpKey, NetworkConfig, HOST_PORT};
+use datapath_common::{is_multicast_mac, IpEndpoint, IpKey, IpvlanMode, NetworkConfig, NetworkFlags, HOST_PORT};
 
 use crate::{
     dispatch::Sender,
     error::Error,
     fdb::flood,
-    maps::{IP_ENDPOINTS, PORTS},
+    maps::IP_ENDPOINTS,
     neighbour,
     parse::{l3_kind, parse_l3, L2Header, L3Addrs},
-    port::redirect_to_peer,
-    stats::count_rx,
+    port::{redirect_to_peer, redirect_xdp},
 };
 
 /// Who owns `addr` on the parent: an endpoint (an address of its own or a route behind it), or the host
@@ -82,14 +81,7 @@ pub fn parent_xdp(ctx: &XdpContext, l2: &L2Header, parent: u32, network: &Networ
         // The parent's own addresses stay the host's.
         return Ok(xdp_action::XDP_PASS);
     };
-    let len = (ctx.data_end() - ctx.data()) as u32;
-    match PORTS.redirect(endpoint.port, xdp_action::XDP_DROP as u64) {
-        Ok(action) => {
-            count_rx(endpoint.port, len);
-            Ok(action)
-        }
-        Err(action) => Ok(action),
-    }
+    redirect_xdp(ctx, endpoint.port)
 }
 
 /// Frames from the wire in TC: l2 copies broadcast and multicast to the endpoints (the host keeps the
@@ -106,13 +98,13 @@ pub fn parent_ingress(
     let l3 = parse_l3(ctx, l2)?;
     let hairpinned = l2.src == network.parent_mac;
     let sender = if hairpinned { source(&l3).and_then(|src| endpoint_owner(parent, src)) } else { None };
-    if network.mode == ipvlan_mode::L3 {
+    if network.ipvlan_mode() == IpvlanMode::L3 {
         if let Some(verdict) = neighbour::answer(ctx, l2, &l3, parent, network)? {
             return Ok(verdict);
         }
     }
     if is_multicast_mac(&l2.dst) {
-        if network.mode == ipvlan_mode::L2 {
+        if network.ipvlan_mode() == IpvlanMode::L2 {
             flood(ctx, network_id, sender.map_or(0, |s| s.port));
         }
         return Ok(TC_ACT_OK as i32);
@@ -123,7 +115,7 @@ pub fn parent_ingress(
     let Some(endpoint) = destination(&l3).and_then(|dst| endpoint_owner(parent, dst)) else {
         return Ok(TC_ACT_OK as i32);
     };
-    if sender.is_some() && network.flags & network_flags::PRIVATE != 0 {
+    if sender.is_some() && network.flags.contains(NetworkFlags::PRIVATE) {
         return Err(Error::Isolation);
     }
     Ok(redirect_to_peer(endpoint.port, ctx.len()))
@@ -141,13 +133,13 @@ pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Resul
             return Err(Error::Spoofed);
         }
     }
-    let l3_mode = network.mode == ipvlan_mode::L3;
+    let l3_mode = network.ipvlan_mode() == IpvlanMode::L3;
     if l3_mode && l3.kind != l3_kind::IP {
         // l3 endpoints are NOARP: nothing but IP has a way out.
         return Ok(TC_ACT_SHOT as i32);
     }
     if is_multicast_mac(&l2.dst) {
-        if !l3_mode && network.flags & (network_flags::PRIVATE | network_flags::VEPA) == 0 {
+        if !l3_mode && !network.flags.intersects(NetworkFlags::PRIVATE.union(NetworkFlags::VEPA)) {
             flood(ctx, network_id, port);
         }
         return Ok(out_of_parent(network));
@@ -159,8 +151,8 @@ pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Resul
         // goes out as it is, and only a hairpinning switch brings it back to the host, as with the kernel.
         Some(owner) if owner.port == HOST_PORT && l3_mode => Err(Error::Isolation),
         Some(owner) if owner.port == HOST_PORT => Ok(out_of_parent(network)),
-        Some(_) if network.flags & network_flags::PRIVATE != 0 => Err(Error::Isolation),
-        Some(_) if network.flags & network_flags::VEPA != 0 => Ok(out_of_parent(network)),
+        Some(_) if network.flags.contains(NetworkFlags::PRIVATE) => Err(Error::Isolation),
+        Some(_) if network.flags.contains(NetworkFlags::VEPA) => Ok(out_of_parent(network)),
         Some(endpoint) => Ok(redirect_to_peer(endpoint.port, ctx.len())),
         None => Ok(out_of_parent(network)),
     }
@@ -172,7 +164,7 @@ pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Resul
 fn out_of_parent(network: &NetworkConfig) -> i32 {
     // SAFETY: plain helper calls.
     unsafe {
-        if network.mode == ipvlan_mode::L3 {
+        if network.ipvlan_mode() == IpvlanMode::L3 {
             bpf_redirect_neigh(network.parent_ifindex, core::ptr::null_mut(), 0, 0) as i32
         } else {
             bpf_redirect(network.parent_ifindex, 0) as i32

@@ -7,15 +7,14 @@ use aya_ebpf::{
     helpers::bpf_redirect,
     programs::{TcContext, XdpContext},
 };
-use datapath_common::{is_multicast_mac, macvlan_mode, network_flags, NetworkConfig};
+use datapath_common::{is_multicast_mac, MacvlanMode, NetworkConfig, NetworkFlags};
 
 use crate::{
     dispatch::Sender,
     error::Error,
     fdb::{first_port, flood, lookup, source_allowed},
-    maps::PORTS,
     parse::L2Header,
-    port::{redirect_to_peer, redirect_to_port},
+    port::{redirect_to_peer, redirect_to_port, redirect_xdp},
     stats::count_rx,
 };
 
@@ -27,9 +26,9 @@ pub fn parent_xdp(ctx: &XdpContext, l2: &L2Header, network_id: u32, network: &Ne
     if is_multicast_mac(&l2.dst) {
         return Ok(xdp_action::XDP_PASS);
     }
-    let port = match network.mode {
-        macvlan_mode::SOURCE => return Ok(xdp_action::XDP_PASS),
-        macvlan_mode::PASSTHRU => match first_port(network_id) {
+    let port = match network.macvlan_mode() {
+        MacvlanMode::SOURCE => return Ok(xdp_action::XDP_PASS),
+        MacvlanMode::PASSTHRU => match first_port(network_id) {
             Some(port) => port,
             None => return Ok(xdp_action::XDP_PASS),
         },
@@ -44,14 +43,7 @@ pub fn parent_xdp(ctx: &XdpContext, l2: &L2Header, network_id: u32, network: &Ne
             entry.ifindex
         }
     };
-    let len = (ctx.data_end() - ctx.data()) as u32;
-    match PORTS.redirect(port, xdp_action::XDP_DROP as u64) {
-        Ok(action) => {
-            count_rx(port, len);
-            Ok(action)
-        }
-        Err(action) => Ok(action),
-    }
+    redirect_xdp(ctx, port)
 }
 
 /// Frames from the wire in TC (after XDP passed them): copies of broadcast/multicast to the endpoints the mode
@@ -60,8 +52,8 @@ pub fn parent_xdp(ctx: &XdpContext, l2: &L2Header, network_id: u32, network: &Ne
 #[inline(always)]
 pub fn parent_ingress(ctx: &TcContext, l2: &L2Header, network_id: u32, network: &NetworkConfig) -> Result<i32, Error> {
     let multicast = is_multicast_mac(&l2.dst);
-    match network.mode {
-        macvlan_mode::SOURCE => {
+    match network.macvlan_mode() {
+        MacvlanMode::SOURCE => {
             if source_allowed(network_id, l2.src) {
                 if multicast {
                     flood(ctx, network_id, 0);
@@ -73,7 +65,7 @@ pub fn parent_ingress(ctx: &TcContext, l2: &L2Header, network_id: u32, network: 
             }
             Ok(TC_ACT_OK as i32)
         }
-        macvlan_mode::PASSTHRU => {
+        MacvlanMode::PASSTHRU => {
             if multicast {
                 flood(ctx, network_id, 0);
                 return Ok(TC_ACT_OK as i32);
@@ -92,13 +84,13 @@ pub fn parent_ingress(ctx: &TcContext, l2: &L2Header, network_id: u32, network: 
                     None => flood(ctx, network_id, 0),
                     // vepa endpoints see each other's broadcast only through the switch; bridge endpoints
                     // already got it on the way out; private ones never do.
-                    Some(sender) if mode == macvlan_mode::VEPA => flood(ctx, network_id, sender.ifindex),
+                    Some(sender) if mode == MacvlanMode::VEPA => flood(ctx, network_id, sender.ifindex),
                     Some(_) => {}
                 }
                 return Ok(TC_ACT_OK as i32);
             }
             let Some(entry) = lookup(network_id, l2.dst) else { return Ok(TC_ACT_OK as i32) };
-            if sender.is_some() && mode == macvlan_mode::PRIVATE {
+            if sender.is_some() && mode == MacvlanMode::PRIVATE {
                 return Err(Error::Isolation);
             }
             Ok(redirect_to_peer(entry.ifindex, ctx.len()))
@@ -110,7 +102,7 @@ pub fn parent_ingress(ctx: &TcContext, l2: &L2Header, network_id: u32, network: 
 /// unicast for endpoints go into the endpoints instead of only onto the wire.
 #[inline(always)]
 pub fn parent_egress(ctx: &TcContext, l2: &L2Header, network_id: u32, network: &NetworkConfig) -> Result<i32, Error> {
-    if network.flags & network_flags::HOST_ACCESS == 0 {
+    if !network.flags.contains(NetworkFlags::HOST_ACCESS) {
         return Ok(TC_ACT_OK as i32);
     }
     // Endpoint frames that `endpoint_ingress` sent out of the parent were already delivered locally.
@@ -132,9 +124,9 @@ pub fn parent_egress(ctx: &TcContext, l2: &L2Header, network_id: u32, network: &
 pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Result<i32, Error> {
     let Sender { port, network_id, network } = *sender;
     let network = &network;
-    let host_access = network.flags & network_flags::HOST_ACCESS != 0;
+    let host_access = network.flags.contains(NetworkFlags::HOST_ACCESS);
     if is_multicast_mac(&l2.dst) {
-        if network.mode == macvlan_mode::BRIDGE {
+        if network.macvlan_mode() == MacvlanMode::BRIDGE {
             flood(ctx, network_id, port);
         }
         if host_access {
@@ -147,7 +139,7 @@ pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Resul
         // SAFETY: a plain helper call.
         return Ok(unsafe { bpf_redirect(network.parent_ifindex, BPF_F_INGRESS as u64) } as i32);
     }
-    if network.mode == macvlan_mode::BRIDGE {
+    if network.macvlan_mode() == MacvlanMode::BRIDGE {
         if let Some(entry) = lookup(network_id, l2.dst) {
             if entry.ifindex != port {
                 return Ok(redirect_to_peer(entry.ifindex, ctx.len()));

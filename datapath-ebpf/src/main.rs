@@ -1,10 +1,13 @@
 //! xlan's datapath: the XDP and TC programs. Each entry point calls its `try`-style function and maps an
-//! `Error` to a verdict in one place (`xdp_verdict` / `tc_verdict`), counting the drop.
+//! `Error` to a verdict in one place (`xdp_verdict` / `tc_verdict`), counting the drop (and reporting it, see
+//! `drops`).
 #![no_std]
 #![no_main]
 
 mod bench;
+mod csum;
 mod dispatch;
+mod drops;
 mod error;
 mod fdb;
 mod ipvlan;
@@ -20,11 +23,9 @@ use aya_ebpf::{
     bindings::{xdp_action, TC_ACT_SHOT},
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
-    EbpfContext,
 };
-use aya_log_ebpf::warn;
 
-use crate::{error::Error, stats::count_drop};
+use crate::{drops::note_drop, error::Error, parse::Packet};
 
 #[xdp]
 pub fn xlan_parent_xdp(ctx: XdpContext) -> u32 {
@@ -49,8 +50,7 @@ pub fn xlan_parent_egress(ctx: TcContext) -> i32 {
 
 #[classifier]
 pub fn xlan_endpoint_ingress(ctx: TcContext) -> i32 {
-    // SAFETY: ctx.skb points at a valid __sk_buff.
-    let port = unsafe { (*ctx.skb.skb).ifindex };
+    let port = ctx.device();
     tc_verdict(&ctx, dispatch::endpoint_ingress(&ctx, port), Some(port))
 }
 
@@ -73,18 +73,6 @@ fn tc_verdict(ctx: &TcContext, result: Result<i32, Error>, from_port: Option<u32
             note_drop(ctx, error, from_port);
             TC_ACT_SHOT as i32
         }
-    }
-}
-
-/// Counts every drop; logs (aya-log, read by `xlan monitor`) only those that mean xlan's state or the host's
-/// needs attention — never the ones a sender can cause at will (malformed, isolation, spoofed), which would
-/// flood the log on the fast path.
-#[inline(always)]
-fn note_drop<C: EbpfContext>(ctx: &C, error: Error, from_port: Option<u32>) {
-    let reason = error.drop_reason();
-    count_drop(reason, from_port);
-    if error.worth_logging() {
-        warn!(ctx, "drop reason={} port={}", reason as u32, from_port.unwrap_or(0));
     }
 }
 

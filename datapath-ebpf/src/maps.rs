@@ -3,12 +3,12 @@
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     macros::map,
-    maps::{DevMapHash, HashMap, LpmTrie, PerCpuArray, PerCpuHashMap},
+    maps::{DevMapHash, HashMap, LpmTrie, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use datapath_common::{
     EndpointConfig, EndpointStats, FdbEntry, FloodList, IpEndpoint, IpKey, MacKey, NetworkConfig, ParentConfig, VniKey,
-    VtepList, VtepMac, DROP_REASONS, MAX_ENDPOINTS, MAX_FDB_ENTRIES, MAX_IP_ENTRIES, MAX_NETWORKS, MAX_SOURCE_MACS,
-    MAX_VNIS,
+    VtepList, VtepMac, DROP_REASONS, EVENTS_BYTES, MAX_ENDPOINTS, MAX_FDB_ENTRIES, MAX_IP_ENTRIES, MAX_NETWORKS,
+    MAX_SOURCE_MACS, MAX_VNIS,
 };
 
 /// network id → configuration.
@@ -60,6 +60,11 @@ pub static ENDPOINT_STATS: PerCpuHashMap<u32, EndpointStats> = PerCpuHashMap::pi
 /// drop reason → count, for drops no endpoint can be blamed for.
 #[map(name = "XLAN_DROPS")]
 pub static DROPS: PerCpuArray<u64> = PerCpuArray::pinned(DROP_REASONS as u32, 0);
+
+/// `DropRecord`s for `xlan monitor`. Pinned like the rest, so the programs of every load of the instance write
+/// to the one ring a reader opens.
+#[map(name = "XLAN_EVENTS")]
+pub static EVENTS: RingBuf = RingBuf::pinned(EVENTS_BYTES, 0);
 
 /// (parent, IP prefix) → ipvlan endpoint: its addresses and, in l3 mode, routes behind it.
 #[map(name = "XLAN_IP_ENDPOINTS")]

@@ -15,6 +15,7 @@ use network_types::{
 };
 
 use crate::{
+    csum,
     error::Error,
     ipvlan::endpoint_owner,
     parse::{l3_kind, ptr_at, ArpHdr, L2Header, L3Addrs},
@@ -120,7 +121,7 @@ fn answer_solicitation(
     icmp[24] = 2; // target link-layer address
     icmp[25] = 1; // in units of 8 bytes
     icmp[26..32].copy_from_slice(&network.parent_mac);
-    let checksum = icmpv6_checksum(&target, &solicitor, &icmp);
+    let checksum = csum::ipv6_upper_layer(&target, &solicitor, ICMPV6, &icmp);
     icmp[2..4].copy_from_slice(&checksum);
     let answer = AdvertisementFrame {
         eth: EthHdr { dst_addr: l2.src, src_addr: network.parent_mac, ether_type: EtherType::Ipv6 as u16 },
@@ -140,23 +141,6 @@ fn answer_solicitation(
     }
     ctx.store(0, &answer, 0).map_err(|_| Error::Malformed)?;
     send_back(network).map(Some)
-}
-
-/// The ICMPv6 checksum (RFC 4443): over the pseudo-header and the message (its checksum field zero).
-#[inline(always)]
-fn icmpv6_checksum(src: &[u8; 16], dst: &[u8; 16], message: &[u8; ND_LEN + ND_OPTION_LEN]) -> [u8; 2] {
-    let mut sum = 0u32;
-    for word in 0..8 {
-        sum += u16::from_be_bytes([src[2 * word], src[2 * word + 1]]) as u32;
-        sum += u16::from_be_bytes([dst[2 * word], dst[2 * word + 1]]) as u32;
-    }
-    sum += message.len() as u32 + ICMPV6 as u32;
-    for word in 0..message.len() / 2 {
-        sum += u16::from_be_bytes([message[2 * word], message[2 * word + 1]]) as u32;
-    }
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    (!(sum as u16)).to_be_bytes()
 }
 
 /// Out of the parent, toward the asker.

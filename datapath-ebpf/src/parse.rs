@@ -11,13 +11,18 @@ use network_types::{
 
 use crate::error::Error;
 
-/// Linear packet data a program may read directly.
-pub trait PacketData {
+/// The frame a program runs on, XDP or TC alike: the linear data it may read directly, the device it is on and its
+/// whole length.
+pub trait Packet {
     fn data(&self) -> usize;
     fn data_end(&self) -> usize;
+    /// The device the program runs on: the frame's ingress device in XDP, the skb's device in TC.
+    fn device(&self) -> u32;
+    /// Bytes in the frame (in TC also what lies beyond the linear part).
+    fn frame_len(&self) -> u32;
 }
 
-impl PacketData for XdpContext {
+impl Packet for XdpContext {
     #[inline(always)]
     fn data(&self) -> usize {
         XdpContext::data(self)
@@ -26,9 +31,18 @@ impl PacketData for XdpContext {
     fn data_end(&self) -> usize {
         XdpContext::data_end(self)
     }
+    #[inline(always)]
+    fn device(&self) -> u32 {
+        // SAFETY: ctx points at a valid xdp_md.
+        unsafe { (*self.ctx).ingress_ifindex }
+    }
+    #[inline(always)]
+    fn frame_len(&self) -> u32 {
+        (self.data_end() - self.data()) as u32
+    }
 }
 
-impl PacketData for TcContext {
+impl Packet for TcContext {
     #[inline(always)]
     fn data(&self) -> usize {
         TcContext::data(self)
@@ -37,11 +51,20 @@ impl PacketData for TcContext {
     fn data_end(&self) -> usize {
         TcContext::data_end(self)
     }
+    #[inline(always)]
+    fn device(&self) -> u32 {
+        // SAFETY: skb points at a valid __sk_buff.
+        unsafe { (*self.skb.skb).ifindex }
+    }
+    #[inline(always)]
+    fn frame_len(&self) -> u32 {
+        self.len()
+    }
 }
 
 /// A pointer to a `T` at `offset`, if the whole `T` lies inside the packet.
 #[inline(always)]
-pub fn ptr_at<T>(packet: &impl PacketData, offset: usize) -> Result<*const T, Error> {
+pub fn ptr_at<T>(packet: &impl Packet, offset: usize) -> Result<*const T, Error> {
     let start = packet.data();
     let end = packet.data_end();
     if start + offset + size_of::<T>() > end {
@@ -65,7 +88,7 @@ pub struct L2Header {
 }
 
 #[inline(always)]
-pub fn parse_l2(packet: &impl PacketData) -> Result<L2Header, Error> {
+pub fn parse_l2(packet: &impl Packet) -> Result<L2Header, Error> {
     let eth: *const EthHdr = ptr_at(packet, 0)?;
     // SAFETY: ptr_at checked that the header lies inside the packet.
     let (dst, src, outer_type) = unsafe { ((*eth).dst_addr, (*eth).src_addr, (*eth).ether_type) };
@@ -116,7 +139,7 @@ pub struct ArpHdr {
 }
 
 #[inline(always)]
-pub fn parse_l3(packet: &impl PacketData, l2: &L2Header) -> Result<L3Addrs, Error> {
+pub fn parse_l3(packet: &impl Packet, l2: &L2Header) -> Result<L3Addrs, Error> {
     let mut addrs = L3Addrs { src: [0; 16], dst: [0; 16], kind: l3_kind::OTHER, arp_operation: 0 };
     if l2.ether_type == EtherType::Ipv4 as u16 {
         let ip: *const Ipv4Hdr = ptr_at(packet, l2.l3_offset)?;

@@ -17,8 +17,7 @@ use aya_ebpf::{
 };
 use core::mem::size_of;
 use datapath_common::{
-    is_multicast_mac, network_flags, DropReason, FdbEntry, MacKey, NetworkConfig, VniKey, VtepMac, MAX_VTEPS,
-    VXLAN_OVERHEAD,
+    is_multicast_mac, FdbEntry, MacKey, NetworkConfig, NetworkFlags, VniKey, VtepMac, MAX_VTEPS, VXLAN_OVERHEAD,
 };
 use network_types::{
     eth::{EthHdr, EtherType},
@@ -28,13 +27,14 @@ use network_types::{
 };
 
 use crate::{
+    csum,
     dispatch::Sender,
+    drops::note_drop,
     error::Error,
     fdb::{flood, lookup_fresh, network},
-    maps::{FDB, PORTS, VNIS, VTEPS, VTEP_MACS},
-    parse::{ptr_at, ArpHdr, L2Header, PacketData},
-    port::{redirect_to_peer, redirect_to_port},
-    stats::{count_drop, count_rx},
+    maps::{FDB, VNIS, VTEPS, VTEP_MACS},
+    parse::{ptr_at, ArpHdr, L2Header, Packet},
+    port::{redirect_to_peer, redirect_to_port, redirect_xdp},
 };
 
 const ETH_P_IP: u16 = 0x0800;
@@ -62,7 +62,7 @@ struct Received {
 /// fragmented, invalid VXLAN flags, unknown VNI or port, not addressed to the VTEP): the stack's business,
 /// never forwarded.
 #[inline(always)]
-fn classify(packet: &impl PacketData, l2: &L2Header, parent: u32) -> Option<Received> {
+fn classify(packet: &impl Packet, l2: &L2Header, parent: u32) -> Option<Received> {
     if l2.vlan_id != 0 || l2.ether_type != EtherType::Ipv4 as u16 {
         return None;
     }
@@ -106,7 +106,7 @@ fn classify(packet: &impl PacketData, l2: &L2Header, parent: u32) -> Option<Rece
 /// behind another VTEP moves there; an unchanged entry is refreshed at most once a second.
 #[inline(always)]
 fn learn(received: &Received) {
-    if received.network.flags & network_flags::LEARNING == 0 || is_multicast_mac(&received.inner_src) {
+    if !received.network.flags.contains(NetworkFlags::LEARNING) || is_multicast_mac(&received.inner_src) {
         return;
     }
     let key = MacKey::new(received.network_id, received.inner_src);
@@ -150,7 +150,7 @@ fn set_vtep_mac(vtep: u32, mac: [u8; 6]) {
 /// a VTEP `xlan` is waiting for (a key with the all-zero MAC) or whose MAC changed gets its sender MAC.
 /// Only VTEPs already in the map: nothing else of the underlay is recorded.
 #[inline(always)]
-pub fn snoop_arp(packet: &impl PacketData, l2: &L2Header) {
+pub fn snoop_arp(packet: &impl Packet, l2: &L2Header) {
     if l2.vlan_id != 0 || l2.ether_type != EtherType::Arp as u16 {
         return;
     }
@@ -191,14 +191,7 @@ pub fn decap_xdp(ctx: &XdpContext, l2: &L2Header, parent: u32) -> Result<Option<
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, received.inner_offset as i32) } != 0 {
         return Err(Error::Malformed);
     }
-    let len = (ctx.data_end() - ctx.data()) as u32;
-    match PORTS.redirect(entry.ifindex, xdp_action::XDP_DROP as u64) {
-        Ok(action) => {
-            count_rx(entry.ifindex, len);
-            Ok(Some(action))
-        }
-        Err(action) => Ok(Some(action)),
-    }
+    redirect_xdp(ctx, entry.ifindex).map(Some)
 }
 
 /// Underlay frames XDP left to TC: decapsulate, then one copy per local endpoint for broadcast and unknown
@@ -284,7 +277,8 @@ fn flood_remote(ctx: &TcContext, network_id: u32, network: &NetworkConfig) -> Re
                 let _ = ctx.clone_redirect(hop.ifindex, 0);
             }
             None if unresolved == 0 => unresolved = remote,
-            None => count_drop(DropReason::NoNeighbour, None),
+            // Only this copy is lost: the frame itself goes on, so no endpoint is blamed.
+            None => note_drop(ctx, Error::NoNeighbour, None),
         }
     }
     if unresolved == 0 {
@@ -406,21 +400,9 @@ fn outer_header(network: &NetworkConfig, remote: u32, hop: &NextHop, outer_len: 
         src_addr: network.local_ip.to_ne_bytes(),
         dst_addr: remote.to_ne_bytes(),
     };
-    ip.check = ipv4_checksum(&ip);
-    OuterHeader { eth: EthHdr { dst_addr: hop.dmac, src_addr: hop.smac, ether_type: EtherType::Ipv4 as u16 }, ip }
-}
-
-#[inline(always)]
-fn ipv4_checksum(ip: &Ipv4Hdr) -> [u8; 2] {
     // SAFETY: Ipv4Hdr is 20 bytes of plain data.
-    let bytes = unsafe { &*(ip as *const Ipv4Hdr as *const [u8; Ipv4Hdr::LEN]) };
-    let mut sum = 0u32;
-    for word in 0..Ipv4Hdr::LEN / 2 {
-        sum += u16::from_be_bytes([bytes[2 * word], bytes[2 * word + 1]]) as u32;
-    }
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    (!(sum as u16)).to_be_bytes()
+    ip.check = csum::ipv4_header(unsafe { &*(&ip as *const Ipv4Hdr as *const [u8; Ipv4Hdr::LEN]) });
+    OuterHeader { eth: EthHdr { dst_addr: hop.dmac, src_addr: hop.smac, ether_type: EtherType::Ipv4 as u16 }, ip }
 }
 
 /// Where a copy for a VTEP leaves: device and link-layer addresses.

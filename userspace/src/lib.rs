@@ -9,9 +9,7 @@ pub mod host;
 pub mod instance;
 pub mod mac;
 pub mod model;
-pub mod monitor;
 pub mod ops;
 pub mod store;
-pub mod testrun;
 
 pub use error::{Error, Result};

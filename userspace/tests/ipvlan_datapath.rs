@@ -1,16 +1,19 @@
 //! ipvlan datapath tests through BPF_PROG_TEST_RUN: demultiplexing by destination IP (hit, miss, IPv6 with
 //! extension headers, routes), broadcast in l2 and l3, ARP/ND answers in l3 checked byte for byte, truncated
 //! headers, isolation flags, and spoofed sources (dropped and counted).
+// Tests state their expectations with unwrap/expect (the product may not: [workspace.lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use common::*;
-use datapath_common::{
-    ipvlan_mode, kind, network_flags, program_names, DropReason, EndpointConfig, FloodList, IpEndpoint, NetworkConfig,
-    ParentConfig,
+use datapath_common::{program_names, DropReason, IpEndpoint};
+use ipnet::IpNet;
+use xlan::{
+    driver::ipvlan::prefix_key,
+    model::{DriverSettings, Ipvlan, IpvlanFlag, IpvlanMode},
 };
-use xlan::driver::ipvlan::{host_net, prefix_key};
 
 const HOST_V4: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const OUTSIDE_V4: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -24,32 +27,20 @@ const ENDPOINT_V6: [Ipv6Addr; 3] = [
     Ipv6Addr::new(0xfd09, 0, 0, 0, 0, 0, 0, 0x13),
 ];
 
-fn ipvlan_fixture(mode: u32, flags: u32) -> Fixture {
+/// One ipvlan network whose endpoints are the three ports, each owning its ENDPOINT_V4 and ENDPOINT_V6 address.
+fn ipvlan_fixture(mode: IpvlanMode, flag: IpvlanFlag) -> Fixture {
     let f = Fixture::bare();
-    let tables = f.tables();
-    let config = NetworkConfig {
-        kind: kind::IPVLAN,
-        mode,
-        parent_ifindex: f.parent,
-        flags,
-        parent_mac: PARENT_MAC,
-        ..Default::default()
-    };
-    tables.put_network(NETWORK, config).unwrap();
-    tables.put_parent(f.parent, ParentConfig { ipvlan_network: NETWORK, ..Default::default() }).unwrap();
-    let mut flood = FloodList::default();
-    for (slot, port) in f.ports.iter().enumerate() {
-        tables.put_endpoint(*port, EndpointConfig { network_id: NETWORK, mac: PARENT_MAC, _pad: [0; 2] }).unwrap();
-        tables.put_port(*port).unwrap();
-        tables.reset_stats(*port).unwrap();
-        for ip in [IpAddr::V4(ENDPOINT_V4[slot]), IpAddr::V6(ENDPOINT_V6[slot])] {
-            let host = host_net(ip);
-            tables.put_ip(prefix_key(f.parent, &host), IpEndpoint { port: *port, network_id: NETWORK }).unwrap();
-        }
-        flood.ifindex[slot] = *port;
-    }
-    flood.count = 3;
-    tables.put_flood(NETWORK, flood).unwrap();
+    let endpoints = (0..3)
+        .map(|slot| {
+            let addresses = vec![
+                IpNet::new(IpAddr::V4(ENDPOINT_V4[slot]), 24).unwrap(),
+                IpNet::new(IpAddr::V6(ENDPOINT_V6[slot]), 64).unwrap(),
+            ];
+            f.endpoint(slot, PARENT_MAC, addresses)
+        })
+        .collect();
+    let settings = Ipvlan { mode, flag, routes: Vec::new(), host_addresses: Vec::new() };
+    f.install(&[f.network(NETWORK, DriverSettings::Ipvlan(settings), endpoints)]);
     f
 }
 
@@ -142,7 +133,7 @@ fn icmpv6_checksum_ok(packet: &[u8]) -> bool {
 
 #[test]
 fn unicast_is_demultiplexed_by_destination_address() {
-    let mut f = ipvlan_fixture(ipvlan_mode::L2, 0);
+    let mut f = ipvlan_fixture(IpvlanMode::L2, IpvlanFlag::Bridge);
     let to_second = ipv4_packet(PARENT_MAC, OUTSIDE_MAC, OUTSIDE_V4, ENDPOINT_V4[1]);
     let out = f.xdp(&to_second);
     assert_eq!(out.verdict, XDP_REDIRECT);
@@ -155,7 +146,7 @@ fn unicast_is_demultiplexed_by_destination_address() {
 
 #[test]
 fn the_parents_own_addresses_and_other_macs_stay_the_hosts() {
-    let mut f = ipvlan_fixture(ipvlan_mode::L2, 0);
+    let mut f = ipvlan_fixture(IpvlanMode::L2, IpvlanFlag::Bridge);
     let to_host = ipv4_packet(PARENT_MAC, OUTSIDE_MAC, OUTSIDE_V4, HOST_V4);
     assert_eq!(f.xdp(&to_host).verdict, XDP_PASS);
     let other_mac = ipv4_packet(ENDPOINT_MACS[0], OUTSIDE_MAC, OUTSIDE_V4, ENDPOINT_V4[0]);
@@ -165,7 +156,7 @@ fn the_parents_own_addresses_and_other_macs_stay_the_hosts() {
 
 #[test]
 fn ipv6_with_extension_headers_is_demultiplexed_too() {
-    let mut f = ipvlan_fixture(ipvlan_mode::L3, 0);
+    let mut f = ipvlan_fixture(IpvlanMode::L3, IpvlanFlag::Bridge);
     for headers in [1, 3] {
         let packet = ipv6_packet(PARENT_MAC, OUTSIDE_V6, ENDPOINT_V6[0], headers, &ECHO_REQUEST, 64);
         assert_eq!(f.xdp(&packet).verdict, XDP_REDIRECT, "{headers} extension headers");
@@ -175,8 +166,8 @@ fn ipv6_with_extension_headers_is_demultiplexed_too() {
 
 #[test]
 fn routes_behind_an_endpoint_are_longest_prefix_matched() {
-    let mut f = ipvlan_fixture(ipvlan_mode::L3, 0);
-    let route = ipnet::IpNet::new(IpAddr::V4(Ipv4Addr::new(10, 123, 0, 0)), 24).unwrap();
+    let mut f = ipvlan_fixture(IpvlanMode::L3, IpvlanFlag::Bridge);
+    let route = IpNet::new(IpAddr::V4(Ipv4Addr::new(10, 123, 0, 0)), 24).unwrap();
     let owner = IpEndpoint { port: f.ports[1], network_id: NETWORK };
     f.tables().put_ip(prefix_key(f.parent, &route), owner).unwrap();
     let packet = ipv4_packet(PARENT_MAC, OUTSIDE_MAC, OUTSIDE_V4, Ipv4Addr::new(10, 123, 0, 77));
@@ -188,7 +179,7 @@ fn routes_behind_an_endpoint_are_longest_prefix_matched() {
 
 #[test]
 fn truncated_headers_are_never_forwarded() {
-    let mut f = ipvlan_fixture(ipvlan_mode::L2, 0);
+    let mut f = ipvlan_fixture(IpvlanMode::L2, IpvlanFlag::Bridge);
     let v4 = ipv4_packet(PARENT_MAC, OUTSIDE_MAC, OUTSIDE_V4, ENDPOINT_V4[0]);
     let v6 = ipv6_packet(PARENT_MAC, OUTSIDE_V6, ENDPOINT_V6[0], 0, &ECHO_REQUEST, 64);
     let cuts = (14..34).map(|n| v4[..n].to_vec()).chain((14..54).map(|n| v6[..n].to_vec()));
@@ -206,12 +197,12 @@ fn truncated_headers_are_never_forwarded() {
 #[test]
 fn broadcast_reaches_endpoints_in_l2_never_in_l3() {
     let broadcast = ipv4_packet(BROADCAST, OUTSIDE_MAC, OUTSIDE_V4, Ipv4Addr::new(10, 0, 0, 255));
-    let mut l2 = ipvlan_fixture(ipvlan_mode::L2, 0);
+    let mut l2 = ipvlan_fixture(IpvlanMode::L2, IpvlanFlag::Bridge);
     let parent = l2.parent;
     assert_eq!(l2.xdp(&broadcast).verdict, XDP_PASS);
     assert_eq!(l2.tc(program_names::PARENT_INGRESS, &broadcast, parent).verdict, TC_ACT_OK);
     assert_eq!(l2.rx(), [1, 1, 1]);
-    let mut l3 = ipvlan_fixture(ipvlan_mode::L3, 0);
+    let mut l3 = ipvlan_fixture(IpvlanMode::L3, IpvlanFlag::Bridge);
     let parent = l3.parent;
     assert_eq!(l3.tc(program_names::PARENT_INGRESS, &broadcast, parent).verdict, TC_ACT_OK);
     let (group, group_mac) = solicited_node(ENDPOINT_V6[0]);
@@ -222,7 +213,7 @@ fn broadcast_reaches_endpoints_in_l2_never_in_l3() {
 
 #[test]
 fn l3_answers_arp_for_endpoint_addresses_with_the_parents_mac() {
-    let mut f = ipvlan_fixture(ipvlan_mode::L3, 0);
+    let mut f = ipvlan_fixture(IpvlanMode::L3, IpvlanFlag::Bridge);
     let parent = f.parent;
     let out = f.tc(program_names::PARENT_INGRESS, &arp_request(OUTSIDE_V4, ENDPOINT_V4[2]), parent);
     assert_eq!(out.verdict, TC_ACT_REDIRECT, "answered out of the parent");
@@ -243,7 +234,7 @@ fn l3_answers_arp_for_endpoint_addresses_with_the_parents_mac() {
 
 #[test]
 fn l3_answers_neighbour_solicitations_with_a_valid_advertisement() {
-    let mut f = ipvlan_fixture(ipvlan_mode::L3, 0);
+    let mut f = ipvlan_fixture(IpvlanMode::L3, IpvlanFlag::Bridge);
     let parent = f.parent;
     let out = f.tc(program_names::PARENT_INGRESS, &neighbour_solicitation(ENDPOINT_V6[1]), parent);
     assert_eq!(out.verdict, TC_ACT_REDIRECT);
@@ -265,7 +256,7 @@ fn l3_answers_neighbour_solicitations_with_a_valid_advertisement() {
 
 #[test]
 fn l2_leaves_arp_to_the_endpoints() {
-    let mut f = ipvlan_fixture(ipvlan_mode::L2, 0);
+    let mut f = ipvlan_fixture(IpvlanMode::L2, IpvlanFlag::Bridge);
     let parent = f.parent;
     let out = f.tc(program_names::PARENT_INGRESS, &arp_request(OUTSIDE_V4, ENDPOINT_V4[0]), parent);
     assert_eq!(out.verdict, TC_ACT_OK);
@@ -274,7 +265,7 @@ fn l2_leaves_arp_to_the_endpoints() {
 
 #[test]
 fn a_spoofed_source_is_dropped_and_counted() {
-    let mut f = ipvlan_fixture(ipvlan_mode::L2, 0);
+    let mut f = ipvlan_fixture(IpvlanMode::L2, IpvlanFlag::Bridge);
     let port = f.ports[0];
     let spoofed = ipv4_packet(OUTSIDE_MAC, PARENT_MAC, ENDPOINT_V4[1], OUTSIDE_V4);
     assert_eq!(f.tc(program_names::ENDPOINT_INGRESS, &spoofed, port).verdict, TC_ACT_SHOT);
@@ -290,12 +281,12 @@ fn a_spoofed_source_is_dropped_and_counted() {
 #[test]
 fn flags_decide_endpoint_to_endpoint() {
     let packet = ipv4_packet(PARENT_MAC, PARENT_MAC, ENDPOINT_V4[0], ENDPOINT_V4[1]);
-    let mut bridge = ipvlan_fixture(ipvlan_mode::L2, 0);
+    let mut bridge = ipvlan_fixture(IpvlanMode::L2, IpvlanFlag::Bridge);
     let port = bridge.ports[0];
     assert_eq!(bridge.tc(program_names::ENDPOINT_INGRESS, &packet, port).verdict, TC_ACT_REDIRECT);
     assert_eq!(bridge.rx(), [0, 1, 0], "bridge: straight to the peer");
 
-    let mut private = ipvlan_fixture(ipvlan_mode::L2, network_flags::PRIVATE);
+    let mut private = ipvlan_fixture(IpvlanMode::L2, IpvlanFlag::Private);
     let port = private.ports[0];
     assert_eq!(private.tc(program_names::ENDPOINT_INGRESS, &packet, port).verdict, TC_ACT_SHOT);
     assert_eq!(private.drops(DropReason::Isolation), 1);
@@ -304,7 +295,7 @@ fn flags_decide_endpoint_to_endpoint() {
     assert_eq!(private.tc(program_names::PARENT_INGRESS, &packet, parent).verdict, TC_ACT_SHOT);
     assert_eq!(private.rx(), [0, 0, 0]);
 
-    let mut vepa = ipvlan_fixture(ipvlan_mode::L2, network_flags::VEPA);
+    let mut vepa = ipvlan_fixture(IpvlanMode::L2, IpvlanFlag::Vepa);
     let port = vepa.ports[0];
     assert_eq!(vepa.tc(program_names::ENDPOINT_INGRESS, &packet, port).verdict, TC_ACT_REDIRECT);
     assert_eq!(vepa.rx(), [0, 0, 0], "vepa: out to the switch first");
@@ -316,7 +307,7 @@ fn flags_decide_endpoint_to_endpoint() {
 
 #[test]
 fn l3_routes_between_endpoint_subnets() {
-    let mut f = ipvlan_fixture(ipvlan_mode::L3, 0);
+    let mut f = ipvlan_fixture(IpvlanMode::L3, IpvlanFlag::Bridge);
     let port = f.ports[0];
     let across = ipv4_packet(PARENT_MAC, PARENT_MAC, ENDPOINT_V4[0], ENDPOINT_V4[2]);
     assert_eq!(f.tc(program_names::ENDPOINT_INGRESS, &across, port).verdict, TC_ACT_REDIRECT);

@@ -1,6 +1,8 @@
 //! The operations' typed results, called as a front end calls them (no CLI in between), against a host namespace of
 //! the test's own: what `create`/`add` return is what `show`/`list` read back and what the host has, the errors are
 //! the library's variants with their fields, and `delete` returns what it removed and leaves no pins behind.
+// Tests state their expectations with unwrap/expect (the product may not: [workspace.lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 mod common;
 
 use std::net::Ipv4Addr;
@@ -79,7 +81,7 @@ async fn exercise(instance: &Instance, endpoint_ns: &str, ipvlan_ns: &str) {
     assert_eq!((macvlan.id, macvlan.parent.name.as_str(), macvlan.next_port), (1, "up1", 0));
     assert_eq!(macvlan.hook, ParentHook::Tc, "a veth parent defaults to the tc hook");
     assert_eq!(macvlan.macvlan().map(|m| m.mode), Some(MacvlanMode::Source));
-    assert_eq!(network::list(instance).unwrap(), [macvlan.clone()]);
+    assert_eq!(network::list(instance).unwrap(), std::slice::from_ref(&macvlan));
 
     let at = EndpointRef { netns: endpoint_ns.into(), ifname: "eth0".into() };
     let added = endpoint::add(
@@ -177,7 +179,7 @@ async fn exercise(instance: &Instance, endpoint_ns: &str, ipvlan_ns: &str) {
     assert_eq!(added.mac, network::show(instance, "ipv0").unwrap().parent.mac, "ipvlan endpoints share the MAC");
     let routed = route::add(instance, "ipv0", net("10.210.0.0/24"), ipvlan_at.clone()).unwrap();
     assert_eq!((routed.prefix, routed.endpoint.clone()), (net("10.210.0.0/24"), ipvlan_at.clone()));
-    assert_eq!(route::show(instance, "ipv0").unwrap(), [routed.clone()]);
+    assert_eq!(route::show(instance, "ipv0").unwrap(), std::slice::from_ref(&routed));
     match route::add(instance, "ipv0", net("10.210.0.9/24"), ipvlan_at.clone()) {
         Err(Error::InvalidPrefix { given, network }) => {
             assert_eq!((given, network), (net("10.210.0.9/24"), net("10.210.0.0/24")))

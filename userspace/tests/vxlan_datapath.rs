@@ -1,16 +1,18 @@
 //! VXLAN datapath tests through BPF_PROG_TEST_RUN: encapsulation checked byte for byte against a reference
 //! frame built here, decapsulation and learning, VNI isolation, ageing, head-end replication, and malformed
 //! VXLAN that must never be forwarded.
+// Tests state their expectations with unwrap/expect (the product may not: [workspace.lints]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 mod common;
 
 use std::net::Ipv4Addr;
 
 use common::*;
-use datapath_common::{
-    kind, macvlan_mode, network_flags, program_names, EndpointConfig, FdbEntry, FloodList, MacKey, NetworkConfig,
-    ParentConfig, VniKey, VXLAN_DEFAULT_PORT,
+use datapath_common::{program_names, FdbEntry, MacKey, VXLAN_DEFAULT_PORT};
+use xlan::{
+    driver::vxlan::{ip_key, remote_entry},
+    model::{DriverSettings, Flood, Vxlan},
 };
-use xlan::driver::vxlan::{ip_key, remote_entry, vtep_list};
 
 const NET_A: u32 = 7;
 const NET_B: u32 = 8;
@@ -29,13 +31,12 @@ const FAR_MAC_2: [u8; 6] = [0x02, 0xdd, 0, 0, 0, 2];
 struct Options {
     learning: bool,
     ageing_secs: u32,
-    group: Option<Ipv4Addr>,
-    remotes: Vec<Ipv4Addr>,
+    flood: Flood,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { learning: true, ageing_secs: 300, group: None, remotes: vec![REMOTE] }
+        Self { learning: true, ageing_secs: 300, flood: Flood::Remotes(vec![REMOTE]) }
     }
 }
 
@@ -43,39 +44,25 @@ impl Default for Options {
 fn vxlan_fixture(options: Options) -> Fixture {
     let f = Fixture::bare();
     f.ip(&["addr", "add", "10.0.0.1/24", "dev", "parent"]);
+    let networks: Vec<_> = [(NET_A, VNI_A, 0..2), (NET_B, VNI_B, 2..3)]
+        .into_iter()
+        .map(|(id, vni, slots)| {
+            let settings = Vxlan {
+                vni,
+                local: LOCAL,
+                dstport: VXLAN_DEFAULT_PORT,
+                flood: options.flood.clone(),
+                learning: options.learning,
+                ageing: options.ageing_secs,
+                fdb: Vec::new(),
+                managed_neighbours: Vec::new(),
+            };
+            let endpoints = slots.map(|slot| f.endpoint(slot, ENDPOINT_MACS[slot], Vec::new())).collect();
+            f.network(id, DriverSettings::Vxlan(settings), endpoints)
+        })
+        .collect();
+    f.install(&networks);
     let tables = f.tables();
-    for (network_id, vni, members) in [(NET_A, VNI_A, &f.ports[..2]), (NET_B, VNI_B, &f.ports[2..])] {
-        let config = NetworkConfig {
-            kind: kind::VXLAN,
-            mode: macvlan_mode::BRIDGE,
-            parent_ifindex: f.parent,
-            flags: if options.learning { network_flags::LEARNING } else { 0 },
-            parent_mac: PARENT_MAC,
-            dstport: VXLAN_DEFAULT_PORT,
-            vni,
-            local_ip: ip_key(LOCAL),
-            group_ip: options.group.map_or(0, ip_key),
-            ageing_secs: options.ageing_secs,
-        };
-        tables.put_network(network_id, config).unwrap();
-        let key = VniKey { parent_ifindex: f.parent, vni, dstport: VXLAN_DEFAULT_PORT, _pad: 0 };
-        tables.put_vni(key, network_id).unwrap();
-        tables.put_vteps(network_id, vtep_list(&options.remotes)).unwrap();
-        let mut flood = FloodList::default();
-        for (slot, port) in members.iter().enumerate() {
-            let mac = ENDPOINT_MACS[f.ports.iter().position(|p| p == port).unwrap()];
-            tables.put_endpoint(*port, EndpointConfig { network_id, mac, _pad: [0; 2] }).unwrap();
-            tables.put_port(*port).unwrap();
-            tables.put_fdb(MacKey::new(network_id, mac), FdbEntry::local(*port)).unwrap();
-            flood.ifindex[slot] = *port;
-        }
-        flood.count = members.len() as u32;
-        tables.put_flood(network_id, flood).unwrap();
-    }
-    for port in f.ports {
-        tables.reset_stats(port).unwrap();
-    }
-    tables.put_parent(f.parent, ParentConfig { vxlan_networks: 2, ..Default::default() }).unwrap();
     // This namespace does not forward, so bpf_fib_lookup answers nothing: the next hop comes from the map
     // `xlan` fills from the VTEPs' neighbour entries.
     for vtep in [REMOTE, OTHER_REMOTE] {
@@ -193,7 +180,7 @@ fn encapsulation_matches_the_reference_frame_byte_for_byte() {
 
 #[test]
 fn group_networks_send_one_copy_to_the_group() {
-    let mut f = vxlan_fixture(Options { group: Some(GROUP), remotes: vec![], ..Default::default() });
+    let mut f = vxlan_fixture(Options { flood: Flood::Group(GROUP), ..Default::default() });
     let port = f.ports[0];
     let out = f.tc(program_names::ENDPOINT_INGRESS, &frame(BROADCAST, ENDPOINT_MACS[0], None), port);
     assert_eq!(out.verdict, TC_ACT_REDIRECT);
@@ -204,15 +191,17 @@ fn group_networks_send_one_copy_to_the_group() {
 
 /// Packets the fixture's `wire` (the parent's peer) received: the copies sent out of the parent.
 fn wire_rx(f: &Fixture) -> u64 {
-    let output =
-        std::process::Command::new("ip").args(["-n", &f.netns.0, "-s", "-j", "link", "show", "wire"]).output().unwrap();
+    let output = std::process::Command::new("ip")
+        .args(["-n", f.netns.name(), "-s", "-j", "link", "show", "wire"])
+        .output()
+        .unwrap();
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     json[0]["stats64"]["rx"]["packets"].as_u64().unwrap()
 }
 
 #[test]
 fn broadcast_is_replicated_to_every_vtep_and_local_endpoint() {
-    let mut f = vxlan_fixture(Options { remotes: vec![REMOTE, OTHER_REMOTE], ..Default::default() });
+    let mut f = vxlan_fixture(Options { flood: Flood::Remotes(vec![REMOTE, OTHER_REMOTE]), ..Default::default() });
     let port = f.ports[0];
     let before = wire_rx(&f);
     let out = f.tc(program_names::ENDPOINT_INGRESS, &frame(BROADCAST, ENDPOINT_MACS[0], None), port);

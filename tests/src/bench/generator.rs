@@ -10,12 +10,13 @@
 //! the CPU idle meanwhile): a rate measured over many short calls would be that much too low, and ratios between
 //! backends squeezed towards 1. So an unpaced load is one call, whose frames are counted alone.
 
-use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
+use aya::programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp};
+use xlan_lib::datapath::testrun::XdpMd;
 
 use crate::link::ifindex;
 use crate::netns::enter;
@@ -60,7 +61,7 @@ pub struct Injection {
 
 /// Sends `frame` out of the injection device per `load`, on CPU `cpu`; a paced load stops early when `stop` is set.
 pub fn send(
-    program: BorrowedFd<'_>,
+    program: &Xdp,
     injection: &Injection,
     frame: &[u8],
     load: Load,
@@ -75,7 +76,7 @@ pub fn send(
 
 /// How many frames per second the path takes, for sizing an unpaced load: two calls of different sizes, whose
 /// difference leaves the calls' set-up out (within bounds: the set-up's time varies), else the larger call's rate.
-pub fn probe_rate(program: BorrowedFd<'_>, injection: &Injection, frame: &[u8], cpu: usize) -> Result<f64> {
+pub fn probe_rate(program: &Xdp, injection: &Injection, frame: &[u8], cpu: usize) -> Result<f64> {
     on_generator_cpu(injection, cpu, |ifindex| {
         let first = call(program, ifindex, frame, FIRST_PROBE)?;
         let count =
@@ -115,10 +116,21 @@ fn on_generator_cpu<T: Send>(injection: &Injection, cpu: usize, f: impl FnOnce(u
     })
 }
 
-fn call(program: BorrowedFd<'_>, ifindex: u32, frame: &[u8], count: u32) -> Result<Sent> {
+/// One test run of `count` frames in live-frames mode (BPF_F_TEST_XDP_LIVE_FRAMES, kernel >= 5.18): each a fresh
+/// copy of `frame` from the kernel's page pool arriving on `ifindex` (a device of this thread's namespace), and what
+/// the program returns is carried out (XDP_TX transmits), as upstream xdp-trafficgen does. Batches of the kernel's
+/// default size (64) go through the program between flushes; the kernel checks for signals between batches.
+fn call(program: &Xdp, ifindex: u32, frame: &[u8], count: u32) -> Result<Sent> {
+    let context = XdpMd::arriving(frame.len(), ifindex);
+    let options = TestRunOptions {
+        data_in: Some(frame),
+        ctx_in: Some(context.as_bytes()),
+        repeat: count,
+        attrs: TestRunAttrs::new().xdp_live_frames(0),
+        ..TestRunOptions::default()
+    };
     let (started, system) = (Instant::now(), thread_system_time()?);
-    xlan_lib::testrun::run_xdp_live(program, frame, ifindex, count, 0)
-        .context("running the XDP generator (BPF_PROG_TEST_RUN, live frames)")?;
+    program.test_run(options).context("running the XDP generator (BPF_PROG_TEST_RUN, live frames)")?;
     let system_time = thread_system_time()?.saturating_sub(system);
     Ok(Sent { frames: u64::from(count), elapsed: started.elapsed(), system_time })
 }
@@ -137,14 +149,7 @@ fn thread_system_time() -> Result<Duration> {
     Ok(Duration::from_secs(time.tv_sec as u64) + Duration::from_micros(time.tv_usec as u64))
 }
 
-fn paced(
-    program: BorrowedFd<'_>,
-    ifindex: u32,
-    frame: &[u8],
-    duration: Duration,
-    rate: u64,
-    stop: &AtomicBool,
-) -> Result<Sent> {
+fn paced(program: &Xdp, ifindex: u32, frame: &[u8], duration: Duration, rate: u64, stop: &AtomicBool) -> Result<Sent> {
     let (started, system) = (Instant::now(), thread_system_time()?);
     let mut frames = 0u64;
     while started.elapsed() < duration && !stop.load(Ordering::Relaxed) {

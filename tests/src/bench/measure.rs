@@ -1,7 +1,6 @@
 //! One run of one measurement on one topology: the packet rates (generator unpaced), the CPU cost per packet
 //! (generator paced), and the round trips (TCP, ping, UDP request/response).
 
-use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
@@ -115,11 +114,10 @@ fn drive(
     let config = programs.config()?;
     programs.set_config(BenchConfig { flows, ..config })?;
     programs.set_template(&frame)?;
-    let generator = programs.generator()?;
     let load = match load {
         Paced(load) => load,
         Unpaced(duration) => {
-            let rate = generator::probe_rate(generator.as_fd(), &injection, &frame, generator_cpu())?;
+            let rate = generator::probe_rate(topology.programs().generator()?, &injection, &frame, generator_cpu())?;
             thread::sleep(SETTLE);
             Load::Frames(generator::frames_for(rate, duration))
         }
@@ -128,7 +126,7 @@ fn drive(
         bail!("interrupted");
     }
     let before = delivered(topology, scenario)?;
-    let sent = generator::send(generator.as_fd(), &injection, &frame, load, generator_cpu(), stop)?;
+    let sent = generator::send(topology.programs().generator()?, &injection, &frame, load, generator_cpu(), stop)?;
     thread::sleep(SETTLE);
     let after = delivered(topology, scenario)?;
     Ok((sent, Delivered { tc: after.tc - before.tc, udp: after.udp.saturating_sub(before.udp) }))

@@ -2,8 +2,6 @@
 //! embeds, one load per topology so each has its own config and counters. Attachments belong to this process (aya
 //! links, no pins) and go away when the load is dropped, or with the device.
 
-use std::os::fd::{AsFd, OwnedFd};
-
 use anyhow::{anyhow, Context, Result};
 use aya::maps::{Array, MapData, PerCpuArray};
 use aya::programs::tc::TcAttachOptions;
@@ -46,12 +44,9 @@ impl BenchPrograms {
         Ok(())
     }
 
-    /// The generator's program, for BPF_PROG_TEST_RUN (a duplicate fd, so the caller can hold it while it reads the
-    /// counters).
-    pub fn generator(&mut self) -> Result<OwnedFd> {
-        let xdp: &mut Xdp = self.datapath.program(program_names::GENERATOR)?;
-        let fd = xdp.fd().context("the generator is not loaded")?;
-        Ok(fd.as_fd().try_clone_to_owned()?)
+    /// The generator's program (loaded on first use), for BPF_PROG_TEST_RUN through aya's `TestRun`.
+    pub fn generator(&mut self) -> Result<&Xdp> {
+        Ok(self.datapath.program(program_names::GENERATOR)?)
     }
 
     pub fn config(&mut self) -> Result<BenchConfig> {

@@ -53,7 +53,7 @@ pub fn forget_prefix(tables: &Tables<'_>, network: &Network, prefix: &IpNet) -> 
 
 /// Marks the host's own addresses on the parent in the trie: the datapath leaves them to the host and keeps
 /// endpoints from them.
-pub fn attach(tables: &Tables<'_>, network: &Network, settings: &Ipvlan) -> Result<()> {
+pub fn fill_maps(tables: &Tables<'_>, network: &Network, settings: &Ipvlan) -> Result<()> {
     for ip in &settings.host_addresses {
         learn_prefix(tables, network, &host_net(*ip), HOST_PORT)?;
     }

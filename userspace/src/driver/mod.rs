@@ -7,9 +7,7 @@ pub mod port;
 pub mod vxlan;
 
 use aya::programs::TcAttachType;
-use datapath_common::{
-    ipvlan_mode, kind, macvlan_mode, network_flags, program_names, FloodList, NetworkConfig, ParentConfig,
-};
+use datapath_common::{self as wire, program_names, FloodList, NetworkConfig, NetworkFlags, NetworkKind, ParentConfig};
 
 use crate::{
     datapath::{
@@ -24,23 +22,23 @@ use crate::{
 /// The network's configuration as the datapath reads it.
 pub fn network_config(network: &Network) -> NetworkConfig {
     let mut config = NetworkConfig {
-        kind: kind::MACVLAN,
-        mode: macvlan_mode_value(MacvlanMode::Bridge),
+        kind: NetworkKind::MACVLAN,
+        mode: macvlan_mode(MacvlanMode::Bridge).into(),
         parent_ifindex: network.parent.ifindex,
         parent_mac: network.parent.mac.0,
         ..Default::default()
     };
     match &network.driver {
         DriverSettings::Macvlan(settings) => {
-            config.mode = macvlan_mode_value(settings.mode);
+            config.mode = macvlan_mode(settings.mode).into();
             if settings.host_access {
-                config.flags |= network_flags::HOST_ACCESS;
+                config.flags |= NetworkFlags::HOST_ACCESS;
             }
         }
         DriverSettings::Vxlan(settings) => {
-            config.kind = kind::VXLAN;
+            config.kind = NetworkKind::VXLAN;
             if settings.learning {
-                config.flags |= network_flags::LEARNING;
+                config.flags |= NetworkFlags::LEARNING;
             }
             config.vni = settings.vni;
             config.dstport = settings.dstport;
@@ -49,29 +47,39 @@ pub fn network_config(network: &Network) -> NetworkConfig {
             config.ageing_secs = settings.ageing;
         }
         DriverSettings::Ipvlan(settings) => {
-            config.kind = kind::IPVLAN;
-            config.mode = match settings.mode {
-                IpvlanMode::L2 => ipvlan_mode::L2,
-                IpvlanMode::L3 => ipvlan_mode::L3,
-            };
-            config.flags |= match settings.flag {
-                IpvlanFlag::Bridge => 0,
-                IpvlanFlag::Private => network_flags::PRIVATE,
-                IpvlanFlag::Vepa => network_flags::VEPA,
-            };
+            config.kind = NetworkKind::IPVLAN;
+            config.mode = ipvlan_mode(settings.mode).into();
+            config.flags |= ipvlan_flags(settings.flag);
         }
     }
     config
 }
 
 /// The kernel's MACVLAN_MODE_* value, which the datapath uses too.
-pub const fn macvlan_mode_value(mode: MacvlanMode) -> u32 {
+pub const fn macvlan_mode(mode: MacvlanMode) -> wire::MacvlanMode {
     match mode {
-        MacvlanMode::Bridge => macvlan_mode::BRIDGE,
-        MacvlanMode::Private => macvlan_mode::PRIVATE,
-        MacvlanMode::Vepa => macvlan_mode::VEPA,
-        MacvlanMode::Passthru => macvlan_mode::PASSTHRU,
-        MacvlanMode::Source => macvlan_mode::SOURCE,
+        MacvlanMode::Bridge => wire::MacvlanMode::BRIDGE,
+        MacvlanMode::Private => wire::MacvlanMode::PRIVATE,
+        MacvlanMode::Vepa => wire::MacvlanMode::VEPA,
+        MacvlanMode::Passthru => wire::MacvlanMode::PASSTHRU,
+        MacvlanMode::Source => wire::MacvlanMode::SOURCE,
+    }
+}
+
+/// The kernel's IPVLAN_MODE_* value.
+pub const fn ipvlan_mode(mode: IpvlanMode) -> wire::IpvlanMode {
+    match mode {
+        IpvlanMode::L2 => wire::IpvlanMode::L2,
+        IpvlanMode::L3 => wire::IpvlanMode::L3,
+    }
+}
+
+/// The kernel's IPVLAN_F_* flags.
+pub const fn ipvlan_flags(flag: IpvlanFlag) -> NetworkFlags {
+    match flag {
+        IpvlanFlag::Bridge => NetworkFlags::empty(),
+        IpvlanFlag::Private => NetworkFlags::PRIVATE,
+        IpvlanFlag::Vepa => NetworkFlags::VEPA,
     }
 }
 
@@ -88,6 +96,19 @@ pub fn parent_config(state: &State, parent_ifindex: u32) -> ParentConfig {
     config
 }
 
+/// The maps' entries of a new network (no endpoints yet): its configuration, an empty flood list, and what its
+/// driver keys by (a VXLAN network's VNI and VTEPs, an ipvlan network's host addresses). The parent's entry and
+/// programs are `attach_network`'s.
+pub fn fill_maps(tables: &Tables<'_>, network: &Network) -> Result<()> {
+    tables.put_network(network.id, network_config(network))?;
+    tables.put_flood(network.id, FloodList::default())?;
+    match &network.driver {
+        DriverSettings::Vxlan(settings) => vxlan::fill_maps(tables, network, settings),
+        DriverSettings::Ipvlan(settings) => ipvlan::fill_maps(tables, network, settings),
+        DriverSettings::Macvlan(_) => Ok(()),
+    }
+}
+
 /// Puts the network into the maps (`state` already holds it) and, for the first network on its parent, attaches
 /// the parent's programs.
 pub async fn attach_network(
@@ -98,12 +119,9 @@ pub async fn attach_network(
 ) -> Result<()> {
     let mut datapath = Datapath::load(&instance.pins)?;
     let tables = Tables::new(&instance.pins);
-    tables.put_network(network.id, network_config(network))?;
-    tables.put_flood(network.id, FloodList::default())?;
-    match &network.driver {
-        DriverSettings::Vxlan(settings) => vxlan::attach(instance, &tables, network, settings).await?,
-        DriverSettings::Ipvlan(settings) => ipvlan::attach(&tables, network, settings)?,
-        DriverSettings::Macvlan(_) => {}
+    fill_maps(&tables, network)?;
+    if let DriverSettings::Vxlan(settings) = &network.driver {
+        vxlan::join_group(instance, network, settings).await?;
     }
     let parent = &network.parent;
     tables.put_parent(parent.ifindex, parent_config(state, parent.ifindex))?;

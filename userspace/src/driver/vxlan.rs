@@ -46,14 +46,18 @@ pub fn remote_entry(dst: Ipv4Addr) -> FdbEntry {
     FdbEntry { ifindex: 0, remote_ip: ip_key(dst), ..FdbEntry::local(0) }
 }
 
-/// Fills the maps for a new VXLAN network and joins its group.
-pub async fn attach(instance: &Instance, tables: &Tables<'_>, network: &Network, settings: &Vxlan) -> Result<()> {
+/// The maps' entries of a new VXLAN network: its VNI and its flood list.
+pub fn fill_maps(tables: &Tables<'_>, network: &Network, settings: &Vxlan) -> Result<()> {
     tables.put_vteps(network.id, vtep_list(settings.flood.remotes()))?;
-    tables.put_vni(vni_key(network, settings), network.id)?;
-    if let Some(group) = settings.flood.group() {
-        instance.netlink.join_group(network.parent.ifindex, group).await?;
+    tables.put_vni(vni_key(network, settings), network.id)
+}
+
+/// Joins the network's multicast group on the parent, if it floods to one.
+pub async fn join_group(instance: &Instance, network: &Network, settings: &Vxlan) -> Result<()> {
+    match settings.flood.group() {
+        Some(group) => instance.netlink.join_group(network.parent.ifindex, group).await,
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Removes everything of the network: map entries (static and learned), its neighbour entries, its group.

@@ -3,20 +3,28 @@
 //! go away on drop, also when a test fails — and frame builders.
 #![allow(dead_code)]
 use std::{
-    os::fd::AsFd,
     process::Command,
     sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
 };
 
-use aya::programs::{SchedClassifier, Xdp};
-use datapath_common::{
-    kind, macvlan_mode, program_names, DropReason, EndpointConfig, FdbEntry, FloodList, MacKey, NetworkConfig,
-    ParentConfig, MAX_FLOOD_PORTS,
-};
+use aya::programs::{ProgramError, SchedClassifier, TestRun, TestRunOptions, TestRunResult, Xdp};
+use datapath_common::{program_names, DropReason};
+use ipnet::IpNet;
 use xlan::{
-    datapath::{loader::Datapath, maps::Tables, pins::PinDir},
-    host::netns::Netns,
-    testrun,
+    datapath::{
+        events::{DropEvent, DropEvents},
+        loader::Datapath,
+        maps::Tables,
+        pins::PinDir,
+        testrun::{sk_buff_on, XdpMd},
+    },
+    driver::{self, port},
+    host::netns::{Netns, NetnsGuard},
+    mac::Mac,
+    model::{
+        DriverSettings, Endpoint, EndpointRef, HostPort, Macvlan, MacvlanMode, Network, Parent, ParentHook, State,
+    },
 };
 
 pub const XDP_DROP: u32 = 1;
@@ -40,18 +48,59 @@ pub struct Fixture {
     pub datapath: Datapath,
     pub parent: u32,
     pub ports: [u32; 3],
-    // Dropped in this order, after the fields above: the maps' pins, then the namespace.
+    // Dropped in this order, after the fields above: the maps' pins, the thread's stay in the namespace, then the
+    // namespace itself (a thread still inside would keep it and its devices alive).
     pub pins: PinGuard,
-    pub netns: NetnsGuard,
+    /// The test thread works inside `netns`: the programs resolve ifindexes in the caller's namespace. Not `Send`,
+    /// so neither is the fixture: it stays on the thread that entered.
+    _inside: NetnsGuard,
+    pub netns: OwnedNetns,
 }
 
-/// Deletes the namespace on drop (its devices go with it).
-pub struct NetnsGuard(pub String);
+/// A network namespace the test made, deleted on drop (its devices go with it).
+pub struct OwnedNetns {
+    name: String,
+}
 
-impl Drop for NetnsGuard {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+impl OwnedNetns {
+    pub fn create(name: &str) -> Self {
+        ip(&["netns", "add", name]);
+        OwnedNetns { name: name.into() }
     }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for OwnedNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+/// What a program did with a frame: its verdict and the frame as it left it.
+pub struct Outcome {
+    pub verdict: u32,
+    pub frame: Vec<u8>,
+}
+
+/// Runs `program` once on `frame` with the context `context` (BPF_PROG_TEST_RUN, through aya).
+pub fn test_run<P>(program: &P, frame: &[u8], context: &[u8]) -> Result<Outcome, ProgramError>
+where
+    P: for<'a> TestRun<Opts<'a> = TestRunOptions<'a>, Result = TestRunResult>,
+{
+    // Room for what a program may add in front (encapsulation) or behind.
+    let mut out = vec![0u8; frame.len() + 256];
+    let options = TestRunOptions {
+        data_in: Some(frame),
+        data_out: Some(&mut out),
+        ctx_in: Some(context),
+        ..TestRunOptions::default()
+    };
+    let result = program.test_run(options)?;
+    out.truncate(result.data_size_out as usize);
+    Ok(Outcome { verdict: result.return_value, frame: out })
 }
 
 /// Removes the maps' pins and the directory on drop.
@@ -80,21 +129,29 @@ pub fn ifindex(name: &str) -> u32 {
 }
 
 impl Fixture {
-    pub fn new(mode: u32) -> Self {
-        Self::with_flags(mode, 0)
+    /// One macvlan network of mode `mode` whose endpoints are the three ports (passthru: the first only).
+    pub fn new(mode: MacvlanMode) -> Self {
+        Self::macvlan(mode, false)
     }
 
-    pub fn with_flags(mode: u32, flags: u32) -> Self {
+    /// `new`, with host access.
+    pub fn with_host_access(mode: MacvlanMode) -> Self {
+        Self::macvlan(mode, true)
+    }
+
+    fn macvlan(mode: MacvlanMode, host_access: bool) -> Self {
         let fixture = Self::bare();
-        fixture.configure(mode, flags);
+        let members = if mode == MacvlanMode::Passthru { 1 } else { 3 };
+        let endpoints = (0..members).map(|slot| fixture.endpoint(slot, ENDPOINT_MACS[slot], Vec::new())).collect();
+        let settings = Macvlan { mode, host_access, source_macs: Vec::new() };
+        fixture.install(&[fixture.network(NETWORK, DriverSettings::Macvlan(settings), endpoints)]);
         fixture
     }
 
     /// The namespace, devices and datapath, no network yet.
     pub fn bare() -> Self {
         let netns_name = format!("xl{}dp{}", std::process::id(), NEXT_FIXTURE.fetch_add(1, Ordering::Relaxed));
-        ip(&["netns", "add", &netns_name]);
-        let netns = NetnsGuard(netns_name.clone());
+        let netns = OwnedNetns::create(&netns_name);
         // No IPv6 on the test devices: their own ND/MLD frames would mix with what the tests count.
         let status = Command::new("ip")
             .args(["netns", "exec", &netns_name, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"])
@@ -111,13 +168,16 @@ impl Fixture {
         for device in ["parent", "wire", "port1", "ep1", "port2", "ep2", "port3", "ep3"] {
             ip(&["-n", &netns_name, "link", "set", device, "up"]);
         }
-        // The test thread stays in the namespace: the programs resolve ifindexes in the caller's one.
-        std::mem::forget(Netns::open(&netns_name).unwrap().enter().unwrap());
+        let inside = Netns::open(&netns_name).unwrap().enter().unwrap();
         let pins = PinGuard(PinDir::for_instance(&netns_name));
         let datapath = Datapath::load(&pins.0).expect("load datapath");
         let parent = ifindex("parent");
         let ports = [ifindex("port1"), ifindex("port2"), ifindex("port3")];
-        Fixture { datapath, parent, ports, pins, netns }
+        // Every port has counters, in a network or not: the tests read all three.
+        for port in ports {
+            Tables::new(&pins.0).reset_stats(port).unwrap();
+        }
+        Fixture { datapath, parent, ports, pins, _inside: inside, netns }
     }
 
     pub fn tables(&self) -> Tables<'_> {
@@ -126,54 +186,87 @@ impl Fixture {
 
     /// Runs a command inside the fixture's namespace (addresses, neighbours, sysctls for the FIB lookups).
     pub fn ip(&self, args: &[&str]) {
-        let mut full = vec!["-n", &self.netns.0];
+        let mut full = vec!["-n", self.netns.name()];
         full.extend_from_slice(args);
         ip(&full);
     }
 
-    pub fn configure(&self, mode: u32, flags: u32) {
-        let tables = self.tables();
-        let config = NetworkConfig {
-            kind: kind::MACVLAN,
-            mode,
-            parent_ifindex: self.parent,
-            flags,
-            parent_mac: PARENT_MAC,
-            ..Default::default()
-        };
-        tables.put_network(NETWORK, config).unwrap();
-        tables.put_parent(self.parent, ParentConfig { macvlan_network: NETWORK, ..Default::default() }).unwrap();
-        let mut flood = FloodList::default();
-        let members = if mode == macvlan_mode::PASSTHRU { 1 } else { 3 };
-        for port in self.ports {
-            tables.reset_stats(port).unwrap();
+    /// The fixture's port `slot` (0-2) as an endpoint in the product's model.
+    pub fn endpoint(&self, slot: usize, mac: [u8; 6], addresses: Vec<IpNet>) -> Endpoint {
+        let n = slot + 1;
+        Endpoint {
+            at: EndpointRef { netns: self.netns.name().into(), ifname: format!("ep{n}") },
+            mac: Mac(mac),
+            addresses,
+            host: HostPort { ifname: format!("port{n}"), ifindex: self.ports[slot] },
         }
-        for (i, (port, mac)) in self.ports.iter().zip(ENDPOINT_MACS).take(members).enumerate() {
-            tables.put_endpoint(*port, EndpointConfig { network_id: NETWORK, mac, _pad: [0; 2] }).unwrap();
-            tables.put_port(*port).unwrap();
-            tables.put_fdb(MacKey::new(NETWORK, mac), FdbEntry::local(*port)).unwrap();
-            flood.ifindex[i] = *port;
-        }
-        flood.count = members as u32;
-        assert!(members <= MAX_FLOOD_PORTS);
-        tables.put_flood(NETWORK, flood).unwrap();
     }
 
-    pub fn xdp(&mut self, frame: &[u8]) -> testrun::Outcome {
-        let parent = self.parent;
+    /// A network on the fixture's parent, in the product's model.
+    pub fn network(&self, id: u32, driver: DriverSettings, endpoints: Vec<Endpoint>) -> Network {
+        Network {
+            name: format!("net{id}"),
+            id,
+            parent: Parent { name: "parent".into(), ifindex: self.parent, mac: Mac(PARENT_MAC) },
+            hook: ParentHook::Xdp,
+            driver,
+            next_port: endpoints.len() as u32,
+            endpoints,
+        }
+    }
+
+    /// Puts the networks into the maps with the product's own code, as `network create` and one `endpoint add` per
+    /// endpoint do (programs are not attached: the tests run them through BPF_PROG_TEST_RUN).
+    pub fn install(&self, networks: &[Network]) {
+        let tables = self.tables();
+        for network in networks {
+            let mut made = Network { endpoints: Vec::new(), ..network.clone() };
+            driver::fill_maps(&tables, &made).unwrap();
+            for endpoint in &network.endpoints {
+                port::fill_maps(&tables, &made, endpoint).unwrap();
+                made.endpoints.push(endpoint.clone());
+            }
+        }
+        let state = State { networks: networks.to_vec(), ..State::default() };
+        tables.put_parent(self.parent, driver::parent_config(&state, self.parent)).unwrap();
+    }
+
+    /// The parent's XDP program on `frame`, arriving on the parent.
+    pub fn xdp(&mut self, frame: &[u8]) -> Outcome {
+        self.try_xdp(frame).expect("test run")
+    }
+
+    /// `xdp`, for frames the kernel itself may refuse to run a program on (an error then).
+    pub fn try_xdp(&mut self, frame: &[u8]) -> Result<Outcome, ProgramError> {
+        let context = XdpMd::arriving(frame.len(), self.parent);
         let program: &mut Xdp = self.datapath.program(program_names::PARENT_XDP).unwrap();
-        testrun::run_xdp(program.fd().unwrap().as_fd(), frame, parent).expect("test run")
+        test_run(program, frame, context.as_bytes())
     }
 
     /// `tc`, for frames the kernel itself may refuse to build an skb from (None then).
-    pub fn try_tc(&mut self, program_name: &str, frame: &[u8], ifindex: u32) -> Option<testrun::Outcome> {
+    pub fn try_tc(&mut self, program_name: &str, frame: &[u8], ifindex: u32) -> Option<Outcome> {
         let program: &mut SchedClassifier = self.datapath.program(program_name).unwrap();
-        testrun::run_tc(program.fd().unwrap().as_fd(), frame, ifindex).ok()
+        test_run(program, frame, &sk_buff_on(ifindex)).ok()
     }
 
-    pub fn tc(&mut self, program_name: &str, frame: &[u8], ifindex: u32) -> testrun::Outcome {
+    /// TC program `program_name` on `frame` as an skb on device `ifindex`.
+    pub fn tc(&mut self, program_name: &str, frame: &[u8], ifindex: u32) -> Outcome {
         let program: &mut SchedClassifier = self.datapath.program(program_name).unwrap();
-        testrun::run_tc(program.fd().unwrap().as_fd(), frame, ifindex).expect("test run")
+        test_run(program, frame, &sk_buff_on(ifindex)).expect("test run")
+    }
+
+    /// The drop events the datapath reported that nobody has read yet, oldest first (read through the library's
+    /// reader, as `xlan monitor` reads them).
+    pub fn drop_events(&self) -> Vec<DropEvent> {
+        runtime().block_on(async {
+            let mut events = DropEvents::open(&self.pins.0).unwrap().expect("the datapath pinned its event ring");
+            let mut seen = Vec::new();
+            // What is in the ring is ready at once; after it the reader waits for more, which do not come.
+            while let Ok(event) = tokio::time::timeout(Duration::from_millis(50), events.next()).await {
+                seen.push(event.unwrap());
+            }
+            seen
+        })
     }
 
     /// Frames delivered to each endpoint so far.
@@ -184,6 +277,11 @@ impl Fixture {
     pub fn drops(&self, reason: DropReason) -> u64 {
         self.tables().drops().unwrap()[reason as usize]
     }
+}
+
+/// A runtime for the library's async readers, on the test's thread (which is in the fixture's namespace).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
 /// An Ethernet frame (optionally 802.1Q-tagged) carrying a small IPv4/UDP-looking payload.

@@ -2,6 +2,7 @@
 //! results (`output`) and phrases any error as one line on stderr with exit status 1 (`errors`).
 mod cli;
 mod errors;
+mod monitor;
 mod output;
 
 use std::process::ExitCode;
@@ -11,7 +12,6 @@ use xlan::{
     error::Setting,
     instance::Instance,
     model::{Driver, Flood, IpvlanMode, MacvlanMode},
-    monitor,
     ops::{
         endpoint::{self, AddEndpoint},
         fdb,
