@@ -1,7 +1,8 @@
 //! `cargo xtask run`, `test` and `bench`: build everything (installing what a fresh machine lacks), then run one
 //! program in the foreground with the artifacts' locations in its environment (XLAN_BIN, XLAN_DATAPATH_OBJ):
 //! - run: the demo lab, `xlan-lab` (a bin of the tests package); ARGS go to it (`-- --help` lists them);
-//! - test: the whole test suite, `cargo test --release --workspace`; ARGS go to the test harness;
+//! - test: the habits first (rustfmt over every crate, clippy with the workspace's lints, warnings denied), then the
+//!   whole test suite, `cargo test --release --workspace`; ARGS go to the test harness;
 //! - bench: the benchmark, `xlan-bench` (a bin of the tests package), its report going to `target/bench/`
 //!   (report.json, report.svg); ARGS go to it (`-- --help` lists them).
 
@@ -61,13 +62,34 @@ impl Launch {
 
 /// Builds (release), then runs `launch` in the foreground; its exit status becomes xtask's.
 pub fn run(launch: Launch, args: &[String]) -> Result<()> {
-    let mut steps = Steps::new(4);
+    let lints = matches!(launch, Launch::Suite);
+    let mut steps = Steps::new(if lints { 5 } else { 4 });
     let artifacts = build::run(Profile::Release, &mut steps)?;
+    if lints {
+        steps.start("checking formatting (rustfmt) and lints (clippy)");
+        check_habits(&artifacts)?;
+    }
     let mut cmd = launch.command(&artifacts, args)?;
     let (banner, what) = launch.describe();
     steps.start(banner);
     artifacts.export_to(&mut cmd);
     process::run_foreground(&mut cmd, what)
+}
+
+/// rustfmt over every crate (the eBPF crate is outside the workspace: its sources are checked by path) and clippy
+/// over the workspace with warnings denied (the product crates deny unwrap/expect, see [workspace.lints]).
+fn check_habits(artifacts: &Artifacts) -> Result<()> {
+    let root = paths::workspace_root();
+    let mut fmt = process::host_cargo();
+    fmt.current_dir(root).args(["fmt", "--all", "--check"]);
+    process::run(&mut fmt, "rustfmt over the workspace (fix: cargo fmt --all)")?;
+    let mut fmt_ebpf = Command::new("rustfmt");
+    fmt_ebpf.current_dir(root).args(["--check", "--edition", "2021", "datapath-ebpf/src/main.rs"]);
+    process::run(&mut fmt_ebpf, "rustfmt over datapath-ebpf (fix: rustfmt --edition 2021 datapath-ebpf/src/main.rs)")?;
+    let mut clippy = process::host_cargo();
+    clippy.current_dir(root).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    artifacts.export_to(&mut clippy);
+    process::run(&mut clippy, "clippy")
 }
 
 /// A binary of the tests package (xlan-tests), which the build makes next to xlan.
