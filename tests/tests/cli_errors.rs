@@ -9,6 +9,9 @@ use anyhow::Result;
 use serde_json::Value;
 use xlan_tests::{cmd, link, unique_prefix, xlan, Netns, XlanHost};
 
+/// The MAC of net0's parent, which no endpoint may take.
+const UPLINK_MAC: &str = "02:77:00:00:00:fe";
+
 /// A namespace name nobody creates (asserted absent before use).
 const MISSING_NETNS: &str = "nosuchns";
 
@@ -49,6 +52,7 @@ impl Fixture {
             link::add_veth_pair(&host, parent, &format!("{parent}-p"))?;
         }
         link::add_address(&host, VXLAN_PARENT, "10.99.0.1/24")?;
+        link::set(&host, "uplink", &["address", UPLINK_MAC])?;
         let mut xlan = XlanHost::new(&host)?;
         xlan.create_network("net0", &macvlan_options("uplink", "bridge"))?;
         xlan.run(&endpoint_add("net0", endpoint.name(), Some("02:77:00:00:00:11"), "10.77.0.11/24"))?;
@@ -113,6 +117,14 @@ impl Fixture {
             ("second endpoint on a passthru network", add("pt0", fresh, None, "10.77.1.12/24")),
             ("macaddr add on a non-source network", with_netns(host, &["macaddr", "add", "net0", "02:77:00:00:00:01"])),
             ("unknown mode", create(host, "bad2", "spare", "bogus")),
+            ("loopback parent", create(host, "bad3", "lo", "bridge")),
+            // net0 is the fixture's first network (id 1): its endpoint's host-side veth is xl1p0.
+            ("an xlan endpoint's host-side veth as the parent", create(host, "bad3", "xl1p0", "bridge")),
+            ("endpoint MAC equal to the parent's", add("net0", fresh, Some(UPLINK_MAC), "10.77.0.21/24")),
+            ("an IPv4 address another endpoint of the LAN has", add("net0", fresh, None, "10.77.0.11/24")),
+            ("the subnet's network address", add("net0", fresh, None, "10.77.0.0/24")),
+            ("the subnet's broadcast address", add("net0", fresh, None, "10.77.0.255/24")),
+            ("a /0 address", add("net0", fresh, None, "10.77.0.21/0")),
         ]
     }
 
@@ -139,6 +151,8 @@ impl Fixture {
             ("multicast --remote", vxlan("43", &["--remote", "239.1.1.1"])),
             ("--local nonsense", vxlan("43", &["--local", "nonsense"])),
             ("--local 0.0.0.0", vxlan("43", &["--local", "0.0.0.0"])),
+            ("--dstport 0", vxlan("43", &["--dstport", "0"])),
+            ("--learning with --no-learning", vxlan("43", &["--learning", "--no-learning"])),
             ("duplicate VNI on a parent", vxlan("42", &[])),
             ("fdb add without --dst", with_netns(host, &["fdb", "add", VXLAN_NETWORK, "02:77:00:00:00:31"])),
             (
@@ -376,4 +390,42 @@ fn ipvlan_route_add_of_an_already_routed_prefix_is_rejected() {
     )];
     let failures = rejection_failures(&fixture, cases);
     assert!(failures.is_empty(), "{} aliased routes were mishandled:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// `xlan … | head` is normal use: a reader that has gone away is no error. Every printing command, into a pipe
+/// whose read end is already closed, exits 0 without a word on stderr (no "Broken pipe" panic).
+#[test]
+fn output_to_a_closed_pipe_is_not_an_error() {
+    let fixture = fixture();
+    let host = fixture.host.name();
+    let commands: [&[&str]; 6] = [
+        &["network", "list"],
+        &["network", "show", "net0", "--json"],
+        &["stats", "--json"],
+        &["fdb", "show"],
+        &["route", "show", IPVLAN_NETWORK],
+        &["--help"],
+    ];
+    let mut failures = Vec::new();
+    for args in commands {
+        let mut fds = [0; 2];
+        // SAFETY: pipe(2) fills the two descriptors.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe(2)");
+        // SAFETY: both descriptors are ours and open; the read end is closed at once, the write end handed over.
+        let (read_end, write_end) = unsafe {
+            use std::os::fd::FromRawFd;
+            (std::os::fd::OwnedFd::from_raw_fd(fds[0]), std::os::fd::OwnedFd::from_raw_fd(fds[1]))
+        };
+        drop(read_end);
+        let args = with_netns(host, args);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut command = xlan::command(&args).expect("binary checked by fixture()");
+        command.stdout(write_end);
+        let output = cmd::output(&mut command).unwrap_or_else(|err| panic!("{err:#}"));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if !output.status.success() || !stderr.is_empty() {
+            failures.push(format!("`xlan {}`: {} with stderr {stderr:?}", args.join(" "), output.status));
+        }
+    }
+    assert!(failures.is_empty(), "output into a closed pipe:\n{}", failures.join("\n"));
 }
