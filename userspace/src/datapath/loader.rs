@@ -120,22 +120,19 @@ pub trait LoadProgram {
     fn load_once(&mut self) -> Result<(), aya::programs::ProgramError>;
 }
 
-impl LoadProgram for Xdp {
-    fn load_once(&mut self) -> Result<(), aya::programs::ProgramError> {
-        if self.fd().is_ok() {
-            Ok(())
-        } else {
-            self.load()
+/// Both program types the datapath attaches load the same way: once, on first use.
+macro_rules! load_once {
+    ($($program:ty),+) => {$(
+        impl LoadProgram for $program {
+            fn load_once(&mut self) -> Result<(), aya::programs::ProgramError> {
+                if self.fd().is_ok() {
+                    Ok(())
+                } else {
+                    self.load()
+                }
+            }
         }
-    }
+    )+};
 }
 
-impl LoadProgram for SchedClassifier {
-    fn load_once(&mut self) -> Result<(), aya::programs::ProgramError> {
-        if self.fd().is_ok() {
-            Ok(())
-        } else {
-            self.load()
-        }
-    }
-}
+load_once!(Xdp, SchedClassifier);
