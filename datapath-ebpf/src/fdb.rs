@@ -1,9 +1,10 @@
 //! Lookups in the forwarding tables and the one flood loop.
 use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::TcContext};
-use datapath_common::{FdbEntry, MacKey, NetworkConfig, ParentConfig, MAX_FLOOD_PORTS};
+use datapath_common::{EndpointConfig, FdbEntry, MacKey, NetworkConfig, ParentConfig, MAX_FLOOD_PORTS};
 
 use crate::{
     maps::{ENDPOINTS, FDB, FLOOD, NETWORKS, PARENTS, SOURCE_MACS},
+    port::Port,
     stats::count_rx,
 };
 
@@ -38,11 +39,12 @@ pub fn source_allowed(network_id: u32, mac: [u8; 6]) -> bool {
     SOURCE_MACS.get_ptr(&MacKey::new(network_id, mac)).is_some()
 }
 
-/// What runs on the parent `ifindex`.
+/// What runs on the parent `ifindex`, with the configuration of its macvlan or ipvlan network.
 #[inline(always)]
-pub fn parent_config(ifindex: u32) -> Option<ParentConfig> {
-    // SAFETY: as in `lookup`.
-    unsafe { PARENTS.get(&ifindex).copied() }
+pub fn parent_config(ifindex: u32) -> Option<&'static ParentConfig> {
+    // SAFETY: the value stays valid while the program runs (RCU); userspace rewrites it only when the networks on
+    // the parent change.
+    unsafe { PARENTS.get(&ifindex) }
 }
 
 /// A network's configuration.
@@ -52,42 +54,39 @@ pub fn network(network_id: u32) -> Option<NetworkConfig> {
     unsafe { NETWORKS.get(&network_id).copied() }
 }
 
-/// The macvlan network on a parent.
+/// The macvlan network on a parent, with its configuration.
 #[inline(always)]
-pub fn macvlan_of_parent(config: &ParentConfig) -> Option<(u32, NetworkConfig)> {
-    let network_id = config.macvlan_network;
-    if network_id == 0 {
-        return None;
+pub fn macvlan_of_parent(config: &ParentConfig) -> Option<(u32, &NetworkConfig)> {
+    match config.macvlan_network {
+        0 => None,
+        network_id => Some((network_id, &config.network)),
     }
-    Some((network_id, network(network_id)?))
 }
 
-/// The ipvlan network whose parent is `ifindex`.
+/// The ipvlan network on a parent, with its configuration.
 #[inline(always)]
-pub fn ipvlan_of_parent(config: &ParentConfig) -> Option<(u32, NetworkConfig)> {
-    let network_id = config.ipvlan_network;
-    if network_id == 0 {
-        return None;
+pub fn ipvlan_of_parent(config: &ParentConfig) -> Option<(u32, &NetworkConfig)> {
+    match config.ipvlan_network {
+        0 => None,
+        network_id => Some((network_id, &config.network)),
     }
-    Some((network_id, network(network_id)?))
 }
 
-/// The network of the endpoint whose host-side veth is `ifindex`.
+/// The endpoint whose host-side veth is `ifindex`.
 #[inline(always)]
-pub fn network_of_endpoint(ifindex: u32) -> Option<(u32, NetworkConfig)> {
+pub fn endpoint(ifindex: u32) -> Option<EndpointConfig> {
     // SAFETY: as in `lookup`.
-    let network_id = unsafe { ENDPOINTS.get(&ifindex)?.network_id };
-    Some((network_id, network(network_id)?))
+    unsafe { ENDPOINTS.get(&ifindex).copied() }
 }
 
 /// The first port of the network's flood list (passthru networks have exactly one).
 #[inline(always)]
-pub fn first_port(network_id: u32) -> Option<u32> {
+pub fn first_port(network_id: u32) -> Option<Port> {
     let list = FLOOD.get_ptr(&network_id)?;
     // SAFETY: the pointer comes from the map and the list is plain data.
     unsafe {
         if (*list).count > 0 {
-            Some((*list).ifindex[0])
+            Some(Port { ifindex: (*list).ifindex[0], slot: (*list).slots[0] })
         } else {
             None
         }
@@ -101,13 +100,13 @@ pub fn flood(ctx: &TcContext, network_id: u32, except_ifindex: u32) {
     let Some(list) = FLOOD.get_ptr(&network_id) else { return };
     // SAFETY: the pointer comes from the map; the loop bound is a constant so the verifier sees it end.
     let count = unsafe { (*list).count } as usize;
-    for slot in 0..MAX_FLOOD_PORTS {
-        if slot >= count {
+    for index in 0..MAX_FLOOD_PORTS {
+        if index >= count {
             break;
         }
-        let port = unsafe { (*list).ifindex[slot] };
+        let port = unsafe { (*list).ifindex[index] };
         if port != except_ifindex && ctx.clone_redirect(port, 0).is_ok() {
-            count_rx(port, ctx.len());
+            count_rx(unsafe { (*list).slots[index] }, ctx.len());
         }
     }
 }

@@ -34,7 +34,7 @@ use crate::{
     fdb::{flood, lookup_fresh, network},
     maps::{FDB, VNIS, VTEPS, VTEP_MACS},
     parse::{ptr_at, ArpHdr, L2Header, Packet},
-    port::{redirect_to_peer, redirect_to_port, redirect_xdp},
+    port::{redirect_to_peer, redirect_to_port, redirect_xdp, Port},
 };
 
 const ETH_P_IP: u16 = 0x0800;
@@ -127,7 +127,7 @@ fn learn(received: &Received) {
             return;
         }
     }
-    let entry = FdbEntry { ifindex: 0, remote_ip: received.outer_src_ip, flags: 0, _pad: 0, last_seen_ns: now };
+    let entry = FdbEntry { ifindex: 0, remote_ip: received.outer_src_ip, flags: 0, slot: 0, last_seen_ns: now };
     let _ = FDB.insert(&key, &entry, 0);
     let _ = VTEP_MACS.insert(&received.outer_src_ip, &VtepMac { mac: received.outer_src_mac, _pad: [0; 2] }, 0);
 }
@@ -191,7 +191,7 @@ pub fn decap_xdp(ctx: &XdpContext, l2: &L2Header, parent: u32) -> Result<Option<
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, received.inner_offset as i32) } != 0 {
         return Err(Error::Malformed);
     }
-    redirect_xdp(ctx, entry.ifindex).map(Some)
+    redirect_xdp(ctx, Port::of(&entry)).map(Some)
 }
 
 /// Underlay frames XDP left to TC: decapsulate, then one copy per local endpoint for broadcast and unknown
@@ -222,9 +222,9 @@ pub fn decap_tc(ctx: &TcContext, l2: &L2Header, parent: u32) -> Result<Option<i3
         // bpf_redirect_peer keeps skb->protocol, the outer header's (IPv4): only an IPv4 inner frame may take it;
         // ARP, IPv6 and the rest go through the veth's transmit path, whose peer sets the protocol from the frame.
         Some(entry) if entry.ifindex != 0 && inner.ether_type == EtherType::Ipv4 as u16 => {
-            Ok(Some(redirect_to_peer(entry.ifindex, ctx.len())))
+            Ok(Some(redirect_to_peer(Port::of(&entry), ctx.len())))
         }
-        Some(entry) if entry.ifindex != 0 => Ok(Some(redirect_to_port(entry.ifindex, ctx.len()))),
+        Some(entry) if entry.ifindex != 0 => Ok(Some(redirect_to_port(Port::of(&entry), ctx.len()))),
         Some(_) => Ok(Some(TC_ACT_SHOT as i32)),
         None => {
             flood(ctx, received.network_id, 0);
@@ -242,7 +242,7 @@ pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Resul
     if !is_multicast_mac(&l2.dst) {
         match lookup_fresh(network_id, l2.dst, network.ageing_secs) {
             Some(entry) if entry.ifindex == port => return Ok(TC_ACT_SHOT as i32),
-            Some(entry) if entry.ifindex != 0 => return Ok(redirect_to_peer(entry.ifindex, ctx.len())),
+            Some(entry) if entry.ifindex != 0 => return Ok(redirect_to_peer(Port::of(&entry), ctx.len())),
             Some(entry) => return send(ctx, network, entry.remote_ip),
             None => {}
         }

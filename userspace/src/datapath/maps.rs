@@ -2,11 +2,11 @@
 //! (stats, show) never create anything.
 use aya::maps::{
     lpm_trie::{Key, LpmTrie},
-    DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues,
+    DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues,
 };
 use datapath_common::{
     map_names, EndpointConfig, EndpointStats, FdbEntry, FloodList, IpEndpoint, IpKey, MacKey, NetworkConfig,
-    ParentConfig, VniKey, VtepList, VtepMac, DROP_REASONS,
+    ParentConfig, VniKey, VtepList, VtepMac, DROP_REASONS, STATS_SLOTS,
 };
 
 use crate::{
@@ -134,6 +134,27 @@ impl<'a> Tables<'a> {
     pub fn delete_endpoint(&self, port: u32) -> Result<()> {
         self.delete::<u32, EndpointConfig>(map_names::ENDPOINTS, port)
     }
+    /// The datapath's entry of the endpoint whose port is `port`, if it has one.
+    pub fn endpoint(&self, port: u32) -> Result<Option<EndpointConfig>> {
+        match self.hash::<u32, EndpointConfig>(map_names::ENDPOINTS)?.get(&port, 0) {
+            Ok(config) => Ok(Some(config)),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(map_error(map_names::ENDPOINTS, e)),
+        }
+    }
+    /// The lowest counters slot no endpoint holds (slot 0 is nobody's): a new endpoint's. There is one for every
+    /// entry `XLAN_ENDPOINTS` has room for, so none is left only when that map is full.
+    pub fn free_slot(&self) -> Result<u32> {
+        let mut taken = vec![false; STATS_SLOTS as usize];
+        for item in self.hash::<u32, EndpointConfig>(map_names::ENDPOINTS)?.iter() {
+            let (_, config) = item.map_err(|e| map_error(map_names::ENDPOINTS, e))?;
+            if let Some(slot) = taken.get_mut(config.slot as usize) {
+                *slot = true;
+            }
+        }
+        let full = || map_error(map_names::ENDPOINTS, std::io::Error::from_raw_os_error(libc::E2BIG));
+        (1..STATS_SLOTS).find(|slot| !taken[*slot as usize]).ok_or_else(full)
+    }
     pub fn put_fdb(&self, key: MacKey, entry: FdbEntry) -> Result<()> {
         self.put(map_names::FDB, key, entry)
     }
@@ -168,29 +189,27 @@ impl<'a> Tables<'a> {
         ignore_missing(ports.remove(port), name)
     }
 
-    fn stats_map(&self) -> Result<PerCpuHashMap<MapData, u32, EndpointStats>> {
+    fn stats_map(&self) -> Result<PerCpuArray<MapData, EndpointStats>> {
         let name = map_names::ENDPOINT_STATS;
-        PerCpuHashMap::try_from(self.open(name)?).map_err(|e| map_error(name, e))
+        PerCpuArray::try_from(self.open(name)?).map_err(|e| map_error(name, e))
     }
 
-    /// Starts an endpoint's counters at zero (the datapath only updates existing entries).
+    /// Starts the counters of the endpoint whose port is `port` at zero: its slot may have counted for an endpoint
+    /// before it. A port that is no endpoint has no counters.
     pub fn reset_stats(&self, port: u32) -> Result<()> {
+        let Some(endpoint) = self.endpoint(port)? else { return Ok(()) };
         let cpus = aya::util::nr_cpus().map_err(|(what, e)| Error::io(what, e))?;
         let zeros =
             PerCpuValues::try_from(vec![EndpointStats::default(); cpus]).map_err(|e| Error::io("per-CPU values", e))?;
-        self.stats_map()?.insert(port, zeros, 0).map_err(|e| map_error(map_names::ENDPOINT_STATS, e))
-    }
-    pub fn delete_stats(&self, port: u32) -> Result<()> {
-        if !self.exist() {
-            return Ok(());
-        }
-        ignore_missing(self.stats_map()?.remove(&port), map_names::ENDPOINT_STATS)
+        self.stats_map()?.set(endpoint.slot, zeros, 0).map_err(|e| map_error(map_names::ENDPOINT_STATS, e))
     }
 
-    /// An endpoint's counters, summed over CPUs.
+    /// The counters of the endpoint whose port is `port`, summed over CPUs (all zero for a port that is no
+    /// endpoint).
     pub fn stats(&self, port: u32) -> Result<EndpointStats> {
-        let per_cpu = self.stats_map()?.get(&port, 0).map_err(|e| map_error(map_names::ENDPOINT_STATS, e))?;
         let mut total = EndpointStats::default();
+        let Some(endpoint) = self.endpoint(port)? else { return Ok(total) };
+        let per_cpu = self.stats_map()?.get(&endpoint.slot, 0).map_err(|e| map_error(map_names::ENDPOINT_STATS, e))?;
         for cpu in per_cpu.iter() {
             total.rx_packets += cpu.rx_packets;
             total.rx_bytes += cpu.rx_bytes;
