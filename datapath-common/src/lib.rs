@@ -24,8 +24,11 @@ pub mod map_names {
     pub const IP_ENDPOINTS: &str = "XLAN_IP_ENDPOINTS";
     /// Ring buffer of `DropRecord`s (`xlan monitor`).
     pub const EVENTS: &str = "XLAN_EVENTS";
+    /// One u64 (`GENERATION_KEY`) that userspace changes after every change to `PARENTS`, `ENDPOINTS` or
+    /// `NETWORKS`: the datapath's per-CPU copies of their entries are good while it stays the same.
+    pub const GENERATION: &str = "XLAN_GENERATION";
     /// Every map of an instance, in the order `xlan` removes their pins.
-    pub const ALL: [&str; 14] = [
+    pub const ALL: [&str; 15] = [
         NETWORKS,
         PARENTS,
         ENDPOINTS,
@@ -40,8 +43,12 @@ pub mod map_names {
         VTEP_MACS,
         IP_ENDPOINTS,
         EVENTS,
+        GENERATION,
     ];
 }
+
+/// The index of the one entry of `XLAN_GENERATION`.
+pub const GENERATION_KEY: u32 = 0;
 
 /// Names of the programs in the eBPF object.
 pub mod program_names {

@@ -4,11 +4,12 @@ use aya_ebpf::{
     bindings::{xdp_action, TC_ACT_OK},
     programs::{TcContext, XdpContext},
 };
-use datapath_common::{EndpointConfig, NetworkConfig, NetworkKind};
+use datapath_common::{NetworkConfig, NetworkKind};
 
 use crate::{
+    cache::{parent_config, SenderConfig},
     error::Error,
-    fdb::{ipvlan_of_parent, macvlan_of_parent, network, parent_config},
+    fdb::{ipvlan_of_parent, macvlan_of_parent},
     ipvlan, macvlan,
     parse::{parse_l2, Packet},
     stats::count_tx,
@@ -76,16 +77,13 @@ pub struct Sender {
 }
 
 /// Everything an endpoint sends (tcx ingress on its host-side veth, so GSO and checksum state survive).
-/// `endpoint` is the `XLAN_ENDPOINTS` entry of `port`, which `main.rs` looked up to count drops against it.
+/// `config` is the endpoint of `port` and its network, which `main.rs` looked up to count drops against it.
 #[inline(always)]
-pub fn endpoint_ingress(ctx: &TcContext, port: u32, endpoint: Option<EndpointConfig>) -> Result<i32, Error> {
-    let Some(endpoint) = endpoint else { return Err(Error::UnknownPort) };
-    let network_id = endpoint.network_id;
-    // The network's own entry, not a copy: a network whose kind this datapath does not know must be refused.
-    let Some(network) = network(network_id) else { return Err(Error::UnknownPort) };
+pub fn endpoint_ingress(ctx: &TcContext, port: u32, config: Option<&SenderConfig>) -> Result<i32, Error> {
+    let Some(&SenderConfig { endpoint, network }) = config else { return Err(Error::UnknownPort) };
     count_tx(endpoint.slot, ctx.len());
     let l2 = parse_l2(ctx)?;
-    let sender = Sender { port, network_id, network };
+    let sender = Sender { port, network_id: endpoint.network_id, network };
     match network.kind {
         NetworkKind::MACVLAN => macvlan::endpoint_egress(ctx, &l2, &sender),
         NetworkKind::VXLAN => vxlan::endpoint_egress(ctx, &l2, &sender),

@@ -1,9 +1,9 @@
 //! Lookups in the forwarding tables and the one flood loop.
 use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::TcContext};
-use datapath_common::{EndpointConfig, FdbEntry, MacKey, NetworkConfig, ParentConfig, MAX_FLOOD_PORTS};
+use datapath_common::{FdbEntry, MacKey, NetworkConfig, ParentConfig, MAX_FLOOD_PORTS};
 
 use crate::{
-    maps::{ENDPOINTS, FDB, FLOOD, NETWORKS, PARENTS, SOURCE_MACS},
+    maps::{FDB, FLOOD, NETWORKS, SOURCE_MACS},
     port::Port,
     stats::count_rx,
 };
@@ -39,14 +39,6 @@ pub fn source_allowed(network_id: u32, mac: [u8; 6]) -> bool {
     SOURCE_MACS.get_ptr(&MacKey::new(network_id, mac)).is_some()
 }
 
-/// What runs on the parent `ifindex`, with the configuration of its macvlan or ipvlan network.
-#[inline(always)]
-pub fn parent_config(ifindex: u32) -> Option<&'static ParentConfig> {
-    // SAFETY: the value stays valid while the program runs (RCU); userspace rewrites it only when the networks on
-    // the parent change.
-    unsafe { PARENTS.get(&ifindex) }
-}
-
 /// A network's configuration.
 #[inline(always)]
 pub fn network(network_id: u32) -> Option<NetworkConfig> {
@@ -70,13 +62,6 @@ pub fn ipvlan_of_parent(config: &ParentConfig) -> Option<(u32, &NetworkConfig)> 
         0 => None,
         network_id => Some((network_id, &config.network)),
     }
-}
-
-/// The endpoint whose host-side veth is `ifindex`.
-#[inline(always)]
-pub fn endpoint(ifindex: u32) -> Option<EndpointConfig> {
-    // SAFETY: as in `lookup`.
-    unsafe { ENDPOINTS.get(&ifindex).copied() }
 }
 
 /// The first port of the network's flood list (passthru networks have exactly one).

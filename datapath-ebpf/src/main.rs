@@ -5,6 +5,7 @@
 #![no_main]
 
 mod bench;
+mod cache;
 mod csum;
 mod dispatch;
 mod drops;
@@ -51,10 +52,10 @@ pub fn xlan_parent_egress(ctx: TcContext) -> i32 {
 #[classifier]
 pub fn xlan_endpoint_ingress(ctx: TcContext) -> i32 {
     let port = ctx.device();
-    let endpoint = fdb::endpoint(port);
+    let sender = cache::sender_config(port);
     // What the endpoint sends is counted against it, drops too; a device no endpoint has counts in slot 0, nobody's.
-    let sender = Port { ifindex: port, slot: endpoint.map_or(0, |endpoint| endpoint.slot) };
-    tc_verdict(&ctx, dispatch::endpoint_ingress(&ctx, port, endpoint), Some(sender))
+    let from = Port { ifindex: port, slot: sender.map_or(0, |sender| sender.endpoint.slot) };
+    tc_verdict(&ctx, dispatch::endpoint_ingress(&ctx, port, sender), Some(from))
 }
 
 #[inline(always)]

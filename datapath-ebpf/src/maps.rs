@@ -3,7 +3,7 @@
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     macros::map,
-    maps::{DevMapHash, HashMap, LpmTrie, PerCpuArray, RingBuf},
+    maps::{Array, DevMapHash, HashMap, LpmTrie, PerCpuArray, RingBuf},
 };
 use datapath_common::{
     EndpointConfig, EndpointStats, FdbEntry, FloodList, IpEndpoint, IpKey, MacKey, NetworkConfig, ParentConfig, VniKey,
@@ -67,6 +67,11 @@ pub static DROPS: PerCpuArray<u64> = PerCpuArray::pinned(DROP_REASONS as u32, 0)
 /// to the one ring a reader opens.
 #[map(name = "XLAN_EVENTS")]
 pub static EVENTS: RingBuf = RingBuf::pinned(EVENTS_BYTES, 0);
+
+/// Changed by userspace after every change to `PARENTS`, `ENDPOINTS` or `NETWORKS`: the per-CPU copies of their
+/// entries (`cache`) are good while it stays the same.
+#[map(name = "XLAN_GENERATION")]
+pub static GENERATION: Array<u64> = Array::pinned(1, 0);
 
 /// (parent, IP prefix) → ipvlan endpoint: its addresses and, in l3 mode, routes behind it.
 #[map(name = "XLAN_IP_ENDPOINTS")]

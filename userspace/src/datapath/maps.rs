@@ -2,11 +2,11 @@
 //! (stats, show) never create anything.
 use aya::maps::{
     lpm_trie::{Key, LpmTrie},
-    DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues,
+    Array, DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues,
 };
 use datapath_common::{
     map_names, EndpointConfig, EndpointStats, FdbEntry, FloodList, IpEndpoint, IpKey, MacKey, NetworkConfig,
-    ParentConfig, VniKey, VtepList, VtepMac, DROP_REASONS, STATS_SLOTS,
+    ParentConfig, VniKey, VtepList, VtepMac, DROP_REASONS, GENERATION_KEY, STATS_SLOTS,
 };
 
 use crate::{
@@ -62,17 +62,34 @@ impl<'a> Tables<'a> {
         ignore_missing(self.hash::<K, V>(name)?.remove(&key), name)
     }
 
+    /// Tells the datapath that `PARENTS`, `ENDPOINTS` or `NETWORKS` changed: its per-CPU copies of their entries are
+    /// good only while the generation stays the same. xlan's commands change an instance one at a time (its state
+    /// lock), so reading and writing it back is no race.
+    fn changed(&self) -> Result<()> {
+        if !self.exist() {
+            return Ok(());
+        }
+        let name = map_names::GENERATION;
+        let mut generation: Array<MapData, u64> = Array::try_from(self.open(name)?).map_err(|e| map_error(name, e))?;
+        let current = generation.get(&GENERATION_KEY, 0).map_err(|e| map_error(name, e))?;
+        generation.set(GENERATION_KEY, current.wrapping_add(1), 0).map_err(|e| map_error(name, e))
+    }
+
     pub fn put_network(&self, id: u32, config: NetworkConfig) -> Result<()> {
-        self.put(map_names::NETWORKS, id, config)
+        self.put(map_names::NETWORKS, id, config)?;
+        self.changed()
     }
     pub fn delete_network(&self, id: u32) -> Result<()> {
-        self.delete::<u32, NetworkConfig>(map_names::NETWORKS, id)
+        self.delete::<u32, NetworkConfig>(map_names::NETWORKS, id)?;
+        self.changed()
     }
     pub fn put_parent(&self, ifindex: u32, config: ParentConfig) -> Result<()> {
-        self.put(map_names::PARENTS, ifindex, config)
+        self.put(map_names::PARENTS, ifindex, config)?;
+        self.changed()
     }
     pub fn delete_parent(&self, ifindex: u32) -> Result<()> {
-        self.delete::<u32, ParentConfig>(map_names::PARENTS, ifindex)
+        self.delete::<u32, ParentConfig>(map_names::PARENTS, ifindex)?;
+        self.changed()
     }
     pub fn put_vni(&self, key: VniKey, network_id: u32) -> Result<()> {
         self.put(map_names::VNIS, key, network_id)
@@ -129,10 +146,12 @@ impl<'a> Tables<'a> {
         Ok(entries)
     }
     pub fn put_endpoint(&self, port: u32, config: EndpointConfig) -> Result<()> {
-        self.put(map_names::ENDPOINTS, port, config)
+        self.put(map_names::ENDPOINTS, port, config)?;
+        self.changed()
     }
     pub fn delete_endpoint(&self, port: u32) -> Result<()> {
-        self.delete::<u32, EndpointConfig>(map_names::ENDPOINTS, port)
+        self.delete::<u32, EndpointConfig>(map_names::ENDPOINTS, port)?;
+        self.changed()
     }
     /// The datapath's entry of the endpoint whose port is `port`, if it has one.
     pub fn endpoint(&self, port: u32) -> Result<Option<EndpointConfig>> {
