@@ -24,8 +24,8 @@ pub mod map_names {
     pub const IP_ENDPOINTS: &str = "XLAN_IP_ENDPOINTS";
     /// Ring buffer of `DropRecord`s (`xlan monitor`).
     pub const EVENTS: &str = "XLAN_EVENTS";
-    /// One u64 (`GENERATION_KEY`) that userspace changes after every change to `PARENTS`, `ENDPOINTS` or
-    /// `NETWORKS`: the datapath's per-CPU copies of their entries are good while it stays the same.
+    /// One u64 (`GENERATION_KEY`) that userspace changes after every change to `PARENTS`, `ENDPOINTS`, `NETWORKS`
+    /// or `FDB`: the datapath's per-CPU copies of their entries are good while it stays the same.
     pub const GENERATION: &str = "XLAN_GENERATION";
     /// Every map of an instance, in the order `xlan` removes their pins.
     pub const ALL: [&str; 15] = [

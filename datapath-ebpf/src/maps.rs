@@ -68,8 +68,8 @@ pub static DROPS: PerCpuArray<u64> = PerCpuArray::pinned(DROP_REASONS as u32, 0)
 #[map(name = "XLAN_EVENTS")]
 pub static EVENTS: RingBuf = RingBuf::pinned(EVENTS_BYTES, 0);
 
-/// Changed by userspace after every change to `PARENTS`, `ENDPOINTS` or `NETWORKS`: the per-CPU copies of their
-/// entries (`cache`) are good while it stays the same.
+/// Changed by userspace after every change to `PARENTS`, `ENDPOINTS`, `NETWORKS` or `FDB`: the per-CPU copies of
+/// their entries (`cache`) are good while it stays the same.
 #[map(name = "XLAN_GENERATION")]
 pub static GENERATION: Array<u64> = Array::pinned(1, 0);
 

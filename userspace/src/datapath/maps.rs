@@ -62,8 +62,8 @@ impl<'a> Tables<'a> {
         ignore_missing(self.hash::<K, V>(name)?.remove(&key), name)
     }
 
-    /// Tells the datapath that `PARENTS`, `ENDPOINTS` or `NETWORKS` changed: its per-CPU copies of their entries are
-    /// good only while the generation stays the same. xlan's commands change an instance one at a time (its state
+    /// Tells the datapath that `PARENTS`, `ENDPOINTS`, `NETWORKS` or the FDB changed: its per-CPU copies of their
+    /// entries are good only while the generation stays the same. xlan's commands change an instance one at a time (its state
     /// lock), so reading and writing it back is no race.
     fn changed(&self) -> Result<()> {
         if !self.exist() {
@@ -175,10 +175,12 @@ impl<'a> Tables<'a> {
         (1..STATS_SLOTS).find(|slot| !taken[*slot as usize]).ok_or_else(full)
     }
     pub fn put_fdb(&self, key: MacKey, entry: FdbEntry) -> Result<()> {
-        self.put(map_names::FDB, key, entry)
+        self.put(map_names::FDB, key, entry)?;
+        self.changed()
     }
     pub fn delete_fdb(&self, key: MacKey) -> Result<()> {
-        self.delete::<MacKey, FdbEntry>(map_names::FDB, key)
+        self.delete::<MacKey, FdbEntry>(map_names::FDB, key)?;
+        self.changed()
     }
     pub fn put_flood(&self, network_id: u32, list: FloodList) -> Result<()> {
         self.put(map_names::FLOOD, network_id, list)
