@@ -24,8 +24,8 @@ pub mod map_names {
     pub const IP_ENDPOINTS: &str = "XLAN_IP_ENDPOINTS";
     /// Ring buffer of `DropRecord`s (`xlan monitor`).
     pub const EVENTS: &str = "XLAN_EVENTS";
-    /// One u64 (`GENERATION_KEY`) that userspace changes after every change to `PARENTS`, `ENDPOINTS`, `NETWORKS`
-    /// or `FDB`: the datapath's per-CPU copies of their entries are good while it stays the same.
+    /// Two u64 generations (`USER_GENERATION`, `DATAPATH_GENERATION`): the datapath's per-CPU copies of map entries are
+    /// good while they stay the same.
     pub const GENERATION: &str = "XLAN_GENERATION";
     /// Every map of an instance, in the order `xlan` removes their pins.
     pub const ALL: [&str; 15] = [
@@ -47,8 +47,13 @@ pub mod map_names {
     ];
 }
 
-/// The index of the one entry of `XLAN_GENERATION`.
-pub const GENERATION_KEY: u32 = 0;
+/// `XLAN_GENERATION[USER_GENERATION]`: changed by userspace after every change it makes to `PARENTS`, `ENDPOINTS`,
+/// `NETWORKS`, `VNIS`, `VTEP_MACS` or `FDB`.
+pub const USER_GENERATION: u32 = 0;
+/// `XLAN_GENERATION[DATAPATH_GENERATION]`: changed by the datapath when it adds, moves or removes a learned FDB entry
+/// or changes a VTEP's MAC.
+pub const DATAPATH_GENERATION: u32 = 1;
+pub const GENERATIONS: u32 = 2;
 
 /// Names of the programs in the eBPF object.
 pub mod program_names {

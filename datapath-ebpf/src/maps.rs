@@ -7,8 +7,8 @@ use aya_ebpf::{
 };
 use datapath_common::{
     EndpointConfig, EndpointStats, FdbEntry, FloodList, IpEndpoint, IpKey, MacKey, NetworkConfig, ParentConfig, VniKey,
-    VtepList, VtepMac, DROP_REASONS, EVENTS_BYTES, MAX_ENDPOINTS, MAX_FDB_ENTRIES, MAX_IP_ENTRIES, MAX_NETWORKS,
-    MAX_SOURCE_MACS, MAX_VNIS, STATS_SLOTS,
+    VtepList, VtepMac, DROP_REASONS, EVENTS_BYTES, GENERATIONS, MAX_ENDPOINTS, MAX_FDB_ENTRIES, MAX_IP_ENTRIES,
+    MAX_NETWORKS, MAX_SOURCE_MACS, MAX_VNIS, STATS_SLOTS,
 };
 
 /// network id → configuration.
@@ -68,10 +68,10 @@ pub static DROPS: PerCpuArray<u64> = PerCpuArray::pinned(DROP_REASONS as u32, 0)
 #[map(name = "XLAN_EVENTS")]
 pub static EVENTS: RingBuf = RingBuf::pinned(EVENTS_BYTES, 0);
 
-/// Changed by userspace after every change to `PARENTS`, `ENDPOINTS`, `NETWORKS` or `FDB`: the per-CPU copies of
-/// their entries (`cache`) are good while it stays the same.
+/// The generations of the maps' contents (`USER_GENERATION`, `DATAPATH_GENERATION`): the per-CPU copies of their
+/// entries (`cache`) are good while they stay the same.
 #[map(name = "XLAN_GENERATION")]
-pub static GENERATION: Array<u64> = Array::pinned(1, 0);
+pub static GENERATION: Array<u64> = Array::pinned(GENERATIONS, 0);
 
 /// (parent, IP prefix) → ipvlan endpoint: its addresses and, in l3 mode, routes behind it.
 #[map(name = "XLAN_IP_ENDPOINTS")]

@@ -6,7 +6,7 @@ use aya::maps::{
 };
 use datapath_common::{
     map_names, EndpointConfig, EndpointStats, FdbEntry, FloodList, IpEndpoint, IpKey, MacKey, NetworkConfig,
-    ParentConfig, VniKey, VtepList, VtepMac, DROP_REASONS, GENERATION_KEY, STATS_SLOTS,
+    ParentConfig, VniKey, VtepList, VtepMac, DROP_REASONS, STATS_SLOTS, USER_GENERATION,
 };
 
 use crate::{
@@ -62,8 +62,8 @@ impl<'a> Tables<'a> {
         ignore_missing(self.hash::<K, V>(name)?.remove(&key), name)
     }
 
-    /// Tells the datapath that `PARENTS`, `ENDPOINTS`, `NETWORKS` or the FDB changed: its per-CPU copies of their
-    /// entries are good only while the generation stays the same. xlan's commands change an instance one at a time (its state
+    /// Tells the datapath that `PARENTS`, `ENDPOINTS`, `NETWORKS`, `VNIS`, `VTEP_MACS` or the FDB changed: its per-CPU
+    /// copies of their entries are good only while its generations stay the same. xlan's commands change an instance one at a time (its state
     /// lock), so reading and writing it back is no race.
     fn changed(&self) -> Result<()> {
         if !self.exist() {
@@ -71,8 +71,8 @@ impl<'a> Tables<'a> {
         }
         let name = map_names::GENERATION;
         let mut generation: Array<MapData, u64> = Array::try_from(self.open(name)?).map_err(|e| map_error(name, e))?;
-        let current = generation.get(&GENERATION_KEY, 0).map_err(|e| map_error(name, e))?;
-        generation.set(GENERATION_KEY, current.wrapping_add(1), 0).map_err(|e| map_error(name, e))
+        let current = generation.get(&USER_GENERATION, 0).map_err(|e| map_error(name, e))?;
+        generation.set(USER_GENERATION, current.wrapping_add(1), 0).map_err(|e| map_error(name, e))
     }
 
     pub fn put_network(&self, id: u32, config: NetworkConfig) -> Result<()> {
@@ -92,10 +92,12 @@ impl<'a> Tables<'a> {
         self.changed()
     }
     pub fn put_vni(&self, key: VniKey, network_id: u32) -> Result<()> {
-        self.put(map_names::VNIS, key, network_id)
+        self.put(map_names::VNIS, key, network_id)?;
+        self.changed()
     }
     pub fn delete_vni(&self, key: VniKey) -> Result<()> {
-        self.delete::<VniKey, u32>(map_names::VNIS, key)
+        self.delete::<VniKey, u32>(map_names::VNIS, key)?;
+        self.changed()
     }
     pub fn put_vteps(&self, network_id: u32, list: VtepList) -> Result<()> {
         self.put(map_names::VTEPS, network_id, list)
@@ -119,7 +121,8 @@ impl<'a> Tables<'a> {
     }
 
     pub fn put_vtep_mac(&self, ip: u32, mac: [u8; 6]) -> Result<()> {
-        self.put(map_names::VTEP_MACS, ip, VtepMac { mac, _pad: [0; 2] })
+        self.put(map_names::VTEP_MACS, ip, VtepMac { mac, _pad: [0; 2] })?;
+        self.changed()
     }
     /// The MAC the datapath has for a VTEP, if any.
     pub fn vtep_mac(&self, ip: u32) -> Result<Option<[u8; 6]>> {
@@ -130,7 +133,8 @@ impl<'a> Tables<'a> {
         }
     }
     pub fn delete_vtep_mac(&self, ip: u32) -> Result<()> {
-        self.delete::<u32, VtepMac>(map_names::VTEP_MACS, ip)
+        self.delete::<u32, VtepMac>(map_names::VTEP_MACS, ip)?;
+        self.changed()
     }
 
     /// Every FDB entry of the network, static and learned.
