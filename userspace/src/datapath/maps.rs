@@ -9,8 +9,13 @@ use datapath_common::{
     ParentConfig, VniKey, VtepList, VtepMac, DROP_REASONS, STATS_SLOTS, USER_GENERATION,
 };
 
+use std::os::fd::AsFd;
+
 use crate::{
-    datapath::pins::{unpin, PinDir},
+    datapath::{
+        batch,
+        pins::{unpin, PinDir},
+    },
     error::{Error, Result},
 };
 
@@ -137,17 +142,24 @@ impl<'a> Tables<'a> {
         self.changed()
     }
 
-    /// Every FDB entry of the network, static and learned.
+    /// Every FDB entry of the network, static and learned: the whole FDB read in batches (it may hold a million
+    /// entries), those of other networks left out.
     pub fn fdb_entries(&self, network_id: u32) -> Result<Vec<(MacKey, FdbEntry)>> {
-        let fdb = self.hash::<MacKey, FdbEntry>(map_names::FDB)?;
-        let mut entries = Vec::new();
-        for item in fdb.iter() {
-            let (key, entry) = item.map_err(|e| map_error(map_names::FDB, e))?;
-            if key.network_id == network_id {
-                entries.push((key, entry));
-            }
-        }
+        let name = map_names::FDB;
+        let fdb = MapData::from_pin(self.pins.map(name)).map_err(|e| map_error(name, e))?;
+        let mut entries = batch::entries::<MacKey, FdbEntry>(fdb.fd().as_fd()).map_err(|e| map_error(name, e))?;
+        entries.retain(|(key, _)| key.network_id == network_id);
         Ok(entries)
+    }
+    /// Deletes FDB entries by batches (a network's, at its deletion, may be a million); keys not there are no error.
+    pub fn delete_fdb_batch(&self, keys: &[MacKey]) -> Result<()> {
+        let name = map_names::FDB;
+        if !self.exist() || keys.is_empty() {
+            return Ok(());
+        }
+        let fdb = MapData::from_pin(self.pins.map(name)).map_err(|e| map_error(name, e))?;
+        batch::delete(fdb.fd().as_fd(), keys).map_err(|e| map_error(name, e))?;
+        self.changed()
     }
     pub fn put_endpoint(&self, port: u32, config: EndpointConfig) -> Result<()> {
         self.put(map_names::ENDPOINTS, port, config)?;
