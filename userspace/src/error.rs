@@ -156,6 +156,8 @@ pub enum Error {
     RouteNotFound { prefix: ipnet::IpNet, network: String },
     #[error("parent {parent} is handled by the {in_use} hook for the networks already on it")]
     HookInUse { parent: String, in_use: crate::model::ParentHook },
+    #[error("the state and the datapath disagree: {first}{}", and_more(*.more))]
+    Inconsistent { first: Box<crate::check::Finding>, more: usize },
     #[error("netlink: {what}")]
     Netlink {
         what: String,
@@ -181,6 +183,13 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn and_more(more: usize) -> String {
+    match more {
+        0 => String::new(),
+        n => format!(" (and {n} more)"),
+    }
+}
 
 impl Error {
     /// Wraps an I/O error with what was being done.

@@ -64,14 +64,14 @@ impl StateStore {
     /// Saves the state; an instance with no networks leaves no files behind (see Drop).
     pub fn save(&self, state: &State) -> Result<()> {
         let path = self.path();
-        if state.networks.is_empty() {
+        if state.networks.is_empty() && state.pending.is_empty() {
             let _ = fs::remove_file(&path);
             return Ok(());
         }
         let state_error =
             |path: &Path, e: &dyn std::fmt::Display| Error::State { path: path.into(), problem: e.to_string() };
         let tmp = self.dir.join("state.json.tmp");
-        let current = State { schema: SCHEMA_VERSION, networks: state.networks.clone() };
+        let current = State { schema: SCHEMA_VERSION, ..state.clone() };
         let json = serde_json::to_vec_pretty(&current).map_err(|e| state_error(&path, &e))?;
         let mut file = File::create(&tmp).map_err(|e| state_error(&tmp, &e))?;
         file.write_all(&json).map_err(|e| state_error(&tmp, &e))?;
@@ -91,6 +91,16 @@ impl Drop for StateStore {
         if let Some(parent) = self.dir.parent().filter(|p| p.ends_with("xlan")) {
             let _ = fs::remove_dir(parent);
         }
+    }
+}
+
+impl StateStore {
+    /// Moves an unreadable state file aside (kept for inspection as `state.json.unreadable`), so that the instance
+    /// starts from an empty state; returns where it went.
+    pub fn set_aside(&self) -> Result<PathBuf> {
+        let aside = self.dir.join("state.json.unreadable");
+        fs::rename(self.path(), &aside).map_err(|e| Error::io(format!("move {} aside", self.path().display()), e))?;
+        Ok(aside)
     }
 }
 
@@ -231,7 +241,7 @@ mod v0 {
     impl State {
         pub fn migrate(self) -> Result<model::State, String> {
             let networks = self.networks.into_iter().map(Network::migrate).collect::<Result<_, _>>()?;
-            Ok(model::State { schema: model::SCHEMA_VERSION, networks })
+            Ok(model::State { networks, ..model::State::default() })
         }
     }
 

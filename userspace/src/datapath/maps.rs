@@ -116,17 +116,47 @@ impl<'a> Tables<'a> {
         self.delete::<u32, VtepMac>(map_names::VTEP_MACS, ip)
     }
 
+    /// Every entry of a hash map.
+    fn entries<K: aya::Pod, V: aya::Pod>(&self, name: &str) -> Result<Vec<(K, V)>> {
+        let map = self.hash::<K, V>(name)?;
+        map.iter().map(|item| item.map_err(|e| map_error(name, e))).collect()
+    }
+
     /// Every FDB entry of the network, static and learned.
     pub fn fdb_entries(&self, network_id: u32) -> Result<Vec<(MacKey, FdbEntry)>> {
-        let fdb = self.hash::<MacKey, FdbEntry>(map_names::FDB)?;
-        let mut entries = Vec::new();
-        for item in fdb.iter() {
-            let (key, entry) = item.map_err(|e| map_error(map_names::FDB, e))?;
-            if key.network_id == network_id {
-                entries.push((key, entry));
-            }
-        }
+        let mut entries = self.entries::<MacKey, FdbEntry>(map_names::FDB)?;
+        entries.retain(|(key, _)| key.network_id == network_id);
         Ok(entries)
+    }
+
+    /// The networks the datapath knows, by id.
+    pub fn networks(&self) -> Result<Vec<(u32, NetworkConfig)>> {
+        self.entries(map_names::NETWORKS)
+    }
+
+    /// The endpoints the datapath knows, by port.
+    pub fn endpoints(&self) -> Result<Vec<(u32, EndpointConfig)>> {
+        self.entries(map_names::ENDPOINTS)
+    }
+
+    /// The parents the datapath knows, by ifindex.
+    pub fn parents(&self) -> Result<Vec<(u32, ParentConfig)>> {
+        self.entries(map_names::PARENTS)
+    }
+
+    /// The VNIs the datapath knows, with their network ids.
+    pub fn vnis(&self) -> Result<Vec<(VniKey, u32)>> {
+        self.entries(map_names::VNIS)
+    }
+
+    /// The allowed source MACs of every network.
+    pub fn source_macs(&self) -> Result<Vec<MacKey>> {
+        Ok(self.entries::<MacKey, u32>(map_names::SOURCE_MACS)?.into_iter().map(|(key, _)| key).collect())
+    }
+
+    /// The ipvlan trie's keys and owners.
+    pub fn ip_entries(&self) -> Result<Vec<(Key<IpKey>, IpEndpoint)>> {
+        self.ip_endpoints()?.iter().map(|item| item.map_err(|e| map_error(map_names::IP_ENDPOINTS, e))).collect()
     }
     pub fn put_endpoint(&self, port: u32, config: EndpointConfig) -> Result<()> {
         self.put(map_names::ENDPOINTS, port, config)

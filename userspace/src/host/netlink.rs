@@ -80,6 +80,22 @@ impl Netlink {
         }
     }
 
+    /// Every device of the namespace: ifindex → name.
+    pub async fn device_names(&self) -> Result<std::collections::HashMap<u32, String>> {
+        let mut links = self.handle.link().get().execute();
+        let mut names = std::collections::HashMap::new();
+        while let Some(message) = links.try_next().await.map_err(Error::netlink("list devices"))? {
+            let name = message.attributes.iter().find_map(|attr| match attr {
+                LinkAttribute::IfName(name) => Some(name.clone()),
+                _ => None,
+            });
+            if let Some(name) = name {
+                names.insert(message.header.index, name);
+            }
+        }
+        Ok(names)
+    }
+
     /// The device, or a "does not exist" error naming the namespace.
     pub async fn require_device(&self, name: &str) -> Result<Device> {
         self.device(name).await?.ok_or_else(|| Error::NoSuchDevice { device: name.into(), place: self.place.clone() })

@@ -1,5 +1,6 @@
 //! The operations, one module per noun. Each takes a typed request and returns a typed, `Serialize` result; errors
 //! are the library's [`crate::Error`]. They serve every front end alike: the `xlan` CLI, the daemon, the CNI plugin.
+pub mod doctor;
 pub mod endpoint;
 pub mod fdb;
 pub mod macaddr;

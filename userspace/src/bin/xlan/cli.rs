@@ -49,6 +49,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Every disagreement between the state, the pinned datapath and the host's devices; --repair fixes what it can.
+    Doctor {
+        /// Rebuild what the datapath lost from the state, drop endpoints whose devices are gone, bind re-created
+        /// parents again, remove what xlan made that the state does not know.
+        #[arg(long)]
+        repair: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Per-endpoint counters: rx (delivered to it) and tx (sent by it) packets and bytes, drops by reason.
     Stats {
         network: Option<String>,

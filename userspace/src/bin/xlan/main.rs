@@ -13,6 +13,7 @@ use xlan::{
     instance::Instance,
     model::{Driver, Flood, IpvlanMode, MacvlanMode},
     ops::{
+        doctor,
         endpoint::{self, AddEndpoint},
         fdb,
         macaddr::{self, MacaddrChange},
@@ -87,9 +88,11 @@ async fn execute(instance: &Instance, command: Command) -> Result<Output, CliErr
             network::delete(instance, &name).await?;
             Ok(Output::none())
         }
-        Command::Network(NetworkCommand::List { json }) => Ok(output::network_list(&network::list(instance)?, json)),
+        Command::Network(NetworkCommand::List { json }) => {
+            Ok(output::network_list(&network::list(instance).await?, json))
+        }
         Command::Network(NetworkCommand::Show { name, json }) => {
-            Ok(output::network_show(&network::show(instance, &name)?, json))
+            Ok(output::network_show(&network::show(instance, &name).await?, json))
         }
         Command::Endpoint(EndpointCommand::Add { target, mac, ips }) => {
             let at = target.endpoint_ref();
@@ -106,7 +109,7 @@ async fn execute(instance: &Instance, command: Command) -> Result<Output, CliErr
                 MacaddrCommand::Del { network, mac } => (network, MacaddrChange::Del(mac)),
                 MacaddrCommand::Flush { network } => (network, MacaddrChange::Flush),
             };
-            macaddr::change(instance, &network, change)?;
+            macaddr::change(instance, &network, change).await?;
             Ok(Output::none())
         }
         Command::Fdb(FdbCommand::Add { network, mac, dst }) => {
@@ -119,24 +122,30 @@ async fn execute(instance: &Instance, command: Command) -> Result<Output, CliErr
             Ok(Output::none())
         }
         Command::Fdb(FdbCommand::Show { network, json }) => {
-            Ok(output::fdb_show(&fdb::show(instance, network.as_deref())?, json))
+            Ok(output::fdb_show(&fdb::show(instance, network.as_deref()).await?, json))
         }
         Command::Route(RouteCommand::Add { network, cidr, netns, ifname }) => {
-            route::add(instance, &network, cidr, xlan::model::EndpointRef { netns, ifname })?;
+            route::add(instance, &network, cidr, xlan::model::EndpointRef { netns, ifname }).await?;
             Ok(Output::none())
         }
         Command::Route(RouteCommand::Del { network, cidr }) => {
-            route::del(instance, &network, cidr)?;
+            route::del(instance, &network, cidr).await?;
             Ok(Output::none())
         }
         Command::Route(RouteCommand::Show { network, json }) => {
-            Ok(output::route_show(&route::show(instance, &network)?, json))
+            Ok(output::route_show(&route::show(instance, &network).await?, json))
         }
         Command::Monitor { json } => {
             monitor::run(instance, json).await?;
             Ok(Output::none())
         }
-        Command::Stats { network, json } => Ok(output::stats(&stats::endpoints(instance, network.as_deref())?, json)),
+        Command::Stats { network, json } => {
+            Ok(output::stats(&stats::endpoints(instance, network.as_deref()).await?, json))
+        }
+        Command::Doctor { repair, json } => {
+            let report = if repair { doctor::repair(instance).await? } else { doctor::examine(instance).await? };
+            Ok(output::doctor(&report, repair, json))
+        }
     }
 }
 

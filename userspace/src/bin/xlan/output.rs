@@ -5,8 +5,9 @@ use std::io::Write as _;
 use serde::Serialize;
 use serde_json::json;
 use xlan::{
-    model::{DriverSettings, IpRoute, Network},
+    model::{DriverSettings, IpRoute, Network, Pending},
     ops::{
+        doctor::Report,
         fdb::{FdbRow, FdbState},
         stats::EndpointCounters,
     },
@@ -154,6 +155,44 @@ pub fn route_show(routes: &[IpRoute], as_json: bool) -> Output {
         return Output::json(&rows);
     }
     Output::lines(routes.iter().map(|r| format!("{} dev {}\n", r.prefix, r.endpoint)).collect())
+}
+
+/// `doctor`: one line per finding, marked with what became of it.
+pub fn doctor(report: &Report, repair: bool, as_json: bool) -> Output {
+    if as_json {
+        return Output::json(report);
+    }
+    let mut out = String::new();
+    for recovered in &report.recovered {
+        out += &format!("recovered: {}\n", describe_pending(recovered));
+    }
+    for finding in &report.findings {
+        let state = if report.repaired.contains(finding) {
+            "repaired"
+        } else if repair {
+            "remains"
+        } else {
+            "found"
+        };
+        out += &format!("{state}: {finding}\n");
+    }
+    if report.findings.is_empty() {
+        out += "ok: the state, the datapath and the devices agree\n";
+    }
+    Output::lines(out)
+}
+
+fn describe_pending(pending: &Pending) -> String {
+    match pending {
+        Pending::CreateNetwork { network } => format!("undid the unfinished create of network \"{}\"", network.name),
+        Pending::AddEndpoint { network, endpoint, .. } => {
+            format!("undid the unfinished add of endpoint {} to network \"{network}\"", endpoint.at)
+        }
+        Pending::DeleteEndpoint { network, endpoint } => {
+            format!("finished the delete of endpoint {} of network \"{}\"", endpoint.at, network.name)
+        }
+        Pending::DeleteNetwork { network } => format!("finished the delete of network \"{}\"", network.name),
+    }
 }
 
 /// `stats`.
