@@ -11,6 +11,7 @@ use crate::{
     datapath::{
         loader::{detach, link_names},
         maps::Tables,
+        pins::unpin,
     },
     driver::{self, port},
     error::{Error, Result},
@@ -84,16 +85,27 @@ pub async fn repair(instance: &Instance) -> Result<Report> {
             repaired.push(finding.clone());
         }
     }
+    // A re-created parent is bound again: the state takes its new ifindex and MAC, and the datapath, whose maps key
+    // by the old ifindex, is installed anew.
+    let mut reinstall_all = findings.contains(&Finding::MapsMissing);
     for finding in &findings {
         if let Finding::ParentReplaced { network, now, .. } = finding {
-            rebind_parent(instance, &mut session, network, *now).await?;
-            repaired.push(finding.clone());
+            let parent = instance.netlink.require_device(&session.state.network(network)?.parent.name).await?;
+            let stored = session.state.network_mut(network)?;
+            stored.parent.ifindex = *now;
+            stored.parent.mac = parent.mac.unwrap_or(stored.parent.mac);
+            session.save()?;
+            reinstall_all = true;
         }
     }
-    // Whatever is still missing from the datapath comes back from the state.
-    if findings.iter().any(needs_rebuild) {
+    let rebuilt = |finding: &&Finding| needs_rebuild(finding) || matches!(finding, Finding::ParentReplaced { .. });
+    if reinstall_all {
+        reinstall(instance, &session.state).await?;
+        repaired.extend(findings.iter().filter(rebuilt).cloned());
+    } else if findings.iter().any(needs_rebuild) {
+        // Whatever is missing from the datapath comes back from the state.
         rebuild(instance, &session.state).await?;
-        repaired.extend(findings.iter().filter(|f| needs_rebuild(f)).cloned());
+        repaired.extend(findings.iter().filter(rebuilt).cloned());
     }
     let remaining = session.examine().await?;
     repaired.retain(|finding| !remaining.contains(finding));
@@ -134,24 +146,14 @@ async fn rebuild(instance: &Instance, state: &State) -> Result<()> {
     Ok(())
 }
 
-/// Binds a network whose parent was deleted and re-created to the new device: what the datapath keyed by the old
-/// ifindex goes, the network is put in again on the new one.
-async fn rebind_parent(instance: &Instance, session: &mut Session<'_>, name: &str, now: u32) -> Result<()> {
-    let old = session.state.network(name)?.clone();
-    let parent = instance.netlink.require_device(&old.parent.name).await?;
-    let others = State {
-        networks: session.state.networks.iter().filter(|n| n.name != name).cloned().collect(),
-        ..State::default()
-    };
-    let old_without_endpoints = Network { endpoints: Vec::new(), ..old.clone() };
-    driver::teardown_network(instance, &others, &old_without_endpoints).await?;
-    let stored = session.state.network_mut(name)?;
-    stored.parent.ifindex = now;
-    if let Some(mac) = parent.mac {
-        stored.parent.mac = mac;
+/// Installs the whole datapath anew from the state: every link and map pin goes, then `rebuild`. Programs hold the
+/// maps of their own load, so new maps mean every program attached again (counters and learned entries start over).
+async fn reinstall(instance: &Instance, state: &State) -> Result<()> {
+    for link in instance.pins.link_pins()? {
+        unpin(&link)?;
     }
-    session.save()?;
-    rebuild(instance, &session.state).await
+    Tables::new(&instance.pins).unpin_all()?;
+    rebuild(instance, state).await
 }
 
 /// Removes everything the datapath holds for a network id the state does not know, and the ports of that network.
