@@ -31,17 +31,27 @@ impl StateStore {
     /// Opens and locks the instance's state directory, waiting for a command that holds the lock; `notice` hears
     /// about a wait longer than a moment.
     pub fn open(dir: &Path, notice: Option<WaitNotice<'_>>) -> Result<Self> {
-        fs::create_dir_all(dir).map_err(|e| Error::io(format!("create state dir {}", dir.display()), e))?;
         let lock_path = dir.join("lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Error::io(format!("open {}", lock_path.display()), e))?;
-        let mut lock = lock;
-        acquire(&mut lock, notice).map_err(|e| Error::io(format!("lock {}", lock_path.display()), e))?;
+        let mut lock = loop {
+            if !dir.exists() {
+                fs::create_dir_all(dir).map_err(|e| Error::io(format!("create state dir {}", dir.display()), e))?;
+                // Only a directory xlan made is removed again (see Drop).
+                let _ = File::create(dir.join(MADE_BY_XLAN));
+            }
+            let mut lock = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(&lock_path)
+                .map_err(|e| Error::io(format!("open {}", lock_path.display()), e))?;
+            acquire(&mut lock, notice).map_err(|e| Error::io(format!("lock {}", lock_path.display()), e))?;
+            // The holder before us may have removed the lock file (its instance had no state left): a lock on a file
+            // that is no longer at the path excludes nobody, so take the one that is there now.
+            if same_file(&lock, &lock_path) {
+                break lock;
+            }
+        };
         // Who holds the lock, for the commands that wait on it.
         let pid = std::process::id().to_string();
         let _ = lock.set_len(0).and_then(|()| lock.rewind()).and_then(|()| lock.write_all(pid.as_bytes()));
@@ -79,14 +89,27 @@ impl StateStore {
     }
 }
 
+/// The mark of a state directory xlan made (and may remove).
+const MADE_BY_XLAN: &str = "made-by-xlan";
+
+/// True while `path` names the file `file` is open on.
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+        _ => false,
+    }
+}
+
 impl Drop for StateStore {
     /// An instance without a state file (no networks, or a first command that failed) leaves no lock file or
-    /// directory behind; the default root (/run/xlan) goes too once no instance uses it.
+    /// directory behind, if xlan made the directory; the default root (/run/xlan) goes too once no instance uses it.
     fn drop(&mut self) {
-        if self.path().exists() {
+        if self.path().exists() || !self.dir.join(MADE_BY_XLAN).exists() {
             return;
         }
         let _ = fs::remove_file(self.dir.join("lock"));
+        let _ = fs::remove_file(self.dir.join(MADE_BY_XLAN));
         let _ = fs::remove_dir(&self.dir);
         if let Some(parent) = self.dir.parent().filter(|p| p.ends_with("xlan")) {
             let _ = fs::remove_dir(parent);
@@ -407,6 +430,18 @@ mod tests {
         });
         assert_eq!(*heard.lock().unwrap(), [Some(std::process::id())]);
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn only_a_state_dir_xlan_made_is_removed() {
+        let made = std::env::temp_dir().join(format!("xlan-made-{}", std::process::id()));
+        drop(StateStore::open(&made, None).unwrap());
+        assert!(!made.exists(), "a directory xlan made and left empty goes");
+        let users = std::env::temp_dir().join(format!("xlan-users-{}", std::process::id()));
+        fs::create_dir(&users).unwrap();
+        drop(StateStore::open(&users, None).unwrap());
+        assert!(users.exists(), "the user's own directory stays");
+        let _ = fs::remove_dir_all(&users);
     }
 
     #[test]
