@@ -336,6 +336,7 @@ fn rejection_failures(fixture: &Fixture, cases: Cases) -> Vec<String> {
         Path::new("/run/netns").join(MISSING_NETNS),
         xlan::bpffs_dir(MISSING_NETNS),
         Path::new("/run/xlan").join(MISSING_NETNS),
+        Path::new(xlan::CONFIG_ROOT).join(MISSING_NETNS),
     ];
     assert!(missing_paths.iter().all(|path| !path.exists()), "precondition: none of {missing_paths:?} may exist");
     let mut failures = Vec::new();

@@ -191,6 +191,34 @@ fn a_garbled_state_file_is_set_aside() {
     let _ = std::fs::remove_file(lab.state_dir().join("state.json.unreadable"));
 }
 
+/// After a reboot /run and bpffs are empty and the endpoints' veths are gone; the configuration under /var/lib/xlan
+/// is not. `xlan restore` makes the networks again, and the endpoints whose namespaces exist, with their MACs and
+/// addresses: traffic flows as before.
+#[test]
+fn restore_brings_networks_and_endpoints_back_after_a_reboot() {
+    let lab = Lab::build().expect("lab");
+    lab.add_endpoint(1).expect("second endpoint");
+    let mac_of = |netns: &Netns| link::show(netns, "eth0").expect("eth0")["address"].as_str().map(str::to_string);
+    let macs_before = (mac_of(&lab.endpoints[0]), mac_of(&lab.endpoints[1]));
+    // The reboot: what lives in /run, bpffs and the host's devices is gone; the namespaces come back (their owners
+    // make them again), empty.
+    std::fs::remove_dir_all(xlan::bpffs_dir(lab.host.name())).expect("pins");
+    std::fs::remove_dir_all(lab.state_dir()).expect("state");
+    for port in ["xl1p0", "xl1p1"] {
+        link::delete(&lab.host, port).expect("the endpoint's veth");
+    }
+    let report: Value = serde_json::from_str(&lab.xlan.run(&["restore", "--json"]).expect("restore")).expect("json");
+    assert_eq!(report["networks"], serde_json::json!(["lan"]), "{report}");
+    assert_eq!(report["endpoints"].as_array().map(Vec::len), Some(2), "{report}");
+    assert!(report["skipped"].as_array().is_some_and(Vec::is_empty), "{report}");
+    lab.assert_healthy("restore");
+    assert_eq!((mac_of(&lab.endpoints[0]), mac_of(&lab.endpoints[1])), macs_before, "the endpoints keep their MACs");
+    assert!(lab.pings(&lab.outside, 11), "the outside reaches endpoint 1");
+    assert!(lab.pings(&lab.endpoints[0], 12), "endpoint to endpoint");
+    let again = lab.output(&["restore"]);
+    assert_eq!(again.status.code(), Some(1), "a running instance is not restored over");
+}
+
 /// A device of the user's that carries the name xlan would give the next endpoint's veth: the add is refused, and
 /// its rollback no longer deletes the user's device (nor a live endpoint).
 #[test]

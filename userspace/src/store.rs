@@ -19,6 +19,9 @@ use crate::{
 pub struct StateStore {
     dir: PathBuf,
     _lock: File,
+    /// Where each save also writes the configuration that must survive a reboot (the state without mutations under
+    /// way), if anywhere.
+    config: Option<PathBuf>,
 }
 
 /// How long a command waits quietly for another's lock before it tells its user who holds it.
@@ -55,7 +58,13 @@ impl StateStore {
         // Who holds the lock, for the commands that wait on it.
         let pid = std::process::id().to_string();
         let _ = lock.set_len(0).and_then(|()| lock.rewind()).and_then(|()| lock.write_all(pid.as_bytes()));
-        Ok(Self { dir: dir.to_owned(), _lock: lock })
+        Ok(Self { dir: dir.to_owned(), _lock: lock, config: None })
+    }
+
+    /// Each save also writes the configuration to `path`.
+    pub fn with_config(mut self, path: PathBuf) -> Self {
+        self.config = Some(path);
+        self
     }
 
     fn path(&self) -> PathBuf {
@@ -71,21 +80,13 @@ impl StateStore {
         }
     }
 
-    /// Saves the state; an instance with no networks leaves no files behind (see Drop).
+    /// Saves the state (and the configuration); an instance with no networks leaves no files behind (see Drop).
     pub fn save(&self, state: &State) -> Result<()> {
-        let path = self.path();
-        if state.networks.is_empty() && state.pending.is_empty() {
-            let _ = fs::remove_file(&path);
-            return Ok(());
+        if let Some(config) = &self.config {
+            let settled = State { pending: Vec::new(), ..state.clone() };
+            write_or_remove(config, &settled)?;
         }
-        let state_error =
-            |path: &Path, e: &dyn std::fmt::Display| Error::State { path: path.into(), problem: e.to_string() };
-        let tmp = self.dir.join("state.json.tmp");
-        let current = State { schema: SCHEMA_VERSION, ..state.clone() };
-        let json = serde_json::to_vec_pretty(&current).map_err(|e| state_error(&path, &e))?;
-        let mut file = File::create(&tmp).map_err(|e| state_error(&tmp, &e))?;
-        file.write_all(&json).map_err(|e| state_error(&tmp, &e))?;
-        fs::rename(&tmp, &path).map_err(|e| state_error(&path, &e))
+        write_or_remove(&self.path(), state)
     }
 }
 
@@ -124,6 +125,42 @@ impl StateStore {
         let aside = self.dir.join("state.json.unreadable");
         fs::rename(self.path(), &aside).map_err(|e| Error::io(format!("move {} aside", self.path().display()), e))?;
         Ok(aside)
+    }
+}
+
+/// Writes `state` to `path` through a temporary file and a rename (creating the directory), or removes the file
+/// (and the directory, once empty) when there is nothing to keep.
+fn write_or_remove(path: &Path, state: &State) -> Result<()> {
+    let state_error =
+        |path: &Path, e: &dyn std::fmt::Display| Error::State { path: path.into(), problem: e.to_string() };
+    if state.networks.is_empty() && state.pending.is_empty() {
+        let _ = fs::remove_file(path);
+        // The configuration's directories go once empty (the state directory's are Drop's).
+        if let Some(dir) = path.parent().filter(|dir| !dir.join("lock").exists()) {
+            let _ = fs::remove_dir(dir);
+            if let Some(root) = dir.parent().filter(|root| root.ends_with("xlan")) {
+                let _ = fs::remove_dir(root);
+            }
+        }
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| state_error(dir, &e))?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    let current = State { schema: SCHEMA_VERSION, ..state.clone() };
+    let json = serde_json::to_vec_pretty(&current).map_err(|e| state_error(path, &e))?;
+    let mut file = File::create(&tmp).map_err(|e| state_error(&tmp, &e))?;
+    file.write_all(&json).map_err(|e| state_error(&tmp, &e))?;
+    fs::rename(&tmp, path).map_err(|e| state_error(path, &e))
+}
+
+/// The configuration kept at `path`, if there is one.
+pub fn load_config(path: &Path) -> Result<Option<State>> {
+    match fs::read(path) {
+        Ok(bytes) => parse(&bytes).map(Some).map_err(|problem| Error::State { path: path.into(), problem }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::State { path: path.into(), problem: e.to_string() }),
     }
 }
 

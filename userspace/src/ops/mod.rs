@@ -5,5 +5,6 @@ pub mod endpoint;
 pub mod fdb;
 pub mod macaddr;
 pub mod network;
+pub mod restore;
 pub mod route;
 pub mod stats;

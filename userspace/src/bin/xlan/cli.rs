@@ -23,6 +23,10 @@ pub struct Cli {
     /// Where the instance keeps its state (default /run/xlan/<NS or "default">).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Where the instance keeps the configuration `restore` brings back after a reboot (default
+    /// /var/lib/xlan/<NS or "default">).
+    #[arg(long, value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -46,6 +50,12 @@ pub enum Command {
     Route(RouteCommand),
     /// The datapath's log (drops that need attention), like `ip monitor`, until Ctrl-C.
     Monitor {
+        #[arg(long)]
+        json: bool,
+    },
+    /// After a reboot: make the networks and endpoints (whose namespaces exist again) of the kept configuration
+    /// again; the xlan-restore.service unit runs it at boot.
+    Restore {
         #[arg(long)]
         json: bool,
     },

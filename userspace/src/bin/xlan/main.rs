@@ -18,7 +18,7 @@ use xlan::{
         fdb,
         macaddr::{self, MacaddrChange},
         network::{self, CreateNetwork, DriverRequest, VxlanRequest},
-        route, stats,
+        restore, route, stats,
     },
 };
 
@@ -60,7 +60,11 @@ fn run(cli: Cli) -> Result<Output, CliError> {
         .build()
         .map_err(|e| xlan::Error::io("start the tokio runtime", e))?;
     runtime.block_on(async {
-        let instance = Instance::open(cli.netns.as_deref(), cli.state_dir.as_deref())?.with_lock_notice(|holder| {
+        let mut instance = Instance::open(cli.netns.as_deref(), cli.state_dir.as_deref())?;
+        if let Some(dir) = &cli.config_dir {
+            instance = instance.with_config_dir(dir);
+        }
+        let instance = instance.with_lock_notice(|holder| {
             let holder = holder.map_or("another xlan command".to_string(), |pid| format!("PID {pid}"));
             eprintln!("xlan: waiting for {holder}, which holds this instance's state lock");
         });
@@ -142,6 +146,7 @@ async fn execute(instance: &Instance, command: Command) -> Result<Output, CliErr
         Command::Stats { network, json } => {
             Ok(output::stats(&stats::endpoints(instance, network.as_deref()).await?, json))
         }
+        Command::Restore { json } => Ok(output::restored(&restore::restore(instance).await?, json)),
         Command::Doctor { repair, json } => {
             let report = if repair { doctor::repair(instance).await? } else { doctor::examine(instance).await? };
             Ok(output::doctor(&report, repair, json))

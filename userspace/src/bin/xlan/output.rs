@@ -9,6 +9,7 @@ use xlan::{
     ops::{
         doctor::Report,
         fdb::{FdbRow, FdbState},
+        restore::Restored,
         stats::EndpointCounters,
     },
 };
@@ -193,6 +194,24 @@ fn describe_pending(pending: &Pending) -> String {
         }
         Pending::DeleteNetwork { network } => format!("finished the delete of network \"{}\"", network.name),
     }
+}
+
+/// `restore`.
+pub fn restored(restored: &Restored, as_json: bool) -> Output {
+    if as_json {
+        return Output::json(restored);
+    }
+    let mut out = String::new();
+    for network in &restored.networks {
+        out += &format!("restored network {network}\n");
+    }
+    for endpoint in &restored.endpoints {
+        out += &format!("restored endpoint {endpoint}\n");
+    }
+    for skipped in &restored.skipped {
+        out += &format!("skipped endpoint {} of network {}: {}\n", skipped.endpoint, skipped.network, skipped.reason);
+    }
+    Output::lines(out)
 }
 
 /// `stats`.
