@@ -158,6 +158,16 @@ pub enum Error {
     HookInUse { parent: String, in_use: crate::model::ParentHook },
     #[error("the state and the datapath disagree: {first}{}", and_more(*.more))]
     Inconsistent { first: Box<crate::check::Finding>, more: usize },
+    #[error("{what} {address} is outside the network's subnets")]
+    OutsideSubnets { what: &'static str, address: String },
+    #[error("two {what}s for subnet {subnet} (one IPv4 and one IPv6 subnet at most, each with one gateway and range)")]
+    IpamTwice { what: &'static str, subnet: ipnet::IpNet },
+    #[error("{address} is {why} in subnet {subnet}")]
+    AddressTaken { address: std::net::IpAddr, why: &'static str, subnet: ipnet::IpNet },
+    #[error("subnet {0} is exhausted")]
+    SubnetExhausted(ipnet::IpNet),
+    #[error("subnet {subnet} overlaps {other} of network \"{network}\" on the same parent")]
+    SubnetsOverlap { subnet: ipnet::IpNet, other: ipnet::IpNet, network: String },
     #[error("netlink: {what}")]
     Netlink {
         what: String,

@@ -8,6 +8,7 @@ pub mod driver;
 pub mod error;
 pub mod host;
 pub mod instance;
+pub mod ipam;
 pub mod mac;
 pub mod model;
 pub mod ops;

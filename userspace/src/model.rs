@@ -62,6 +62,29 @@ pub struct Network {
     pub endpoints: Vec<Endpoint>,
     /// The number the next endpoint's veth pair is named by ([`VethNames`]).
     pub next_port: u32,
+    /// Where endpoint addresses come from (`ipam.rs`); the endpoints' addresses are the allocations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subnets: Vec<Subnet>,
+}
+
+/// One subnet of a network, as `docker network create --subnet --gateway --ip-range --aux-address` gives it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subnet {
+    pub subnet: IpNet,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<IpAddr>,
+    /// Where addresses are allocated from (default: the whole subnet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<IpNet>,
+    /// Addresses the network's own hosts use (a router, a DNS server): never allocated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aux_addresses: Vec<AuxAddress>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuxAddress {
+    pub name: String,
+    pub address: IpAddr,
 }
 
 /// The uplink a network's endpoints share, as it was when the network was made.

@@ -366,6 +366,7 @@ mod v0 {
                 driver,
                 endpoints,
                 next_port: self.next_port,
+                subnets: Vec::new(),
                 name,
             })
         }

@@ -73,6 +73,7 @@ async fn exercise(instance: &Instance, endpoint_ns: &str, ipvlan_ns: &str) {
             name: "mv0".into(),
             parent: "up1".into(),
             hook: None,
+            ipam: Default::default(),
             driver: DriverRequest::Macvlan { mode: MacvlanMode::Source, host_access: false },
         },
     )
@@ -126,6 +127,7 @@ async fn exercise(instance: &Instance, endpoint_ns: &str, ipvlan_ns: &str) {
             name: "vx0".into(),
             parent: "up2".into(),
             hook: None,
+            ipam: Default::default(),
             driver: DriverRequest::Vxlan(VxlanRequest {
                 vni: 42,
                 local: None,
@@ -161,6 +163,7 @@ async fn exercise(instance: &Instance, endpoint_ns: &str, ipvlan_ns: &str) {
             name: "ipv0".into(),
             parent: "up3".into(),
             hook: None,
+            ipam: Default::default(),
             driver: DriverRequest::Ipvlan { mode: IpvlanMode::L3, flag: IpvlanFlag::Private },
         },
     )

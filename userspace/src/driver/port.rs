@@ -56,14 +56,32 @@ pub async fn attach(
     for address in &endpoint.addresses {
         inside.add_address(peer.index, *address).await?;
     }
-    inside.set_up(peer.index).await?;
-    if let Some(settings) = network.ipvlan() {
-        ipvlan::after_up(inside, peer.index, settings, &endpoint.addresses).await?;
+    {
+        let _inside = netns.enter()?;
+        sysctl::announce(&endpoint.at.ifname)?;
     }
-
+    // The datapath first, then the endpoint's end comes up: its announcement (and its first frames) must find the
+    // path to the LAN already there.
     fill_maps(&Tables::new(&instance.pins), network, endpoint)?;
     attach_programs(instance, network, netns, peer.index, endpoint)?;
-    host.set_up(endpoint.host.ifindex).await
+    host.set_up(endpoint.host.ifindex).await?;
+    inside.set_up(peer.index).await?;
+    match network.ipvlan() {
+        Some(settings) if settings.mode == IpvlanMode::L3 => {
+            ipvlan::after_up(inside, peer.index, settings, &endpoint.addresses).await?
+        }
+        // A gateway of the endpoint's subnet is its default route (l3 ipvlan routes everything through the parent).
+        _ => {
+            for subnet in &network.subnets {
+                let has_family =
+                    endpoint.addresses.iter().any(|a| a.addr().is_ipv4() == subnet.subnet.addr().is_ipv4());
+                if let Some(gateway) = subnet.gateway.filter(|_| has_family) {
+                    inside.add_default_route_via(peer.index, gateway).await?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Attaches the endpoint's programs: its TC program on the host-side veth and, with the xdp parent hook, the XDP

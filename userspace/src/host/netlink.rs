@@ -253,6 +253,22 @@ impl Netlink {
     }
 
     /// `ip route add default dev DEV` (IPv4 or IPv6).
+    /// `ip route add default via GATEWAY dev DEV` (IPv4 or IPv6).
+    pub async fn add_default_route_via(&self, index: u32, gateway: IpAddr) -> Result<()> {
+        let route = match gateway {
+            IpAddr::V4(v4) => RouteMessageBuilder::<Ipv4Addr>::new().output_interface(index).gateway(v4).build(),
+            IpAddr::V6(v6) => {
+                RouteMessageBuilder::<std::net::Ipv6Addr>::new().output_interface(index).gateway(v6).build()
+            }
+        };
+        self.handle
+            .route()
+            .add(route)
+            .execute()
+            .await
+            .map_err(Error::netlink(format!("add a default route via {gateway} on device {index}")))
+    }
+
     pub async fn add_default_route(&self, index: u32, ipv6: bool) -> Result<()> {
         let route = if ipv6 {
             RouteMessageBuilder::<std::net::Ipv6Addr>::new().output_interface(index).build()

@@ -7,6 +7,7 @@ use crate::{
     error::{AddressOwner, Error, Result, Setting},
     host::{netlink::Netlink, netns::Netns},
     instance::Instance,
+    ipam,
     mac::Mac,
     model::{DriverSettings, Endpoint, EndpointRef, HostPort, MacvlanMode, Pending, VethNames},
     session::Session,
@@ -44,14 +45,16 @@ pub async fn add(instance: &Instance, request: AddEndpoint) -> Result<Endpoint> 
     for address in &request.addresses {
         validate_address(address)?;
     }
+    // The addresses asked for, checked against the network's subnets, and the others allocated from them.
+    let addresses = ipam::assign(&network, &request.addresses)?;
     let mac = if network.ipvlan().is_some() {
         if request.mac.is_some() {
             return Err(Error::MacNotForIpvlan);
         }
-        if request.addresses.is_empty() {
+        if addresses.is_empty() {
             return Err(Error::Missing { setting: Setting::Address, driver: network.driver_kind() });
         }
-        for address in &request.addresses {
+        for address in &addresses {
             if let Some(owner) = ipvlan::owner_of(state, network.parent.ifindex, &ipvlan::host_net(address.addr())) {
                 return Err(Error::AddressInUse {
                     address: address.addr().to_string(),
@@ -77,7 +80,7 @@ pub async fn add(instance: &Instance, request: AddEndpoint) -> Result<Endpoint> 
         }
         // One LAN, one owner per address (ipvlan checks the whole parent above, with the host's addresses).
         let taken = network.endpoints.iter().flat_map(|e| &e.addresses);
-        if let Some(taken) = taken.clone().find(|owned| request.addresses.iter().any(|a| a.addr() == owned.addr())) {
+        if let Some(taken) = taken.clone().find(|owned| addresses.iter().any(|a| a.addr() == owned.addr())) {
             return Err(Error::AddressInUse {
                 address: taken.addr().to_string(),
                 parent: network.parent.name.clone(),
@@ -98,12 +101,8 @@ pub async fn add(instance: &Instance, request: AddEndpoint) -> Result<Endpoint> 
             return Err(Error::DeviceExists { device: name.clone(), netns: instance.name.clone() });
         }
     }
-    let mut endpoint = Endpoint {
-        at: request.at,
-        mac,
-        addresses: request.addresses,
-        host: HostPort { ifname: names.host.clone(), ifindex: 0 },
-    };
+    let mut endpoint =
+        Endpoint { at: request.at, mac, addresses, host: HostPort { ifname: names.host.clone(), ifindex: 0 } };
     let pending =
         Pending::AddEndpoint { network: network.name.clone(), endpoint: endpoint.clone(), names: names.clone() };
     session.begin(pending)?;

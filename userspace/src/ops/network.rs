@@ -10,6 +10,7 @@ use crate::{
     driver::{self, vxlan},
     error::{Error, Result},
     instance::Instance,
+    ipam::{self, IpamRequest},
     model::{
         Driver, DriverSettings, Flood, Ipvlan, IpvlanFlag, IpvlanMode, Macvlan, MacvlanMode, Network, Parent,
         ParentHook, Pending, State, Vxlan,
@@ -25,6 +26,8 @@ pub struct CreateNetwork {
     /// None: chosen by the parent's kind (or the networks already on it).
     pub hook: Option<ParentHook>,
     pub driver: DriverRequest,
+    /// Where endpoint addresses come from (none: endpoints bring their own).
+    pub ipam: IpamRequest,
 }
 
 /// The driver of a network to create, with the settings only it takes.
@@ -106,6 +109,12 @@ pub async fn create(instance: &Instance, request: CreateNetwork) -> Result<Netwo
         (None, None) => ParentHook::Xdp,
     };
     let mac = parent.mac.ok_or_else(|| Error::NoMac(request.parent.clone()))?;
+    let subnets = ipam::plan(&request.ipam)?;
+    for other in state.on_parent(parent.index) {
+        if let Some((subnet, overlapped)) = ipam::overlapping(&subnets, &other.subnets) {
+            return Err(Error::SubnetsOverlap { subnet, other: overlapped, network: other.name.clone() });
+        }
+    }
     let mut network = Network {
         id: state.free_network_id(MAX_NETWORKS)?,
         name: request.name,
@@ -114,6 +123,7 @@ pub async fn create(instance: &Instance, request: CreateNetwork) -> Result<Netwo
         driver,
         endpoints: Vec::new(),
         next_port: 0,
+        subnets,
     };
     let first_on_parent = state.on_parent(parent.index).next().is_none();
     session.begin(Pending::CreateNetwork { network: network.clone() })?;

@@ -8,6 +8,7 @@ use crate::{
     error::{Error, Result},
     host::netns::Netns,
     instance::Instance,
+    ipam::IpamRequest,
     model::{DriverSettings, EndpointRef, State},
     ops::{
         endpoint::{self, AddEndpoint},
@@ -81,6 +82,12 @@ async fn bring_back(instance: &Instance, config: &State) -> Result<Restored> {
             parent: wanted.parent.name.clone(),
             hook: Some(wanted.hook),
             driver,
+            ipam: IpamRequest {
+                subnets: wanted.subnets.iter().map(|s| s.subnet).collect(),
+                gateways: wanted.subnets.iter().filter_map(|s| s.gateway).collect(),
+                ip_ranges: wanted.subnets.iter().filter_map(|s| s.ip_range).collect(),
+                aux_addresses: wanted.subnets.iter().flat_map(|s| s.aux_addresses.clone()).collect(),
+            },
         };
         network::create(instance, request).await?;
         restored.networks.push(wanted.name.clone());

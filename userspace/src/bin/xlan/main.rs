@@ -11,6 +11,7 @@ use clap::Parser as _;
 use xlan::{
     error::Setting,
     instance::Instance,
+    ipam::IpamRequest,
     model::{Driver, Flood, IpvlanMode, MacvlanMode},
     ops::{
         doctor,
@@ -83,9 +84,16 @@ async fn execute(instance: &Instance, command: Command) -> Result<Output, CliErr
             host_access,
             parent_hook,
             vxlan,
+            ipam,
         }) => {
             let driver = driver_request(driver, mode.as_deref(), flag, host_access, vxlan)?;
-            network::create(instance, CreateNetwork { name, parent, hook: parent_hook, driver }).await?;
+            let ipam = IpamRequest {
+                subnets: ipam.subnets,
+                gateways: ipam.gateways,
+                ip_ranges: ipam.ip_ranges,
+                aux_addresses: ipam.aux_addresses,
+            };
+            network::create(instance, CreateNetwork { name, parent, hook: parent_hook, driver, ipam }).await?;
             Ok(Output::none())
         }
         Command::Network(NetworkCommand::Delete { name }) => {

@@ -108,6 +108,19 @@ pub fn network_show(network: &Network, as_json: bool) -> Output {
         parent.mac,
         network.hook,
     );
+    for subnet in &network.subnets {
+        out += &format!("    subnet {}", subnet.subnet);
+        if let Some(gateway) = subnet.gateway {
+            out += &format!(" gateway {gateway}");
+        }
+        if let Some(range) = subnet.ip_range {
+            out += &format!(" ip-range {range}");
+        }
+        for aux in &subnet.aux_addresses {
+            out += &format!(" aux-address {}={}", aux.name, aux.address);
+        }
+        out.push('\n');
+    }
     for e in &network.endpoints {
         let addresses: String = e.addresses.iter().map(|net| format!(" inet {net}")).collect();
         out += &format!("    endpoint {} link/ether {} host-side {}{addresses}\n", e.at, e.mac, e.host.ifname);
