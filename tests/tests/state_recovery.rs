@@ -155,6 +155,30 @@ fn lost_pins_are_rebuilt_from_the_state() {
     assert!(lab.pings(&lab.endpoints[0], 12), "after: endpoint to endpoint");
 }
 
+/// An entry of a network's record that the datapath lost (here an allowed source MAC, deleted from its map behind
+/// xlan's back, as a crash between a map update and the state's save would leave it) is found, and put back.
+#[test]
+fn a_lost_map_entry_is_found_and_put_back() {
+    let lab = Lab::build().expect("lab");
+    lab.xlan
+        .run(&["network", "create", "src0", "--driver", "macvlan", "--parent", "spare", "--mode", "source"])
+        .expect("create");
+    lab.xlan.run(&["macaddr", "add", "src0", "02:66:00:00:00:aa"]).expect("macaddr");
+    lab.assert_healthy("macaddr add");
+    // src0 is network 2: its MacKey is network id 2 (u32, host order), the MAC, two bytes of padding.
+    let pin = xlan::bpffs_dir(lab.host.name()).join("XLAN_SOURCE_MACS");
+    let key = "key hex 02 00 00 00 02 66 00 00 00 aa 00 00";
+    let mut bpftool = std::process::Command::new("bpftool");
+    bpftool.args(["map", "delete", "pinned", pin.to_str().expect("utf-8")]).args(key.split(' '));
+    cmd::run(&mut bpftool).expect("delete the entry behind xlan's back");
+    assert_refused_with_doctor_pointer(&lab.output(&["network", "list"]), "list with a lost entry");
+    let report = lab.doctor(&["--repair"]);
+    assert_eq!(Lab::doctor_says(&report, "findings"), ["entries_missing"], "{report}");
+    assert_eq!(Lab::doctor_says(&report, "repaired"), ["entries_missing"], "{report}");
+    lab.assert_healthy("putting the entry back");
+    lab.xlan.run(&["network", "delete", "src0"]).expect("delete src0");
+}
+
 /// A parent deleted and re-created with the same name used to leave the network bound to the old ifindex, silently.
 #[test]
 fn a_recreated_parent_is_bound_again() {

@@ -35,6 +35,12 @@ pub enum Finding {
     NetworkConfigDiffers {
         network: String,
     },
+    /// Entries of the network's record (routes, allowed source MACs, static FDB entries, the flood list) are missing
+    /// from the datapath or point elsewhere.
+    EntriesMissing {
+        network: String,
+        entries: Vec<String>,
+    },
     /// The parent is gone.
     ParentMissing {
         network: String,
@@ -79,6 +85,9 @@ impl fmt::Display for Finding {
             Finding::NetworkNotInDatapath { network } => write!(f, "network \"{network}\" is not in the datapath"),
             Finding::NetworkConfigDiffers { network } => {
                 write!(f, "network \"{network}\" is configured differently in the datapath")
+            }
+            Finding::EntriesMissing { network, entries } => {
+                write!(f, "network \"{network}\" lacks in the datapath: {}", entries.join(", "))
             }
             Finding::ParentMissing { network, parent } => write!(f, "parent {parent} of network \"{network}\" is gone"),
             Finding::ParentReplaced { network, parent, ifindex, now } => {
@@ -126,7 +135,12 @@ pub async fn examine(instance: &Instance, state: &State) -> Result<Vec<Finding>>
             Some(config) if *config != driver::network_config(network) => {
                 findings.push(Finding::NetworkConfigDiffers { network: name.clone() })
             }
-            Some(_) => {}
+            Some(_) => {
+                let entries = driver::missing_entries(&tables, network)?;
+                if !entries.is_empty() {
+                    findings.push(Finding::EntriesMissing { network: name.clone(), entries });
+                }
+            }
         }
         let parent = &network.parent;
         if devices.get(&parent.ifindex) != Some(&parent.name) {

@@ -13,7 +13,7 @@ use crate::{
         maps::Tables,
         pins::unpin,
     },
-    driver::{self, port},
+    driver::{self, port, vxlan},
     error::{Error, Result},
     host::{netlink::Netlink, netns::Netns},
     instance::Instance,
@@ -120,6 +120,7 @@ fn needs_rebuild(finding: &Finding) -> bool {
             | Finding::NetworkConfigDiffers { .. }
             | Finding::ParentProgramsMissing { .. }
             | Finding::EndpointNotInDatapath { .. }
+            | Finding::EntriesMissing { .. }
     )
 }
 
@@ -142,6 +143,16 @@ async fn rebuild(instance: &Instance, state: &State) -> Result<()> {
             }
         }
         tables.put_flood(network.id, port::flood_list(&network.ports().collect::<Vec<_>>()))?;
+        driver::fill_entries(&tables, network)?;
+        if let Some(settings) = network.vxlan() {
+            // The VTEPs' next hops, as create and `fdb add` put them.
+            let mut settings = settings.clone();
+            let vteps: Vec<_> =
+                settings.flood.remotes().iter().chain(settings.fdb.iter().map(|e| &e.dst)).copied().collect();
+            for vtep in vteps {
+                vxlan::manage_neighbour(instance, network.parent.ifindex, &mut settings, vtep).await?;
+            }
+        }
     }
     Ok(())
 }
