@@ -79,6 +79,8 @@ pub enum Command {
     },
 }
 
+// Parsed once per process: the size of `Create` costs nothing worth boxing it for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum NetworkCommand {
     /// Create a network on a parent interface.
