@@ -301,6 +301,27 @@ fn learning_never_overrides_static_and_follows_a_moving_mac() {
 }
 
 #[test]
+fn nothing_is_learned_behind_an_address_no_remote_vtep_can_have() {
+    // Outer sources the kernel's IP stack drops as martians, and this host's own VTEP address: learning them sent the
+    // MAC's traffic to 0.0.0.0, a broadcast, loopback, multicast or the host itself (found by the fuzzer).
+    let mut f = vxlan_fixture(Options::default());
+    let inner = frame(ENDPOINT_MACS[1], FAR_MAC, None);
+    for src in [Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST, Ipv4Addr::LOCALHOST, Ipv4Addr::new(236, 0, 0, 1), LOCAL] {
+        assert_eq!(f.xdp(&vxlan_frame(&Outer { src, ..Default::default() }, &inner)).verdict, XDP_REDIRECT, "{src}");
+        assert!(learned(&f, NET_A, FAR_MAC).is_none(), "learned behind {src}");
+    }
+    assert_eq!(f.rx(), [0, 5, 0], "the frames themselves are still delivered");
+    // So an answer to that MAC is flooded to the configured VTEP, not sent to any of those addresses.
+    let port = f.ports[1];
+    let out = f.tc(program_names::ENDPOINT_INGRESS, &frame(FAR_MAC, ENDPOINT_MACS[1], None), port);
+    assert_eq!(out.verdict, TC_ACT_SHOT, "the original is consumed by the copies");
+    assert_eq!(&out.frame[30..34], &REMOTE.octets());
+    // A real remote VTEP is learned.
+    f.xdp(&vxlan_frame(&Outer::default(), &inner));
+    assert_eq!(learned(&f, NET_A, FAR_MAC).unwrap().remote_ip, ip_key(REMOTE));
+}
+
+#[test]
 fn without_learning_nothing_is_learned() {
     let mut f = vxlan_fixture(Options { learning: false, ..Default::default() });
     assert_eq!(f.xdp(&vxlan_frame(&Outer::default(), &frame(ENDPOINT_MACS[0], FAR_MAC, None))).verdict, XDP_REDIRECT);
