@@ -9,7 +9,7 @@ mod common;
 mod fuzzer;
 
 use fuzzer::{
-    frames::{Generator, Palette, Sender, ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP, ETH_P_IPV4, ETH_P_IPV6},
+    frames::{Generator, Palette, Sender, VxlanTarget, ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP, ETH_P_IPV4, ETH_P_IPV6},
     rng::Rng,
     Settings,
 };
@@ -36,7 +36,7 @@ fn fuzz_generator_covers_the_structures_and_is_seeded() {
         vxlan_ports: vec![4789],
         vtep_locals: vec![[10, 0, 0, 1]],
         vtep_remotes: vec![[10, 0, 0, 2]],
-        vxlan_networks: vec![(42, 4789, [10, 0, 0, 1])],
+        vxlan_networks: vec![VxlanTarget { vni: 42, port: 4789, dst: [10, 0, 0, 1], macs: vec![[2, 0, 0, 0, 0, 2]] }],
         vxlan_share: 20,
     };
     let frames = |seed: u64| {

@@ -31,11 +31,21 @@ pub struct Palette {
     pub vtep_locals: Vec<[u8; 4]>,
     /// Outer sources: the remote VTEPs.
     pub vtep_remotes: Vec<[u8; 4]>,
-    /// What the scenario's VXLAN networks take: (VNI, UDP port, outer destination), so that most VXLAN frames are
-    /// for one of them and the mutations around them tell apart what is and is not.
-    pub vxlan_networks: Vec<(u32, u16, [u8; 4])>,
+    /// What the scenario's VXLAN networks take, so that most VXLAN frames are for one of them and the mutations
+    /// around them tell apart what is and is not.
+    pub vxlan_networks: Vec<VxlanTarget>,
     /// Percent of structured frames (of those without VXLAN around them) that are VXLAN.
     pub vxlan_share: u32,
+}
+
+/// A VXLAN network of the scenario as frames address it: its VNI, UDP port, an outer destination it takes (its
+/// local VTEP or group), and its endpoints' MACs (inner destinations that are delivered).
+#[derive(Clone, Debug)]
+pub struct VxlanTarget {
+    pub vni: u32,
+    pub port: u16,
+    pub dst: [u8; 4],
+    pub macs: Vec<[u8; 6]>,
 }
 
 /// The endpoint a frame comes from, when the program sees an endpoint's frames: its own MAC and addresses come first,
@@ -573,8 +583,15 @@ impl Generator<'_> {
     fn vxlan_ipv4(&mut self, depth: usize) -> Vec<u8> {
         let palette = self.palette;
         if !palette.vxlan_networks.is_empty() && self.rng.chance(60) {
-            let (vni, port, dst) = *self.rng.pick(&palette.vxlan_networks);
-            return self.vxlan_packet(depth, vni, port, dst, 0x08);
+            let target = self.rng.pick(&palette.vxlan_networks);
+            let mut packet = self.vxlan_packet(depth, target.vni, target.port, target.dst, 0x08);
+            // Often for one of the network's endpoints (the inner destination MAC, behind the outer headers).
+            let inner = 20 + 8 + 8;
+            if !target.macs.is_empty() && packet.len() >= inner + 6 && self.rng.chance(40) {
+                let mac = *self.rng.pick(&target.macs);
+                packet[inner..inner + 6].copy_from_slice(&mac);
+            }
+            return packet;
         }
         let dst_port = match self.rng.below(100) {
             0..=84 if !palette.vxlan_ports.is_empty() => *self.rng.pick(&palette.vxlan_ports),

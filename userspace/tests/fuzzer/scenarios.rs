@@ -15,7 +15,7 @@ use xlan::{
 };
 
 use super::{
-    frames::Palette,
+    frames::{Palette, VxlanTarget},
     world::{ip_octets, World},
 };
 use crate::common::{ifindex, Fixture, ENDPOINT_MACS, OUTSIDE_MAC, PARENT_MAC};
@@ -173,9 +173,14 @@ impl Base {
                     palette.vnis.push(settings.vni);
                     palette.vxlan_ports.push(settings.dstport);
                     palette.vtep_locals.extend(settings.flood.group().map(|g| g.octets()));
-                    palette.vxlan_share = 40;
+                    palette.vxlan_share = 60;
                     for dst in [Some(settings.local), settings.flood.group()].into_iter().flatten() {
-                        palette.vxlan_networks.push((settings.vni, settings.dstport, dst.octets()));
+                        palette.vxlan_networks.push(VxlanTarget {
+                            vni: settings.vni,
+                            port: settings.dstport,
+                            dst: dst.octets(),
+                            macs: network.endpoints.iter().map(|e| e.mac.0).collect(),
+                        });
                     }
                 }
             }
