@@ -129,6 +129,7 @@ fn fuzz_oracle_rejects_crossings_and_uncounted_drops() {
         hook: ParentHook::Xdp,
         driver: DriverSettings::Macvlan(Macvlan { mode, host_access: false, source_macs: Vec::new() }),
         next_port: endpoints.len() as u32,
+        subnets: Vec::new(),
         endpoints,
     };
     let (a, b) = ([2, 0x77, 0, 0, 0, 1], [2, 0x77, 0, 0, 0, 2]);

@@ -112,6 +112,7 @@ impl Base {
             hook: ParentHook::Xdp,
             driver,
             next_port: endpoints.len() as u32,
+            subnets: Vec::new(),
             endpoints,
         }
     }
