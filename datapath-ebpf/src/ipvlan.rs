@@ -105,7 +105,13 @@ pub fn parent_ingress(
     }
     if is_multicast_mac(&l2.dst) {
         if network.ipvlan_mode() == IpvlanMode::L2 {
-            flood(ctx, network_id, sender.map_or(0, |s| s.port));
+            match sender {
+                None => flood(ctx, network_id, 0),
+                // vepa endpoints see each other's multicast only through the switch; bridge endpoints already got
+                // it on the way out; private ones never do (the kernel's ipvlan_external_frame floods none of them).
+                Some(sender) if network.flags.contains(NetworkFlags::VEPA) => flood(ctx, network_id, sender.port),
+                Some(_) => {}
+            }
         }
         return Ok(TC_ACT_OK as i32);
     }

@@ -20,6 +20,10 @@ pub trait Packet {
     fn device(&self) -> u32;
     /// Bytes in the frame (in TC also what lies beyond the linear part).
     fn frame_len(&self) -> u32;
+    /// The VLAN ID of a tag that is no longer in the frame's bytes, 0 if none: in TC, the receive path has moved the
+    /// first 802.1Q/802.1ad tag into the skb (skb_vlan_untag) before tcx runs, and a sender's device may have put it
+    /// there (VLAN tx offload); XDP sees every tag in the frame.
+    fn offloaded_vlan(&self) -> u16;
 }
 
 impl Packet for XdpContext {
@@ -39,6 +43,10 @@ impl Packet for XdpContext {
     #[inline(always)]
     fn frame_len(&self) -> u32 {
         (self.data_end() - self.data()) as u32
+    }
+    #[inline(always)]
+    fn offloaded_vlan(&self) -> u16 {
+        0
     }
 }
 
@@ -60,6 +68,17 @@ impl Packet for TcContext {
     fn frame_len(&self) -> u32 {
         self.len()
     }
+    #[inline(always)]
+    fn offloaded_vlan(&self) -> u16 {
+        // SAFETY: skb points at a valid __sk_buff.
+        unsafe {
+            if (*self.skb.skb).vlan_present != 0 {
+                ((*self.skb.skb).vlan_tci & 0x0fff) as u16
+            } else {
+                0
+            }
+        }
+    }
 }
 
 /// A pointer to a `T` at `offset`, if the whole `T` lies inside the packet.
@@ -73,13 +92,14 @@ pub fn ptr_at<T>(packet: &impl Packet, offset: usize) -> Result<*const T, Error>
     Ok((start + offset) as *const T)
 }
 
-/// The layer-2 header: Ethernet plus at most one 802.1Q/802.1ad tag. macvlan forwards by MAC alone; the tag
-/// and the payload's type and offset are what the L3 paths (ipvlan, vxlan) read.
+/// The layer-2 header: Ethernet plus at most one 802.1Q/802.1ad tag (in the frame, or taken off into the skb).
+/// macvlan forwards by MAC alone; the tag and the payload's type and offset are what the L3 paths (ipvlan, vxlan)
+/// read.
 #[derive(Clone, Copy)]
 pub struct L2Header {
     pub dst: [u8; 6],
     pub src: [u8; 6],
-    /// 0 when untagged.
+    /// 0 when untagged (or priority-tagged); a tag the kernel took off the frame counts (`offloaded_vlan`).
     pub vlan_id: u16,
     /// EtherType of the payload, network byte order.
     pub ether_type: u16,
@@ -96,9 +116,10 @@ pub fn parse_l2(packet: &impl Packet) -> Result<L2Header, Error> {
         let tag: *const VlanHdr = ptr_at(packet, EthHdr::LEN)?;
         // SAFETY: as above.
         let (vlan_id, ether_type) = unsafe { ((*tag).vid(), (*tag).ether_type) };
+        let vlan_id = if vlan_id != 0 { vlan_id } else { packet.offloaded_vlan() };
         return Ok(L2Header { dst, src, vlan_id, ether_type, l3_offset: EthHdr::LEN + VlanHdr::LEN });
     }
-    Ok(L2Header { dst, src, vlan_id: 0, ether_type: outer_type, l3_offset: EthHdr::LEN })
+    Ok(L2Header { dst, src, vlan_id: packet.offloaded_vlan(), ether_type: outer_type, l3_offset: EthHdr::LEN })
 }
 
 /// What kind of layer-3 packet `L3Addrs` describes.

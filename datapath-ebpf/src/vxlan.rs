@@ -104,7 +104,10 @@ fn classify(packet: &impl Packet, l2: &L2Header, parent: u32) -> Option<Received
 /// within that second (its copy in the FDB cache) needs no lookup.
 #[inline(always)]
 fn learn(received: &Received) {
-    if !received.network.flags.contains(NetworkFlags::LEARNING) || is_multicast_mac(&received.inner_src) {
+    if !received.network.flags.contains(NetworkFlags::LEARNING)
+        || is_multicast_mac(&received.inner_src)
+        || !remote_vtep(received.outer_src_ip, &received.network)
+    {
         return;
     }
     let now = now_ns();
@@ -138,6 +141,15 @@ fn learn(received: &Received) {
     let _ = FDB.insert(&key, &entry, 0);
     set_vtep_mac(received.outer_src_ip, received.outer_src_mac);
     datapath_changed();
+}
+
+/// An outer source a remote VTEP can have: unicast (not 0.0.0.0, 255.255.255.255, loopback or multicast, which the
+/// kernel's IP stack drops as martians before its vxlan driver could learn them) and not this host's own VTEP (a
+/// loop). Learning anything else would send the MAC's traffic there.
+#[inline(always)]
+fn remote_vtep(ip: u32, network: &NetworkConfig) -> bool {
+    let octets = ip.to_ne_bytes();
+    ip != 0 && ip != u32::MAX && octets[0] != 127 && octets[0] & 0xf0 != 0xe0 && ip != network.local_ip
 }
 
 /// Records `mac` as the next hop of `vtep` unless it is already.

@@ -13,6 +13,8 @@ use crate::netns::Netns;
 /// Where xlan pins its BPF objects and keeps its state, per host namespace; removed as a fallback on teardown.
 const BPFFS_ROOT: &str = "/sys/fs/bpf/xlan";
 const STATE_ROOT: &str = "/run/xlan";
+/// Where xlan keeps each instance's configuration for `xlan restore`.
+pub const CONFIG_ROOT: &str = "/var/lib/xlan";
 
 /// The xlan binary: `$XLAN_BIN`, else `<workspace>/target/release/xlan`. Missing is an error, so that tests that
 /// need the product fail instead of silently passing.
@@ -47,7 +49,7 @@ pub fn bpffs_dir(host_ns: &str) -> PathBuf {
 
 /// Removes xlan's pinned objects and state for `host_ns`, for when `xlan network delete` could not.
 pub fn remove_leftover_state(host_ns: &str) {
-    for dir in [bpffs_dir(host_ns), Path::new(STATE_ROOT).join(host_ns)] {
+    for dir in [bpffs_dir(host_ns), Path::new(STATE_ROOT).join(host_ns), Path::new(CONFIG_ROOT).join(host_ns)] {
         if dir.exists() {
             if let Err(err) = std::fs::remove_dir_all(&dir) {
                 eprintln!("xlan-tests: warning: cannot remove {}: {err}", dir.display());

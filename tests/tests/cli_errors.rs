@@ -58,7 +58,7 @@ impl Fixture {
         xlan.run(&endpoint_add("net0", endpoint.name(), Some("02:77:00:00:00:11"), "10.77.0.11/24"))?;
         xlan.create_network("pt0", &macvlan_options("uplink2", "passthru"))?;
         xlan.run(&endpoint_add("pt0", passthru_endpoint.name(), None, "10.77.1.11/24"))?;
-        xlan.create_network(VXLAN_NETWORK, &vxlan_options("42", &[]))?;
+        xlan.create_network(VXLAN_NETWORK, &vxlan_options("42", &["--subnet", "10.42.0.0/24"]))?;
         xlan.create_network(IPVLAN_NETWORK, &["--driver", "ipvlan", "--parent", IPVLAN_PARENT, "--mode", "l3"])?;
         let fixture = Fixture { xlan, endpoint, ipvlan_endpoint, fresh, passthru_endpoint, host };
         let ipvlan_endpoint = fixture.ipvlan_endpoint.name();
@@ -101,6 +101,9 @@ impl Fixture {
         let (host, endpoint, fresh) = (self.host.name(), self.endpoint.name(), self.fresh.name());
         let add = |network, netns, mac, ip| with_netns(host, &endpoint_add(network, netns, mac, ip));
         let create = |host, name, parent, mode| with_netns(host, &network_create(name, &macvlan_options(parent, mode)));
+        let ipam = |extra: &[&str]| {
+            with_netns(host, &[&network_create("bad7", &macvlan_options("spare", "bridge"))[..], extra].concat())
+        };
         vec![
             ("bad MAC string", add("net0", fresh, Some("02:77:zz:00:00:21"), "10.77.0.21/24")),
             ("multicast MAC", add("net0", fresh, Some("01:00:5e:00:00:21"), "10.77.0.21/24")),
@@ -118,6 +121,13 @@ impl Fixture {
             ("macaddr add on a non-source network", with_netns(host, &["macaddr", "add", "net0", "02:77:00:00:00:01"])),
             ("unknown mode", create(host, "bad2", "spare", "bogus")),
             ("loopback parent", create(host, "bad3", "lo", "bridge")),
+            ("--gateway outside the subnet", ipam(&["--subnet", "10.50.0.0/24", "--gateway", "10.51.0.1"])),
+            ("--ip-range outside the subnet", ipam(&["--subnet", "10.50.0.0/24", "--ip-range", "10.51.0.0/25"])),
+            ("--ip-range wider than the subnet", ipam(&["--subnet", "10.50.0.0/24", "--ip-range", "10.50.0.0/16"])),
+            ("--aux-address outside the subnet", ipam(&["--subnet", "10.50.0.0/24", "--aux-address", "r=10.51.0.2"])),
+            ("--aux-address without a name", ipam(&["--subnet", "10.50.0.0/24", "--aux-address", "10.50.0.2"])),
+            ("two IPv4 --subnets", ipam(&["--subnet", "10.50.0.0/24", "--subnet", "10.52.0.0/24"])),
+            ("--subnet with host bits", ipam(&["--subnet", "10.50.0.9/24"])),
             // net0 is the fixture's first network (id 1): its endpoint's host-side veth is xl1p0.
             ("an xlan endpoint's host-side veth as the parent", create(host, "bad3", "xl1p0", "bridge")),
             ("endpoint MAC equal to the parent's", add("net0", fresh, Some(UPLINK_MAC), "10.77.0.21/24")),
@@ -152,6 +162,7 @@ impl Fixture {
             ("--local nonsense", vxlan("43", &["--local", "nonsense"])),
             ("--local 0.0.0.0", vxlan("43", &["--local", "0.0.0.0"])),
             ("--dstport 0", vxlan("43", &["--dstport", "0"])),
+            ("a subnet overlapping another network's on the parent", vxlan("43", &["--subnet", "10.42.0.0/16"])),
             ("--learning with --no-learning", vxlan("43", &["--learning", "--no-learning"])),
             ("duplicate VNI on a parent", vxlan("42", &[])),
             ("fdb add without --dst", with_netns(host, &["fdb", "add", VXLAN_NETWORK, "02:77:00:00:00:31"])),
@@ -336,6 +347,7 @@ fn rejection_failures(fixture: &Fixture, cases: Cases) -> Vec<String> {
         Path::new("/run/netns").join(MISSING_NETNS),
         xlan::bpffs_dir(MISSING_NETNS),
         Path::new("/run/xlan").join(MISSING_NETNS),
+        Path::new(xlan::CONFIG_ROOT).join(MISSING_NETNS),
     ];
     assert!(missing_paths.iter().all(|path| !path.exists()), "precondition: none of {missing_paths:?} may exist");
     let mut failures = Vec::new();

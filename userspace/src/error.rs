@@ -156,6 +156,18 @@ pub enum Error {
     RouteNotFound { prefix: ipnet::IpNet, network: String },
     #[error("parent {parent} is handled by the {in_use} hook for the networks already on it")]
     HookInUse { parent: String, in_use: crate::model::ParentHook },
+    #[error("the state and the datapath disagree: {first}{}", and_more(*.more))]
+    Inconsistent { first: Box<crate::check::Finding>, more: usize },
+    #[error("{what} {address} is outside the network's subnets")]
+    OutsideSubnets { what: &'static str, address: String },
+    #[error("two {what}s for subnet {subnet} (one IPv4 and one IPv6 subnet at most, each with one gateway and range)")]
+    IpamTwice { what: &'static str, subnet: ipnet::IpNet },
+    #[error("{address} is {why} in subnet {subnet}")]
+    AddressTaken { address: std::net::IpAddr, why: &'static str, subnet: ipnet::IpNet },
+    #[error("subnet {0} is exhausted")]
+    SubnetExhausted(ipnet::IpNet),
+    #[error("subnet {subnet} overlaps {other} of network \"{network}\" on the same parent")]
+    SubnetsOverlap { subnet: ipnet::IpNet, other: ipnet::IpNet, network: String },
     #[error("netlink: {what}")]
     Netlink {
         what: String,
@@ -181,6 +193,13 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn and_more(more: usize) -> String {
+    match more {
+        0 => String::new(),
+        n => format!(" (and {n} more)"),
+    }
+}
 
 impl Error {
     /// Wraps an I/O error with what was being done.

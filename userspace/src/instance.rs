@@ -8,11 +8,16 @@ use crate::{
     store::StateStore,
 };
 
+/// Where instances keep the configuration that must survive a reboot (/run and bpffs do not).
+pub const CONFIG_ROOT: &str = "/var/lib/xlan";
+
 pub struct Instance {
     /// The host namespace's name, or "default".
     pub name: String,
     pub pins: PinDir,
     pub state_dir: PathBuf,
+    /// Where the configuration that must survive a reboot is kept (`xlan restore` reads it).
+    pub config_dir: PathBuf,
     /// Netlink in the host namespace.
     pub netlink: Netlink,
     /// Told the PID of the command holding the state lock when a wait for it lasts longer than a moment.
@@ -33,7 +38,14 @@ impl Instance {
         let state_dir = state_dir.map(Path::to_owned).unwrap_or_else(|| Path::new("/run/xlan").join(&name));
         let place = if netns.is_some() { format!("netns {name}") } else { "the default netns".into() };
         let netlink = Netlink::connect(&place)?;
-        Ok(Self { pins: PinDir::for_instance(&name), state_dir, netlink, name, lock_notice: None })
+        let config_dir = Path::new(CONFIG_ROOT).join(&name);
+        Ok(Self { pins: PinDir::for_instance(&name), state_dir, config_dir, netlink, name, lock_notice: None })
+    }
+
+    /// Keeps the configuration in `dir` instead of /var/lib/xlan/<instance>.
+    pub fn with_config_dir(mut self, dir: &Path) -> Self {
+        self.config_dir = dir.to_owned();
+        self
     }
 
     /// Has `notice` told who holds the state lock when a command waits for it longer than a moment.
@@ -44,6 +56,11 @@ impl Instance {
 
     /// The instance's state, locked for as long as the store lives.
     pub fn store(&self) -> Result<StateStore> {
-        StateStore::open(&self.state_dir, self.lock_notice.as_deref())
+        Ok(StateStore::open(&self.state_dir, self.lock_notice.as_deref())?.with_config(self.config_path()))
+    }
+
+    /// The configuration file: what `xlan restore` brings back after a reboot.
+    pub fn config_path(&self) -> PathBuf {
+        self.config_dir.join("config.json")
     }
 }

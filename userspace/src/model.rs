@@ -24,12 +24,30 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct State {
     pub schema: u32,
     pub networks: Vec<Network>,
+    /// Mutations under way: recorded before they touch the host, removed once complete, so that the next command
+    /// finishes or undoes one that was killed in the middle (see `session.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<Pending>,
 }
 
 impl Default for State {
     fn default() -> Self {
-        State { schema: SCHEMA_VERSION, networks: Vec::new() }
+        State { schema: SCHEMA_VERSION, networks: Vec::new(), pending: Vec::new() }
     }
+}
+
+/// A mutation under way, with what its undoing (or completing) needs to know.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Pending {
+    /// Undone: the network is not in `networks` yet.
+    CreateNetwork { network: Network },
+    /// Undone: the endpoint is not in its network yet; `names` were free when it started.
+    AddEndpoint { network: String, endpoint: Endpoint, names: VethNames },
+    /// Completed: the endpoint is no longer in its network.
+    DeleteEndpoint { network: Network, endpoint: Endpoint },
+    /// Completed: the network is no longer in `networks`.
+    DeleteNetwork { network: Network },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +62,29 @@ pub struct Network {
     pub endpoints: Vec<Endpoint>,
     /// The number the next endpoint's veth pair is named by ([`VethNames`]).
     pub next_port: u32,
+    /// Where endpoint addresses come from (`ipam.rs`); the endpoints' addresses are the allocations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subnets: Vec<Subnet>,
+}
+
+/// One subnet of a network, as `docker network create --subnet --gateway --ip-range --aux-address` gives it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subnet {
+    pub subnet: IpNet,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<IpAddr>,
+    /// Where addresses are allocated from (default: the whole subnet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<IpNet>,
+    /// Addresses the network's own hosts use (a router, a DNS server): never allocated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aux_addresses: Vec<AuxAddress>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuxAddress {
+    pub name: String,
+    pub address: IpAddr,
 }
 
 /// The uplink a network's endpoints share, as it was when the network was made.
@@ -172,7 +213,7 @@ pub struct HostPort {
 /// The names of an endpoint's veth pair: the host-side end, and the temporary name of the endpoint's end before it
 /// moves into its namespace and takes its final name (which may well exist in the host namespace). Derived here and
 /// nowhere else.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VethNames {
     pub host: String,
     pub transit: String,
@@ -181,6 +222,12 @@ pub struct VethNames {
 impl VethNames {
     pub fn for_port(network_id: u32, port: u32) -> Self {
         VethNames { host: format!("xl{network_id}p{port}"), transit: format!("xl{network_id}t{port}") }
+    }
+
+    /// True for a name `for_port` gives a host-side veth: how the doctor tells xlan's devices from anyone else's.
+    pub fn is_host_name(name: &str) -> bool {
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        name.strip_prefix("xl").and_then(|rest| rest.split_once('p')).is_some_and(|(id, n)| digits(id) && digits(n))
     }
 }
 
@@ -379,6 +426,10 @@ mod tests {
     fn veth_names_are_derived_from_the_port() {
         let names = VethNames::for_port(3, 12);
         assert_eq!((names.host.as_str(), names.transit.as_str()), ("xl3p12", "xl3t12"));
+        assert!(VethNames::is_host_name(&names.host));
+        for other in [names.transit.as_str(), "eth0", "xlp0", "xl1p", "xl1p0x", "uplink"] {
+            assert!(!VethNames::is_host_name(other), "{other}");
+        }
     }
 
     #[test]

@@ -19,6 +19,9 @@ use crate::{
 pub struct StateStore {
     dir: PathBuf,
     _lock: File,
+    /// Where each save also writes the configuration that must survive a reboot (the state without mutations under
+    /// way), if anywhere.
+    config: Option<PathBuf>,
 }
 
 /// How long a command waits quietly for another's lock before it tells its user who holds it.
@@ -31,21 +34,37 @@ impl StateStore {
     /// Opens and locks the instance's state directory, waiting for a command that holds the lock; `notice` hears
     /// about a wait longer than a moment.
     pub fn open(dir: &Path, notice: Option<WaitNotice<'_>>) -> Result<Self> {
-        fs::create_dir_all(dir).map_err(|e| Error::io(format!("create state dir {}", dir.display()), e))?;
         let lock_path = dir.join("lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Error::io(format!("open {}", lock_path.display()), e))?;
-        let mut lock = lock;
-        acquire(&mut lock, notice).map_err(|e| Error::io(format!("lock {}", lock_path.display()), e))?;
+        let mut lock = loop {
+            if !dir.exists() {
+                fs::create_dir_all(dir).map_err(|e| Error::io(format!("create state dir {}", dir.display()), e))?;
+                // Only a directory xlan made is removed again (see Drop).
+                let _ = File::create(dir.join(MADE_BY_XLAN));
+            }
+            let mut lock = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(&lock_path)
+                .map_err(|e| Error::io(format!("open {}", lock_path.display()), e))?;
+            acquire(&mut lock, notice).map_err(|e| Error::io(format!("lock {}", lock_path.display()), e))?;
+            // The holder before us may have removed the lock file (its instance had no state left): a lock on a file
+            // that is no longer at the path excludes nobody, so take the one that is there now.
+            if same_file(&lock, &lock_path) {
+                break lock;
+            }
+        };
         // Who holds the lock, for the commands that wait on it.
         let pid = std::process::id().to_string();
         let _ = lock.set_len(0).and_then(|()| lock.rewind()).and_then(|()| lock.write_all(pid.as_bytes()));
-        Ok(Self { dir: dir.to_owned(), _lock: lock })
+        Ok(Self { dir: dir.to_owned(), _lock: lock, config: None })
+    }
+
+    /// Each save also writes the configuration to `path`.
+    pub fn with_config(mut self, path: PathBuf) -> Self {
+        self.config = Some(path);
+        self
     }
 
     fn path(&self) -> PathBuf {
@@ -61,36 +80,87 @@ impl StateStore {
         }
     }
 
-    /// Saves the state; an instance with no networks leaves no files behind (see Drop).
+    /// Saves the state (and the configuration); an instance with no networks leaves no files behind (see Drop).
     pub fn save(&self, state: &State) -> Result<()> {
-        let path = self.path();
-        if state.networks.is_empty() {
-            let _ = fs::remove_file(&path);
-            return Ok(());
+        if let Some(config) = &self.config {
+            let settled = State { pending: Vec::new(), ..state.clone() };
+            write_or_remove(config, &settled)?;
         }
-        let state_error =
-            |path: &Path, e: &dyn std::fmt::Display| Error::State { path: path.into(), problem: e.to_string() };
-        let tmp = self.dir.join("state.json.tmp");
-        let current = State { schema: SCHEMA_VERSION, networks: state.networks.clone() };
-        let json = serde_json::to_vec_pretty(&current).map_err(|e| state_error(&path, &e))?;
-        let mut file = File::create(&tmp).map_err(|e| state_error(&tmp, &e))?;
-        file.write_all(&json).map_err(|e| state_error(&tmp, &e))?;
-        fs::rename(&tmp, &path).map_err(|e| state_error(&path, &e))
+        write_or_remove(&self.path(), state)
+    }
+}
+
+/// The mark of a state directory xlan made (and may remove).
+const MADE_BY_XLAN: &str = "made-by-xlan";
+
+/// True while `path` names the file `file` is open on.
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+        _ => false,
     }
 }
 
 impl Drop for StateStore {
     /// An instance without a state file (no networks, or a first command that failed) leaves no lock file or
-    /// directory behind; the default root (/run/xlan) goes too once no instance uses it.
+    /// directory behind, if xlan made the directory; the default root (/run/xlan) goes too once no instance uses it.
     fn drop(&mut self) {
-        if self.path().exists() {
+        if self.path().exists() || !self.dir.join(MADE_BY_XLAN).exists() {
             return;
         }
         let _ = fs::remove_file(self.dir.join("lock"));
+        let _ = fs::remove_file(self.dir.join(MADE_BY_XLAN));
         let _ = fs::remove_dir(&self.dir);
         if let Some(parent) = self.dir.parent().filter(|p| p.ends_with("xlan")) {
             let _ = fs::remove_dir(parent);
         }
+    }
+}
+
+impl StateStore {
+    /// Moves an unreadable state file aside (kept for inspection as `state.json.unreadable`), so that the instance
+    /// starts from an empty state; returns where it went.
+    pub fn set_aside(&self) -> Result<PathBuf> {
+        let aside = self.dir.join("state.json.unreadable");
+        fs::rename(self.path(), &aside).map_err(|e| Error::io(format!("move {} aside", self.path().display()), e))?;
+        Ok(aside)
+    }
+}
+
+/// Writes `state` to `path` through a temporary file and a rename (creating the directory), or removes the file
+/// (and the directory, once empty) when there is nothing to keep.
+fn write_or_remove(path: &Path, state: &State) -> Result<()> {
+    let state_error =
+        |path: &Path, e: &dyn std::fmt::Display| Error::State { path: path.into(), problem: e.to_string() };
+    if state.networks.is_empty() && state.pending.is_empty() {
+        let _ = fs::remove_file(path);
+        // The configuration's directories go once empty (the state directory's are Drop's).
+        if let Some(dir) = path.parent().filter(|dir| !dir.join("lock").exists()) {
+            let _ = fs::remove_dir(dir);
+            if let Some(root) = dir.parent().filter(|root| root.ends_with("xlan")) {
+                let _ = fs::remove_dir(root);
+            }
+        }
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| state_error(dir, &e))?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    let current = State { schema: SCHEMA_VERSION, ..state.clone() };
+    let json = serde_json::to_vec_pretty(&current).map_err(|e| state_error(path, &e))?;
+    let mut file = File::create(&tmp).map_err(|e| state_error(&tmp, &e))?;
+    file.write_all(&json).map_err(|e| state_error(&tmp, &e))?;
+    fs::rename(&tmp, path).map_err(|e| state_error(path, &e))
+}
+
+/// The configuration kept at `path`, if there is one.
+pub fn load_config(path: &Path) -> Result<Option<State>> {
+    match fs::read(path) {
+        Ok(bytes) => parse(&bytes).map(Some).map_err(|problem| Error::State { path: path.into(), problem }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::State { path: path.into(), problem: e.to_string() }),
     }
 }
 
@@ -231,7 +301,7 @@ mod v0 {
     impl State {
         pub fn migrate(self) -> Result<model::State, String> {
             let networks = self.networks.into_iter().map(Network::migrate).collect::<Result<_, _>>()?;
-            Ok(model::State { schema: model::SCHEMA_VERSION, networks })
+            Ok(model::State { networks, ..model::State::default() })
         }
     }
 
@@ -296,6 +366,7 @@ mod v0 {
                 driver,
                 endpoints,
                 next_port: self.next_port,
+                subnets: Vec::new(),
                 name,
             })
         }
@@ -397,6 +468,18 @@ mod tests {
         });
         assert_eq!(*heard.lock().unwrap(), [Some(std::process::id())]);
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn only_a_state_dir_xlan_made_is_removed() {
+        let made = std::env::temp_dir().join(format!("xlan-made-{}", std::process::id()));
+        drop(StateStore::open(&made, None).unwrap());
+        assert!(!made.exists(), "a directory xlan made and left empty goes");
+        let users = std::env::temp_dir().join(format!("xlan-users-{}", std::process::id()));
+        fs::create_dir(&users).unwrap();
+        drop(StateStore::open(&users, None).unwrap());
+        assert!(users.exists(), "the user's own directory stays");
+        let _ = fs::remove_dir_all(&users);
     }
 
     #[test]

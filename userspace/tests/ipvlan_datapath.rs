@@ -212,6 +212,26 @@ fn broadcast_reaches_endpoints_in_l2_never_in_l3() {
 }
 
 #[test]
+fn a_hairpinned_multicast_from_an_endpoint_reaches_the_others_only_in_vepa() {
+    // An endpoint's broadcast that the switch sent back (source: the parent's MAC and the endpoint's address). Bridge
+    // endpoints had it on the way out, private ones never get it, vepa ones only this way. (Found by the fuzzer:
+    // every flag flooded it to all but the sender, so private endpoints reached each other through a hairpin.)
+    let hairpinned = ipv4_packet(BROADCAST, PARENT_MAC, ENDPOINT_V4[0], Ipv4Addr::new(10, 0, 0, 255));
+    for (flag, expected) in
+        [(IpvlanFlag::Bridge, [0, 0, 0]), (IpvlanFlag::Private, [0, 0, 0]), (IpvlanFlag::Vepa, [0, 1, 1])]
+    {
+        let mut f = ipvlan_fixture(IpvlanMode::L2, flag);
+        let parent = f.parent;
+        assert_eq!(f.tc(program_names::PARENT_INGRESS, &hairpinned, parent).verdict, TC_ACT_OK, "{flag:?}");
+        assert_eq!(f.rx(), expected, "{flag:?}");
+        // The same broadcast from outside reaches every endpoint.
+        let outside = ipv4_packet(BROADCAST, OUTSIDE_MAC, OUTSIDE_V4, Ipv4Addr::new(10, 0, 0, 255));
+        f.tc(program_names::PARENT_INGRESS, &outside, parent);
+        assert_eq!(f.rx(), expected.map(|n| n + 1), "{flag:?}");
+    }
+}
+
+#[test]
 fn l3_answers_arp_for_endpoint_addresses_with_the_parents_mac() {
     let mut f = ipvlan_fixture(IpvlanMode::L3, IpvlanFlag::Bridge);
     let parent = f.parent;

@@ -73,6 +73,7 @@ async fn exercise(instance: &Instance, endpoint_ns: &str, ipvlan_ns: &str) {
             name: "mv0".into(),
             parent: "up1".into(),
             hook: None,
+            ipam: Default::default(),
             driver: DriverRequest::Macvlan { mode: MacvlanMode::Source, host_access: false },
         },
     )
@@ -81,7 +82,7 @@ async fn exercise(instance: &Instance, endpoint_ns: &str, ipvlan_ns: &str) {
     assert_eq!((macvlan.id, macvlan.parent.name.as_str(), macvlan.next_port), (1, "up1", 0));
     assert_eq!(macvlan.hook, ParentHook::Tc, "a veth parent defaults to the tc hook");
     assert_eq!(macvlan.macvlan().map(|m| m.mode), Some(MacvlanMode::Source));
-    assert_eq!(network::list(instance).unwrap(), std::slice::from_ref(&macvlan));
+    assert_eq!(network::list(instance).await.unwrap(), std::slice::from_ref(&macvlan));
 
     let at = EndpointRef { netns: endpoint_ns.into(), ifname: "eth0".into() };
     let added = endpoint::add(
@@ -99,7 +100,7 @@ async fn exercise(instance: &Instance, endpoint_ns: &str, ipvlan_ns: &str) {
     assert_eq!(added.host.ifname, "xl1p0");
     let host_port = instance.netlink.device("xl1p0").await.unwrap().expect("the host-side veth exists");
     assert_eq!(host_port.index, added.host.ifindex);
-    let shown = network::show(instance, "mv0").unwrap();
+    let shown = network::show(instance, "mv0").await.unwrap();
     assert_eq!((shown.endpoints.as_slice(), shown.next_port), (std::slice::from_ref(&added), 1));
 
     let duplicate = AddEndpoint { network: "mv0".into(), at: at.clone(), mac: None, addresses: Vec::new() };
@@ -110,11 +111,11 @@ async fn exercise(instance: &Instance, endpoint_ns: &str, ipvlan_ns: &str) {
         other => panic!("a second endpoint at the same place: {other:?}"),
     }
 
-    let allowed = macaddr::change(instance, "mv0", MacaddrChange::Add(mac("02:00:00:00:00:aa"))).unwrap();
+    let allowed = macaddr::change(instance, "mv0", MacaddrChange::Add(mac("02:00:00:00:00:aa"))).await.unwrap();
     assert_eq!(allowed, [mac("02:00:00:00:00:aa")]);
-    assert!(macaddr::change(instance, "mv0", MacaddrChange::Flush).unwrap().is_empty());
+    assert!(macaddr::change(instance, "mv0", MacaddrChange::Flush).await.unwrap().is_empty());
 
-    let counters = stats::endpoints(instance, Some("mv0")).unwrap();
+    let counters = stats::endpoints(instance, Some("mv0")).await.unwrap();
     assert_eq!(counters.len(), 1);
     assert_eq!((counters[0].endpoint.clone(), counters[0].mac), (at.clone(), added.mac));
     assert_eq!(counters[0].drops.len(), DROP_REASONS, "every drop reason is named");
@@ -126,6 +127,7 @@ async fn exercise(instance: &Instance, endpoint_ns: &str, ipvlan_ns: &str) {
             name: "vx0".into(),
             parent: "up2".into(),
             hook: None,
+            ipam: Default::default(),
             driver: DriverRequest::Vxlan(VxlanRequest {
                 vni: 42,
                 local: None,
@@ -143,7 +145,7 @@ async fn exercise(instance: &Instance, endpoint_ns: &str, ipvlan_ns: &str) {
     assert_eq!((settings.learning, settings.ageing), (true, 300));
     assert_eq!(vxlan.id, 2);
     fdb::add(instance, "vx0", mac("02:00:00:00:00:bb"), Ipv4Addr::new(10, 99, 0, 3)).await.unwrap();
-    let rows = fdb::show(instance, Some("vx0")).unwrap();
+    let rows = fdb::show(instance, Some("vx0")).await.unwrap();
     let entries: Vec<_> = rows.iter().map(|r| (r.mac, r.dst, r.state)).collect();
     assert_eq!(
         entries,
@@ -152,7 +154,7 @@ async fn exercise(instance: &Instance, endpoint_ns: &str, ipvlan_ns: &str) {
             (mac("02:00:00:00:00:bb"), Some(Ipv4Addr::new(10, 99, 0, 3)), FdbState::Static),
         ]
     );
-    assert!(matches!(fdb::show(instance, Some("mv0")), Err(Error::NotVxlan { .. })));
+    assert!(matches!(fdb::show(instance, Some("mv0")).await, Err(Error::NotVxlan { .. })));
 
     // ipvlan: addresses owned once per parent; routes returned, shown and removed.
     network::create(
@@ -161,6 +163,7 @@ async fn exercise(instance: &Instance, endpoint_ns: &str, ipvlan_ns: &str) {
             name: "ipv0".into(),
             parent: "up3".into(),
             hook: None,
+            ipam: Default::default(),
             driver: DriverRequest::Ipvlan { mode: IpvlanMode::L3, flag: IpvlanFlag::Private },
         },
     )
@@ -176,18 +179,18 @@ async fn exercise(instance: &Instance, endpoint_ns: &str, ipvlan_ns: &str) {
     let added = endpoint::add(instance, AddEndpoint { addresses: vec![net("10.98.0.11/24")], ..ipvlan_endpoint })
         .await
         .unwrap();
-    assert_eq!(added.mac, network::show(instance, "ipv0").unwrap().parent.mac, "ipvlan endpoints share the MAC");
-    let routed = route::add(instance, "ipv0", net("10.210.0.0/24"), ipvlan_at.clone()).unwrap();
+    assert_eq!(added.mac, network::show(instance, "ipv0").await.unwrap().parent.mac, "ipvlan endpoints share the MAC");
+    let routed = route::add(instance, "ipv0", net("10.210.0.0/24"), ipvlan_at.clone()).await.unwrap();
     assert_eq!((routed.prefix, routed.endpoint.clone()), (net("10.210.0.0/24"), ipvlan_at.clone()));
-    assert_eq!(route::show(instance, "ipv0").unwrap(), std::slice::from_ref(&routed));
-    match route::add(instance, "ipv0", net("10.210.0.9/24"), ipvlan_at.clone()) {
+    assert_eq!(route::show(instance, "ipv0").await.unwrap(), std::slice::from_ref(&routed));
+    match route::add(instance, "ipv0", net("10.210.0.9/24"), ipvlan_at.clone()).await {
         Err(Error::InvalidPrefix { given, network }) => {
             assert_eq!((given, network), (net("10.210.0.9/24"), net("10.210.0.0/24")))
         }
         other => panic!("a prefix with host bits: {other:?}"),
     }
-    assert_eq!(route::del(instance, "ipv0", net("10.210.0.0/24")).unwrap(), routed);
-    assert!(route::show(instance, "ipv0").unwrap().is_empty());
+    assert_eq!(route::del(instance, "ipv0", net("10.210.0.0/24")).await.unwrap(), routed);
+    assert!(route::show(instance, "ipv0").await.unwrap().is_empty());
 
     // delete returns what it removed, endpoints and all; the instance ends empty.
     let removed = endpoint::del(instance, "mv0", &at).await.unwrap();
@@ -197,6 +200,6 @@ async fn exercise(instance: &Instance, endpoint_ns: &str, ipvlan_ns: &str) {
         let deleted = network::delete(instance, name).await.unwrap();
         assert_eq!(deleted.name, name);
     }
-    assert!(network::list(instance).unwrap().is_empty());
-    assert!(matches!(network::show(instance, "mv0"), Err(Error::NetworkNotFound(name)) if name == "mv0"));
+    assert!(network::list(instance).await.unwrap().is_empty());
+    assert!(matches!(network::show(instance, "mv0").await, Err(Error::NetworkNotFound(name)) if name == "mv0"));
 }

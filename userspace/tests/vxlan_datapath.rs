@@ -5,8 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod common;
 
-use std::net::Ipv4Addr;
+use std::{
+    net::Ipv4Addr,
+    time::{Duration, Instant},
+};
 
+use aya::programs::{tc::TcAttachType, SchedClassifier};
 use common::*;
 use datapath_common::{program_names, FdbEntry, MacKey, VXLAN_DEFAULT_PORT};
 use xlan::{
@@ -298,6 +302,73 @@ fn learning_never_overrides_static_and_follows_a_moving_mac() {
     assert_eq!(learned(&f, NET_A, FAR_MAC_2).unwrap().remote_ip, ip_key(REMOTE));
     f.xdp(&vxlan_frame(&Outer { src: OTHER_REMOTE, ..Default::default() }, &frame(ENDPOINT_MACS[0], FAR_MAC_2, None)));
     assert_eq!(learned(&f, NET_A, FAR_MAC_2).unwrap().remote_ip, ip_key(OTHER_REMOTE), "re-learned where it moved");
+}
+
+#[test]
+fn nothing_is_learned_behind_an_address_no_remote_vtep_can_have() {
+    // Outer sources the kernel's IP stack drops as martians, and this host's own VTEP address: learning them sent the
+    // MAC's traffic to 0.0.0.0, a broadcast, loopback, multicast or the host itself (found by the fuzzer).
+    let mut f = vxlan_fixture(Options::default());
+    let inner = frame(ENDPOINT_MACS[1], FAR_MAC, None);
+    for src in [Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST, Ipv4Addr::LOCALHOST, Ipv4Addr::new(236, 0, 0, 1), LOCAL] {
+        assert_eq!(f.xdp(&vxlan_frame(&Outer { src, ..Default::default() }, &inner)).verdict, XDP_REDIRECT, "{src}");
+        assert!(learned(&f, NET_A, FAR_MAC).is_none(), "learned behind {src}");
+    }
+    assert_eq!(f.rx(), [0, 5, 0], "the frames themselves are still delivered");
+    // So an answer to that MAC is flooded to the configured VTEP, not sent to any of those addresses.
+    let port = f.ports[1];
+    let out = f.tc(program_names::ENDPOINT_INGRESS, &frame(FAR_MAC, ENDPOINT_MACS[1], None), port);
+    assert_eq!(out.verdict, TC_ACT_SHOT, "the original is consumed by the copies");
+    assert_eq!(&out.frame[30..34], &REMOTE.octets());
+    // A real remote VTEP is learned.
+    f.xdp(&vxlan_frame(&Outer::default(), &inner));
+    assert_eq!(learned(&f, NET_A, FAR_MAC).unwrap().remote_ip, ip_key(REMOTE));
+}
+
+/// Sends `frame` into the fixture's `parent` from its peer `wire`: through the kernel's receive path, not a test run.
+fn send_from_wire(frame: &[u8]) {
+    // SAFETY: a packet socket of this thread's namespace, the address zeroed then filled in, closed before returning.
+    unsafe {
+        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+        assert!(fd >= 0, "packet socket");
+        let mut address: libc::sockaddr_ll = std::mem::zeroed();
+        address.sll_family = libc::AF_PACKET as u16;
+        address.sll_ifindex = ifindex("wire") as i32;
+        address.sll_halen = 6;
+        let sent = libc::sendto(
+            fd,
+            frame.as_ptr().cast(),
+            frame.len(),
+            0,
+            (&address as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        );
+        libc::close(fd);
+        assert_eq!(sent, frame.len() as isize, "sent");
+    }
+}
+
+#[test]
+fn vxlan_from_another_vlan_is_not_decapsulated_on_the_real_receive_path() {
+    // BPF_PROG_TEST_RUN hands a TC program the 802.1Q tag in the frame's bytes, but the kernel's receive path moves the
+    // first tag into the skb before tcx runs: the parent's tc hook saw VLAN 5's VXLAN frame as untagged and
+    // decapsulated it into VNI 42 (found while looking at what the fuzzer, which only has test runs, cannot see).
+    // So here the frames take that path: the tc program attached to `parent`, the frames sent into it from `wire`.
+    let mut f = vxlan_fixture(Options { learning: false, ..Default::default() });
+    let ingress: &mut SchedClassifier = f.datapath.program(program_names::PARENT_INGRESS).unwrap();
+    ingress.attach("parent", TcAttachType::Ingress).unwrap();
+    let untagged = vxlan_frame(&Outer::default(), &frame(ENDPOINT_MACS[0], FAR_MAC, None));
+    let mut tagged = untagged.clone();
+    tagged.splice(12..12, [0x81, 0x00, 0x00, 0x05]);
+    send_from_wire(&tagged);
+    // The untagged frame, sent after it on the same path, says when the tagged one has been dealt with.
+    send_from_wire(&untagged);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while f.rx() == [0, 0, 0] && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(f.rx(), [1, 0, 0], "only the untagged frame reaches VNI 42's endpoint");
 }
 
 #[test]

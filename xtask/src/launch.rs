@@ -4,7 +4,9 @@
 //! - test: the habits first (rustfmt over every crate, clippy with the workspace's lints, warnings denied), then the
 //!   whole test suite, `cargo test --release --workspace`; ARGS go to the test harness;
 //! - bench: the benchmark, `xlan-bench` (a bin of the tests package), its report going to `target/bench/`
-//!   (report.json, report.svg); ARGS go to it (`-- --help` lists them).
+//!   (report.json, report.svg); ARGS go to it (`-- --help` lists them);
+//! - fuzz: the datapath fuzzer, the `fuzz` test of the xlan package with XLAN_FUZZ_FRAMES frames per program and the
+//!   seed XLAN_FUZZ_SEED, its output shown (the seed, frames/second per program); ARGS go to the test harness.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -23,6 +25,7 @@ pub enum Launch {
     Lab,
     Suite,
     Bench,
+    Fuzz { frames: u64, seed: u64 },
 }
 
 impl Launch {
@@ -32,6 +35,7 @@ impl Launch {
             Launch::Lab => ("running the lab (Ctrl-C stops it and cleans up)", "xlan-lab"),
             Launch::Suite => ("running the test suite", "the test suite"),
             Launch::Bench => ("running the benchmark (Ctrl-C stops it and cleans up)", "xlan-bench"),
+            Launch::Fuzz { .. } => ("running the datapath fuzzer", "the fuzzer"),
         }
     }
 
@@ -54,6 +58,15 @@ impl Launch {
                 let mut cmd = Command::new(tests_bin(artifacts, "xlan-bench")?);
                 // First, so that an --out-dir in ARGS wins.
                 cmd.arg("--out-dir").arg(paths::host_target_dir().join("bench")).args(args);
+                cmd
+            }
+            Launch::Fuzz { frames, seed } => {
+                let mut cmd = process::host_cargo();
+                cmd.current_dir(paths::workspace_root())
+                    .args(["test", "--release", "--package", "xlan", "--test", "fuzz", "--", "--nocapture"])
+                    .args(args)
+                    .env("XLAN_FUZZ_FRAMES", frames.to_string())
+                    .env("XLAN_FUZZ_SEED", format!("{seed:#x}"));
                 cmd
             }
         })

@@ -131,11 +131,36 @@ impl<'a> Tables<'a> {
     }
     /// The MAC the datapath has for a VTEP, if any.
     pub fn vtep_mac(&self, ip: u32) -> Result<Option<[u8; 6]>> {
-        match self.hash::<u32, VtepMac>(map_names::VTEP_MACS)?.get(&ip, 0) {
-            Ok(value) => Ok(Some(value.mac)),
-            Err(aya::maps::MapError::KeyNotFound) => Ok(None),
-            Err(e) => Err(map_error(map_names::VTEP_MACS, e)),
+        Ok(self.get::<u32, VtepMac>(map_names::VTEP_MACS, ip)?.map(|value| value.mac))
+    }
+
+    /// The value of `key` in a hash map, if it is there.
+    fn get<K: aya::Pod, V: aya::Pod>(&self, name: &str, key: K) -> Result<Option<V>> {
+        match self.hash::<K, V>(name)?.get(&key, 0) {
+            Ok(value) => Ok(Some(value)),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(map_error(name, e)),
         }
+    }
+
+    pub fn fdb_entry(&self, key: MacKey) -> Result<Option<FdbEntry>> {
+        self.get(map_names::FDB, key)
+    }
+
+    pub fn has_source_mac(&self, key: MacKey) -> Result<bool> {
+        Ok(self.get::<MacKey, u32>(map_names::SOURCE_MACS, key)?.is_some())
+    }
+
+    /// The VTEPs a network floods to.
+    pub fn vteps(&self, network_id: u32) -> Result<Option<VtepList>> {
+        self.get(map_names::VTEPS, network_id)
+    }
+
+    /// The owner of exactly this prefix in the ipvlan trie (not a longer or shorter one's).
+    pub fn ip_owner(&self, key: &Key<IpKey>) -> Result<Option<IpEndpoint>> {
+        let entries = self.ip_entries()?;
+        let same = |k: &Key<IpKey>| k.prefix_len() == key.prefix_len() && k.data() == key.data();
+        Ok(entries.into_iter().find(|(k, _)| same(k)).map(|(_, owner)| owner))
     }
     pub fn delete_vtep_mac(&self, ip: u32) -> Result<()> {
         self.delete::<u32, VtepMac>(map_names::VTEP_MACS, ip)?;
@@ -160,6 +185,42 @@ impl<'a> Tables<'a> {
         let fdb = MapData::from_pin(self.pins.map(name)).map_err(|e| map_error(name, e))?;
         batch::delete(fdb.fd().as_fd(), keys).map_err(|e| map_error(name, e))?;
         self.changed()
+    }
+
+    /// Every entry of a hash map.
+    fn entries<K: aya::Pod, V: aya::Pod>(&self, name: &str) -> Result<Vec<(K, V)>> {
+        let map = self.hash::<K, V>(name)?;
+        map.iter().map(|item| item.map_err(|e| map_error(name, e))).collect()
+    }
+
+    /// The networks the datapath knows, by id.
+    pub fn networks(&self) -> Result<Vec<(u32, NetworkConfig)>> {
+        self.entries(map_names::NETWORKS)
+    }
+
+    /// The endpoints the datapath knows, by port.
+    pub fn endpoints(&self) -> Result<Vec<(u32, EndpointConfig)>> {
+        self.entries(map_names::ENDPOINTS)
+    }
+
+    /// The parents the datapath knows, by ifindex.
+    pub fn parents(&self) -> Result<Vec<(u32, ParentConfig)>> {
+        self.entries(map_names::PARENTS)
+    }
+
+    /// The VNIs the datapath knows, with their network ids.
+    pub fn vnis(&self) -> Result<Vec<(VniKey, u32)>> {
+        self.entries(map_names::VNIS)
+    }
+
+    /// The allowed source MACs of every network.
+    pub fn source_macs(&self) -> Result<Vec<MacKey>> {
+        Ok(self.entries::<MacKey, u32>(map_names::SOURCE_MACS)?.into_iter().map(|(key, _)| key).collect())
+    }
+
+    /// The ipvlan trie's keys and owners.
+    pub fn ip_entries(&self) -> Result<Vec<(Key<IpKey>, IpEndpoint)>> {
+        self.ip_endpoints()?.iter().map(|item| item.map_err(|e| map_error(map_names::IP_ENDPOINTS, e))).collect()
     }
     pub fn put_endpoint(&self, port: u32, config: EndpointConfig) -> Result<()> {
         self.put(map_names::ENDPOINTS, port, config)?;

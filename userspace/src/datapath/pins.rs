@@ -40,6 +40,15 @@ impl PinDir {
         fs::create_dir_all(self.links()).map_err(|e| Error::io(format!("create {}", self.links().display()), e))
     }
 
+    /// Every pinned link of the instance.
+    pub fn link_pins(&self) -> Result<Vec<PathBuf>> {
+        match fs::read_dir(self.links()) {
+            Ok(entries) => Ok(entries.flatten().map(|entry| entry.path()).collect()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(Error::io(format!("list {}", self.links().display()), e)),
+        }
+    }
+
     /// Removes the instance's directories once nothing is pinned in them any more, then `xlan/` if empty.
     pub fn remove_if_empty(&self) {
         let _ = fs::remove_dir(self.links());

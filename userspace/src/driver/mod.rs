@@ -113,6 +113,67 @@ pub fn fill_maps(tables: &Tables<'_>, network: &Network) -> Result<()> {
     }
 }
 
+/// What the network's record holds beyond its configuration and endpoints, in the maps: ipvlan routes (to their
+/// endpoints' ports, which must be in the maps), allowed source MACs, static FDB entries. For rebuilding a
+/// datapath from the state.
+pub fn fill_entries(tables: &Tables<'_>, network: &Network) -> Result<()> {
+    match &network.driver {
+        DriverSettings::Ipvlan(settings) => {
+            for route in &settings.routes {
+                if let Some(endpoint) = network.endpoint(&route.endpoint) {
+                    ipvlan::learn_prefix(tables, network, &route.prefix, endpoint.host.ifindex)?;
+                }
+            }
+        }
+        DriverSettings::Macvlan(settings) => {
+            for mac in &settings.source_macs {
+                macvlan::allow_source(tables, network, *mac)?;
+            }
+        }
+        DriverSettings::Vxlan(settings) => {
+            for entry in &settings.fdb {
+                tables.put_fdb(vxlan::mac_key(network, entry.mac), vxlan::remote_entry(entry.dst))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The entries of `fill_entries` (and a VXLAN network's flood list) the maps lack, described.
+pub fn missing_entries(tables: &Tables<'_>, network: &Network) -> Result<Vec<String>> {
+    let mut missing = Vec::new();
+    match &network.driver {
+        DriverSettings::Ipvlan(settings) => {
+            for route in &settings.routes {
+                let key = ipvlan::prefix_key(network.parent.ifindex, &route.prefix);
+                let port = network.endpoint(&route.endpoint).map(|e| e.host.ifindex);
+                if tables.ip_owner(&key)?.map(|owner| owner.port) != port {
+                    missing.push(format!("route {} to {}", route.prefix, route.endpoint));
+                }
+            }
+        }
+        DriverSettings::Macvlan(settings) => {
+            for mac in &settings.source_macs {
+                if !tables.has_source_mac(datapath_common::MacKey::new(network.id, mac.0))? {
+                    missing.push(format!("allowed source MAC {mac}"));
+                }
+            }
+        }
+        DriverSettings::Vxlan(settings) => {
+            for entry in &settings.fdb {
+                let found = tables.fdb_entry(vxlan::mac_key(network, entry.mac))?;
+                if found.is_none_or(|found| found.remote_ip != vxlan::ip_key(entry.dst)) {
+                    missing.push(format!("FDB entry {} dst {}", entry.mac, entry.dst));
+                }
+            }
+            if tables.vteps(network.id)? != Some(vxlan::vtep_list(settings.flood.remotes())) {
+                missing.push("flood list".into());
+            }
+        }
+    }
+    Ok(missing)
+}
+
 /// Puts the network into the maps (`state` already holds it) and, for the first network on its parent, attaches
 /// the parent's programs.
 pub async fn attach_network(

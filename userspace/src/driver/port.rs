@@ -56,26 +56,56 @@ pub async fn attach(
     for address in &endpoint.addresses {
         inside.add_address(peer.index, *address).await?;
     }
-    inside.set_up(peer.index).await?;
-    if let Some(settings) = network.ipvlan() {
-        ipvlan::after_up(inside, peer.index, settings, &endpoint.addresses).await?;
+    {
+        let _inside = netns.enter()?;
+        sysctl::announce(&endpoint.at.ifname)?;
     }
+    // The datapath first, then the endpoint's end comes up: its announcement (and its first frames) must find the
+    // path to the LAN already there.
+    fill_maps(&Tables::new(&instance.pins), network, endpoint)?;
+    attach_programs(instance, network, netns, peer.index, endpoint)?;
+    host.set_up(endpoint.host.ifindex).await?;
+    inside.set_up(peer.index).await?;
+    match network.ipvlan() {
+        Some(settings) if settings.mode == IpvlanMode::L3 => {
+            ipvlan::after_up(inside, peer.index, settings, &endpoint.addresses).await?
+        }
+        // A gateway of the endpoint's subnet is its default route (l3 ipvlan routes everything through the parent).
+        _ => {
+            for subnet in &network.subnets {
+                let has_family =
+                    endpoint.addresses.iter().any(|a| a.addr().is_ipv4() == subnet.subnet.addr().is_ipv4());
+                if let Some(gateway) = subnet.gateway.filter(|_| has_family) {
+                    inside.add_default_route_via(peer.index, gateway).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
 
+/// Attaches the endpoint's programs: its TC program on the host-side veth and, with the xdp parent hook, the XDP
+/// pass stub on its own end (`peer`, an ifindex of `netns`).
+pub fn attach_programs(
+    instance: &Instance,
+    network: &Network,
+    netns: &Netns,
+    peer: u32,
+    endpoint: &Endpoint,
+) -> Result<()> {
     let mut datapath = Datapath::load(&instance.pins)?;
     let port = endpoint.host.ifindex;
     if network.hook == ParentHook::Xdp {
         // Native XDP redirect into a veth is dropped unless the receiving end has an XDP program.
         let _in_endpoint_netns = netns.enter()?;
-        datapath.attach_xdp(program_names::XDP_PASS, peer.index, &link_names::port(port, "xdp"))?;
+        datapath.attach_xdp(program_names::XDP_PASS, peer, &link_names::port(port, "xdp"))?;
     }
-    fill_maps(&Tables::new(&instance.pins), network, endpoint)?;
     datapath.attach_tc(
         program_names::ENDPOINT_INGRESS,
         &endpoint.host.ifname,
         TcAttachType::Ingress,
         &link_names::port(port, "tc"),
-    )?;
-    host.set_up(port).await
+    )
 }
 
 /// The endpoint's entries in the maps: its port, its counters (a slot of its own, zeroed), its MAC (or, on ipvlan,
@@ -105,8 +135,10 @@ pub fn fill_maps(tables: &Tables<'_>, network: &Network, endpoint: &Endpoint) ->
 /// rewritten from them). Idempotent, so it also serves as the rollback of a failed add.
 pub async fn teardown(instance: &Instance, network: &Network, endpoint: &Endpoint) -> Result<()> {
     let tables = Tables::new(&instance.pins);
+    // The device the endpoint's name leads to: only that one is the endpoint's (an ifindex may have been reused).
+    let device = instance.netlink.device(&endpoint.host.ifname).await?.map(|d| d.index);
     let port = match endpoint.host.ifindex {
-        0 => instance.netlink.device(&endpoint.host.ifname).await?.map(|d| d.index),
+        0 => device,
         index => Some(index),
     };
     let Some(port) = port else { return Ok(()) };
@@ -130,7 +162,21 @@ pub async fn teardown(instance: &Instance, network: &Network, endpoint: &Endpoin
     tables.delete_endpoint(port)?;
     tables.delete_port(port)?;
     // Deleting one end of a veth pair deletes the other, the endpoint's interface, too.
-    instance.netlink.delete(port).await
+    if device == Some(port) {
+        instance.netlink.delete(port).await?;
+    }
+    Ok(())
+}
+
+/// Undoes an add that did not complete (a failure, or a command killed in the middle): what `attach` made, and the
+/// endpoint's end if it never left the host namespace under its transit name. `names` were free when the add began,
+/// so devices of those names are the add's own.
+pub async fn undo_add(instance: &Instance, network: &Network, endpoint: &Endpoint, names: &VethNames) -> Result<()> {
+    teardown(instance, network, endpoint).await?;
+    if let Some(transit) = instance.netlink.device(&names.transit).await? {
+        instance.netlink.delete(transit.index).await?;
+    }
+    Ok(())
 }
 
 /// The flood list of a network's ports (at most `MAX_FLOOD_PORTS`; `endpoint add` refuses more), with the counters'

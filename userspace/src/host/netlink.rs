@@ -80,6 +80,22 @@ impl Netlink {
         }
     }
 
+    /// Every device of the namespace: ifindex → name.
+    pub async fn device_names(&self) -> Result<std::collections::HashMap<u32, String>> {
+        let mut links = self.handle.link().get().execute();
+        let mut names = std::collections::HashMap::new();
+        while let Some(message) = links.try_next().await.map_err(Error::netlink("list devices"))? {
+            let name = message.attributes.iter().find_map(|attr| match attr {
+                LinkAttribute::IfName(name) => Some(name.clone()),
+                _ => None,
+            });
+            if let Some(name) = name {
+                names.insert(message.header.index, name);
+            }
+        }
+        Ok(names)
+    }
+
     /// The device, or a "does not exist" error naming the namespace.
     pub async fn require_device(&self, name: &str) -> Result<Device> {
         self.device(name).await?.ok_or_else(|| Error::NoSuchDevice { device: name.into(), place: self.place.clone() })
@@ -237,6 +253,22 @@ impl Netlink {
     }
 
     /// `ip route add default dev DEV` (IPv4 or IPv6).
+    /// `ip route add default via GATEWAY dev DEV` (IPv4 or IPv6).
+    pub async fn add_default_route_via(&self, index: u32, gateway: IpAddr) -> Result<()> {
+        let route = match gateway {
+            IpAddr::V4(v4) => RouteMessageBuilder::<Ipv4Addr>::new().output_interface(index).gateway(v4).build(),
+            IpAddr::V6(v6) => {
+                RouteMessageBuilder::<std::net::Ipv6Addr>::new().output_interface(index).gateway(v6).build()
+            }
+        };
+        self.handle
+            .route()
+            .add(route)
+            .execute()
+            .await
+            .map_err(Error::netlink(format!("add a default route via {gateway} on device {index}")))
+    }
+
     pub async fn add_default_route(&self, index: u32, ipv6: bool) -> Result<()> {
         let route = if ipv6 {
             RouteMessageBuilder::<std::net::Ipv6Addr>::new().output_interface(index).build()

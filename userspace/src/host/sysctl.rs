@@ -16,6 +16,14 @@ pub fn no_link_local(ifname: &str) -> Result<()> {
     std::fs::write(&path, "1").map_err(|e| Error::io(format!("write {path}"), e))
 }
 
+/// Has the kernel announce an interface of the current namespace when it comes up or changes its MAC: gratuitous
+/// ARP (arp_notify) and unsolicited neighbour advertisements (ndisc_notify), so that neighbours that knew its address
+/// learn its MAC at once (as Docker and the CNI macvlan plugin set up the kernel's macvlan).
+pub fn announce(ifname: &str) -> Result<()> {
+    write_if_present(&format!("/proc/sys/net/ipv4/conf/{ifname}/arp_notify"), "1")?;
+    write_if_present(&format!("/proc/sys/net/ipv6/conf/{ifname}/ndisc_notify"), "1")
+}
+
 fn write_if_present(path: &str, value: &str) -> Result<()> {
     if !Path::new(path).exists() {
         return Ok(());

@@ -7,8 +7,10 @@ use crate::{
     error::{AddressOwner, Error, Result, Setting},
     host::{netlink::Netlink, netns::Netns},
     instance::Instance,
+    ipam,
     mac::Mac,
-    model::{Endpoint, EndpointRef, HostPort, MacvlanMode, Network, VethNames},
+    model::{DriverSettings, Endpoint, EndpointRef, HostPort, MacvlanMode, Pending, VethNames},
+    session::Session,
 };
 
 /// An endpoint to add.
@@ -22,8 +24,8 @@ pub struct AddEndpoint {
 }
 
 pub async fn add(instance: &Instance, request: AddEndpoint) -> Result<Endpoint> {
-    let store = instance.store()?;
-    let mut state = store.load()?;
+    let mut session = Session::open(instance).await?;
+    let state = &session.state;
     let network = state.network(&request.network)?.clone();
     validate_ifname(&request.at.ifname)?;
     let netns = Netns::open(&request.at.netns)?;
@@ -43,15 +45,17 @@ pub async fn add(instance: &Instance, request: AddEndpoint) -> Result<Endpoint> 
     for address in &request.addresses {
         validate_address(address)?;
     }
+    // The addresses asked for, checked against the network's subnets, and the others allocated from them.
+    let addresses = ipam::assign(&network, &request.addresses)?;
     let mac = if network.ipvlan().is_some() {
         if request.mac.is_some() {
             return Err(Error::MacNotForIpvlan);
         }
-        if request.addresses.is_empty() {
+        if addresses.is_empty() {
             return Err(Error::Missing { setting: Setting::Address, driver: network.driver_kind() });
         }
-        for address in &request.addresses {
-            if let Some(owner) = ipvlan::owner_of(&state, network.parent.ifindex, &ipvlan::host_net(address.addr())) {
+        for address in &addresses {
+            if let Some(owner) = ipvlan::owner_of(state, network.parent.ifindex, &ipvlan::host_net(address.addr())) {
                 return Err(Error::AddressInUse {
                     address: address.addr().to_string(),
                     parent: network.parent.name.clone(),
@@ -76,7 +80,7 @@ pub async fn add(instance: &Instance, request: AddEndpoint) -> Result<Endpoint> 
         }
         // One LAN, one owner per address (ipvlan checks the whole parent above, with the host's addresses).
         let taken = network.endpoints.iter().flat_map(|e| &e.addresses);
-        if let Some(taken) = taken.clone().find(|owned| request.addresses.iter().any(|a| a.addr() == owned.addr())) {
+        if let Some(taken) = taken.clone().find(|owned| addresses.iter().any(|a| a.addr() == owned.addr())) {
             return Err(Error::AddressInUse {
                 address: taken.addr().to_string(),
                 parent: network.parent.name.clone(),
@@ -90,46 +94,48 @@ pub async fn add(instance: &Instance, request: AddEndpoint) -> Result<Endpoint> 
         return Err(Error::DeviceExists { device: request.at.ifname, netns: request.at.netns });
     }
 
+    // The pair's names must be free: a device of such a name is not this add's to use, nor to delete on rollback.
     let names = VethNames::for_port(network.id, network.next_port);
-    let mut endpoint = Endpoint {
-        at: request.at,
-        mac,
-        addresses: request.addresses,
-        host: HostPort { ifname: names.host.clone(), ifindex: 0 },
-    };
+    for name in [&names.host, &names.transit] {
+        if instance.netlink.device(name).await?.is_some() {
+            return Err(Error::DeviceExists { device: name.clone(), netns: instance.name.clone() });
+        }
+    }
+    let mut endpoint =
+        Endpoint { at: request.at, mac, addresses, host: HostPort { ifname: names.host.clone(), ifindex: 0 } };
+    let pending =
+        Pending::AddEndpoint { network: network.name.clone(), endpoint: endpoint.clone(), names: names.clone() };
+    session.begin(pending)?;
     if let Err(error) = port::attach(instance, &network, &netns, &inside, &names, &mut endpoint).await {
-        rollback(instance, &network, &endpoint, &names).await;
+        // Undone now, or (if that fails too) by the next command, which finds the add still pending.
+        if port::undo_add(instance, &network, &endpoint, &names).await.is_ok() {
+            session.end()?;
+        }
         return Err(error);
     }
-    let stored = state.network_mut(&network.name)?;
+    let stored = session.state.network_mut(&network.name)?;
     stored.endpoints.push(endpoint.clone());
     stored.next_port += 1;
-    store.save(&state)?;
+    session.end()?;
     Ok(endpoint)
 }
 
 /// Deletes the endpoint (and, on ipvlan, the routes behind it); returns what it was.
+/// Works on a broken instance too (an endpoint whose namespace is gone, a datapath that disagrees).
 pub async fn del(instance: &Instance, network_name: &str, at: &EndpointRef) -> Result<Endpoint> {
-    let store = instance.store()?;
-    let mut state = store.load()?;
-    let network = state.network_mut(network_name)?;
+    let mut session = Session::open_unchecked(instance).await?;
+    let network = session.state.network_mut(network_name)?;
     let endpoint = network.require_endpoint(at)?.clone();
     network.endpoints.retain(|e| e.at != *at);
-    port::teardown(instance, network, &endpoint).await?;
-    if let crate::model::DriverSettings::Ipvlan(settings) = &mut network.driver {
+    // The teardown still sees the routes behind the endpoint (it removes them from the datapath); the state not.
+    let without_endpoint = network.clone();
+    if let DriverSettings::Ipvlan(settings) = &mut network.driver {
         settings.routes.retain(|route| route.endpoint != *at);
     }
-    store.save(&state)?;
+    session.begin(Pending::DeleteEndpoint { network: without_endpoint.clone(), endpoint: endpoint.clone() })?;
+    port::teardown(instance, &without_endpoint, &endpoint).await?;
+    session.end()?;
     Ok(endpoint)
-}
-
-/// Undoes a failed add: what `port::attach` made, and the endpoint's end if it never left the host namespace under
-/// its transit name.
-async fn rollback(instance: &Instance, network: &Network, endpoint: &Endpoint, names: &VethNames) {
-    let _ = port::teardown(instance, network, endpoint).await;
-    if let Ok(Some(transit)) = instance.netlink.device(&names.transit).await {
-        let _ = instance.netlink.delete(transit.index).await;
-    }
 }
 
 /// An endpoint address: a unicast address of a subnet, neither the subnet's network nor its broadcast address.

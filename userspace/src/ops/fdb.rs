@@ -11,12 +11,13 @@ use crate::{
     instance::Instance,
     mac::Mac,
     model::{DriverSettings, Flood, Network, StaticFdb, Vxlan},
+    session::Session,
 };
 
 /// Adds a static entry `mac` → `dst`, or with the all-zero MAC the VTEP `dst` to the flood list.
 pub async fn add(instance: &Instance, network_name: &str, mac: Mac, dst: Ipv4Addr) -> Result<()> {
-    let store = instance.store()?;
-    let mut state = store.load()?;
+    let mut session = Session::open(instance).await?;
+    let state = &mut session.state;
     let network = state.network_mut(network_name)?;
     let mut settings = vxlan_of(network)?.clone();
     validate_vtep(dst)?;
@@ -38,14 +39,14 @@ pub async fn add(instance: &Instance, network_name: &str, mac: Mac, dst: Ipv4Add
     }
     vxlan::manage_neighbour(instance, network.parent.ifindex, &mut settings, dst).await?;
     network.driver = DriverSettings::Vxlan(settings);
-    store.save(&state)
+    session.save()
 }
 
 /// Removes an entry (static or learned; with `dst`, only if it points there), or with the all-zero MAC the VTEP
 /// `dst` from the flood list.
 pub async fn del(instance: &Instance, network_name: &str, mac: Mac, dst: Option<Ipv4Addr>) -> Result<()> {
-    let store = instance.store()?;
-    let mut state = store.load()?;
+    let mut session = Session::open(instance).await?;
+    let state = &mut session.state;
     let network = state.network_mut(network_name)?;
     let mut settings = vxlan_of(network)?.clone();
     let tables = Tables::new(&instance.pins);
@@ -76,7 +77,7 @@ pub async fn del(instance: &Instance, network_name: &str, mac: Mac, dst: Option<
         vxlan::release_neighbour(instance, network.parent.ifindex, &mut settings, vtep).await?;
     }
     network.driver = DriverSettings::Vxlan(settings);
-    store.save(&state)
+    session.save()
 }
 
 /// How an FDB entry got there.
@@ -105,8 +106,9 @@ pub struct FdbRow {
 }
 
 /// The FDB of the named VXLAN network (or of every VXLAN network).
-pub fn show(instance: &Instance, network: Option<&str>) -> Result<Vec<FdbRow>> {
-    let state = instance.store()?.load()?;
+pub async fn show(instance: &Instance, network: Option<&str>) -> Result<Vec<FdbRow>> {
+    let session = Session::open(instance).await?;
+    let state = &session.state;
     let networks: Vec<&Network> = match network {
         Some(name) => {
             let network = state.network(name)?;

@@ -7,6 +7,7 @@ use crate::{
     instance::Instance,
     mac::Mac,
     model::{DriverSettings, MacvlanMode},
+    session::Session,
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -17,9 +18,9 @@ pub enum MacaddrChange {
 }
 
 /// Applies the change; returns the network's allowed source MACs after it.
-pub fn change(instance: &Instance, network_name: &str, change: MacaddrChange) -> Result<Vec<Mac>> {
-    let store = instance.store()?;
-    let mut state = store.load()?;
+pub async fn change(instance: &Instance, network_name: &str, change: MacaddrChange) -> Result<Vec<Mac>> {
+    let mut session = Session::open(instance).await?;
+    let state = &mut session.state;
     let network = state.network(network_name)?.clone();
     let mode = network.macvlan_mode();
     let DriverSettings::Macvlan(mut settings) = network.driver.clone() else {
@@ -50,6 +51,6 @@ pub fn change(instance: &Instance, network_name: &str, change: MacaddrChange) ->
     }
     let allowed = settings.source_macs.clone();
     state.network_mut(network_name)?.driver = DriverSettings::Macvlan(settings);
-    store.save(&state)?;
+    session.save()?;
     Ok(allowed)
 }

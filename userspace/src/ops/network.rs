@@ -7,13 +7,15 @@ use std::net::Ipv4Addr;
 use datapath_common::{MAX_NETWORKS, VXLAN_DEFAULT_PORT, VXLAN_MAX_VNI};
 
 use crate::{
-    driver::{self, port, vxlan},
+    driver::{self, vxlan},
     error::{Error, Result},
     instance::Instance,
+    ipam::{self, IpamRequest},
     model::{
         Driver, DriverSettings, Flood, Ipvlan, IpvlanFlag, IpvlanMode, Macvlan, MacvlanMode, Network, Parent,
-        ParentHook, State, Vxlan,
+        ParentHook, Pending, State, Vxlan,
     },
+    session::{self, Session},
 };
 
 /// A network to create.
@@ -24,6 +26,8 @@ pub struct CreateNetwork {
     /// None: chosen by the parent's kind (or the networks already on it).
     pub hook: Option<ParentHook>,
     pub driver: DriverRequest,
+    /// Where endpoint addresses come from (none: endpoints bring their own).
+    pub ipam: IpamRequest,
 }
 
 /// The driver of a network to create, with the settings only it takes.
@@ -52,8 +56,8 @@ pub struct VxlanRequest {
 const DEFAULT_AGEING_SECS: u32 = 300;
 
 pub async fn create(instance: &Instance, request: CreateNetwork) -> Result<Network> {
-    let store = instance.store()?;
-    let mut state = store.load()?;
+    let mut session = Session::open(instance).await?;
+    let state = &session.state;
     validate_name(&request.name)?;
     if state.network(&request.name).is_ok() {
         return Err(Error::NetworkExists(request.name));
@@ -87,7 +91,7 @@ pub async fn create(instance: &Instance, request: CreateNetwork) -> Result<Netwo
             DriverSettings::Macvlan(Macvlan { mode, host_access, source_macs: Vec::new() })
         }
         DriverRequest::Vxlan(vxlan) => {
-            DriverSettings::Vxlan(vxlan_settings(instance, &state, &request.parent, parent.index, vxlan).await?)
+            DriverSettings::Vxlan(vxlan_settings(instance, state, &request.parent, parent.index, vxlan).await?)
         }
         DriverRequest::Ipvlan { mode, flag } => {
             let host_addresses = instance.netlink.addresses(parent.index).await?.iter().map(|net| net.addr()).collect();
@@ -105,6 +109,12 @@ pub async fn create(instance: &Instance, request: CreateNetwork) -> Result<Netwo
         (None, None) => ParentHook::Xdp,
     };
     let mac = parent.mac.ok_or_else(|| Error::NoMac(request.parent.clone()))?;
+    let subnets = ipam::plan(&request.ipam)?;
+    for other in state.on_parent(parent.index) {
+        if let Some((subnet, overlapped)) = ipam::overlapping(&subnets, &other.subnets) {
+            return Err(Error::SubnetsOverlap { subnet, other: overlapped, network: other.name.clone() });
+        }
+    }
     let mut network = Network {
         id: state.free_network_id(MAX_NETWORKS)?,
         name: request.name,
@@ -113,11 +123,14 @@ pub async fn create(instance: &Instance, request: CreateNetwork) -> Result<Netwo
         driver,
         endpoints: Vec::new(),
         next_port: 0,
+        subnets,
     };
     let first_on_parent = state.on_parent(parent.index).next().is_none();
-    state.networks.push(network.clone());
+    session.begin(Pending::CreateNetwork { network: network.clone() })?;
+    session.state.networks.push(network.clone());
+    let state = &session.state;
     let made = async {
-        driver::attach_network(instance, &state, &network, first_on_parent).await?;
+        driver::attach_network(instance, state, &network, first_on_parent).await?;
         let parent = network.parent.ifindex;
         if let DriverSettings::Vxlan(settings) = &mut network.driver {
             for remote in settings.flood.remotes().to_vec() {
@@ -127,38 +140,39 @@ pub async fn create(instance: &Instance, request: CreateNetwork) -> Result<Netwo
         Ok::<_, Error>(())
     }
     .await;
-    state.networks.retain(|n| n.name != network.name);
+    session.state.networks.retain(|n| n.name != network.name);
     if let Err(error) = made {
-        let _ = driver::teardown_network(instance, &state, &network).await;
+        // Undone now, or (if that fails too) by the next command, which finds the create still pending.
+        if driver::teardown_network(instance, &session.state, &network).await.is_ok() {
+            session.end()?;
+        }
         return Err(error);
     }
-    state.networks.push(network.clone());
-    store.save(&state)?;
+    session.state.networks.push(network.clone());
+    session.end()?;
     Ok(network)
 }
 
 /// Deletes the network with its endpoints; returns what it was.
+/// Works on a broken instance too (a parent that is gone, a datapath that disagrees): deleting is how users get out.
 pub async fn delete(instance: &Instance, name: &str) -> Result<Network> {
-    let store = instance.store()?;
-    let mut state = store.load()?;
-    let mut network = state.network(name)?.clone();
-    while let Some(endpoint) = network.endpoints.pop() {
-        port::teardown(instance, &network, &endpoint).await?;
-    }
-    state.networks.retain(|n| n.name != name);
-    driver::teardown_network(instance, &state, &network).await?;
-    store.save(&state)?;
+    let mut session = Session::open_unchecked(instance).await?;
+    let network = session.state.network(name)?.clone();
+    session.state.networks.retain(|n| n.name != name);
+    session.begin(Pending::DeleteNetwork { network: network.clone() })?;
+    session::delete_network(instance, &session.state, &network).await?;
+    session.end()?;
     Ok(network)
 }
 
 /// Every network of the instance.
-pub fn list(instance: &Instance) -> Result<Vec<Network>> {
-    Ok(instance.store()?.load()?.networks)
+pub async fn list(instance: &Instance) -> Result<Vec<Network>> {
+    Ok(Session::open(instance).await?.state.networks)
 }
 
 /// One network.
-pub fn show(instance: &Instance, name: &str) -> Result<Network> {
-    instance.store()?.load()?.network(name).cloned()
+pub async fn show(instance: &Instance, name: &str) -> Result<Network> {
+    Session::open(instance).await?.state.network(name).cloned()
 }
 
 impl DriverRequest {

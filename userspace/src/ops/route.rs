@@ -7,12 +7,13 @@ use crate::{
     error::{Error, Result},
     instance::Instance,
     model::{DriverSettings, EndpointRef, IpRoute, Ipvlan, Network},
+    session::Session,
 };
 
 /// Routes `prefix` to the endpoint at `endpoint`.
-pub fn add(instance: &Instance, network_name: &str, prefix: IpNet, endpoint: EndpointRef) -> Result<IpRoute> {
-    let store = instance.store()?;
-    let mut state = store.load()?;
+pub async fn add(instance: &Instance, network_name: &str, prefix: IpNet, endpoint: EndpointRef) -> Result<IpRoute> {
+    let mut session = Session::open(instance).await?;
+    let state = &mut session.state;
     // As `ip route`: a prefix with host bits set is a mistake, not a route.
     if prefix.trunc() != prefix {
         return Err(Error::InvalidPrefix { given: prefix, network: prefix.trunc() });
@@ -20,7 +21,7 @@ pub fn add(instance: &Instance, network_name: &str, prefix: IpNet, endpoint: End
     let network = state.network(network_name)?;
     ipvlan_of(network)?;
     let port = network.require_endpoint(&endpoint)?.host.ifindex;
-    if let Some(owner) = ipvlan::owner_of(&state, network.parent.ifindex, &prefix) {
+    if let Some(owner) = ipvlan::owner_of(state, network.parent.ifindex, &prefix) {
         return Err(Error::AddressInUse { address: prefix.to_string(), parent: network.parent.name.clone(), owner });
     }
     ipvlan::learn_prefix(&Tables::new(&instance.pins), network, &prefix, port)?;
@@ -28,14 +29,14 @@ pub fn add(instance: &Instance, network_name: &str, prefix: IpNet, endpoint: End
     if let DriverSettings::Ipvlan(settings) = &mut state.network_mut(network_name)?.driver {
         settings.routes.push(route.clone());
     }
-    store.save(&state)?;
+    session.save()?;
     Ok(route)
 }
 
 /// Removes the route to `prefix`; returns what it was.
-pub fn del(instance: &Instance, network_name: &str, prefix: IpNet) -> Result<IpRoute> {
-    let store = instance.store()?;
-    let mut state = store.load()?;
+pub async fn del(instance: &Instance, network_name: &str, prefix: IpNet) -> Result<IpRoute> {
+    let mut session = Session::open(instance).await?;
+    let state = &mut session.state;
     let network = state.network(network_name)?.clone();
     let Some(route) = ipvlan_of(&network)?.routes.iter().find(|r| r.prefix == prefix).cloned() else {
         return Err(Error::RouteNotFound { prefix, network: network.name });
@@ -44,13 +45,14 @@ pub fn del(instance: &Instance, network_name: &str, prefix: IpNet) -> Result<IpR
     if let DriverSettings::Ipvlan(settings) = &mut state.network_mut(network_name)?.driver {
         settings.routes.retain(|r| r.prefix != prefix);
     }
-    store.save(&state)?;
+    session.save()?;
     Ok(route)
 }
 
 /// The network's routes.
-pub fn show(instance: &Instance, network_name: &str) -> Result<Vec<IpRoute>> {
-    let state = instance.store()?.load()?;
+pub async fn show(instance: &Instance, network_name: &str) -> Result<Vec<IpRoute>> {
+    let session = Session::open(instance).await?;
+    let state = &session.state;
     Ok(ipvlan_of(state.network(network_name)?)?.routes.clone())
 }
 

@@ -10,6 +10,7 @@ use crate::{
     instance::Instance,
     mac::Mac,
     model::{EndpointRef, Network},
+    session::Session,
 };
 
 #[derive(Clone, Debug, Serialize)]
@@ -35,8 +36,9 @@ impl EndpointCounters {
 }
 
 /// Counters of every endpoint of the named network (or of all networks).
-pub fn endpoints(instance: &Instance, network: Option<&str>) -> Result<Vec<EndpointCounters>> {
-    let state = instance.store()?.load()?;
+pub async fn endpoints(instance: &Instance, network: Option<&str>) -> Result<Vec<EndpointCounters>> {
+    let session = Session::open(instance).await?;
+    let state = &session.state;
     let networks: Vec<&Network> = match network {
         Some(name) => vec![state.network(name)?],
         None => state.networks.iter().collect(),

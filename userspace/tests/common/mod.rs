@@ -211,6 +211,7 @@ impl Fixture {
             hook: ParentHook::Xdp,
             driver,
             next_port: endpoints.len() as u32,
+            subnets: Vec::new(),
             endpoints,
         }
     }

@@ -1,13 +1,16 @@
 //! The command line, in the words of ip(8), bridge(8) and docker.
 //! Values are parsed by the library's own `FromStr`s (the same words the daemon and the CNI plugin take), but for
 //! addresses with prefix length, whose message is the CLI's.
-use std::{net::Ipv4Addr, path::PathBuf};
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    path::PathBuf,
+};
 
 use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 use xlan::{
     mac::Mac,
-    model::{Driver, EndpointRef, IpvlanFlag, ParentHook},
+    model::{AuxAddress, Driver, EndpointRef, IpvlanFlag, ParentHook},
 };
 
 #[derive(Debug, Parser)]
@@ -23,6 +26,10 @@ pub struct Cli {
     /// Where the instance keeps its state (default /run/xlan/<NS or "default">).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Where the instance keeps the configuration `restore` brings back after a reboot (default
+    /// /var/lib/xlan/<NS or "default">).
+    #[arg(long, value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -49,6 +56,21 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// After a reboot: make the networks and endpoints (whose namespaces exist again) of the kept configuration
+    /// again; the xlan-restore.service unit runs it at boot.
+    Restore {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every disagreement between the state, the pinned datapath and the host's devices; --repair fixes what it can.
+    Doctor {
+        /// Rebuild what the datapath lost from the state, drop endpoints whose devices are gone, bind re-created
+        /// parents again, remove what xlan made that the state does not know.
+        #[arg(long)]
+        repair: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Per-endpoint counters: rx (delivered to it) and tx (sent by it) packets and bytes, drops by reason.
     Stats {
         network: Option<String>,
@@ -57,6 +79,8 @@ pub enum Command {
     },
 }
 
+// Parsed once per process: the size of `Create` costs nothing worth boxing it for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum NetworkCommand {
     /// Create a network on a parent interface.
@@ -84,6 +108,8 @@ pub enum NetworkCommand {
         parent_hook: Option<ParentHook>,
         #[command(flatten)]
         vxlan: VxlanArgs,
+        #[command(flatten)]
+        ipam: IpamArgs,
     },
     /// Delete a network, its endpoints and everything the datapath holds for it.
     #[command(alias = "rm")]
@@ -100,6 +126,30 @@ pub enum NetworkCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The IPAM options of `docker network create`.
+#[derive(Debug, Args)]
+pub struct IpamArgs {
+    /// A subnet endpoints get addresses from (one IPv4, one IPv6 at most).
+    #[arg(long = "subnet", value_name = "CIDR", value_parser = prefix)]
+    pub subnets: Vec<IpNet>,
+    /// The gateway of the subnet it falls in: endpoints' default route.
+    #[arg(long = "gateway", value_name = "IP")]
+    pub gateways: Vec<IpAddr>,
+    /// Allocate from this part of the subnet it falls in.
+    #[arg(long = "ip-range", value_name = "CIDR", value_parser = prefix)]
+    pub ip_ranges: Vec<IpNet>,
+    /// An address of the subnet never allocated (a router, a DNS server), as NAME=IP.
+    #[arg(long = "aux-address", value_name = "NAME=IP", value_parser = aux_address)]
+    pub aux_addresses: Vec<AuxAddress>,
+}
+
+/// `NAME=IP`, as Docker's --aux-address.
+fn aux_address(text: &str) -> Result<AuxAddress, String> {
+    let (name, ip) = text.split_once('=').ok_or_else(|| format!("invalid aux address \"{text}\": expected NAME=IP"))?;
+    let address = ip.parse().map_err(|_| format!("invalid aux address \"{text}\": {ip} is not an IP address"))?;
+    Ok(AuxAddress { name: name.into(), address })
 }
 
 /// The options of `ip link add … type vxlan`.

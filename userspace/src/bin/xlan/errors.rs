@@ -60,6 +60,9 @@ pub fn phrase(error: &CliError) -> String {
         Error::NotVxlan { driver, .. } => format!("fdb does not apply to a {driver} network"),
         Error::NotIpvlan { driver, .. } => format!("route does not apply to a {driver} network"),
         Error::FloodEntryNeedsVtep => "fdb del 00:00:00:00:00:00 needs --dst".into(),
+        Error::Inconsistent { .. } | Error::State { .. } => {
+            format!("{error}: run `xlan doctor` to see what, `xlan doctor --repair` to fix what can be fixed")
+        }
         other => other.to_string(),
     };
     let mut source = error.source();

@@ -11,13 +11,15 @@ use clap::Parser as _;
 use xlan::{
     error::Setting,
     instance::Instance,
+    ipam::IpamRequest,
     model::{Driver, Flood, IpvlanMode, MacvlanMode},
     ops::{
+        doctor,
         endpoint::{self, AddEndpoint},
         fdb,
         macaddr::{self, MacaddrChange},
         network::{self, CreateNetwork, DriverRequest, VxlanRequest},
-        route, stats,
+        restore, route, stats,
     },
 };
 
@@ -59,7 +61,11 @@ fn run(cli: Cli) -> Result<Output, CliError> {
         .build()
         .map_err(|e| xlan::Error::io("start the tokio runtime", e))?;
     runtime.block_on(async {
-        let instance = Instance::open(cli.netns.as_deref(), cli.state_dir.as_deref())?.with_lock_notice(|holder| {
+        let mut instance = Instance::open(cli.netns.as_deref(), cli.state_dir.as_deref())?;
+        if let Some(dir) = &cli.config_dir {
+            instance = instance.with_config_dir(dir);
+        }
+        let instance = instance.with_lock_notice(|holder| {
             let holder = holder.map_or("another xlan command".to_string(), |pid| format!("PID {pid}"));
             eprintln!("xlan: waiting for {holder}, which holds this instance's state lock");
         });
@@ -78,18 +84,27 @@ async fn execute(instance: &Instance, command: Command) -> Result<Output, CliErr
             host_access,
             parent_hook,
             vxlan,
+            ipam,
         }) => {
             let driver = driver_request(driver, mode.as_deref(), flag, host_access, vxlan)?;
-            network::create(instance, CreateNetwork { name, parent, hook: parent_hook, driver }).await?;
+            let ipam = IpamRequest {
+                subnets: ipam.subnets,
+                gateways: ipam.gateways,
+                ip_ranges: ipam.ip_ranges,
+                aux_addresses: ipam.aux_addresses,
+            };
+            network::create(instance, CreateNetwork { name, parent, hook: parent_hook, driver, ipam }).await?;
             Ok(Output::none())
         }
         Command::Network(NetworkCommand::Delete { name }) => {
             network::delete(instance, &name).await?;
             Ok(Output::none())
         }
-        Command::Network(NetworkCommand::List { json }) => Ok(output::network_list(&network::list(instance)?, json)),
+        Command::Network(NetworkCommand::List { json }) => {
+            Ok(output::network_list(&network::list(instance).await?, json))
+        }
         Command::Network(NetworkCommand::Show { name, json }) => {
-            Ok(output::network_show(&network::show(instance, &name)?, json))
+            Ok(output::network_show(&network::show(instance, &name).await?, json))
         }
         Command::Endpoint(EndpointCommand::Add { target, mac, ips }) => {
             let at = target.endpoint_ref();
@@ -106,7 +121,7 @@ async fn execute(instance: &Instance, command: Command) -> Result<Output, CliErr
                 MacaddrCommand::Del { network, mac } => (network, MacaddrChange::Del(mac)),
                 MacaddrCommand::Flush { network } => (network, MacaddrChange::Flush),
             };
-            macaddr::change(instance, &network, change)?;
+            macaddr::change(instance, &network, change).await?;
             Ok(Output::none())
         }
         Command::Fdb(FdbCommand::Add { network, mac, dst }) => {
@@ -119,24 +134,31 @@ async fn execute(instance: &Instance, command: Command) -> Result<Output, CliErr
             Ok(Output::none())
         }
         Command::Fdb(FdbCommand::Show { network, json }) => {
-            Ok(output::fdb_show(&fdb::show(instance, network.as_deref())?, json))
+            Ok(output::fdb_show(&fdb::show(instance, network.as_deref()).await?, json))
         }
         Command::Route(RouteCommand::Add { network, cidr, netns, ifname }) => {
-            route::add(instance, &network, cidr, xlan::model::EndpointRef { netns, ifname })?;
+            route::add(instance, &network, cidr, xlan::model::EndpointRef { netns, ifname }).await?;
             Ok(Output::none())
         }
         Command::Route(RouteCommand::Del { network, cidr }) => {
-            route::del(instance, &network, cidr)?;
+            route::del(instance, &network, cidr).await?;
             Ok(Output::none())
         }
         Command::Route(RouteCommand::Show { network, json }) => {
-            Ok(output::route_show(&route::show(instance, &network)?, json))
+            Ok(output::route_show(&route::show(instance, &network).await?, json))
         }
         Command::Monitor { json } => {
             monitor::run(instance, json).await?;
             Ok(Output::none())
         }
-        Command::Stats { network, json } => Ok(output::stats(&stats::endpoints(instance, network.as_deref())?, json)),
+        Command::Stats { network, json } => {
+            Ok(output::stats(&stats::endpoints(instance, network.as_deref()).await?, json))
+        }
+        Command::Restore { json } => Ok(output::restored(&restore::restore(instance).await?, json)),
+        Command::Doctor { repair, json } => {
+            let report = if repair { doctor::repair(instance).await? } else { doctor::examine(instance).await? };
+            Ok(output::doctor(&report, repair, json))
+        }
     }
 }
 

@@ -5,9 +5,11 @@ use std::io::Write as _;
 use serde::Serialize;
 use serde_json::json;
 use xlan::{
-    model::{DriverSettings, IpRoute, Network},
+    model::{DriverSettings, IpRoute, Network, Pending},
     ops::{
+        doctor::Report,
         fdb::{FdbRow, FdbState},
+        restore::Restored,
         stats::EndpointCounters,
     },
 };
@@ -106,6 +108,19 @@ pub fn network_show(network: &Network, as_json: bool) -> Output {
         parent.mac,
         network.hook,
     );
+    for subnet in &network.subnets {
+        out += &format!("    subnet {}", subnet.subnet);
+        if let Some(gateway) = subnet.gateway {
+            out += &format!(" gateway {gateway}");
+        }
+        if let Some(range) = subnet.ip_range {
+            out += &format!(" ip-range {range}");
+        }
+        for aux in &subnet.aux_addresses {
+            out += &format!(" aux-address {}={}", aux.name, aux.address);
+        }
+        out.push('\n');
+    }
     for e in &network.endpoints {
         let addresses: String = e.addresses.iter().map(|net| format!(" inet {net}")).collect();
         out += &format!("    endpoint {} link/ether {} host-side {}{addresses}\n", e.at, e.mac, e.host.ifname);
@@ -154,6 +169,62 @@ pub fn route_show(routes: &[IpRoute], as_json: bool) -> Output {
         return Output::json(&rows);
     }
     Output::lines(routes.iter().map(|r| format!("{} dev {}\n", r.prefix, r.endpoint)).collect())
+}
+
+/// `doctor`: one line per finding, marked with what became of it.
+pub fn doctor(report: &Report, repair: bool, as_json: bool) -> Output {
+    if as_json {
+        return Output::json(report);
+    }
+    let mut out = String::new();
+    for recovered in &report.recovered {
+        out += &format!("recovered: {}\n", describe_pending(recovered));
+    }
+    for finding in &report.findings {
+        let state = if report.repaired.contains(finding) {
+            "repaired"
+        } else if repair {
+            "remains"
+        } else {
+            "found"
+        };
+        out += &format!("{state}: {finding}\n");
+    }
+    if report.findings.is_empty() {
+        out += "ok: the state, the datapath and the devices agree\n";
+    }
+    Output::lines(out)
+}
+
+fn describe_pending(pending: &Pending) -> String {
+    match pending {
+        Pending::CreateNetwork { network } => format!("undid the unfinished create of network \"{}\"", network.name),
+        Pending::AddEndpoint { network, endpoint, .. } => {
+            format!("undid the unfinished add of endpoint {} to network \"{network}\"", endpoint.at)
+        }
+        Pending::DeleteEndpoint { network, endpoint } => {
+            format!("finished the delete of endpoint {} of network \"{}\"", endpoint.at, network.name)
+        }
+        Pending::DeleteNetwork { network } => format!("finished the delete of network \"{}\"", network.name),
+    }
+}
+
+/// `restore`.
+pub fn restored(restored: &Restored, as_json: bool) -> Output {
+    if as_json {
+        return Output::json(restored);
+    }
+    let mut out = String::new();
+    for network in &restored.networks {
+        out += &format!("restored network {network}\n");
+    }
+    for endpoint in &restored.endpoints {
+        out += &format!("restored endpoint {endpoint}\n");
+    }
+    for skipped in &restored.skipped {
+        out += &format!("skipped endpoint {} of network {}: {}\n", skipped.endpoint, skipped.network, skipped.reason);
+    }
+    Output::lines(out)
 }
 
 /// `stats`.

@@ -1,0 +1,232 @@
+//! The doctor: every disagreement between the instance's state, its pinned datapath and the host's devices
+//! (`check::Finding`), and the repair of what can be repaired — the datapath rebuilt from the state where it lost
+//! something, the state rid of endpoints whose devices are gone, a re-created parent bound again, and what xlan made
+//! that the state does not know (orphan networks and ports) removed. Only what xlan made is ever removed: ports the
+//! datapath lists, and devices of those ports that carry xlan's names.
+use datapath_common::MacKey;
+use serde::Serialize;
+
+use crate::{
+    check::Finding,
+    datapath::{
+        loader::{detach, link_names},
+        maps::Tables,
+        pins::unpin,
+    },
+    driver::{self, port, vxlan},
+    error::{Error, Result},
+    host::{netlink::Netlink, netns::Netns},
+    instance::Instance,
+    model::{Network, Pending, State, VethNames},
+    session::Session,
+};
+
+/// What the doctor saw, and did.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Mutations of killed commands that opening the instance finished or undid.
+    pub recovered: Vec<Pending>,
+    /// The disagreements found (before any repair).
+    pub findings: Vec<Finding>,
+    /// The findings repaired (with --repair).
+    pub repaired: Vec<Finding>,
+    /// What is still wrong afterwards: what needs the user (a parent that is gone: re-create it or delete the
+    /// network).
+    pub remaining: Vec<Finding>,
+}
+
+/// Examines the instance; changes nothing but what opening it finishes or undoes.
+pub async fn examine(instance: &Instance) -> Result<Report> {
+    let session = match Session::open_unchecked(instance).await {
+        Err(Error::State { path, problem }) => {
+            let finding = Finding::StateUnreadable { path: path.display().to_string(), problem };
+            return Ok(Report {
+                recovered: Vec::new(),
+                findings: vec![finding.clone()],
+                repaired: Vec::new(),
+                remaining: vec![finding],
+            });
+        }
+        opened => opened?,
+    };
+    let findings = session.examine().await?;
+    Ok(Report { recovered: session.recovered, remaining: findings.clone(), findings, repaired: Vec::new() })
+}
+
+/// Examines the instance and repairs what can be repaired. An unreadable state file is moved aside: the instance then
+/// starts from an empty state, and what the datapath holds is removed as unknown (the networks must be made again).
+pub async fn repair(instance: &Instance) -> Result<Report> {
+    let (mut session, mut findings, mut repaired) = match Session::open_unchecked(instance).await {
+        Err(Error::State { path, problem }) => {
+            instance.store()?.set_aside()?;
+            let unreadable = Finding::StateUnreadable { path: path.display().to_string(), problem };
+            (Session::open_unchecked(instance).await?, vec![unreadable.clone()], vec![unreadable])
+        }
+        opened => (opened?, Vec::new(), Vec::new()),
+    };
+    findings.extend(session.examine().await?);
+    // Removals first (they may free what a rebuild needs), then rebinding and rebuilding from the state.
+    for finding in &findings {
+        let done = match finding {
+            Finding::UnknownNetwork { id } => remove_orphan_network(instance, &session.state, *id).await?,
+            Finding::UnknownPort { port, .. } => remove_orphan_port(instance, *port).await?,
+            Finding::EndpointDeviceMissing { network, endpoint, .. } => {
+                let Ok(stored) = session.state.network_mut(network) else { continue };
+                let Some(gone) = stored.endpoint(endpoint).cloned() else { continue };
+                stored.endpoints.retain(|e| e.at != gone.at);
+                let remaining = stored.clone();
+                port::teardown(instance, &remaining, &gone).await?;
+                session.save()?;
+                true
+            }
+            _ => false,
+        };
+        if done {
+            repaired.push(finding.clone());
+        }
+    }
+    // A re-created parent is bound again: the state takes its new ifindex and MAC, and the datapath, whose maps key
+    // by the old ifindex, is installed anew.
+    let mut reinstall_all = findings.contains(&Finding::MapsMissing);
+    for finding in &findings {
+        if let Finding::ParentReplaced { network, now, .. } = finding {
+            let parent = instance.netlink.require_device(&session.state.network(network)?.parent.name).await?;
+            let stored = session.state.network_mut(network)?;
+            stored.parent.ifindex = *now;
+            stored.parent.mac = parent.mac.unwrap_or(stored.parent.mac);
+            session.save()?;
+            reinstall_all = true;
+        }
+    }
+    let rebuilt = |finding: &&Finding| needs_rebuild(finding) || matches!(finding, Finding::ParentReplaced { .. });
+    if reinstall_all {
+        reinstall(instance, &session.state).await?;
+        repaired.extend(findings.iter().filter(rebuilt).cloned());
+    } else if findings.iter().any(needs_rebuild) {
+        // Whatever is missing from the datapath comes back from the state.
+        rebuild(instance, &session.state).await?;
+        repaired.extend(findings.iter().filter(rebuilt).cloned());
+    }
+    let remaining = session.examine().await?;
+    repaired.retain(|finding| !remaining.contains(finding));
+    Ok(Report { recovered: session.recovered, findings, repaired, remaining })
+}
+
+fn needs_rebuild(finding: &Finding) -> bool {
+    matches!(
+        finding,
+        Finding::MapsMissing
+            | Finding::NetworkNotInDatapath { .. }
+            | Finding::NetworkConfigDiffers { .. }
+            | Finding::ParentProgramsMissing { .. }
+            | Finding::EndpointNotInDatapath { .. }
+            | Finding::EntriesMissing { .. }
+    )
+}
+
+/// Puts every network of the state, with its endpoints, into the datapath again (maps and programs), as
+/// `network create` and `endpoint add` did. Idempotent: what is there is written again.
+async fn rebuild(instance: &Instance, state: &State) -> Result<()> {
+    let tables = Tables::new(&instance.pins);
+    for network in &state.networks {
+        let parent_attached = instance.pins.link(&link_names::parent(network.parent.ifindex, "ingress")).exists();
+        let empty = Network { endpoints: Vec::new(), ..network.clone() };
+        driver::attach_network(instance, state, &empty, !parent_attached).await?;
+        let mut made = empty;
+        for endpoint in &network.endpoints {
+            port::fill_maps(&tables, &made, endpoint)?;
+            made.endpoints.push(endpoint.clone());
+            if !instance.pins.link(&link_names::port(endpoint.host.ifindex, "tc")).exists() {
+                let netns = Netns::open(&endpoint.at.netns)?;
+                let peer = Netlink::connect_in(&netns)?.require_device(&endpoint.at.ifname).await?;
+                port::attach_programs(instance, network, &netns, peer.index, endpoint)?;
+            }
+        }
+        tables.put_flood(network.id, port::flood_list(&tables, &network.ports().collect::<Vec<_>>())?)?;
+        driver::fill_entries(&tables, network)?;
+        if let Some(settings) = network.vxlan() {
+            // The VTEPs' next hops, as create and `fdb add` put them.
+            let mut settings = settings.clone();
+            let vteps: Vec<_> =
+                settings.flood.remotes().iter().chain(settings.fdb.iter().map(|e| &e.dst)).copied().collect();
+            for vtep in vteps {
+                vxlan::manage_neighbour(instance, network.parent.ifindex, &mut settings, vtep).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Installs the whole datapath anew from the state: every link and map pin goes, then `rebuild`. Programs hold the
+/// maps of their own load, so new maps mean every program attached again (counters and learned entries start over).
+async fn reinstall(instance: &Instance, state: &State) -> Result<()> {
+    for link in instance.pins.link_pins()? {
+        unpin(&link)?;
+    }
+    Tables::new(&instance.pins).unpin_all()?;
+    rebuild(instance, state).await
+}
+
+/// Removes everything the datapath holds for a network id the state does not know, and the ports of that network.
+/// Returns whether there was anything to remove.
+async fn remove_orphan_network(instance: &Instance, state: &State, id: u32) -> Result<bool> {
+    let tables = Tables::new(&instance.pins);
+    if !tables.exist() {
+        return Ok(false);
+    }
+    for (port, config) in tables.endpoints()? {
+        if config.network_id == id {
+            remove_orphan_port(instance, port).await?;
+        }
+    }
+    for (key, _) in tables.fdb_entries(id)? {
+        tables.delete_fdb(key)?;
+    }
+    for (key, network_id) in tables.vnis()? {
+        if network_id == id {
+            tables.delete_vni(key)?;
+        }
+    }
+    for key in tables.source_macs()?.into_iter().filter(|key: &MacKey| key.network_id == id) {
+        tables.delete_source_mac(key)?;
+    }
+    for (key, owner) in tables.ip_entries()? {
+        if owner.network_id == id {
+            tables.delete_ip(key)?;
+        }
+    }
+    tables.delete_vteps(id)?;
+    tables.delete_flood(id)?;
+    tables.delete_network(id)?;
+    // Parents only that network used lose their programs; the others get their configuration from the state.
+    for (parent, _) in tables.parents()? {
+        if state.on_parent(parent).next().is_none() {
+            for part in link_names::PARENT_PARTS {
+                detach(&instance.pins, &link_names::parent(parent, part))?;
+            }
+            tables.delete_parent(parent)?;
+        } else {
+            tables.put_parent(parent, driver::parent_config(state, parent))?;
+        }
+    }
+    if state.networks.is_empty() && tables.networks()?.is_empty() {
+        tables.unpin_all()?;
+        instance.pins.remove_if_empty();
+    }
+    Ok(true)
+}
+
+/// Removes a port the state does not know: its programs, its entries, and its host-side device if it is one of
+/// xlan's (named `xl<network>p<n>`).
+async fn remove_orphan_port(instance: &Instance, port: u32) -> Result<bool> {
+    let tables = Tables::new(&instance.pins);
+    detach(&instance.pins, &link_names::port(port, "tc"))?;
+    detach(&instance.pins, &link_names::port(port, "xdp"))?;
+    tables.delete_endpoint(port)?;
+    tables.delete_port(port)?;
+    let devices = instance.netlink.device_names().await?;
+    if devices.get(&port).is_some_and(|name| VethNames::is_host_name(name)) {
+        instance.netlink.delete(port).await?;
+    }
+    Ok(true)
+}
