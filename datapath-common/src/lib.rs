@@ -8,7 +8,9 @@
 /// Names of the maps, as the eBPF object declares them and as they are pinned under an instance's bpffs root.
 pub mod map_names {
     pub const NETWORKS: &str = "XLAN_NETWORKS";
-    pub const PARENTS: &str = "XLAN_PARENTS";
+    /// Keyed by parent and VLAN. Named apart from the map keyed by the parent alone it replaced, so that the pin of an
+    /// instance made by an older xlan is never taken for it.
+    pub const PARENTS: &str = "XLAN_PARENT_VLANS";
     pub const ENDPOINTS: &str = "XLAN_ENDPOINTS";
     pub const FDB: &str = "XLAN_FDB";
     pub const PORTS: &str = "XLAN_PORTS";
@@ -21,7 +23,9 @@ pub mod map_names {
     pub const VNIS: &str = "XLAN_VNIS";
     pub const VTEPS: &str = "XLAN_VTEPS";
     pub const VTEP_MACS: &str = "XLAN_VTEP_MACS";
-    pub const IP_ENDPOINTS: &str = "XLAN_IP_ENDPOINTS";
+    /// Keyed by network (an ipvlan network is one parent and VLAN). Named apart from the trie keyed by parent it
+    /// replaced, as `PARENTS`.
+    pub const IP_ENDPOINTS: &str = "XLAN_NETWORK_IPS";
     /// Ring buffer of `DropRecord`s (`xlan monitor`).
     pub const EVENTS: &str = "XLAN_EVENTS";
     /// Two u64 generations (`USER_GENERATION`, `DATAPATH_GENERATION`): the datapath's per-CPU copies of map entries are
@@ -234,6 +238,9 @@ drop_reasons! {
     /// The sender's network has a `NetworkKind` this datapath does not know (state out of sync, or written by a
     /// newer `xlan`).
     UnknownKind => "unknown_kind",
+    /// A VLAN network's tag could not be taken off a frame from the wire or put on one for it (the kernel refused:
+    /// no headroom, a frame that cannot be made writable).
+    Vlan => "vlan",
 }
 
 impl DropReason {
@@ -298,6 +305,10 @@ pub struct NetworkConfig {
     pub group_ip: u32,
     /// VXLAN: seconds a learned entry lives without traffic.
     pub ageing_secs: u32,
+    /// The 802.1Q VLAN the network is on (its frames leave the parent tagged with it, and only frames of it reach
+    /// the network), 0 for untagged.
+    pub vlan_id: u16,
+    pub _pad: u16,
 }
 
 impl NetworkConfig {
@@ -310,38 +321,58 @@ impl NetworkConfig {
     }
 }
 
-/// `XLAN_PARENTS` value: what runs on a parent interface.
+/// `XLAN_PARENT_VLANS` key: a parent interface, and a VLAN on it (0: its untagged frames).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ParentKey {
+    pub ifindex: u32,
+    /// 1-4094, or 0 for untagged. Frames tagged with a TPID other than 802.1Q's (802.1ad's S-tags) are of no VLAN
+    /// xlan serves: their `vlan_id` is `FOREIGN_TAG`, which no key has.
+    pub vlan_id: u32,
+}
+
+/// The `vlan_id` of a frame whose outer tag is not 802.1Q's (an 802.1ad S-tag): no network is on it.
+pub const FOREIGN_TAG: u32 = 0x1_0000;
+
+/// The highest VLAN ID (4095 is reserved).
+pub const MAX_VLAN_ID: u16 = 4094;
+
+/// `XLAN_PARENT_VLANS` value: what runs on a parent interface, in one VLAN of it or untagged.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ParentConfig {
-    /// The macvlan network on this parent, 0 if none.
+    /// The macvlan network on this parent and VLAN, 0 if none.
     pub macvlan_network: u32,
-    /// How many VXLAN networks use this parent as underlay.
+    /// How many VXLAN networks use this parent as underlay (untagged entry only: a VXLAN underlay is untagged).
     pub vxlan_networks: u32,
-    /// The ipvlan network on this parent, 0 if none.
+    /// The ipvlan network on this parent and VLAN, 0 if none.
     pub ipvlan_network: u32,
+    /// How many networks are on VLANs of this parent (untagged entry only). While there are any, a frame that looks
+    /// untagged in XDP is left to TC: a device may have taken its tag off into metadata XDP cannot read.
+    pub vlan_networks: u32,
     /// The configuration of the macvlan or the ipvlan network (a parent carries at most one of them), as
     /// `XLAN_NETWORKS` has it: the parent hooks get it with the parent's entry, one lookup per frame instead of two.
     pub network: NetworkConfig,
 }
 
-/// `XLAN_IP_ENDPOINTS` LPM-trie key data: an IP address (IPv4 as ::ffff:a.b.c.d) on one parent. The trie key's
-/// prefix length counts the 32 bits of the parent, then the address's.
+/// `XLAN_NETWORK_IPS` LPM-trie key data: an IP address (IPv4 as ::ffff:a.b.c.d) in one ipvlan network. The trie key's
+/// prefix length counts the 32 bits of the network, then the address's.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IpKey {
-    /// The parent's ifindex, big-endian so it is matched bit by bit first.
-    pub parent: [u8; 4],
+    /// The ipvlan network's id, big-endian so it is matched bit by bit first: addresses are per network, which is
+    /// one parent and VLAN (two VLANs of a parent may use the same subnet).
+    pub network: [u8; 4],
     pub addr: [u8; 16],
 }
 
 impl IpKey {
-    pub const PARENT_BITS: u32 = 32;
+    pub const NETWORK_BITS: u32 = 32;
     /// Prefix length of an IPv4 prefix inside the mapped IPv6 space.
     pub const V4_MAPPED_BITS: u32 = 96;
 
-    pub const fn new(parent_ifindex: u32, addr: [u8; 16]) -> Self {
-        Self { parent: parent_ifindex.to_be_bytes(), addr }
+    pub const fn new(network_id: u32, addr: [u8; 16]) -> Self {
+        Self { network: network_id.to_be_bytes(), addr }
     }
 }
 
@@ -499,6 +530,7 @@ mod pod {
     unsafe impl aya::Pod for FloodList {}
     unsafe impl aya::Pod for EndpointStats {}
     unsafe impl aya::Pod for ParentConfig {}
+    unsafe impl aya::Pod for ParentKey {}
     unsafe impl aya::Pod for VniKey {}
     unsafe impl aya::Pod for VtepList {}
     unsafe impl aya::Pod for VtepMac {}
@@ -609,8 +641,8 @@ mod tests {
 
     #[test]
     fn newtypes_keep_the_layout_the_datapath_reads() {
-        // kind, mode, parent_ifindex, flags, parent_mac + dstport, vni, local_ip, group_ip, ageing_secs.
-        assert_eq!(size_of::<NetworkConfig>(), 40);
+        // kind, mode, parent_ifindex, flags, parent_mac + dstport, vni, local_ip, group_ip, ageing_secs, vlan_id + pad.
+        assert_eq!(size_of::<NetworkConfig>(), 44);
         assert_eq!(size_of::<NetworkKind>(), 4);
         assert_eq!(size_of::<NetworkFlags>(), 4);
         assert_eq!(size_of::<DropRecord>(), 32);
@@ -619,7 +651,8 @@ mod tests {
     #[test]
     fn map_values_have_no_implicit_holes() {
         // The fields' sizes add up to the struct's: nothing the kernel copies is left uninitialised.
-        assert_eq!(size_of::<ParentConfig>(), 3 * 4 + size_of::<NetworkConfig>());
+        assert_eq!(size_of::<ParentConfig>(), 4 * 4 + size_of::<NetworkConfig>());
+        assert_eq!(size_of::<ParentKey>(), 2 * 4);
         assert_eq!(size_of::<EndpointConfig>(), 4 + 6 + 2 + 4);
         assert_eq!(size_of::<FdbEntry>(), 4 * 4 + 8);
         assert_eq!(size_of::<FloodList>(), 4 + 2 * 4 * MAX_FLOOD_PORTS);

@@ -18,7 +18,8 @@ use aya_ebpf::{
     maps::PerCpuArray,
 };
 use datapath_common::{
-    EndpointConfig, FdbEntry, MacKey, NetworkConfig, ParentConfig, VniKey, DATAPATH_GENERATION, USER_GENERATION,
+    EndpointConfig, FdbEntry, MacKey, NetworkConfig, ParentConfig, ParentKey, VniKey, DATAPATH_GENERATION,
+    USER_GENERATION,
 };
 
 use crate::{
@@ -64,14 +65,14 @@ struct FdbAnswer {
 /// Entries per cache (powers of two), direct-mapped: a host has a few parents and VNIs; the endpoints that send on
 /// one CPU, the MACs it forwards to (a macvlan network's are its endpoints', at most `MAX_FLOOD_PORTS`) and the VTEPs
 /// it sends to spread over this many.
-const PARENT_ENTRIES: u32 = 4;
+const PARENT_ENTRIES: u32 = 16;
 const SENDER_ENTRIES: u32 = 64;
 const VNI_ENTRIES: u32 = 16;
 const FDB_ENTRIES: u32 = 256;
 const VTEP_ENTRIES: u32 = 32;
 
 #[map(name = "XLAN_PARENT_CACHE")]
-static PARENT_CACHE: PerCpuArray<Cached<u32, ParentConfig>> = PerCpuArray::with_max_entries(PARENT_ENTRIES, 0);
+static PARENT_CACHE: PerCpuArray<Cached<ParentKey, ParentConfig>> = PerCpuArray::with_max_entries(PARENT_ENTRIES, 0);
 
 #[map(name = "XLAN_SENDER_CACHE")]
 static SENDER_CACHE: PerCpuArray<Cached<u32, SenderConfig>> = PerCpuArray::with_max_entries(SENDER_ENTRIES, 0);
@@ -85,12 +86,13 @@ static FDB_CACHE: PerCpuArray<Cached<MacKey, FdbAnswer>> = PerCpuArray::with_max
 #[map(name = "XLAN_VTEP_CACHE")]
 static VTEP_CACHE: PerCpuArray<Cached<u32, [u8; 8]>> = PerCpuArray::with_max_entries(VTEP_ENTRIES, 0);
 
-/// What runs on the parent `ifindex`, with the configuration of its macvlan or ipvlan network.
+/// What runs on a parent (untagged, or on a VLAN of it), with the configuration of its macvlan or ipvlan network.
 #[inline(always)]
-pub fn parent_config(ifindex: u32) -> Option<&'static ParentConfig> {
+pub fn parent_config(key: ParentKey) -> Option<&'static ParentConfig> {
     let generation = user_generation();
+    let index = key.ifindex ^ key.vlan_id;
     // SAFETY: plain data copied out of the map.
-    cached(&PARENT_CACHE, PARENT_ENTRIES, ifindex, ifindex, generation, || unsafe { PARENTS.get(&ifindex).copied() })
+    cached(&PARENT_CACHE, PARENT_ENTRIES, index, key, generation, || unsafe { PARENTS.get(&key).copied() })
 }
 
 /// The endpoint whose host-side veth is `ifindex`, with its network's configuration.

@@ -20,6 +20,8 @@ pub enum Error {
     Spoofed,
     /// The sender's network has a kind this datapath does not know.
     UnknownKind,
+    /// A VLAN network's tag could not be taken off or put on.
+    Vlan,
 }
 
 impl Error {
@@ -28,7 +30,12 @@ impl Error {
     pub const fn worth_reporting(self) -> bool {
         matches!(
             self,
-            Error::NoPort { .. } | Error::UnknownPort | Error::NoNeighbour | Error::Encap | Error::UnknownKind
+            Error::NoPort { .. }
+                | Error::UnknownPort
+                | Error::NoNeighbour
+                | Error::Encap
+                | Error::UnknownKind
+                | Error::Vlan
         )
     }
 
@@ -42,6 +49,7 @@ impl Error {
             Error::Encap => DropReason::Encap,
             Error::Spoofed => DropReason::Spoofed,
             Error::UnknownKind => DropReason::UnknownKind,
+            Error::Vlan => DropReason::Vlan,
         }
     }
 

@@ -5,7 +5,7 @@
 //! ARP/ND for their addresses. Flags: bridge (endpoint to endpoint directly), private (never), vepa (out to
 //! the switch and back). An endpoint sending from an address that is not its own is dropped (`Spoofed`).
 use aya_ebpf::{
-    bindings::{xdp_action, TC_ACT_OK, TC_ACT_SHOT},
+    bindings::{TC_ACT_OK, TC_ACT_SHOT},
     helpers::{bpf_redirect, bpf_redirect_neigh},
     maps::lpm_trie::Key,
     programs::{TcContext, XdpContext},
@@ -19,21 +19,22 @@ use crate::{
     maps::IP_ENDPOINTS,
     neighbour,
     parse::{l3_kind, parse_l3, L2Header, L3Addrs},
-    port::{redirect_to_peer, redirect_xdp, Port},
+    port::{redirect_to_peer, Port},
+    vlan::tag_tc,
 };
 
-/// Who owns `addr` on the parent: an endpoint (an address of its own or a route behind it), or the host
+/// Who owns `addr` in the network: an endpoint (an address of its own or a route behind it), or the host
 /// (`HOST_PORT`, its own addresses on the parent).
 #[inline(always)]
-fn owner(parent: u32, addr: [u8; 16]) -> Option<IpEndpoint> {
-    let key = Key::new(IpKey::PARENT_BITS + 128, IpKey::new(parent, addr));
+fn owner(network_id: u32, addr: [u8; 16]) -> Option<IpEndpoint> {
+    let key = Key::new(IpKey::NETWORK_BITS + 128, IpKey::new(network_id, addr));
     IP_ENDPOINTS.get(&key).copied()
 }
 
-/// The endpoint that owns `addr` on the parent, if an endpoint does.
+/// The endpoint that owns `addr` in the network, if an endpoint does.
 #[inline(always)]
-pub fn endpoint_owner(parent: u32, addr: [u8; 16]) -> Option<IpEndpoint> {
-    owner(parent, addr).filter(|o| o.port != HOST_PORT)
+pub fn endpoint_owner(network_id: u32, addr: [u8; 16]) -> Option<IpEndpoint> {
+    owner(network_id, addr).filter(|o| o.port != HOST_PORT)
 }
 
 /// The address a frame is for: an IP destination, or the target of an ARP packet.
@@ -68,38 +69,34 @@ fn unspecified(addr: &[u8; 16]) -> bool {
     rest == 0 && ((addr[10] == 0 && addr[11] == 0) || (addr[10] == 0xff && addr[11] == 0xff))
 }
 
-/// Frames from the wire, before the stack sees them: unicast to the parent's MAC for an endpoint's address
-/// goes straight into its veth. Group frames (copies in l2, ARP/ND answers in l3) and frames an endpoint sent
-/// that the switch hairpinned back (their skb state matters) are left to `parent_ingress`.
+/// Frames from the wire, before the stack sees them: unicast to the parent's MAC for an endpoint's address goes
+/// straight into its veth (the dispatcher redirects it). Group frames (copies in l2, ARP/ND answers in l3) and frames
+/// an endpoint sent that the switch hairpinned back (their skb state matters) are left to `parent_ingress`: None.
 #[inline(always)]
-pub fn parent_xdp(ctx: &XdpContext, l2: &L2Header, parent: u32, network: &NetworkConfig) -> Result<u32, Error> {
+pub fn parent_xdp(
+    ctx: &XdpContext,
+    l2: &L2Header,
+    network_id: u32,
+    network: &NetworkConfig,
+) -> Result<Option<Port>, Error> {
     if is_multicast_mac(&l2.dst) || l2.dst != network.parent_mac || l2.src == network.parent_mac {
-        return Ok(xdp_action::XDP_PASS);
+        return Ok(None);
     }
-    let Some(target) = destination(&parse_l3(ctx, l2)?) else { return Ok(xdp_action::XDP_PASS) };
-    let Some(endpoint) = endpoint_owner(parent, target) else {
-        // The parent's own addresses stay the host's.
-        return Ok(xdp_action::XDP_PASS);
-    };
-    redirect_xdp(ctx, Port::by_ifindex(endpoint.port))
+    let Some(target) = destination(&parse_l3(ctx, l2)?) else { return Ok(None) };
+    // The parent's own addresses stay the host's.
+    Ok(endpoint_owner(network_id, target).map(|endpoint| Port::by_ifindex(endpoint.port)))
 }
 
 /// Frames from the wire in TC: l2 copies broadcast and multicast to the endpoints (the host keeps the
 /// original); l3 answers ARP/ND for endpoint addresses; hairpinned endpoint frames are delivered (vepa) or
 /// dropped (private).
 #[inline(always)]
-pub fn parent_ingress(
-    ctx: &TcContext,
-    l2: &L2Header,
-    network_id: u32,
-    parent: u32,
-    network: &NetworkConfig,
-) -> Result<i32, Error> {
+pub fn parent_ingress(ctx: &TcContext, l2: &L2Header, network_id: u32, network: &NetworkConfig) -> Result<i32, Error> {
     let l3 = parse_l3(ctx, l2)?;
     let hairpinned = l2.src == network.parent_mac;
-    let sender = if hairpinned { source(&l3).and_then(|src| endpoint_owner(parent, src)) } else { None };
+    let sender = if hairpinned { source(&l3).and_then(|src| endpoint_owner(network_id, src)) } else { None };
     if network.ipvlan_mode() == IpvlanMode::L3 {
-        if let Some(verdict) = neighbour::answer(ctx, l2, &l3, parent, network)? {
+        if let Some(verdict) = neighbour::answer(ctx, l2, &l3, network_id, network)? {
             return Ok(verdict);
         }
     }
@@ -118,7 +115,7 @@ pub fn parent_ingress(
     if l2.dst != network.parent_mac {
         return Ok(TC_ACT_OK as i32);
     }
-    let Some(endpoint) = destination(&l3).and_then(|dst| endpoint_owner(parent, dst)) else {
+    let Some(endpoint) = destination(&l3).and_then(|dst| endpoint_owner(network_id, dst)) else {
         return Ok(TC_ACT_OK as i32);
     };
     if sender.is_some() && network.flags.contains(NetworkFlags::PRIVATE) {
@@ -132,10 +129,9 @@ pub fn parent_ingress(
 pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Result<i32, Error> {
     let Sender { port, network_id, network } = *sender;
     let network = &network;
-    let parent = network.parent_ifindex;
     let l3 = parse_l3(ctx, l2)?;
     if let Some(src) = source(&l3) {
-        if !unspecified(&src) && owner(parent, src).is_none_or(|o| o.port != port) {
+        if !unspecified(&src) && owner(network_id, src).is_none_or(|o| o.port != port) {
             return Err(Error::Spoofed);
         }
     }
@@ -148,32 +144,34 @@ pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Resul
         if !l3_mode && !network.flags.intersects(NetworkFlags::PRIVATE.union(NetworkFlags::VEPA)) {
             flood(ctx, network_id, port);
         }
-        return Ok(out_of_parent(network));
+        return out_of_parent(ctx, network);
     }
-    match destination(&l3).and_then(|dst| owner(parent, dst)) {
+    match destination(&l3).and_then(|dst| owner(network_id, dst)) {
         Some(endpoint) if endpoint.port == port => Ok(TC_ACT_SHOT as i32),
         // l3 routes through the host's FIB, which would send a frame for the host's own address out of the
         // wire, to nobody: the host's addresses are not for endpoints (as with macvlan). In l2 such a frame
         // goes out as it is, and only a hairpinning switch brings it back to the host, as with the kernel.
         Some(owner) if owner.port == HOST_PORT && l3_mode => Err(Error::Isolation),
-        Some(owner) if owner.port == HOST_PORT => Ok(out_of_parent(network)),
+        Some(owner) if owner.port == HOST_PORT => out_of_parent(ctx, network),
         Some(_) if network.flags.contains(NetworkFlags::PRIVATE) => Err(Error::Isolation),
-        Some(_) if network.flags.contains(NetworkFlags::VEPA) => Ok(out_of_parent(network)),
+        Some(_) if network.flags.contains(NetworkFlags::VEPA) => out_of_parent(ctx, network),
         Some(endpoint) => Ok(redirect_to_peer(Port::by_ifindex(endpoint.port), ctx.len())),
-        None => Ok(out_of_parent(network)),
+        None => out_of_parent(ctx, network),
     }
 }
 
-/// Out of the parent: as it is in l2 (the endpoint resolved the next hop itself), routed by the host's FIB
-/// and neighbour table in l3 (the endpoint is NOARP and addressed the frame to its own MAC).
+/// Out of the parent: as it is in l2 (the endpoint resolved the next hop itself, the network's VLAN tag put on), routed
+/// by the host's FIB and neighbour table in l3 (the endpoint is NOARP and addressed the frame to its own MAC; l3 is
+/// never on a VLAN, whose neighbours the host could not resolve).
 #[inline(always)]
-fn out_of_parent(network: &NetworkConfig) -> i32 {
+fn out_of_parent(ctx: &TcContext, network: &NetworkConfig) -> Result<i32, Error> {
     // SAFETY: plain helper calls.
     unsafe {
         if network.ipvlan_mode() == IpvlanMode::L3 {
-            bpf_redirect_neigh(network.parent_ifindex, core::ptr::null_mut(), 0, 0) as i32
+            Ok(bpf_redirect_neigh(network.parent_ifindex, core::ptr::null_mut(), 0, 0) as i32)
         } else {
-            bpf_redirect(network.parent_ifindex, 0) as i32
+            tag_tc(ctx, network)?;
+            Ok(bpf_redirect(network.parent_ifindex, 0) as i32)
         }
     }
 }

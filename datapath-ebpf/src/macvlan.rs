@@ -3,9 +3,9 @@
 //! hairpin; passthru: the one endpoint gets all the parent's unicast; source: endpoints get only frames from
 //! allowed source MACs. Each entry point returns what to do; `main.rs` maps errors to a verdict.
 use aya_ebpf::{
-    bindings::{xdp_action, BPF_F_INGRESS, TC_ACT_OK},
+    bindings::{BPF_F_INGRESS, TC_ACT_OK},
     helpers::bpf_redirect,
-    programs::{TcContext, XdpContext},
+    programs::TcContext,
 };
 use datapath_common::{is_multicast_mac, MacvlanMode, NetworkConfig, NetworkFlags};
 
@@ -15,8 +15,9 @@ use crate::{
     error::Error,
     fdb::{first_port, flood, source_allowed},
     parse::L2Header,
-    port::{redirect_to_peer, redirect_to_port, redirect_xdp, Port},
+    port::{redirect_to_peer, redirect_to_port, Port},
     stats::count_rx,
+    vlan::tag_tc,
 };
 
 /// Whether a mode's endpoints send unicast for each other out of the parent, so that it may come back from the
@@ -27,33 +28,27 @@ fn hairpins(mode: MacvlanMode) -> bool {
     mode == MacvlanMode::VEPA || mode == MacvlanMode::PRIVATE
 }
 
-/// Frames from the wire, before the stack sees them: unicast for an endpoint goes straight into its veth.
-/// Everything that needs a copy (broadcast, multicast, source mode) or the skb's checksum state (frames an
-/// endpoint sent that the switch hairpinned back) is left to `parent_ingress` in TC.
+/// Frames from the wire, before the stack sees them: the endpoint unicast for it goes straight into (the dispatcher
+/// redirects it). Everything that needs a copy (broadcast, multicast, source mode) or the skb's checksum state
+/// (frames an endpoint sent that the switch hairpinned back) is left to `parent_ingress` in TC: None.
 #[inline(always)]
-pub fn parent_xdp(ctx: &XdpContext, l2: &L2Header, network_id: u32, network: &NetworkConfig) -> Result<u32, Error> {
+pub fn parent_xdp(l2: &L2Header, network_id: u32, network: &NetworkConfig) -> Result<Option<Port>, Error> {
     if is_multicast_mac(&l2.dst) {
-        return Ok(xdp_action::XDP_PASS);
+        return Ok(None);
     }
     let mode = network.macvlan_mode();
-    let port = match mode {
-        MacvlanMode::SOURCE => return Ok(xdp_action::XDP_PASS),
-        MacvlanMode::PASSTHRU => match first_port(network_id) {
-            Some(port) => port,
-            None => return Ok(xdp_action::XDP_PASS),
-        },
+    Ok(match mode {
+        MacvlanMode::SOURCE => None,
+        MacvlanMode::PASSTHRU => first_port(network_id),
         _ => {
-            let Some(entry) = macvlan_fdb(network_id, l2.dst) else {
-                // Unknown unicast is the host's own traffic, as with the kernel driver.
-                return Ok(xdp_action::XDP_PASS);
-            };
+            // Unknown unicast is the host's own traffic, as with the kernel driver.
+            let Some(entry) = macvlan_fdb(network_id, l2.dst) else { return Ok(None) };
             if hairpins(mode) && macvlan_fdb(network_id, l2.src).is_some() {
-                return Ok(xdp_action::XDP_PASS);
+                return Ok(None);
             }
-            Port::of(&entry)
+            Some(Port::of(&entry))
         }
-    };
-    redirect_xdp(ctx, port)
+    })
 }
 
 /// Frames from the wire in TC (after XDP passed them): copies of broadcast/multicast to the endpoints the mode
@@ -144,7 +139,7 @@ pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Resul
             // The result is not checked: a host that cannot take the copy still lets the wire have it.
             let _ = ctx.clone_redirect(network.parent_ifindex, BPF_F_INGRESS as u64);
         }
-        return Ok(out_of_parent(network));
+        return out_of_parent(ctx, network);
     }
     if host_access && l2.dst == network.parent_mac {
         // SAFETY: a plain helper call.
@@ -157,11 +152,13 @@ pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Resul
             }
         }
     }
-    Ok(out_of_parent(network))
+    out_of_parent(ctx, network)
 }
 
+/// Onto the wire, tagged with the network's VLAN if it has one.
 #[inline(always)]
-fn out_of_parent(network: &NetworkConfig) -> i32 {
+fn out_of_parent(ctx: &TcContext, network: &NetworkConfig) -> Result<i32, Error> {
+    tag_tc(ctx, network)?;
     // SAFETY: a plain helper call.
-    unsafe { bpf_redirect(network.parent_ifindex, 0) as i32 }
+    Ok(unsafe { bpf_redirect(network.parent_ifindex, 0) as i32 })
 }

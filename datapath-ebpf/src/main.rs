@@ -18,6 +18,7 @@ mod neighbour;
 mod parse;
 mod port;
 mod stats;
+mod vlan;
 mod vxlan;
 
 use aya_ebpf::{

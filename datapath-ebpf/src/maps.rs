@@ -6,18 +6,19 @@ use aya_ebpf::{
     maps::{Array, DevMapHash, HashMap, LpmTrie, PerCpuArray, RingBuf},
 };
 use datapath_common::{
-    EndpointConfig, EndpointStats, FdbEntry, FloodList, IpEndpoint, IpKey, MacKey, NetworkConfig, ParentConfig, VniKey,
-    VtepList, VtepMac, DROP_REASONS, EVENTS_BYTES, GENERATIONS, MAX_ENDPOINTS, MAX_FDB_ENTRIES, MAX_IP_ENTRIES,
-    MAX_NETWORKS, MAX_SOURCE_MACS, MAX_VNIS, STATS_SLOTS,
+    EndpointConfig, EndpointStats, FdbEntry, FloodList, IpEndpoint, IpKey, MacKey, NetworkConfig, ParentConfig,
+    ParentKey, VniKey, VtepList, VtepMac, DROP_REASONS, EVENTS_BYTES, GENERATIONS, MAX_ENDPOINTS, MAX_FDB_ENTRIES,
+    MAX_IP_ENTRIES, MAX_NETWORKS, MAX_SOURCE_MACS, MAX_VNIS, STATS_SLOTS,
 };
 
 /// network id → configuration.
 #[map(name = "XLAN_NETWORKS")]
 pub static NETWORKS: HashMap<u32, NetworkConfig> = HashMap::pinned(MAX_NETWORKS, 0);
 
-/// parent ifindex → what runs on it (at most one macvlan network, any number of VXLAN networks).
-#[map(name = "XLAN_PARENTS")]
-pub static PARENTS: HashMap<u32, ParentConfig> = HashMap::pinned(MAX_NETWORKS, 0);
+/// (parent ifindex, VLAN) → what runs on it (untagged: at most one macvlan or ipvlan network and any number of
+/// VXLAN networks; on a VLAN: one macvlan or ipvlan network).
+#[map(name = "XLAN_PARENT_VLANS")]
+pub static PARENTS: HashMap<ParentKey, ParentConfig> = HashMap::pinned(MAX_NETWORKS * 2, 0);
 
 /// (parent, VNI, UDP port) → VXLAN network id.
 #[map(name = "XLAN_VNIS")]
@@ -73,6 +74,6 @@ pub static EVENTS: RingBuf = RingBuf::pinned(EVENTS_BYTES, 0);
 #[map(name = "XLAN_GENERATION")]
 pub static GENERATION: Array<u64> = Array::pinned(GENERATIONS, 0);
 
-/// (parent, IP prefix) → ipvlan endpoint: its addresses and, in l3 mode, routes behind it.
-#[map(name = "XLAN_IP_ENDPOINTS")]
+/// (ipvlan network, IP prefix) → endpoint: its addresses and, in l3 mode, routes behind it; the host's addresses.
+#[map(name = "XLAN_NETWORK_IPS")]
 pub static IP_ENDPOINTS: LpmTrie<IpKey, IpEndpoint> = LpmTrie::pinned(MAX_IP_ENTRIES, 0);

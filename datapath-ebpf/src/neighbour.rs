@@ -35,20 +35,20 @@ pub fn answer(
     ctx: &TcContext,
     l2: &L2Header,
     l3: &L3Addrs,
-    parent: u32,
+    network_id: u32,
     network: &NetworkConfig,
 ) -> Result<Option<i32>, Error> {
     if l2.vlan_id != 0 {
         return Ok(None);
     }
     if l3.kind == l3_kind::ARP {
-        if l3.arp_operation == 1 && l3.src != l3.dst && endpoint_owner(parent, l3.dst).is_some() {
+        if l3.arp_operation == 1 && l3.src != l3.dst && endpoint_owner(network_id, l3.dst).is_some() {
             return answer_arp(ctx, l2, network).map(Some);
         }
         return Ok(None);
     }
     if l3.kind == l3_kind::IP && l2.ether_type == EtherType::Ipv6 as u16 && l3.src != [0; 16] {
-        return answer_solicitation(ctx, l2, parent, network, l3.src);
+        return answer_solicitation(ctx, l2, network_id, network, l3.src);
     }
     Ok(None)
 }
@@ -90,7 +90,7 @@ struct AdvertisementFrame {
 fn answer_solicitation(
     ctx: &TcContext,
     l2: &L2Header,
-    parent: u32,
+    network_id: u32,
     network: &NetworkConfig,
     solicitor: [u8; 16],
 ) -> Result<Option<i32>, Error> {
@@ -110,7 +110,7 @@ fn answer_solicitation(
     }
     let mut target = [0u8; 16];
     target.copy_from_slice(&solicitation[8..24]);
-    if endpoint_owner(parent, target).is_none() {
+    if endpoint_owner(network_id, target).is_none() {
         return Ok(None);
     }
     let mut icmp = [0u8; ND_LEN + ND_OPTION_LEN];

@@ -2,7 +2,7 @@
 //! verifier accepts it and a short frame becomes `Error::Malformed`, never an out-of-bounds read.
 use aya_ebpf::programs::{TcContext, XdpContext};
 use core::mem::size_of;
-use datapath_common::v4_mapped;
+use datapath_common::{v4_mapped, FOREIGN_TAG};
 use network_types::{
     eth::{EthHdr, EtherType},
     ip::{Ipv4Hdr, Ipv6Hdr},
@@ -20,10 +20,11 @@ pub trait Packet {
     fn device(&self) -> u32;
     /// Bytes in the frame (in TC also what lies beyond the linear part).
     fn frame_len(&self) -> u32;
-    /// The VLAN ID of a tag that is no longer in the frame's bytes, 0 if none: in TC, the receive path has moved the
-    /// first 802.1Q/802.1ad tag into the skb (skb_vlan_untag) before tcx runs, and a sender's device may have put it
-    /// there (VLAN tx offload); XDP sees every tag in the frame.
-    fn offloaded_vlan(&self) -> u16;
+    /// The tag (TPID in network byte order, TCI) that is no longer in the frame's bytes, if any: in TC, the receive
+    /// path has moved the outer 802.1Q/802.1ad tag into the skb (skb_vlan_untag) before tcx runs, and a sender's
+    /// device may have put it there (VLAN tx offload). XDP reads none (`ParentConfig::vlan_networks` says why that
+    /// matters).
+    fn offloaded_tag(&self) -> Option<(u16, u16)>;
 }
 
 impl Packet for XdpContext {
@@ -45,8 +46,8 @@ impl Packet for XdpContext {
         (self.data_end() - self.data()) as u32
     }
     #[inline(always)]
-    fn offloaded_vlan(&self) -> u16 {
-        0
+    fn offloaded_tag(&self) -> Option<(u16, u16)> {
+        None
     }
 }
 
@@ -69,14 +70,11 @@ impl Packet for TcContext {
         self.len()
     }
     #[inline(always)]
-    fn offloaded_vlan(&self) -> u16 {
+    fn offloaded_tag(&self) -> Option<(u16, u16)> {
         // SAFETY: skb points at a valid __sk_buff.
         unsafe {
-            if (*self.skb.skb).vlan_present != 0 {
-                ((*self.skb.skb).vlan_tci & 0x0fff) as u16
-            } else {
-                0
-            }
+            let skb = &*self.skb.skb;
+            (skb.vlan_present != 0).then_some((skb.vlan_proto as u16, skb.vlan_tci as u16))
         }
     }
 }
@@ -92,19 +90,32 @@ pub fn ptr_at<T>(packet: &impl Packet, offset: usize) -> Result<*const T, Error>
     Ok((start + offset) as *const T)
 }
 
-/// The layer-2 header: Ethernet plus at most one 802.1Q/802.1ad tag (in the frame, or taken off into the skb).
-/// macvlan forwards by MAC alone; the tag and the payload's type and offset are what the L3 paths (ipvlan, vxlan)
-/// read.
+/// The layer-2 header: Ethernet plus at most one 802.1Q/802.1ad tag in the frame, and the outer tag wherever it is
+/// (in the frame, or taken off into the skb). macvlan forwards by MAC alone; the tag picks the network on the parent,
+/// and the payload's type and offset are what the L3 paths (ipvlan, vxlan) read.
 #[derive(Clone, Copy)]
 pub struct L2Header {
     pub dst: [u8; 6],
     pub src: [u8; 6],
-    /// 0 when untagged (or priority-tagged); a tag the kernel took off the frame counts (`offloaded_vlan`).
-    pub vlan_id: u16,
+    /// The outer tag's VLAN ID if it is 802.1Q's, `FOREIGN_TAG` for another TPID (802.1ad), 0 when untagged (or
+    /// priority-tagged).
+    pub vlan_id: u32,
+    /// The outer tag's TCI (priority, DEI, VLAN ID), host byte order; 0 when untagged.
+    pub vlan_tci: u16,
     /// EtherType of the payload, network byte order.
     pub ether_type: u16,
     /// Where the layer-3 header starts.
     pub l3_offset: usize,
+}
+
+/// The VLAN a tag puts a frame in: its VLAN ID for an 802.1Q tag; `FOREIGN_TAG` for any other TPID.
+#[inline(always)]
+fn vlan_of(tpid: u16, tci: u16) -> u32 {
+    if tpid == EtherType::Ieee8021q as u16 {
+        (tci & 0x0fff) as u32
+    } else {
+        FOREIGN_TAG
+    }
 }
 
 #[inline(always)]
@@ -112,14 +123,22 @@ pub fn parse_l2(packet: &impl Packet) -> Result<L2Header, Error> {
     let eth: *const EthHdr = ptr_at(packet, 0)?;
     // SAFETY: ptr_at checked that the header lies inside the packet.
     let (dst, src, outer_type) = unsafe { ((*eth).dst_addr, (*eth).src_addr, (*eth).ether_type) };
+    // A tag the kernel took off the frame was outside whatever tag the frame still carries.
+    let (mut vlan_id, mut vlan_tci) = match packet.offloaded_tag() {
+        Some((tpid, tci)) => (vlan_of(tpid, tci), tci),
+        None => (0, 0),
+    };
     if outer_type == EtherType::Ieee8021q as u16 || outer_type == EtherType::Ieee8021ad as u16 {
         let tag: *const VlanHdr = ptr_at(packet, EthHdr::LEN)?;
         // SAFETY: as above.
-        let (vlan_id, ether_type) = unsafe { ((*tag).vid(), (*tag).ether_type) };
-        let vlan_id = if vlan_id != 0 { vlan_id } else { packet.offloaded_vlan() };
-        return Ok(L2Header { dst, src, vlan_id, ether_type, l3_offset: EthHdr::LEN + VlanHdr::LEN });
+        let (tci, ether_type) = unsafe { (u16::from_be_bytes((*tag).tci), (*tag).ether_type) };
+        if packet.offloaded_tag().is_none() {
+            vlan_id = vlan_of(outer_type, tci);
+            vlan_tci = tci;
+        }
+        return Ok(L2Header { dst, src, vlan_id, vlan_tci, ether_type, l3_offset: EthHdr::LEN + VlanHdr::LEN });
     }
-    Ok(L2Header { dst, src, vlan_id: packet.offloaded_vlan(), ether_type: outer_type, l3_offset: EthHdr::LEN })
+    Ok(L2Header { dst, src, vlan_id, vlan_tci, ether_type: outer_type, l3_offset: EthHdr::LEN })
 }
 
 /// What kind of layer-3 packet `L3Addrs` describes.

@@ -96,6 +96,12 @@ pub enum Error {
     UnsuitableParent { parent: String, reason: &'static str },
     #[error("UDP port 0 is not a port (the kernel would read it as its default)")]
     InvalidPort,
+    #[error("VLAN {vlan} is not a VLAN ID (1-4094)")]
+    InvalidVlan { vlan: String },
+    #[error("parent {parent} names VLAN {named}, but VLAN {asked} was asked for")]
+    VlanMismatch { parent: String, named: u16, asked: u16 },
+    #[error("{what} cannot be on VLAN {vlan} of {parent}: {reason}")]
+    NotOnVlan { what: &'static str, parent: String, vlan: u16, reason: &'static str },
     #[error("{mac} is the parent's MAC: an endpoint with it would take the host's traffic")]
     ParentMac { mac: Mac },
     #[error("device \"{0}\" has no MAC address")]

@@ -167,7 +167,7 @@ mod tests {
         Network {
             name: "n".into(),
             id: 1,
-            parent: Parent { name: "eth0".into(), ifindex: 2, mac: Mac([2, 0, 0, 0, 0, 0xfe]) },
+            parent: Parent { name: "eth0".into(), ifindex: 2, mac: Mac([2, 0, 0, 0, 0, 0xfe]), vlan: None },
             hook: ParentHook::Tc,
             driver: DriverSettings::Macvlan(Macvlan {
                 mode: MacvlanMode::Bridge,

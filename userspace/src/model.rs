@@ -90,9 +90,34 @@ pub struct AuxAddress {
 /// The uplink a network's endpoints share, as it was when the network was made.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Parent {
+    /// The link's name (`eth0` for a network on `eth0.10`, which is no link: the VLAN is done in BPF).
     pub name: String,
     pub ifindex: u32,
     pub mac: Mac,
+    /// The 802.1Q VLAN the network is on, none for untagged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
+}
+
+impl Parent {
+    /// The VLAN as the datapath keys it (0: untagged).
+    pub fn vlan_id(&self) -> u16 {
+        self.vlan.unwrap_or(0)
+    }
+}
+
+impl fmt::Display for Parent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&segment_name(&self.name, self.vlan))
+    }
+}
+
+/// A link, or VLAN `vlan` of it as Docker and ip(8) name VLAN sub-interfaces (`eth0.10`).
+pub fn segment_name(link: &str, vlan: Option<u16>) -> String {
+    match vlan {
+        Some(vlan) => format!("{link}.{vlan}"),
+        None => link.to_string(),
+    }
 }
 
 /// A network's driver and the settings only that driver has.
@@ -300,9 +325,14 @@ impl State {
         self.networks.iter().find_map(|network| network.endpoint(at).map(|e| (network, e)))
     }
 
-    /// The networks on one parent interface.
+    /// The networks on one parent interface, untagged and on its VLANs.
     pub fn on_parent(&self, parent_ifindex: u32) -> impl Iterator<Item = &Network> {
         self.networks.iter().filter(move |n| n.parent.ifindex == parent_ifindex)
+    }
+
+    /// The networks on one VLAN of a parent (`vlan` 0: untagged): one LAN segment.
+    pub fn on_segment(&self, parent_ifindex: u32, vlan: u16) -> impl Iterator<Item = &Network> {
+        self.on_parent(parent_ifindex).filter(move |n| n.parent.vlan_id() == vlan)
     }
 
     /// The lowest network id not in use.

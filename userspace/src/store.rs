@@ -361,7 +361,12 @@ mod v0 {
                 .collect::<Result<_, String>>()?;
             Ok(model::Network {
                 id: self.id,
-                parent: model::Parent { name: self.parent, ifindex: self.parent_ifindex, mac: self.parent_mac },
+                parent: model::Parent {
+                    name: self.parent,
+                    ifindex: self.parent_ifindex,
+                    mac: self.parent_mac,
+                    vlan: None,
+                },
                 hook: self.parent_hook,
                 driver,
                 endpoints,

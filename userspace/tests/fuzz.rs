@@ -125,7 +125,12 @@ fn fuzz_oracle_rejects_crossings_and_uncounted_drops() {
     let network = |id: u32, parent: u32, mode: MacvlanMode, endpoints: Vec<Endpoint>| Network {
         name: format!("net{id}"),
         id,
-        parent: Parent { name: format!("parent{parent}"), ifindex: parent, mac: Mac([2, 0xbb, 0, 0, 0, parent as u8]) },
+        parent: Parent {
+            name: format!("parent{parent}"),
+            ifindex: parent,
+            mac: Mac([2, 0xbb, 0, 0, 0, parent as u8]),
+            vlan: None,
+        },
         hook: ParentHook::Xdp,
         driver: DriverSettings::Macvlan(Macvlan { mode, host_access: false, source_macs: Vec::new() }),
         next_port: endpoints.len() as u32,

@@ -169,7 +169,7 @@ fn routes_behind_an_endpoint_are_longest_prefix_matched() {
     let mut f = ipvlan_fixture(IpvlanMode::L3, IpvlanFlag::Bridge);
     let route = IpNet::new(IpAddr::V4(Ipv4Addr::new(10, 123, 0, 0)), 24).unwrap();
     let owner = IpEndpoint { port: f.ports[1], network_id: NETWORK };
-    f.tables().put_ip(prefix_key(f.parent, &route), owner).unwrap();
+    f.tables().put_ip(prefix_key(NETWORK, &route), owner).unwrap();
     let packet = ipv4_packet(PARENT_MAC, OUTSIDE_MAC, OUTSIDE_V4, Ipv4Addr::new(10, 123, 0, 77));
     assert_eq!(f.xdp(&packet).verdict, XDP_REDIRECT);
     assert_eq!(f.rx(), [0, 1, 0]);

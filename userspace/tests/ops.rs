@@ -72,6 +72,7 @@ async fn exercise(instance: &Instance, endpoint_ns: &str, ipvlan_ns: &str) {
         CreateNetwork {
             name: "mv0".into(),
             parent: "up1".into(),
+            vlan: None,
             hook: None,
             ipam: Default::default(),
             driver: DriverRequest::Macvlan { mode: MacvlanMode::Source, host_access: false },
@@ -126,6 +127,7 @@ async fn exercise(instance: &Instance, endpoint_ns: &str, ipvlan_ns: &str) {
         CreateNetwork {
             name: "vx0".into(),
             parent: "up2".into(),
+            vlan: None,
             hook: None,
             ipam: Default::default(),
             driver: DriverRequest::Vxlan(VxlanRequest {
@@ -162,6 +164,7 @@ async fn exercise(instance: &Instance, endpoint_ns: &str, ipvlan_ns: &str) {
         CreateNetwork {
             name: "ipv0".into(),
             parent: "up3".into(),
+            vlan: None,
             hook: None,
             ipam: Default::default(),
             driver: DriverRequest::Ipvlan { mode: IpvlanMode::L3, flag: IpvlanFlag::Private },

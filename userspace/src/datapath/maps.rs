@@ -6,7 +6,7 @@ use aya::maps::{
 };
 use datapath_common::{
     map_names, EndpointConfig, EndpointStats, FdbEntry, FloodList, IpEndpoint, IpKey, MacKey, NetworkConfig,
-    ParentConfig, VniKey, VtepList, VtepMac, DROP_REASONS, STATS_SLOTS, USER_GENERATION,
+    ParentConfig, ParentKey, VniKey, VtepList, VtepMac, DROP_REASONS, STATS_SLOTS, USER_GENERATION,
 };
 
 use std::os::fd::AsFd;
@@ -88,12 +88,12 @@ impl<'a> Tables<'a> {
         self.delete::<u32, NetworkConfig>(map_names::NETWORKS, id)?;
         self.changed()
     }
-    pub fn put_parent(&self, ifindex: u32, config: ParentConfig) -> Result<()> {
-        self.put(map_names::PARENTS, ifindex, config)?;
+    pub fn put_parent(&self, key: ParentKey, config: ParentConfig) -> Result<()> {
+        self.put(map_names::PARENTS, key, config)?;
         self.changed()
     }
-    pub fn delete_parent(&self, ifindex: u32) -> Result<()> {
-        self.delete::<u32, ParentConfig>(map_names::PARENTS, ifindex)?;
+    pub fn delete_parent(&self, key: ParentKey) -> Result<()> {
+        self.delete::<ParentKey, ParentConfig>(map_names::PARENTS, key)?;
         self.changed()
     }
     pub fn put_vni(&self, key: VniKey, network_id: u32) -> Result<()> {
@@ -203,8 +203,8 @@ impl<'a> Tables<'a> {
         self.entries(map_names::ENDPOINTS)
     }
 
-    /// The parents the datapath knows, by ifindex.
-    pub fn parents(&self) -> Result<Vec<(u32, ParentConfig)>> {
+    /// The parents the datapath knows, by ifindex and VLAN.
+    pub fn parents(&self) -> Result<Vec<(ParentKey, ParentConfig)>> {
         self.entries(map_names::PARENTS)
     }
 

@@ -14,13 +14,13 @@ use crate::{
     model::{Ipvlan, IpvlanMode, Network, State},
 };
 
-/// The LPM-trie key of a prefix on the network's parent (host bits cleared).
-pub fn prefix_key(parent_ifindex: u32, prefix: &IpNet) -> Key<IpKey> {
+/// The LPM-trie key of a prefix in the network (host bits cleared).
+pub fn prefix_key(network_id: u32, prefix: &IpNet) -> Key<IpKey> {
     let (addr, bits) = match prefix.trunc() {
         IpNet::V4(net) => (v4_mapped(net.addr().octets()), IpKey::V4_MAPPED_BITS + u32::from(net.prefix_len())),
         IpNet::V6(net) => (net.addr().octets(), u32::from(net.prefix_len())),
     };
-    Key::new(IpKey::PARENT_BITS + bits, IpKey::new(parent_ifindex, addr))
+    Key::new(IpKey::NETWORK_BITS + bits, IpKey::new(network_id, addr))
 }
 
 /// The host route of one address (/32 or /128).
@@ -28,10 +28,10 @@ pub fn host_net(ip: IpAddr) -> IpNet {
     IpNet::from(ip)
 }
 
-/// Who already owns `prefix` (as an endpoint address or a route, or the host's own address) on the parent, over all
-/// its ipvlan networks.
-pub fn owner_of(state: &State, parent_ifindex: u32, prefix: &IpNet) -> Option<AddressOwner> {
-    state.on_parent(parent_ifindex).find_map(|network| {
+/// Who already owns `prefix` (as an endpoint address or a route, or the host's own address) on the network's parent
+/// and VLAN (another VLAN is another LAN: its addresses are its own).
+pub fn owner_of(state: &State, on: &Network, prefix: &IpNet) -> Option<AddressOwner> {
+    state.on_segment(on.parent.ifindex, on.parent.vlan_id()).find_map(|network| {
         let settings = network.ipvlan()?;
         if settings.host_addresses.iter().any(|host| prefix.addr() == *host || prefix.contains(host)) {
             return Some(AddressOwner::Host);
@@ -44,11 +44,11 @@ pub fn owner_of(state: &State, parent_ifindex: u32, prefix: &IpNet) -> Option<Ad
 }
 
 pub fn learn_prefix(tables: &Tables<'_>, network: &Network, prefix: &IpNet, port: u32) -> Result<()> {
-    tables.put_ip(prefix_key(network.parent.ifindex, prefix), IpEndpoint { port, network_id: network.id })
+    tables.put_ip(prefix_key(network.id, prefix), IpEndpoint { port, network_id: network.id })
 }
 
 pub fn forget_prefix(tables: &Tables<'_>, network: &Network, prefix: &IpNet) -> Result<()> {
-    tables.delete_ip(prefix_key(network.parent.ifindex, prefix))
+    tables.delete_ip(prefix_key(network.id, prefix))
 }
 
 /// Marks the host's own addresses on the parent in the trie: the datapath leaves them to the host and keeps
@@ -97,10 +97,10 @@ mod tests {
     #[test]
     fn prefix_keys_clear_host_bits_and_map_ipv4() {
         let key = prefix_key(7, &"10.1.2.3/24".parse().unwrap());
-        assert_eq!(key.prefix_len(), IpKey::PARENT_BITS + IpKey::V4_MAPPED_BITS + 24);
+        assert_eq!(key.prefix_len(), IpKey::NETWORK_BITS + IpKey::V4_MAPPED_BITS + 24);
         assert_eq!(key.data(), IpKey::new(7, v4_mapped([10, 1, 2, 0])));
         let key = prefix_key(7, &"fd00::1:2/112".parse().unwrap());
-        assert_eq!(key.prefix_len(), IpKey::PARENT_BITS + 112);
+        assert_eq!(key.prefix_len(), IpKey::NETWORK_BITS + 112);
         assert_eq!(key.data(), IpKey::new(7, "fd00::1:0".parse::<std::net::Ipv6Addr>().unwrap().octets()));
     }
 }

@@ -7,7 +7,9 @@ pub mod port;
 pub mod vxlan;
 
 use aya::programs::TcAttachType;
-use datapath_common::{self as wire, program_names, FloodList, NetworkConfig, NetworkFlags, NetworkKind, ParentConfig};
+use datapath_common::{
+    self as wire, program_names, FloodList, NetworkConfig, NetworkFlags, NetworkKind, ParentConfig, ParentKey,
+};
 
 use crate::{
     datapath::{
@@ -26,6 +28,7 @@ pub fn network_config(network: &Network) -> NetworkConfig {
         mode: macvlan_mode(MacvlanMode::Bridge).into(),
         parent_ifindex: network.parent.ifindex,
         parent_mac: network.parent.mac.0,
+        vlan_id: network.parent.vlan_id(),
         ..Default::default()
     };
     match &network.driver {
@@ -83,11 +86,12 @@ pub const fn ipvlan_flags(flag: IpvlanFlag) -> NetworkFlags {
     }
 }
 
-/// What the parent carries, from the networks on it in `state`: with its macvlan or ipvlan network's configuration,
-/// which the parent hooks read from here (one lookup per frame).
-pub fn parent_config(state: &State, parent_ifindex: u32) -> ParentConfig {
+/// What the parent carries untagged (`key.vlan_id` 0) or on one of its VLANs, from the networks there in `state`:
+/// with its macvlan or ipvlan network's configuration, which the parent hooks read from here (one lookup per frame).
+pub fn parent_config(state: &State, key: ParentKey) -> ParentConfig {
     let mut config = ParentConfig::default();
-    for network in state.on_parent(parent_ifindex) {
+    let vlan = key.vlan_id as u16;
+    for network in state.on_segment(key.ifindex, vlan) {
         match network.driver {
             DriverSettings::Macvlan(_) => config.macvlan_network = network.id,
             DriverSettings::Vxlan(_) => config.vxlan_networks += 1,
@@ -97,7 +101,39 @@ pub fn parent_config(state: &State, parent_ifindex: u32) -> ParentConfig {
             config.network = network_config(network);
         }
     }
+    if vlan == 0 {
+        config.vlan_networks = state.on_parent(key.ifindex).filter(|n| n.parent.vlan.is_some()).count() as u32;
+    }
     config
+}
+
+/// The keys of a parent's entries while `state` has networks on it: its untagged one (always: it says whether there
+/// are VLANs) and one per VLAN a network is on.
+pub fn parent_keys(state: &State, parent_ifindex: u32) -> Vec<ParentKey> {
+    let mut keys = vec![ParentKey { ifindex: parent_ifindex, vlan_id: 0 }];
+    for network in state.on_parent(parent_ifindex) {
+        let key = ParentKey { ifindex: parent_ifindex, vlan_id: network.parent.vlan_id().into() };
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    keys
+}
+
+/// Writes the parent's entries as `state` has them, and removes those of VLANs no network is on any more (all of
+/// them, with its last network).
+pub fn put_parent_entries(tables: &Tables<'_>, state: &State, parent_ifindex: u32) -> Result<()> {
+    let wanted =
+        if state.on_parent(parent_ifindex).next().is_some() { parent_keys(state, parent_ifindex) } else { vec![] };
+    for (key, _) in tables.parents()? {
+        if key.ifindex == parent_ifindex && !wanted.contains(&key) {
+            tables.delete_parent(key)?;
+        }
+    }
+    for key in wanted {
+        tables.put_parent(key, parent_config(state, key))?;
+    }
+    Ok(())
 }
 
 /// The maps' entries of a new network (no endpoints yet): its configuration, an empty flood list, and what its
@@ -145,7 +181,7 @@ pub fn missing_entries(tables: &Tables<'_>, network: &Network) -> Result<Vec<Str
     match &network.driver {
         DriverSettings::Ipvlan(settings) => {
             for route in &settings.routes {
-                let key = ipvlan::prefix_key(network.parent.ifindex, &route.prefix);
+                let key = ipvlan::prefix_key(network.id, &route.prefix);
                 let port = network.endpoint(&route.endpoint).map(|e| e.host.ifindex);
                 if tables.ip_owner(&key)?.map(|owner| owner.port) != port {
                     missing.push(format!("route {} to {}", route.prefix, route.endpoint));
@@ -189,7 +225,7 @@ pub async fn attach_network(
         vxlan::join_group(instance, network, settings).await?;
     }
     let parent = &network.parent;
-    tables.put_parent(parent.ifindex, parent_config(state, parent.ifindex))?;
+    put_parent_entries(&tables, state, parent.ifindex)?;
     if first_on_parent {
         if network.hook == ParentHook::Xdp {
             let link = link_names::parent(parent.ifindex, "xdp");
@@ -218,9 +254,9 @@ pub async fn teardown_network(instance: &Instance, state: &State, network: &Netw
         for part in link_names::PARENT_PARTS {
             detach(&instance.pins, &link_names::parent(parent, part))?;
         }
-        tables.delete_parent(parent)?;
-    } else if tables.exist() {
-        tables.put_parent(parent, parent_config(state, parent))?;
+    }
+    if tables.exist() {
+        put_parent_entries(&tables, state, parent)?;
     }
     match &network.driver {
         DriverSettings::Vxlan(settings) => vxlan::teardown(instance, &tables, network, settings).await?,

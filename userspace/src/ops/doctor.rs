@@ -199,15 +199,15 @@ async fn remove_orphan_network(instance: &Instance, state: &State, id: u32) -> R
     tables.delete_flood(id)?;
     tables.delete_network(id)?;
     // Parents only that network used lose their programs; the others get their configuration from the state.
-    for (parent, _) in tables.parents()? {
+    let mut parents: Vec<u32> = tables.parents()?.into_iter().map(|(key, _)| key.ifindex).collect();
+    parents.dedup();
+    for parent in parents {
         if state.on_parent(parent).next().is_none() {
             for part in link_names::PARENT_PARTS {
                 detach(&instance.pins, &link_names::parent(parent, part))?;
             }
-            tables.delete_parent(parent)?;
-        } else {
-            tables.put_parent(parent, driver::parent_config(state, parent))?;
         }
+        driver::put_parent_entries(&tables, state, parent)?;
     }
     if state.networks.is_empty() && tables.networks()?.is_empty() {
         tables.unpin_all()?;

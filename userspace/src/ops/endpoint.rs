@@ -55,7 +55,7 @@ pub async fn add(instance: &Instance, request: AddEndpoint) -> Result<Endpoint> 
             return Err(Error::Missing { setting: Setting::Address, driver: network.driver_kind() });
         }
         for address in &addresses {
-            if let Some(owner) = ipvlan::owner_of(state, network.parent.ifindex, &ipvlan::host_net(address.addr())) {
+            if let Some(owner) = ipvlan::owner_of(state, &network, &ipvlan::host_net(address.addr())) {
                 return Err(Error::AddressInUse {
                     address: address.addr().to_string(),
                     parent: network.parent.name.clone(),

@@ -4,15 +4,16 @@
 //! its last network).
 use std::net::Ipv4Addr;
 
-use datapath_common::{MAX_NETWORKS, VXLAN_DEFAULT_PORT, VXLAN_MAX_VNI};
+use datapath_common::{MAX_NETWORKS, MAX_VLAN_ID, VXLAN_DEFAULT_PORT, VXLAN_MAX_VNI};
 
 use crate::{
     driver::{self, vxlan},
     error::{Error, Result},
+    host::netlink::Device,
     instance::Instance,
     ipam::{self, IpamRequest},
     model::{
-        Driver, DriverSettings, Flood, Ipvlan, IpvlanFlag, IpvlanMode, Macvlan, MacvlanMode, Network, Parent,
+        self, Driver, DriverSettings, Flood, Ipvlan, IpvlanFlag, IpvlanMode, Macvlan, MacvlanMode, Network, Parent,
         ParentHook, Pending, State, Vxlan,
     },
     session::{self, Session},
@@ -22,7 +23,10 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct CreateNetwork {
     pub name: String,
+    /// A link, or `LINK.VID` for VLAN VID of it when no link has that name (as Docker reads `-o parent=eth0.10`).
     pub parent: String,
+    /// The 802.1Q VLAN (1-4094) on the parent; may repeat what `parent` names, not contradict it.
+    pub vlan: Option<u16>,
     /// None: chosen by the parent's kind (or the networks already on it).
     pub hook: Option<ParentHook>,
     pub driver: DriverRequest,
@@ -63,9 +67,28 @@ pub async fn create(instance: &Instance, request: CreateNetwork) -> Result<Netwo
         return Err(Error::NetworkExists(request.name));
     }
     let driver_kind = request.driver.kind();
-    let parent = instance.netlink.require_device(&request.parent).await?;
+    let (link, parent, vlan) = resolve_parent(instance, &request.parent, request.vlan).await?;
+    // The parent and VLAN as errors about the LAN segment name them (`eth0.10`).
+    let segment = model::segment_name(&link, vlan);
+    let request = CreateNetwork { parent: link, ..request };
     if parent.is_loopback {
         return Err(Error::UnsuitableParent { parent: request.parent, reason: "the loopback device" });
+    }
+    if let Some(vlan) = vlan {
+        let refused = match &request.driver {
+            DriverRequest::Vxlan(_) => Some(("a VXLAN network", "its underlay is the parent's untagged traffic")),
+            DriverRequest::Macvlan { host_access: true, .. } => {
+                Some(("host access", "the host has no interface in the VLAN (no 8021q device), use an untagged parent"))
+            }
+            DriverRequest::Ipvlan { mode: IpvlanMode::L3, .. } => Some((
+                "an ipvlan l3 network",
+                "the host routes for l3 endpoints and has no interface in the VLAN to route through, use l2",
+            )),
+            _ => None,
+        };
+        if let Some((what, reason)) = refused {
+            return Err(Error::NotOnVlan { what, parent: request.parent, vlan, reason });
+        }
     }
     if state.networks.iter().flat_map(|n| n.ports()).any(|port| port == parent.index) {
         return Err(Error::UnsuitableParent {
@@ -74,12 +97,12 @@ pub async fn create(instance: &Instance, request: CreateNetwork) -> Result<Netwo
         });
     }
     if driver_kind != Driver::Vxlan {
-        // One macvlan or ipvlan network per parent: both own the parent's incoming unicast.
-        if let Some(owner) = state.on_parent(parent.index).find(|n| n.vxlan().is_none()) {
+        // One macvlan or ipvlan network per parent and VLAN: both own its incoming unicast.
+        if let Some(owner) = state.on_segment(parent.index, vlan.unwrap_or(0)).find(|n| n.vxlan().is_none()) {
             return Err(if owner.driver_kind() == driver_kind {
-                Error::ParentInUse { parent: request.parent, network: owner.name.clone() }
+                Error::ParentInUse { parent: segment, network: owner.name.clone() }
             } else {
-                Error::ParentTaken { parent: request.parent, driver: owner.driver_kind(), network: owner.name.clone() }
+                Error::ParentTaken { parent: segment, driver: owner.driver_kind(), network: owner.name.clone() }
             });
         }
     }
@@ -94,7 +117,11 @@ pub async fn create(instance: &Instance, request: CreateNetwork) -> Result<Netwo
             DriverSettings::Vxlan(vxlan_settings(instance, state, &request.parent, parent.index, vxlan).await?)
         }
         DriverRequest::Ipvlan { mode, flag } => {
-            let host_addresses = instance.netlink.addresses(parent.index).await?.iter().map(|net| net.addr()).collect();
+            // The host's addresses are on the untagged parent, none in a VLAN of it.
+            let host_addresses = match vlan {
+                Some(_) => Vec::new(),
+                None => instance.netlink.addresses(parent.index).await?.iter().map(|net| net.addr()).collect(),
+            };
             DriverSettings::Ipvlan(Ipvlan { mode, flag, routes: Vec::new(), host_addresses })
         }
     };
@@ -110,7 +137,7 @@ pub async fn create(instance: &Instance, request: CreateNetwork) -> Result<Netwo
     };
     let mac = parent.mac.ok_or_else(|| Error::NoMac(request.parent.clone()))?;
     let subnets = ipam::plan(&request.ipam)?;
-    for other in state.on_parent(parent.index) {
+    for other in state.on_segment(parent.index, vlan.unwrap_or(0)) {
         if let Some((subnet, overlapped)) = ipam::overlapping(&subnets, &other.subnets) {
             return Err(Error::SubnetsOverlap { subnet, other: overlapped, network: other.name.clone() });
         }
@@ -118,7 +145,7 @@ pub async fn create(instance: &Instance, request: CreateNetwork) -> Result<Netwo
     let mut network = Network {
         id: state.free_network_id(MAX_NETWORKS)?,
         name: request.name,
-        parent: Parent { name: request.parent, ifindex: parent.index, mac },
+        parent: Parent { name: request.parent, ifindex: parent.index, mac, vlan },
         hook,
         driver,
         endpoints: Vec::new(),
@@ -151,6 +178,30 @@ pub async fn create(instance: &Instance, request: CreateNetwork) -> Result<Netwo
     session.state.networks.push(network.clone());
     session.end()?;
     Ok(network)
+}
+
+/// The parent a user names: a link of that name, else `LINK.VID` read as VLAN VID of LINK (no link is made: the VLAN
+/// is done in BPF). `vlan` is the VLAN asked for on its own.
+async fn resolve_parent(instance: &Instance, name: &str, vlan: Option<u16>) -> Result<(String, Device, Option<u16>)> {
+    let valid = |vlan: u16| (1..=MAX_VLAN_ID).contains(&vlan);
+    if let Some(asked) = vlan.filter(|vlan| !valid(*vlan)) {
+        return Err(Error::InvalidVlan { vlan: asked.to_string() });
+    }
+    if let Some(device) = instance.netlink.device(name).await? {
+        return Ok((name.into(), device, vlan));
+    }
+    let vlan_name = name
+        .rsplit_once('.')
+        .filter(|(link, vid)| !link.is_empty() && !vid.is_empty() && vid.bytes().all(|byte| byte.is_ascii_digit()));
+    let Some((link, vid)) = vlan_name else {
+        // No such link, and no VLAN of one: the error names it.
+        return instance.netlink.require_device(name).await.map(|device| (name.into(), device, vlan));
+    };
+    let named = vid.parse().ok().filter(|vid| valid(*vid)).ok_or_else(|| Error::InvalidVlan { vlan: vid.into() })?;
+    if let Some(asked) = vlan.filter(|asked| *asked != named) {
+        return Err(Error::VlanMismatch { parent: name.into(), named, asked });
+    }
+    Ok((link.into(), instance.netlink.require_device(link).await?, Some(named)))
 }
 
 /// Deletes the network with its endpoints; returns what it was.

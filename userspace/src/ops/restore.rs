@@ -80,6 +80,7 @@ async fn bring_back(instance: &Instance, config: &State) -> Result<Restored> {
         let request = CreateNetwork {
             name: wanted.name.clone(),
             parent: wanted.parent.name.clone(),
+            vlan: wanted.parent.vlan,
             hook: Some(wanted.hook),
             driver,
             ipam: IpamRequest {

@@ -207,7 +207,7 @@ impl Fixture {
         Network {
             name: format!("net{id}"),
             id,
-            parent: Parent { name: "parent".into(), ifindex: self.parent, mac: Mac(PARENT_MAC) },
+            parent: Parent { name: "parent".into(), ifindex: self.parent, mac: Mac(PARENT_MAC), vlan: None },
             hook: ParentHook::Xdp,
             driver,
             next_port: endpoints.len() as u32,
@@ -229,7 +229,7 @@ impl Fixture {
             }
         }
         let state = State { networks: networks.to_vec(), ..State::default() };
-        tables.put_parent(self.parent, driver::parent_config(&state, self.parent)).unwrap();
+        driver::put_parent_entries(&tables, &state, self.parent).unwrap();
     }
 
     /// The parent's XDP program on `frame`, arriving on the parent.

@@ -101,9 +101,9 @@ impl Base {
 
     fn network(&self, id: u32, second_parent: bool, driver: DriverSettings, endpoints: Vec<Endpoint>) -> Network {
         let parent = if second_parent {
-            Parent { name: "parent2".into(), ifindex: self.parent2, mac: Mac(PARENT2_MAC) }
+            Parent { name: "parent2".into(), ifindex: self.parent2, mac: Mac(PARENT2_MAC), vlan: None }
         } else {
-            Parent { name: "parent".into(), ifindex: self.fixture.parent, mac: Mac(PARENT_MAC) }
+            Parent { name: "parent".into(), ifindex: self.fixture.parent, mac: Mac(PARENT_MAC), vlan: None }
         };
         Network {
             name: format!("net{id}"),
@@ -124,7 +124,7 @@ impl Base {
         f.install(&networks);
         let tables = f.tables();
         let state = State { networks: networks.clone(), ..State::default() };
-        tables.put_parent(self.parent2, driver::parent_config(&state, self.parent2)).unwrap();
+        driver::put_parent_entries(&tables, &state, self.parent2).unwrap();
         let mut palette = Palette {
             macs: vec![OUTSIDE_MAC, PARENT_MAC, PARENT2_MAC, REMOTE_HOP_MAC],
             v4: vec![[10, 0, 0, 255], [10, 123, 0, 77], [10, 0, 0, 200]],

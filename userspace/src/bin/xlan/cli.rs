@@ -88,9 +88,13 @@ pub enum NetworkCommand {
         name: String,
         #[arg(long, short = 'd')]
         driver: Driver,
-        /// The uplink the network's endpoints share.
+        /// The uplink the network's endpoints share; IFACE.VID (when no link has that name) for 802.1Q VLAN VID of
+        /// IFACE, done in BPF (no 8021q link is made), as Docker reads `-o parent=eth0.10`.
         #[arg(long)]
         parent: String,
+        /// The 802.1Q VLAN (1-4094) on the parent, as IFACE.VID gives it.
+        #[arg(long, value_name = "VID")]
+        vlan: Option<u16>,
         /// macvlan: bridge|private|vepa|passthru|source [default: bridge]; ipvlan: l2|l3 [default: l2, as
         /// Docker and the CNI plugin; the kernel's own default is l3].
         #[arg(long)]

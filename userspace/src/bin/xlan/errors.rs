@@ -60,6 +60,12 @@ pub fn phrase(error: &CliError) -> String {
         Error::NotVxlan { driver, .. } => format!("fdb does not apply to a {driver} network"),
         Error::NotIpvlan { driver, .. } => format!("route does not apply to a {driver} network"),
         Error::FloodEntryNeedsVtep => "fdb del 00:00:00:00:00:00 needs --dst".into(),
+        Error::InvalidVlan { vlan } => {
+            format!("VLAN {vlan} is not a VLAN ID: --vlan and --parent IFACE.VID take 1-4094")
+        }
+        Error::VlanMismatch { parent, named, asked } => {
+            format!("--parent {parent} names VLAN {named} but --vlan says {asked}: give one of them")
+        }
         Error::Inconsistent { .. } | Error::State { .. } => {
             format!("{error}: run `xlan doctor` to see what, `xlan doctor --repair` to fix what can be fixed")
         }

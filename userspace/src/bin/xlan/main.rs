@@ -79,6 +79,7 @@ async fn execute(instance: &Instance, command: Command) -> Result<Output, CliErr
             name,
             driver,
             parent,
+            vlan,
             mode,
             flag,
             host_access,
@@ -93,7 +94,7 @@ async fn execute(instance: &Instance, command: Command) -> Result<Output, CliErr
                 ip_ranges: ipam.ip_ranges,
                 aux_addresses: ipam.aux_addresses,
             };
-            network::create(instance, CreateNetwork { name, parent, hook: parent_hook, driver, ipam }).await?;
+            network::create(instance, CreateNetwork { name, parent, vlan, hook: parent_hook, driver, ipam }).await?;
             Ok(Output::none())
         }
         Command::Network(NetworkCommand::Delete { name }) => {

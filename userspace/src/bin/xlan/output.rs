@@ -49,7 +49,8 @@ pub fn network_list(networks: &[Network], as_json: bool) -> Output {
         let rows: Vec<_> = networks.iter().map(network_summary).collect();
         return Output::json(&rows);
     }
-    let mut out = format!("{:<16} {:<8} {:<9} {:<12} {}\n", "NAME", "DRIVER", "MODE", "PARENT", "ENDPOINTS");
+    let mut out =
+        format!("{:<16} {:<8} {:<9} {:<12} {:<5} {}\n", "NAME", "DRIVER", "MODE", "PARENT", "VLAN", "ENDPOINTS");
     for n in networks {
         let mode = match &n.driver {
             DriverSettings::Vxlan(v) => format!("vni {}", v.vni),
@@ -57,7 +58,8 @@ pub fn network_list(networks: &[Network], as_json: bool) -> Output {
             DriverSettings::Macvlan(m) => m.mode.to_string(),
         };
         let driver = n.driver_kind();
-        out += &format!("{:<16} {driver:<8} {mode:<9} {:<12} {}\n", n.name, n.parent.name, n.endpoints.len());
+        let vlan = n.parent.vlan.map_or("-".into(), |vlan| vlan.to_string());
+        out += &format!("{:<16} {driver:<8} {mode:<9} {:<12} {vlan:<5} {}\n", n.name, n.parent, n.endpoints.len());
     }
     Output::lines(out)
 }
@@ -74,6 +76,7 @@ fn network_summary(network: &Network) -> serde_json::Value {
         "mode": mode,
         "vni": vni,
         "parent": network.parent.name,
+        "vlan": network.parent.vlan,
         "host_access": network.macvlan().is_some_and(|m| m.host_access),
         "endpoints": network.endpoints.len(),
     })
@@ -100,10 +103,11 @@ pub fn network_show(network: &Network, as_json: bool) -> Output {
     };
     let parent = &network.parent;
     let mut out = format!(
-        "{}: driver {} {kind} parent {} (ifindex {}, {}) hook {}\n",
+        "{}: driver {} {kind} parent {}{} (ifindex {}, {}) hook {}\n",
         network.name,
         network.driver_kind(),
         parent.name,
+        parent.vlan.map_or(String::new(), |vlan| format!(" vlan {vlan}")),
         parent.ifindex,
         parent.mac,
         network.hook,
