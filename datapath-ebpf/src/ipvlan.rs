@@ -144,7 +144,7 @@ pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Resul
         if !l3_mode && !network.flags.intersects(NetworkFlags::PRIVATE.union(NetworkFlags::VEPA)) {
             flood(ctx, network_id, port);
         }
-        return out_of_parent(ctx, network);
+        return out_of_parent(ctx, l2, network);
     }
     match destination(&l3).and_then(|dst| owner(network_id, dst)) {
         Some(endpoint) if endpoint.port == port => Ok(TC_ACT_SHOT as i32),
@@ -152,11 +152,11 @@ pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Resul
         // wire, to nobody: the host's addresses are not for endpoints (as with macvlan). In l2 such a frame
         // goes out as it is, and only a hairpinning switch brings it back to the host, as with the kernel.
         Some(owner) if owner.port == HOST_PORT && l3_mode => Err(Error::Isolation),
-        Some(owner) if owner.port == HOST_PORT => out_of_parent(ctx, network),
+        Some(owner) if owner.port == HOST_PORT => out_of_parent(ctx, l2, network),
         Some(_) if network.flags.contains(NetworkFlags::PRIVATE) => Err(Error::Isolation),
-        Some(_) if network.flags.contains(NetworkFlags::VEPA) => out_of_parent(ctx, network),
+        Some(_) if network.flags.contains(NetworkFlags::VEPA) => out_of_parent(ctx, l2, network),
         Some(endpoint) => Ok(redirect_to_peer(Port::by_ifindex(endpoint.port), ctx.len())),
-        None => out_of_parent(ctx, network),
+        None => out_of_parent(ctx, l2, network),
     }
 }
 
@@ -164,13 +164,13 @@ pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Resul
 /// by the host's FIB and neighbour table in l3 (the endpoint is NOARP and addressed the frame to its own MAC; l3 is
 /// never on a VLAN, whose neighbours the host could not resolve).
 #[inline(always)]
-fn out_of_parent(ctx: &TcContext, network: &NetworkConfig) -> Result<i32, Error> {
+fn out_of_parent(ctx: &TcContext, l2: &L2Header, network: &NetworkConfig) -> Result<i32, Error> {
     // SAFETY: plain helper calls.
     unsafe {
         if network.ipvlan_mode() == IpvlanMode::L3 {
             Ok(bpf_redirect_neigh(network.parent_ifindex, core::ptr::null_mut(), 0, 0) as i32)
         } else {
-            tag_tc(ctx, network)?;
+            tag_tc(ctx, l2, network)?;
             Ok(bpf_redirect(network.parent_ifindex, 0) as i32)
         }
     }

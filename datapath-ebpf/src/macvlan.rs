@@ -139,7 +139,7 @@ pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Resul
             // The result is not checked: a host that cannot take the copy still lets the wire have it.
             let _ = ctx.clone_redirect(network.parent_ifindex, BPF_F_INGRESS as u64);
         }
-        return out_of_parent(ctx, network);
+        return out_of_parent(ctx, l2, network);
     }
     if host_access && l2.dst == network.parent_mac {
         // SAFETY: a plain helper call.
@@ -152,13 +152,13 @@ pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Resul
             }
         }
     }
-    out_of_parent(ctx, network)
+    out_of_parent(ctx, l2, network)
 }
 
 /// Onto the wire, tagged with the network's VLAN if it has one.
 #[inline(always)]
-fn out_of_parent(ctx: &TcContext, network: &NetworkConfig) -> Result<i32, Error> {
-    tag_tc(ctx, network)?;
+fn out_of_parent(ctx: &TcContext, l2: &L2Header, network: &NetworkConfig) -> Result<i32, Error> {
+    tag_tc(ctx, l2, network)?;
     // SAFETY: a plain helper call.
     Ok(unsafe { bpf_redirect(network.parent_ifindex, 0) as i32 })
 }

@@ -63,20 +63,34 @@ pub fn untagged_tc(
 
 /// Tags what an endpoint of a VLAN network sends before it leaves the parent (the tag goes into the skb's metadata,
 /// and the parent's driver, or the stack for a device without VLAN offload, puts it into the frame). The priority
-/// bits come from the skb's priority (SO_PRIORITY, 0-7; higher values carry none), as a VLAN device with the
-/// identity egress-qos-map would set them.
+/// bits are the IP precedence (the top three bits of the IPv4 TOS or IPv6 traffic class), as switches map DSCP to
+/// PCP: the sender's socket priority does not survive the veth (the kernel zeroes it when a frame crosses namespaces).
 #[inline(always)]
-pub fn tag_tc(ctx: &TcContext, network: &NetworkConfig) -> Result<(), Error> {
+pub fn tag_tc(ctx: &TcContext, l2: &L2Header, network: &NetworkConfig) -> Result<(), Error> {
     if network.vlan_id == 0 {
         return Ok(());
     }
-    // SAFETY: plain reads of the program's own skb and helper calls on it.
-    unsafe {
-        let priority = (*ctx.skb.skb).priority;
-        let pcp = if priority <= 7 { (priority as u16) << 13 } else { 0 };
-        if bpf_skb_vlan_push(ctx.skb.skb, EtherType::Ieee8021q as u16, pcp | network.vlan_id) != 0 {
-            return Err(Error::Vlan);
-        }
+    let pcp = ip_precedence(ctx, l2) << 13;
+    // SAFETY: a plain helper call on the program's own skb.
+    if unsafe { bpf_skb_vlan_push(ctx.skb.skb, EtherType::Ieee8021q as u16, pcp | network.vlan_id) } != 0 {
+        return Err(Error::Vlan);
     }
     Ok(())
+}
+
+/// The IP precedence of an IPv4 or IPv6 packet (0-7), 0 for anything else or a header cut short.
+#[inline(always)]
+fn ip_precedence(ctx: &TcContext, l2: &L2Header) -> u16 {
+    let Ok(first) = ptr_at::<[u8; 2]>(ctx, l2.l3_offset) else { return 0 };
+    // SAFETY: ptr_at checked both bytes lie inside the packet.
+    let [version_and_more, next] = unsafe { *first };
+    if l2.ether_type == EtherType::Ipv4 as u16 {
+        // The TOS byte follows the version/IHL byte.
+        (next >> 5) as u16
+    } else if l2.ether_type == EtherType::Ipv6 as u16 {
+        // The traffic class straddles the first two bytes: its top three bits are bits 3-1 of the first.
+        ((version_and_more & 0x0f) >> 1) as u16
+    } else {
+        0
+    }
 }

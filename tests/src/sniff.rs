@@ -29,6 +29,24 @@ pub struct Seen<'a> {
     pub len: usize,
     /// Sent through the interface (else received by it).
     pub outgoing: bool,
+    /// The TCI of a VLAN tag the kernel carried beside the frame instead of in its bytes (VLAN offload, or the
+    /// receive path's untagging), as PACKET_AUXDATA reports it: put back in front of the EtherType, it is the frame
+    /// as it was on the wire.
+    pub offloaded_tci: Option<u16>,
+}
+
+impl Seen<'_> {
+    /// The frame's outer 802.1Q tag wherever it was: (VLAN ID, priority), None when untagged.
+    pub fn dot1q(&self) -> Option<(u16, u8)> {
+        let tci = match self.offloaded_tci {
+            Some(tci) => tci,
+            None if self.bytes.len() >= 16 && self.bytes[12..14] == [0x81, 0x00] => {
+                u16::from_be_bytes([self.bytes[14], self.bytes[15]])
+            }
+            None => return None,
+        };
+        Some((tci & 0x0fff, (tci >> 13) as u8))
+    }
 }
 
 /// A capture on one interface (both directions) from `start` to `finish`: each frame is handed to a fold function
@@ -143,6 +161,21 @@ fn bind(ifname: &str) -> Result<OwnedFd> {
     if bound != 0 {
         return Err(std::io::Error::last_os_error()).with_context(|| format!("binding to {ifname}"));
     }
+    // Offloaded VLAN tags are reported beside each frame.
+    let on: libc::c_int = 1;
+    // SAFETY: as above.
+    let aux = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_AUXDATA,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if aux != 0 {
+        return Err(std::io::Error::last_os_error()).context("PACKET_AUXDATA");
+    }
     let timeout = libc::timeval { tv_sec: 0, tv_usec: POLL.as_micros() as libc::suseconds_t };
     let set = unsafe {
         libc::setsockopt(
@@ -159,34 +192,54 @@ fn bind(ifname: &str) -> Result<OwnedFd> {
     Ok(socket)
 }
 
-/// Receives frames until `stop`, handing each on (at most `snap_len` bytes of it).
+/// Receives frames until `stop`, handing each on (at most `snap_len` bytes of it) with its offloaded VLAN tag.
 fn receive_until(socket: &OwnedFd, stop: &AtomicBool, snap_len: usize, mut each: impl FnMut(Seen<'_>)) -> Result<()> {
     let mut buf = vec![0u8; snap_len];
+    // Room for one tpacket_auxdata control message (and alignment).
+    let mut control = [0u64; 8];
     while !stop.load(Ordering::Relaxed) {
-        // SAFETY: an all-zero sockaddr_ll is valid; recvfrom fills it in.
+        // SAFETY: an all-zero sockaddr_ll is valid; recvmsg fills it in.
         let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        let mut from_len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        // SAFETY: the buffer and the address structure are valid for the lengths given. MSG_TRUNC: the frame's
-        // whole length is returned, also when it is cut off at the buffer's end.
-        let len = unsafe {
-            libc::recvfrom(
-                socket.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_TRUNC,
-                (&mut from as *mut libc::sockaddr_ll).cast(),
-                &mut from_len,
-            )
-        };
+        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+        // SAFETY: an all-zero msghdr is valid; its pointers are set to live buffers below.
+        let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+        message.msg_name = (&mut from as *mut libc::sockaddr_ll).cast();
+        message.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        message.msg_iov = &mut iov;
+        message.msg_iovlen = 1;
+        message.msg_control = control.as_mut_ptr().cast();
+        message.msg_controllen = std::mem::size_of_val(&control);
+        // SAFETY: every buffer the message points at lives across the call. MSG_TRUNC: the frame's whole length is
+        // returned, also when it is cut off at the buffer's end.
+        let len = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut message, libc::MSG_TRUNC) };
         if len < 0 {
             let err = std::io::Error::last_os_error();
             match err.kind() {
                 std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted => continue,
-                _ => return Err(err).context("recvfrom"),
+                _ => return Err(err).context("recvmsg"),
             }
         }
         let len = len as usize;
-        each(Seen { bytes: &buf[..len.min(buf.len())], len, outgoing: from.sll_pkttype == libc::PACKET_OUTGOING });
+        let offloaded_tci = offloaded_tci(&message);
+        let outgoing = from.sll_pkttype == libc::PACKET_OUTGOING;
+        each(Seen { bytes: &buf[..len.min(buf.len())], len, outgoing, offloaded_tci });
     }
     Ok(())
+}
+
+/// The VLAN TCI PACKET_AUXDATA reports for a received message, if its tag was offloaded.
+fn offloaded_tci(message: &libc::msghdr) -> Option<u16> {
+    // SAFETY: the control messages lie in the buffer recvmsg filled; CMSG_* walk them within msg_controllen.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(message);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_PACKET && (*cmsg).cmsg_type == libc::PACKET_AUXDATA {
+                let aux = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::tpacket_auxdata>());
+                let valid = aux.tp_status & libc::TP_STATUS_VLAN_VALID != 0;
+                return valid.then_some(aux.tp_vlan_tci);
+            }
+            cmsg = libc::CMSG_NXTHDR(message, cmsg);
+        }
+    }
+    None
 }
