@@ -1,7 +1,11 @@
 //! Loads the eBPF object (its maps pinned under the instance's bpffs root, so every load shares them),
 //! attaches programs and pins their links so they outlive this process.
 use aya::{
-    programs::{links::FdLink, tc::TcAttachOptions, LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode},
+    programs::{
+        links::{FdLink, PinnedLink},
+        tc::TcAttachOptions,
+        LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode,
+    },
     Ebpf, EbpfLoader,
 };
 
@@ -52,6 +56,31 @@ impl Datapath {
         let link = classifier.take_link(link_id).map_err(|e| Error::bpf(program, e))?;
         let fd_link = FdLink::try_from(link).map_err(|e| Error::bpf(program, e))?;
         self.pin(fd_link, link_name)
+    }
+
+    /// Replaces the program behind the pinned link `link_name` with this load's program of the same role
+    /// (`link_names::program_of`), atomically (BPF_LINK_UPDATE): the hook is never empty, no frame meets neither
+    /// program, and the pinned maps keep every entry. Returns the program's name.
+    pub fn replace(&mut self, link_name: &str) -> Result<&'static str> {
+        let (program, hook) = link_names::program_of(link_name)
+            .ok_or_else(|| Error::BpfObject(format!("no program for the pinned link {link_name}")))?;
+        let path = self.pins.link(link_name);
+        let pinned = PinnedLink::from_pin(&path).map_err(|e| Error::bpf(format!("open {}", path.display()), e))?;
+        let link = FdLink::from(pinned);
+        // The updated link stays pinned; dropping this program's handle of it only closes a descriptor.
+        match hook {
+            Hook::Xdp => {
+                let xdp: &mut Xdp = self.program(program)?;
+                let link = link.try_into().map_err(|e| Error::bpf(link_name, e))?;
+                xdp.attach_to_link(link).map_err(|e| Error::bpf(format!("update {link_name}"), e))?;
+            }
+            Hook::Tc => {
+                let classifier: &mut SchedClassifier = self.program(program)?;
+                let link = link.try_into().map_err(|e| Error::bpf(link_name, e))?;
+                classifier.attach_to_link(link).map_err(|e| Error::bpf(format!("update {link_name}"), e))?;
+            }
+        }
+        Ok(program)
     }
 
     fn pin(&self, link: FdLink, link_name: &str) -> Result<()> {
@@ -113,6 +142,28 @@ pub mod link_names {
     pub fn port(port: u32, part: &str) -> String {
         format!("port{port}-{part}")
     }
+
+    /// Which program a pinned link of these names runs, and on which kind of hook.
+    pub fn program_of(link_name: &str) -> Option<(&'static str, super::Hook)> {
+        use datapath_common::program_names::*;
+        let (owner, part) = link_name.rsplit_once('-')?;
+        let digits = |prefix: &str| owner.strip_prefix(prefix).is_some_and(|n| n.parse::<u32>().is_ok());
+        match part {
+            "xdp" if digits("parent") => Some((PARENT_XDP, super::Hook::Xdp)),
+            "ingress" if digits("parent") => Some((PARENT_INGRESS, super::Hook::Tc)),
+            "egress" if digits("parent") => Some((PARENT_EGRESS, super::Hook::Tc)),
+            "tc" if digits("port") => Some((ENDPOINT_INGRESS, super::Hook::Tc)),
+            "xdp" if digits("port") => Some((XDP_PASS, super::Hook::Xdp)),
+            _ => None,
+        }
+    }
+}
+
+/// The kinds of hooks the datapath's programs attach to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    Xdp,
+    Tc,
 }
 
 /// Programs that can be loaded once, whatever their type.

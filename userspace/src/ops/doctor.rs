@@ -126,7 +126,7 @@ fn needs_rebuild(finding: &Finding) -> bool {
 
 /// Puts every network of the state, with its endpoints, into the datapath again (maps and programs), as
 /// `network create` and `endpoint add` did. Idempotent: what is there is written again.
-async fn rebuild(instance: &Instance, state: &State) -> Result<()> {
+pub(crate) async fn rebuild(instance: &Instance, state: &State) -> Result<()> {
     let tables = Tables::new(&instance.pins);
     for network in &state.networks {
         let parent_attached = instance.pins.link(&link_names::parent(network.parent.ifindex, "ingress")).exists();

@@ -8,3 +8,4 @@ pub mod network;
 pub mod restore;
 pub mod route;
 pub mod stats;
+pub mod upgrade;

@@ -62,6 +62,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Replace the running datapath's programs with this binary's, atomically through their pinned links (no frame
+    /// lost, maps kept); a newer binary's new maps are filled from the state first.
+    Upgrade {
+        #[arg(long)]
+        json: bool,
+    },
     /// Every disagreement between the state, the pinned datapath and the host's devices; --repair fixes what it can.
     Doctor {
         /// Rebuild what the datapath lost from the state, drop endpoints whose devices are gone, bind re-created

@@ -19,7 +19,7 @@ use xlan::{
         fdb,
         macaddr::{self, MacaddrChange},
         network::{self, CreateNetwork, DriverRequest, VxlanRequest},
-        restore, route, stats,
+        restore, route, stats, upgrade,
     },
 };
 
@@ -156,6 +156,7 @@ async fn execute(instance: &Instance, command: Command) -> Result<Output, CliErr
             Ok(output::stats(&stats::endpoints(instance, network.as_deref()).await?, json))
         }
         Command::Restore { json } => Ok(output::restored(&restore::restore(instance).await?, json)),
+        Command::Upgrade { json } => Ok(output::upgraded(&upgrade::upgrade(instance).await?, json)),
         Command::Doctor { repair, json } => {
             let report = if repair { doctor::repair(instance).await? } else { doctor::examine(instance).await? };
             Ok(output::doctor(&report, repair, json))

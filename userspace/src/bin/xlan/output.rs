@@ -11,6 +11,7 @@ use xlan::{
         fdb::{FdbRow, FdbState},
         restore::Restored,
         stats::EndpointCounters,
+        upgrade::Upgraded,
     },
 };
 
@@ -227,6 +228,24 @@ pub fn restored(restored: &Restored, as_json: bool) -> Output {
     }
     for skipped in &restored.skipped {
         out += &format!("skipped endpoint {} of network {}: {}\n", skipped.endpoint, skipped.network, skipped.reason);
+    }
+    Output::lines(out)
+}
+
+/// `upgrade`.
+pub fn upgraded(upgraded: &Upgraded, as_json: bool) -> Output {
+    if as_json {
+        return Output::json(upgraded);
+    }
+    let mut out = String::new();
+    for map in &upgraded.new_maps {
+        out += &format!("made map {map} (filled from the state)\n");
+    }
+    for link in &upgraded.replaced {
+        out += &format!("replaced {} with {}\n", link.link, link.program);
+    }
+    for map in &upgraded.removed_maps {
+        out += &format!("removed map {map} (no longer used)\n");
     }
     Output::lines(out)
 }

@@ -1,0 +1,73 @@
+//! Replacing a running datapath's programs with this binary's, without losing a frame: every pinned link is updated
+//! in place (BPF_LINK_UPDATE), so each hook switches from the old program to the new one atomically, and the pinned
+//! maps — FDB, counters, learned entries — stay as they are. A newer xlan whose maps differ in layout (a map of a new
+//! name) has its new maps filled from the state first, so the new programs find everything on their first frame;
+//! the pins of maps no program of this binary uses any more are removed afterwards.
+use datapath_common::map_names;
+use serde::Serialize;
+
+use crate::{
+    datapath::{loader::Datapath, pins::unpin},
+    error::{Error, Result},
+    instance::Instance,
+    ops::doctor,
+    session::Session,
+};
+
+/// What an upgrade did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Upgraded {
+    /// Every pinned link, with the program of this binary it runs now.
+    pub replaced: Vec<ReplacedLink>,
+    /// Maps this binary has that the running datapath had not: made and filled from the state before the switch.
+    pub new_maps: Vec<String>,
+    /// Pins of maps of an older layout that no program uses any more, removed.
+    pub removed_maps: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ReplacedLink {
+    pub link: String,
+    pub program: &'static str,
+}
+
+pub async fn upgrade(instance: &Instance) -> Result<Upgraded> {
+    // Unchecked: the point may be to bring an older datapath's layout up to this binary's, which the check would
+    // call missing maps.
+    let session = Session::open_unchecked(instance).await?;
+    if session.state.networks.is_empty() {
+        return Ok(Upgraded::default());
+    }
+    let new_maps: Vec<String> =
+        map_names::ALL.iter().filter(|name| !instance.pins.map(name).exists()).map(|name| name.to_string()).collect();
+    let mut datapath = Datapath::load(&instance.pins)?;
+    if !new_maps.is_empty() {
+        doctor::rebuild(instance, &session.state).await?;
+    }
+    let mut replaced = Vec::new();
+    for path in instance.pins.link_pins()? {
+        let Some(link) = path.file_name().and_then(|name| name.to_str()).map(str::to_string) else { continue };
+        let program = datapath.replace(&link)?;
+        replaced.push(ReplacedLink { link, program });
+    }
+    replaced.sort_by(|a, b| a.link.cmp(&b.link));
+    let removed_maps = remove_stale_maps(instance)?;
+    Ok(Upgraded { replaced, new_maps, removed_maps })
+}
+
+/// Removes the pins of xlan maps (`XLAN_*`) in the instance's root that this binary does not have.
+fn remove_stale_maps(instance: &Instance) -> Result<Vec<String>> {
+    let root = &instance.pins.root;
+    let entries = std::fs::read_dir(root).map_err(|e| Error::io(format!("list {}", root.display()), e))?;
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_file = entry.file_type().is_ok_and(|kind| kind.is_file());
+        if is_file && name.starts_with("XLAN_") && !map_names::ALL.contains(&name.as_str()) {
+            unpin(&entry.path())?;
+            removed.push(name);
+        }
+    }
+    removed.sort();
+    Ok(removed)
+}
