@@ -241,6 +241,13 @@ drop_reasons! {
     /// A VLAN network's tag could not be taken off a frame from the wire or put on one for it (the kernel refused:
     /// no headroom, a frame that cannot be made writable).
     Vlan => "vlan",
+    /// A VXLAN frame from a VTEP for a MAC behind another VTEP: VTEPs never relay each other's frames.
+    SplitHorizon => "split_horizon",
+    /// An endpoint's frame to its own MAC or address: nowhere to deliver it but back (the kernel's drivers drop
+    /// it too).
+    ToItself => "to_itself",
+    /// An ipvlan l3 endpoint sent something other than IP: l3 endpoints are NOARP and only IP has a way out.
+    NotIp => "not_ip",
 }
 
 impl DropReason {

@@ -22,6 +22,12 @@ pub enum Error {
     UnknownKind,
     /// A VLAN network's tag could not be taken off or put on.
     Vlan,
+    /// A VTEP's frame for a MAC behind another VTEP.
+    SplitHorizon,
+    /// An endpoint's frame to its own MAC or address.
+    ToItself,
+    /// Not IP, from an ipvlan l3 endpoint.
+    NotIp,
 }
 
 impl Error {
@@ -50,6 +56,9 @@ impl Error {
             Error::Spoofed => DropReason::Spoofed,
             Error::UnknownKind => DropReason::UnknownKind,
             Error::Vlan => DropReason::Vlan,
+            Error::SplitHorizon => DropReason::SplitHorizon,
+            Error::ToItself => DropReason::ToItself,
+            Error::NotIp => DropReason::NotIp,
         }
     }
 

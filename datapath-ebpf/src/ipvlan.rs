@@ -5,7 +5,7 @@
 //! ARP/ND for their addresses. Flags: bridge (endpoint to endpoint directly), private (never), vepa (out to
 //! the switch and back). An endpoint sending from an address that is not its own is dropped (`Spoofed`).
 use aya_ebpf::{
-    bindings::{TC_ACT_OK, TC_ACT_SHOT},
+    bindings::TC_ACT_OK,
     helpers::{bpf_redirect, bpf_redirect_neigh},
     maps::lpm_trie::Key,
     programs::{TcContext, XdpContext},
@@ -138,7 +138,7 @@ pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Resul
     let l3_mode = network.ipvlan_mode() == IpvlanMode::L3;
     if l3_mode && l3.kind != l3_kind::IP {
         // l3 endpoints are NOARP: nothing but IP has a way out.
-        return Ok(TC_ACT_SHOT as i32);
+        return Err(Error::NotIp);
     }
     if is_multicast_mac(&l2.dst) {
         if !l3_mode && !network.flags.intersects(NetworkFlags::PRIVATE.union(NetworkFlags::VEPA)) {
@@ -147,7 +147,7 @@ pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Resul
         return out_of_parent(ctx, l2, network);
     }
     match destination(&l3).and_then(|dst| owner(network_id, dst)) {
-        Some(endpoint) if endpoint.port == port => Ok(TC_ACT_SHOT as i32),
+        Some(endpoint) if endpoint.port == port => Err(Error::ToItself),
         // l3 routes through the host's FIB, which would send a frame for the host's own address out of the
         // wire, to nobody: the host's addresses are not for endpoints (as with macvlan). In l2 such a frame
         // goes out as it is, and only a hairpinning switch brings it back to the host, as with the kernel.

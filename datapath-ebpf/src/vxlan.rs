@@ -207,8 +207,8 @@ pub fn decap_xdp(ctx: &XdpContext, l2: &L2Header, parent: u32) -> Result<Option<
         return Ok(Some(xdp_action::XDP_PASS));
     };
     if entry.ifindex == 0 {
-        // For a MAC behind another VTEP: VTEPs never relay each other's frames (split horizon).
-        return Ok(Some(xdp_action::XDP_DROP));
+        // For a MAC behind another VTEP: VTEPs never relay each other's frames.
+        return Err(Error::SplitHorizon);
     }
     // SAFETY: a plain helper call; inner_offset lies inside the packet (classify checked).
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, received.inner_offset as i32) } != 0 {
@@ -254,7 +254,7 @@ pub fn decap_tc(ctx: &TcContext, l2: &L2Header, parent: u32) -> Result<Option<i3
             Ok(Some(redirect_to_peer(Port::of(&entry), ctx.len())))
         }
         Some(entry) if entry.ifindex != 0 => Ok(Some(redirect_to_port(Port::of(&entry), ctx.len()))),
-        Some(_) => Ok(Some(TC_ACT_SHOT as i32)),
+        Some(_) => Err(Error::SplitHorizon),
         None => {
             flood(ctx, received.network_id, 0);
             Ok(Some(TC_ACT_SHOT as i32))
@@ -270,7 +270,7 @@ pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Resul
     let network = &network;
     if !is_multicast_mac(&l2.dst) {
         match vxlan_fdb(network_id, l2.dst, network.ageing_secs) {
-            Some(entry) if entry.ifindex == port => return Ok(TC_ACT_SHOT as i32),
+            Some(entry) if entry.ifindex == port => return Err(Error::ToItself),
             Some(entry) if entry.ifindex != 0 => return Ok(redirect_to_peer(Port::of(&entry), ctx.len())),
             Some(entry) => return send(ctx, l2, network, entry.remote_ip),
             None => {}

@@ -113,8 +113,6 @@ pub enum Class {
     Encapsulated,
     /// Dropped and counted under exactly one reason.
     Dropped(DropReason),
-    /// Dropped without a counter: one of the datapath's deliberate, uncounted drops (the reason says which).
-    Uncounted(&'static str),
 }
 
 impl Class {
@@ -126,14 +124,9 @@ impl Class {
             Class::Answered => "answered".into(),
             Class::Encapsulated => "encapsulated".into(),
             Class::Dropped(reason) => format!("dropped:{}", reason.name()),
-            Class::Uncounted(why) => format!("uncounted:{why}"),
         }
     }
 }
-
-pub const SPLIT_HORIZON: &str = "vxlan-split-horizon";
-pub const OWN_ADDRESS: &str = "to-itself";
-pub const L3_NOT_IP: &str = "ipvlan-l3-non-ip";
 
 macro_rules! ensure {
     ($cond:expr, $($message:tt)+) => {
@@ -301,8 +294,6 @@ struct Expect {
     answer: Option<Answer>,
     /// The only drop it may get, if it is dropped, and must be.
     must_drop: Option<DropReason>,
-    /// A deliberate uncounted drop it may get.
-    uncounted: Option<&'static str>,
     /// VXLAN endpoint frames: the outer destinations its encapsulation may have.
     encap: Option<Vec<[u8; 4]>>,
     /// VXLAN endpoint frames: broadcast or unknown unicast, flooded to the VNI's endpoints and VTEPs.
@@ -318,7 +309,6 @@ impl Expect {
             decap: None,
             answer: None,
             must_drop: None,
-            uncounted: None,
             encap: None,
             flooded: false,
         }
@@ -436,17 +426,21 @@ fn parent(world: &World, o: &Observation<'_>, d: &Deltas) -> Result<Class, Strin
         Some(inner) => &o.frame[inner..],
         None => o.frame,
     };
+    let passed = if xdp { XDP_PASS } else { TC_ACT_OK };
+    let dropped = if xdp { XDP_DROP } else { TC_ACT_SHOT };
     if let Some(reason) = e.must_drop {
+        // A VXLAN frame TC cannot decapsulate is dropped as malformed before anything else is decided (checked in
+        // `parent_verdict`).
+        let counted = Deltas::one_reason(&d.drops);
+        let refused_decap = e.decap.is_some() && counted == Some(DropReason::Malformed);
         ensure!(
-            o.verdict == TC_ACT_SHOT && Deltas::one_reason(&d.drops) == Some(reason),
+            o.verdict == dropped && (counted == Some(reason) || refused_decap),
             "must be dropped as {} ({}), got verdict {}",
             reason.name(),
             e.why,
             o.verdict
         );
     }
-    let passed = if xdp { XDP_PASS } else { TC_ACT_OK };
-    let dropped = if xdp { XDP_DROP } else { TC_ACT_SHOT };
     let class = parent_verdict(world, o, d, &e, &l2, &ports, delivered_bytes, total, passed, dropped)?;
     Ok(match class {
         Class::Delivered if e.decap.is_some() => Class::Decapsulated,
@@ -502,7 +496,8 @@ fn parent_verdict(
             1 => {
                 ensure!(ports.is_empty(), "dropped with a reason counted, yet delivered to {ports:?}");
                 let reason = Deltas::one_reason(&d.drops).expect("one drop");
-                if let Some(inner) = e.decap {
+                if let Some(inner) = e.decap.filter(|_| reason == DropReason::Malformed || e.must_drop != Some(reason))
+                {
                     // A whole VXLAN frame for this host is decapsulated, with two exceptions in TC, where
                     // bpf_skb_adjust_room refuses to shrink the skb (a kernel limitation, counted as malformed): an
                     // inner frame shorter than 34 bytes (after shrinking, the kernel wants an IPv4 header's worth
@@ -520,10 +515,7 @@ fn parent_verdict(
                 Ok(Class::Dropped(reason))
             }
             0 if !xdp && e.decap.is_some() && !ports.is_empty() => Ok(Class::Delivered),
-            0 => match e.uncounted {
-                Some(why) if ports.is_empty() => Ok(Class::Uncounted(why)),
-                _ => Err(format!("dropped without a counted reason ({})", e.why)),
-            },
+            0 => Err(format!("dropped without a counted reason ({})", e.why)),
             n => Err(format!("{n} drops counted for one frame")),
         },
         v => Err(format!("verdict {v} is none this program may return")),
@@ -571,7 +563,7 @@ fn expect_parent(world: &World, o: &Observation<'_>, l2: &L2) -> Expect {
                 if !is_multicast(&inner_dst) && behind_vtep {
                     e.may.clear();
                     e.why = "split horizon: a VTEP's frame for a MAC behind a VTEP is not relayed".into();
-                    e.uncounted = Some(SPLIT_HORIZON);
+                    e.must_drop = Some(DropReason::SplitHorizon);
                 }
                 return e;
             }
@@ -945,8 +937,6 @@ fn endpoint(world: &World, o: &Observation<'_>, d: &Deltas) -> Result<Class, Str
                 Ok(Class::Encapsulated)
             } else if is_vxlan && !ports.is_empty() {
                 Ok(Class::Delivered)
-            } else if let Some(why) = e.uncounted.filter(|_| ports.is_empty()) {
-                Ok(Class::Uncounted(why))
             } else {
                 Err(format!("dropped without a counted reason ({})", e.why))
             }
@@ -999,7 +989,7 @@ fn expect_endpoint(world: &World, o: &Observation<'_>, l2: &L2, network: &Networ
             let l3_mode = settings.mode == IpvlanMode::L3;
             if l3_mode && !l3.is_ip() {
                 let mut e = nothing.to([], "ipvlan l3: endpoints are NOARP, nothing but IP has a way out");
-                e.uncounted = Some(L3_NOT_IP);
+                e.must_drop = Some(DropReason::NotIp);
                 return e;
             }
             if is_multicast(&l2.dst) {
@@ -1015,7 +1005,7 @@ fn expect_endpoint(world: &World, o: &Observation<'_>, l2: &L2, network: &Networ
             match l3.dst().and_then(|dst| world.ip_owner(parent, dst)) {
                 Some(Owner::Port(owner)) if owner == port => {
                     let mut e = nothing.to([], "ipvlan: to the sender's own address");
-                    e.uncounted = Some(OWN_ADDRESS);
+                    e.must_drop = Some(DropReason::ToItself);
                     e
                 }
                 Some(Owner::Host) if l3_mode => {
@@ -1047,7 +1037,7 @@ fn expect_endpoint(world: &World, o: &Observation<'_>, l2: &L2, network: &Networ
             match World::mac_owner(network, l2.dst) {
                 Some(owner) if owner == port => {
                     let mut e = nothing.to([], "vxlan: to the sender's own MAC");
-                    e.uncounted = Some(OWN_ADDRESS);
+                    e.must_drop = Some(DropReason::ToItself);
                     e
                 }
                 Some(owner) => nothing.to([owner], "vxlan: to a local endpoint of the VNI, unencapsulated"),
