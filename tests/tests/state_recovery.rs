@@ -119,11 +119,13 @@ fn a_second_state_dir_for_one_namespace_cannot_reuse_a_live_network_id() {
 }
 
 /// With the state directory lost the datapath went on forwarding while `list` showed nothing and nothing could
-/// remove it. Now every command points at the doctor, and `--repair` removes what xlan made.
+/// remove it. Now every command points at the doctor; with the kept configuration lost too, `--repair` removes what
+/// xlan made.
 #[test]
 fn a_lost_state_dir_is_found_and_what_xlan_made_is_removed() {
     let lab = Lab::build().expect("lab");
     std::fs::remove_dir_all(lab.state_dir()).expect("remove the state dir");
+    std::fs::remove_dir_all(Path::new(xlan::CONFIG_ROOT).join(lab.host.name())).expect("remove the kept configuration");
     assert_refused_with_doctor_pointer(&lab.output(&["network", "list"]), "list after the state dir is lost");
     let report = lab.doctor(&["--repair"]);
     assert!(Lab::doctor_says(&report, "findings").contains(&"unknown_network".to_string()), "{report}");
@@ -134,6 +136,25 @@ fn a_lost_state_dir_is_found_and_what_xlan_made_is_removed() {
     assert!(link::names(&lab.endpoints[0]).expect("links").iter().all(|name| name == "lo"), "its eth0 too");
     assert!(links.contains(&"uplink".to_string()) && links.contains(&"spare".to_string()), "the user's devices stay");
     lab.assert_healthy("the repair");
+}
+
+/// With the state directory lost (a wiped /run) but the kept configuration there, `--repair` takes the configuration
+/// back as the state, since the datapath runs exactly its networks: nothing is removed, traffic never stops, and
+/// the instance is whole again (`list` shows the network, an endpoint can be added).
+#[test]
+fn a_lost_state_dir_is_taken_back_from_the_kept_configuration() {
+    let lab = Lab::build().expect("lab");
+    std::fs::remove_dir_all(lab.state_dir()).expect("remove the state dir");
+    assert_refused_with_doctor_pointer(&lab.output(&["network", "list"]), "list after the state dir is lost");
+    let report = lab.doctor(&["--repair"]);
+    assert_eq!(Lab::doctor_says(&report, "findings"), ["unknown_network", "unknown_port"], "{report}");
+    assert_eq!(Lab::doctor_says(&report, "repaired"), ["unknown_network"], "{report}");
+    assert!(Lab::doctor_says(&report, "remaining").is_empty(), "{report}");
+    lab.assert_healthy("taking the configuration back");
+    assert!(lab.pings(&lab.outside, 11), "the endpoint was never removed");
+    assert!(lab.xlan.run(&["network", "list"]).expect("list").contains("lan"), "the network is the state's again");
+    lab.add_endpoint(1).expect("a new endpoint on the recovered network");
+    assert!(lab.pings(&lab.endpoints[0], 12), "endpoint to the new endpoint");
 }
 
 /// With the pins removed, `list`/`endpoint add`/`network create` used to report success while nothing forwarded.
@@ -197,7 +218,8 @@ fn a_recreated_parent_is_bound_again() {
 }
 
 /// A truncated or garbled state file stopped every command. Now they point at the doctor, which names it, and
-/// `--repair` keeps it aside and removes what the datapath held for it.
+/// `--repair` keeps it aside and takes the kept configuration back as the state (the datapath runs its networks):
+/// nothing forwarding is lost.
 #[test]
 fn a_garbled_state_file_is_set_aside() {
     let lab = Lab::build().expect("lab");
@@ -210,8 +232,9 @@ fn a_garbled_state_file_is_set_aside() {
     let report = lab.doctor(&["--repair"]);
     assert!(Lab::doctor_says(&report, "remaining").is_empty(), "{report}");
     assert!(lab.state_dir().join("state.json.unreadable").exists(), "the file is kept for inspection");
-    assert!(!xlan::bpffs_dir(lab.host.name()).exists(), "what the datapath held for it is gone");
+    assert_eq!(Lab::doctor_says(&report, "repaired"), ["state_unreadable", "unknown_network"], "{report}");
     lab.assert_healthy("setting the file aside");
+    assert!(lab.pings(&lab.outside, 11), "the endpoint forwards on, the state's again");
     let _ = std::fs::remove_file(lab.state_dir().join("state.json.unreadable"));
 }
 

@@ -35,11 +35,16 @@ impl Instance {
             }
             None => "default".to_string(),
         };
-        let state_dir = state_dir.map(Path::to_owned).unwrap_or_else(|| Path::new("/run/xlan").join(&name));
+        let state_dir = state_dir.map(Path::to_owned).unwrap_or_else(|| Self::default_state_dir(&name));
         let place = if netns.is_some() { format!("netns {name}") } else { "the default netns".into() };
         let netlink = Netlink::connect(&place)?;
         let config_dir = Path::new(CONFIG_ROOT).join(&name);
         Ok(Self { pins: PinDir::for_instance(&name), state_dir, config_dir, netlink, name, lock_notice: None })
+    }
+
+    /// Where the state of the instance `name` is kept unless `--state-dir` says otherwise.
+    pub fn default_state_dir(name: &str) -> PathBuf {
+        Path::new("/run/xlan").join(name)
     }
 
     /// Keeps the configuration in `dir` instead of /var/lib/xlan/<instance>.

@@ -19,6 +19,7 @@ use crate::{
     instance::Instance,
     model::{Network, Pending, State, VethNames},
     session::Session,
+    store,
 };
 
 /// What the doctor saw, and did.
@@ -65,8 +66,17 @@ pub async fn repair(instance: &Instance) -> Result<Report> {
         opened => (opened?, Vec::new(), Vec::new()),
     };
     findings.extend(session.examine().await?);
+    let mut to_repair = findings.clone();
+    if findings.iter().any(|f| matches!(f, Finding::UnknownNetwork { .. }))
+        && adopt_kept_configuration(instance, &mut session)?
+    {
+        // The networks the state had lost are its own again; what else is wrong is seen anew.
+        repaired.extend(findings.iter().filter(|f| matches!(f, Finding::UnknownNetwork { .. })).cloned());
+        to_repair = session.examine().await?;
+    }
+    let findings_to_repair = to_repair;
     // Removals first (they may free what a rebuild needs), then rebinding and rebuilding from the state.
-    for finding in &findings {
+    for finding in &findings_to_repair {
         let done = match finding {
             Finding::UnknownNetwork { id } => remove_orphan_network(instance, &session.state, *id).await?,
             Finding::UnknownPort { port, .. } => remove_orphan_port(instance, *port).await?,
@@ -87,8 +97,8 @@ pub async fn repair(instance: &Instance) -> Result<Report> {
     }
     // A re-created parent is bound again: the state takes its new ifindex and MAC, and the datapath, whose maps key
     // by the old ifindex, is installed anew.
-    let mut reinstall_all = findings.contains(&Finding::MapsMissing);
-    for finding in &findings {
+    let mut reinstall_all = findings_to_repair.contains(&Finding::MapsMissing);
+    for finding in &findings_to_repair {
         if let Finding::ParentReplaced { network, now, .. } = finding {
             let parent = instance.netlink.require_device(&session.state.network(network)?.parent.name).await?;
             let stored = session.state.network_mut(network)?;
@@ -101,15 +111,38 @@ pub async fn repair(instance: &Instance) -> Result<Report> {
     let rebuilt = |finding: &&Finding| needs_rebuild(finding) || matches!(finding, Finding::ParentReplaced { .. });
     if reinstall_all {
         reinstall(instance, &session.state).await?;
-        repaired.extend(findings.iter().filter(rebuilt).cloned());
-    } else if findings.iter().any(needs_rebuild) {
+        repaired.extend(findings_to_repair.iter().filter(rebuilt).cloned());
+    } else if findings_to_repair.iter().any(needs_rebuild) {
         // Whatever is missing from the datapath comes back from the state.
         rebuild(instance, &session.state).await?;
-        repaired.extend(findings.iter().filter(rebuilt).cloned());
+        repaired.extend(findings_to_repair.iter().filter(rebuilt).cloned());
     }
     let remaining = session.examine().await?;
     repaired.retain(|finding| !remaining.contains(finding));
     Ok(Report { recovered: session.recovered, findings, repaired, remaining })
+}
+
+/// A lost state directory (or an unreadable state file set aside) while the datapath still runs the networks of the
+/// kept configuration, which every change wrote along with the state: the configuration becomes the state again,
+/// instead of what forwards being removed as unknown. Only for the instance's own state directory (a second one,
+/// `--state-dir`, must not take over another's networks), and only if every network of the configuration is in the
+/// datapath with the same id and configuration.
+fn adopt_kept_configuration(instance: &Instance, session: &mut Session<'_>) -> Result<bool> {
+    if !session.state.networks.is_empty() || instance.state_dir != Instance::default_state_dir(&instance.name) {
+        return Ok(false);
+    }
+    let Some(kept) = store::load_config(&instance.config_path())? else { return Ok(false) };
+    let tables = Tables::new(&instance.pins);
+    if kept.networks.is_empty() || !tables.exist() {
+        return Ok(false);
+    }
+    let running: std::collections::HashMap<u32, _> = tables.networks()?.into_iter().collect();
+    if !kept.networks.iter().all(|network| running.get(&network.id) == Some(&driver::network_config(network))) {
+        return Ok(false);
+    }
+    session.state.networks = kept.networks;
+    session.save()?;
+    Ok(true)
 }
 
 fn needs_rebuild(finding: &Finding) -> bool {
