@@ -9,6 +9,7 @@
 
 pub mod bench;
 pub mod cmd;
+pub mod cni;
 pub mod counters;
 pub mod ipvlan;
 pub mod link;
