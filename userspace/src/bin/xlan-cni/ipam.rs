@@ -3,7 +3,8 @@
 //! whole configuration on stdin, its stderr passed through, its error object passed on with its code.
 //!
 //! Debian's reference plugins (1.1.1) speak up to 1.0.0: a 1.1.0 configuration is handed to them as 1.0.0 when they
-//! refuse its version (the two versions' results have one shape), so that one conflist works with either.
+//! refuse its version (the two versions' results have one shape; a prevResult goes along as 1.0.0 too), so that one
+//! conflist works with either.
 use std::{
     io::Write,
     path::{Path, PathBuf},
@@ -102,6 +103,10 @@ impl Ipam<'_> {
         let mut config = self.config.clone();
         if let (Some(version), Some(object)) = (version, config.as_object_mut()) {
             object.insert("cniVersion".into(), Value::from(version.as_str()));
+            // A prevResult is read in the configuration's version too.
+            if let Some(previous) = object.get_mut("prevResult").and_then(Value::as_object_mut) {
+                previous.insert("cniVersion".into(), Value::from(version.as_str()));
+            }
         }
         let stdin = serde_json::to_vec(&config)
             .map_err(|e| Failure::new(Code::Internal, "cannot encode the IPAM configuration").details(e.to_string()))?;

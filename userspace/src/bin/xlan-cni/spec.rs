@@ -134,7 +134,8 @@ pub struct Success {
     pub ips: Vec<IpConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<Route>,
-    #[serde(default, skip_serializing_if = "Dns::is_empty")]
+    /// Always written, `{}` when empty, as the reference plugins write it.
+    #[serde(default)]
     pub dns: Dns,
 }
 
@@ -207,7 +208,6 @@ pub enum Versioned<'a> {
         ips: Vec<IpConfigV0<'a>>,
         #[serde(skip_serializing_if = "<[_]>::is_empty")]
         routes: &'a [Route],
-        #[serde(skip_serializing_if = "Dns::is_empty")]
         dns: &'a Dns,
     },
 }
@@ -264,7 +264,7 @@ mod tests {
         assert_eq!(v1["cniVersion"], "1.0.0");
         assert!(v1["ips"][0].get("version").is_none());
         assert_eq!(v1["ips"][0]["interface"], 0);
-        assert!(v1.get("dns").is_none());
+        assert_eq!(v1["dns"], serde_json::json!({}));
         let v0 = serde_json::to_value(result.versioned(Version::V0_3_1)).unwrap();
         assert_eq!(v0["cniVersion"], "0.3.1");
         assert_eq!(v0["ips"][0]["version"], "4");
