@@ -204,6 +204,7 @@ fn errors_are_the_spec_object_with_its_codes_and_leave_nothing() {
         ("no CNI_CONTAINERID", good.clone(), vec![("CNI_CONTAINERID", "")], 4),
         ("a CNI_CONTAINERID that is no id", good.clone(), vec![("CNI_CONTAINERID", "-x/y")], 4),
         ("unknown mode", with("mode", json!("l3")), vec![], 7),
+        ("a network name xlan cannot take", with("name", json!("a".repeat(65))), vec![], 7),
         ("unknown driver", with("driver", json!("bridge")), vec![], 7),
         ("missing master", with("master", json!("nope0")), vec![], 7),
         ("VLAN master (not in this build)", with("master", json!("uplink.10")), vec![], 7),
@@ -277,6 +278,49 @@ fn a_prev_result_is_kept_and_extended_when_chained() {
     assert_eq!(result["dns"]["nameservers"], json!(["192.0.2.53"]));
     lab.call("xlan", "DEL", Some(&lab.attachment(1)), &[], &config).ok("DEL");
     assert_nothing_left(&lab, "lan", "DEL");
+}
+
+#[test]
+fn every_driver_attaches_checks_and_detaches() {
+    let lab = lab(1);
+    // The local VTEP address of the VXLAN network.
+    xlan_tests::link::add_address(&lab.host, "uplink", "10.99.0.2/24").unwrap();
+    let drivers = [
+        ("ipvlan l2", json!({ "driver": "ipvlan", "mode": "l2" }), true),
+        // l3: the endpoint's traffic is routed by the host, which this lab does not set up: attached and checked.
+        ("ipvlan l3", json!({ "driver": "ipvlan", "mode": "l3", "flag": "private" }), false),
+        (
+            "vxlan",
+            json!({ "driver": "vxlan", "mode": null, "vni": 42, "remotes": ["10.99.0.7"], "dstport": 4789 }),
+            false,
+        ),
+        ("macvlan private", json!({ "mode": "private", "mtu": 1400 }), true),
+    ];
+    for (what, settings, reaches_gateway) in drivers {
+        let name = what.replace(' ', "");
+        let mut config = lab.xlan_config("1.0.0", &name);
+        for (key, value) in settings.as_object().unwrap() {
+            config[key] = value.clone();
+        }
+        let attachment = lab.attachment(1);
+        let result = lab.call("xlan", "ADD", Some(&attachment), &[], &config).ok(&format!("{what}: ADD"));
+        assert_eq!(cni::shape_problems("1.0.0", &result), Vec::<String>::new(), "{what}: {result}");
+        if reaches_gateway {
+            assert!(ping(&lab, 1, GATEWAY), "{what}: the gateway is unreachable");
+        }
+        if let Some(mtu) = config.get("mtu") {
+            let link: Value =
+                serde_json::from_str(&lab.sandboxes[0].ip(&["-j", "link", "show", "eth0"]).unwrap()).unwrap();
+            assert_eq!(&link[0]["mtu"], mtu, "{what}");
+            assert_eq!(&result["interfaces"][0]["mtu"], mtu, "{what}");
+        }
+        let check = plugin_config("1.0.0", &name, config.clone(), Some(&result));
+        lab.call("xlan", "CHECK", Some(&attachment), &[], &check).ok(&format!("{what}: CHECK"));
+        lab.call("xlan", "DEL", Some(&attachment), &[], &check).ok(&format!("{what}: DEL"));
+        assert_nothing_left(&lab, &name, what);
+        // The master takes one macvlan or ipvlan network: this one goes before the next driver's.
+        lab.xlan(&["network", "delete", &name]).unwrap();
+    }
 }
 
 #[test]

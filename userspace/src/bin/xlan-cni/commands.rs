@@ -61,7 +61,7 @@ pub async fn add(call: &Invocation) -> Result<Success, Failure> {
     let netns = call.params.require_netns()?;
     let mac = call.conf.mac(call.params.args.mac.as_deref())?;
     let previous = prev_result(&call.conf)?;
-    let name = call.conf.network_name()?;
+    let name = call.conf.network_name();
     let instance = open_instance()?;
     forget_vanished(&instance, call).await?;
     if let Some((network, _)) = find_attachment(&state(&instance).await?, container_id, ifname) {
@@ -190,7 +190,10 @@ async fn configure(
         inside.set_mtu(link.index, mtu).await.map_err(from_library)?;
         instance.netlink.set_mtu(endpoint.host.ifindex, mtu).await.map_err(from_library)?;
     }
-    for route in &addressed.routes {
+    // The library's own routes stay (an ipvlan l3 endpoint has `default dev eth0`): a route to the same
+    // destination is not added twice.
+    let present = inside.routes(link.index).await.map_err(from_library)?;
+    for route in addressed.routes.iter().filter(|r| !present.iter().any(|(dst, _)| *dst == r.dst)) {
         let gateway = route.gw.or_else(|| gateway_for(&addressed.ips, route.dst));
         inside.add_route(link.index, route.dst, gateway).await.map_err(from_library)?;
     }
@@ -334,7 +337,7 @@ fn concerns(finding: &Finding, network: &str) -> bool {
 pub async fn gc(call: &Invocation) -> Result<(), Failure> {
     call.version.require(Version::V1_1_0, "GC")?;
     call.params.require_path()?;
-    let name = call.conf.network_name()?;
+    let name = call.conf.network_name();
     let instance = open_instance()?;
     let state = state(&instance).await?;
     let mut errors = Vec::new();
@@ -386,7 +389,7 @@ async fn forget_vanished(instance: &Instance, call: &Invocation) -> Result<(), F
         let Ok(network) = state.network(&network) else { continue };
         let Some(gone) = network.endpoint(&endpoint) else { continue };
         let Some(container_id) = gone.container_id.as_deref() else { continue };
-        if network.name == call.conf.name {
+        if network.name == call.conf.network_name() {
             release(instance, call, network, gone, container_id).await?;
         } else {
             ops::endpoint::del(instance, &network.name, &gone.at).await.map_err(from_library)?;
