@@ -84,6 +84,32 @@ fn add_check_del_in_every_version() {
 }
 
 #[test]
+fn concurrent_first_adds_share_the_network_they_race_to_create() {
+    let lab = lab(4);
+    let config = lab.xlan_config("1.0.0", "lan");
+    let results: Vec<Value> = std::thread::scope(|scope| {
+        let adds: Vec<_> = (1..=4)
+            .map(|n| {
+                let (lab, config) = (&lab, &config);
+                scope.spawn(move || lab.call("xlan", "ADD", Some(&lab.attachment(n)), &[], config).ok("ADD"))
+            })
+            .collect();
+        adds.into_iter().map(|add| add.join().unwrap()).collect()
+    });
+    let mut addresses: Vec<_> = results.iter().map(|r| cni::first_ipv4(r).unwrap()).collect();
+    addresses.sort();
+    addresses.dedup();
+    assert_eq!(addresses.len(), 4, "{results:?}");
+    for n in 1..=4 {
+        assert!(ping(&lab, n, GATEWAY), "container {n} does not reach the gateway");
+    }
+    for n in 1..=4 {
+        lab.call("xlan", "DEL", Some(&lab.attachment(n)), &[], &config).ok("DEL");
+    }
+    assert_nothing_left(&lab, "lan", "DELs");
+}
+
+#[test]
 fn check_catches_a_removed_address_and_a_removed_route() {
     let lab = lab(1);
     let config = lab.xlan_config("1.0.0", "lan");
@@ -225,6 +251,14 @@ fn errors_are_the_spec_object_with_its_codes_and_leave_nothing() {
         assert_eq!(lab.networks(), json!([]), "{what}: a network was left");
         assert_nothing_left(&lab, "lan", what);
     }
+    // An interface of the name already in the container (SPEC.md: ADD must fail).
+    lab.sandboxes[0].ip(&["link", "add", "eth0", "type", "veth", "peer", "name", "peer0"]).unwrap();
+    let reply = lab.call("xlan", "ADD", Some(&attachment), &[], &good);
+    assert_eq!(reply.error_code("eth0 exists in the container"), 4);
+    assert!(reply.message().contains("CNI_IFNAME"), "{}", reply.message());
+    lab.sandboxes[0].ip(&["link", "del", "eth0"]).unwrap();
+    assert_eq!(lab.networks(), json!([]), "eth0 exists: a network was left");
+    assert_nothing_left(&lab, "lan", "eth0 exists");
     // IgnoreUnknown=1 lets podman's and Kubernetes' arguments through; MAC= sets the MAC.
     let args = [("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAME=web;MAC=02:00:00:00:00:42")];
     let result = lab.call("xlan", "ADD", Some(&lab.attachment(1)), &args, &good).ok("ADD with CNI_ARGS");

@@ -23,7 +23,7 @@ fn key(setting: Setting) -> &'static str {
         Setting::Learning => "learning",
         Setting::Ageing => "ageing",
         Setting::Mac => "mac",
-        Setting::Address => "ipam (an address)",
+        Setting::Address => "ipam",
         Setting::Vtep => "remotes",
     }
 }
@@ -58,9 +58,10 @@ pub fn from_library(error: Error) -> Failure {
         | Error::AddressInUse { .. }
         | Error::HookInUse { .. }
         | Error::SubnetsOverlap { .. } => Code::InvalidConfig,
-        Error::NoSuchNetns(_) | Error::NoSuchNetnsPath(_) | Error::InvalidIfname(_) | Error::DeviceExists { .. } => {
-            Code::InvalidEnvironment
-        }
+        Error::NoSuchNetns(_) | Error::NoSuchNetnsPath(_) | Error::InvalidIfname(_) => Code::InvalidEnvironment,
+        // The container's interface name taken in the container (CNI_NETNS is a path); not one of xlan's veth names
+        // in the host.
+        Error::DeviceExists { netns, .. } if netns.starts_with('/') => Code::InvalidEnvironment,
         Error::Inconsistent { .. } | Error::State { .. } => Code::Inconsistent,
         _ => Code::Internal,
     };
@@ -68,12 +69,16 @@ pub fn from_library(error: Error) -> Failure {
         Error::NotForDriver { setting, driver } => {
             format!("\"{}\" does not apply to a {driver} network", key(*setting))
         }
+        Error::Missing { setting: Setting::Address, driver } => {
+            format!("{driver} endpoints need an address: an \"ipam\" that gives one")
+        }
         Error::Missing { setting, driver } => format!("a {driver} network needs \"{}\"", key(*setting)),
         Error::MacNotForIpvlan => "ipvlan endpoints have the master's MAC: a MAC does not apply".into(),
         Error::NoSuchNetns(name) | Error::NoSuchNetnsPath(name) => {
             format!("CNI_NETNS: network namespace {name} not found")
         }
-        Error::InvalidIfname(_) | Error::DeviceExists { .. } => format!("CNI_IFNAME: {error}"),
+        Error::InvalidIfname(_) => format!("CNI_IFNAME: {error}"),
+        Error::DeviceExists { netns, .. } if netns.starts_with('/') => format!("CNI_IFNAME: {error}"),
         Error::Inconsistent { .. } | Error::State { .. } => {
             format!("{error}: run `xlan doctor` in the host namespace, `xlan doctor --repair` to fix it")
         }
