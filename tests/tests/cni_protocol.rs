@@ -168,6 +168,57 @@ fn an_attachment_whose_namespace_vanished_does_not_block_the_next_add() {
     assert_nothing_left(&lab, "lan", "DEL");
 }
 
+/// A process the test started, killed (by its handle) when the test is done with it or fails.
+struct Child(std::process::Child);
+
+impl Child {
+    fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// After a reboot (/run, bpffs and the veths gone) `xlan restore` brings back the endpoint whose namespace path
+/// exists again and skips the one given as /proc/PID/ns/net, whose process is gone; the restored endpoint keeps its
+/// container id, so DEL finds it, and DEL of the skipped one still releases its address.
+#[test]
+fn restore_keeps_container_ids_and_skips_namespaces_given_by_a_gone_process() {
+    let lab = lab(2);
+    let config = lab.xlan_config("1.0.0", "lan");
+    let named = lab.attachment(1);
+    lab.call("xlan", "ADD", Some(&named), &[], &config).ok("ADD by /run/netns path");
+    // A process of the test's own in sandbox 2, whose /proc path names the namespace.
+    let mut holder = Child(lab.sandboxes[1].command("sleep", &["600"]).spawn().expect("sleep in sandbox 2"));
+    let mut by_process = lab.attachment(2);
+    by_process.netns = format!("/proc/{}/ns/net", holder.0.id());
+    let result = lab.call("xlan", "ADD", Some(&by_process), &[], &config).ok("ADD by /proc path");
+    assert_eq!(result["interfaces"][0]["sandbox"], json!(by_process.netns));
+    assert!(ping(&lab, 2, GATEWAY), "the endpoint in the namespace given by /proc path works");
+
+    // The reboot: the process is gone, /run and bpffs are empty, the veths are gone.
+    holder.stop();
+    std::fs::remove_dir_all(xlan_tests::xlan::bpffs_dir(lab.host.name())).expect("pins");
+    std::fs::remove_dir_all(format!("/run/xlan/{}", lab.host.name())).expect("state");
+    for port in lab.ports() {
+        xlan_tests::link::delete(&lab.host, &port).expect("an endpoint's veth");
+    }
+    let report: Value = serde_json::from_str(&lab.xlan(&["restore", "--json"]).unwrap()).unwrap();
+    assert_eq!(report["networks"], json!(["lan"]), "{report}");
+    assert_eq!(report["endpoints"], json!([{ "netns": named.netns, "ifname": "eth0" }]), "{report}");
+    assert_eq!(report["skipped"][0]["endpoint"]["netns"], json!(by_process.netns), "{report}");
+    assert!(ping(&lab, 1, GATEWAY), "the restored endpoint works");
+
+    lab.call("xlan", "DEL", Some(&named), &[], &config).ok("DEL of the restored attachment");
+    lab.call("xlan", "DEL", Some(&by_process), &[], &config).ok("DEL of the skipped attachment");
+    assert_nothing_left(&lab, "lan", "DELs after restore");
+}
+
 #[test]
 fn gc_removes_the_attachments_not_listed() {
     let lab = lab(2);
