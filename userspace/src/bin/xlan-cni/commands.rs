@@ -122,10 +122,10 @@ pub async fn add(call: &Invocation) -> Result<Success, Failure> {
     Ok(result(previous, &endpoint, call.conf.mtu, addressed, &call.conf))
 }
 
-/// Deletes the network an ADD that failed made (`created`).
+/// Deletes the network a failed ADD made (`created`), unless a concurrent ADD has put an endpoint on it meanwhile.
 async fn undo_network(instance: &Instance, name: &str, created: bool) {
     if created {
-        let _ = ops::network::delete(instance, name).await;
+        let _ = ops::network::delete_if_unused(instance, name).await;
     }
 }
 
