@@ -91,12 +91,14 @@ impl Podman {
         cmd::run(&mut self.command(args))
     }
 
-    /// A container `name` on the xlan network, sleeping.
-    fn start_container(&self, name: &str) -> Result<()> {
+    /// A container `name` on the xlan network, sleeping; `options` go before `--rootfs` (podman reads what follows
+    /// the rootfs as the command).
+    fn start_container(&self, name: &str, options: &[&str]) -> Result<()> {
         let rootfs = self.rootfs();
         let rootfs = rootfs.to_str().context("rootfs path")?;
         let args = ["run", "-d", "--name", name, "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"];
-        let args = [&args[..], &["--network", &self.network, "--rootfs", rootfs, "/bin/sleep", "600"]].concat();
+        let network = ["--network", &self.network];
+        let args = [&args[..], &network, options, &["--rootfs", rootfs, "/bin/sleep", "600"]].concat();
         self.run(&args).map(drop)
     }
 
@@ -140,12 +142,15 @@ impl Drop for Podman {
 fn two_podman_containers_on_an_xlan_network_reach_each_other_and_the_outside() {
     let Some(podman) = Podman::start() else { return };
     let names = [format!("{}a", podman.network), format!("{}b", podman.network)];
-    for name in &names {
-        xlan_tests::ok(podman.start_container(name), format!("podman run {name}"));
-    }
+    xlan_tests::ok(podman.start_container(&names[0], &[]), "podman run (first)");
+    // --mac-address and --ip reach the plugin as CNI_ARGS MAC= (xlan's) and IP= (host-local's).
+    let options = ["--mac-address", "02:00:00:00:00:42", "--ip", "10.88.0.77"];
+    xlan_tests::ok(podman.start_container(&names[1], &options), "podman run (second, with MAC and IP)");
     let a = xlan_tests::ok(podman.address(&names[0]), "address of the first container");
     let b = xlan_tests::ok(podman.address(&names[1]), "address of the second container");
-    assert_ne!(a, b);
+    assert_eq!(b, "10.88.0.77", "--ip");
+    let link = xlan_tests::ok(podman.run(&["exec", &names[1], "ip", "link", "show", "eth0"]), "ip link in b");
+    assert!(link.contains("02:00:00:00:00:42"), "--mac-address: {link}");
     assert!(podman.pings(&names[0], &b), "container a → b ({b})");
     assert!(podman.pings(&names[1], &a), "container b → a ({a})");
     assert!(podman.pings(&names[0], GATEWAY), "container a → the outside");

@@ -110,6 +110,21 @@ fn concurrent_first_adds_share_the_network_they_race_to_create() {
 }
 
 #[test]
+fn without_a_master_the_interface_of_the_default_route_is_the_parent() {
+    let lab = lab(1);
+    xlan_tests::link::add_address(&lab.host, "uplink", "10.88.0.250/24").unwrap();
+    lab.host.ip(&["route", "add", "default", "via", GATEWAY]).unwrap();
+    let mut config = lab.xlan_config("1.0.0", "lan");
+    config.as_object_mut().unwrap().remove("master");
+    lab.call("xlan", "ADD", Some(&lab.attachment(1)), &[], &config).ok("ADD without master");
+    let show: Value = serde_json::from_str(&lab.xlan(&["network", "show", "lan", "--json"]).unwrap()).unwrap();
+    assert_eq!(show["parent"]["name"], "uplink", "{show}");
+    assert!(ping(&lab, 1, GATEWAY));
+    lab.call("xlan", "DEL", Some(&lab.attachment(1)), &[], &config).ok("DEL");
+    assert_nothing_left(&lab, "lan", "DEL");
+}
+
+#[test]
 fn check_catches_a_removed_address_and_a_removed_route() {
     let lab = lab(1);
     let config = lab.xlan_config("1.0.0", "lan");
