@@ -95,10 +95,12 @@ fn tuning_chained_after_xlan_changes_the_interface() {
         xlan_tests::cmd::succeeds(&mut lab.sandboxes[0].command("ping", &["-c1", "-W2", "-n", GATEWAY])),
         "the tuned interface still reaches the gateway"
     );
+    // CHECK with the chain's result: what tuning changed is no fault of xlan's interface.
+    let after_chain = plugin_config("1.0.0", "lan", config, Some(&tuned));
+    lab.call("xlan", "CHECK", Some(&attachment), &[], &after_chain).ok("xlan CHECK after tuning");
     // A runtime deletes the chain in reverse order.
     lab.call("tuning", "DEL", Some(&attachment), &[], &tuning).ok("tuning DEL");
-    let del = plugin_config("1.0.0", "lan", config, Some(&tuned));
-    lab.call("xlan", "DEL", Some(&attachment), &[], &del).ok("xlan DEL");
+    lab.call("xlan", "DEL", Some(&attachment), &[], &after_chain).ok("xlan DEL");
     assert!(lab.endpoints().is_empty() && lab.ports().is_empty(), "left: {:?} {:?}", lab.endpoints(), lab.ports());
 }
 
