@@ -125,6 +125,30 @@ fn without_a_master_the_interface_of_the_default_route_is_the_parent() {
 }
 
 #[test]
+fn a_network_made_with_the_cli_beforehand_is_used_with_its_own_ipam() {
+    let lab = lab(2);
+    let create = ["network", "create", "lan", "--driver", "macvlan", "--parent", "uplink", "--subnet", cni::SUBNET];
+    lab.xlan(&[&create[..], &["--gateway", GATEWAY]].concat()).unwrap();
+    let mut config = lab.xlan_config("1.0.0", "lan");
+    config.as_object_mut().unwrap().remove("ipam");
+    let attachment = lab.attachment(1);
+    let result = lab.call("xlan", "ADD", Some(&attachment), &[], &config).ok("ADD on the CLI's network");
+    assert_eq!(cni::shape_problems("1.0.0", &result), Vec::<String>::new(), "{result}");
+    assert!(result["ips"][0]["address"].as_str().unwrap().starts_with("10.88.0."), "{result}");
+    assert_eq!(result["ips"][0]["gateway"], GATEWAY, "{result}");
+    assert!(ping(&lab, 1, GATEWAY), "xlan's IPAM routes through the subnet's gateway");
+    let check = plugin_config("1.0.0", "lan", config.clone(), Some(&result));
+    lab.call("xlan", "CHECK", Some(&attachment), &[], &check).ok("CHECK");
+    // The same network asked for in another mode is refused, naming the difference.
+    let mut private = config.clone();
+    private["mode"] = json!("private");
+    let reply = lab.call("xlan", "ADD", Some(&lab.attachment(2)), &[], &private);
+    assert_eq!(reply.error_code("another mode"), 7);
+    lab.call("xlan", "DEL", Some(&attachment), &[], &check).ok("DEL");
+    assert_nothing_left(&lab, "lan", "DEL");
+}
+
+#[test]
 fn check_catches_a_removed_address_and_a_removed_route() {
     let lab = lab(1);
     let config = lab.xlan_config("1.0.0", "lan");

@@ -75,7 +75,7 @@ pub async fn add(call: &Invocation) -> Result<Success, Failure> {
     }
     let master = master::resolve(&instance, call.conf.master.as_deref()).await?;
     let request = call.conf.network_request(name.clone(), master.link.clone())?;
-    let created = ensure_network(&instance, request).await?;
+    let (network, created) = ensure_network(&instance, request).await?;
     // From here on, a failure undoes what this ADD made: nothing half-made is left.
     let undo_network = || undo_network(&instance, &name, created);
     let ipam = call.ipam();
@@ -119,7 +119,7 @@ pub async fn add(call: &Invocation) -> Result<Success, Failure> {
             return Err(failure);
         }
     };
-    Ok(result(previous, &endpoint, call.conf.mtu, addressed, &call.conf))
+    Ok(result(previous, &network, &endpoint, call.conf.mtu, addressed, &call.conf))
 }
 
 /// Deletes the network a failed ADD made (`created`), unless a concurrent ADD has put an endpoint on it meanwhile.
@@ -130,14 +130,14 @@ async fn undo_network(instance: &Instance, name: &str, created: bool) {
 }
 
 /// The network of the configuration: made now (true), or already there with the same settings (false).
-async fn ensure_network(instance: &Instance, request: CreateNetwork) -> Result<bool, Failure> {
+async fn ensure_network(instance: &Instance, request: CreateNetwork) -> Result<(Network, bool), Failure> {
     // Two ADDs of a network's first containers may race to create it: the loser finds it made.
     for _ in 0..2 {
         let networks = ops::network::list(instance).await.map_err(from_library)?;
         if let Some(existing) = networks.iter().find(|n| n.name == request.name) {
             let differences = config::disagreements(existing, &request);
             if differences.is_empty() {
-                return Ok(false);
+                return Ok((existing.clone(), false));
             }
             let hint = if existing.endpoints.is_empty() {
                 format!(" (it has no endpoints: `xlan network delete {}` removes it)", existing.name)
@@ -150,7 +150,7 @@ async fn ensure_network(instance: &Instance, request: CreateNetwork) -> Result<b
             ));
         }
         match ops::network::create(instance, request.clone()).await {
-            Ok(_) => return Ok(true),
+            Ok(network) => return Ok((network, true)),
             Err(Error::NetworkExists(_)) => continue,
             Err(Error::ParentInUse { parent, network } | Error::ParentTaken { parent, network, .. }) => {
                 return Err(Failure::new(
@@ -206,9 +206,12 @@ fn gateway_for(ips: &[IpConfig], dst: IpNet) -> Option<std::net::IpAddr> {
 }
 
 /// The ADD result: the previous plugin's (when chained) with this interface, its addresses and routes added; DNS
-/// from the configuration, else from the IPAM plugin (as the reference plugins).
+/// from the configuration, else from the IPAM plugin (as the reference plugins). The addresses are the endpoint's:
+/// the IPAM plugin's, or, on a network made with the CLI with `--subnet` and a configuration without `ipam`, the
+/// ones xlan's own IPAM gave (with their subnet's gateway).
 fn result(
     previous: Option<Success>,
+    network: &Network,
     endpoint: &Endpoint,
     mtu: Option<u32>,
     addressed: Success,
@@ -222,7 +225,11 @@ fn result(
         mtu,
         sandbox: Some(endpoint.at.netns.clone()),
     });
-    result.ips.extend(addressed.ips.into_iter().map(|ip| IpConfig { interface: Some(index), ..ip }));
+    result.ips.extend(endpoint.addresses.iter().map(|address| {
+        let delegated = addressed.ips.iter().find(|ip| ip.address == *address).and_then(|ip| ip.gateway);
+        let own = || network.subnets.iter().find(|s| s.subnet.contains(&address.addr())).and_then(|s| s.gateway);
+        IpConfig { address: *address, gateway: delegated.or_else(own), interface: Some(index) }
+    }));
     result.routes.extend(addressed.routes);
     match &conf.dns {
         Some(dns) if !dns.is_empty() => result.dns = dns.clone(),

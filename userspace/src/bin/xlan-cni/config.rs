@@ -199,7 +199,7 @@ pub fn disagreements(existing: &Network, wanted: &CreateNetwork) -> Vec<String> 
         }
         (DriverRequest::Vxlan(want), xlan::model::DriverSettings::Vxlan(have)) => {
             differ("vni", have.vni.to_string(), want.vni.to_string());
-            differ("flooding", format!("{:?}", have.flood), format!("{:?}", want.flood));
+            differ("flooding", flooding(&have.flood), flooding(&want.flood));
             if let Some(local) = want.local {
                 differ("local", have.local.to_string(), local.to_string());
             }
@@ -217,6 +217,20 @@ pub fn disagreements(existing: &Network, wanted: &CreateNetwork) -> Vec<String> 
         _ => {}
     }
     found
+}
+
+/// A VXLAN network's flooding in the configuration's words, remotes in order and once each.
+fn flooding(flood: &Flood) -> String {
+    match flood {
+        Flood::Group(group) => format!("group {group}"),
+        Flood::Remotes(remotes) => {
+            let mut remotes = remotes.clone();
+            remotes.sort();
+            remotes.dedup();
+            let remotes: Vec<String> = remotes.iter().map(ToString::to_string).collect();
+            format!("remotes [{}]", remotes.join(", "))
+        }
+    }
 }
 
 #[cfg(test)]
