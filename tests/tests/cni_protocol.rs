@@ -330,6 +330,7 @@ fn errors_are_the_spec_object_with_its_codes_and_leave_nothing() {
         ("multicast MAC", with("mac", json!("01:00:5e:00:00:01")), vec![], 7),
         ("mtu above the master's", with("mtu", json!(9000)), vec![], 7),
         ("missing IPAM plugin", with("ipam", json!({ "type": "nope" })), vec![], 7),
+        ("no CNI_PATH to find the IPAM plugin in", good.clone(), vec![("CNI_PATH", "")], 4),
         // host-local's own error, its code passed on.
         ("IPAM plugin's own error", with("ipam", json!({ "type": "host-local" })), vec![], 999),
         ("namespace that does not exist", good.clone(), vec![("CNI_NETNS", "/run/netns/xl-none")], 4),

@@ -99,7 +99,7 @@ impl Ipam<'_> {
         attachment: Option<&For<'_>>,
         version: Option<Version>,
     ) -> Result<Vec<u8>, Failure> {
-        let binary = find(self.plugin, &self.params.path)?;
+        let binary = find(self.plugin, self.params.require_path()?)?;
         let mut config = self.config.clone();
         if let (Some(version), Some(object)) = (version, config.as_object_mut()) {
             object.insert("cniVersion".into(), Value::from(version.as_str()));
