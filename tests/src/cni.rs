@@ -225,7 +225,11 @@ pub fn run_with_stdin(mut cmd: Command, config: &Value) -> Result<Reply> {
         .spawn()
         .with_context(|| format!("cannot run {}", crate::cmd::describe(&cmd)))?;
     let input = serde_json::to_vec(config)?;
-    child.stdin.take().context("stdin")?.write_all(&input)?;
+    match child.stdin.take().context("stdin")?.write_all(&input) {
+        // A plugin that answers without reading stdin may be gone already.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        written => written?,
+    }
     let output = child.wait_with_output()?;
     Ok(Reply {
         success: output.status.success(),

@@ -377,6 +377,12 @@ fn conflicting_configurations_for_one_master_are_refused() {
     let reply = lab.call("xlan", "ADD", Some(&lab.attachment(2)), &[], &other_mode);
     assert_eq!(reply.error_code("the same network in another mode"), 7);
     assert!(reply.message().contains("mode bridge (asked: private)"), "{}", reply.message());
+    // Another container id for the first attachment's namespace and interface.
+    let mut impostor = lab.attachment(1);
+    impostor.container_id = "other".into();
+    let reply = lab.call("xlan", "ADD", Some(&impostor), &[], &first);
+    assert_eq!(reply.error_code("another container at the same place"), 4);
+    assert!(reply.message().contains("CNI_NETNS/CNI_IFNAME"), "{}", reply.message());
     // Nothing of the refused ADDs: sandbox 2 is empty, only the first attachment's address is held.
     assert_eq!(xlan_tests::link::names(&lab.sandboxes[1]).unwrap(), vec!["lo".to_string()]);
     assert_eq!(lab.plugins.allocations("lana").len() + lab.plugins.allocations("lanb").len(), 1);

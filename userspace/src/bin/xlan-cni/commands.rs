@@ -291,7 +291,8 @@ pub async fn check(call: &Invocation) -> Result<(), Failure> {
         .map_err(from_library)?
         .ok_or_else(|| failed(format!("interface {ifname} is gone from {netns}")))?;
     if link.mac != Some(endpoint.mac) {
-        return Err(failed(format!("interface {ifname} has MAC {:?}, not {}", link.mac, endpoint.mac)));
+        let now = link.mac.map_or_else(|| "none".to_string(), |mac| mac.to_string());
+        return Err(failed(format!("interface {ifname} has MAC {now}, not {}", endpoint.mac)));
     }
     let index = previous
         .interfaces

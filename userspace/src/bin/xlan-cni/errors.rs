@@ -58,7 +58,10 @@ pub fn from_library(error: Error) -> Failure {
         | Error::AddressInUse { .. }
         | Error::HookInUse { .. }
         | Error::SubnetsOverlap { .. } => Code::InvalidConfig,
-        Error::NoSuchNetns(_) | Error::NoSuchNetnsPath(_) | Error::InvalidIfname(_) => Code::InvalidEnvironment,
+        // An endpoint of another container at the same namespace and interface name.
+        Error::NoSuchNetns(_) | Error::NoSuchNetnsPath(_) | Error::InvalidIfname(_) | Error::EndpointExists { .. } => {
+            Code::InvalidEnvironment
+        }
         // The container's interface name taken in the container (CNI_NETNS is a path); not one of xlan's veth names
         // in the host.
         Error::DeviceExists { netns, .. } if netns.starts_with('/') => Code::InvalidEnvironment,
@@ -78,6 +81,7 @@ pub fn from_library(error: Error) -> Failure {
             format!("CNI_NETNS: network namespace {name} not found")
         }
         Error::InvalidIfname(_) => format!("CNI_IFNAME: {error}"),
+        Error::EndpointExists { .. } => format!("CNI_NETNS/CNI_IFNAME: {error}"),
         Error::DeviceExists { netns, .. } if netns.starts_with('/') => format!("CNI_IFNAME: {error}"),
         Error::Inconsistent { .. } | Error::State { .. } => {
             format!("{error}: run `xlan doctor` in the host namespace, `xlan doctor --repair` to fix it")

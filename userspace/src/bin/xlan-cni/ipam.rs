@@ -124,7 +124,11 @@ impl Ipam<'_> {
         };
         let mut child = process.spawn().map_err(io)?;
         if let Some(mut input) = child.stdin.take() {
-            input.write_all(&stdin).map_err(io)?;
+            match input.write_all(&stdin) {
+                // A plugin may answer without reading its stdin (host-local's VERSION does) and be gone already.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                written => written.map_err(io)?,
+            }
         }
         let output = child.wait_with_output().map_err(io)?;
         if output.status.success() {
