@@ -9,6 +9,7 @@
 
 pub mod bench;
 pub mod cmd;
+pub mod cni;
 pub mod counters;
 pub mod dot1q;
 pub mod ipvlan;

@@ -108,6 +108,8 @@ pub enum Error {
     NoMac(String),
     #[error("network namespace \"{0}\" not found (expected /run/netns/{0})")]
     NoSuchNetns(String),
+    #[error("network namespace {0} not found (no network namespace file there)")]
+    NoSuchNetnsPath(String),
     #[error("endpoint {ifname} in netns {netns} already exists (network \"{network}\")")]
     EndpointExists { network: String, netns: String, ifname: String },
     #[error("no endpoint {ifname} in netns {netns} on network \"{network}\"")]

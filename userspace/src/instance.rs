@@ -47,6 +47,16 @@ impl Instance {
         Path::new("/run/xlan").join(name)
     }
 
+    /// Opens the instance of the network namespace the thread is in (a CNI plugin is run in its host's): named by
+    /// the namespace's name under /run/netns, as `open` would name it, else "default".
+    pub fn open_current(state_dir: Option<&Path>) -> Result<Self> {
+        match netns::current_name()? {
+            // Entering the namespace the thread is in changes nothing; `open` then names everything alike.
+            Some(name) => Self::open(Some(&name), state_dir),
+            None => Self::open(None, state_dir),
+        }
+    }
+
     /// Keeps the configuration in `dir` instead of /var/lib/xlan/<instance>.
     pub fn with_config_dir(mut self, dir: &Path) -> Self {
         self.config_dir = dir.to_owned();

@@ -212,9 +212,14 @@ pub struct Endpoint {
     pub addresses: Vec<IpNet>,
     /// The host-side end of the veth pair, which carries the endpoint's TC program.
     pub host: HostPort,
+    /// The container the endpoint was made for (a CNI runtime's CNI_CONTAINERID): how the CNI plugin finds it again
+    /// for DEL, CHECK and GC, when the namespace may be gone or given by another path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
 }
 
-/// Where an endpoint lives: its interface name inside its network namespace.
+/// Where an endpoint lives: its interface name inside its network namespace, given by name (/run/netns/NAME) or by
+/// the path of a namespace file (`Netns::locate`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct EndpointRef {
     pub netns: String,
@@ -323,6 +328,15 @@ impl State {
     /// The endpoint at (netns, ifname) on any network of the instance.
     pub fn find_endpoint(&self, at: &EndpointRef) -> Option<(&Network, &Endpoint)> {
         self.networks.iter().find_map(|network| network.endpoint(at).map(|e| (network, e)))
+    }
+
+    /// The endpoint made for the container `container_id` with interface `ifname` (the CNI's attachment), on any
+    /// network of the instance.
+    pub fn find_container_endpoint(&self, container_id: &str, ifname: &str) -> Option<(&Network, &Endpoint)> {
+        self.networks.iter().find_map(|network| {
+            let owned = |e: &&Endpoint| e.container_id.as_deref() == Some(container_id) && e.at.ifname == ifname;
+            network.endpoints.iter().find(owned).map(|e| (network, e))
+        })
     }
 
     /// The networks on one parent interface, untagged and on its VLANs.

@@ -36,18 +36,22 @@ impl StateStore {
     pub fn open(dir: &Path, notice: Option<WaitNotice<'_>>) -> Result<Self> {
         let lock_path = dir.join("lock");
         let mut lock = loop {
+            // The holder before us may remove the directory with its lock file once it is done (its instance had no
+            // state left, see Drop), between our look and our open: then it is made again.
+            let vanished = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
             if !dir.exists() {
-                fs::create_dir_all(dir).map_err(|e| Error::io(format!("create state dir {}", dir.display()), e))?;
+                match fs::create_dir_all(dir) {
+                    Err(e) if vanished(&e) => continue,
+                    made => made.map_err(|e| Error::io(format!("create state dir {}", dir.display()), e))?,
+                }
                 // Only a directory xlan made is removed again (see Drop).
                 let _ = File::create(dir.join(MADE_BY_XLAN));
             }
-            let mut lock = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .read(true)
-                .write(true)
-                .open(&lock_path)
-                .map_err(|e| Error::io(format!("open {}", lock_path.display()), e))?;
+            let opened = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&lock_path);
+            let mut lock = match opened {
+                Err(e) if vanished(&e) => continue,
+                opened => opened.map_err(|e| Error::io(format!("open {}", lock_path.display()), e))?,
+            };
             acquire(&mut lock, notice).map_err(|e| Error::io(format!("lock {}", lock_path.display()), e))?;
             // The holder before us may have removed the lock file (its instance had no state left): a lock on a file
             // that is no longer at the path excludes nobody, so take the one that is there now.
@@ -356,6 +360,7 @@ mod v0 {
                         mac: e.mac,
                         addresses: e.ips.iter().map(|text| parse(&name, "address", text)).collect::<Result<_, _>>()?,
                         host: model::HostPort { ifname: e.host_ifname, ifindex: e.host_ifindex },
+                        container_id: None,
                     })
                 })
                 .collect::<Result<_, String>>()?;

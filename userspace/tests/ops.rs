@@ -206,3 +206,66 @@ async fn exercise(instance: &Instance, endpoint_ns: &str, ipvlan_ns: &str) {
     assert!(network::list(instance).await.unwrap().is_empty());
     assert!(matches!(network::show(instance, "mv0").await, Err(Error::NetworkNotFound(name)) if name == "mv0"));
 }
+
+/// What the CNI plugin needs of the library: the instance of the namespace the process is in, an endpoint in a
+/// namespace given by path that carries its container id (found again by it), a namespace path that is no namespace
+/// refused, and a network deleted only while it has no endpoints.
+#[test]
+fn an_endpoint_made_for_a_container_in_a_namespace_given_by_path() {
+    let prefix = format!("xlopc{}", std::process::id());
+    let host = OwnedNetns::create(&format!("{prefix}h"));
+    let endpoint_ns = OwnedNetns::create(&format!("{prefix}e1"));
+    ip(&["-n", host.name(), "link", "add", "up1", "type", "veth", "peer", "name", "up1-p"]);
+    ip(&["-n", host.name(), "link", "set", "up1", "up"]);
+    let state_dir = std::env::temp_dir().join(format!("{prefix}-state"));
+    let (host_name, endpoint_path) = (host.name(), format!("/run/netns/{}", endpoint_ns.name()));
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(async {
+                    // As a CNI runtime runs its plugins: in the host's namespace already.
+                    xlan::host::netns::enter_for_good(host_name).unwrap();
+                    let instance = Instance::open_current(Some(&state_dir)).unwrap();
+                    assert_eq!(instance.name, host_name);
+                    let request = CreateNetwork {
+                        name: "cni0".into(),
+                        parent: "up1".into(),
+                        hook: None,
+                        ipam: Default::default(),
+                        driver: DriverRequest::Macvlan { mode: MacvlanMode::Bridge, host_access: false },
+                    };
+                    network::create(&instance, request).await.unwrap();
+                    let at = EndpointRef { netns: endpoint_path.clone(), ifname: "eth0".into() };
+                    let add = |at: EndpointRef| AddEndpoint {
+                        network: "cni0".into(),
+                        at,
+                        mac: None,
+                        addresses: vec![net("10.66.0.2/24")],
+                    };
+                    let added =
+                        endpoint::add_for_container(&instance, add(at.clone()), Some("c0ffee".into())).await.unwrap();
+                    assert_eq!(added.container_id.as_deref(), Some("c0ffee"));
+                    let state = network::list(&instance).await.unwrap();
+                    let shown = xlan::model::State { networks: state, ..Default::default() };
+                    let (network, found) = shown.find_container_endpoint("c0ffee", "eth0").unwrap();
+                    assert_eq!((network.name.as_str(), &found.at), ("cni0", &at));
+                    assert!(shown.find_container_endpoint("c0ffee", "eth1").is_none());
+
+                    let not_a_namespace = EndpointRef { netns: "/etc/hostname".into(), ifname: "eth1".into() };
+                    match endpoint::add(&instance, add(not_a_namespace)).await {
+                        Err(Error::NoSuchNetnsPath(path)) => assert_eq!(path, "/etc/hostname"),
+                        other => panic!("a file that is no namespace: {other:?}"),
+                    }
+
+                    assert!(network::delete_if_unused(&instance, "cni0").await.unwrap().is_none(), "in use");
+                    endpoint::del(&instance, "cni0", &at).await.unwrap();
+                    let deleted = network::delete_if_unused(&instance, "cni0").await.unwrap();
+                    assert_eq!(deleted.map(|n| n.name), Some("cni0".to_string()));
+                });
+            })
+            .join()
+            .unwrap();
+    });
+    assert!(!state_dir.join("state.json").exists());
+}

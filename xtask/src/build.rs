@@ -71,7 +71,7 @@ pub fn run(profile: Profile, steps: &mut Steps) -> Result<Artifacts> {
     steps.start("building eBPF datapath (first build ~2 min)");
     let datapath_obj = build_ebpf(&toolchain)?;
 
-    steps.start("building userspace (xlan, xlan-lab)");
+    steps.start("building userspace (xlan, xlan-cni, xlan-lab)");
     let artifacts = Artifacts { datapath_obj, bin_dir: paths::host_target_dir().join(profile.dir_name()) };
     build_userspace(profile, &artifacts)?;
     Ok(artifacts)

@@ -25,6 +25,10 @@ const APT_PACKAGES: &[&str] = &[
     "iputils-ping",
     "ethtool",
     "iproute2",
+    // The CNI plugin's tests: podman (CNI backend), the reference CNI plugins and a static busybox for rootfs.
+    "podman",
+    "containernetworking-plugins",
+    "busybox-static",
 ];
 
 /// bpf-linker is built against LLVM 22; without LLVM_PREFIX llvm-sys would find LLVM 14's llvm-config first.

@@ -105,6 +105,33 @@ impl Datapath {
     }
 }
 
+/// Whether the datapath can be loaded on this machine (a CNI plugin's STATUS): the object and each of its programs
+/// loaded into the kernel, with the maps pinned in a scratch directory of their own that is removed again. Nothing is
+/// attached and no instance's maps are touched.
+pub fn probe() -> Result<()> {
+    use datapath_common::program_names as names;
+    let scratch = PinDir {
+        root: std::path::Path::new(super::pins::BPFFS).join("xlan").join(format!("probe_{}", std::process::id())),
+    };
+    let loaded = (|| {
+        let mut datapath = Datapath::load(&scratch)?;
+        for name in [names::PARENT_XDP, names::XDP_PASS] {
+            datapath.program::<Xdp>(name)?;
+        }
+        for name in [names::PARENT_INGRESS, names::PARENT_EGRESS, names::ENDPOINT_INGRESS] {
+            datapath.program::<SchedClassifier>(name)?;
+        }
+        Ok(())
+    })();
+    if let Ok(entries) = std::fs::read_dir(&scratch.root) {
+        for entry in entries.flatten() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    scratch.remove_if_empty();
+    loaded
+}
+
 /// How often a load the verifier gave up on with EAGAIN is tried again.
 const LOAD_ATTEMPTS: usize = 5;
 

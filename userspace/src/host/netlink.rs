@@ -1,13 +1,13 @@
 //! Devices and addresses through rtnetlink. A connection belongs to the namespace its socket was opened in,
 //! so one `Netlink` per namespace; the calls are then independent of the thread's current namespace.
 use std::{
-    net::{IpAddr, Ipv4Addr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     os::fd::{AsFd, AsRawFd},
 };
 
 use futures::TryStreamExt;
 use ipnet::IpNet;
-use netlink_packet_route::route::RouteScope;
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteScope};
 use netlink_packet_route::{
     address::{AddressAttribute, AddressFlags, AddressHeaderFlags},
     link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage},
@@ -37,6 +37,36 @@ pub struct Device {
     pub is_veth: bool,
     /// The loopback device: no LAN can hang off it.
     pub is_loopback: bool,
+}
+
+/// A main-table route of `message` through device `index`, as (destination, gateway).
+fn route_through(message: &RouteMessage, index: u32) -> Option<(IpNet, Option<IpAddr>)> {
+    let main = message.header.table == RouteHeader::RT_TABLE_MAIN
+        || message
+            .attributes
+            .iter()
+            .any(|a| matches!(a, RouteAttribute::Table(t) if *t == u32::from(RouteHeader::RT_TABLE_MAIN)));
+    let through = message.attributes.iter().any(|a| matches!(a, RouteAttribute::Oif(oif) if *oif == index));
+    if !main || !through {
+        return None;
+    }
+    let ip = |address: &RouteAddress| match address {
+        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    };
+    let unspecified = match message.header.address_family {
+        netlink_packet_route::AddressFamily::Inet6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    };
+    let destination = message
+        .attributes
+        .iter()
+        .find_map(|a| if let RouteAttribute::Destination(d) = a { ip(d) } else { None })
+        .unwrap_or(unspecified);
+    let gateway = message.attributes.iter().find_map(|a| if let RouteAttribute::Gateway(g) = a { ip(g) } else { None });
+    let dst = IpNet::new(destination, message.header.destination_prefix_length).ok()?;
+    Some((dst, gateway))
 }
 
 impl Netlink {
@@ -281,6 +311,36 @@ impl Netlink {
             .execute()
             .await
             .map_err(Error::netlink(format!("add a default route through device {index}")))
+    }
+
+    /// `ip route add DST [via GATEWAY] dev DEV` in the main table (a CNI IPAM result's routes). A gateway of the
+    /// other family than DST is refused by the kernel.
+    pub async fn add_route(&self, index: u32, dst: IpNet, gateway: Option<IpAddr>) -> Result<()> {
+        let what = || format!("add route {dst} via {gateway:?} on device {index}");
+        let mut builder = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(dst.addr(), dst.prefix_len())
+            .map_err(|e| Error::io(what(), std::io::Error::other(e.to_string())))?
+            .output_interface(index);
+        if let Some(gateway) = gateway {
+            builder = builder.gateway(gateway).map_err(|e| Error::io(what(), std::io::Error::other(e.to_string())))?;
+        }
+        self.handle.route().add(builder.build()).execute().await.map_err(Error::netlink(what()))
+    }
+
+    /// The main table's routes through device `index` (IPv4 and IPv6): destination and gateway.
+    pub async fn routes(&self, index: u32) -> Result<Vec<(IpNet, Option<IpAddr>)>> {
+        let mut found = Vec::new();
+        for family in [RouteMessageBuilder::<Ipv4Addr>::new().build(), RouteMessageBuilder::<Ipv6Addr>::new().build()] {
+            let mut routes = self.handle.route().get(family).execute();
+            while let Some(message) =
+                routes.try_next().await.map_err(Error::netlink(format!("list the routes of device {index}")))?
+            {
+                if let Some(route) = route_through(&message, index) {
+                    found.push(route);
+                }
+            }
+        }
+        Ok(found)
     }
 
     pub async fn set_up(&self, index: u32) -> Result<()> {

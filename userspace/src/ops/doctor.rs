@@ -170,7 +170,7 @@ pub(crate) async fn rebuild(instance: &Instance, state: &State) -> Result<()> {
             port::fill_maps(&tables, &made, endpoint)?;
             made.endpoints.push(endpoint.clone());
             if !instance.pins.link(&link_names::port(endpoint.host.ifindex, "tc")).exists() {
-                let netns = Netns::open(&endpoint.at.netns)?;
+                let netns = Netns::locate(&endpoint.at.netns)?;
                 let peer = Netlink::connect_in(&netns)?.require_device(&endpoint.at.ifname).await?;
                 port::attach_programs(instance, network, &netns, peer.index, endpoint)?;
             }

@@ -24,11 +24,20 @@ pub struct AddEndpoint {
 }
 
 pub async fn add(instance: &Instance, request: AddEndpoint) -> Result<Endpoint> {
+    add_for_container(instance, request, None).await
+}
+
+/// Adds an endpoint made for a container (`Endpoint::container_id`), which finds it again by that id.
+pub async fn add_for_container(
+    instance: &Instance,
+    request: AddEndpoint,
+    container_id: Option<String>,
+) -> Result<Endpoint> {
     let mut session = Session::open(instance).await?;
     let state = &session.state;
     let network = state.network(&request.network)?.clone();
     validate_ifname(&request.at.ifname)?;
-    let netns = Netns::open(&request.at.netns)?;
+    let netns = Netns::locate(&request.at.netns)?;
     if state.find_endpoint(&request.at).is_some() {
         return Err(Error::EndpointExists {
             network: request.network,
@@ -101,8 +110,8 @@ pub async fn add(instance: &Instance, request: AddEndpoint) -> Result<Endpoint> 
             return Err(Error::DeviceExists { device: name.clone(), netns: instance.name.clone() });
         }
     }
-    let mut endpoint =
-        Endpoint { at: request.at, mac, addresses, host: HostPort { ifname: names.host.clone(), ifindex: 0 } };
+    let host = HostPort { ifname: names.host.clone(), ifindex: 0 };
+    let mut endpoint = Endpoint { at: request.at, mac, addresses, host, container_id };
     let pending =
         Pending::AddEndpoint { network: network.name.clone(), endpoint: endpoint.clone(), names: names.clone() };
     session.begin(pending)?;

@@ -207,9 +207,26 @@ async fn resolve_parent(instance: &Instance, name: &str, vlan: Option<u16>) -> R
 /// Deletes the network with its endpoints; returns what it was.
 /// Works on a broken instance too (a parent that is gone, a datapath that disagrees): deleting is how users get out.
 pub async fn delete(instance: &Instance, name: &str) -> Result<Network> {
-    let mut session = Session::open_unchecked(instance).await?;
+    let session = Session::open_unchecked(instance).await?;
     let network = session.state.network(name)?.clone();
-    session.state.networks.retain(|n| n.name != name);
+    remove(session, network).await
+}
+
+/// Deletes the network only if it has no endpoints, under one lock, so that an endpoint another command added
+/// meanwhile is never taken with it; returns what it deleted. For a front end undoing a network it made for an
+/// endpoint whose add then failed (the CNI plugin).
+pub async fn delete_if_unused(instance: &Instance, name: &str) -> Result<Option<Network>> {
+    let session = Session::open_unchecked(instance).await?;
+    let network = session.state.network(name)?.clone();
+    if !network.endpoints.is_empty() {
+        return Ok(None);
+    }
+    remove(session, network).await.map(Some)
+}
+
+async fn remove(mut session: Session<'_>, network: Network) -> Result<Network> {
+    let instance = session.instance;
+    session.state.networks.retain(|n| n.name != network.name);
     session.begin(Pending::DeleteNetwork { network: network.clone() })?;
     session::delete_network(instance, &session.state, &network).await?;
     session.end()?;

@@ -109,8 +109,8 @@ async fn bring_back(instance: &Instance, config: &State) -> Result<Restored> {
         }
         for endpoint in &wanted.endpoints {
             let at = endpoint.at.clone();
-            if Netns::open(&at.netns).is_err() {
-                let reason = Error::NoSuchNetns(at.netns.clone()).to_string();
+            if let Err(missing) = Netns::locate(&at.netns) {
+                let reason = missing.to_string();
                 restored.skipped.push(Skipped { network: wanted.name.clone(), endpoint: at, reason });
                 continue;
             }
@@ -121,7 +121,7 @@ async fn bring_back(instance: &Instance, config: &State) -> Result<Restored> {
                 mac,
                 addresses: endpoint.addresses.clone(),
             };
-            match endpoint::add(instance, request).await {
+            match endpoint::add_for_container(instance, request, endpoint.container_id.clone()).await {
                 Ok(_) => restored.endpoints.push(at),
                 Err(error) => restored.skipped.push(Skipped {
                     network: wanted.name.clone(),

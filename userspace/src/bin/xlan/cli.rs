@@ -259,7 +259,7 @@ pub enum FdbCommand {
 #[derive(Debug, Args)]
 pub struct EndpointTarget {
     pub network: String,
-    /// The endpoint's network namespace (/run/netns/NS).
+    /// The endpoint's network namespace: a name (/run/netns/NS) or the path of a namespace file (/proc/PID/ns/net).
     #[arg(long, value_name = "NS")]
     pub netns: String,
     /// The endpoint's interface name inside NS.
