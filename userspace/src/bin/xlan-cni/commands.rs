@@ -74,7 +74,7 @@ pub async fn add(call: &Invocation) -> Result<Success, Failure> {
         ));
     }
     let master = master::resolve(&instance, call.conf.master.as_deref()).await?;
-    let request = call.conf.network_request(name.clone(), master.link.clone())?;
+    let request = call.conf.network_request(name.clone(), master.link.clone(), master.vlan)?;
     let (network, created) = ensure_network(&instance, request).await?;
     // From here on, a failure undoes what this ADD made: nothing half-made is left.
     let undo_network = || undo_network(&instance, &name, created);

@@ -1,7 +1,6 @@
 //! Which link a network hangs off: the config's `master`, or (as the reference plugins) the interface of the host's
-//! default route. Every master goes through [`resolve`], so that VLAN masters (`eth0.10` → parent eth0 + VLAN 10,
-//! pushed and popped in BPF since this kernel has no 8021q) come in here once the library has VLAN parents; until
-//! then a master is a link name, and a dotted name that is no link is refused as not supported yet.
+//! default route. A master named `LINK.VID` that is no link is VLAN VID of LINK, done in BPF (this kind of host has no
+//! 8021q module), as the library reads `--parent eth0.10`.
 use xlan::instance::Instance;
 
 use crate::spec::{Code, Failure};
@@ -11,25 +10,33 @@ use crate::spec::{Code, Failure};
 pub struct Master {
     /// The parent link in the host namespace.
     pub link: String,
+    /// The 802.1Q VLAN on it, for a master like `eth0.10`.
+    pub vlan: Option<u16>,
 }
 
 pub async fn resolve(instance: &Instance, named: Option<&str>) -> Result<Master, Failure> {
-    let link = match named {
+    let name = match named {
         Some(name) => name.to_string(),
         None => default_route_interface()?,
     };
-    if instance.netlink.device(&link).await.map_err(crate::errors::from_library)?.is_some() {
-        return Ok(Master { link });
+    let exists = |link: &str| {
+        let link = link.to_string();
+        async move { instance.netlink.device(&link).await.map_err(crate::errors::from_library).map(|d| d.is_some()) }
+    };
+    if exists(&name).await? {
+        return Ok(Master { link: name, vlan: None });
     }
-    if let Some((parent, vlan)) = link.rsplit_once('.') {
-        if vlan.parse::<u16>().is_ok_and(|id| (1..4095).contains(&id)) {
-            return Err(Failure::new(
-                Code::InvalidConfig,
-                format!("master {link}: VLAN {vlan} on {parent} needs xlan's VLAN parents, which this build lacks"),
-            ));
+    if let Some((link, vid)) = name.rsplit_once('.') {
+        if let Ok(vlan) = vid.parse::<u16>() {
+            if !(1..=datapath_common::MAX_VLAN_ID).contains(&vlan) {
+                return Err(Failure::new(Code::InvalidConfig, format!("master {name}: VLAN {vid} is not 1-4094")));
+            }
+            if exists(link).await? {
+                return Ok(Master { link: link.to_string(), vlan: Some(vlan) });
+            }
         }
     }
-    Err(Failure::new(Code::InvalidConfig, format!("master {link} does not exist in the host namespace")))
+    Err(Failure::new(Code::InvalidConfig, format!("master {name} does not exist in the host namespace")))
 }
 
 /// The interface of the IPv4 default route with the lowest metric in this thread's namespace.
