@@ -10,6 +10,7 @@
 pub mod bench;
 pub mod cmd;
 pub mod counters;
+pub mod docker;
 pub mod ipvlan;
 pub mod link;
 pub mod matrix;

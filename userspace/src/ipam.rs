@@ -162,6 +162,7 @@ mod tests {
                 mac: Mac([2, 0, 0, 0, 0, n as u8 + 1]),
                 addresses: vec![net(address)],
                 host: HostPort { ifname: format!("xl1p{n}"), ifindex: 10 + n as u32 },
+                placement: Default::default(),
             })
             .collect();
         Network {

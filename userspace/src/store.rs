@@ -356,6 +356,7 @@ mod v0 {
                         mac: e.mac,
                         addresses: e.ips.iter().map(|text| parse(&name, "address", text)).collect::<Result<_, _>>()?,
                         host: model::HostPort { ifname: e.host_ifname, ifindex: e.host_ifindex },
+                        placement: model::Placement::Netns,
                     })
                 })
                 .collect::<Result<_, String>>()?;

@@ -25,6 +25,9 @@ const APT_PACKAGES: &[&str] = &[
     "iputils-ping",
     "ethtool",
     "iproute2",
+    // The Docker driver tests: a real dockerd (hermetic, in a test namespace) and a busybox rootfs for its image.
+    "docker.io",
+    "busybox-static",
 ];
 
 /// bpf-linker is built against LLVM 22; without LLVM_PREFIX llvm-sys would find LLVM 14's llvm-config first.

@@ -199,6 +199,7 @@ impl Fixture {
             mac: Mac(mac),
             addresses,
             host: HostPort { ifname: format!("port{n}"), ifindex: self.ports[slot] },
+            placement: Default::default(),
         }
     }
 

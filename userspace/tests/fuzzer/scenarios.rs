@@ -96,6 +96,7 @@ impl Base {
             mac: Mac(mac),
             addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
             host: HostPort { ifname: format!("port{n}"), ifindex: self.ports[n - 1] },
+            placement: Default::default(),
         }
     }
 
