@@ -6,6 +6,8 @@
 //!   IPv6): the same reachability between containers, to and from the outside, and none to the host's address —
 //!   which `-o host_access=true` flips. Afterwards nothing of xlan's is left.
 //! - Bad `-o` options: docker shows xlan's one line, nothing is left; Docker's own VLAN parent fails on this kernel.
+//! - Internal networks (`--internal`, or no parent): the containers reach each other and nothing else (Docker's own
+//!   need a dummy link, which this kernel lacks).
 //! - ipvlan l2 and l3 (Docker's own ipvlan cannot run a container here); VXLAN across two Docker hosts.
 //! - `xlan serve` killed with -9 and started again, dockerd restarted: a paced ping from the outside to a container
 //!   runs throughout (its losses are printed), the containers keep reaching each other, new containers join.
@@ -168,13 +170,12 @@ fn bad_options_fail_with_one_line_and_leave_nothing() {
         (&macvlan, &["-o", "parent=uplink", "-o", "colour=red"], "unknown option -o colour"),
         (&macvlan, &["-o", "parent=uplink", "-o", "vni=5"], "-o vni is an option of vxlan networks"),
         (&macvlan, &["-o", "parent=uplink", "-o", "macvlan_mode=vepa", "-o", "host_access=true"], "host_access"),
-        (&macvlan, &[], "needs -o parent"),
-        (&macvlan, &["-o", "parent=uplink", "--internal"], "internal networks"),
         (&macvlan, &["-o", "parent=nope"], "-o parent must name an existing interface"),
         (&ipvlan, &["-o", "parent=uplink", "-o", "ipvlan_mode=l4"], "-o ipvlan_mode=l4: unknown ipvlan mode"),
         (&ipvlan, &["-o", "parent=uplink", "-o", "ipvlan_flag=loud"], "-o ipvlan_flag=loud"),
         (&vxlan, &["-o", "parent=uplink", "-o", "vni=0"], "-o vni=0 is out of range"),
         (&vxlan, &["-o", "parent=uplink"], "needs -o vni"),
+        (&vxlan, &["-o", "vni=7"], "a VXLAN network cannot be internal"),
         (&vxlan, &["-o", "parent=uplink", "-o", "vni=7", "-o", "remote=10.0.0.1,x"], "-o remote=10.0.0.1,x"),
         (&vxlan, &["-o", "parent=uplink", "-o", "vni=7", "-o", "group=10.0.0.1"], "-o group=10.0.0.1 is not"),
     ];
@@ -196,6 +197,44 @@ fn bad_options_fail_with_one_line_and_leave_nothing() {
     );
     assert!(!out.status.success(), "Docker's own macvlan made a VLAN parent on a kernel without 8021q");
     eprintln!("Docker's own macvlan on uplink.10: {}", String::from_utf8_lossy(&out.stderr).trim());
+}
+
+#[test]
+fn internal_networks_have_no_way_out() {
+    if !docker::available() {
+        return;
+    }
+    let lan = ok(Lan::new(), "setting up the Docker host");
+    let host = &lan.host;
+    // Docker's own drivers hang an internal network off a dummy link, which this kernel lacks.
+    let out = ok(
+        host.dockerd.docker_output(&[
+            "network",
+            "create",
+            "-d",
+            "macvlan",
+            "--internal",
+            "--subnet=10.88.0.0/24",
+            "kint",
+        ]),
+        "Docker's own internal macvlan",
+    );
+    eprintln!("Docker's own --internal macvlan: {}", String::from_utf8_lossy(&out.stderr).trim());
+    let _ = host.docker(&["network", "rm", "kint"]);
+    for (driver, options) in [("macvlan", &["--internal"][..]), ("ipvlan", &[][..])] {
+        let driver = host.driver(driver);
+        let args = [&["network", "create", "-d", &driver, "--subnet=10.88.0.0/24"], options, &["int"]].concat();
+        ok(host.docker(&args), "internal network");
+        ok(host.run_container("c1", &["--net=int", "--ip=10.88.0.11"]), "c1");
+        ok(host.run_container("c2", &["--net=int", "--ip=10.88.0.12"]), "c2");
+        assert!(host.pings("c1", "10.88.0.12"), "{driver}: c1 → c2 on the internal network");
+        let routes = ok(host.exec("c1", &["ip", "route"]), "c1's routes");
+        assert!(!routes.contains("default"), "{driver}: an internal network has no gateway: {routes}");
+        assert!(!host.pings("c1", OUTSIDE), "{driver}: nothing leaves an internal network");
+        ok(host.docker(&["rm", "-f", "c1", "c2"]), "rm");
+        ok(host.docker(&["network", "rm", "int"]), "network rm");
+        lan.assert_nothing_of_xlan();
+    }
 }
 
 #[test]
@@ -487,4 +526,47 @@ fn metrics_follow_the_traffic() {
         after.iter().any(|(n, l, _)| n == "xlan_endpoint_drops_total" && l.contains_key("reason")),
         "drops by reason"
     );
+}
+
+#[test]
+fn concurrent_containers_all_join() {
+    if !docker::available() {
+        return;
+    }
+    let lan = ok(Lan::new(), "setting up the Docker host");
+    let host = &lan.host;
+    let driver = host.driver("macvlan");
+    ok(
+        host.docker(&["network", "create", "-d", &driver, "--subnet=192.168.8.0/24", "-o", "parent=uplink", "mcv"]),
+        "network",
+    );
+    // dockerd asks the driver concurrently; the daemon serialises the requests (one state lock, one thread).
+    let runs: Vec<_> = (0..6)
+        .map(|n| {
+            let mut command = host.dockerd.command(&[
+                "run",
+                "-d",
+                "--name",
+                &format!("p{n}"),
+                "--net=mcv",
+                docker::IMAGE,
+                "sleep",
+                "3600",
+            ]);
+            std::thread::spawn(move || cmd::run(&mut command))
+        })
+        .collect();
+    for run in runs {
+        ok(run.join().expect("docker run thread"), "docker run");
+    }
+    let addresses: Vec<String> = (0..6).map(|n| ok(host.address(&format!("p{n}"), "mcv"), "address")).collect();
+    let mut distinct = addresses.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 6, "distinct addresses: {addresses:?}");
+    for (n, address) in addresses.iter().enumerate().skip(1) {
+        assert!(host.pings("p0", address), "p0 → p{n} ({address})");
+    }
+    let doctor = ok(host.xlan.run(&["doctor"]), "xlan doctor");
+    assert!(doctor.starts_with("ok"), "{doctor}");
 }

@@ -20,7 +20,7 @@ use xlan::{
 };
 
 use super::{
-    errors,
+    errors, internal,
     options::{self, network_name},
     protocol::{
         ActivateResponse, CapabilitiesResponse, CreateEndpointResponse, CreateNetworkRequest, EndpointInfoResponse,
@@ -60,17 +60,32 @@ impl Handler<'_> {
     }
 
     async fn create_network(&self, request: CreateNetworkRequest) -> Answer {
-        let create = options::create_network(self.driver, self.name, &request)?;
-        network::create(self.instance, create).await.map_err(|e| self.phrase(&e))?;
+        let plan = options::create_network(self.driver, self.name, &request)?;
+        let name = plan.create.name.clone();
+        if plan.internal {
+            internal::make_parent(self.instance, &name).await.map_err(|e| self.phrase(&e))?;
+        }
+        if let Err(error) = network::create(self.instance, plan.create).await {
+            if plan.internal {
+                internal::remove_parent(self.instance, &name).await.map_err(|e| self.phrase(&e))?;
+            }
+            return Err(self.phrase(&error));
+        }
         ok()
     }
 
     /// Idempotent: Docker may ask again for a network whose deletion it did not see complete.
     async fn delete_network(&self, request: NetworkRequest) -> Answer {
-        match network::delete(self.instance, &network_name(&request.network_id)).await {
-            Ok(_) | Err(Error::NetworkNotFound(_)) => ok(),
-            Err(error) => Err(self.phrase(&error)),
+        let name = network_name(&request.network_id);
+        let deleted = match network::delete(self.instance, &name).await {
+            Ok(deleted) => Some(deleted),
+            Err(Error::NetworkNotFound(_)) => None,
+            Err(error) => return Err(self.phrase(&error)),
+        };
+        if deleted.is_some_and(|network| internal::is_internal(&network)) {
+            internal::remove_parent(self.instance, &name).await.map_err(|e| self.phrase(&e))?;
         }
+        ok()
     }
 
     async fn create_endpoint(&self, request: EndpointRequest) -> Answer {
@@ -135,6 +150,8 @@ impl Handler<'_> {
                     }
                 }
             }
+            // An internal network has no way out: no gateway, as Docker's own drivers.
+            _ if internal::is_internal(&network) => {}
             _ => {
                 for subnet in &network.subnets {
                     match subnet.gateway {

@@ -5,6 +5,7 @@
 mod errors;
 mod handlers;
 mod http;
+mod internal;
 mod metrics;
 mod options;
 mod protocol;

@@ -15,7 +15,10 @@ use xlan::{
     ops::network::{CreateNetwork, DriverRequest, VxlanRequest},
 };
 
-use super::protocol::{CreateNetworkRequest, IpamData, GENERIC_OPTIONS, INTERNAL};
+use super::{
+    internal,
+    protocol::{CreateNetworkRequest, IpamData, GENERIC_OPTIONS, INTERNAL},
+};
 
 /// The options each driver takes, in the order a refusal lists them.
 fn options_of(driver: Driver) -> &'static [&'static str] {
@@ -40,8 +43,16 @@ fn parent_link(value: &str) -> String {
     value.to_owned()
 }
 
+/// What to make for a Docker network.
+#[derive(Debug)]
+pub struct NetworkPlan {
+    pub create: CreateNetwork,
+    /// On a parent of its own that the daemon makes first (`internal.rs`).
+    pub internal: bool,
+}
+
 /// The network to create for `request` on the driver `driver` (`name`: Docker's driver name, for messages).
-pub fn create_network(driver: Driver, name: &str, request: &CreateNetworkRequest) -> Result<CreateNetwork, String> {
+pub fn create_network(driver: Driver, name: &str, request: &CreateNetworkRequest) -> Result<NetworkPlan, String> {
     let options = generic_options(&request.options)?;
     let allowed = options_of(driver);
     let mut keys: Vec<&String> = options.keys().collect();
@@ -57,14 +68,18 @@ pub fn create_network(driver: Driver, name: &str, request: &CreateNetworkRequest
             });
         }
     }
-    if request.options.get(INTERNAL).is_some_and(|v| v.as_bool() == Some(true) || v.as_str() == Some("true")) {
-        return Err(format!(
-            "{name} cannot make internal networks yet (--internal, or no -o parent): give -o parent=IFACE"
-        ));
-    }
-    let parent = options.get("parent").map(|value| parent_link(value)).ok_or_else(|| {
-        format!("{name} needs -o parent=IFACE (internal networks without a parent are not supported yet)")
-    })?;
+    let network = network_name(&request.network_id);
+    // No parent, or --internal (whose parent Docker's own drivers ignore too): a LAN of this host's containers.
+    let internal =
+        request.options.get(INTERNAL).is_some_and(|v| v.as_bool() == Some(true) || v.as_str() == Some("true"))
+            || !options.contains_key("parent");
+    let parent = match options.get("parent") {
+        Some(value) if !internal => parent_link(value),
+        _ if driver == Driver::Vxlan => {
+            return Err(format!("{name} needs -o parent=IFACE, its underlay (a VXLAN network cannot be internal)"))
+        }
+        _ => internal::parent_name(&network),
+    };
     let driver = match driver {
         Driver::Macvlan => DriverRequest::Macvlan {
             mode: word(&options, "macvlan_mode")?.unwrap_or_default(),
@@ -76,13 +91,8 @@ pub fn create_network(driver: Driver, name: &str, request: &CreateNetworkRequest
         },
         Driver::Vxlan => DriverRequest::Vxlan(vxlan(&options)?),
     };
-    Ok(CreateNetwork {
-        name: network_name(&request.network_id),
-        parent,
-        hook: None,
-        driver,
-        ipam: ipam(request.ipv4_data.iter().chain(&request.ipv6_data).flatten())?,
-    })
+    let ipam = ipam(request.ipv4_data.iter().chain(&request.ipv6_data).flatten())?;
+    Ok(NetworkPlan { create: CreateNetwork { name: network, parent, hook: None, driver, ipam }, internal })
 }
 
 fn vxlan(options: &HashMap<String, String>) -> Result<VxlanRequest, String> {
@@ -210,6 +220,8 @@ mod tests {
             &request(&[("parent", "eth0"), ("vni", "42"), ("remote", "10.0.0.3,10.0.0.4"), ("learning", "false")]),
         )
         .unwrap();
+        assert!(!made.internal);
+        let made = made.create;
         assert_eq!(made.name, "dk0123456789ab");
         assert_eq!(made.parent, "eth0");
         match made.driver {
@@ -226,6 +238,15 @@ mod tests {
     }
 
     #[test]
+    fn no_parent_is_an_internal_network_on_its_own_parent() {
+        for driver in [Driver::Macvlan, Driver::Ipvlan] {
+            let plan = create_network(driver, "xlan-x", &request(&[])).unwrap();
+            assert!(plan.internal);
+            assert_eq!(plan.create.parent, plan.create.name);
+        }
+    }
+
+    #[test]
     fn bad_options_are_one_line_naming_the_option() {
         type Case<'a> = (Driver, &'a [(&'a str, &'a str)], &'a str);
         let cases: &[Case] = &[
@@ -234,10 +255,10 @@ mod tests {
             (Driver::Macvlan, &[("parent", "eth0"), ("vni", "4")], "-o vni is an option of vxlan networks"),
             (Driver::Ipvlan, &[("parent", "eth0"), ("ipvlan_mode", "l4")], "-o ipvlan_mode=l4"),
             (Driver::Vxlan, &[("parent", "eth0")], "needs -o vni"),
+            (Driver::Vxlan, &[("vni", "1")], "a VXLAN network cannot be internal"),
             (Driver::Vxlan, &[("parent", "eth0"), ("vni", "x")], "-o vni=x: not a number"),
             (Driver::Vxlan, &[("parent", "eth0"), ("vni", "1"), ("remote", "a,b")], "-o remote=a,b"),
             (Driver::Macvlan, &[("parent", "eth0"), ("host_access", "yes please")], "-o host_access"),
-            (Driver::Macvlan, &[], "needs -o parent"),
         ];
         for (driver, options, expected) in cases {
             let error = create_network(*driver, "xlan-x", &request(options)).unwrap_err();
