@@ -51,6 +51,27 @@ impl Lan {
         Ok(Lan { host, outside, hostns })
     }
 
+    /// The LAN, or None (skipped, with a message) when Docker is not installed.
+    fn start() -> Option<Lan> {
+        docker::available().then(|| ok(Lan::new(), "setting up the Docker host"))
+    }
+
+    /// `docker network create -d <xlan's KIND> --subnet=SUBNET ARGS... NAME` (ARGS: `-o parent=uplink` and more).
+    fn xlan_network(&self, kind: &str, name: &str, subnet: &str, args: &[&str]) {
+        let driver = self.host.driver(kind);
+        let subnet = format!("--subnet={subnet}");
+        let create = [&["network", "create", "-d", &driver, &subnet], args, &[name]].concat();
+        ok(self.host.docker(&create), format!("docker network create {name}"));
+    }
+
+    /// Containers c1 and c2 on `network` with the addresses PREFIX.11 and PREFIX.12.
+    fn two_containers(&self, network: &str, prefix: &str) {
+        for n in [1, 2] {
+            let (net, ip) = (format!("--net={network}"), format!("--ip={prefix}.1{n}"));
+            ok(self.host.run_container(&format!("c{n}"), &[&net, &ip]), format!("container c{n}"));
+        }
+    }
+
     fn outside_pings(&self, address: &str) -> bool {
         cmd::succeeds(&mut self.outside.command("ping", &["-c", "2", "-W", "1", address]))
     }
@@ -134,10 +155,7 @@ fn macvlan_scenario(lan: &Lan, driver: &str, options: &[&str]) -> Result<Reach> 
 
 #[test]
 fn macvlan_behaves_as_dockers_own() {
-    if !docker::available() {
-        return;
-    }
-    let lan = ok(Lan::new(), "setting up the Docker host");
+    let Some(lan) = Lan::start() else { return };
     let kernel = ok(macvlan_scenario(&lan, "macvlan", &[]), "Docker's own macvlan");
     let expected = Reach {
         c1_to_c2: true,
@@ -159,10 +177,7 @@ fn macvlan_behaves_as_dockers_own() {
 
 #[test]
 fn bad_options_fail_with_one_line_and_leave_nothing() {
-    if !docker::available() {
-        return;
-    }
-    let lan = ok(Lan::new(), "setting up the Docker host");
+    let Some(lan) = Lan::start() else { return };
     let host = &lan.host;
     let (macvlan, ipvlan, vxlan) = (host.driver("macvlan"), host.driver("ipvlan"), host.driver("vxlan"));
     let cases: &[(&str, &[&str], &str)] = &[
@@ -201,10 +216,7 @@ fn bad_options_fail_with_one_line_and_leave_nothing() {
 
 #[test]
 fn internal_networks_have_no_way_out() {
-    if !docker::available() {
-        return;
-    }
-    let lan = ok(Lan::new(), "setting up the Docker host");
+    let Some(lan) = Lan::start() else { return };
     let host = &lan.host;
     // Docker's own drivers hang an internal network off a dummy link, which this kernel lacks.
     let out = ok(
@@ -222,11 +234,8 @@ fn internal_networks_have_no_way_out() {
     eprintln!("Docker's own --internal macvlan: {}", String::from_utf8_lossy(&out.stderr).trim());
     let _ = host.docker(&["network", "rm", "kint"]);
     for (driver, options) in [("macvlan", &["--internal"][..]), ("ipvlan", &[][..])] {
-        let driver = host.driver(driver);
-        let args = [&["network", "create", "-d", &driver, "--subnet=10.88.0.0/24"], options, &["int"]].concat();
-        ok(host.docker(&args), "internal network");
-        ok(host.run_container("c1", &["--net=int", "--ip=10.88.0.11"]), "c1");
-        ok(host.run_container("c2", &["--net=int", "--ip=10.88.0.12"]), "c2");
+        lan.xlan_network(driver, "int", "10.88.0.0/24", options);
+        lan.two_containers("int", "10.88.0");
         assert!(host.pings("c1", "10.88.0.12"), "{driver}: c1 → c2 on the internal network");
         let routes = ok(host.exec("c1", &["ip", "route"]), "c1's routes");
         assert!(!routes.contains("default"), "{driver}: an internal network has no gateway: {routes}");
@@ -239,47 +248,24 @@ fn internal_networks_have_no_way_out() {
 
 #[test]
 fn ipvlan_l2_and_l3() {
-    if !docker::available() {
-        return;
-    }
-    let lan = ok(Lan::new(), "setting up the Docker host");
+    let Some(lan) = Lan::start() else { return };
     let host = &lan.host;
-    let ipvlan = host.driver("ipvlan");
 
     // l2 (the default): the containers and the outside on one subnet, every container with the parent's MAC.
-    ok(
-        host.docker(&["network", "create", "-d", &ipvlan, "--subnet=192.168.8.0/24", "-o", "parent=uplink", "ipv"]),
-        "ipvlan l2 network",
-    );
-    ok(host.run_container("c1", &["--net=ipv", "--ip=192.168.8.21"]), "c1");
-    ok(host.run_container("c2", &["--net=ipv", "--ip=192.168.8.22"]), "c2");
+    lan.xlan_network("ipvlan", "ipv", "192.168.8.0/24", &["-o", "parent=uplink"]);
+    lan.two_containers("ipv", "192.168.8");
     let parent_mac = ok(lan.hostns.exec("cat", &["/sys/class/net/uplink/address"]), "uplink's MAC");
     let c1_link = ok(host.exec("c1", &["ip", "link", "show", "eth0"]), "c1's eth0");
     assert!(c1_link.contains(parent_mac.trim()), "ipvlan endpoints have the parent's MAC: {c1_link}");
-    assert!(host.pings("c1", "192.168.8.22"), "l2: c1 → c2");
+    assert!(host.pings("c1", "192.168.8.12"), "l2: c1 → c2");
     assert!(host.pings("c1", OUTSIDE), "l2: c1 → outside");
-    assert!(lan.outside_pings("192.168.8.22"), "l2: outside → c2");
+    assert!(lan.outside_pings("192.168.8.12"), "l2: outside → c2");
     ok(host.docker(&["rm", "-f", "c1", "c2"]), "rm");
     ok(host.docker(&["network", "rm", "ipv"]), "network rm");
 
     // l3: the parent routes; the outside reaches the containers' subnet through the host's address.
-    ok(
-        host.docker(&[
-            "network",
-            "create",
-            "-d",
-            &ipvlan,
-            "--subnet=10.77.1.0/24",
-            "-o",
-            "parent=uplink",
-            "-o",
-            "ipvlan_mode=l3",
-            "ipv3",
-        ]),
-        "ipvlan l3 network",
-    );
-    ok(host.run_container("c1", &["--net=ipv3", "--ip=10.77.1.11"]), "c1");
-    ok(host.run_container("c2", &["--net=ipv3", "--ip=10.77.1.12"]), "c2");
+    lan.xlan_network("ipvlan", "ipv3", "10.77.1.0/24", &["-o", "parent=uplink", "-o", "ipvlan_mode=l3"]);
+    lan.two_containers("ipv3", "10.77.1");
     let routes = ok(host.exec("c1", &["ip", "route"]), "c1's routes");
     assert!(routes.contains("default dev eth0"), "l3: Docker put the connected default route: {routes}");
     ok(lan.outside.ip(&["route", "add", "10.77.1.0/24", "via", HOST]), "outside's route");
@@ -389,17 +375,9 @@ impl Drop for PacedPing {
 
 #[test]
 fn restarts_keep_traffic_and_new_containers_join() {
-    if !docker::available() {
-        return;
-    }
-    let mut lan = ok(Lan::new(), "setting up the Docker host");
-    let driver = lan.host.driver("macvlan");
-    ok(
-        lan.host.docker(&["network", "create", "-d", &driver, "--subnet=192.168.8.0/24", "-o", "parent=uplink", "mcv"]),
-        "network",
-    );
-    ok(lan.host.run_container("c1", &["--net=mcv", "--ip=192.168.8.11"]), "c1");
-    ok(lan.host.run_container("c2", &["--net=mcv", "--ip=192.168.8.12"]), "c2");
+    let Some(mut lan) = Lan::start() else { return };
+    lan.xlan_network("macvlan", "mcv", "192.168.8.0/24", &["-o", "parent=uplink"]);
+    lan.two_containers("mcv", "192.168.8");
     assert!(lan.outside_pings("192.168.8.11"), "before the restarts");
     let ping = ok(PacedPing::start(&lan.outside, "192.168.8.11"), "paced ping");
 
@@ -472,18 +450,10 @@ fn parse_metrics(text: &str) -> Result<Vec<Sample>> {
 
 #[test]
 fn metrics_follow_the_traffic() {
-    if !docker::available() {
-        return;
-    }
-    let lan = ok(Lan::new(), "setting up the Docker host");
+    let Some(lan) = Lan::start() else { return };
     let host = &lan.host;
-    let driver = host.driver("macvlan");
-    ok(
-        host.docker(&["network", "create", "-d", &driver, "--subnet=192.168.8.0/24", "-o", "parent=uplink", "mcv"]),
-        "network",
-    );
-    ok(host.run_container("c1", &["--net=mcv", "--ip=192.168.8.11"]), "c1");
-    ok(host.run_container("c2", &["--net=mcv", "--ip=192.168.8.12"]), "c2");
+    lan.xlan_network("macvlan", "mcv", "192.168.8.0/24", &["-o", "parent=uplink"]);
+    lan.two_containers("mcv", "192.168.8");
     let endpoint = ok(
         host.docker(&["inspect", "-f", "{{(index .NetworkSettings.Networks \"mcv\").EndpointID}}", "c1"]),
         "c1's endpoint id",
@@ -530,16 +500,9 @@ fn metrics_follow_the_traffic() {
 
 #[test]
 fn concurrent_containers_all_join() {
-    if !docker::available() {
-        return;
-    }
-    let lan = ok(Lan::new(), "setting up the Docker host");
+    let Some(lan) = Lan::start() else { return };
     let host = &lan.host;
-    let driver = host.driver("macvlan");
-    ok(
-        host.docker(&["network", "create", "-d", &driver, "--subnet=192.168.8.0/24", "-o", "parent=uplink", "mcv"]),
-        "network",
-    );
+    lan.xlan_network("macvlan", "mcv", "192.168.8.0/24", &["-o", "parent=uplink"]);
     // dockerd asks the driver concurrently; the daemon serialises the requests (one state lock, one thread).
     let runs: Vec<_> = (0..6)
         .map(|n| {
@@ -569,4 +532,52 @@ fn concurrent_containers_all_join() {
     }
     let doctor = ok(host.xlan.run(&["doctor"]), "xlan doctor");
     assert!(doctor.starts_with("ok"), "{doctor}");
+}
+
+/// A reboot, as state_recovery simulates one (/run, bpffs and the host's devices gone; /var/lib kept), with Docker's
+/// networks kept by Docker: `xlan serve --internal-parents` and `xlan restore` (what xlan-restore.service runs)
+/// make both networks again — the internal one on a new parent — and leave the containers' endpoints to Docker,
+/// which makes new ones: new containers reach each other on both.
+#[test]
+fn docker_networks_come_back_after_a_reboot() {
+    let Some(mut lan) = Lan::start() else { return };
+    lan.xlan_network("macvlan", "int", "10.88.0.0/24", &[]);
+    lan.xlan_network("macvlan", "mcv", "192.168.8.0/24", &["-o", "parent=uplink"]);
+    ok(lan.host.run_container("c1", &["--net=int", "--ip=10.88.0.11"]), "c1");
+    ok(lan.host.run_container("c2", &["--net=mcv", "--ip=192.168.8.12"]), "c2");
+    // The internal network's parent is named after the network, as `xlan network list` shows it.
+    let networks = ok(lan.host.xlan.network_list(), "network list");
+    let internal_parent = networks
+        .as_array()
+        .and_then(|list| list.iter().find(|n| n["parent"] == n["name"]))
+        .and_then(|n| n["parent"].as_str())
+        .expect("the internal network on its own parent")
+        .to_string();
+
+    // The reboot, as far as xlan can tell: its daemon, /run, bpffs and the host's devices are gone (the containers'
+    // interfaces with their host-side ends); Docker, which learns nothing of it, keeps its networks.
+    ok(lan.host.serve.kill9(), "kill -9 xlan serve");
+    std::fs::remove_dir_all(xlan_tests::xlan::bpffs_dir(lan.hostns.name())).expect("pins");
+    std::fs::remove_dir_all(std::path::Path::new("/run/xlan").join(lan.hostns.name())).expect("state");
+    ok(link::delete(&lan.hostns, &internal_parent), "the internal parent");
+    for port in ["xl1p0", "xl2p0"] {
+        ok(link::delete(&lan.hostns, port), "an endpoint's host-side veth");
+    }
+
+    ok(lan.host.xlan.run(&["serve", "--internal-parents"]), "xlan serve --internal-parents");
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(lan.host.xlan.run(&["restore", "--json"]), "xlan restore")).expect("json");
+    assert_eq!(report["networks"].as_array().map(Vec::len), Some(2), "{report}");
+    assert_eq!(report["endpoints"], serde_json::json!([]), "Docker's endpoints are Docker's to make: {report}");
+    assert_eq!(report["skipped"].as_array().map(Vec::len), Some(2), "{report}");
+    ok(lan.host.serve.start_again(), "xlan serve after the reboot");
+    // Docker's containers of before the reboot go (Leave and DeleteEndpoint of endpoints xlan no longer has are no
+    // errors); new ones join.
+    ok(lan.host.docker(&["rm", "-f", "c1", "c2"]), "removing the containers of before the reboot");
+    lan.two_containers("int", "10.88.0");
+    assert!(lan.host.pings("c1", "10.88.0.12"), "internal network after the reboot");
+    ok(lan.host.docker(&["rm", "-f", "c1", "c2"]), "rm");
+    lan.two_containers("mcv", "192.168.8");
+    assert!(lan.host.pings("c1", "192.168.8.12"), "macvlan network after the reboot");
+    assert!(lan.host.pings("c1", OUTSIDE), "and out of the uplink");
 }

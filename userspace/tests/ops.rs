@@ -33,6 +33,23 @@ fn mac(text: &str) -> Mac {
     text.parse().unwrap()
 }
 
+/// Runs `f` with the instance of the namespace `host`. The instance enters the namespace for the rest of the thread:
+/// a thread of its own, with its runtime.
+fn on_instance(host: &str, state_dir: &std::path::Path, f: impl AsyncFnOnce(&Instance) + Send) {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(async {
+                    let instance = Instance::open(Some(host), Some(state_dir)).unwrap();
+                    f(&instance).await;
+                });
+            })
+            .join()
+            .unwrap();
+    });
+}
+
 #[test]
 fn operations_return_what_they_made() {
     let prefix = format!("xlops{}", std::process::id());
@@ -49,19 +66,9 @@ fn operations_return_what_they_made() {
     let state_dir = std::env::temp_dir().join(format!("{prefix}-state"));
     let (host_name, endpoint_name, ipvlan_name) = (host.name(), endpoint_ns.name(), ipvlan_ns.name());
 
-    // The instance enters the host namespace for the rest of the thread: a thread of its own, with its runtime.
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-                runtime.block_on(async {
-                    let instance = Instance::open(Some(host_name), Some(&state_dir)).unwrap();
-                    exercise(&instance, endpoint_name, ipvlan_name).await;
-                    assert!(!instance.pins.root.exists(), "the last network's delete removes the pins");
-                });
-            })
-            .join()
-            .unwrap();
+    on_instance(host_name, &state_dir, async |instance: &Instance| {
+        exercise(instance, endpoint_name, ipvlan_name).await;
+        assert!(!instance.pins.root.exists(), "the last network's delete removes the pins");
     });
     assert!(!state_dir.join("state.json").exists());
 }
@@ -217,17 +224,8 @@ fn handed_over_endpoints_are_the_runtimes_to_move() {
     ip(&["-n", host.name(), "link", "set", "up1", "up"]);
     let state_dir = std::env::temp_dir().join(format!("{prefix}-state"));
     let (host_name, container_name) = (host.name(), container.name());
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-                runtime.block_on(async {
-                    let instance = Instance::open(Some(host_name), Some(&state_dir)).unwrap();
-                    hand_over(&instance, host_name, container_name).await;
-                });
-            })
-            .join()
-            .unwrap();
+    on_instance(host_name, &state_dir, async |instance: &Instance| {
+        hand_over(instance, host_name, container_name).await
     });
     assert!(!state_dir.join("state.json").exists());
 }

@@ -94,6 +94,10 @@ pub struct ServeArgs {
     /// Where /metrics is served (Prometheus' text format).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9419")]
     pub metrics: std::net::SocketAddr,
+    /// Only make the missing parents of the internal Docker networks the kept configuration lists (veth pairs: gone
+    /// after a reboot), then exit: xlan-restore.service runs it before `xlan restore`.
+    #[arg(long)]
+    pub internal_parents: bool,
 }
 
 // Parsed once per process: the size of `Create` costs nothing worth boxing it for.

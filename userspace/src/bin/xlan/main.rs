@@ -71,6 +71,9 @@ fn run(cli: Cli) -> Result<Output, CliError> {
             eprintln!("xlan: waiting for {holder}, which holds this instance's state lock");
         });
         if let Command::Serve(args) = cli.command {
+            if args.internal_parents {
+                return serve::make_internal_parents(&instance).await.map(|()| Output::none()).map_err(CliError::Usage);
+            }
             let config =
                 serve::ServeConfig { plugin_dir: args.plugin_dir, prefix: args.driver_prefix, metrics: args.metrics };
             return serve::run(instance, config).await.map(|()| Output::none()).map_err(CliError::Usage);

@@ -3,7 +3,7 @@
 //! so the daemon makes a veth pair in the host namespace, named after the network (`dk<id>`, its peer `dk<id>x`), up
 //! and without IPv6 (the host's own multicast must not reach the LAN), and removes it with the network. Frames that
 //! leave the LAN through it end at its peer, which forwards nothing.
-use xlan::{host::sysctl, instance::Instance, model::Network, Error};
+use xlan::{host::sysctl, instance::Instance, model::Network, store, Error};
 
 /// The parent of the internal network `network`.
 pub fn parent_name(network: &str) -> String {
@@ -49,4 +49,19 @@ pub async fn remove_parent(instance: &Instance, network: &str) -> Result<(), Err
         instance.netlink.delete(device.index).await?;
     }
     Ok(())
+}
+
+/// Makes the parents of the internal networks the kept configuration lists that are missing: after a reboot, before
+/// `xlan restore` makes the networks again (xlan-restore.service runs `xlan serve --internal-parents` first).
+/// Returns the networks whose parents it made.
+pub async fn make_kept_parents(instance: &Instance) -> Result<Vec<String>, Error> {
+    let Some(kept) = store::load_config(&instance.config_path())? else { return Ok(Vec::new()) };
+    let mut made = Vec::new();
+    for network in kept.networks.iter().filter(|n| is_internal(n)) {
+        if instance.netlink.device(&network.parent.name).await?.is_none() {
+            make_parent(instance, &network.name).await?;
+            made.push(network.name.clone());
+        }
+    }
+    Ok(made)
 }

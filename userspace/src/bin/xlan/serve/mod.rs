@@ -41,6 +41,16 @@ pub struct ServeConfig {
     pub metrics: SocketAddr,
 }
 
+/// `xlan serve --internal-parents`: makes the missing parents of the kept configuration's internal networks, so that
+/// `xlan restore` can make those networks again after a reboot, and returns.
+pub async fn make_internal_parents(instance: &Instance) -> Result<(), ServeError> {
+    let made = internal::make_kept_parents(instance).await.map_err(|e| errors::phrase(&e, "xlan serve"))?;
+    for network in made {
+        eprintln!("xlan serve: made the parent of internal network {network}");
+    }
+    Ok(())
+}
+
 const DRIVERS: [Driver; 3] = [Driver::Macvlan, Driver::Ipvlan, Driver::Vxlan];
 
 /// The daemon's own failures (a socket it cannot make), as one line.
