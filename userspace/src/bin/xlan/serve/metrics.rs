@@ -66,7 +66,12 @@ pub async fn render(instance: &Instance) -> Result<String, String> {
         return encoded(&registry);
     }
 
-    let networks = network::list(instance).await.map_err(|e| e.to_string())?;
+    let networks = match network::list(instance).await {
+        Ok(networks) => networks,
+        // The operations refuse an instance whose state and datapath disagree: the findings above say so.
+        Err(xlan::Error::Inconsistent { .. }) => return encoded(&registry),
+        Err(error) => return Err(error.to_string()),
+    };
     let driver_of = |name: &str| {
         networks.iter().find(|n| n.name == name).map_or_else(String::new, |n| n.driver_kind().word().to_string())
     };
