@@ -99,6 +99,8 @@ struct Reach {
     c1_to_outside: bool,
     outside_to_c1: bool,
     c1_to_host: bool,
+    /// Docker set the IPv6 gateway Join answered as c1's default route.
+    c1_v6_gateway: bool,
 }
 
 /// Makes network `mcv` with `driver` and `options`, two containers (c1 from the range, c2 with its own address and
@@ -148,6 +150,7 @@ fn macvlan_scenario(lan: &Lan, driver: &str, options: &[&str]) -> Result<Reach> 
         c1_to_outside: host.pings("c1", OUTSIDE),
         outside_to_c1: lan.outside_pings(&c1),
         c1_to_host: host.pings("c1", HOST),
+        c1_v6_gateway: host.exec("c1", &["ip", "-6", "route"])?.contains("default via fd00:8::1"),
     };
     host.docker(&["rm", "-f", "c1", "c2"])?;
     host.docker(&["network", "rm", "mcv"])?;
@@ -165,6 +168,7 @@ fn macvlan_behaves_as_dockers_own() {
         c1_to_outside: true,
         outside_to_c1: true,
         c1_to_host: false,
+        c1_v6_gateway: true,
     };
     assert_eq!(kernel, expected, "Docker's own macvlan is the reference");
     let xlan = ok(macvlan_scenario(&lan, &lan.host.driver("macvlan"), &[]), "xlan-macvlan");

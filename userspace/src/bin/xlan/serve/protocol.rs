@@ -178,3 +178,55 @@ pub struct ErrorResponse {
     #[serde(rename = "Err")]
     pub err: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The field names libnetwork's remote driver reads (drivers/remote/api): a misspelt one is silently ignored by
+    /// Docker, so they are pinned here.
+    #[test]
+    fn answers_use_dockers_field_names() {
+        let join = JoinResponse {
+            interface_name: InterfaceName { src_name: "xl1t0".into(), dst_prefix: "eth".into() },
+            gateway: "192.168.8.1".into(),
+            gateway_ipv6: "fd00::1".into(),
+            static_routes: vec![StaticRoute {
+                destination: "0.0.0.0/0".into(),
+                route_type: ROUTE_CONNECTED,
+                next_hop: String::new(),
+            }],
+            disable_gateway_service: true,
+        };
+        assert_eq!(
+            serde_json::to_value(join).unwrap(),
+            serde_json::json!({
+                "InterfaceName": { "SrcName": "xl1t0", "DstPrefix": "eth" },
+                "Gateway": "192.168.8.1",
+                "GatewayIPv6": "fd00::1",
+                "StaticRoutes": [{ "Destination": "0.0.0.0/0", "RouteType": 1 }],
+                "DisableGatewayService": true,
+            })
+        );
+        let created = CreateEndpointResponse {
+            interface: Some(EndpointInterface { mac_address: "02:00:00:00:00:01".into(), ..Default::default() }),
+        };
+        assert_eq!(
+            serde_json::to_value(created).unwrap(),
+            serde_json::json!({ "Interface": { "MacAddress": "02:00:00:00:00:01" } })
+        );
+        let capabilities = CapabilitiesResponse { scope: "local", connectivity_scope: "local" };
+        assert_eq!(
+            serde_json::to_value(capabilities).unwrap(),
+            serde_json::json!({ "Scope": "local", "ConnectivityScope": "local" })
+        );
+        let request: EndpointRequest = serde_json::from_value(serde_json::json!({
+            "NetworkID": "n", "EndpointID": "e",
+            "Interface": { "Address": "10.0.0.2/24", "AddressIPv6": "fd00::2/64", "MacAddress": "" },
+            "Options": {}
+        }))
+        .unwrap();
+        let interface = request.interface.unwrap();
+        assert_eq!((interface.address.as_str(), interface.address_ipv6.as_str()), ("10.0.0.2/24", "fd00::2/64"));
+    }
+}
