@@ -12,6 +12,7 @@ pub mod cmd;
 pub mod cni;
 pub mod counters;
 pub mod dot1q;
+pub mod docker;
 pub mod ipvlan;
 pub mod link;
 pub mod matrix;

@@ -110,6 +110,9 @@ pub enum Error {
     NoSuchNetns(String),
     #[error("network namespace {0} not found (no network namespace file there)")]
     NoSuchNetnsPath(String),
+    /// Restore does not make a container runtime's endpoints: the runtime makes new ones for its containers.
+    #[error("the endpoint was handed over to a container runtime, which makes it again with its container")]
+    HandedOver,
     #[error("endpoint {ifname} in netns {netns} already exists (network \"{network}\")")]
     EndpointExists { network: String, netns: String, ifname: String },
     #[error("no endpoint {ifname} in netns {netns} on network \"{network}\"")]

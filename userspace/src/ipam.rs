@@ -163,6 +163,7 @@ mod tests {
                 addresses: vec![net(address)],
                 host: HostPort { ifname: format!("xl1p{n}"), ifindex: 10 + n as u32 },
                 container_id: None,
+                placement: Default::default(),
             })
             .collect();
         Network {

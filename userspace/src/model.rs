@@ -216,6 +216,37 @@ pub struct Endpoint {
     /// for DEL, CHECK and GC, when the namespace may be gone or given by another path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_id: Option<String>,
+    /// Who put the endpoint's end where it is (absent in the state: xlan, into `at.netns`).
+    #[serde(default, skip_serializing_if = "Placement::is_netns")]
+    pub placement: Placement,
+}
+
+/// Where the endpoint's end of the veth pair goes when it is made. The host-side end, the datapath's port, stays in
+/// the host namespace either way: it is what the check and the doctor know the endpoint by.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Placement {
+    /// xlan moves it into `at.netns`, names it `at.ifname` and configures it (MAC, addresses, routes, sysctls).
+    #[default]
+    Netns,
+    /// Left in the host namespace, down, under `ifname` (with its MAC and MTU), for a container runtime to move into
+    /// its container, rename and configure: Docker's remote driver hands it over as Join's `SrcName`. `at` is then
+    /// the runtime's name for the endpoint (no namespace xlan could open).
+    HandedOver { ifname: String },
+}
+
+impl Placement {
+    pub fn is_netns(&self) -> bool {
+        *self == Placement::Netns
+    }
+
+    /// The name the endpoint's end was handed over under, if it was.
+    pub fn handed_over(&self) -> Option<&str> {
+        match self {
+            Placement::HandedOver { ifname } => Some(ifname),
+            Placement::Netns => None,
+        }
+    }
 }
 
 /// Where an endpoint lives: its interface name inside its network namespace, given by name (/run/netns/NAME) or by

@@ -361,6 +361,7 @@ mod v0 {
                         addresses: e.ips.iter().map(|text| parse(&name, "address", text)).collect::<Result<_, _>>()?,
                         host: model::HostPort { ifname: e.host_ifname, ifindex: e.host_ifindex },
                         container_id: None,
+                        placement: model::Placement::Netns,
                     })
                 })
                 .collect::<Result<_, String>>()?;

@@ -122,6 +122,7 @@ fn fuzz_oracle_rejects_crossings_and_uncounted_drops() {
         addresses: Vec::new(),
         host: HostPort { ifname: format!("port{port}"), ifindex: port },
         container_id: None,
+        placement: Default::default(),
     };
     let network = |id: u32, parent: u32, mode: MacvlanMode, endpoints: Vec<Endpoint>| Network {
         name: format!("net{id}"),

@@ -14,8 +14,9 @@ use xlan::{
     error::{AddressOwner, Error},
     instance::Instance,
     mac::Mac,
-    model::{EndpointRef, Flood, IpvlanFlag, IpvlanMode, MacvlanMode, ParentHook},
+    model::{EndpointRef, Flood, IpvlanFlag, IpvlanMode, MacvlanMode, ParentHook, Placement},
     ops::{
+        doctor,
         endpoint::{self, AddEndpoint},
         fdb::{self, FdbState},
         macaddr::{self, MacaddrChange},
@@ -30,6 +31,23 @@ fn net(text: &str) -> IpNet {
 
 fn mac(text: &str) -> Mac {
     text.parse().unwrap()
+}
+
+/// Runs `f` with the instance of the namespace `host`. The instance enters the namespace for the rest of the thread:
+/// a thread of its own, with its runtime.
+fn on_instance(host: &str, state_dir: &std::path::Path, f: impl AsyncFnOnce(&Instance) + Send) {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(async {
+                    let instance = Instance::open(Some(host), Some(state_dir)).unwrap();
+                    f(&instance).await;
+                });
+            })
+            .join()
+            .unwrap();
+    });
 }
 
 #[test]
@@ -48,19 +66,9 @@ fn operations_return_what_they_made() {
     let state_dir = std::env::temp_dir().join(format!("{prefix}-state"));
     let (host_name, endpoint_name, ipvlan_name) = (host.name(), endpoint_ns.name(), ipvlan_ns.name());
 
-    // The instance enters the host namespace for the rest of the thread: a thread of its own, with its runtime.
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-                runtime.block_on(async {
-                    let instance = Instance::open(Some(host_name), Some(&state_dir)).unwrap();
-                    exercise(&instance, endpoint_name, ipvlan_name).await;
-                    assert!(!instance.pins.root.exists(), "the last network's delete removes the pins");
-                });
-            })
-            .join()
-            .unwrap();
+    on_instance(host_name, &state_dir, async |instance: &Instance| {
+        exercise(instance, endpoint_name, ipvlan_name).await;
+        assert!(!instance.pins.root.exists(), "the last network's delete removes the pins");
     });
     assert!(!state_dir.join("state.json").exists());
 }
@@ -268,4 +276,56 @@ fn an_endpoint_made_for_a_container_in_a_namespace_given_by_path() {
             .unwrap();
     });
     assert!(!state_dir.join("state.json").exists());
+}
+
+/// An endpoint handed over to a container runtime (Docker's remote driver): its end waits in the host namespace,
+/// with its MAC and no addresses, and the runtime moves and renames it; the check knows the endpoint by its host-side
+/// port wherever the runtime put the other end, and deleting it removes both ends.
+#[test]
+fn handed_over_endpoints_are_the_runtimes_to_move() {
+    let prefix = format!("xlho{}", std::process::id());
+    let host = OwnedNetns::create(&format!("{prefix}h"));
+    let container = OwnedNetns::create(&format!("{prefix}c"));
+    ip(&["-n", host.name(), "link", "add", "up1", "type", "veth", "peer", "name", "up1-p"]);
+    ip(&["-n", host.name(), "link", "set", "up1", "up"]);
+    let state_dir = std::env::temp_dir().join(format!("{prefix}-state"));
+    let (host_name, container_name) = (host.name(), container.name());
+    on_instance(host_name, &state_dir, async |instance: &Instance| {
+        hand_over(instance, host_name, container_name).await
+    });
+    assert!(!state_dir.join("state.json").exists());
+}
+
+async fn hand_over(instance: &Instance, host: &str, container: &str) {
+    let macvlan = DriverRequest::Macvlan { mode: MacvlanMode::Bridge, host_access: false };
+    let create = CreateNetwork {
+        name: "dk0".into(),
+        parent: "up1".into(),
+        hook: None,
+        ipam: Default::default(),
+        driver: macvlan,
+    };
+    network::create(instance, create).await.unwrap();
+    let at = EndpointRef { netns: "0123abcd".into(), ifname: "eth".into() };
+    let request =
+        AddEndpoint { network: "dk0".into(), at: at.clone(), mac: None, addresses: vec![net("10.66.0.5/24")] };
+    let added = endpoint::add_for_runtime(instance, request).await.unwrap();
+    assert_eq!(added.placement, Placement::HandedOver { ifname: "xl1t0".into() });
+    assert_eq!(added.addresses, [net("10.66.0.5/24")], "the endpoint's addresses are its allocations");
+    let waiting = instance.netlink.device("xl1t0").await.unwrap().expect("the end waits in the host namespace");
+    assert_eq!(waiting.mac, Some(added.mac));
+    assert!(instance.netlink.addresses(waiting.index).await.unwrap().is_empty(), "the runtime sets the addresses");
+    assert!(doctor::examine(instance).await.unwrap().findings.is_empty());
+
+    // What Docker does at Join and at Leave: the check finds nothing missing either way.
+    ip(&["-n", host, "link", "set", "xl1t0", "netns", container]);
+    ip(&["-n", container, "link", "set", "xl1t0", "name", "eth0", "up"]);
+    assert!(doctor::examine(instance).await.unwrap().findings.is_empty(), "moved by the runtime is not missing");
+    ip(&["-n", container, "link", "set", "eth0", "down"]);
+    ip(&["-n", container, "link", "set", "eth0", "name", "xl1t0", "netns", host]);
+
+    let deleted = endpoint::del(instance, "dk0", &at).await.unwrap();
+    assert_eq!(deleted, added);
+    assert!(instance.netlink.device("xl1t0").await.unwrap().is_none(), "both ends are gone");
+    network::delete(instance, "dk0").await.unwrap();
 }

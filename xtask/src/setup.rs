@@ -25,9 +25,11 @@ const APT_PACKAGES: &[&str] = &[
     "iputils-ping",
     "ethtool",
     "iproute2",
-    // The CNI plugin's tests: podman (CNI backend), the reference CNI plugins and a static busybox for rootfs.
+    // The container tests: podman (CNI backend) with the reference CNI plugins, a real dockerd (both hermetic, in
+    // test namespaces), and a static busybox for their rootfs and image.
     "podman",
     "containernetworking-plugins",
+    "docker.io",
     "busybox-static",
 ];
 

@@ -16,14 +16,17 @@ use crate::{
     model::{Endpoint, IpvlanMode, Network, ParentHook, VethNames},
 };
 
+/// The namespace the endpoint's end goes into, with netlink there; `None`: it stays in the host namespace, handed over
+/// to a container runtime (`Placement::HandedOver`).
+pub type Inside<'a> = Option<(&'a Netns, &'a Netlink)>;
+
 /// Makes the veth pair named `names`, configures the endpoint's end, fills the maps and attaches the programs.
 /// `endpoint.host.ifindex` is filled in as soon as the pair exists, so that a failure later can be undone by
 /// [`teardown`]. `network.endpoints` must not hold the endpoint yet.
 pub async fn attach(
     instance: &Instance,
     network: &Network,
-    netns: &Netns,
-    inside: &Netlink,
+    inside: Inside<'_>,
     names: &VethNames,
     endpoint: &mut Endpoint,
 ) -> Result<()> {
@@ -36,6 +39,17 @@ pub async fn attach(
     sysctl::disable_ipv6(&names.host)?;
     let transit = host.require_device(&names.transit).await?;
     host.set_mac(transit.index, endpoint.mac).await?;
+    let Some((netns, inside)) = inside else {
+        // What survives the runtime's move into its namespace (device flags and MTU; not sysctls or addresses, which
+        // the runtime sets from what the driver answered) is set here; the runtime brings the interface up.
+        if network.ipvlan().is_some_and(|settings| settings.mode == IpvlanMode::L3) {
+            host.set_noarp(transit.index).await?;
+        }
+        set_vxlan_mtu(host, network, endpoint, host, transit.index).await?;
+        fill_maps(&Tables::new(&instance.pins), network, endpoint)?;
+        attach_programs(instance, network, None, transit.index, endpoint)?;
+        return host.set_up(endpoint.host.ifindex).await;
+    };
     host.move_to(transit.index, netns).await?;
 
     let peer = inside.require_device(&names.transit).await?;
@@ -46,13 +60,7 @@ pub async fn attach(
             inside.set_noarp(peer.index).await?;
         }
     }
-    if network.vxlan().is_some() {
-        // Room for the outer headers: VXLAN never fragments.
-        let parent_mtu = host.require_device(&network.parent.name).await?.mtu;
-        let mtu = parent_mtu.saturating_sub(datapath_common::VXLAN_OVERHEAD as u32);
-        inside.set_mtu(peer.index, mtu).await?;
-        host.set_mtu(endpoint.host.ifindex, mtu).await?;
-    }
+    set_vxlan_mtu(host, network, endpoint, inside, peer.index).await?;
     for address in &endpoint.addresses {
         inside.add_address(peer.index, *address).await?;
     }
@@ -63,7 +71,7 @@ pub async fn attach(
     // The datapath first, then the endpoint's end comes up: its announcement (and its first frames) must find the
     // path to the LAN already there.
     fill_maps(&Tables::new(&instance.pins), network, endpoint)?;
-    attach_programs(instance, network, netns, peer.index, endpoint)?;
+    attach_programs(instance, network, Some(netns), peer.index, endpoint)?;
     host.set_up(endpoint.host.ifindex).await?;
     inside.set_up(peer.index).await?;
     match network.ipvlan() {
@@ -84,12 +92,31 @@ pub async fn attach(
     Ok(())
 }
 
+/// On VXLAN, both ends get the parent's MTU less the outer headers: VXLAN never fragments. `peer` is an ifindex of
+/// `inside`'s namespace.
+async fn set_vxlan_mtu(
+    host: &Netlink,
+    network: &Network,
+    endpoint: &Endpoint,
+    inside: &Netlink,
+    peer: u32,
+) -> Result<()> {
+    if network.vxlan().is_none() {
+        return Ok(());
+    }
+    let parent_mtu = host.require_device(&network.parent.name).await?.mtu;
+    let mtu = parent_mtu.saturating_sub(datapath_common::VXLAN_OVERHEAD as u32);
+    inside.set_mtu(peer, mtu).await?;
+    host.set_mtu(endpoint.host.ifindex, mtu).await
+}
+
 /// Attaches the endpoint's programs: its TC program on the host-side veth and, with the xdp parent hook, the XDP
-/// pass stub on its own end (`peer`, an ifindex of `netns`).
+/// pass stub on its own end (`peer`, an ifindex of `netns`; `None`: of the host namespace, where a handed-over end
+/// waits for its runtime, and the stub moves with the device).
 pub fn attach_programs(
     instance: &Instance,
     network: &Network,
-    netns: &Netns,
+    netns: Option<&Netns>,
     peer: u32,
     endpoint: &Endpoint,
 ) -> Result<()> {
@@ -97,7 +124,7 @@ pub fn attach_programs(
     let port = endpoint.host.ifindex;
     if network.hook == ParentHook::Xdp {
         // Native XDP redirect into a veth is dropped unless the receiving end has an XDP program.
-        let _in_endpoint_netns = netns.enter()?;
+        let _in_endpoint_netns = netns.map(Netns::enter).transpose()?;
         datapath.attach_xdp(program_names::XDP_PASS, peer, &link_names::port(port, "xdp"))?;
     }
     datapath.attach_tc(

@@ -17,7 +17,7 @@ use crate::{
     error::{Error, Result},
     host::{netlink::Netlink, netns::Netns},
     instance::Instance,
-    model::{Network, Pending, State, VethNames},
+    model::{Endpoint, Network, ParentHook, Pending, State, VethNames},
     session::Session,
     store,
 };
@@ -170,9 +170,7 @@ pub(crate) async fn rebuild(instance: &Instance, state: &State) -> Result<()> {
             port::fill_maps(&tables, &made, endpoint)?;
             made.endpoints.push(endpoint.clone());
             if !instance.pins.link(&link_names::port(endpoint.host.ifindex, "tc")).exists() {
-                let netns = Netns::locate(&endpoint.at.netns)?;
-                let peer = Netlink::connect_in(&netns)?.require_device(&endpoint.at.ifname).await?;
-                port::attach_programs(instance, network, &netns, peer.index, endpoint)?;
+                reattach_programs(instance, network, endpoint).await?;
             }
         }
         tables.put_flood(network.id, port::flood_list(&tables, &network.ports().collect::<Vec<_>>())?)?;
@@ -188,6 +186,24 @@ pub(crate) async fn rebuild(instance: &Instance, state: &State) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Attaches an endpoint's programs again, finding its own end where it is: in its namespace, or, handed over to a
+/// container runtime, wherever the runtime put it — then only the host side's program can be put back (the peer's
+/// XDP stub stays with its device as long as the device lives).
+async fn reattach_programs(instance: &Instance, network: &Network, endpoint: &Endpoint) -> Result<()> {
+    if let Some(ifname) = endpoint.placement.handed_over() {
+        // Still in the host namespace if the runtime has not taken it yet.
+        let peer = instance.netlink.device(ifname).await?.map(|d| d.index);
+        let network = match peer {
+            Some(_) => network.clone(),
+            None => Network { hook: ParentHook::Tc, ..network.clone() },
+        };
+        return port::attach_programs(instance, &network, None, peer.unwrap_or_default(), endpoint);
+    }
+    let netns = Netns::locate(&endpoint.at.netns)?;
+    let peer = Netlink::connect_in(&netns)?.require_device(&endpoint.at.ifname).await?;
+    port::attach_programs(instance, network, Some(&netns), peer.index, endpoint)
 }
 
 /// Installs the whole datapath anew from the state: every link and map pin goes, then `rebuild`. Programs hold the

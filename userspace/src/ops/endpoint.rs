@@ -9,7 +9,7 @@ use crate::{
     instance::Instance,
     ipam,
     mac::Mac,
-    model::{DriverSettings, Endpoint, EndpointRef, HostPort, MacvlanMode, Pending, VethNames},
+    model::{DriverSettings, Endpoint, EndpointRef, HostPort, MacvlanMode, Pending, Placement, VethNames},
     session::Session,
 };
 
@@ -24,7 +24,7 @@ pub struct AddEndpoint {
 }
 
 pub async fn add(instance: &Instance, request: AddEndpoint) -> Result<Endpoint> {
-    add_for_container(instance, request, None).await
+    add_placed(instance, request, None, false).await
 }
 
 /// Adds an endpoint made for a container (`Endpoint::container_id`), which finds it again by that id.
@@ -33,11 +33,28 @@ pub async fn add_for_container(
     request: AddEndpoint,
     container_id: Option<String>,
 ) -> Result<Endpoint> {
+    add_placed(instance, request, container_id, false).await
+}
+
+/// Adds an endpoint whose interface a container runtime moves into its container (Docker's remote driver, in Join):
+/// as [`add`], but the endpoint's end stays in the host namespace, down, under the name the result's `placement`
+/// gives, with its MAC (and MTU) and without addresses or routes, which the runtime sets. `request.at` is the
+/// runtime's name for the endpoint (for Docker: the endpoint id, and the interface name's prefix).
+pub async fn add_for_runtime(instance: &Instance, request: AddEndpoint) -> Result<Endpoint> {
+    add_placed(instance, request, None, true).await
+}
+
+async fn add_placed(
+    instance: &Instance,
+    request: AddEndpoint,
+    container_id: Option<String>,
+    for_runtime: bool,
+) -> Result<Endpoint> {
     let mut session = Session::open(instance).await?;
     let state = &session.state;
     let network = state.network(&request.network)?.clone();
     validate_ifname(&request.at.ifname)?;
-    let netns = Netns::locate(&request.at.netns)?;
+    let netns = if for_runtime { None } else { Some(Netns::locate(&request.at.netns)?) };
     if state.find_endpoint(&request.at).is_some() {
         return Err(Error::EndpointExists {
             network: request.network,
@@ -98,9 +115,14 @@ pub async fn add_for_container(
         }
         mac
     };
-    let inside = Netlink::connect_in(&netns)?;
-    if inside.device(&request.at.ifname).await?.is_some() {
-        return Err(Error::DeviceExists { device: request.at.ifname, netns: request.at.netns });
+    let inside = match &netns {
+        Some(netns) => Some((netns, Netlink::connect_in(netns)?)),
+        None => None,
+    };
+    if let Some((_, inside)) = &inside {
+        if inside.device(&request.at.ifname).await?.is_some() {
+            return Err(Error::DeviceExists { device: request.at.ifname, netns: request.at.netns });
+        }
     }
 
     // The pair's names must be free: a device of such a name is not this add's to use, nor to delete on rollback.
@@ -110,12 +132,18 @@ pub async fn add_for_container(
             return Err(Error::DeviceExists { device: name.clone(), netns: instance.name.clone() });
         }
     }
+    // A handed-over end keeps its transit name: free, checked above, and the runtime's to rename.
+    let placement = match for_runtime {
+        true => Placement::HandedOver { ifname: names.transit.clone() },
+        false => Placement::Netns,
+    };
     let host = HostPort { ifname: names.host.clone(), ifindex: 0 };
-    let mut endpoint = Endpoint { at: request.at, mac, addresses, host, container_id };
+    let mut endpoint = Endpoint { at: request.at, mac, addresses, host, container_id, placement };
     let pending =
         Pending::AddEndpoint { network: network.name.clone(), endpoint: endpoint.clone(), names: names.clone() };
     session.begin(pending)?;
-    if let Err(error) = port::attach(instance, &network, &netns, &inside, &names, &mut endpoint).await {
+    let inside = inside.as_ref().map(|(netns, netlink)| (*netns, netlink));
+    if let Err(error) = port::attach(instance, &network, inside, &names, &mut endpoint).await {
         // Undone now, or (if that fails too) by the next command, which finds the add still pending.
         if port::undo_add(instance, &network, &endpoint, &names).await.is_ok() {
             session.end()?;

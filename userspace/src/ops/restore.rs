@@ -109,6 +109,13 @@ async fn bring_back(instance: &Instance, config: &State) -> Result<Restored> {
         }
         for endpoint in &wanted.endpoints {
             let at = endpoint.at.clone();
+            if endpoint.placement.handed_over().is_some() {
+                // A container runtime's endpoint: its container is gone with the reboot, and the runtime makes a new
+                // endpoint when it starts the container again.
+                let reason = Error::HandedOver.to_string();
+                restored.skipped.push(Skipped { network: wanted.name.clone(), endpoint: at, reason });
+                continue;
+            }
             if let Err(missing) = Netns::locate(&at.netns) {
                 let reason = missing.to_string();
                 restored.skipped.push(Skipped { network: wanted.name.clone(), endpoint: at, reason });

@@ -200,6 +200,7 @@ impl Fixture {
             addresses,
             host: HostPort { ifname: format!("port{n}"), ifindex: self.ports[slot] },
             container_id: None,
+            placement: Default::default(),
         }
     }
 

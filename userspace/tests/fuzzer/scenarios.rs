@@ -97,6 +97,7 @@ impl Base {
             addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
             host: HostPort { ifname: format!("port{n}"), ifindex: self.ports[n - 1] },
             container_id: None,
+            placement: Default::default(),
         }
     }
 

@@ -83,6 +83,27 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A Docker network driver (drivers xlan-macvlan, xlan-ipvlan, xlan-vxlan) and Prometheus metrics, until
+    /// SIGTERM or SIGINT; the datapath keeps forwarding after it stops.
+    Serve(ServeArgs),
+}
+
+/// The options of `xlan serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where dockerd looks for plugin sockets (one DRIVER.sock per driver name).
+    #[arg(long, value_name = "DIR", default_value = "/run/docker/plugins")]
+    pub plugin_dir: PathBuf,
+    /// Driver names are PREFIX followed by macvlan, ipvlan and vxlan (`docker network create -d xlan-macvlan`).
+    #[arg(long, value_name = "PREFIX", default_value = "xlan-")]
+    pub driver_prefix: String,
+    /// Where /metrics is served (Prometheus' text format).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9419")]
+    pub metrics: std::net::SocketAddr,
+    /// Only make the missing parents of the internal Docker networks the kept configuration lists (veth pairs: gone
+    /// after a reboot), then exit: xlan-restore.service runs it before `xlan restore`.
+    #[arg(long)]
+    pub internal_parents: bool,
 }
 
 // Parsed once per process: the size of `Create` costs nothing worth boxing it for.

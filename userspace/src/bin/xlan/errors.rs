@@ -1,6 +1,5 @@
 //! The CLI's words for the library's errors: settings are named by their flags (`--vni`, not "VNI"), and each error
 //! is one line, its sources joined with ": ".
-use std::error::Error as _;
 
 use xlan::error::{Error, Setting};
 
@@ -43,7 +42,7 @@ pub fn phrase(error: &CliError) -> String {
         CliError::Usage(text) => return text.clone(),
         CliError::Xlan(error) => error,
     };
-    let mut line = match error {
+    let line = match error {
         Error::NotForDriver { setting, driver } => format!("{} does not apply to a {driver} network", flag(*setting)),
         Error::Missing { setting: Setting::Address, driver } => {
             format!("{} endpoint needs at least one --ip", article(driver.word()))
@@ -71,12 +70,17 @@ pub fn phrase(error: &CliError) -> String {
         }
         other => other.to_string(),
     };
+    one_line(&with_sources(line, error))
+}
+
+/// `line` followed by the error's sources, each after ": ".
+pub fn with_sources(mut line: String, error: &dyn std::error::Error) -> String {
     let mut source = error.source();
     while let Some(cause) = source {
         line += &format!(": {cause}");
         source = cause.source();
     }
-    one_line(&line)
+    line
 }
 
 fn article(word: &str) -> String {

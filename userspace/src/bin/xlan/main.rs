@@ -4,6 +4,7 @@ mod cli;
 mod errors;
 mod monitor;
 mod output;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -69,6 +70,14 @@ fn run(cli: Cli) -> Result<Output, CliError> {
             let holder = holder.map_or("another xlan command".to_string(), |pid| format!("PID {pid}"));
             eprintln!("xlan: waiting for {holder}, which holds this instance's state lock");
         });
+        if let Command::Serve(args) = cli.command {
+            if args.internal_parents {
+                return serve::make_internal_parents(&instance).await.map(|()| Output::none()).map_err(CliError::Usage);
+            }
+            let config =
+                serve::ServeConfig { plugin_dir: args.plugin_dir, prefix: args.driver_prefix, metrics: args.metrics };
+            return serve::run(instance, config).await.map(|()| Output::none()).map_err(CliError::Usage);
+        }
         execute(&instance, cli.command).await
     })
 }
@@ -157,6 +166,7 @@ async fn execute(instance: &Instance, command: Command) -> Result<Output, CliErr
         }
         Command::Restore { json } => Ok(output::restored(&restore::restore(instance).await?, json)),
         Command::Upgrade { json } => Ok(output::upgraded(&upgrade::upgrade(instance).await?, json)),
+        Command::Serve(_) => Err(CliError::Usage("xlan serve runs on its own".into())),
         Command::Doctor { repair, json } => {
             let report = if repair { doctor::repair(instance).await? } else { doctor::examine(instance).await? };
             Ok(output::doctor(&report, repair, json))
