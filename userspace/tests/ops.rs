@@ -239,6 +239,7 @@ fn an_endpoint_made_for_a_container_in_a_namespace_given_by_path() {
                     let request = CreateNetwork {
                         name: "cni0".into(),
                         parent: "up1".into(),
+                        vlan: None,
                         hook: None,
                         ipam: Default::default(),
                         driver: DriverRequest::Macvlan { mode: MacvlanMode::Bridge, host_access: false },
@@ -301,6 +302,7 @@ async fn hand_over(instance: &Instance, host: &str, container: &str) {
     let create = CreateNetwork {
         name: "dk0".into(),
         parent: "up1".into(),
+        vlan: None,
         hook: None,
         ipam: Default::default(),
         driver: macvlan,

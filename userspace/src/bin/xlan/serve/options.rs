@@ -37,8 +37,8 @@ pub fn network_name(network_id: &str) -> String {
     format!("dk{short}")
 }
 
-/// The link a `parent` option names. The one place Docker's parent is read: a VLAN parent (`eth0.10`: parent eth0,
-/// VLAN 10, tagged in the datapath) becomes a library request here once the library has VLANs.
+/// The parent a `parent` option names, as the library reads it: a link, or `eth0.10` (no such link) for VLAN 10 of
+/// eth0, tagged in the datapath, as Docker's own macvlan reads it (without needing the 8021q module).
 fn parent_link(value: &str) -> String {
     value.to_owned()
 }
@@ -92,7 +92,7 @@ pub fn create_network(driver: Driver, name: &str, request: &CreateNetworkRequest
         Driver::Vxlan => DriverRequest::Vxlan(vxlan(&options)?),
     };
     let ipam = ipam(request.ipv4_data.iter().chain(&request.ipv6_data).flatten())?;
-    Ok(NetworkPlan { create: CreateNetwork { name: network, parent, hook: None, driver, ipam }, internal })
+    Ok(NetworkPlan { create: CreateNetwork { name: network, parent, vlan: None, hook: None, driver, ipam }, internal })
 }
 
 fn vxlan(options: &HashMap<String, String>) -> Result<VxlanRequest, String> {
