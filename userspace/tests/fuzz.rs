@@ -38,6 +38,7 @@ fn fuzz_generator_covers_the_structures_and_is_seeded() {
         vtep_remotes: vec![[10, 0, 0, 2]],
         vxlan_networks: vec![VxlanTarget { vni: 42, port: 4789, dst: [10, 0, 0, 1], macs: vec![[2, 0, 0, 0, 0, 2]] }],
         vxlan_share: 20,
+        vids: vec![10, 20],
     };
     let frames = |seed: u64| {
         let mut rng = Rng::new(seed);
@@ -56,9 +57,21 @@ fn fuzz_generator_covers_the_structures_and_is_seeded() {
         Some(ETH_P_8021Q | ETH_P_8021AD) => ether_type(f, 16).map(|t| (t, 18)),
         other => other.map(|t| (t, 14)),
     };
+    let tci = |f: &[u8], at: usize| ether_type(f, at).unwrap_or(0);
+    let of_network = |f: &[u8], at: usize| [10, 20].contains(&(tci(f, at) & 0x0fff));
     type Feature<'a> = (&'a str, &'a dyn Fn(&[u8]) -> bool);
-    let features: [Feature; 12] = [
+    let features: [Feature; 16] = [
         ("802.1Q", &|f| outer(f) == Some(ETH_P_8021Q)),
+        ("802.1Q on a network's VLAN", &|f| outer(f) == Some(ETH_P_8021Q) && of_network(f, 14)),
+        ("802.1Q on a network's VLAN with priority bits", &|f| {
+            outer(f) == Some(ETH_P_8021Q) && of_network(f, 14) && tci(f, 14) >> 13 != 0
+        }),
+        ("802.1ad outside a network's VLAN", &|f| {
+            outer(f) == Some(ETH_P_8021AD) && ether_type(f, 16) == Some(ETH_P_8021Q) && of_network(f, 18)
+        }),
+        ("a network's VLAN outside another tag", &|f| {
+            outer(f) == Some(ETH_P_8021Q) && of_network(f, 14) && ether_type(f, 16) == Some(ETH_P_8021Q)
+        }),
         ("QinQ", &|f| outer(f) == Some(ETH_P_8021AD) && ether_type(f, 16) == Some(ETH_P_8021Q)),
         ("ARP", &|f| l3(f).is_some_and(|(t, _)| t == ETH_P_ARP)),
         ("IPv4 options", &|f| {
@@ -171,7 +184,7 @@ fn fuzz_oracle_rejects_crossings_and_uncounted_drops() {
     assert_eq!(run(Program::ParentXdp, 100, &to_a, common::XDP_REDIRECT, &received(0, 60)), Ok(Class::Delivered));
     // The endpoint of network 8 with the same MAC gets it: a crossing.
     let crossing = run(Program::ParentXdp, 100, &to_a, common::XDP_REDIRECT, &received(2, 60)).unwrap_err();
-    assert!(crossing.contains("delivered to port(s) [3]"), "{crossing}");
+    assert!(crossing.contains("reached port(s) 3 (net8 on parent200)"), "{crossing}");
     // Private network 8: endpoint 4 reaches endpoint 3 directly.
     let mut from_b = to_a.clone();
     from_b[6..12].copy_from_slice(&b);
