@@ -155,15 +155,17 @@ fn fuzz_oracle_rejects_crossings_and_uncounted_drops() {
         networks: vec![
             network(7, 100, MacvlanMode::Bridge, vec![endpoint(1, a), endpoint(2, b)]),
             network(8, 200, MacvlanMode::Private, vec![endpoint(3, a), endpoint(4, b)]),
+            // One MAC again, on VLAN 10 of the second parent.
+            common::on_vlan(network(9, 200, MacvlanMode::Bridge, vec![endpoint(5, a)]), 10),
         ],
-        ports: vec![1, 2, 3, 4],
+        ports: vec![1, 2, 3, 4, 5],
         parents: vec![100, 200],
     };
     let quiet = Counters {
-        ports: vec![EndpointStats::default(); 4],
+        ports: vec![EndpointStats::default(); 5],
         drops: [0; DROP_REASONS],
-        sent: vec![0; 6],
-        unsent: vec![0; 6],
+        sent: vec![0; 7],
+        unsent: vec![0; 7],
     };
     let received = |port: usize, len: usize| {
         let mut counters = quiet.clone();
@@ -172,8 +174,11 @@ fn fuzz_oracle_rejects_crossings_and_uncounted_drops() {
         counters
     };
     let fdb = FdbProbe::default();
+    let run_to = |program, device, frame: &[u8], verdict, out: &[u8], after: &Counters| {
+        check(&world, &Observation { program, device, frame, verdict, out, before: &quiet, after, fdb: &fdb })
+    };
     let run = |program, device, frame: &[u8], verdict, after: &Counters| {
-        check(&world, &Observation { program, device, frame, verdict, out: frame, before: &quiet, after, fdb: &fdb })
+        run_to(program, device, frame, verdict, frame, after)
     };
     let mut to_a = vec![0u8; 60];
     to_a[..6].copy_from_slice(&a);
@@ -211,4 +216,28 @@ fn fuzz_oracle_rejects_crossings_and_uncounted_drops() {
     uncounted.sent[1] = 1;
     let copy = run(Program::ParentIngress, 100, &to_a, common::TC_ACT_OK, &uncounted).unwrap_err();
     assert!(copy.contains("copies but counted 0"), "{copy}");
+
+    // VLAN 10's frame for MAC a: VLAN 10's endpoint gets it, its tag taken off.
+    let tagged = |vid: u16| common::with_tag(&to_a, 0x8100, vid);
+    assert_eq!(
+        run_to(Program::ParentXdp, 200, &tagged(10), common::XDP_REDIRECT, &to_a, &received(4, 60)),
+        Ok(Class::Delivered)
+    );
+    // The untagged (private) network's endpoint with that MAC gets it: a crossing of VLANs.
+    let crossing =
+        run_to(Program::ParentXdp, 200, &tagged(10), common::XDP_REDIRECT, &to_a, &received(2, 60)).unwrap_err();
+    assert!(crossing.contains("reached port(s) 3 (net8 on parent200)"), "{crossing}");
+    // Delivered with the tag still on.
+    let tag_kept = run(Program::ParentXdp, 200, &tagged(10), common::XDP_REDIRECT, &received(4, 60)).unwrap_err();
+    assert!(tag_kept.contains("not the frame (or inner frame) as it came"), "{tag_kept}");
+    // VLAN 30, which no network is on: delivered anywhere, or not passed on, is wrong.
+    let no_network = run(Program::ParentXdp, 200, &tagged(30), common::XDP_REDIRECT, &received(4, 64)).unwrap_err();
+    assert!(no_network.contains("reached port(s) 5 (net9 on parent200.10)"), "{no_network}");
+    let dropped = run(Program::ParentIngress, 200, &tagged(30), common::TC_ACT_SHOT, &malformed).unwrap_err();
+    assert!(dropped.contains("must be passed on untouched"), "{dropped}");
+    // TC passes VLAN 10's broadcast on to the host with its tag in the skb's metadata, out of the bytes.
+    let mut broadcast = tagged(10);
+    broadcast[..6].copy_from_slice(&[0xff; 6]);
+    let in_bytes = run(Program::ParentIngress, 200, &broadcast, common::TC_ACT_OK, &quiet).unwrap_err();
+    assert!(in_bytes.contains("passed on changed"), "{in_bytes}");
 }

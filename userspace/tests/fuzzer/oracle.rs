@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use datapath_common::{program_names, DropReason, EndpointStats, FdbEntry, MacKey, DROP_REASONS};
 use xlan::model::{DriverSettings, IpvlanFlag, IpvlanMode, MacvlanMode, Network, Vxlan};
 
+use super::frames::ETH_P_IPV6;
 use super::{
     reference::{self, is_multicast, unicast_vtep, Cut, L2, L3},
     world::{Owner, World},
@@ -601,11 +602,14 @@ fn parent_verdict(
                 if let Some(inner) = e.decap {
                     // A whole VXLAN frame for this host is decapsulated, with two exceptions in TC, where
                     // bpf_skb_adjust_room refuses to shrink the skb (a kernel limitation, counted as malformed): an
-                    // inner frame shorter than 34 bytes (after shrinking, the kernel wants an IPv4 header's worth
-                    // behind the Ethernet header), and an outer 802.1Q priority tag (VID 0) in the frame's bytes
-                    // (the skb's protocol is then 802.1Q, not IP; only BPF_PROG_TEST_RUN hands TC a tag inline, the
-                    // receive path moves it into the skb's metadata first).
-                    let refused_shrink = o.frame.len() - inner < 34 || l2.l3 != 14;
+                    // inner frame shorter than an IP header's worth behind the Ethernet header (after shrinking, the
+                    // kernel wants one of the skb's protocol: IPv4, or IPv6 when the datapath decapsulates an inner
+                    // IPv6 frame), and an outer 802.1Q priority tag (VID 0) in the frame's bytes (the skb's protocol
+                    // is then 802.1Q, not IP; only BPF_PROG_TEST_RUN hands TC a tag inline, the receive path moves it
+                    // into the skb's metadata first).
+                    let inner_ipv6 = o.frame[inner + 12..inner + 14] == ETH_P_IPV6.to_be_bytes();
+                    let ip_header = if inner_ipv6 { 40 } else { 20 };
+                    let refused_shrink = o.frame.len() - inner < 14 + ip_header || l2.l3 != 14;
                     ensure!(
                         !xdp && reason == DropReason::Malformed && refused_shrink,
                         "a whole VXLAN frame for this host dropped as {} ({})",

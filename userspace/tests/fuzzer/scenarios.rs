@@ -433,6 +433,47 @@ fn vlan_ipvlan_scenario() -> Scenario {
     b.finish("vlan: ipvlan l2 bridge on VLAN 10, l2 private on VLAN 20 (same addresses), l3 untagged; vxlan untagged + macvlan source on VLAN 30 of parent2", networks)
 }
 
+/// The modes the other VLAN scenarios leave out: on the parent ipvlan l2 vepa on VLAN 10 (ports 1-2, hairpins through
+/// the switch) and macvlan passthru on VLAN 20 (port 3, the parent's MAC) next to an untagged macvlan private network
+/// (ports 4-5); on parent2 macvlan bridge on VLAN 4094, the highest (port 6), next to untagged ipvlan l2 (port 7, the
+/// address port 1 has on VLAN 10).
+fn vlan_modes_scenario() -> Scenario {
+    let b = base();
+    let v4 = |n: usize, last: u8| b.endpoint(n, PARENT_MAC, &[&format!("10.0.0.{last}/24")]);
+    let networks = vec![
+        on_vlan(
+            b.network(
+                7,
+                false,
+                DriverSettings::Ipvlan(ipvlan(IpvlanMode::L2, IpvlanFlag::Vepa)),
+                vec![v4(1, 11), v4(2, 12)],
+            ),
+            10,
+        ),
+        on_vlan(
+            b.network(8, false, macvlan(MacvlanMode::Passthru, false, &[]), vec![b.endpoint(3, PARENT_MAC, &[])]),
+            20,
+        ),
+        b.network(
+            9,
+            false,
+            macvlan(MacvlanMode::Private, false, &[]),
+            vec![b.endpoint(4, ENDPOINT_MACS[0], &[]), b.endpoint(5, ENDPOINT_MACS[1], &[])],
+        ),
+        on_vlan(
+            b.network(10, true, macvlan(MacvlanMode::Bridge, false, &[]), vec![b.endpoint(6, ENDPOINT_MACS[0], &[])]),
+            4094,
+        ),
+        b.network(
+            11,
+            true,
+            DriverSettings::Ipvlan(ipvlan(IpvlanMode::L2, IpvlanFlag::Bridge)),
+            vec![b.endpoint(7, PARENT2_MAC, &["10.0.0.11/24"])],
+        ),
+    ];
+    b.finish("vlan: ipvlan l2 vepa on VLAN 10, macvlan passthru on VLAN 20, private untagged; bridge on VLAN 4094 and ipvlan l2 untagged on parent2", networks)
+}
+
 /// Makes a scenario: a namespace, a datapath and networks of its own.
 pub type Make = fn() -> Scenario;
 
@@ -492,5 +533,6 @@ pub fn all() -> Vec<Make> {
         mixed_scenario,
         vlan_macvlan_scenario,
         vlan_ipvlan_scenario,
+        vlan_modes_scenario,
     ]
 }
