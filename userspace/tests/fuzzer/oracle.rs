@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 use datapath_common::{program_names, DropReason, EndpointStats, FdbEntry, MacKey, DROP_REASONS};
 use xlan::model::{DriverSettings, IpvlanFlag, IpvlanMode, MacvlanMode, Network, Vxlan};
 
-use super::frames::ETH_P_IPV6;
 use super::{
+    frames::ETH_P_IPV6,
     reference::{self, is_multicast, unicast_vtep, Cut, L2, L3},
     world::{Owner, World},
 };
@@ -539,7 +539,6 @@ fn within_segment(world: &World, parent: u32, vlan: Option<u16>, reached: &BTree
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 fn parent_verdict(
     world: &World,
     o: &Observation<'_>,
