@@ -160,6 +160,13 @@ fn untagged_looking_frames_on_a_parent_with_vlans_are_left_to_tc() {
     let out = f.tc(program_names::PARENT_INGRESS, &sent, f.parent);
     assert_eq!((out.verdict, &out.frame), (TC_ACT_REDIRECT, &sent), "the untagged network's endpoint takes it");
     assert_eq!(f.rx(), [1, 0, 0]);
+    // A priority tag (VID 0) puts a frame on no VLAN: untagged-looking too, its tag kept.
+    let priority_tagged = on_vlan_tag(&sent, 0);
+    let out = f.xdp(&priority_tagged);
+    assert_eq!((out.verdict, &out.frame), (XDP_PASS, &priority_tagged));
+    let out = f.tc(program_names::PARENT_INGRESS, &priority_tagged, f.parent);
+    assert_eq!((out.verdict, &out.frame), (TC_ACT_REDIRECT, &priority_tagged));
+    assert_eq!(f.rx(), [2, 0, 0]);
 }
 
 #[test]
@@ -220,6 +227,9 @@ fn ipvlan_l2_on_two_vlans_with_the_same_address() {
     let untagged = ipv4_packet(PARENT_MAC, OUTSIDE_MAC, OUTSIDE_V4, ENDPOINT_V4);
     each_vlan(&mut f, Hook::Xdp, &untagged, XDP_REDIRECT, &[(10, [1, 0, 0]), (20, [1, 0, 1])]);
     each_vlan(&mut f, Hook::TcIngress, &untagged, TC_ACT_REDIRECT, &[(20, [1, 0, 2]), (10, [2, 0, 2])]);
+    // Broadcast: copies to the VLAN's endpoints only.
+    let broadcast = ipv4_packet(BROADCAST, OUTSIDE_MAC, OUTSIDE_V4, Ipv4Addr::BROADCAST);
+    each_vlan(&mut f, Hook::TcIngress, &broadcast, TC_ACT_OK, &[(10, [3, 1, 2]), (20, [3, 1, 3])]);
     // VLAN 30: no network, whatever the address.
     let sent = on_vlan_tag(&untagged, 30);
     assert_eq!(f.xdp(&sent).verdict, XDP_PASS);
@@ -227,5 +237,5 @@ fn ipvlan_l2_on_two_vlans_with_the_same_address() {
     // Untagged: the parent's own untagged traffic, no network's.
     assert_eq!(f.xdp(&untagged).verdict, XDP_PASS);
     assert_eq!(f.tc(program_names::PARENT_INGRESS, &untagged, f.parent).verdict, TC_ACT_OK);
-    assert_eq!(f.rx(), [2, 0, 2]);
+    assert_eq!(f.rx(), [3, 1, 3]);
 }
