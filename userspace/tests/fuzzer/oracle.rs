@@ -5,7 +5,9 @@
 //! `fdb::flood`) and nowhere else.
 //!
 //! What may be delivered where is decided here from the configuration (the product's model) and the test's own
-//! reading of the frame (`reference`), following the README's rules, never from the datapath's code.
+//! reading of the frame (`reference`), following the README's rules, never from the datapath's code. A frame on a
+//! parent belongs to one LAN segment, the parent and the VLAN of its outer 802.1Q tag (0: untagged), and only the
+//! networks on that segment may get it, a VLAN network without the tag (`seen_by_network`).
 use std::collections::BTreeSet;
 
 use datapath_common::{program_names, DropReason, EndpointStats, FdbEntry, MacKey, DROP_REASONS};

@@ -1,8 +1,8 @@
-//! The configurations the fuzzer runs the programs under: every driver and mode, two networks per fixture (on the
-//! fixture's `parent` and a second parent, `parent2`) so that crossing between them can be seen, ports in no
-//! network, and MACs and addresses that two networks share. Networks are the product's model values, put into the
-//! maps with the product's own code (`Fixture::install`, `driver::parent_config`, `driver::macvlan::allow_source`,
-//! `driver::ipvlan::learn_prefix`, `driver::vxlan::remote_entry`).
+//! The configurations the fuzzer runs the programs under: every driver and mode, networks on the fixture's `parent`
+//! and a second parent, `parent2`, untagged and on 802.1Q VLANs of them, so that crossing between parents and VLANs
+//! can be seen, ports in no network, and MACs and addresses that two networks share. Networks are the product's model
+//! values, put into the maps with the product's own code (`Fixture::install`, `driver::put_parent_entries`,
+//! `driver::macvlan::allow_source`, `driver::ipvlan::learn_prefix`, `driver::vxlan::remote_entry`).
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use xlan::{
