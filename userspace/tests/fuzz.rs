@@ -38,6 +38,7 @@ fn fuzz_generator_covers_the_structures_and_is_seeded() {
         vtep_remotes: vec![[10, 0, 0, 2]],
         vxlan_networks: vec![VxlanTarget { vni: 42, port: 4789, dst: [10, 0, 0, 1], macs: vec![[2, 0, 0, 0, 0, 2]] }],
         vxlan_share: 20,
+        vids: vec![10, 20],
     };
     let frames = |seed: u64| {
         let mut rng = Rng::new(seed);
@@ -56,9 +57,21 @@ fn fuzz_generator_covers_the_structures_and_is_seeded() {
         Some(ETH_P_8021Q | ETH_P_8021AD) => ether_type(f, 16).map(|t| (t, 18)),
         other => other.map(|t| (t, 14)),
     };
+    let tci = |f: &[u8], at: usize| ether_type(f, at).unwrap_or(0);
+    let of_network = |f: &[u8], at: usize| [10, 20].contains(&(tci(f, at) & 0x0fff));
     type Feature<'a> = (&'a str, &'a dyn Fn(&[u8]) -> bool);
-    let features: [Feature; 12] = [
+    let features: [Feature; 16] = [
         ("802.1Q", &|f| outer(f) == Some(ETH_P_8021Q)),
+        ("802.1Q on a network's VLAN", &|f| outer(f) == Some(ETH_P_8021Q) && of_network(f, 14)),
+        ("802.1Q on a network's VLAN with priority bits", &|f| {
+            outer(f) == Some(ETH_P_8021Q) && of_network(f, 14) && tci(f, 14) >> 13 != 0
+        }),
+        ("802.1ad outside a network's VLAN", &|f| {
+            outer(f) == Some(ETH_P_8021AD) && ether_type(f, 16) == Some(ETH_P_8021Q) && of_network(f, 18)
+        }),
+        ("a network's VLAN outside another tag", &|f| {
+            outer(f) == Some(ETH_P_8021Q) && of_network(f, 14) && ether_type(f, 16) == Some(ETH_P_8021Q)
+        }),
         ("QinQ", &|f| outer(f) == Some(ETH_P_8021AD) && ether_type(f, 16) == Some(ETH_P_8021Q)),
         ("ARP", &|f| l3(f).is_some_and(|(t, _)| t == ETH_P_ARP)),
         ("IPv4 options", &|f| {
@@ -144,15 +157,17 @@ fn fuzz_oracle_rejects_crossings_and_uncounted_drops() {
         networks: vec![
             network(7, 100, MacvlanMode::Bridge, vec![endpoint(1, a), endpoint(2, b)]),
             network(8, 200, MacvlanMode::Private, vec![endpoint(3, a), endpoint(4, b)]),
+            // One MAC again, on VLAN 10 of the second parent.
+            common::on_vlan(network(9, 200, MacvlanMode::Bridge, vec![endpoint(5, a)]), 10),
         ],
-        ports: vec![1, 2, 3, 4],
+        ports: vec![1, 2, 3, 4, 5],
         parents: vec![100, 200],
     };
     let quiet = Counters {
-        ports: vec![EndpointStats::default(); 4],
+        ports: vec![EndpointStats::default(); 5],
         drops: [0; DROP_REASONS],
-        sent: vec![0; 6],
-        unsent: vec![0; 6],
+        sent: vec![0; 7],
+        unsent: vec![0; 7],
     };
     let received = |port: usize, len: usize| {
         let mut counters = quiet.clone();
@@ -161,8 +176,11 @@ fn fuzz_oracle_rejects_crossings_and_uncounted_drops() {
         counters
     };
     let fdb = FdbProbe::default();
+    let run_to = |program, device, frame: &[u8], verdict, out: &[u8], after: &Counters| {
+        check(&world, &Observation { program, device, frame, verdict, out, before: &quiet, after, fdb: &fdb })
+    };
     let run = |program, device, frame: &[u8], verdict, after: &Counters| {
-        check(&world, &Observation { program, device, frame, verdict, out: frame, before: &quiet, after, fdb: &fdb })
+        run_to(program, device, frame, verdict, frame, after)
     };
     let mut to_a = vec![0u8; 60];
     to_a[..6].copy_from_slice(&a);
@@ -173,7 +191,7 @@ fn fuzz_oracle_rejects_crossings_and_uncounted_drops() {
     assert_eq!(run(Program::ParentXdp, 100, &to_a, common::XDP_REDIRECT, &received(0, 60)), Ok(Class::Delivered));
     // The endpoint of network 8 with the same MAC gets it: a crossing.
     let crossing = run(Program::ParentXdp, 100, &to_a, common::XDP_REDIRECT, &received(2, 60)).unwrap_err();
-    assert!(crossing.contains("delivered to port(s) [3]"), "{crossing}");
+    assert!(crossing.contains("reached port(s) 3 (net8 on parent200)"), "{crossing}");
     // Private network 8: endpoint 4 reaches endpoint 3 directly.
     let mut from_b = to_a.clone();
     from_b[6..12].copy_from_slice(&b);
@@ -200,4 +218,28 @@ fn fuzz_oracle_rejects_crossings_and_uncounted_drops() {
     uncounted.sent[1] = 1;
     let copy = run(Program::ParentIngress, 100, &to_a, common::TC_ACT_OK, &uncounted).unwrap_err();
     assert!(copy.contains("copies but counted 0"), "{copy}");
+
+    // VLAN 10's frame for MAC a: VLAN 10's endpoint gets it, its tag taken off.
+    let tagged = |vid: u16| common::with_tag(&to_a, 0x8100, vid);
+    assert_eq!(
+        run_to(Program::ParentXdp, 200, &tagged(10), common::XDP_REDIRECT, &to_a, &received(4, 60)),
+        Ok(Class::Delivered)
+    );
+    // The untagged (private) network's endpoint with that MAC gets it: a crossing of VLANs.
+    let crossing =
+        run_to(Program::ParentXdp, 200, &tagged(10), common::XDP_REDIRECT, &to_a, &received(2, 60)).unwrap_err();
+    assert!(crossing.contains("reached port(s) 3 (net8 on parent200)"), "{crossing}");
+    // Delivered with the tag still on.
+    let tag_kept = run(Program::ParentXdp, 200, &tagged(10), common::XDP_REDIRECT, &received(4, 60)).unwrap_err();
+    assert!(tag_kept.contains("not the frame (or inner frame) as it came"), "{tag_kept}");
+    // VLAN 30, which no network is on: delivered anywhere, or not passed on, is wrong.
+    let no_network = run(Program::ParentXdp, 200, &tagged(30), common::XDP_REDIRECT, &received(4, 64)).unwrap_err();
+    assert!(no_network.contains("reached port(s) 5 (net9 on parent200.10)"), "{no_network}");
+    let dropped = run(Program::ParentIngress, 200, &tagged(30), common::TC_ACT_SHOT, &malformed).unwrap_err();
+    assert!(dropped.contains("must be passed on untouched"), "{dropped}");
+    // TC passes VLAN 10's broadcast on to the host with its tag in the skb's metadata, out of the bytes.
+    let mut broadcast = tagged(10);
+    broadcast[..6].copy_from_slice(&[0xff; 6]);
+    let in_bytes = run(Program::ParentIngress, 200, &broadcast, common::TC_ACT_OK, &quiet).unwrap_err();
+    assert!(in_bytes.contains("passed on changed"), "{in_bytes}");
 }

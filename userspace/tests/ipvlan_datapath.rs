@@ -44,18 +44,6 @@ fn ipvlan_fixture(mode: IpvlanMode, flag: IpvlanFlag) -> Fixture {
     f
 }
 
-fn ipv4_packet(dst_mac: [u8; 6], src_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    bytes.extend_from_slice(&dst_mac);
-    bytes.extend_from_slice(&src_mac);
-    bytes.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 48, 0, 0, 0x40, 0, 64, 17, 0, 0]);
-    bytes.extend_from_slice(&src.octets());
-    bytes.extend_from_slice(&dst.octets());
-    bytes.extend_from_slice(&[0x30, 0x39, 0x30, 0x39, 0, 28, 0, 0]);
-    bytes.extend_from_slice(&[0x5a; 20]);
-    bytes
-}
-
 /// IPv6 with `hop_by_hop` extension headers (8 bytes each, PadN) in front of an ICMPv6 payload.
 fn ipv6_packet(
     dst_mac: [u8; 6],

@@ -3,6 +3,7 @@
 //! go away on drop, also when a test fails — and frame builders.
 #![allow(dead_code)]
 use std::{
+    net::Ipv4Addr,
     process::Command,
     sync::atomic::{AtomicU32, Ordering},
     time::Duration,
@@ -218,6 +219,11 @@ impl Fixture {
         }
     }
 
+    /// `network(..)` on VLAN `vlan` of the fixture's parent.
+    pub fn network_on_vlan(&self, id: u32, vlan: u16, driver: DriverSettings, endpoints: Vec<Endpoint>) -> Network {
+        on_vlan(self.network(id, driver, endpoints), vlan)
+    }
+
     /// Puts the networks into the maps with the product's own code, as `network create` and one `endpoint add` per
     /// endpoint do (programs are not attached: the tests run them through BPF_PROG_TEST_RUN).
     pub fn install(&self, networks: &[Network]) {
@@ -282,9 +288,37 @@ impl Fixture {
     }
 }
 
+/// `network` moved onto VLAN `vlan` of its parent (as `network create --parent PARENT.VLAN` makes it).
+pub fn on_vlan(mut network: Network, vlan: u16) -> Network {
+    network.parent.vlan = Some(vlan);
+    network
+}
+
 /// A runtime for the library's async readers, on the test's thread (which is in the fixture's namespace).
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+/// An IPv4/UDP packet (checksums left zero: the datapath checks none) in an untagged Ethernet frame.
+pub fn ipv4_packet(dst_mac: [u8; 6], src_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&dst_mac);
+    bytes.extend_from_slice(&src_mac);
+    bytes.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 48, 0, 0, 0x40, 0, 64, 17, 0, 0]);
+    bytes.extend_from_slice(&src.octets());
+    bytes.extend_from_slice(&dst.octets());
+    bytes.extend_from_slice(&[0x30, 0x39, 0x30, 0x39, 0, 28, 0, 0]);
+    bytes.extend_from_slice(&[0x5a; 20]);
+    bytes
+}
+
+/// `frame` with a VLAN tag (`tpid`, `tci`) put in front of its EtherType, as a switch port tags it.
+pub fn with_tag(frame: &[u8], tpid: u16, tci: u16) -> Vec<u8> {
+    let mut tagged = frame[..12].to_vec();
+    tagged.extend_from_slice(&tpid.to_be_bytes());
+    tagged.extend_from_slice(&tci.to_be_bytes());
+    tagged.extend_from_slice(&frame[12..]);
+    tagged
 }
 
 /// An Ethernet frame (optionally 802.1Q-tagged) carrying a small IPv4/UDP-looking payload.

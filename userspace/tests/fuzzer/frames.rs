@@ -36,6 +36,8 @@ pub struct Palette {
     pub vxlan_networks: Vec<VxlanTarget>,
     /// Percent of structured frames (of those without VXLAN around them) that are VXLAN.
     pub vxlan_share: u32,
+    /// The VLANs of the scenario's networks (and one no network is on): most tags carry one of them.
+    pub vids: Vec<u16>,
 }
 
 /// A VXLAN network of the scenario as frames address it: its VNI, UDP port, an outer destination it takes (its
@@ -274,9 +276,13 @@ impl Generator<'_> {
         frame
     }
 
-    /// 802.1Q / 802.1ad tags (TPID + TCI each) between the source MAC and the EtherType.
+    /// 802.1Q / 802.1ad tags (TPID + TCI each) between the source MAC and the EtherType. With VLAN networks in the
+    /// scenario, a good part of the frames carry one 802.1Q tag of theirs (outer tags of them come from the stacks
+    /// below too).
     fn vlan_tags(&mut self) -> Vec<u8> {
-        let tpids: Vec<u16> = match self.rng.below(100) {
+        let vlan_share = if self.palette.vids.is_empty() { 0 } else { 40 };
+        let tpids: Vec<u16> = match self.rng.below(100 + vlan_share) {
+            100.. => vec![ETH_P_8021Q],
             0..=59 => vec![],
             60..=77 => vec![ETH_P_8021Q],
             78..=86 => vec![ETH_P_8021AD, ETH_P_8021Q],
@@ -287,7 +293,12 @@ impl Generator<'_> {
         };
         let mut tags = Vec::new();
         for tpid in tpids {
-            let vid = self.rng.pick_or(&[0u16, 1, 5, 42, 100, 4094, 4095], |r| r.u16() & 0x0fff);
+            let vid = if !self.palette.vids.is_empty() && self.rng.chance(70) {
+                *self.rng.pick(&self.palette.vids)
+            } else {
+                self.rng.pick_or(&[0u16, 1, 5, 42, 100, 4094, 4095], |r| r.u16() & 0x0fff)
+            };
+            // Priority and DEI bits: any, which must not change which VLAN the frame is on.
             let pcp_dei = (self.rng.byte() as u16 & 0xf) << 12;
             tags.extend_from_slice(&tpid.to_be_bytes());
             tags.extend_from_slice(&(pcp_dei | vid).to_be_bytes());

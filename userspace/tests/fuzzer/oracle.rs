@@ -5,13 +5,16 @@
 //! `fdb::flood`) and nowhere else.
 //!
 //! What may be delivered where is decided here from the configuration (the product's model) and the test's own
-//! reading of the frame (`reference`), following the README's rules, never from the datapath's code.
+//! reading of the frame (`reference`), following the README's rules, never from the datapath's code. A frame on a
+//! parent belongs to one LAN segment, the parent and the VLAN of its outer 802.1Q tag (0: untagged), and only the
+//! networks on that segment may get it, a VLAN network without the tag (`seen_by_network`).
 use std::collections::BTreeSet;
 
 use datapath_common::{program_names, DropReason, EndpointStats, FdbEntry, MacKey, DROP_REASONS};
 use xlan::model::{DriverSettings, IpvlanFlag, IpvlanMode, MacvlanMode, Network, Vxlan};
 
 use super::{
+    frames::ETH_P_IPV6,
     reference::{self, is_multicast, unicast_vtep, Cut, L2, L3},
     world::{Owner, World},
 };
@@ -294,6 +297,8 @@ struct Expect {
     answer: Option<Answer>,
     /// The only drop it may get, if it is dropped, and must be.
     must_drop: Option<DropReason>,
+    /// It must be passed on untouched (to the host's stack, or on out of the parent), nothing delivered.
+    must_pass: bool,
     /// VXLAN endpoint frames: the outer destinations its encapsulation may have.
     encap: Option<Vec<[u8; 4]>>,
     /// VXLAN endpoint frames: broadcast or unknown unicast, flooded to the VNI's endpoints and VTEPs.
@@ -309,6 +314,7 @@ impl Expect {
             decap: None,
             answer: None,
             must_drop: None,
+            must_pass: false,
             encap: None,
             flooded: false,
         }
@@ -318,6 +324,12 @@ impl Expect {
         self.may = ports.into_iter().collect();
         self.why = why.into();
         self
+    }
+
+    fn passed_untouched(self, why: impl Into<String>) -> Self {
+        let mut e = self.to([], why);
+        e.must_pass = true;
+        e
     }
 }
 
@@ -395,39 +407,29 @@ fn copies(world: &World, o: &Observation<'_>, d: &Deltas) -> Result<(), String> 
 // --- frames from the wire (parent XDP, parent tcx ingress) and from the host (parent tcx egress) -----------------
 
 fn parent(world: &World, o: &Observation<'_>, d: &Deltas) -> Result<Class, String> {
-    let xdp = o.program == Program::ParentXdp;
     ensure!(d.tx.iter().all(|t| *t == 0), "a frame on the parent was counted as sent by an endpoint");
     ensure!(
         d.port_drops.iter().all(|p| p.iter().all(|x| *x == 0)),
         "a drop of a frame on the parent was counted against an endpoint"
     );
-    let total = d.total_drops();
     let l2 = match reference::l2(o.frame) {
         Ok(l2) => l2,
-        Err(Cut) => {
-            ensure!(delivered(world, d, o.frame.len())?.is_empty(), "a frame with a cut VLAN tag was delivered");
-            ensure!(
-                o.verdict == if xdp { XDP_DROP } else { TC_ACT_SHOT } && d.drops[DropReason::Malformed as usize] == 1,
-                "a frame with a cut VLAN tag must be dropped as malformed (verdict {})",
-                o.verdict
-            );
-            ensure!(total == 1, "more than one drop counted for one frame");
-            return Ok(Class::Dropped(DropReason::Malformed));
-        }
+        Err(Cut) => return dropped_only(world, o, d, DropReason::Malformed, "a frame with a cut VLAN tag"),
     };
-    let e = expect_parent(world, o, &l2);
+    let seen = match seen_by_network(world, o, &l2) {
+        Ok(seen) => seen,
+        Err((reason, why)) => return dropped_only(world, o, d, reason, why),
+    };
+    let e = expect_parent(world, o, &seen);
     if o.program != Program::ParentEgress {
         vxlan_learning(world, o, &l2, e.decap)?;
     }
     let ports = delivered(world, d, e.len)?;
-    let beyond: Vec<_> = reached(world, d, &ports).difference(&e.may).copied().collect();
+    let reached = reached(world, d, &ports);
+    within_segment(world, o.device, seen.vlan, &reached)?;
+    let beyond: Vec<_> = reached.difference(&e.may).copied().collect();
     ensure!(beyond.is_empty(), "delivered to port(s) {beyond:?}; the rule allows only {:?}: {}", e.may, e.why);
-    let delivered_bytes = match e.decap {
-        Some(inner) => &o.frame[inner..],
-        None => o.frame,
-    };
-    let passed = if xdp { XDP_PASS } else { TC_ACT_OK };
-    let dropped = if xdp { XDP_DROP } else { TC_ACT_SHOT };
+    let dropped = if o.program == Program::ParentXdp { XDP_DROP } else { TC_ACT_SHOT };
     if let Some(reason) = e.must_drop {
         // A VXLAN frame TC cannot decapsulate is dropped as malformed before anything else is decided (checked in
         // `parent_verdict`).
@@ -441,31 +443,128 @@ fn parent(world: &World, o: &Observation<'_>, d: &Deltas) -> Result<Class, Strin
             o.verdict
         );
     }
-    let class = parent_verdict(world, o, d, &e, &l2, &ports, delivered_bytes, total, passed, dropped)?;
+    let class = parent_verdict(world, o, d, &e, &l2, &seen, &ports)?;
     Ok(match class {
         Class::Delivered if e.decap.is_some() => Class::Decapsulated,
         class => class,
     })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A frame the datapath must drop as `reason`, and do nothing else with.
+fn dropped_only(
+    world: &World,
+    o: &Observation<'_>,
+    d: &Deltas,
+    reason: DropReason,
+    why: &str,
+) -> Result<Class, String> {
+    let dropped = if o.program.is_xdp() { XDP_DROP } else { TC_ACT_SHOT };
+    ensure!(delivered(world, d, o.frame.len())?.is_empty(), "{why} was delivered");
+    ensure!(
+        o.verdict == dropped && d.drops[reason as usize] == 1,
+        "{why} must be dropped as {} (verdict {})",
+        reason.name(),
+        o.verdict
+    );
+    ensure!(d.total_drops() == 1, "more than one drop counted for one frame");
+    Ok(Class::Dropped(reason))
+}
+
+/// A frame on a parent as the network of its LAN segment (parent and VLAN) sees it.
+struct Seen {
+    /// The VLAN the frame is on (0: untagged or priority-tagged); None: its outer tag is not 802.1Q's (802.1ad).
+    vlan: Option<u16>,
+    /// What the network's rules read and its endpoints receive: the frame as it came, or a VLAN network's frame
+    /// with the VLAN's tag taken off.
+    frame: Vec<u8>,
+    l2: L2,
+    /// What a program that passes the frame on leaves in the buffer.
+    passed: Vec<u8>,
+}
+
+/// The frame as its segment's network sees it, or the drop the datapath must make of it. A VLAN network's frame
+/// from the wire loses the VLAN's tag: XDP takes it out of the frame and reads the EtherType behind it as it is; TC
+/// pops it with bpf_skb_vlan_pop, which moves a VLAN tag behind it into the skb's metadata (so it leaves the bytes,
+/// and the datapath reads one more tag in the frame), and when TC passes the frame on it pushes the tag back, into
+/// the metadata (pushing a tag already there back into the frame first): the bytes passed on lack the VLAN's tag.
+/// BPF_PROG_TEST_RUN shows the bytes only, and hands TC every tag in them (it has no skb_vlan_untag).
+fn seen_by_network(world: &World, o: &Observation<'_>, l2: &L2) -> Result<Seen, (DropReason, &'static str)> {
+    let as_it_came = |vlan| Seen { vlan, frame: o.frame.to_vec(), l2: *l2, passed: o.frame.to_vec() };
+    // The host's frames leaving the parent keep their tag: no network takes a tag off them.
+    let vlan = match l2.vlan() {
+        Some(vlan)
+            if vlan != 0 && o.program != Program::ParentEgress && world.segment(o.device, vlan).next().is_some() =>
+        {
+            vlan
+        }
+        other => return Ok(as_it_came(other)),
+    };
+    let untagged = reference::without_tag(o.frame);
+    if o.program.is_xdp() {
+        let l2 = L2::untagged(&untagged).expect("a whole tag leaves a whole Ethernet header");
+        return Ok(Seen { vlan: Some(vlan), frame: untagged, l2, passed: o.frame.to_vec() });
+    }
+    let frame = match u16::from_be_bytes([untagged[12], untagged[13]]) {
+        inner if reference::is_vlan_tpid(inner) && untagged.len() < 18 => {
+            return Err((DropReason::Vlan, "a VLAN's frame with the tag behind the VLAN's cut short (the kernel's pop, which moves that tag into the skb, fails)"));
+        }
+        inner if reference::is_vlan_tpid(inner) => reference::without_tag(&untagged),
+        _ => untagged.clone(),
+    };
+    let l2 = reference::l2(&frame).map_err(|Cut| (DropReason::Malformed, "a VLAN's frame with a cut third tag"))?;
+    Ok(Seen { vlan: Some(vlan), frame, l2, passed: untagged })
+}
+
+/// Whatever a frame on a parent reached is an endpoint of a network on the frame's own segment: never one of another
+/// VLAN, of another parent, or of none.
+fn within_segment(world: &World, parent: u32, vlan: Option<u16>, reached: &BTreeSet<u32>) -> Result<(), String> {
+    let segment: BTreeSet<u32> =
+        vlan.map(|vlan| world.segment(parent, vlan).flat_map(|n| n.ports()).collect()).unwrap_or_default();
+    let crossed: Vec<String> = reached
+        .difference(&segment)
+        .map(|port| match world.network_of_port(*port) {
+            Some(network) => format!("{port} ({} on {})", network.name, network.parent),
+            None => format!("{port} (of no network)"),
+        })
+        .collect();
+    ensure!(
+        crossed.is_empty(),
+        "reached port(s) {}: a frame on VLAN {} of parent {parent} reaches only networks on that parent and VLAN",
+        crossed.join(", "),
+        vlan.map_or("none (802.1ad outer tag)".to_string(), |v| v.to_string())
+    );
+    Ok(())
+}
+
 fn parent_verdict(
     world: &World,
     o: &Observation<'_>,
     d: &Deltas,
     e: &Expect,
     l2: &L2,
+    seen: &Seen,
     ports: &BTreeSet<u32>,
-    delivered_bytes: &[u8],
-    total: u64,
-    passed: u32,
-    dropped: u32,
 ) -> Result<Class, String> {
     let xdp = o.program == Program::ParentXdp;
+    let (passed, dropped) = if xdp { (XDP_PASS, XDP_DROP) } else { (TC_ACT_OK, TC_ACT_SHOT) };
+    let total = d.total_drops();
+    let delivered_bytes = match e.decap {
+        Some(inner) => &o.frame[inner..],
+        None => &seen.frame[..],
+    };
+    ensure!(!e.must_pass || o.verdict == passed, "must be passed on untouched ({}), got verdict {}", e.why, o.verdict);
     match o.verdict {
         v if v == passed => {
             ensure!(total == 0, "passed on, yet a drop was counted");
-            ensure!(o.out == o.frame, "passed on changed");
+            ensure!(
+                o.out == seen.passed,
+                "passed on changed{}",
+                if seen.passed == o.frame {
+                    ""
+                } else {
+                    " (expected: without the VLAN's tag, which is in the skb's metadata)"
+                }
+            );
             ensure!(!xdp || ports.is_empty(), "XDP_PASS, yet delivered to {ports:?}");
             ensure!(
                 xdp || e.decap.is_none(),
@@ -500,11 +599,14 @@ fn parent_verdict(
                 {
                     // A whole VXLAN frame for this host is decapsulated, with two exceptions in TC, where
                     // bpf_skb_adjust_room refuses to shrink the skb (a kernel limitation, counted as malformed): an
-                    // inner frame shorter than 34 bytes (after shrinking, the kernel wants an IPv4 header's worth
-                    // behind the Ethernet header), and an outer 802.1Q priority tag (VID 0) in the frame's bytes
-                    // (the skb's protocol is then 802.1Q, not IP; only BPF_PROG_TEST_RUN hands TC a tag inline, the
-                    // receive path moves it into the skb's metadata first).
-                    let refused_shrink = o.frame.len() - inner < 34 || l2.l3 != 14;
+                    // inner frame shorter than an IP header's worth behind the Ethernet header (after shrinking, the
+                    // kernel wants one of the skb's protocol: IPv4, or IPv6 when the datapath decapsulates an inner
+                    // IPv6 frame), and an outer 802.1Q priority tag (VID 0) in the frame's bytes (the skb's protocol
+                    // is then 802.1Q, not IP; only BPF_PROG_TEST_RUN hands TC a tag inline, the receive path moves it
+                    // into the skb's metadata first).
+                    let inner_ipv6 = o.frame[inner + 12..inner + 14] == ETH_P_IPV6.to_be_bytes();
+                    let ip_header = if inner_ipv6 { 40 } else { 20 };
+                    let refused_shrink = o.frame.len() - inner < 14 + ip_header || l2.l3 != 14;
                     ensure!(
                         !xdp && reason == DropReason::Malformed && refused_shrink,
                         "a whole VXLAN frame for this host dropped as {} ({})",
@@ -526,14 +628,25 @@ fn ports_of(network: &Network) -> BTreeSet<u32> {
     network.ports().collect()
 }
 
-fn expect_parent(world: &World, o: &Observation<'_>, l2: &L2) -> Expect {
-    let (dev, frame) = (o.device, o.frame);
-    let nothing = Expect::nothing(frame.len(), "");
+fn expect_parent(world: &World, o: &Observation<'_>, seen: &Seen) -> Expect {
+    let (dev, frame, l2) = (o.device, o.frame, &seen.l2);
+    let nothing = Expect::nothing(seen.frame.len(), "");
     if !world.is_parent(dev) {
         return nothing.to([], "not a parent of any network: nothing is delivered");
     }
+    let Some(vlan) = seen.vlan else {
+        return nothing.passed_untouched("an outer tag that is not 802.1Q's (802.1ad): on no network's VLAN");
+    };
+    if world.segment(dev, vlan).next().is_none() {
+        return nothing.passed_untouched(format!("no network on VLAN {vlan} of the parent: the host's, untouched"));
+    }
+    if o.program == Program::ParentXdp && vlan == 0 && world.has_vlans(dev) {
+        return nothing.passed_untouched(
+            "a parent with VLAN networks: XDP leaves untagged-looking frames to TC (their tag may be in metadata)",
+        );
+    }
     if o.program == Program::ParentEgress {
-        let Some((network, settings)) = world.macvlan_on(dev) else {
+        let Some((network, settings)) = world.macvlan_on(dev, vlan) else {
             return nothing.to([], "egress: only a macvlan network's host access delivers the host's frames");
         };
         if !settings.host_access {
@@ -569,23 +682,24 @@ fn expect_parent(world: &World, o: &Observation<'_>, l2: &L2) -> Expect {
             }
         }
     }
-    if let Some(network) = world.ipvlan_on(dev) {
-        return ipvlan_parent(world, o, l2, network);
+    if let Some(network) = world.ipvlan_on(dev, vlan) {
+        return ipvlan_parent(o, seen, network);
     }
-    if let Some((network, settings)) = world.macvlan_on(dev) {
-        return macvlan_parent(o, l2, network, settings.mode, &settings.source_macs);
+    if let Some((network, settings)) = world.macvlan_on(dev, vlan) {
+        return macvlan_parent(o, seen, network, settings.mode, &settings.source_macs);
     }
     nothing.to([], "VXLAN for no network of this host, and no macvlan or ipvlan network on this parent")
 }
 
 fn macvlan_parent(
     o: &Observation<'_>,
-    l2: &L2,
+    seen: &Seen,
     network: &Network,
     mode: MacvlanMode,
     source_macs: &[xlan::mac::Mac],
 ) -> Expect {
-    let nothing = Expect::nothing(o.frame.len(), "");
+    let l2 = &seen.l2;
+    let nothing = Expect::nothing(seen.frame.len(), "");
     let all = ports_of(network);
     let sender = World::mac_owner(network, l2.src);
     let owner = World::mac_owner(network, l2.dst);
@@ -624,17 +738,17 @@ fn macvlan_parent(
     }
 }
 
-fn ipvlan_parent(world: &World, o: &Observation<'_>, l2: &L2, network: &Network) -> Expect {
+fn ipvlan_parent(o: &Observation<'_>, seen: &Seen, network: &Network) -> Expect {
     let settings = network.ipvlan().expect("an ipvlan network");
-    let (dev, frame) = (o.device, o.frame);
+    let (frame, l2) = (&seen.frame[..], &seen.l2);
     let nothing = Expect::nothing(frame.len(), "");
     let Ok(l3) = reference::l3(frame, l2) else {
         return nothing.to([], "ipvlan: the L3 header is cut short, so no address to deliver by");
     };
     let parent_mac = network.parent.mac.0;
-    let sender = if l2.src == parent_mac { l3.src().and_then(|a| world.endpoint_owning(dev, a)) } else { None };
-    if o.program == Program::ParentIngress && settings.mode == IpvlanMode::L3 && l2.vid == 0 {
-        if let Some(answer) = answer_for(world, dev, frame, l2, &l3) {
+    let sender = if l2.src == parent_mac { l3.src().and_then(|a| World::endpoint_owning(network, a)) } else { None };
+    if o.program == Program::ParentIngress && settings.mode == IpvlanMode::L3 && seen.vlan == Some(0) {
+        if let Some(answer) = answer_for(network, frame, l2, &l3) {
             let mut e = nothing.to([], "ipvlan l3: a request for an endpoint's address is answered, not delivered");
             e.answer = Some(answer);
             return e;
@@ -662,8 +776,8 @@ fn ipvlan_parent(world: &World, o: &Observation<'_>, l2: &L2, network: &Network)
     if l2.dst != parent_mac {
         return nothing.to([], "ipvlan: unicast not to the parent's MAC is the host's");
     }
-    let Some(owner) = l3.dst().and_then(|a| world.endpoint_owning(dev, a)) else {
-        return nothing.to([], "ipvlan: no endpoint owns the destination address (on this parent)");
+    let Some(owner) = l3.dst().and_then(|a| World::endpoint_owning(network, a)) else {
+        return nothing.to([], "ipvlan: no endpoint owns the destination address (in this network)");
     };
     if sender.is_some() && settings.flag == IpvlanFlag::Private {
         let mut e = nothing.to([], "ipvlan private: endpoint to endpoint never, even through a hairpin");
@@ -672,14 +786,14 @@ fn ipvlan_parent(world: &World, o: &Observation<'_>, l2: &L2, network: &Network)
         }
         return e;
     }
-    nothing.to([owner], "ipvlan: the owner of the destination address (on this parent)")
+    nothing.to([owner], "ipvlan: the owner of the destination address (in this network)")
 }
 
-/// An ARP request or neighbour solicitation for an endpoint's address on `dev`.
-fn answer_for(world: &World, dev: u32, frame: &[u8], l2: &L2, l3: &L3) -> Option<Answer> {
+/// An ARP request or neighbour solicitation for an endpoint's address in the network.
+fn answer_for(network: &Network, frame: &[u8], l2: &L2, l3: &L3) -> Option<Answer> {
     match *l3 {
         L3::Arp { src, dst, operation } if operation == 1 && src != dst => {
-            world.endpoint_owning(dev, dst).map(|_| Answer::Arp)
+            World::endpoint_owning(network, dst).map(|_| Answer::Arp)
         }
         L3::Ip { src, .. } if l2.ether_type == super::frames::ETH_P_IPV6 && src != [0; 16] => {
             let at = l2.l3;
@@ -689,7 +803,7 @@ fn answer_for(world: &World, dev: u32, frame: &[u8], l2: &L2, l3: &L3) -> Option
                 && frame[at + 40] == 135
                 && frame[at + 41] == 0;
             let target: [u8; 16] = frame.get(at + 48..at + 64)?.try_into().ok()?;
-            (plain_ns && world.endpoint_owning(dev, target).is_some())
+            (plain_ns && World::endpoint_owning(network, target).is_some())
                 .then_some(Answer::Neighbour { target, solicitor: src })
         }
         _ => None,
@@ -699,7 +813,8 @@ fn answer_for(world: &World, dev: u32, frame: &[u8], l2: &L2, l3: &L3) -> Option
 /// An answer goes back to the asker from the parent's MAC and claims only an address an endpoint of the parent's
 /// network owns.
 fn check_answer(world: &World, o: &Observation<'_>, l2: &L2, answer: Answer) -> Result<(), String> {
-    let network = world.ipvlan_on(o.device).expect("answers come from ipvlan networks");
+    // ipvlan l3, which answers, is never on a VLAN.
+    let network = world.ipvlan_on(o.device, 0).expect("answers come from ipvlan networks");
     let parent_mac = network.parent.mac.0;
     let (out, frame, at) = (o.out, o.frame, l2.l3);
     match answer {
@@ -718,7 +833,7 @@ fn check_answer(world: &World, o: &Observation<'_>, l2: &L2, answer: Answer) -> 
             ensure!(out[28..32] == frame[at + 24..at + 28], "the ARP reply answers for another address than asked");
             let claimed = reference::v4_mapped(&out[28..32]);
             ensure!(
-                world.endpoint_owning(o.device, claimed).is_some_and(|p| network.ports().any(|q| q == p)),
+                World::endpoint_owning(network, claimed).is_some(),
                 "the ARP reply claims an address no endpoint of the parent's network owns"
             );
             ensure!(out[32..42] == frame[at + 8..at + 18], "the ARP reply is not addressed to the asker");
@@ -736,9 +851,8 @@ fn check_answer(world: &World, o: &Observation<'_>, l2: &L2, answer: Answer) -> 
                 out[78..80] == [2, 1] && out[80..86] == parent_mac,
                 "the NA's link-layer address is not the parent's"
             );
-            let target_owner = world.endpoint_owning(o.device, target);
             ensure!(
-                target_owner.is_some_and(|p| network.ports().any(|q| q == p)),
+                World::endpoint_owning(network, target).is_some(),
                 "the NA claims an address no endpoint of the parent's network owns"
             );
             let check = super::frames::ipv6_upper_checksum(&target, &solicitor, 58, &{
@@ -856,9 +970,12 @@ fn endpoint(world: &World, o: &Observation<'_>, d: &Deltas) -> Result<Class, Str
             return Ok(Class::Dropped(DropReason::Malformed));
         }
     };
-    let e = expect_endpoint(world, o, &l2, network, port);
+    let e = expect_endpoint(o, &l2, network, port);
     let ports = delivered(world, d, frame.len())?;
-    let beyond: Vec<_> = reached(world, d, &ports).difference(&e.may).copied().collect();
+    let reached = reached(world, d, &ports);
+    // An endpoint's frames stay on its network's segment (what leaves the parent carries its VLAN's tag).
+    within_segment(world, network.parent.ifindex, Some(network.parent.vlan_id()), &reached)?;
+    let beyond: Vec<_> = reached.difference(&e.may).copied().collect();
     ensure!(beyond.is_empty(), "delivered to port(s) {beyond:?}; the rule allows only {:?}: {}", e.may, e.why);
     if let Some(reason) = e.must_drop {
         ensure!(
@@ -947,7 +1064,7 @@ fn endpoint(world: &World, o: &Observation<'_>, d: &Deltas) -> Result<Class, Str
     }
 }
 
-fn expect_endpoint(world: &World, o: &Observation<'_>, l2: &L2, network: &Network, port: u32) -> Expect {
+fn expect_endpoint(o: &Observation<'_>, l2: &L2, network: &Network, port: u32) -> Expect {
     let nothing = Expect::nothing(o.frame.len(), "");
     let others: BTreeSet<u32> = network.ports().filter(|p| *p != port).collect();
     match &network.driver {
@@ -973,14 +1090,13 @@ fn expect_endpoint(world: &World, o: &Observation<'_>, l2: &L2, network: &Networ
             }
         }
         DriverSettings::Ipvlan(settings) => {
-            let parent = network.parent.ifindex;
             let Ok(l3) = reference::l3(o.frame, l2) else {
                 let mut e = nothing.to([], "ipvlan: the L3 header is cut short");
                 e.must_drop = Some(DropReason::Malformed);
                 return e;
             };
             if let Some(src) = l3.src() {
-                if !reference::unspecified(&src) && world.ip_owner(parent, src) != Some(Owner::Port(port)) {
+                if !reference::unspecified(&src) && World::ip_owner(network, src) != Some(Owner::Port(port)) {
                     let mut e = nothing.to([], "ipvlan: a source address that is not the sender's");
                     e.must_drop = Some(DropReason::Spoofed);
                     return e;
@@ -1002,7 +1118,7 @@ fn expect_endpoint(world: &World, o: &Observation<'_>, l2: &L2, network: &Networ
                     )
                 };
             }
-            match l3.dst().and_then(|dst| world.ip_owner(parent, dst)) {
+            match l3.dst().and_then(|dst| World::ip_owner(network, dst)) {
                 Some(Owner::Port(owner)) if owner == port => {
                     let mut e = nothing.to([], "ipvlan: to the sender's own address");
                     e.must_drop = Some(DropReason::ToItself);

@@ -14,6 +14,8 @@ pub fn is_multicast(mac: &[u8]) -> bool {
 pub struct L2 {
     pub dst: [u8; 6],
     pub src: [u8; 6],
+    /// The first tag's TPID, 0 when untagged.
+    pub tpid: u16,
     pub vid: u16,
     pub ether_type: u16,
     /// Where the payload (the L3 header) starts.
@@ -36,19 +38,55 @@ pub fn l2(frame: &[u8]) -> Result<L2, Cut> {
     let mut l2 = L2 {
         dst: frame[0..6].try_into().unwrap(),
         src: frame[6..12].try_into().unwrap(),
+        tpid: 0,
         vid: 0,
         ether_type: be16(frame, 12),
         l3: 14,
     };
-    if l2.ether_type == ETH_P_8021Q || l2.ether_type == ETH_P_8021AD {
+    if is_vlan_tpid(l2.ether_type) {
         if frame.len() < 18 {
             return Err(Cut);
         }
+        l2.tpid = l2.ether_type;
         l2.vid = be16(frame, 14) & 0x0fff;
         l2.ether_type = be16(frame, 16);
         l2.l3 = 18;
     }
     Ok(l2)
+}
+
+impl L2 {
+    /// The VLAN the frame is on, as IEEE 802.1Q reads its outer tag: 0 untagged or priority-tagged, an 802.1Q tag's
+    /// VID; None for an outer tag of another TPID (802.1ad's S-tag), which puts it on no VLAN of ours.
+    pub fn vlan(&self) -> Option<u16> {
+        match self.tpid {
+            0 => Some(0),
+            ETH_P_8021Q => Some(self.vid),
+            _ => None,
+        }
+    }
+
+    /// `l2` of a frame whose EtherType is read as it is, tag or not: what XDP knows of a frame behind the tag it
+    /// has taken off.
+    pub fn untagged(frame: &[u8]) -> Result<L2, Cut> {
+        if frame.len() < 14 {
+            return Err(Cut);
+        }
+        let (dst, src) = (frame[0..6].try_into().unwrap(), frame[6..12].try_into().unwrap());
+        Ok(L2 { dst, src, tpid: 0, vid: 0, ether_type: be16(frame, 12), l3: 14 })
+    }
+}
+
+/// The TPIDs the kernel takes for VLAN tags (eth_type_vlan): 802.1Q's and 802.1ad's.
+pub fn is_vlan_tpid(ether_type: u16) -> bool {
+    ether_type == ETH_P_8021Q || ether_type == ETH_P_8021AD
+}
+
+/// The frame without its first tag (the 4 bytes behind the MACs); `frame` has a whole one.
+pub fn without_tag(frame: &[u8]) -> Vec<u8> {
+    let mut untagged = frame[..12].to_vec();
+    untagged.extend_from_slice(&frame[16..]);
+    untagged
 }
 
 /// The addresses of the L3 header, IPv4 ones as IPv4-mapped IPv6 (::ffff:a.b.c.d), as ipvlan's table keys them.
@@ -148,7 +186,7 @@ pub struct Vxlan {
 pub fn vxlan(frame: &[u8], l2: &L2) -> Option<Vxlan> {
     let at = l2.l3;
     let inner = at + 20 + 8 + 8;
-    if l2.vid != 0 || l2.ether_type != ETH_P_IPV4 || frame.len() < inner + 14 {
+    if l2.vlan() != Some(0) || l2.ether_type != ETH_P_IPV4 || frame.len() < inner + 14 {
         return None;
     }
     let ip = &frame[at..];

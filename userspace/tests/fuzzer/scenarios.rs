@@ -1,8 +1,8 @@
-//! The configurations the fuzzer runs the programs under: every driver and mode, two networks per fixture (on the
-//! fixture's `parent` and a second parent, `parent2`) so that crossing between them can be seen, ports in no
-//! network, and MACs and addresses that two networks share. Networks are the product's model values, put into the
-//! maps with the product's own code (`Fixture::install`, `driver::parent_config`, `driver::macvlan::allow_source`,
-//! `driver::ipvlan::learn_prefix`, `driver::vxlan::remote_entry`).
+//! The configurations the fuzzer runs the programs under: every driver and mode, networks on the fixture's `parent`
+//! and a second parent, `parent2`, untagged and on 802.1Q VLANs of them, so that crossing between parents and VLANs
+//! can be seen, ports in no network, and MACs and addresses that two networks share. Networks are the product's model
+//! values, put into the maps with the product's own code (`Fixture::install`, `driver::put_parent_entries`,
+//! `driver::macvlan::allow_source`, `driver::ipvlan::learn_prefix`, `driver::vxlan::remote_entry`).
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use xlan::{
@@ -18,7 +18,7 @@ use super::{
     frames::{Palette, VxlanTarget},
     world::{ip_octets, World},
 };
-use crate::common::{ifindex, Fixture, ENDPOINT_MACS, OUTSIDE_MAC, PARENT_MAC};
+use crate::common::{ifindex, on_vlan, Fixture, ENDPOINT_MACS, OUTSIDE_MAC, PARENT_MAC};
 
 pub const PARENT2_MAC: [u8; 6] = [0x02, 0xbb, 0, 0, 0, 3];
 /// MACs of endpoints behind remote VTEPs (and outsiders on a macvlan wire).
@@ -41,6 +41,8 @@ const LOCAL2: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 1);
 const REMOTES: [Ipv4Addr; 4] =
     [Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 3), Ipv4Addr::new(10, 0, 0, 4), Ipv4Addr::new(10, 0, 0, 5)];
 const GROUP: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 1);
+/// A VLAN no network of any scenario is on.
+const UNUSED_VLAN: u16 = 99;
 
 pub struct Scenario {
     pub name: &'static str,
@@ -119,6 +121,12 @@ impl Base {
         }
     }
 
+    /// A macvlan network of `mode` on VLAN `vlan` of the parent, its endpoints ports `n` with MAC `mac`.
+    fn vlan_network(&self, id: u32, vlan: u16, mode: MacvlanMode, endpoints: [(usize, [u8; 6]); 2]) -> Network {
+        let endpoints = endpoints.iter().map(|(n, mac)| self.endpoint(*n, *mac, &[])).collect();
+        on_vlan(self.network(id, false, macvlan(mode, false, &[]), endpoints), vlan)
+    }
+
     /// Fills the maps as `network create`, `endpoint add`, `macaddr add`, `route add` and `fdb add` do, and makes the
     /// scenario.
     fn finish(self, name: &'static str, networks: Vec<Network>) -> Scenario {
@@ -137,6 +145,7 @@ impl Base {
             vtep_remotes: REMOTES.iter().map(|r| r.octets()).collect(),
             vxlan_networks: Vec::new(),
             vxlan_share: 10,
+            vids: Vec::new(),
         };
         palette.macs.extend(FAR_MACS);
         for network in &networks {
@@ -188,6 +197,13 @@ impl Base {
                 }
             }
         }
+        palette.vids = networks.iter().filter_map(|n| n.parent.vlan).collect();
+        if !palette.vids.is_empty() {
+            // A VLAN no network is on, next to theirs.
+            palette.vids.push(UNUSED_VLAN);
+        }
+        palette.vids.sort_unstable();
+        palette.vids.dedup();
         palette.macs.dedup();
         palette.vnis.sort_unstable();
         palette.vnis.dedup();
@@ -351,6 +367,115 @@ fn mixed_scenario() -> Scenario {
     b.finish("mixed: macvlan + vxlan on one parent, ipvlan + vxlan on another", networks)
 }
 
+/// 802.1Q VLANs of macvlan networks: on the parent a bridge network with host access untagged (ports 1-2), a private
+/// one on VLAN 10 (ports 3-4) and a bridge one on VLAN 20 (ports 5-6); a vepa one on VLAN 10 of parent2 (port 7).
+/// Ports 1, 3, 5 and 7 share one MAC: only the frame's VLAN (and parent) tells their networks apart.
+fn vlan_macvlan_scenario() -> Scenario {
+    let b = base();
+    let shared = ENDPOINT_MACS[0];
+    let networks = vec![
+        b.network(
+            7,
+            false,
+            macvlan(MacvlanMode::Bridge, true, &[]),
+            vec![b.endpoint(1, shared, &[]), b.endpoint(2, ENDPOINT_MACS[1], &[])],
+        ),
+        b.vlan_network(8, 10, MacvlanMode::Private, [(3, shared), (4, ENDPOINT_MACS[2])]),
+        b.vlan_network(9, 20, MacvlanMode::Bridge, [(5, shared), (6, MORE_MACS[1])]),
+        on_vlan(b.network(10, true, macvlan(MacvlanMode::Vepa, false, &[]), vec![b.endpoint(7, shared, &[])]), 10),
+    ];
+    b.finish(
+        "vlan: macvlan bridge untagged, private on VLAN 10, bridge on VLAN 20; vepa on VLAN 10 of parent2",
+        networks,
+    )
+}
+
+/// 802.1Q VLANs of ipvlan networks with the same addresses: on the parent l2 bridge on VLAN 10 (ports 1-2, a route
+/// behind port 2) and l2 private on VLAN 20 (ports 3-4, the same addresses), l3 bridge untagged (port 5, port 1's
+/// addresses again); on parent2 VXLAN untagged (port 6) next to a macvlan source network on VLAN 30 (port 7), so
+/// that VXLAN is left to TC there.
+fn vlan_ipvlan_scenario() -> Scenario {
+    let b = base();
+    let pair = |first: usize| {
+        vec![
+            b.endpoint(first, PARENT_MAC, &["10.0.0.11/24", "fd00::11/64"]),
+            b.endpoint(first + 1, PARENT_MAC, &["10.0.0.12/24", "fd00::12/64"]),
+        ]
+    };
+    let ten = pair(1);
+    let mut bridge = ipvlan(IpvlanMode::L2, IpvlanFlag::Bridge);
+    bridge.routes = vec![IpRoute { prefix: "10.123.0.0/24".parse().unwrap(), endpoint: ten[1].at.clone() }];
+    let mut untagged = ipvlan(IpvlanMode::L3, IpvlanFlag::Bridge);
+    untagged.host_addresses = vec!["10.0.0.2".parse().unwrap()];
+    let networks = vec![
+        on_vlan(b.network(7, false, DriverSettings::Ipvlan(bridge), ten), 10),
+        on_vlan(b.network(8, false, DriverSettings::Ipvlan(ipvlan(IpvlanMode::L2, IpvlanFlag::Private)), pair(3)), 20),
+        b.network(
+            9,
+            false,
+            DriverSettings::Ipvlan(untagged),
+            vec![b.endpoint(5, PARENT_MAC, &["10.0.0.11/24", "fd00::11/64"])],
+        ),
+        b.network(
+            10,
+            true,
+            DriverSettings::Vxlan(vxlan(42, LOCAL2, 4789, Flood::Remotes(vec![REMOTES[0]]), true)),
+            vec![b.endpoint(6, ENDPOINT_MACS[0], &[])],
+        ),
+        on_vlan(
+            b.network(
+                11,
+                true,
+                macvlan(MacvlanMode::Source, false, &[OUTSIDE_MAC]),
+                vec![b.endpoint(7, ENDPOINT_MACS[0], &[])],
+            ),
+            30,
+        ),
+    ];
+    b.finish("vlan: ipvlan l2 bridge on VLAN 10, l2 private on VLAN 20 (same addresses), l3 untagged; vxlan untagged + macvlan source on VLAN 30 of parent2", networks)
+}
+
+/// The modes the other VLAN scenarios leave out: on the parent ipvlan l2 vepa on VLAN 10 (ports 1-2, hairpins through
+/// the switch) and macvlan passthru on VLAN 20 (port 3, the parent's MAC) next to an untagged macvlan private network
+/// (ports 4-5); on parent2 macvlan bridge on VLAN 4094, the highest (port 6), next to untagged ipvlan l2 (port 7, the
+/// address port 1 has on VLAN 10).
+fn vlan_modes_scenario() -> Scenario {
+    let b = base();
+    let v4 = |n: usize, last: u8| b.endpoint(n, PARENT_MAC, &[&format!("10.0.0.{last}/24")]);
+    let networks = vec![
+        on_vlan(
+            b.network(
+                7,
+                false,
+                DriverSettings::Ipvlan(ipvlan(IpvlanMode::L2, IpvlanFlag::Vepa)),
+                vec![v4(1, 11), v4(2, 12)],
+            ),
+            10,
+        ),
+        on_vlan(
+            b.network(8, false, macvlan(MacvlanMode::Passthru, false, &[]), vec![b.endpoint(3, PARENT_MAC, &[])]),
+            20,
+        ),
+        b.network(
+            9,
+            false,
+            macvlan(MacvlanMode::Private, false, &[]),
+            vec![b.endpoint(4, ENDPOINT_MACS[0], &[]), b.endpoint(5, ENDPOINT_MACS[1], &[])],
+        ),
+        on_vlan(
+            b.network(10, true, macvlan(MacvlanMode::Bridge, false, &[]), vec![b.endpoint(6, ENDPOINT_MACS[0], &[])]),
+            4094,
+        ),
+        b.network(
+            11,
+            true,
+            DriverSettings::Ipvlan(ipvlan(IpvlanMode::L2, IpvlanFlag::Bridge)),
+            vec![b.endpoint(7, PARENT2_MAC, &["10.0.0.11/24"])],
+        ),
+    ];
+    b.finish("vlan: ipvlan l2 vepa on VLAN 10, macvlan passthru on VLAN 20, private untagged; bridge on VLAN 4094 and ipvlan l2 untagged on parent2", networks)
+}
+
 /// Makes a scenario: a namespace, a datapath and networks of its own.
 pub type Make = fn() -> Scenario;
 
@@ -408,5 +533,8 @@ pub fn all() -> Vec<Make> {
         },
         vxlan_scenario,
         mixed_scenario,
+        vlan_macvlan_scenario,
+        vlan_ipvlan_scenario,
+        vlan_modes_scenario,
     ]
 }

@@ -15,7 +15,7 @@ pub struct World {
     pub parents: Vec<u32>,
 }
 
-/// Who owns an address on an ipvlan parent.
+/// Who owns an address in an ipvlan network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Owner {
     Host,
@@ -35,12 +35,22 @@ impl World {
         self.on_parent(ifindex).next().is_some()
     }
 
-    pub fn macvlan_on(&self, ifindex: u32) -> Option<(&Network, &Macvlan)> {
-        self.on_parent(ifindex).find_map(|n| n.macvlan().map(|s| (n, s)))
+    /// The networks on one LAN segment: VLAN `vlan` of the parent (0: its untagged frames).
+    pub fn segment(&self, ifindex: u32, vlan: u16) -> impl Iterator<Item = &Network> {
+        self.on_parent(ifindex).filter(move |n| n.parent.vlan_id() == vlan)
     }
 
-    pub fn ipvlan_on(&self, ifindex: u32) -> Option<&Network> {
-        self.on_parent(ifindex).find(|n| n.ipvlan().is_some())
+    /// Whether networks are on VLANs of the parent.
+    pub fn has_vlans(&self, ifindex: u32) -> bool {
+        self.on_parent(ifindex).any(|n| n.parent.vlan.is_some())
+    }
+
+    pub fn macvlan_on(&self, ifindex: u32, vlan: u16) -> Option<(&Network, &Macvlan)> {
+        self.segment(ifindex, vlan).find_map(|n| n.macvlan().map(|s| (n, s)))
+    }
+
+    pub fn ipvlan_on(&self, ifindex: u32, vlan: u16) -> Option<&Network> {
+        self.segment(ifindex, vlan).find(|n| n.ipvlan().is_some())
     }
 
     pub fn vxlans(&self) -> impl Iterator<Item = (&Network, &Vxlan)> {
@@ -62,8 +72,9 @@ impl World {
         network.endpoints.iter().find(|e| e.mac.0 == mac).map(|e| e.host.ifindex)
     }
 
-    /// Longest-prefix match over the addresses, routes and host addresses of the ipvlan networks on `parent`.
-    pub fn ip_owner(&self, parent: u32, addr: [u8; 16]) -> Option<Owner> {
+    /// Longest-prefix match over the addresses, routes and host addresses of an ipvlan network (addresses are per
+    /// network: two VLANs of a parent may use the same ones).
+    pub fn ip_owner(network: &Network, addr: [u8; 16]) -> Option<Owner> {
         let mut best: Option<(u32, Owner)> = None;
         let mut consider = |prefix: &IpNet, owner: Owner| {
             let (net, bits) = match prefix.trunc() {
@@ -75,27 +86,25 @@ impl World {
                 best = Some((bits, owner));
             }
         };
-        for network in self.on_parent(parent) {
-            let Some(settings) = network.ipvlan() else { continue };
-            for host in &settings.host_addresses {
-                consider(&IpNet::from(*host), Owner::Host);
+        let settings = network.ipvlan()?;
+        for host in &settings.host_addresses {
+            consider(&IpNet::from(*host), Owner::Host);
+        }
+        for endpoint in &network.endpoints {
+            for address in &endpoint.addresses {
+                consider(&IpNet::from(address.addr()), Owner::Port(endpoint.host.ifindex));
             }
-            for endpoint in &network.endpoints {
-                for address in &endpoint.addresses {
-                    consider(&IpNet::from(address.addr()), Owner::Port(endpoint.host.ifindex));
-                }
-            }
-            for route in &settings.routes {
-                let port = network.endpoint(&route.endpoint).map(|e| e.host.ifindex).expect("route to an endpoint");
-                consider(&route.prefix, Owner::Port(port));
-            }
+        }
+        for route in &settings.routes {
+            let port = network.endpoint(&route.endpoint).map(|e| e.host.ifindex).expect("route to an endpoint");
+            consider(&route.prefix, Owner::Port(port));
         }
         best.map(|(_, owner)| owner)
     }
 
-    /// The port of an endpoint that owns `addr` on `parent`.
-    pub fn endpoint_owning(&self, parent: u32, addr: [u8; 16]) -> Option<u32> {
-        match self.ip_owner(parent, addr) {
+    /// The port of an endpoint of the ipvlan network that owns `addr`.
+    pub fn endpoint_owning(network: &Network, addr: [u8; 16]) -> Option<u32> {
+        match Self::ip_owner(network, addr) {
             Some(Owner::Port(port)) => Some(port),
             _ => None,
         }
@@ -113,7 +122,7 @@ impl World {
                     DriverSettings::Vxlan(s) => format!("vxlan vni {} port {}", s.vni, s.dstport),
                 };
                 let ports: Vec<String> = n.ports().map(|p| p.to_string()).collect();
-                format!("{} (id {}) on {}: {what}, ports {}", n.name, n.id, n.parent.name, ports.join(","))
+                format!("{} (id {}) on {}: {what}, ports {}", n.name, n.id, n.parent, ports.join(","))
             })
             .collect::<Vec<_>>()
             .join("; ")
