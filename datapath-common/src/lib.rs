@@ -14,7 +14,9 @@ pub mod map_names {
     pub const PORTS: &str = "XLAN_PORTS";
     pub const FLOOD: &str = "XLAN_FLOOD";
     pub const SOURCE_MACS: &str = "XLAN_SOURCE_MACS";
-    pub const ENDPOINT_STATS: &str = "XLAN_ENDPOINT_STATS";
+    /// Per-CPU counters by slot. Named apart from the per-CPU hash by ifindex it replaced, so that the pin of an
+    /// instance made by an older xlan is never taken for it.
+    pub const ENDPOINT_STATS: &str = "XLAN_PORT_STATS";
     pub const DROPS: &str = "XLAN_DROPS";
     pub const VNIS: &str = "XLAN_VNIS";
     pub const VTEPS: &str = "XLAN_VTEPS";
@@ -22,8 +24,11 @@ pub mod map_names {
     pub const IP_ENDPOINTS: &str = "XLAN_IP_ENDPOINTS";
     /// Ring buffer of `DropRecord`s (`xlan monitor`).
     pub const EVENTS: &str = "XLAN_EVENTS";
+    /// Two u64 generations (`USER_GENERATION`, `DATAPATH_GENERATION`): the datapath's per-CPU copies of map entries are
+    /// good while they stay the same.
+    pub const GENERATION: &str = "XLAN_GENERATION";
     /// Every map of an instance, in the order `xlan` removes their pins.
-    pub const ALL: [&str; 14] = [
+    pub const ALL: [&str; 15] = [
         NETWORKS,
         PARENTS,
         ENDPOINTS,
@@ -38,8 +43,17 @@ pub mod map_names {
         VTEP_MACS,
         IP_ENDPOINTS,
         EVENTS,
+        GENERATION,
     ];
 }
+
+/// `XLAN_GENERATION[USER_GENERATION]`: changed by userspace after every change it makes to `PARENTS`, `ENDPOINTS`,
+/// `NETWORKS`, `VNIS`, `VTEP_MACS` or `FDB`.
+pub const USER_GENERATION: u32 = 0;
+/// `XLAN_GENERATION[DATAPATH_GENERATION]`: changed by the datapath when it adds, moves or removes a learned FDB entry
+/// or changes a VTEP's MAC.
+pub const DATAPATH_GENERATION: u32 = 1;
+pub const GENERATIONS: u32 = 2;
 
 /// Names of the programs in the eBPF object.
 pub mod program_names {
@@ -58,6 +72,9 @@ pub mod program_names {
 /// Capacities. Userspace refuses to go past them with a clear error rather than letting an update fail.
 pub const MAX_NETWORKS: u32 = 64;
 pub const MAX_ENDPOINTS: u32 = 1024;
+/// Slots of `XLAN_PORT_STATS`: one per endpoint, from 1 (userspace gives each endpoint the lowest free one), and
+/// slot 0, nobody's, which an entry written without a slot counts into harmlessly.
+pub const STATS_SLOTS: u32 = MAX_ENDPOINTS + 1;
 /// Room for a million MACs and more (`cargo xtask bench` fills it to 1 000 000 to show lookups do not slow down).
 /// The hash map is not preallocated (BPF_F_NO_PREALLOC): memory grows with the entries actually there.
 pub const MAX_FDB_ENTRIES: u32 = 1_100_000;
@@ -303,6 +320,9 @@ pub struct ParentConfig {
     pub vxlan_networks: u32,
     /// The ipvlan network on this parent, 0 if none.
     pub ipvlan_network: u32,
+    /// The configuration of the macvlan or the ipvlan network (a parent carries at most one of them), as
+    /// `XLAN_NETWORKS` has it: the parent hooks get it with the parent's entry, one lookup per frame instead of two.
+    pub network: NetworkConfig,
 }
 
 /// `XLAN_IP_ENDPOINTS` LPM-trie key data: an IP address (IPv4 as ::ffff:a.b.c.d) on one parent. The trie key's
@@ -385,6 +405,8 @@ pub struct EndpointConfig {
     pub network_id: u32,
     pub mac: [u8; 6],
     pub _pad: [u8; 2],
+    /// The endpoint's counters in `XLAN_PORT_STATS` (1..`STATS_SLOTS`).
+    pub slot: u32,
 }
 
 /// Key of `XLAN_FDB` and `XLAN_SOURCE_MACS`: a MAC within one network.
@@ -417,14 +439,21 @@ pub struct FdbEntry {
     /// The VTEP behind which the MAC lives (IPv4, network byte order), when `ifindex` is 0.
     pub remote_ip: u32,
     pub flags: u32,
-    pub _pad: u32,
+    /// The local endpoint's counters in `XLAN_PORT_STATS` (as its `EndpointConfig::slot`), so that delivering to it
+    /// needs no other lookup; 0 when remote.
+    pub slot: u32,
     /// bpf_ktime_get_ns() (CLOCK_MONOTONIC) when a learned entry last saw traffic.
     pub last_seen_ns: u64,
 }
 
 impl FdbEntry {
+    /// A static entry for a local endpoint, counting into slot 0 until given the endpoint's (`with_slot`).
     pub const fn local(ifindex: u32) -> Self {
-        Self { ifindex, remote_ip: 0, flags: fdb_flags::STATIC, _pad: 0, last_seen_ns: 0 }
+        Self { ifindex, remote_ip: 0, flags: fdb_flags::STATIC, slot: 0, last_seen_ns: 0 }
+    }
+
+    pub const fn with_slot(self, slot: u32) -> Self {
+        Self { slot, ..self }
     }
 
     pub const fn is_static(&self) -> bool {
@@ -432,22 +461,24 @@ impl FdbEntry {
     }
 }
 
-/// `XLAN_FLOOD` value, keyed by network id: the host-side veths broadcast is copied to.
+/// `XLAN_FLOOD` value, keyed by network id: the host-side veths broadcast is copied to, and their counters' slots.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FloodList {
     pub count: u32,
     pub ifindex: [u32; MAX_FLOOD_PORTS],
+    /// `slots[i]` is the `EndpointConfig::slot` of `ifindex[i]`.
+    pub slots: [u32; MAX_FLOOD_PORTS],
 }
 
 impl Default for FloodList {
     fn default() -> Self {
-        Self { count: 0, ifindex: [0; MAX_FLOOD_PORTS] }
+        Self { count: 0, ifindex: [0; MAX_FLOOD_PORTS], slots: [0; MAX_FLOOD_PORTS] }
     }
 }
 
-/// `XLAN_ENDPOINT_STATS` per-CPU value, keyed by the endpoint's host-side ifindex.
-/// rx: delivered to the endpoint; tx: sent by it.
+/// `XLAN_PORT_STATS` per-CPU value, indexed by the endpoint's slot (`EndpointConfig::slot`): an array, whose
+/// lookup the kernel inlines, rather than a hash by ifindex. rx: delivered to the endpoint; tx: sent by it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EndpointStats {
@@ -583,6 +614,15 @@ mod tests {
         assert_eq!(size_of::<NetworkKind>(), 4);
         assert_eq!(size_of::<NetworkFlags>(), 4);
         assert_eq!(size_of::<DropRecord>(), 32);
+    }
+
+    #[test]
+    fn map_values_have_no_implicit_holes() {
+        // The fields' sizes add up to the struct's: nothing the kernel copies is left uninitialised.
+        assert_eq!(size_of::<ParentConfig>(), 3 * 4 + size_of::<NetworkConfig>());
+        assert_eq!(size_of::<EndpointConfig>(), 4 + 6 + 2 + 4);
+        assert_eq!(size_of::<FdbEntry>(), 4 * 4 + 8);
+        assert_eq!(size_of::<FloodList>(), 4 + 2 * 4 * MAX_FLOOD_PORTS);
     }
 
     #[test]

@@ -7,8 +7,9 @@ use aya_ebpf::{
 use datapath_common::{NetworkConfig, NetworkKind};
 
 use crate::{
+    cache::{parent_config, SenderConfig},
     error::Error,
-    fdb::{ipvlan_of_parent, macvlan_of_parent, network_of_endpoint, parent_config},
+    fdb::{ipvlan_of_parent, macvlan_of_parent},
     ipvlan, macvlan,
     parse::{parse_l2, Packet},
     stats::count_tx,
@@ -26,11 +27,11 @@ pub fn parent_xdp(ctx: &XdpContext) -> Result<u32, Error> {
             return Ok(action);
         }
     }
-    if let Some((_, network)) = ipvlan_of_parent(&config) {
-        return ipvlan::parent_xdp(ctx, &l2, parent, &network);
+    if let Some((_, network)) = ipvlan_of_parent(config) {
+        return ipvlan::parent_xdp(ctx, &l2, parent, network);
     }
-    match macvlan_of_parent(&config) {
-        Some((network_id, network)) => macvlan::parent_xdp(ctx, &l2, network_id, &network),
+    match macvlan_of_parent(config) {
+        Some((network_id, network)) => macvlan::parent_xdp(ctx, &l2, network_id, network),
         None => Ok(xdp_action::XDP_PASS),
     }
 }
@@ -46,11 +47,11 @@ pub fn parent_ingress(ctx: &TcContext) -> Result<i32, Error> {
             return Ok(verdict);
         }
     }
-    if let Some((network_id, network)) = ipvlan_of_parent(&config) {
-        return ipvlan::parent_ingress(ctx, &l2, network_id, parent, &network);
+    if let Some((network_id, network)) = ipvlan_of_parent(config) {
+        return ipvlan::parent_ingress(ctx, &l2, network_id, parent, network);
     }
-    match macvlan_of_parent(&config) {
-        Some((network_id, network)) => macvlan::parent_ingress(ctx, &l2, network_id, &network),
+    match macvlan_of_parent(config) {
+        Some((network_id, network)) => macvlan::parent_ingress(ctx, &l2, network_id, network),
         None => Ok(TC_ACT_OK as i32),
     }
 }
@@ -60,8 +61,8 @@ pub fn parent_egress(ctx: &TcContext) -> Result<i32, Error> {
     let l2 = parse_l2(ctx)?;
     let parent = ctx.device();
     let Some(config) = parent_config(parent) else { return Ok(TC_ACT_OK as i32) };
-    match macvlan_of_parent(&config) {
-        Some((network_id, network)) => macvlan::parent_egress(ctx, &l2, network_id, &network),
+    match macvlan_of_parent(config) {
+        Some((network_id, network)) => macvlan::parent_egress(ctx, &l2, network_id, network),
         None => Ok(TC_ACT_OK as i32),
     }
 }
@@ -76,12 +77,13 @@ pub struct Sender {
 }
 
 /// Everything an endpoint sends (tcx ingress on its host-side veth, so GSO and checksum state survive).
+/// `config` is the endpoint of `port` and its network, which `main.rs` looked up to count drops against it.
 #[inline(always)]
-pub fn endpoint_ingress(ctx: &TcContext, port: u32) -> Result<i32, Error> {
-    let Some((network_id, network)) = network_of_endpoint(port) else { return Err(Error::UnknownPort) };
-    count_tx(port, ctx.len());
+pub fn endpoint_ingress(ctx: &TcContext, port: u32, config: Option<&SenderConfig>) -> Result<i32, Error> {
+    let Some(&SenderConfig { endpoint, network }) = config else { return Err(Error::UnknownPort) };
+    count_tx(endpoint.slot, ctx.len());
     let l2 = parse_l2(ctx)?;
-    let sender = Sender { port, network_id, network };
+    let sender = Sender { port, network_id: endpoint.network_id, network };
     match network.kind {
         NetworkKind::MACVLAN => macvlan::endpoint_egress(ctx, &l2, &sender),
         NetworkKind::VXLAN => vxlan::endpoint_egress(ctx, &l2, &sender),

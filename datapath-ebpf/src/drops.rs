@@ -9,20 +9,21 @@ use crate::{
     error::Error,
     maps::{ENDPOINTS, EVENTS},
     parse::Packet,
+    port::Port,
     stats::count_drop,
 };
 
 /// Counts the drop (against `from_port` too, when an endpoint sent the frame) and reports it if it is worth it.
 #[inline(always)]
-pub fn note_drop(frame: &impl Packet, error: Error, from_port: Option<u32>) {
+pub fn note_drop(frame: &impl Packet, error: Error, from_port: Option<Port>) {
     let reason = error.drop_reason();
-    count_drop(reason, from_port);
+    count_drop(reason, from_port.map(|port| port.slot));
     if !error.worth_reporting() {
         return;
     }
     let port = match error.target_port() {
         Some(port) => port,
-        None => from_port.unwrap_or(0),
+        None => from_port.map_or(0, |port| port.ifindex),
     };
     // SAFETY: plain data copied out of the map.
     let network_id =

@@ -1,9 +1,11 @@
 //! Lookups in the forwarding tables and the one flood loop.
-use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::TcContext};
+use aya_ebpf::{helpers::bpf_ktime_get_coarse_ns, programs::TcContext};
 use datapath_common::{FdbEntry, MacKey, NetworkConfig, ParentConfig, MAX_FLOOD_PORTS};
 
 use crate::{
-    maps::{ENDPOINTS, FDB, FLOOD, NETWORKS, PARENTS, SOURCE_MACS},
+    cache::datapath_changed,
+    maps::{FDB, FLOOD, SOURCE_MACS},
+    port::Port,
     stats::count_rx,
 };
 
@@ -17,15 +19,24 @@ pub fn lookup(network_id: u32, mac: [u8; 6]) -> Option<FdbEntry> {
     Some(entry)
 }
 
+/// The clock learned entries are stamped and aged by: CLOCK_MONOTONIC at the tick's resolution (a few ms), which
+/// ageing in seconds does not notice, read without bpf_ktime_get_ns's TSC read (~20 ns a call in this VM, twice
+/// per VXLAN frame).
+#[inline(always)]
+pub fn now_ns() -> u64 {
+    // SAFETY: a plain helper call.
+    unsafe { bpf_ktime_get_coarse_ns() }
+}
+
 /// `lookup`, with learned entries past their age treated as unknown (and removed).
 #[inline(always)]
 pub fn lookup_fresh(network_id: u32, mac: [u8; 6], ageing_secs: u32) -> Option<FdbEntry> {
     let entry = lookup(network_id, mac)?;
     if !entry.is_static() {
-        // SAFETY: a plain helper call.
-        let age = unsafe { bpf_ktime_get_ns() }.saturating_sub(entry.last_seen_ns);
+        let age = now_ns().saturating_sub(entry.last_seen_ns);
         if age > ageing_secs as u64 * 1_000_000_000 {
             let _ = FDB.remove(&MacKey::new(network_id, mac));
+            datapath_changed();
             return None;
         }
     }
@@ -38,56 +49,32 @@ pub fn source_allowed(network_id: u32, mac: [u8; 6]) -> bool {
     SOURCE_MACS.get_ptr(&MacKey::new(network_id, mac)).is_some()
 }
 
-/// What runs on the parent `ifindex`.
+/// The macvlan network on a parent, with its configuration.
 #[inline(always)]
-pub fn parent_config(ifindex: u32) -> Option<ParentConfig> {
-    // SAFETY: as in `lookup`.
-    unsafe { PARENTS.get(&ifindex).copied() }
-}
-
-/// A network's configuration.
-#[inline(always)]
-pub fn network(network_id: u32) -> Option<NetworkConfig> {
-    // SAFETY: as in `lookup`.
-    unsafe { NETWORKS.get(&network_id).copied() }
-}
-
-/// The macvlan network on a parent.
-#[inline(always)]
-pub fn macvlan_of_parent(config: &ParentConfig) -> Option<(u32, NetworkConfig)> {
-    let network_id = config.macvlan_network;
-    if network_id == 0 {
-        return None;
+pub fn macvlan_of_parent(config: &ParentConfig) -> Option<(u32, &NetworkConfig)> {
+    match config.macvlan_network {
+        0 => None,
+        network_id => Some((network_id, &config.network)),
     }
-    Some((network_id, network(network_id)?))
 }
 
-/// The ipvlan network whose parent is `ifindex`.
+/// The ipvlan network on a parent, with its configuration.
 #[inline(always)]
-pub fn ipvlan_of_parent(config: &ParentConfig) -> Option<(u32, NetworkConfig)> {
-    let network_id = config.ipvlan_network;
-    if network_id == 0 {
-        return None;
+pub fn ipvlan_of_parent(config: &ParentConfig) -> Option<(u32, &NetworkConfig)> {
+    match config.ipvlan_network {
+        0 => None,
+        network_id => Some((network_id, &config.network)),
     }
-    Some((network_id, network(network_id)?))
-}
-
-/// The network of the endpoint whose host-side veth is `ifindex`.
-#[inline(always)]
-pub fn network_of_endpoint(ifindex: u32) -> Option<(u32, NetworkConfig)> {
-    // SAFETY: as in `lookup`.
-    let network_id = unsafe { ENDPOINTS.get(&ifindex)?.network_id };
-    Some((network_id, network(network_id)?))
 }
 
 /// The first port of the network's flood list (passthru networks have exactly one).
 #[inline(always)]
-pub fn first_port(network_id: u32) -> Option<u32> {
+pub fn first_port(network_id: u32) -> Option<Port> {
     let list = FLOOD.get_ptr(&network_id)?;
     // SAFETY: the pointer comes from the map and the list is plain data.
     unsafe {
         if (*list).count > 0 {
-            Some((*list).ifindex[0])
+            Some(Port { ifindex: (*list).ifindex[0], slot: (*list).slots[0] })
         } else {
             None
         }
@@ -101,13 +88,13 @@ pub fn flood(ctx: &TcContext, network_id: u32, except_ifindex: u32) {
     let Some(list) = FLOOD.get_ptr(&network_id) else { return };
     // SAFETY: the pointer comes from the map; the loop bound is a constant so the verifier sees it end.
     let count = unsafe { (*list).count } as usize;
-    for slot in 0..MAX_FLOOD_PORTS {
-        if slot >= count {
+    for index in 0..MAX_FLOOD_PORTS {
+        if index >= count {
             break;
         }
-        let port = unsafe { (*list).ifindex[slot] };
+        let port = unsafe { (*list).ifindex[index] };
         if port != except_ifindex && ctx.clone_redirect(port, 0).is_ok() {
-            count_rx(port, ctx.len());
+            count_rx(unsafe { (*list).slots[index] }, ctx.len());
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::{
     maps::IP_ENDPOINTS,
     neighbour,
     parse::{l3_kind, parse_l3, L2Header, L3Addrs},
-    port::{redirect_to_peer, redirect_xdp},
+    port::{redirect_to_peer, redirect_xdp, Port},
 };
 
 /// Who owns `addr` on the parent: an endpoint (an address of its own or a route behind it), or the host
@@ -81,7 +81,7 @@ pub fn parent_xdp(ctx: &XdpContext, l2: &L2Header, parent: u32, network: &Networ
         // The parent's own addresses stay the host's.
         return Ok(xdp_action::XDP_PASS);
     };
-    redirect_xdp(ctx, endpoint.port)
+    redirect_xdp(ctx, Port::by_ifindex(endpoint.port))
 }
 
 /// Frames from the wire in TC: l2 copies broadcast and multicast to the endpoints (the host keeps the
@@ -124,7 +124,7 @@ pub fn parent_ingress(
     if sender.is_some() && network.flags.contains(NetworkFlags::PRIVATE) {
         return Err(Error::Isolation);
     }
-    Ok(redirect_to_peer(endpoint.port, ctx.len()))
+    Ok(redirect_to_peer(Port::by_ifindex(endpoint.port), ctx.len()))
 }
 
 /// Everything an endpoint of an ipvlan network sends.
@@ -159,7 +159,7 @@ pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Resul
         Some(owner) if owner.port == HOST_PORT => Ok(out_of_parent(network)),
         Some(_) if network.flags.contains(NetworkFlags::PRIVATE) => Err(Error::Isolation),
         Some(_) if network.flags.contains(NetworkFlags::VEPA) => Ok(out_of_parent(network)),
-        Some(endpoint) => Ok(redirect_to_peer(endpoint.port, ctx.len())),
+        Some(endpoint) => Ok(redirect_to_peer(Port::by_ifindex(endpoint.port), ctx.len())),
         None => Ok(out_of_parent(network)),
     }
 }

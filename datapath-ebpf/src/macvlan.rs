@@ -10,13 +10,22 @@ use aya_ebpf::{
 use datapath_common::{is_multicast_mac, MacvlanMode, NetworkConfig, NetworkFlags};
 
 use crate::{
+    cache::macvlan_fdb,
     dispatch::Sender,
     error::Error,
-    fdb::{first_port, flood, lookup, source_allowed},
+    fdb::{first_port, flood, source_allowed},
     parse::L2Header,
-    port::{redirect_to_peer, redirect_to_port, redirect_xdp},
+    port::{redirect_to_peer, redirect_to_port, redirect_xdp, Port},
     stats::count_rx,
 };
+
+/// Whether a mode's endpoints send unicast for each other out of the parent, so that it may come back from the
+/// switch (vepa: through its hairpin; private: to be refused). A bridge endpoint's frame for another endpoint never
+/// leaves the host, so in bridge mode a frame from the wire needs no look at its source.
+#[inline(always)]
+fn hairpins(mode: MacvlanMode) -> bool {
+    mode == MacvlanMode::VEPA || mode == MacvlanMode::PRIVATE
+}
 
 /// Frames from the wire, before the stack sees them: unicast for an endpoint goes straight into its veth.
 /// Everything that needs a copy (broadcast, multicast, source mode) or the skb's checksum state (frames an
@@ -26,21 +35,22 @@ pub fn parent_xdp(ctx: &XdpContext, l2: &L2Header, network_id: u32, network: &Ne
     if is_multicast_mac(&l2.dst) {
         return Ok(xdp_action::XDP_PASS);
     }
-    let port = match network.macvlan_mode() {
+    let mode = network.macvlan_mode();
+    let port = match mode {
         MacvlanMode::SOURCE => return Ok(xdp_action::XDP_PASS),
         MacvlanMode::PASSTHRU => match first_port(network_id) {
             Some(port) => port,
             None => return Ok(xdp_action::XDP_PASS),
         },
         _ => {
-            let Some(entry) = lookup(network_id, l2.dst) else {
+            let Some(entry) = macvlan_fdb(network_id, l2.dst) else {
                 // Unknown unicast is the host's own traffic, as with the kernel driver.
                 return Ok(xdp_action::XDP_PASS);
             };
-            if lookup(network_id, l2.src).is_some() {
+            if hairpins(mode) && macvlan_fdb(network_id, l2.src).is_some() {
                 return Ok(xdp_action::XDP_PASS);
             }
-            entry.ifindex
+            Port::of(&entry)
         }
     };
     redirect_xdp(ctx, port)
@@ -57,9 +67,9 @@ pub fn parent_ingress(ctx: &TcContext, l2: &L2Header, network_id: u32, network: 
             if source_allowed(network_id, l2.src) {
                 if multicast {
                     flood(ctx, network_id, 0);
-                } else if let Some(entry) = lookup(network_id, l2.dst) {
+                } else if let Some(entry) = macvlan_fdb(network_id, l2.dst) {
                     if ctx.clone_redirect(entry.ifindex, 0).is_ok() {
-                        count_rx(entry.ifindex, ctx.len());
+                        count_rx(entry.slot, ctx.len());
                     }
                 }
             }
@@ -78,9 +88,8 @@ pub fn parent_ingress(ctx: &TcContext, l2: &L2Header, network_id: u32, network: 
         mode => {
             // A frame with a local endpoint's source came back from the switch (hairpin), or was handed to
             // the host by `endpoint_ingress` (host access).
-            let sender = lookup(network_id, l2.src);
             if multicast {
-                match sender {
+                match macvlan_fdb(network_id, l2.src) {
                     None => flood(ctx, network_id, 0),
                     // vepa endpoints see each other's broadcast only through the switch; bridge endpoints
                     // already got it on the way out; private ones never do.
@@ -89,11 +98,13 @@ pub fn parent_ingress(ctx: &TcContext, l2: &L2Header, network_id: u32, network: 
                 }
                 return Ok(TC_ACT_OK as i32);
             }
-            let Some(entry) = lookup(network_id, l2.dst) else { return Ok(TC_ACT_OK as i32) };
-            if sender.is_some() && mode == MacvlanMode::PRIVATE {
+            let Some(entry) = macvlan_fdb(network_id, l2.dst) else { return Ok(TC_ACT_OK as i32) };
+            // Unicast from an endpoint is delivered like any other, except between private ones: only private
+            // mode needs to know the sender.
+            if mode == MacvlanMode::PRIVATE && macvlan_fdb(network_id, l2.src).is_some() {
                 return Err(Error::Isolation);
             }
-            Ok(redirect_to_peer(entry.ifindex, ctx.len()))
+            Ok(redirect_to_peer(Port::of(&entry), ctx.len()))
         }
     }
 }
@@ -106,15 +117,15 @@ pub fn parent_egress(ctx: &TcContext, l2: &L2Header, network_id: u32, network: &
         return Ok(TC_ACT_OK as i32);
     }
     // Endpoint frames that `endpoint_ingress` sent out of the parent were already delivered locally.
-    if lookup(network_id, l2.src).is_some() {
+    if macvlan_fdb(network_id, l2.src).is_some() {
         return Ok(TC_ACT_OK as i32);
     }
     if is_multicast_mac(&l2.dst) {
         flood(ctx, network_id, 0);
         return Ok(TC_ACT_OK as i32);
     }
-    match lookup(network_id, l2.dst) {
-        Some(entry) => Ok(redirect_to_port(entry.ifindex, ctx.len())),
+    match macvlan_fdb(network_id, l2.dst) {
+        Some(entry) => Ok(redirect_to_port(Port::of(&entry), ctx.len())),
         None => Ok(TC_ACT_OK as i32),
     }
 }
@@ -140,9 +151,9 @@ pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Resul
         return Ok(unsafe { bpf_redirect(network.parent_ifindex, BPF_F_INGRESS as u64) } as i32);
     }
     if network.macvlan_mode() == MacvlanMode::BRIDGE {
-        if let Some(entry) = lookup(network_id, l2.dst) {
+        if let Some(entry) = macvlan_fdb(network_id, l2.dst) {
             if entry.ifindex != port {
-                return Ok(redirect_to_peer(entry.ifindex, ctx.len()));
+                return Ok(redirect_to_peer(Port::of(&entry), ctx.len()));
             }
         }
     }

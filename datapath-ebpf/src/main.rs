@@ -5,6 +5,7 @@
 #![no_main]
 
 mod bench;
+mod cache;
 mod csum;
 mod dispatch;
 mod drops;
@@ -25,7 +26,7 @@ use aya_ebpf::{
     programs::{TcContext, XdpContext},
 };
 
-use crate::{drops::note_drop, error::Error, parse::Packet};
+use crate::{drops::note_drop, error::Error, parse::Packet, port::Port};
 
 #[xdp]
 pub fn xlan_parent_xdp(ctx: XdpContext) -> u32 {
@@ -51,7 +52,10 @@ pub fn xlan_parent_egress(ctx: TcContext) -> i32 {
 #[classifier]
 pub fn xlan_endpoint_ingress(ctx: TcContext) -> i32 {
     let port = ctx.device();
-    tc_verdict(&ctx, dispatch::endpoint_ingress(&ctx, port), Some(port))
+    let sender = cache::sender_config(port);
+    // What the endpoint sends is counted against it, drops too; a device no endpoint has counts in slot 0, nobody's.
+    let from = Port { ifindex: port, slot: sender.map_or(0, |sender| sender.endpoint.slot) };
+    tc_verdict(&ctx, dispatch::endpoint_ingress(&ctx, port, sender), Some(from))
 }
 
 #[inline(always)]
@@ -66,7 +70,7 @@ fn xdp_verdict(ctx: &XdpContext, result: Result<u32, Error>) -> u32 {
 }
 
 #[inline(always)]
-fn tc_verdict(ctx: &TcContext, result: Result<i32, Error>, from_port: Option<u32>) -> i32 {
+fn tc_verdict(ctx: &TcContext, result: Result<i32, Error>, from_port: Option<Port>) -> i32 {
     match result {
         Ok(action) => action,
         Err(error) => {

@@ -3,12 +3,12 @@
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     macros::map,
-    maps::{DevMapHash, HashMap, LpmTrie, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, DevMapHash, HashMap, LpmTrie, PerCpuArray, RingBuf},
 };
 use datapath_common::{
     EndpointConfig, EndpointStats, FdbEntry, FloodList, IpEndpoint, IpKey, MacKey, NetworkConfig, ParentConfig, VniKey,
-    VtepList, VtepMac, DROP_REASONS, EVENTS_BYTES, MAX_ENDPOINTS, MAX_FDB_ENTRIES, MAX_IP_ENTRIES, MAX_NETWORKS,
-    MAX_SOURCE_MACS, MAX_VNIS,
+    VtepList, VtepMac, DROP_REASONS, EVENTS_BYTES, GENERATIONS, MAX_ENDPOINTS, MAX_FDB_ENTRIES, MAX_IP_ENTRIES,
+    MAX_NETWORKS, MAX_SOURCE_MACS, MAX_VNIS, STATS_SLOTS,
 };
 
 /// network id → configuration.
@@ -53,9 +53,11 @@ pub static FLOOD: HashMap<u32, FloodList> = HashMap::pinned(MAX_NETWORKS, 0);
 #[map(name = "XLAN_SOURCE_MACS")]
 pub static SOURCE_MACS: HashMap<MacKey, u32> = HashMap::pinned(MAX_SOURCE_MACS, 0);
 
-/// host-side veth ifindex → counters (per CPU: no atomics on the fast path).
-#[map(name = "XLAN_ENDPOINT_STATS")]
-pub static ENDPOINT_STATS: PerCpuHashMap<u32, EndpointStats> = PerCpuHashMap::pinned(MAX_ENDPOINTS, 0);
+/// endpoint slot → counters (per CPU: no atomics on the fast path; an array, whose lookup the kernel inlines, where a
+/// hash by ifindex cost a hashed lookup per counted frame). The slot comes with what names the endpoint: its
+/// `EndpointConfig`, its FDB entry, the flood list.
+#[map(name = "XLAN_PORT_STATS")]
+pub static PORT_STATS: PerCpuArray<EndpointStats> = PerCpuArray::pinned(STATS_SLOTS, 0);
 
 /// drop reason → count, for drops no endpoint can be blamed for.
 #[map(name = "XLAN_DROPS")]
@@ -65,6 +67,11 @@ pub static DROPS: PerCpuArray<u64> = PerCpuArray::pinned(DROP_REASONS as u32, 0)
 /// to the one ring a reader opens.
 #[map(name = "XLAN_EVENTS")]
 pub static EVENTS: RingBuf = RingBuf::pinned(EVENTS_BYTES, 0);
+
+/// The generations of the maps' contents (`USER_GENERATION`, `DATAPATH_GENERATION`): the per-CPU copies of their
+/// entries (`cache`) are good while they stay the same.
+#[map(name = "XLAN_GENERATION")]
+pub static GENERATION: Array<u64> = Array::pinned(GENERATIONS, 0);
 
 /// (parent, IP prefix) → ipvlan endpoint: its addresses and, in l3 mode, routes behind it.
 #[map(name = "XLAN_IP_ENDPOINTS")]

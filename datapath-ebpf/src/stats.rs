@@ -1,11 +1,12 @@
-//! Per-CPU counters: per endpoint (rx delivered to it, tx sent by it, drops of what it sent) and per drop reason.
+//! Per-CPU counters: per endpoint (rx delivered to it, tx sent by it, drops of what it sent), by the endpoint's slot
+//! in `PORT_STATS`, and per drop reason.
 use datapath_common::DropReason;
 
-use crate::maps::{DROPS, ENDPOINT_STATS};
+use crate::maps::{DROPS, PORT_STATS};
 
 #[inline(always)]
-pub fn count_rx(port_ifindex: u32, bytes: u32) {
-    if let Some(stats) = ENDPOINT_STATS.get_ptr_mut(&port_ifindex) {
+pub fn count_rx(slot: u32, bytes: u32) {
+    if let Some(stats) = PORT_STATS.get_ptr_mut(slot) {
         // SAFETY: per-CPU value, so no other writer; the pointer comes from the map.
         unsafe {
             (*stats).rx_packets += 1;
@@ -15,8 +16,8 @@ pub fn count_rx(port_ifindex: u32, bytes: u32) {
 }
 
 #[inline(always)]
-pub fn count_tx(port_ifindex: u32, bytes: u32) {
-    if let Some(stats) = ENDPOINT_STATS.get_ptr_mut(&port_ifindex) {
+pub fn count_tx(slot: u32, bytes: u32) {
+    if let Some(stats) = PORT_STATS.get_ptr_mut(slot) {
         // SAFETY: as in count_rx.
         unsafe {
             (*stats).tx_packets += 1;
@@ -25,18 +26,18 @@ pub fn count_tx(port_ifindex: u32, bytes: u32) {
     }
 }
 
-/// Counts a drop globally and, when the frame came from an endpoint, against that endpoint.
+/// Counts a drop globally and, when the frame came from an endpoint, against that endpoint's slot.
 #[inline(always)]
-pub fn count_drop(reason: DropReason, from_port: Option<u32>) {
+pub fn count_drop(reason: DropReason, from_slot: Option<u32>) {
     let index = reason as u32;
     if let Some(total) = DROPS.get_ptr_mut(index) {
         // SAFETY: per-CPU slot.
         unsafe { *total += 1 };
     }
-    if let Some(port) = from_port {
-        if let Some(stats) = ENDPOINT_STATS.get_ptr_mut(&port) {
-            if let Some(slot) = unsafe { (*stats).drops.get_mut(index as usize) } {
-                *slot += 1;
+    if let Some(slot) = from_slot {
+        if let Some(stats) = PORT_STATS.get_ptr_mut(slot) {
+            if let Some(count) = unsafe { (*stats).drops.get_mut(index as usize) } {
+                *count += 1;
             }
         }
     }

@@ -6,35 +6,35 @@
 use aya_ebpf::{
     bindings::{
         bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, bpf_fib_lookup, xdp_action, BPF_FIB_LKUP_RET_SUCCESS,
-        BPF_FIB_LOOKUP_OUTPUT, BPF_F_ADJ_ROOM_ENCAP_L2_ETH, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4, BPF_F_ADJ_ROOM_ENCAP_L4_UDP,
-        TC_ACT_SHOT,
+        BPF_FIB_LOOKUP_OUTPUT, BPF_F_ADJ_ROOM_DECAP_L3_IPV6, BPF_F_ADJ_ROOM_ENCAP_L2_ETH, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4,
+        BPF_F_ADJ_ROOM_ENCAP_L4_UDP, TC_ACT_SHOT,
     },
     helpers::{
-        bpf_fib_lookup as fib_lookup, bpf_get_hash_recalc, bpf_ktime_get_ns, bpf_redirect, bpf_redirect_neigh,
-        bpf_skb_change_head, bpf_xdp_adjust_head,
+        bpf_fib_lookup as fib_lookup, bpf_redirect, bpf_redirect_neigh, bpf_skb_change_head, bpf_xdp_adjust_head,
     },
     programs::{TcContext, XdpContext},
 };
-use core::mem::size_of;
+use core::mem::{size_of, MaybeUninit};
 use datapath_common::{
     is_multicast_mac, FdbEntry, MacKey, NetworkConfig, NetworkFlags, VniKey, VtepMac, MAX_VTEPS, VXLAN_OVERHEAD,
 };
 use network_types::{
     eth::{EthHdr, EtherType},
-    ip::{IpProto, Ipv4Hdr},
+    ip::{IpProto, Ipv4Hdr, Ipv6Hdr},
     udp::UdpHdr,
     vxlan::{VxlanHdr, VXLAN_I_FLAG_MASK},
 };
 
 use crate::{
+    cache::{datapath_changed, fdb_entry, vni_network, vtep_mac, vxlan_fdb, FdbCached, VniNetwork},
     csum,
     dispatch::Sender,
     drops::note_drop,
     error::Error,
-    fdb::{flood, lookup_fresh, network},
-    maps::{FDB, VNIS, VTEPS, VTEP_MACS},
+    fdb::{flood, now_ns},
+    maps::{FDB, VTEPS, VTEP_MACS},
     parse::{ptr_at, ArpHdr, L2Header, Packet},
-    port::{redirect_to_peer, redirect_to_port, redirect_xdp},
+    port::{redirect_to_peer, redirect_to_port, redirect_xdp, Port},
 };
 
 const ETH_P_IP: u16 = 0x0800;
@@ -82,10 +82,7 @@ fn classify(packet: &impl Packet, l2: &L2Header, parent: u32) -> Option<Received
     if flags & VXLAN_I_FLAG_MASK == 0 {
         return None;
     }
-    let key = VniKey { parent_ifindex: parent, vni, dstport, _pad: 0 };
-    // SAFETY: plain data copied out.
-    let network_id = unsafe { *VNIS.get(&key)? };
-    let network = network(network_id)?;
+    let &VniNetwork { network_id, network } = vni_network(VniKey { parent_ifindex: parent, vni, dstport, _pad: 0 })?;
     let dst_ip = u32::from_ne_bytes(dst);
     if dst_ip != network.local_ip && (network.group_ip == 0 || dst_ip != network.group_ip) {
         return None;
@@ -103,7 +100,8 @@ fn classify(packet: &impl Packet, l2: &L2Header, parent: u32) -> Option<Received
 }
 
 /// Flood-and-learn: the inner source MAC lives behind the outer source IP. Static entries win; a MAC seen
-/// behind another VTEP moves there; an unchanged entry is refreshed at most once a second.
+/// behind another VTEP moves there; an unchanged entry is refreshed at most once a second. What this CPU confirmed
+/// within that second (its copy in the FDB cache) needs no lookup.
 #[inline(always)]
 fn learn(received: &Received) {
     if !received.network.flags.contains(NetworkFlags::LEARNING)
@@ -112,27 +110,37 @@ fn learn(received: &Received) {
     {
         return;
     }
+    let now = now_ns();
+    let cached = fdb_entry(received.network_id, received.inner_src);
+    if let Some(FdbCached { answer: Some(Some(known)), .. }) = cached {
+        let confirmed =
+            known.remote_ip == received.outer_src_ip && now.saturating_sub(known.last_seen_ns) <= REFRESH_NS;
+        if known.is_static() || confirmed {
+            return;
+        }
+    }
     let key = MacKey::new(received.network_id, received.inner_src);
-    // SAFETY: a plain helper call.
-    let now = unsafe { bpf_ktime_get_ns() };
     if let Some(existing) = FDB.get_ptr_mut(&key) {
         // SAFETY: the pointer comes from the map; a racing writer can only make last_seen a little stale.
         let existing = unsafe { &mut *existing };
-        if existing.is_static() {
-            return;
-        }
-        if existing.remote_ip == received.outer_src_ip {
+        if !existing.is_static() && existing.remote_ip == received.outer_src_ip {
             if now.saturating_sub(existing.last_seen_ns) > REFRESH_NS {
                 existing.last_seen_ns = now;
                 // The VTEP's next hop may have changed (new NIC, moved VM, router failover): follow it.
                 set_vtep_mac(received.outer_src_ip, received.outer_src_mac);
             }
+        }
+        if existing.is_static() || existing.remote_ip == received.outer_src_ip {
+            if let Some(cached) = cached {
+                cached.keep(Some(*existing));
+            }
             return;
         }
     }
-    let entry = FdbEntry { ifindex: 0, remote_ip: received.outer_src_ip, flags: 0, _pad: 0, last_seen_ns: now };
+    let entry = FdbEntry { ifindex: 0, remote_ip: received.outer_src_ip, flags: 0, slot: 0, last_seen_ns: now };
     let _ = FDB.insert(&key, &entry, 0);
-    let _ = VTEP_MACS.insert(&received.outer_src_ip, &VtepMac { mac: received.outer_src_mac, _pad: [0; 2] }, 0);
+    set_vtep_mac(received.outer_src_ip, received.outer_src_mac);
+    datapath_changed();
 }
 
 /// An outer source a remote VTEP can have: unicast (not 0.0.0.0, 255.255.255.255, loopback or multicast, which the
@@ -152,10 +160,12 @@ fn set_vtep_mac(vtep: u32, mac: [u8; 6]) {
         let known = unsafe { &mut *known };
         if known.mac != mac {
             known.mac = mac;
+            datapath_changed();
         }
         return;
     }
     let _ = VTEP_MACS.insert(&vtep, &VtepMac { mac, _pad: [0; 2] }, 0);
+    datapath_changed();
 }
 
 /// ARP on the underlay (the host resolving a VTEP's managed neighbour entry, or a VTEP announcing itself):
@@ -179,6 +189,7 @@ pub fn snoop_arp(packet: &impl Packet, l2: &L2Header) {
         let known = unsafe { &mut *known };
         if known.mac != sha {
             known.mac = sha;
+            datapath_changed();
         }
     }
 }
@@ -192,7 +203,7 @@ pub fn decap_xdp(ctx: &XdpContext, l2: &L2Header, parent: u32) -> Result<Option<
     if is_multicast_mac(&received.inner_dst) {
         return Ok(Some(xdp_action::XDP_PASS));
     }
-    let Some(entry) = lookup_fresh(received.network_id, received.inner_dst, received.network.ageing_secs) else {
+    let Some(entry) = vxlan_fdb(received.network_id, received.inner_dst, received.network.ageing_secs) else {
         return Ok(Some(xdp_action::XDP_PASS));
     };
     if entry.ifindex == 0 {
@@ -203,7 +214,7 @@ pub fn decap_xdp(ctx: &XdpContext, l2: &L2Header, parent: u32) -> Result<Option<
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, received.inner_offset as i32) } != 0 {
         return Err(Error::Malformed);
     }
-    redirect_xdp(ctx, entry.ifindex).map(Some)
+    redirect_xdp(ctx, Port::of(&entry)).map(Some)
 }
 
 /// Underlay frames XDP left to TC: decapsulate, then one copy per local endpoint for broadcast and unknown
@@ -220,23 +231,29 @@ pub fn decap_tc(ctx: &TcContext, l2: &L2Header, parent: u32) -> Result<Option<i3
     let Some(received) = classify(ctx, l2, parent) else { return Ok(None) };
     // With the tc parent hook no XDP program saw the frame; with the xdp hook this is at most a refresh.
     learn(&received);
-    let inner: EthHdr = ctx.load(received.inner_offset).map_err(|_| Error::Malformed)?;
+    let inner: *const EthHdr = ptr_at(ctx, received.inner_offset)?;
+    // SAFETY: ptr_at checked the header lies inside the packet (classify read it already).
+    let inner = unsafe { *inner };
     // Remove outer IP, UDP, VXLAN and the inner Ethernet header behind the outer one, then make the outer
     // Ethernet header the inner one: what is left is the inner frame.
     let strip = (received.inner_offset + EthHdr::LEN - l2.l3_offset) as i32;
-    ctx.adjust_room(-strip, BPF_ADJ_ROOM_MAC, 0).map_err(|_| Error::Malformed)?;
+    // skb->protocol stays the outer header's (IPv4) unless the helper is told the inner one is IPv6.
+    let inner_ipv6 = inner.ether_type == EtherType::Ipv6 as u16;
+    let flags = if inner_ipv6 { BPF_F_ADJ_ROOM_DECAP_L3_IPV6 as u64 } else { 0 };
+    ctx.adjust_room(-strip, BPF_ADJ_ROOM_MAC, flags).map_err(|_| Error::Malformed)?;
     ctx.store(0, &inner, 0).map_err(|_| Error::Malformed)?;
     if is_multicast_mac(&received.inner_dst) {
         flood(ctx, received.network_id, 0);
         return Ok(Some(TC_ACT_SHOT as i32));
     }
-    match lookup_fresh(received.network_id, received.inner_dst, received.network.ageing_secs) {
-        // bpf_redirect_peer keeps skb->protocol, the outer header's (IPv4): only an IPv4 inner frame may take it;
-        // ARP, IPv6 and the rest go through the veth's transmit path, whose peer sets the protocol from the frame.
-        Some(entry) if entry.ifindex != 0 && inner.ether_type == EtherType::Ipv4 as u16 => {
-            Ok(Some(redirect_to_peer(entry.ifindex, ctx.len())))
+    match vxlan_fdb(received.network_id, received.inner_dst, received.network.ageing_secs) {
+        // bpf_redirect_peer keeps skb->protocol: IPv4 (the outer header's) and IPv6 (set by the decapsulation) inner
+        // frames may take it; ARP and the rest go through the veth's transmit path, whose peer sets the protocol
+        // from the frame.
+        Some(entry) if entry.ifindex != 0 && (inner_ipv6 || inner.ether_type == EtherType::Ipv4 as u16) => {
+            Ok(Some(redirect_to_peer(Port::of(&entry), ctx.len())))
         }
-        Some(entry) if entry.ifindex != 0 => Ok(Some(redirect_to_port(entry.ifindex, ctx.len()))),
+        Some(entry) if entry.ifindex != 0 => Ok(Some(redirect_to_port(Port::of(&entry), ctx.len()))),
         Some(_) => Ok(Some(TC_ACT_SHOT as i32)),
         None => {
             flood(ctx, received.network_id, 0);
@@ -252,22 +269,22 @@ pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Resul
     let Sender { port, network_id, network } = *sender;
     let network = &network;
     if !is_multicast_mac(&l2.dst) {
-        match lookup_fresh(network_id, l2.dst, network.ageing_secs) {
+        match vxlan_fdb(network_id, l2.dst, network.ageing_secs) {
             Some(entry) if entry.ifindex == port => return Ok(TC_ACT_SHOT as i32),
-            Some(entry) if entry.ifindex != 0 => return Ok(redirect_to_peer(entry.ifindex, ctx.len())),
-            Some(entry) => return send(ctx, network, entry.remote_ip),
+            Some(entry) if entry.ifindex != 0 => return Ok(redirect_to_peer(Port::of(&entry), ctx.len())),
+            Some(entry) => return send(ctx, l2, network, entry.remote_ip),
             None => {}
         }
     }
     flood(ctx, network_id, port);
-    flood_remote(ctx, network_id, network)
+    flood_remote(ctx, l2, network_id, network)
 }
 
 /// One copy to the group, or one per VTEP of the flood list (head-end replication).
 #[inline(always)]
-fn flood_remote(ctx: &TcContext, network_id: u32, network: &NetworkConfig) -> Result<i32, Error> {
+fn flood_remote(ctx: &TcContext, l2: &L2Header, network_id: u32, network: &NetworkConfig) -> Result<i32, Error> {
     if network.group_ip != 0 {
-        return send(ctx, network, network.group_ip);
+        return send(ctx, l2, network, network.group_ip);
     }
     let Some(list) = VTEPS.get_ptr(&network_id) else { return Ok(TC_ACT_SHOT as i32) };
     // SAFETY: the pointer comes from the map; the loop bound is a constant.
@@ -275,7 +292,7 @@ fn flood_remote(ctx: &TcContext, network_id: u32, network: &NetworkConfig) -> Re
     if count == 0 {
         return Ok(TC_ACT_SHOT as i32);
     }
-    encapsulate(ctx, network, unsafe { (*list).ips[0] })?;
+    encapsulate(ctx, l2, network, unsafe { (*list).ips[0] }, &NextHop::unresolved(network))?;
     // A VTEP whose next hop is not resolved yet gets the original, through bpf_redirect_neigh, which resolves.
     let mut unresolved = 0u32;
     for slot in 0..MAX_VTEPS {
@@ -299,18 +316,24 @@ fn flood_remote(ctx: &TcContext, network_id: u32, network: &NetworkConfig) -> Re
     resolve_and_send(ctx, network, unresolved)
 }
 
-/// Encapsulates for `remote` and sends it to its next hop.
+/// Encapsulates for `remote` and sends it to its next hop. A next hop already known (the VTEP's MAC, the group's)
+/// goes into the headers as they are written; otherwise the FIB is asked once the frame has its outer length.
 #[inline(always)]
-fn send(ctx: &TcContext, network: &NetworkConfig, remote: u32) -> Result<i32, Error> {
-    encapsulate(ctx, network, remote)?;
-    match next_hop(ctx, network, remote) {
+fn send(ctx: &TcContext, l2: &L2Header, network: &NetworkConfig, remote: u32) -> Result<i32, Error> {
+    let hop = match known_hop(network, remote) {
         Some(hop) => {
-            address(ctx, network, remote, &hop)?;
-            // SAFETY: a plain helper call.
-            Ok(unsafe { bpf_redirect(hop.ifindex, 0) } as i32)
+            encapsulate(ctx, l2, network, remote, &hop)?;
+            hop
         }
-        None => resolve_and_send(ctx, network, remote),
-    }
+        None => {
+            encapsulate(ctx, l2, network, remote, &NextHop::unresolved(network))?;
+            let Some(hop) = fib_hop(ctx, network, remote) else { return resolve_and_send(ctx, network, remote) };
+            address(ctx, network, remote, &hop)?;
+            hop
+        }
+    };
+    // SAFETY: a plain helper call.
+    Ok(unsafe { bpf_redirect(hop.ifindex, 0) } as i32)
 }
 
 /// Lets the kernel resolve the next hop (and queue the frame meanwhile). It does so only for IP frames; an
@@ -320,8 +343,7 @@ fn resolve_and_send(ctx: &TcContext, network: &NetworkConfig, remote: u32) -> Re
     if !is_ip(ctx) {
         return Err(Error::NoNeighbour);
     }
-    let hop = NextHop { ifindex: network.parent_ifindex, smac: network.parent_mac, dmac: [0; 6] };
-    address(ctx, network, remote, &hop)?;
+    address(ctx, network, remote, &NextHop::unresolved(network))?;
     // SAFETY: a plain helper call; no parameters: the kernel looks the route and neighbour up itself.
     Ok(unsafe { bpf_redirect_neigh(network.parent_ifindex, core::ptr::null_mut(), 0, 0) } as i32)
 }
@@ -349,12 +371,20 @@ struct OuterHeader {
     ip: Ipv4Hdr,
 }
 
-/// Adds the VXLAN headers for `remote` in front of the frame (outer MACs are filled by `address`).
+/// Adds the VXLAN headers for `remote` through `hop` in front of the frame (`address` changes the outer ones).
 #[inline(always)]
-fn encapsulate(ctx: &TcContext, network: &NetworkConfig, remote: u32) -> Result<(), Error> {
-    let inner: EthHdr = ctx.load(0).map_err(|_| Error::Malformed)?;
+fn encapsulate(
+    ctx: &TcContext,
+    l2: &L2Header,
+    network: &NetworkConfig,
+    remote: u32,
+    hop: &NextHop,
+) -> Result<(), Error> {
+    let inner: *const EthHdr = ptr_at(ctx, 0)?;
+    // SAFETY: ptr_at checked the header lies inside the packet.
+    let inner = unsafe { *inner };
+    let flow_hash = flow_hash(ctx, l2);
     // SAFETY: plain helper calls on the program's own skb.
-    let flow_hash = unsafe { bpf_get_hash_recalc(ctx.skb.skb) };
     let grown = if is_ip(ctx) {
         // Inserts the room behind the Ethernet header and tells GSO that this is now a UDP tunnel.
         let flags = BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 as u64
@@ -370,9 +400,10 @@ fn encapsulate(ctx: &TcContext, network: &NetworkConfig, remote: u32) -> Result<
         return Err(Error::Encap);
     }
     let outer_len = ctx.len() - EthHdr::LEN as u32;
-    let source_port = (SOURCE_PORT_MIN + flow_hash % SOURCE_PORT_SPAN) as u16;
+    // Scaled into the range as the kernel's udp_flow_src_port does (reciprocal_scale): no division.
+    let source_port = (SOURCE_PORT_MIN + ((flow_hash as u64 * SOURCE_PORT_SPAN as u64) >> 32) as u32) as u16;
     let header = EncapHeader {
-        outer: outer_header(network, remote, &NextHop::unresolved(network), outer_len),
+        outer: outer_header(network, remote, hop, outer_len),
         udp: UdpHdr {
             src: source_port.to_be_bytes(),
             dst: network.dstport.to_be_bytes(),
@@ -388,6 +419,70 @@ fn encapsulate(ctx: &TcContext, network: &NetworkConfig, remote: u32) -> Result<
         inner,
     };
     ctx.store(0, &header, 0).map_err(|_| Error::Encap)
+}
+
+/// The hash of the inner flow, for the outer UDP source port: the skb's own when it has one (a local socket's, or one
+/// an earlier hop computed), else the inner addresses and ports folded into one word and mixed here.
+/// bpf_get_hash_recalc would run the kernel's flow dissector and siphash for it, ~80 ns a frame.
+#[inline(always)]
+fn flow_hash(ctx: &TcContext, l2: &L2Header) -> u32 {
+    // SAFETY: ctx.skb points at a valid __sk_buff.
+    let hash = unsafe { (*ctx.skb.skb).hash };
+    if hash != 0 {
+        return hash;
+    }
+    // The destination is rotated, so that the two directions of a flow differ.
+    let mut folded = 0u32;
+    let mut ports_at = 0;
+    if l2.ether_type == EtherType::Ipv4 as u16 {
+        if let Ok(ip) = ptr_at::<Ipv4Hdr>(ctx, l2.l3_offset) {
+            // SAFETY: ptr_at checked the header lies inside the packet.
+            let (vihl, frags, proto, src, dst) =
+                unsafe { ((*ip).vihl, (*ip).frags, (*ip).proto, (*ip).src_addr, (*ip).dst_addr) };
+            folded = u32::from_ne_bytes(src) ^ u32::from_ne_bytes(dst).rotate_left(16) ^ proto as u32;
+            // The ports of a first or only fragment behind a header without options.
+            if vihl == 0x45 && u16::from_be_bytes(frags) & 0x1fff == 0 && has_ports(proto) {
+                ports_at = l2.l3_offset + Ipv4Hdr::LEN;
+            }
+        }
+    } else if l2.ether_type == EtherType::Ipv6 as u16 {
+        if let Ok(ip) = ptr_at::<Ipv6Hdr>(ctx, l2.l3_offset) {
+            // SAFETY: as above.
+            let (next, src, dst) = unsafe { ((*ip).next_hdr, (*ip).src_addr, (*ip).dst_addr) };
+            folded = fold(&src) ^ fold(&dst).rotate_left(16) ^ next as u32;
+            if has_ports(next) {
+                ports_at = l2.l3_offset + Ipv6Hdr::LEN;
+            }
+        }
+    } else {
+        folded = u32::from_ne_bytes([l2.dst[2], l2.dst[3], l2.dst[4], l2.dst[5]])
+            ^ u32::from_ne_bytes([l2.src[2], l2.src[3], l2.src[4], l2.src[5]]).rotate_left(16);
+    }
+    if ports_at != 0 {
+        if let Ok(ports) = ptr_at::<[u8; 4]>(ctx, ports_at) {
+            // SAFETY: ptr_at checked the ports lie inside the packet.
+            folded = folded.rotate_left(5) ^ u32::from_ne_bytes(unsafe { *ports });
+        }
+    }
+    // murmur3's finaliser: every input bit reaches the high bits the port is scaled from.
+    let mut hash = folded ^ (folded >> 16);
+    hash = hash.wrapping_mul(0x85eb_ca6b);
+    hash ^= hash >> 13;
+    hash = hash.wrapping_mul(0xc2b2_ae35);
+    hash ^ (hash >> 16)
+}
+
+/// An IPv6 address's four words, xor-ed.
+#[inline(always)]
+fn fold(addr: &[u8; 16]) -> u32 {
+    let word = |at: usize| u32::from_ne_bytes([addr[at], addr[at + 1], addr[at + 2], addr[at + 3]]);
+    word(0) ^ word(4) ^ word(8) ^ word(12)
+}
+
+/// TCP, UDP, SCTP and UDP-Lite carry their ports in their first four bytes.
+#[inline(always)]
+fn has_ports(protocol: u8) -> bool {
+    matches!(protocol, 6 | 17 | 132 | 136)
 }
 
 /// Writes the outer Ethernet and IPv4 headers for `remote` through `hop`.
@@ -425,39 +520,73 @@ struct NextHop {
 }
 
 impl NextHop {
+    /// Out of the parent, to a destination `address` or bpf_redirect_neigh fills in. The parent's own MAC stands in
+    /// until then: six zero bytes would be a call to a byte-wise memset subprogram.
     fn unresolved(network: &NetworkConfig) -> Self {
-        Self { ifindex: network.parent_ifindex, smac: network.parent_mac, dmac: [0; 6] }
+        Self { ifindex: network.parent_ifindex, smac: network.parent_mac, dmac: network.parent_mac }
     }
 }
 
-/// The next hop toward `remote`: the group's multicast MAC, the FIB and neighbour table, or the link-layer
-/// source the VTEP's own frames came from.
+/// The next hop toward `remote`: one already known, else the FIB and neighbour table's.
 #[inline(always)]
 fn next_hop(ctx: &TcContext, network: &NetworkConfig, remote: u32) -> Option<NextHop> {
+    known_hop(network, remote).or_else(|| fib_hop(ctx, network, remote))
+}
+
+/// The next hop toward `remote` that needs no FIB lookup per frame: the group's multicast MAC, or the MAC `xlan`
+/// keeps for the VTEP (read from its managed neighbour entry, or the link-layer source its frames came from), out of
+/// the parent. None for a VTEP whose MAC is not known yet.
+#[inline(always)]
+fn known_hop(network: &NetworkConfig, remote: u32) -> Option<NextHop> {
     let octets = remote.to_ne_bytes();
-    if octets[0] & 0xf0 == 0xe0 {
-        let dmac = [0x01, 0x00, 0x5e, octets[1] & 0x7f, octets[2], octets[3]];
-        return Some(NextHop { ifindex: network.parent_ifindex, smac: network.parent_mac, dmac });
+    let dmac = if octets[0] & 0xf0 == 0xe0 {
+        [0x01, 0x00, 0x5e, octets[1] & 0x7f, octets[2], octets[3]]
+    } else {
+        let known = vtep_mac(remote)?;
+        if known == [0; 6] {
+            return None; // a configured VTEP whose MAC is not known yet
+        }
+        known
+    };
+    Some(NextHop { ifindex: network.parent_ifindex, smac: network.parent_mac, dmac })
+}
+
+/// `bpf_fib_lookup`'s parameters, aligned for `zero_in_place`.
+#[repr(C, align(8))]
+struct FibParams(bpf_fib_lookup);
+
+/// Zeroes the parameters where they are with eight 8-byte stores. LLVM turns a plain zeroing (`mem::zeroed`, a
+/// loop), or a move of zeroed memory, into a call to a byte-wise memset subprogram, 64 stores of one byte; volatile
+/// stores it must leave as they are, and using the parameters in place leaves it no move to turn.
+#[inline(always)]
+fn zero_in_place(params: &mut MaybeUninit<FibParams>) -> &mut bpf_fib_lookup {
+    const WORDS: usize = size_of::<FibParams>() / 8;
+    let words = params.as_mut_ptr() as *mut u64;
+    for word in 0..WORDS {
+        // SAFETY: inside `params`, which is 8-aligned and WORDS * 8 bytes long.
+        unsafe { words.add(word).write_volatile(0) };
     }
-    // SAFETY: an all-zero bpf_fib_lookup is a valid starting point; the helper fills the answer in.
-    let mut params: bpf_fib_lookup = unsafe { core::mem::zeroed() };
+    // SAFETY: every byte was written; all-zero is a valid bpf_fib_lookup.
+    unsafe { &mut (*params.as_mut_ptr()).0 }
+}
+
+/// The next hop toward `remote` in the FIB and neighbour table (none yet, or a host that does not forward:
+/// bpf_fib_lookup then refuses to answer at all).
+#[inline(always)]
+fn fib_hop(ctx: &TcContext, network: &NetworkConfig, remote: u32) -> Option<NextHop> {
+    // All zero is a valid starting point; the helper fills the answer in.
+    let mut storage = MaybeUninit::uninit();
+    let params = zero_in_place(&mut storage);
     params.family = AF_INET;
     params.l4_protocol = IpProto::Udp as u8;
     params.ifindex = network.parent_ifindex;
     params.__bindgen_anon_3.ipv4_src = network.local_ip;
     params.__bindgen_anon_4.ipv4_dst = remote;
-    let verdict = unsafe {
-        fib_lookup(ctx.skb.skb as *mut _, &mut params, size_of::<bpf_fib_lookup>() as i32, BPF_FIB_LOOKUP_OUTPUT)
-    } as u32;
-    if verdict == BPF_FIB_LKUP_RET_SUCCESS {
-        return Some(NextHop { ifindex: params.ifindex, smac: params.smac, dmac: params.dmac });
+    let verdict =
+        unsafe { fib_lookup(ctx.skb.skb as *mut _, params, size_of::<bpf_fib_lookup>() as i32, BPF_FIB_LOOKUP_OUTPUT) }
+            as u32;
+    if verdict != BPF_FIB_LKUP_RET_SUCCESS {
+        return None;
     }
-    // No neighbour yet, or a host that does not forward (bpf_fib_lookup then refuses to answer at all):
-    // the MAC `xlan` read from the VTEP's managed neighbour entry, or the one its frames came from.
-    // SAFETY: plain data copied out.
-    let known = unsafe { VTEP_MACS.get(&remote) }?;
-    if known.mac == [0; 6] {
-        return None; // a configured VTEP whose MAC is not known yet
-    }
-    Some(NextHop { ifindex: network.parent_ifindex, smac: network.parent_mac, dmac: known.mac })
+    Some(NextHop { ifindex: params.ifindex, smac: params.smac, dmac: params.dmac })
 }

@@ -133,7 +133,7 @@ fn tiny_bench_reports_every_scenario_with_packets_delivered() {
         assert!(
             target["scenario"].is_string()
                 && target["target"].is_string()
-                && target["ratio"].is_number()
+                && target["value"].is_number()
                 && target["goal"].is_string()
                 && target["met"].is_boolean(),
             "malformed target {target}"

@@ -1,13 +1,16 @@
-//! The results of a bench run, and report.json (schema `xlan-bench/1`, checked by tests/tests/bench_smoke.rs):
+//! The results of a bench run, and report.json (schema `xlan-bench/2`, checked by tests/tests/bench_smoke.rs):
 //!
 //! ```text
-//! { "schema": "xlan-bench/1", "machine": {...}, "settings": {...},
+//! { "schema": "xlan-bench/2", "machine": {...}, "settings": {...},
 //!   "scenarios": [ { "id", "title", "lan", "src", "dst", "backends": { "<backend>": "what it is" }, "limit",
 //!                    "fdb_entries",
 //!                    "results": { "<backend>": { "<metric key>": {"min", "median", "max", "runs": [..]} } },
 //!                    "failures": [ { "backend", "measurement", "metrics": [..], "runs", "error" } ] } ],
-//!   "targets": [ { "scenario", "target", "ratio", "goal", "met" } ] }
+//!   "targets": [ { "scenario", "target", "value", "min", "max", "goal", "met" } ] }
 //! ```
+//!
+//! A target's value compares two backends' medians (a ratio, or for CPU a difference in ns); min and max the same
+//! comparison run by run (null when the backends' runs do not pair up).
 
 use serde_json::{json, Map, Value};
 
@@ -18,7 +21,8 @@ use super::stats::Summary;
 use super::targets::{self, Target};
 use super::topology::Backend;
 
-pub const SCHEMA: &str = "xlan-bench/1";
+/// 2: a target's "ratio" became "value" (a ratio, or a difference in ns), with the per-run "min" and "max".
+pub const SCHEMA: &str = "xlan-bench/2";
 
 pub struct Report {
     pub settings: Settings,

@@ -1,58 +1,116 @@
-//! The goals of issue 3, checked against the medians for both of xlan's parent hooks: xlan's packet rate ≥ 2× the
-//! kernel's and ≥ 80 % of the limit of the same hook, CPU per packet ≤ half the kernel's, TCP not below and latency
-//! not above the kernel's, and per LAN the packet rate with the largest FDB within 10 % of the smallest. TCP and
-//! latency get a 5 % allowance for this machine's noise.
+//! The goals of issue 13, checked against the medians, each of xlan's parent hooks against the limit of the same
+//! hook: xlan's packet rate at least a LAN's share of the limit's (macvlan 0.97, vxlan 0.85, ipvlan l3 0.95) and its
+//! CPU per packet at most the limit's + 30 ns; the xdp hook's TCP at least 0.95 of the tc hook's. Against the
+//! kernel only what the limit does not rule out: TCP not below and latency not above the kernel's (a 5 % allowance
+//! for this machine's noise). The limits themselves are within ~10 % of the kernel's packet rates on veth, so "2× the
+//! kernel" (issue 3) is no goal any more. Per LAN, the packet rate with the largest FDB within 10 % of the smallest.
+//!
+//! Each target also has the range of the per-run comparisons: the backends' runs are interleaved round by round, so
+//! run n of one and run n of the other saw the same state of the machine.
 
 use serde_json::{json, Value};
 
 use super::metrics::Metric;
 use super::report::ScenarioResults;
+use super::stats::Summary;
 use super::topology::{Backend, LanKind};
 
-/// Noise allowance for "not below" / "not above": runs on this shared machine vary by a few per cent.
+/// Noise allowance for "not below" / "not above" the kernel: runs on this shared machine vary by a few per cent.
 const NOISE: f64 = 0.05;
+/// How much more CPU per packet than the limit's xlan may take, ns.
+const CPU_OVER_LIMIT_NS: f64 = 30.0;
 
 #[derive(Debug, Clone)]
 pub struct Target {
     pub scenario: String,
-    /// What is compared, e.g. "pps_1flow xlan/kernel".
+    /// What is compared, e.g. "pps_1flow xlan/limit" (a ratio; for cpu_ns_per_packet against a limit, a difference).
     pub target: String,
-    pub ratio: f64,
-    /// The goal in words, e.g. ">= 2".
-    pub goal: String,
+    /// The comparison of the medians.
+    pub value: f64,
+    /// The lowest and highest per-run comparison, when both backends have the same runs.
+    pub range: Option<(f64, f64)>,
+    pub comparison: Comparison,
     pub met: bool,
 }
 
 impl Target {
+    /// The goal in words, e.g. ">= 0.97" or "<= +30 ns".
+    pub fn goal(&self) -> String {
+        match self.comparison {
+            Comparison::AtLeast(bound) => format!(">= {bound}"),
+            Comparison::AtMost(bound) => format!("<= {bound}"),
+            Comparison::NsOver(bound) => format!("<= +{bound} ns"),
+        }
+    }
+
+    /// "0.98" for a ratio, "+26" for a difference in ns.
+    pub fn format(&self, value: f64) -> String {
+        match self.comparison {
+            Comparison::NsOver(_) => format!("{value:+.0}"),
+            _ => format!("{value:.2}"),
+        }
+    }
+
     pub fn to_json(&self) -> Value {
-        json!({"scenario": self.scenario, "target": self.target, "ratio": self.ratio, "goal": self.goal, "met": self.met})
+        json!({
+            "scenario": self.scenario, "target": self.target, "value": self.value,
+            "min": self.range.map(|(min, _)| min), "max": self.range.map(|(_, max)| max),
+            "goal": self.goal(), "met": self.met,
+        })
     }
 }
 
-/// A comparison of medians: `over`'s value divided by `under`'s must be at least (or at most) `bound`.
+/// How a comparison is judged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Comparison {
+    /// `over / under` at least this.
+    AtLeast(f64),
+    /// `over / under` at most this.
+    AtMost(f64),
+    /// `over - under` at most this many ns.
+    NsOver(f64),
+}
+
+impl Comparison {
+    fn of(self, over: f64, under: f64) -> f64 {
+        match self {
+            Comparison::NsOver(_) => over - under,
+            _ => over / under,
+        }
+    }
+
+    fn met(self, value: f64) -> bool {
+        match self {
+            Comparison::AtLeast(bound) => value >= bound,
+            Comparison::AtMost(bound) | Comparison::NsOver(bound) => value <= bound,
+        }
+    }
+}
+
+/// `over` compared with `under`.
 struct Goal {
     over: Backend,
     under: Backend,
-    at_least: bool,
-    bound: f64,
+    comparison: Comparison,
 }
 
 pub fn evaluate(scenarios: &[ScenarioResults]) -> Vec<Target> {
     let mut targets = Vec::new();
     for results in scenarios.iter().filter(|results| results.scenario.fdb_entries.is_none()) {
         for metric in results.metrics() {
-            for goal in goals(metric) {
+            for goal in goals(results.scenario.lan, metric) {
                 let (Some(over), Some(under)) = (results.get(goal.over, metric), results.get(goal.under, metric))
                 else {
                     continue;
                 };
-                let ratio = over.median() / under.median();
+                let value = goal.comparison.of(over.median(), under.median());
                 targets.push(Target {
                     scenario: results.scenario.id.clone(),
                     target: format!("{} {}/{}", metric.key(), goal.over.name(), goal.under.name()),
-                    ratio,
-                    goal: format!("{} {}", if goal.at_least { ">=" } else { "<=" }, goal.bound),
-                    met: if goal.at_least { ratio >= goal.bound } else { ratio <= goal.bound },
+                    value,
+                    range: run_range(goal.comparison, over, under),
+                    comparison: goal.comparison,
+                    met: goal.comparison.met(value),
                 });
             }
         }
@@ -67,27 +125,51 @@ pub fn evaluate(scenarios: &[ScenarioResults]) -> Vec<Target> {
     targets
 }
 
-/// Both of xlan's parent hooks are held to the same goals: against the kernel, and against the limit of their own
-/// shape. The mixed vxlan pair is reported, not held to anything.
-fn goals(metric: Metric) -> Vec<Goal> {
+/// The share of the limit's packet rate xlan must reach on a LAN.
+fn pps_share(lan: LanKind) -> f64 {
+    match lan {
+        LanKind::MacvlanBridge => 0.97,
+        LanKind::Vxlan => 0.85,
+        LanKind::IpvlanL3 => 0.95,
+    }
+}
+
+/// Both of xlan's parent hooks are held to the same goals against the limit of their own shape. The mixed vxlan
+/// pair is reported, not held to anything.
+fn goals(lan: LanKind, metric: Metric) -> Vec<Goal> {
     let mut goals = Vec::new();
     for over in [Backend::Xlan, Backend::XlanXdp] {
-        let versus_kernel = |at_least, bound| Goal { over, under: Backend::Kernel, at_least, bound };
+        let limit = over.limit().expect("xlan's backends have a limit");
+        let versus_kernel = |comparison| Goal { over, under: Backend::Kernel, comparison };
         match metric {
             Metric::Pps { .. } => {
-                goals.push(versus_kernel(true, 2.0));
-                let limit = over.limit().expect("xlan's backends have a limit");
-                goals.push(Goal { over, under: limit, at_least: true, bound: 0.8 });
+                goals.push(Goal { over, under: limit, comparison: Comparison::AtLeast(pps_share(lan)) })
             }
-            Metric::CpuNsPerPacket => goals.push(versus_kernel(false, 0.5)),
-            Metric::TcpGbps => goals.push(versus_kernel(true, 1.0 - NOISE)),
+            Metric::CpuNsPerPacket => {
+                goals.push(Goal { over, under: limit, comparison: Comparison::NsOver(CPU_OVER_LIMIT_NS) })
+            }
+            Metric::TcpGbps => goals.push(versus_kernel(Comparison::AtLeast(1.0 - NOISE))),
             Metric::PingP50Us | Metric::PingP99Us | Metric::UdpRrP50Us | Metric::UdpRrP99Us => {
-                goals.push(versus_kernel(false, 1.0 + NOISE))
+                goals.push(versus_kernel(Comparison::AtMost(1.0 + NOISE)))
             }
             Metric::UdpPps { .. } => {}
         }
     }
+    if metric == Metric::TcpGbps {
+        // The xdp hook's redirect bypasses GRO and copies every skb into a page on a veth parent.
+        goals.push(Goal { over: Backend::XlanXdp, under: Backend::Xlan, comparison: Comparison::AtLeast(1.0 - NOISE) });
+    }
     goals
+}
+
+/// The lowest and highest comparison of run n with run n, when both have the same number of runs.
+fn run_range(comparison: Comparison, over: &Summary, under: &Summary) -> Option<(f64, f64)> {
+    if over.runs.len() != under.runs.len() || over.runs.is_empty() {
+        return None;
+    }
+    let values = over.runs.iter().zip(&under.runs).map(|(&over, &under)| comparison.of(over, under));
+    let (min, max) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(min, max), v| (min.min(v), max.max(v)));
+    Some((min, max))
 }
 
 /// xlan's packet rate on `lan` with the most FDB entries over the rate with the fewest.
@@ -105,12 +187,30 @@ fn fdb_scale(scenarios: &[ScenarioResults], lan: LanKind) -> Option<Target> {
     if fewest == most {
         return None;
     }
-    let ratio = largest / base;
+    let comparison = Comparison::AtLeast(0.9);
+    let value = largest / base;
     Some(Target {
         scenario: format!("{}/fdb", lan.name()),
         target: format!("xlan pps with {most} FDB entries / with {fewest}"),
-        ratio,
-        goal: ">= 0.9".into(),
-        met: ratio >= 0.9,
+        value,
+        range: None,
+        comparison,
+        met: comparison.met(value),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comparisons_judge_ratios_and_differences() {
+        assert!(Comparison::AtLeast(0.97).met(Comparison::AtLeast(0.97).of(98.0, 100.0)));
+        assert!(!Comparison::AtLeast(0.97).met(0.96));
+        assert!(Comparison::NsOver(30.0).met(Comparison::NsOver(30.0).of(1020.0, 1000.0)));
+        assert!(!Comparison::NsOver(30.0).met(Comparison::NsOver(30.0).of(1040.0, 1000.0)));
+        let over = Summary { runs: vec![99.0, 90.0, 101.0] };
+        let under = Summary { runs: vec![100.0, 100.0, 100.0] };
+        assert_eq!(run_range(Comparison::AtLeast(0.97), &over, &under), Some((0.9, 1.01)));
+    }
 }

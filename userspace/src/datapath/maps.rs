@@ -2,15 +2,20 @@
 //! (stats, show) never create anything.
 use aya::maps::{
     lpm_trie::{Key, LpmTrie},
-    DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues,
+    Array, DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues,
 };
 use datapath_common::{
     map_names, EndpointConfig, EndpointStats, FdbEntry, FloodList, IpEndpoint, IpKey, MacKey, NetworkConfig,
-    ParentConfig, VniKey, VtepList, VtepMac, DROP_REASONS,
+    ParentConfig, VniKey, VtepList, VtepMac, DROP_REASONS, STATS_SLOTS, USER_GENERATION,
 };
 
+use std::os::fd::AsFd;
+
 use crate::{
-    datapath::pins::{unpin, PinDir},
+    datapath::{
+        batch,
+        pins::{unpin, PinDir},
+    },
     error::{Error, Result},
 };
 
@@ -62,23 +67,42 @@ impl<'a> Tables<'a> {
         ignore_missing(self.hash::<K, V>(name)?.remove(&key), name)
     }
 
+    /// Tells the datapath that `PARENTS`, `ENDPOINTS`, `NETWORKS`, `VNIS`, `VTEP_MACS` or the FDB changed: its per-CPU
+    /// copies of their entries are good only while its generations stay the same. xlan's commands change an instance one at a time (its state
+    /// lock), so reading and writing it back is no race.
+    fn changed(&self) -> Result<()> {
+        if !self.exist() {
+            return Ok(());
+        }
+        let name = map_names::GENERATION;
+        let mut generation: Array<MapData, u64> = Array::try_from(self.open(name)?).map_err(|e| map_error(name, e))?;
+        let current = generation.get(&USER_GENERATION, 0).map_err(|e| map_error(name, e))?;
+        generation.set(USER_GENERATION, current.wrapping_add(1), 0).map_err(|e| map_error(name, e))
+    }
+
     pub fn put_network(&self, id: u32, config: NetworkConfig) -> Result<()> {
-        self.put(map_names::NETWORKS, id, config)
+        self.put(map_names::NETWORKS, id, config)?;
+        self.changed()
     }
     pub fn delete_network(&self, id: u32) -> Result<()> {
-        self.delete::<u32, NetworkConfig>(map_names::NETWORKS, id)
+        self.delete::<u32, NetworkConfig>(map_names::NETWORKS, id)?;
+        self.changed()
     }
     pub fn put_parent(&self, ifindex: u32, config: ParentConfig) -> Result<()> {
-        self.put(map_names::PARENTS, ifindex, config)
+        self.put(map_names::PARENTS, ifindex, config)?;
+        self.changed()
     }
     pub fn delete_parent(&self, ifindex: u32) -> Result<()> {
-        self.delete::<u32, ParentConfig>(map_names::PARENTS, ifindex)
+        self.delete::<u32, ParentConfig>(map_names::PARENTS, ifindex)?;
+        self.changed()
     }
     pub fn put_vni(&self, key: VniKey, network_id: u32) -> Result<()> {
-        self.put(map_names::VNIS, key, network_id)
+        self.put(map_names::VNIS, key, network_id)?;
+        self.changed()
     }
     pub fn delete_vni(&self, key: VniKey) -> Result<()> {
-        self.delete::<VniKey, u32>(map_names::VNIS, key)
+        self.delete::<VniKey, u32>(map_names::VNIS, key)?;
+        self.changed()
     }
     pub fn put_vteps(&self, network_id: u32, list: VtepList) -> Result<()> {
         self.put(map_names::VTEPS, network_id, list)
@@ -102,7 +126,8 @@ impl<'a> Tables<'a> {
     }
 
     pub fn put_vtep_mac(&self, ip: u32, mac: [u8; 6]) -> Result<()> {
-        self.put(map_names::VTEP_MACS, ip, VtepMac { mac, _pad: [0; 2] })
+        self.put(map_names::VTEP_MACS, ip, VtepMac { mac, _pad: [0; 2] })?;
+        self.changed()
     }
     /// The MAC the datapath has for a VTEP, if any.
     pub fn vtep_mac(&self, ip: u32) -> Result<Option<[u8; 6]>> {
@@ -138,20 +163,34 @@ impl<'a> Tables<'a> {
         Ok(entries.into_iter().find(|(k, _)| same(k)).map(|(_, owner)| owner))
     }
     pub fn delete_vtep_mac(&self, ip: u32) -> Result<()> {
-        self.delete::<u32, VtepMac>(map_names::VTEP_MACS, ip)
+        self.delete::<u32, VtepMac>(map_names::VTEP_MACS, ip)?;
+        self.changed()
+    }
+
+    /// Every FDB entry of the network, static and learned: the whole FDB read in batches (it may hold a million
+    /// entries), those of other networks left out.
+    pub fn fdb_entries(&self, network_id: u32) -> Result<Vec<(MacKey, FdbEntry)>> {
+        let name = map_names::FDB;
+        let fdb = MapData::from_pin(self.pins.map(name)).map_err(|e| map_error(name, e))?;
+        let mut entries = batch::entries::<MacKey, FdbEntry>(fdb.fd().as_fd()).map_err(|e| map_error(name, e))?;
+        entries.retain(|(key, _)| key.network_id == network_id);
+        Ok(entries)
+    }
+    /// Deletes FDB entries by batches (a network's, at its deletion, may be a million); keys not there are no error.
+    pub fn delete_fdb_batch(&self, keys: &[MacKey]) -> Result<()> {
+        let name = map_names::FDB;
+        if !self.exist() || keys.is_empty() {
+            return Ok(());
+        }
+        let fdb = MapData::from_pin(self.pins.map(name)).map_err(|e| map_error(name, e))?;
+        batch::delete(fdb.fd().as_fd(), keys).map_err(|e| map_error(name, e))?;
+        self.changed()
     }
 
     /// Every entry of a hash map.
     fn entries<K: aya::Pod, V: aya::Pod>(&self, name: &str) -> Result<Vec<(K, V)>> {
         let map = self.hash::<K, V>(name)?;
         map.iter().map(|item| item.map_err(|e| map_error(name, e))).collect()
-    }
-
-    /// Every FDB entry of the network, static and learned.
-    pub fn fdb_entries(&self, network_id: u32) -> Result<Vec<(MacKey, FdbEntry)>> {
-        let mut entries = self.entries::<MacKey, FdbEntry>(map_names::FDB)?;
-        entries.retain(|(key, _)| key.network_id == network_id);
-        Ok(entries)
     }
 
     /// The networks the datapath knows, by id.
@@ -184,16 +223,41 @@ impl<'a> Tables<'a> {
         self.ip_endpoints()?.iter().map(|item| item.map_err(|e| map_error(map_names::IP_ENDPOINTS, e))).collect()
     }
     pub fn put_endpoint(&self, port: u32, config: EndpointConfig) -> Result<()> {
-        self.put(map_names::ENDPOINTS, port, config)
+        self.put(map_names::ENDPOINTS, port, config)?;
+        self.changed()
     }
     pub fn delete_endpoint(&self, port: u32) -> Result<()> {
-        self.delete::<u32, EndpointConfig>(map_names::ENDPOINTS, port)
+        self.delete::<u32, EndpointConfig>(map_names::ENDPOINTS, port)?;
+        self.changed()
+    }
+    /// The datapath's entry of the endpoint whose port is `port`, if it has one.
+    pub fn endpoint(&self, port: u32) -> Result<Option<EndpointConfig>> {
+        match self.hash::<u32, EndpointConfig>(map_names::ENDPOINTS)?.get(&port, 0) {
+            Ok(config) => Ok(Some(config)),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(map_error(map_names::ENDPOINTS, e)),
+        }
+    }
+    /// The lowest counters slot no endpoint holds (slot 0 is nobody's): a new endpoint's. There is one for every
+    /// entry `XLAN_ENDPOINTS` has room for, so none is left only when that map is full.
+    pub fn free_slot(&self) -> Result<u32> {
+        let mut taken = vec![false; STATS_SLOTS as usize];
+        for item in self.hash::<u32, EndpointConfig>(map_names::ENDPOINTS)?.iter() {
+            let (_, config) = item.map_err(|e| map_error(map_names::ENDPOINTS, e))?;
+            if let Some(slot) = taken.get_mut(config.slot as usize) {
+                *slot = true;
+            }
+        }
+        let full = || map_error(map_names::ENDPOINTS, std::io::Error::from_raw_os_error(libc::E2BIG));
+        (1..STATS_SLOTS).find(|slot| !taken[*slot as usize]).ok_or_else(full)
     }
     pub fn put_fdb(&self, key: MacKey, entry: FdbEntry) -> Result<()> {
-        self.put(map_names::FDB, key, entry)
+        self.put(map_names::FDB, key, entry)?;
+        self.changed()
     }
     pub fn delete_fdb(&self, key: MacKey) -> Result<()> {
-        self.delete::<MacKey, FdbEntry>(map_names::FDB, key)
+        self.delete::<MacKey, FdbEntry>(map_names::FDB, key)?;
+        self.changed()
     }
     pub fn put_flood(&self, network_id: u32, list: FloodList) -> Result<()> {
         self.put(map_names::FLOOD, network_id, list)
@@ -223,29 +287,27 @@ impl<'a> Tables<'a> {
         ignore_missing(ports.remove(port), name)
     }
 
-    fn stats_map(&self) -> Result<PerCpuHashMap<MapData, u32, EndpointStats>> {
+    fn stats_map(&self) -> Result<PerCpuArray<MapData, EndpointStats>> {
         let name = map_names::ENDPOINT_STATS;
-        PerCpuHashMap::try_from(self.open(name)?).map_err(|e| map_error(name, e))
+        PerCpuArray::try_from(self.open(name)?).map_err(|e| map_error(name, e))
     }
 
-    /// Starts an endpoint's counters at zero (the datapath only updates existing entries).
+    /// Starts the counters of the endpoint whose port is `port` at zero: its slot may have counted for an endpoint
+    /// before it. A port that is no endpoint has no counters.
     pub fn reset_stats(&self, port: u32) -> Result<()> {
+        let Some(endpoint) = self.endpoint(port)? else { return Ok(()) };
         let cpus = aya::util::nr_cpus().map_err(|(what, e)| Error::io(what, e))?;
         let zeros =
             PerCpuValues::try_from(vec![EndpointStats::default(); cpus]).map_err(|e| Error::io("per-CPU values", e))?;
-        self.stats_map()?.insert(port, zeros, 0).map_err(|e| map_error(map_names::ENDPOINT_STATS, e))
-    }
-    pub fn delete_stats(&self, port: u32) -> Result<()> {
-        if !self.exist() {
-            return Ok(());
-        }
-        ignore_missing(self.stats_map()?.remove(&port), map_names::ENDPOINT_STATS)
+        self.stats_map()?.set(endpoint.slot, zeros, 0).map_err(|e| map_error(map_names::ENDPOINT_STATS, e))
     }
 
-    /// An endpoint's counters, summed over CPUs.
+    /// The counters of the endpoint whose port is `port`, summed over CPUs (all zero for a port that is no
+    /// endpoint).
     pub fn stats(&self, port: u32) -> Result<EndpointStats> {
-        let per_cpu = self.stats_map()?.get(&port, 0).map_err(|e| map_error(map_names::ENDPOINT_STATS, e))?;
         let mut total = EndpointStats::default();
+        let Some(endpoint) = self.endpoint(port)? else { return Ok(total) };
+        let per_cpu = self.stats_map()?.get(&endpoint.slot, 0).map_err(|e| map_error(map_names::ENDPOINT_STATS, e))?;
         for cpu in per_cpu.iter() {
             total.rx_packets += cpu.rx_packets;
             total.rx_bytes += cpu.rx_bytes;

@@ -83,7 +83,8 @@ pub const fn ipvlan_flags(flag: IpvlanFlag) -> NetworkFlags {
     }
 }
 
-/// What the parent carries, from the networks on it in `state`.
+/// What the parent carries, from the networks on it in `state`: with its macvlan or ipvlan network's configuration,
+/// which the parent hooks read from here (one lookup per frame).
 pub fn parent_config(state: &State, parent_ifindex: u32) -> ParentConfig {
     let mut config = ParentConfig::default();
     for network in state.on_parent(parent_ifindex) {
@@ -91,6 +92,9 @@ pub fn parent_config(state: &State, parent_ifindex: u32) -> ParentConfig {
             DriverSettings::Macvlan(_) => config.macvlan_network = network.id,
             DriverSettings::Vxlan(_) => config.vxlan_networks += 1,
             DriverSettings::Ipvlan(_) => config.ipvlan_network = network.id,
+        }
+        if network.vxlan().is_none() {
+            config.network = network_config(network);
         }
     }
     config

@@ -108,22 +108,27 @@ pub fn attach_programs(
     )
 }
 
-/// The endpoint's entries in the maps: its port, its counters, its MAC (or, on ipvlan, its addresses) and the
-/// network's flood list with it. `network.endpoints` must not hold the endpoint yet.
+/// The endpoint's entries in the maps: its port, its counters (a slot of its own, zeroed), its MAC (or, on ipvlan,
+/// its addresses) and the network's flood list with it. `network.endpoints` must not hold the endpoint yet.
 pub fn fill_maps(tables: &Tables<'_>, network: &Network, endpoint: &Endpoint) -> Result<()> {
     let port = endpoint.host.ifindex;
+    // Filled again (a repair), the endpoint keeps its slot.
+    let slot = match tables.endpoint(port)? {
+        Some(config) => config.slot,
+        None => tables.free_slot()?,
+    };
+    tables.put_endpoint(port, EndpointConfig { network_id: network.id, mac: endpoint.mac.0, _pad: [0; 2], slot })?;
     tables.reset_stats(port)?;
-    tables.put_endpoint(port, EndpointConfig { network_id: network.id, mac: endpoint.mac.0, _pad: [0; 2] })?;
     tables.put_port(port)?;
     if network.ipvlan().is_some() {
         for address in &endpoint.addresses {
             ipvlan::learn_prefix(tables, network, &ipvlan::host_net(address.addr()), port)?;
         }
     } else {
-        tables.put_fdb(MacKey::new(network.id, endpoint.mac.0), FdbEntry::local(port))?;
+        tables.put_fdb(MacKey::new(network.id, endpoint.mac.0), FdbEntry::local(port).with_slot(slot))?;
     }
     let ports: Vec<u32> = network.ports().chain([port]).collect();
-    tables.put_flood(network.id, flood_list(&ports))
+    tables.put_flood(network.id, flood_list(tables, &ports)?)
 }
 
 /// Removes what `attach` made for `endpoint`; `network.endpoints` must no longer hold it (its flood list is
@@ -141,7 +146,7 @@ pub async fn teardown(instance: &Instance, network: &Network, endpoint: &Endpoin
     detach(&instance.pins, &link_names::port(port, "xdp"))?;
     if tables.exist() {
         let others: Vec<u32> = network.ports().filter(|p| *p != port).collect();
-        tables.put_flood(network.id, flood_list(&others))?;
+        tables.put_flood(network.id, flood_list(&tables, &others)?)?;
     }
     if let Some(settings) = network.ipvlan() {
         for address in &endpoint.addresses {
@@ -156,7 +161,6 @@ pub async fn teardown(instance: &Instance, network: &Network, endpoint: &Endpoin
     }
     tables.delete_endpoint(port)?;
     tables.delete_port(port)?;
-    tables.delete_stats(port)?;
     // Deleting one end of a veth pair deletes the other, the endpoint's interface, too.
     if device == Some(port) {
         instance.netlink.delete(port).await?;
@@ -175,12 +179,14 @@ pub async fn undo_add(instance: &Instance, network: &Network, endpoint: &Endpoin
     Ok(())
 }
 
-/// The flood list of a network's ports (at most `MAX_FLOOD_PORTS`; `endpoint add` refuses more).
-pub fn flood_list(ports: &[u32]) -> FloodList {
+/// The flood list of a network's ports (at most `MAX_FLOOD_PORTS`; `endpoint add` refuses more), with the counters'
+/// slots their entries in the maps have.
+pub fn flood_list(tables: &Tables<'_>, ports: &[u32]) -> Result<FloodList> {
     let mut list = FloodList::default();
-    for (slot, port) in list.ifindex.iter_mut().zip(ports) {
-        *slot = *port;
+    for ((ifindex, slot), port) in list.ifindex.iter_mut().zip(list.slots.iter_mut()).zip(ports) {
+        *ifindex = *port;
+        *slot = tables.endpoint(*port)?.map_or(0, |endpoint| endpoint.slot);
     }
     list.count = ports.len().min(MAX_FLOOD_PORTS) as u32;
-    list
+    Ok(list)
 }

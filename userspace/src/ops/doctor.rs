@@ -142,7 +142,7 @@ async fn rebuild(instance: &Instance, state: &State) -> Result<()> {
                 port::attach_programs(instance, network, &netns, peer.index, endpoint)?;
             }
         }
-        tables.put_flood(network.id, port::flood_list(&network.ports().collect::<Vec<_>>()))?;
+        tables.put_flood(network.id, port::flood_list(&tables, &network.ports().collect::<Vec<_>>())?)?;
         driver::fill_entries(&tables, network)?;
         if let Some(settings) = network.vxlan() {
             // The VTEPs' next hops, as create and `fdb add` put them.
@@ -224,7 +224,6 @@ async fn remove_orphan_port(instance: &Instance, port: u32) -> Result<bool> {
     detach(&instance.pins, &link_names::port(port, "xdp"))?;
     tables.delete_endpoint(port)?;
     tables.delete_port(port)?;
-    tables.delete_stats(port)?;
     let devices = instance.netlink.device_names().await?;
     if devices.get(&port).is_some_and(|name| VethNames::is_host_name(name)) {
         instance.netlink.delete(port).await?;

@@ -18,10 +18,10 @@ use std::{
 };
 
 use aya::{
-    maps::{HashMap, Map, MapData, PerCpuArray, PerCpuHashMap},
+    maps::{HashMap, Map, MapData, PerCpuArray},
     programs::{ProgramError, SchedClassifier, Xdp},
 };
-use datapath_common::{map_names, EndpointStats, FdbEntry, MacKey, VtepMac, DROP_REASONS};
+use datapath_common::{map_names, EndpointConfig, EndpointStats, FdbEntry, MacKey, VtepMac, DROP_REASONS};
 use xlan::datapath::{
     pins::PinDir,
     testrun::{sk_buff_on, XdpMd},
@@ -144,7 +144,9 @@ impl Report {
 /// The maps the fuzzer reads between runs, opened once from their pins, and the devices whose transmitted packets it
 /// counts (the watched ports, then the parents, by name).
 struct Maps {
-    stats: PerCpuHashMap<MapData, u32, EndpointStats>,
+    /// Counters by slot, and the endpoints' entries that name their slots.
+    stats: PerCpuArray<MapData, EndpointStats>,
+    endpoints: HashMap<MapData, u32, EndpointConfig>,
     drops: PerCpuArray<MapData, u64>,
     fdb: HashMap<MapData, MacKey, FdbEntry>,
     vtep_macs: HashMap<MapData, u32, VtepMac>,
@@ -155,7 +157,8 @@ impl Maps {
     fn open(pins: &PinDir, devices: Vec<String>) -> Self {
         let open = |name: &str| Map::from_map_data(MapData::from_pin(pins.map(name)).unwrap()).unwrap();
         Maps {
-            stats: PerCpuHashMap::try_from(open(map_names::ENDPOINT_STATS)).unwrap(),
+            stats: PerCpuArray::try_from(open(map_names::ENDPOINT_STATS)).unwrap(),
+            endpoints: HashMap::try_from(open(map_names::ENDPOINTS)).unwrap(),
             drops: PerCpuArray::try_from(open(map_names::DROPS)).unwrap(),
             fdb: HashMap::try_from(open(map_names::FDB)).unwrap(),
             vtep_macs: HashMap::try_from(open(map_names::VTEP_MACS)).unwrap(),
@@ -186,7 +189,8 @@ impl Maps {
             .iter()
             .map(|port| {
                 let mut total = EndpointStats::default();
-                for cpu in self.stats.get(port, 0).unwrap().iter() {
+                let Ok(endpoint) = self.endpoints.get(port, 0) else { return total };
+                for cpu in self.stats.get(&endpoint.slot, 0).unwrap().iter() {
                     total.rx_packets += cpu.rx_packets;
                     total.rx_bytes += cpu.rx_bytes;
                     total.tx_packets += cpu.tx_packets;

@@ -818,12 +818,10 @@ fn endpoint(world: &World, o: &Observation<'_>, d: &Deltas) -> Result<Class, Str
         );
         ensure!(delivered(world, d, frame.len())?.is_empty(), "a frame from a device of no network was delivered");
         ensure!(d.tx.iter().all(|t| *t == 0), "a frame from a device of no network was counted as sent");
-        for (i, drops) in d.port_drops.iter().enumerate() {
-            let expected = if Some(i) == me { 1 } else { 0 };
-            ensure!(
-                drops.iter().sum::<u64>() == expected && drops[DropReason::UnknownPort as usize] == expected,
-                "the unknown_port drop was counted against the wrong port"
-            );
+        // A device that is no endpoint has no counters of its own (counters live in the slots endpoints are given):
+        // the drop is counted only among the global drops.
+        for drops in &d.port_drops {
+            ensure!(drops.iter().sum::<u64>() == 0, "the unknown_port drop was counted against a port");
         }
         return Ok(Class::Dropped(DropReason::UnknownPort));
     };
