@@ -15,9 +15,14 @@ use xlan_tests::cni::{CniLab, GATEWAY};
 /// Where libcni (in podman) caches ADD results; not configurable through containers.conf.
 const RESULT_CACHE: &str = "/var/lib/cni/results";
 
-/// podman with everything under the lab's directory; `podman rm -f --all` on drop.
+/// One podman at a time: the podmans of two tests at once have been seen to time out waiting for each other's
+/// container exit files (their defaults are shared host-wide, /run/libpod, beyond what the options below move).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// podman with everything under the lab's directory (its tmp_dir too); `podman rm -f --all` on drop.
 struct Podman {
     lab: CniLab,
+    _alone: std::sync::MutexGuard<'static, ()>,
     network: String,
     root: PathBuf,
 }
@@ -32,10 +37,11 @@ impl Podman {
             eprintln!("skipped: {} missing (cargo xtask setup installs podman and busybox-static)", missing.join(", "));
             return None;
         }
+        let alone = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let lab = xlan_tests::ok(CniLab::build(0), "build the lab");
         let root = lab.plugins.root().join("podman");
         let network = format!("{}lan", lab.host.name());
-        let podman = Podman { lab, network, root };
+        let podman = Podman { lab, _alone: alone, network, root };
         xlan_tests::ok(podman.prepare(), "prepare podman's directories");
         Some(podman)
     }
@@ -52,7 +58,9 @@ impl Podman {
             std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))?;
         }
         let conf = format!(
-            "[network]\nnetwork_backend = \"cni\"\nnetwork_config_dir = \"{}\"\ncni_plugin_dirs = [\"{}\", \"{}\"]\n",
+            "[engine]\ntmp_dir = \"{}\"\n[network]\nnetwork_backend = \"cni\"\nnetwork_config_dir = \"{}\"\n\
+             cni_plugin_dirs = [\"{}\", \"{}\"]\n",
+            self.root.join("tmp").display(),
             cni_dir.display(),
             self.lab.plugins.bin_dir().display(),
             xlan_tests::cni::REFERENCE_DIR,
