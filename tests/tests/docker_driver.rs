@@ -295,24 +295,40 @@ fn ipvlan_l2_and_l3() {
     eprintln!("Docker's own ipvlan: docker run failed ({}): {}", out.status, said.lines().last().unwrap_or_default());
 }
 
+/// Two Docker hosts whose `ul` links are the two ends of one wire (with `addresses`, for an underlay). Fields drop in
+/// order: the Docker hosts before their namespaces.
+struct TwoHosts {
+    a: DockerHost,
+    b: DockerHost,
+    _namespaces: [Netns; 2],
+}
+
+impl TwoHosts {
+    fn new(addresses: Option<[&str; 2]>) -> Result<TwoHosts> {
+        let prefix = unique_prefix();
+        let (a_ns, b_ns) = (Netns::create(&format!("{prefix}a"))?, Netns::create(&format!("{prefix}b"))?);
+        link::add_veth(&a_ns, "ul", "ul", &b_ns)?;
+        for (n, ns) in [&a_ns, &b_ns].into_iter().enumerate() {
+            if let Some(addresses) = addresses {
+                link::add_address(ns, "ul", addresses[n])?;
+            }
+            link::tx_checksum_offload_off(ns, "ul")?;
+            link::up(ns, "ul")?;
+        }
+        let (a, b) = (DockerHost::start(&a_ns, METRICS_PORT)?, DockerHost::start(&b_ns, METRICS_PORT)?);
+        Ok(TwoHosts { a, b, _namespaces: [a_ns, b_ns] })
+    }
+}
+
 #[test]
 fn vxlan_across_two_docker_hosts() {
     if !docker::available() {
         return;
     }
-    let prefix = unique_prefix();
-    let a_ns = ok(Netns::create(&format!("{prefix}a")), "host A");
-    let b_ns = ok(Netns::create(&format!("{prefix}b")), "host B");
-    ok(link::add_veth(&a_ns, "ul", "ul", &b_ns), "underlay");
-    for (ns, address) in [(&a_ns, "10.99.0.1/24"), (&b_ns, "10.99.0.2/24")] {
-        ok(link::add_address(ns, "ul", address), "underlay address");
-        ok(link::tx_checksum_offload_off(ns, "ul"), "underlay offload");
-        ok(link::up(ns, "ul"), "underlay up");
-    }
-    let a = ok(DockerHost::start(&a_ns, METRICS_PORT), "Docker host A");
-    let b = ok(DockerHost::start(&b_ns, METRICS_PORT), "Docker host B");
+    let hosts = ok(TwoHosts::new(Some(["10.99.0.1/24", "10.99.0.2/24"])), "two Docker hosts");
+    let (a, b) = (&hosts.a, &hosts.b);
     // One subnet, a range per host: Docker's IPAM on each host allocates from its own half.
-    for (host, range, remote) in [(&a, "10.50.0.0/25", "10.99.0.2"), (&b, "10.50.0.128/25", "10.99.0.1")] {
+    for (host, range, remote) in [(a, "10.50.0.0/25", "10.99.0.2"), (b, "10.50.0.128/25", "10.99.0.1")] {
         let remote = format!("remote={remote}");
         let range = format!("--ip-range={range}");
         let driver = host.driver("vxlan");
@@ -342,7 +358,6 @@ fn vxlan_across_two_docker_hosts() {
     assert_eq!(mtu.trim(), "1450", "VXLAN endpoints leave room for the outer headers");
     assert!(a.pings("a1", &b1), "a1 on A → b1 on B over VXLAN");
     assert!(b.pings("b1", &a1), "b1 on B → a1 on A over VXLAN");
-    drop((a, b));
 }
 
 /// A paced ping from the outside node, stopped with SIGINT: (sent, received).
@@ -601,17 +616,9 @@ fn vlan_parents_across_two_docker_hosts() {
     if !docker::available() {
         return;
     }
-    let prefix = unique_prefix();
-    let a_ns = ok(Netns::create(&format!("{prefix}a")), "host A");
-    let b_ns = ok(Netns::create(&format!("{prefix}b")), "host B");
-    ok(link::add_veth(&a_ns, "ul", "ul", &b_ns), "the trunk");
-    for ns in [&a_ns, &b_ns] {
-        ok(link::tx_checksum_offload_off(ns, "ul"), "trunk offload");
-        ok(link::up(ns, "ul"), "trunk up");
-    }
-    let a = ok(DockerHost::start(&a_ns, METRICS_PORT), "Docker host A");
-    let b = ok(DockerHost::start(&b_ns, METRICS_PORT), "Docker host B");
-    for (host, half) in [(&a, 0), (&b, 128)] {
+    let hosts = ok(TwoHosts::new(None), "two Docker hosts");
+    let (a, b) = (&hosts.a, &hosts.b);
+    for (host, half) in [(a, 0), (b, 128)] {
         let driver = host.driver("macvlan");
         for vlan in [10, 20] {
             let subnet = format!("--subnet=172.16.{vlan}.0/24");
@@ -622,7 +629,7 @@ fn vlan_parents_across_two_docker_hosts() {
             ok(host.docker(&args), format!("docker network create {name}"));
         }
     }
-    for (host, letter) in [(&a, "a"), (&b, "b")] {
+    for (host, letter) in [(a, "a"), (b, "b")] {
         for vlan in [10, 20] {
             let net = format!("--net=mac_net{vlan}");
             ok(host.run_container(&format!("{letter}{vlan}"), &[&net, "--cap-add=NET_ADMIN"]), "container");
@@ -631,16 +638,15 @@ fn vlan_parents_across_two_docker_hosts() {
     let address =
         |host: &DockerHost, name: &str, vlan: u16| ok(host.address(name, &format!("mac_net{vlan}")), "address");
     let (a10, a20, b10, b20) =
-        (address(&a, "a10", 10), address(&a, "a20", 20), address(&b, "b10", 10), address(&b, "b20", 20));
+        (address(a, "a10", 10), address(a, "a20", 20), address(b, "b10", 10), address(b, "b20", 20));
     assert!(a.pings("a10", &b10), "VLAN 10: a10 → b10 ({b10}) across the hosts");
     assert!(b.pings("b10", &a10), "VLAN 10: b10 → a10 ({a10})");
     assert!(b.pings("b20", &a20), "VLAN 20: b20 → a20 ({a20}) across the hosts");
     // VLAN 10's containers think VLAN 20's subnet is on their link: only a leak between the VLANs would answer.
-    for (host, name) in [(&a, "a10"), (&b, "b10")] {
+    for (host, name) in [(a, "a10"), (b, "b10")] {
         ok(host.exec(name, &["ip", "route", "add", "172.16.20.0/24", "dev", "eth0"]), "on-link route");
     }
     assert!(!a.pings("a10", &b20), "VLAN 10's a10 reached VLAN 20's b20 ({b20})");
     assert!(!a.pings("a10", &a20), "VLAN 10's a10 reached VLAN 20's a20 on its own host ({a20})");
     assert!(!b.pings("b10", &a20), "VLAN 10's b10 reached VLAN 20's a20 ({a20})");
-    drop((a, b));
 }
