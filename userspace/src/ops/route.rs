@@ -21,7 +21,7 @@ pub async fn add(instance: &Instance, network_name: &str, prefix: IpNet, endpoin
     let network = state.network(network_name)?;
     ipvlan_of(network)?;
     let port = network.require_endpoint(&endpoint)?.host.ifindex;
-    if let Some(owner) = ipvlan::owner_of(state, &network, &prefix) {
+    if let Some(owner) = ipvlan::owner_of(state, network, &prefix) {
         return Err(Error::AddressInUse { address: prefix.to_string(), parent: network.parent.name.clone(), owner });
     }
     ipvlan::learn_prefix(&Tables::new(&instance.pins), network, &prefix, port)?;
