@@ -4,7 +4,7 @@
 //! sniffers on a sample see the frame), and `endpoint add` past the limit is refused with one line.
 //!
 //! The full size (4096 = `MAX_FLOOD_PORTS`, 64 namespaces × 64 interfaces) takes one `endpoint add` per endpoint,
-//! each verifying its program: tens of minutes on a busy 2-core machine, so it is `#[ignore]`d
+//! each verifying its program: 21 minutes on a busy 2-core machine, so it is `#[ignore]`d
 //! (`cargo test --release -p xlan-tests --test scale -- --ignored`); the always-run variant has 256 endpoints.
 
 use anyhow::{ensure, Context, Result};
@@ -112,7 +112,7 @@ fn a_broadcast_reaches_each_of_256_endpoints_of_one_network() {
 }
 
 #[test]
-#[ignore = "4096 `endpoint add`s: tens of minutes; run with --ignored"]
+#[ignore = "4096 `endpoint add`s: ~20 minutes; run with --ignored"]
 fn a_broadcast_reaches_each_of_4096_endpoints_and_the_next_add_is_refused() {
     let lab = ok(Lab::build(MAX_ENDPOINTS_PER_NETWORK), "building the lab");
     ok(broadcast_reaches_every_endpoint(&lab, MAX_ENDPOINTS_PER_NETWORK), "broadcast to 4096 endpoints");
