@@ -14,7 +14,9 @@ pub mod map_names {
     pub const ENDPOINTS: &str = "XLAN_ENDPOINTS";
     pub const FDB: &str = "XLAN_FDB";
     pub const PORTS: &str = "XLAN_PORTS";
-    pub const FLOOD: &str = "XLAN_FLOOD";
+    /// Up to `MAX_FLOOD_PORTS` ports a network. Named apart from the 64-port list it replaced, whose pin (of another
+    /// value size) a newer program could not use.
+    pub const FLOOD: &str = "XLAN_FLOOD_PORTS";
     pub const SOURCE_MACS: &str = "XLAN_SOURCE_MACS";
     /// Per-CPU counters by slot. Named apart from the per-CPU hash by ifindex it replaced, so that the pin of an
     /// instance made by an older xlan is never taken for it.
@@ -75,7 +77,9 @@ pub mod program_names {
 
 /// Capacities. Userspace refuses to go past them with a clear error rather than letting an update fail.
 pub const MAX_NETWORKS: u32 = 64;
-pub const MAX_ENDPOINTS: u32 = 1024;
+/// Endpoints of one instance, over all its networks: the capacity of `XLAN_ENDPOINTS` and `XLAN_PORTS`, and the
+/// slots of `XLAN_PORT_STATS` (per CPU: 4097 × 104 bytes, 426 KB per possible CPU).
+pub const MAX_ENDPOINTS: u32 = 4096;
 /// Slots of `XLAN_PORT_STATS`: one per endpoint, from 1 (userspace gives each endpoint the lowest free one), and
 /// slot 0, nobody's, which an entry written without a slot counts into harmlessly.
 pub const STATS_SLOTS: u32 = MAX_ENDPOINTS + 1;
@@ -83,8 +87,10 @@ pub const STATS_SLOTS: u32 = MAX_ENDPOINTS + 1;
 /// The hash map is not preallocated (BPF_F_NO_PREALLOC): memory grows with the entries actually there.
 pub const MAX_FDB_ENTRIES: u32 = 1_100_000;
 pub const MAX_SOURCE_MACS: u32 = 4096;
-/// Endpoints one network floods broadcast to: the flood loop in TC is unrolled/bounded by this.
-pub const MAX_FLOOD_PORTS: usize = 64;
+/// Endpoints of one network (`endpoint add` refuses more), all of which broadcast is copied to: as many as an
+/// instance can hold. The flood loop (`bpf_loop`) costs the verifier the same whatever this is; the flood list costs
+/// 8 bytes a port (a 32 KB value per network).
+pub const MAX_FLOOD_PORTS: usize = MAX_ENDPOINTS as usize;
 /// Remote VTEPs one VXLAN network replicates broadcast to (head-end replication).
 pub const MAX_VTEPS: usize = 32;
 pub const MAX_VNIS: u32 = 1024;

@@ -1,6 +1,12 @@
 //! Lookups in the forwarding tables and the one flood loop.
-use aya_ebpf::{helpers::bpf_ktime_get_coarse_ns, programs::TcContext};
-use datapath_common::{FdbEntry, MacKey, NetworkConfig, ParentConfig, MAX_FLOOD_PORTS};
+use aya_ebpf::{
+    bindings::__sk_buff,
+    cty::{c_long, c_void},
+    helpers::{bpf_ktime_get_coarse_ns, bpf_loop},
+    programs::TcContext,
+    EbpfContext,
+};
+use datapath_common::{FdbEntry, FloodList, MacKey, NetworkConfig, ParentConfig, MAX_FLOOD_PORTS};
 
 use crate::{
     cache::datapath_changed,
@@ -81,20 +87,49 @@ pub fn first_port(network_id: u32) -> Option<Port> {
     }
 }
 
+/// What one step of the flood loop needs, handed to `flood_one` by pointer (bpf_loop's callback context, on the
+/// caller's stack: the verifier keeps the types of the pointers spilled there).
+#[repr(C)]
+struct FloodWalk {
+    skb: *mut __sk_buff,
+    list: *const FloodList,
+    except_ifindex: u32,
+    len: u32,
+}
+
 /// Sends one copy of the frame to every port of the network except `except_ifindex` (the sender).
 /// TC, not XDP: only an skb can be cloned, and the original still goes on (to the host or the wire).
+///
+/// A network may have `MAX_FLOOD_PORTS` (4096) ports: a bounded loop over them, inlined at each of the dozen call
+/// sites, would have the verifier walk 4096 iterations per site. `bpf_loop` has it check `flood_one` once per site
+/// whatever the count (and the kernel inlines the helper into a plain loop).
 #[inline(always)]
 pub fn flood(ctx: &TcContext, network_id: u32, except_ifindex: u32) {
     let Some(list) = FLOOD.get_ptr(&network_id) else { return };
-    // SAFETY: the pointer comes from the map; the loop bound is a constant so the verifier sees it end.
-    let count = unsafe { (*list).count } as usize;
-    for index in 0..MAX_FLOOD_PORTS {
-        if index >= count {
-            break;
-        }
-        let port = unsafe { (*list).ifindex[index] };
-        if port != except_ifindex && ctx.clone_redirect(port, 0).is_ok() {
-            count_rx(unsafe { (*list).slots[index] }, ctx.len());
-        }
+    // SAFETY: the pointer comes from the map.
+    let count = unsafe { (*list).count }.min(MAX_FLOOD_PORTS as u32);
+    let mut walk = FloodWalk { skb: ctx.as_ptr().cast(), list, except_ifindex, len: ctx.len() };
+    // SAFETY: `flood_one` reads `walk` (alive for the whole call) as the FloodWalk it is; the result (the number
+    // of iterations) says nothing the copies' counters do not.
+    unsafe {
+        bpf_loop(count, flood_one as *mut c_void, (&mut walk as *mut FloodWalk).cast(), 0);
     }
+}
+
+/// The body of the flood loop: the copy for port `index` of the list. Returns 0 (go on): a port that refuses its
+/// copy (down, gone) must not keep the others from theirs.
+extern "C" fn flood_one(index: u64, walk: *mut c_void) -> c_long {
+    // SAFETY: `flood` passes its FloodWalk, alive until bpf_loop returns.
+    let walk = unsafe { &*(walk as *const FloodWalk) };
+    let index = index as usize;
+    // bpf_loop's index is below the count it was given, but the verifier does not know that: bound it again.
+    if index >= MAX_FLOOD_PORTS {
+        return 1;
+    }
+    // SAFETY: the list is a map value, plain data, and `index` is within its arrays.
+    let (port, slot) = unsafe { ((*walk.list).ifindex[index], (*walk.list).slots[index]) };
+    if port != walk.except_ifindex && TcContext::new(walk.skb).clone_redirect(port, 0).is_ok() {
+        count_rx(slot, walk.len);
+    }
+    0
 }

@@ -46,8 +46,8 @@ pub static FDB: HashMap<MacKey, FdbEntry> = HashMap::pinned(MAX_FDB_ENTRIES, BPF
 #[map(name = "XLAN_PORTS")]
 pub static PORTS: DevMapHash = DevMapHash::pinned(MAX_ENDPOINTS, 0);
 
-/// network id → the ports broadcast and multicast are copied to.
-#[map(name = "XLAN_FLOOD")]
+/// network id → the ports broadcast and multicast are copied to. Preallocated: (MAX_NETWORKS + CPUs) × 32 KB, ~2 MB.
+#[map(name = "XLAN_FLOOD_PORTS")]
 pub static FLOOD: HashMap<u32, FloodList> = HashMap::pinned(MAX_NETWORKS, 0);
 
 /// (network, source MAC) → 1: the senders a source-mode network's endpoints accept.

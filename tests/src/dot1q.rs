@@ -5,6 +5,7 @@
 
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
@@ -80,8 +81,14 @@ fn checksum(bytes: &[u8]) -> u16 {
 
 /// Sends `frame` as it is out of `ifname` in `netns`.
 pub fn send(netns: &Netns, ifname: &str, frame: Vec<u8>) -> Result<()> {
+    send_paced(netns, ifname, frame, 1, None).map(|_| ())
+}
+
+/// Sends `frame` `count` times out of `ifname` in `netns`, at `rate` frames per second (as fast as the socket takes
+/// them without one); returns how long it took.
+pub fn send_paced(netns: &Netns, ifname: &str, frame: Vec<u8>, count: u64, rate: Option<u64>) -> Result<Duration> {
     let ifname = ifname.to_string();
-    netns.run(move || -> Result<()> {
+    netns.run(move || -> Result<Duration> {
         // SAFETY: plain syscalls on a socket this closure owns; the address is fully initialised.
         let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if fd < 0 {
@@ -93,20 +100,31 @@ pub fn send(netns: &Netns, ifname: &str, frame: Vec<u8>) -> Result<()> {
         addr.sll_ifindex = link::ifindex(&ifname)? as i32;
         addr.sll_halen = 6;
         addr.sll_addr[..6].copy_from_slice(&frame[..6]);
-        let sent = unsafe {
-            libc::sendto(
-                socket.as_raw_fd(),
-                frame.as_ptr().cast(),
-                frame.len(),
-                0,
-                (&addr as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if sent != frame.len() as isize {
-            return Err(std::io::Error::last_os_error()).with_context(|| format!("sending on {ifname}"));
+        let start = Instant::now();
+        for sent_so_far in 0..count {
+            if let Some(rate) = rate {
+                // Ahead of the schedule: wait for it (in steps of a millisecond's frames, not per frame).
+                let due = Duration::from_secs_f64(sent_so_far as f64 / rate as f64);
+                if let Some(early) = due.checked_sub(start.elapsed()).filter(|early| *early > Duration::from_millis(1))
+                {
+                    std::thread::sleep(early);
+                }
+            }
+            let sent = unsafe {
+                libc::sendto(
+                    socket.as_raw_fd(),
+                    frame.as_ptr().cast(),
+                    frame.len(),
+                    0,
+                    (&addr as *const libc::sockaddr_ll).cast(),
+                    std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+                )
+            };
+            if sent != frame.len() as isize {
+                return Err(std::io::Error::last_os_error()).with_context(|| format!("sending on {ifname}"));
+            }
         }
-        Ok(())
+        Ok(start.elapsed())
     })?
 }
 

@@ -1,7 +1,10 @@
 //! The state against the pinned datapath and the host's devices: every disagreement as a typed finding. Normal
 //! commands refuse to work on an instance with findings (they would succeed while nothing forwards, or hand out a
 //! network id a live network still uses); the doctor reports them and repairs what can be repaired.
-use std::{collections::HashMap, fmt};
+use std::{
+    collections::{HashMap, HashSet},
+    fmt,
+};
 
 use serde::Serialize;
 
@@ -172,9 +175,11 @@ pub async fn examine(instance: &Instance, state: &State) -> Result<Vec<Finding>>
             }
         }
     }
+    // A set: with thousands of endpoints, a search through every network's ports per port is millions of steps.
+    let known: HashSet<u32> = state.networks.iter().flat_map(|n| n.ports()).collect();
     let mut unknown: Vec<_> = ports
         .iter()
-        .filter(|(port, _)| state.networks.iter().all(|n| n.ports().all(|p| p != **port)))
+        .filter(|(port, _)| !known.contains(*port))
         .map(|(port, config)| Finding::UnknownPort { port: *port, network_id: config.network_id })
         .collect();
     unknown.sort_by_key(|finding| format!("{finding}"));

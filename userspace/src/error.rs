@@ -129,6 +129,8 @@ pub enum Error {
     HostAccessMode(String),
     #[error("network \"{network}\" is full ({max} endpoints at most)")]
     NetworkFull { network: String, max: usize },
+    #[error("no room for another endpoint: at most {0} endpoints per host, over all its networks")]
+    TooManyEndpoints(u32),
     #[error("no free network id: at most {0} networks per host")]
     TooManyNetworks(u32),
     #[error("VNI {0} is out of range: 1-16777215")]

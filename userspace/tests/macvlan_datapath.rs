@@ -12,7 +12,7 @@ use datapath_common::{map_names, program_names, DropReason, MacKey, NetworkConfi
 use xlan::{
     datapath::events::{DropEvent, DropEvents},
     driver,
-    model::MacvlanMode,
+    model::{DriverSettings, Macvlan, MacvlanMode},
 };
 
 #[test]
@@ -94,6 +94,36 @@ fn parent_broadcast_is_copied_to_every_endpoint_and_kept_for_the_host() {
         TC_ACT_OK
     );
     assert_eq!(f.rx(), [2, 2, 2]);
+}
+
+/// Ports of the network in `broadcast_reaches_every_port_of_a_large_network`: well past the 64 the flood list once
+/// held, and past the 1000 frames the CPU's input queue takes (`net.core.netdev_max_backlog`), which the copies of
+/// one frame, all made at once, once had to fit in; few enough to make in seconds (the full `MAX_FLOOD_PORTS` is the
+/// 4096-endpoint test's, tests/tests/scale.rs).
+const LARGE_NETWORK: usize = 1500;
+
+#[test]
+fn broadcast_reaches_every_port_of_a_large_network() {
+    let mut f = Fixture::bare();
+    let endpoints = f.extra_endpoints(LARGE_NETWORK);
+    let settings = Macvlan { mode: MacvlanMode::Bridge, host_access: false, source_macs: Vec::new() };
+    f.install(&[f.network(NETWORK, DriverSettings::Macvlan(settings), endpoints.clone())]);
+    let rx = |f: &Fixture| -> Vec<u64> {
+        endpoints.iter().map(|e| f.tables().stats(e.host.ifindex).unwrap().rx_packets).collect()
+    };
+    let parent = f.parent;
+    assert_eq!(f.tc(program_names::PARENT_INGRESS, &frame(BROADCAST, OUTSIDE_MAC, None), parent).verdict, TC_ACT_OK);
+    assert_eq!(rx(&f), vec![1; LARGE_NETWORK], "one copy for each port, counted in its own slot");
+    assert_eq!(f.received(&endpoints), vec![1; LARGE_NETWORK], "and each copy arrived");
+
+    // An endpoint's own broadcast (bridge mode): a copy for every other port, none for the sender.
+    let sender = &endpoints[LARGE_NETWORK - 1];
+    let out = f.tc(program_names::ENDPOINT_INGRESS, &frame(BROADCAST, sender.mac.0, None), sender.host.ifindex);
+    assert_eq!(out.verdict, TC_ACT_REDIRECT, "the original goes on out of the parent");
+    let mut expected = vec![2; LARGE_NETWORK];
+    expected[LARGE_NETWORK - 1] = 1;
+    assert_eq!(rx(&f), expected);
+    assert_eq!(f.received(&endpoints), expected);
 }
 
 #[test]

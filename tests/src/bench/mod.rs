@@ -8,6 +8,7 @@
 //! counted at the same point for every backend: a TC counter on the endpoint's own interface, and the endpoint's UDP
 //! statistics. All namespaces, devices and processes are the bench's own and go away when it ends.
 
+pub mod broadcast;
 pub mod child;
 pub mod frame;
 pub mod generator;

@@ -27,6 +27,8 @@ pub struct Settings {
     pub ping_count: u32,
     pub request_count: u32,
     pub fdb_sizes: Vec<u32>,
+    /// Network sizes of the broadcast bench (`broadcast`); when any, it runs instead of the scenarios.
+    pub broadcast_sizes: Vec<u32>,
     pub tiny: bool,
 }
 
@@ -51,6 +53,7 @@ impl Settings {
             ping_count: 500,
             request_count: 2000,
             fdb_sizes: vec![10, 10_000, 1_000_000],
+            broadcast_sizes: Vec::new(),
             tiny: false,
         }
     }
@@ -75,7 +78,7 @@ impl Settings {
             "cpu_duration_s": self.cpu_duration.as_secs_f64(), "cpu_load_pps": self.cpu_load_pps,
             "tcp_seconds": self.tcp_seconds, "tcp_bytes": self.tcp_bytes, "pps_frames": self.pps_frames,
             "ping_count": self.ping_count, "request_count": self.request_count,
-            "fdb_sizes": self.fdb_sizes, "tiny": self.tiny,
+            "fdb_sizes": self.fdb_sizes, "broadcast_sizes": self.broadcast_sizes, "tiny": self.tiny,
         })
     }
 }
@@ -112,6 +115,10 @@ struct Cli {
     /// FDB sizes of the FDB-scale scenarios [default: 10,10000,1000000].
     #[arg(long = "fdb-sizes", value_name = "N,N,...", value_parser = fdb_sizes)]
     fdb_sizes: Option<FdbSizes>,
+    /// Instead of the scenarios: the broadcast bench, one network of each of these sizes per flooder (kernel
+    /// macvlan, with bcqueuelen 1000 and 100000, and xlan), e.g. 8,64,1024.
+    #[arg(long = "broadcast-sizes", value_name = "N,N,...", value_parser = fdb_sizes)]
+    broadcast_sizes: Option<FdbSizes>,
     /// One short run of everything (the smoke test's mode): the numbers are not meaningful.
     #[arg(long)]
     tiny: bool,
@@ -126,7 +133,7 @@ struct Cli {
     list: bool,
 }
 
-/// The list `--fdb-sizes` gives (a type of its own: clap would read a `Vec` as a repeatable option).
+/// The list `--fdb-sizes` (and `--broadcast-sizes`) gives (a type of its own: clap would read a `Vec` as a repeatable option).
 #[derive(Debug, Clone)]
 struct FdbSizes(Vec<u32>);
 
@@ -140,6 +147,7 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, clap::Error>
         runs: cli.runs.unwrap_or(base.runs),
         cpu_load_pps: cli.cpu_load.unwrap_or(base.cpu_load_pps),
         fdb_sizes: cli.fdb_sizes.map_or_else(|| base.fdb_sizes.clone(), |sizes| sizes.0),
+        broadcast_sizes: cli.broadcast_sizes.map_or_else(Vec::new, |sizes| sizes.0),
         // A duration asked for gives the durations of a full run, also with --tiny.
         ..match cli.duration {
             Some(duration) => Settings { tiny: cli.tiny, ..Settings::with_duration(duration, base.runs) },

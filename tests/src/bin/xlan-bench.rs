@@ -3,7 +3,7 @@
 //! Ctrl-C (or SIGTERM) stops the load at once and tears everything down before exiting.
 
 use anyhow::Result;
-use xlan_tests::bench::{options, runner, scenario, table, write_outputs, Options};
+use xlan_tests::bench::{broadcast, options, runner, scenario, table, write_outputs, Options};
 use xlan_tests::program;
 
 fn run(options: Options) -> Result<()> {
@@ -14,6 +14,17 @@ fn run(options: Options) -> Result<()> {
         return Ok(());
     }
     program::stop_on_signals()?;
+    let settings = &options.settings;
+    if !settings.broadcast_sizes.is_empty() {
+        let sizes: Vec<usize> = settings.broadcast_sizes.iter().map(|&size| size as usize).collect();
+        let rows = broadcast::run(&sizes, settings.runs, settings.duration, program::stop_flag())?;
+        std::fs::create_dir_all(&options.out_dir)?;
+        let path = options.out_dir.join("broadcast.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&broadcast::to_json(&rows))? + "\n")?;
+        print!("{}", broadcast::render(&rows));
+        println!("\nwrote {}", path.display());
+        return Ok(());
+    }
     let report = runner::run(&options.settings, program::stop_flag())?;
     write_outputs(&report, &options.out_dir)?;
     if options.json {

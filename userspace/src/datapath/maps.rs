@@ -238,6 +238,19 @@ impl<'a> Tables<'a> {
             Err(e) => Err(map_error(map_names::ENDPOINTS, e)),
         }
     }
+    /// The counters' slots of the endpoints whose ports are `ports` (0, nobody's, for a port that is no endpoint), the
+    /// map opened once: a flood list is rebuilt from thousands of them at every `endpoint add`.
+    pub fn slots(&self, ports: &[u32]) -> Result<Vec<u32>> {
+        let endpoints = self.hash::<u32, EndpointConfig>(map_names::ENDPOINTS)?;
+        ports
+            .iter()
+            .map(|port| match endpoints.get(port, 0) {
+                Ok(config) => Ok(config.slot),
+                Err(MapError::KeyNotFound) => Ok(0),
+                Err(e) => Err(map_error(map_names::ENDPOINTS, e)),
+            })
+            .collect()
+    }
     /// The lowest counters slot no endpoint holds (slot 0 is nobody's): a new endpoint's. There is one for every
     /// entry `XLAN_ENDPOINTS` has room for, so none is left only when that map is full.
     pub fn free_slot(&self) -> Result<u32> {

@@ -11,7 +11,12 @@ use crate::{
     },
     driver::ipvlan,
     error::Result,
-    host::{netlink::Netlink, netns::Netns, sysctl},
+    host::{
+        ethtool::{self, Feature},
+        netlink::Netlink,
+        netns::Netns,
+        sysctl,
+    },
     instance::Instance,
     model::{Endpoint, IpvlanMode, Network, ParentHook, VethNames},
 };
@@ -37,6 +42,7 @@ pub async fn attach(
     // router solicitations from its link-local address reach the endpoint (the kernel's macvlan and vxlan endpoints
     // have no such peer).
     sysctl::disable_ipv6(&names.host)?;
+    queue_copies_per_endpoint(&names.host, &names.transit)?;
     let transit = host.require_device(&names.transit).await?;
     host.set_mac(transit.index, endpoint.mac).await?;
     let Some((netns, inside)) = inside else {
@@ -108,6 +114,19 @@ async fn set_vxlan_mtu(
     let mtu = parent_mtu.saturating_sub(datapath_common::VXLAN_OVERHEAD as u32);
     inside.set_mtu(peer, mtu).await?;
     host.set_mtu(endpoint.host.ifindex, mtu).await
+}
+
+/// Makes the copies of a broadcast (`bpf_clone_redirect` into `host`, the host-side veth's transmit path) queue on the
+/// endpoint's own veth receive ring (one per endpoint, drained by its own NAPI) instead of the CPU's shared input queue:
+/// all copies of one frame are made in one go, and that queue takes `net.core.netdev_max_backlog` (1000) at most, so
+/// a network of more endpoints lost the rest of every broadcast. The veth hands a frame to its peer's NAPI when the
+/// peer has one (GRO on, or an XDP program) and the frame is fit for GRO, which a frame from outside is only when the
+/// sending end has no TSO. What else goes through that transmit path is the host's own traffic to the endpoint
+/// (`--host-access`): its TCP is segmented before the veth and merged again by GRO. Unicast from the wire and from
+/// other endpoints skips it (`bpf_redirect_peer`, XDP redirect).
+pub fn queue_copies_per_endpoint(host: &str, endpoint_end: &str) -> Result<()> {
+    ethtool::set(host, Feature::Tso, false)?;
+    ethtool::set(endpoint_end, Feature::Gro, true)
 }
 
 /// Attaches the endpoint's programs: its TC program on the host-side veth and, with the xdp parent hook, the XDP
@@ -210,9 +229,12 @@ pub async fn undo_add(instance: &Instance, network: &Network, endpoint: &Endpoin
 /// slots their entries in the maps have.
 pub fn flood_list(tables: &Tables<'_>, ports: &[u32]) -> Result<FloodList> {
     let mut list = FloodList::default();
-    for ((ifindex, slot), port) in list.ifindex.iter_mut().zip(list.slots.iter_mut()).zip(ports) {
+    let slots = tables.slots(ports)?;
+    for ((ifindex, slot), (port, port_slot)) in
+        list.ifindex.iter_mut().zip(list.slots.iter_mut()).zip(ports.iter().zip(slots))
+    {
         *ifindex = *port;
-        *slot = tables.endpoint(*port)?.map_or(0, |endpoint| endpoint.slot);
+        *slot = port_slot;
     }
     list.count = ports.len().min(MAX_FLOOD_PORTS) as u32;
     Ok(list)

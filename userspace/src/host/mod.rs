@@ -1,5 +1,7 @@
 //! What xlan asks of the host: network namespaces entered on one thread (`netns`), devices, addresses, neighbours
-//! and routes through rtnetlink (`netlink`), and the per-interface sysctls an endpoint needs (`sysctl`).
+//! and routes through rtnetlink (`netlink`), the per-interface sysctls an endpoint needs (`sysctl`) and device features
+//! (`ethtool`).
+pub mod ethtool;
 pub mod netlink;
 pub mod netns;
 pub mod sysctl;

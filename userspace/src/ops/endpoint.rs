@@ -1,5 +1,5 @@
 //! Endpoints: add and delete. An endpoint is a veth pair (see `driver::port`); a failed add is rolled back.
-use datapath_common::MAX_FLOOD_PORTS;
+use datapath_common::{MAX_ENDPOINTS, MAX_FLOOD_PORTS};
 use ipnet::IpNet;
 
 use crate::{
@@ -67,6 +67,10 @@ async fn add_placed(
     }
     if network.endpoints.len() >= MAX_FLOOD_PORTS {
         return Err(Error::NetworkFull { network: network.name, max: MAX_FLOOD_PORTS });
+    }
+    // The maps' capacity, shared by the instance's networks: refused here, in words, rather than by a failed update.
+    if state.networks.iter().map(|n| n.endpoints.len()).sum::<usize>() >= MAX_ENDPOINTS as usize {
+        return Err(Error::TooManyEndpoints(MAX_ENDPOINTS));
     }
     for address in &request.addresses {
         validate_address(address)?;

@@ -205,6 +205,49 @@ impl Fixture {
         }
     }
 
+    /// `count` more veth pairs in the fixture's namespace, up, as endpoints of the product's model (host side
+    /// `fpN`, endpoint side `feN`, MAC 02:66:00:00:HH:LL for N = 0xHHLL), with the features `endpoint add` gives
+    /// them: for networks larger than the three ports. Made in one `ip -batch`, hundreds of them in a second or two.
+    pub fn extra_endpoints(&self, count: usize) -> Vec<Endpoint> {
+        let mut commands = String::new();
+        for n in 0..count {
+            commands
+                .push_str(&format!("link add fp{n} type veth peer name fe{n}\nlink set fp{n} up\nlink set fe{n} up\n"));
+        }
+        let mut ip = Command::new("ip")
+            .args(["-n", self.netns.name(), "-batch", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("run ip -batch");
+        use std::io::Write;
+        ip.stdin.take().unwrap().write_all(commands.as_bytes()).unwrap();
+        assert!(ip.wait().unwrap().success(), "ip -batch: {count} veth pairs");
+        // As `endpoint add` makes them (the test thread is in the namespace of both ends).
+        for n in 0..count {
+            port::queue_copies_per_endpoint(&format!("fp{n}"), &format!("fe{n}")).unwrap();
+        }
+        (0..count)
+            .map(|n| Endpoint {
+                at: EndpointRef { netns: self.netns.name().into(), ifname: format!("fe{n}") },
+                mac: Mac([0x02, 0x66, 0, 0, (n >> 8) as u8, n as u8]),
+                addresses: Vec::new(),
+                host: HostPort { ifname: format!("fp{n}"), ifindex: ifindex(&format!("fp{n}")) },
+            })
+            .collect()
+    }
+
+    /// Frames each endpoint's own interface received (its rx counter, which the veth counts as it hands a frame on):
+    /// what really arrived, where the datapath's counters say what it sent.
+    pub fn received(&self, endpoints: &[Endpoint]) -> Vec<u64> {
+        let output = Command::new("ip").args(["-n", self.netns.name(), "-s", "-j", "link", "show"]).output().unwrap();
+        let links: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let rx_of = |ifname: &str| {
+            let link = links.as_array().unwrap().iter().find(|link| link["ifname"] == ifname).unwrap();
+            link["stats64"]["rx"]["packets"].as_u64().unwrap()
+        };
+        endpoints.iter().map(|endpoint| rx_of(&endpoint.at.ifname)).collect()
+    }
+
     /// A network on the fixture's parent, in the product's model.
     pub fn network(&self, id: u32, driver: DriverSettings, endpoints: Vec<Endpoint>) -> Network {
         Network {

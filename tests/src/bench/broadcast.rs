@@ -1,0 +1,329 @@
+//! The cost of broadcast (`xlan-bench --broadcast-sizes 8,64,1024`): one network of N endpoints, frames to
+//! ff:ff:ff:ff:ff:ff sent from outside the host, each copied to every endpoint. Per N, side by side in one run: the
+//! kernel's macvlan (bridge) with its default broadcast queue (bcqueuelen 1000) and with bcqueuelen 100000, and xlan
+//! (default parent hook on a veth: tc, one `bpf_clone_redirect` per endpoint in a `bpf_loop`).
+//!
+//! ```text
+//!   out (wire) ══ veth ══ host (uplinkN)      one parent per N
+//!                           ├─ e1: if0 … if63   endpoints, 64 per namespace (kernel: macvlan devices;
+//!                           ├─ e2: if0 … if63   xlan: `xlan endpoint add --ifname`)
+//!                           └─ …
+//! ```
+//!
+//! The sender is an AF_PACKET socket in `out` (a few hundred thousand frames/s, plenty: every frame is N copies),
+//! paced or not, at most `COPIES_PER_RUN` / N frames a run. Delivered copies are the endpoints' interfaces' rx
+//! packets (the same counter for both drivers), summed once they stop growing; the delivered fraction is that over
+//! frames × N, copies/s that over the time from the first frame until the count stopped growing (read every 0.1 s).
+//! xlan's copies are all made in the receiving softirq, in the sender's context here (the sender is slowed to their
+//! pace); the kernel's macvlan hands broadcast to a work queue, which may run on the other CPU. IPv6 is off in every namespace, so nothing else is
+//! flooded meanwhile.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+use super::stats::Summary;
+use crate::{cmd, dot1q, link, netns::unique_prefix, xlan, Netns, XlanHost};
+
+/// Endpoint interfaces per namespace.
+const PER_NAMESPACE: usize = 64;
+/// How often the delivered count is read after the last frame, until it stops growing (the kernel's broadcast work
+/// queue delivers after the sender is done), and for how long at most.
+const SETTLE_STEP: Duration = Duration::from_millis(100);
+const SETTLE_MAX: Duration = Duration::from_secs(5);
+/// Copies offered per run at most: the frames of a run are fewer for a large network, so that a run of 1024
+/// endpoints takes seconds, not minutes, where the copies are made at ~1 M/s; enough that the reads of the counters
+/// (~0.1 s) are small beside the delivery.
+const COPIES_PER_RUN: u64 = 2_000_000;
+
+/// Who copies the broadcast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flooder {
+    /// The kernel's macvlan, bridge mode, default bcqueuelen (1000).
+    Kernel,
+    /// The same with bcqueuelen 100000: its work queue no longer drops under a burst.
+    KernelDeepQueue,
+    Xlan,
+}
+
+impl Flooder {
+    pub const ALL: [Flooder; 3] = [Flooder::Kernel, Flooder::KernelDeepQueue, Flooder::Xlan];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Flooder::Kernel => "kernel",
+            Flooder::KernelDeepQueue => "kernel-bcq100k",
+            Flooder::Xlan => "xlan",
+        }
+    }
+}
+
+/// The offered loads: paced frames per second, or as fast as the socket sends (None).
+pub const RATES: [Option<u64>; 2] = [Some(50_000), None];
+
+/// One network of `size` endpoints on its own parent, `uplink<size>`, in the host namespace shared by all.
+struct Lan {
+    size: usize,
+    endpoint_namespaces: Vec<Netns>,
+}
+
+/// One host and outside namespace per flooder, with a network per size on it.
+struct Site {
+    flooder: Flooder,
+    // Dropped first: deletes the networks while the namespaces exist.
+    xlan: Option<XlanHost>,
+    lans: Vec<Lan>,
+    outside: Netns,
+    host: Netns,
+}
+
+/// One measurement's result.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub flooder: Flooder,
+    pub size: usize,
+    pub rate: Option<u64>,
+    pub fraction: Summary,
+    pub copies_per_s: Summary,
+    pub error: Option<String>,
+}
+
+impl Site {
+    fn build(flooder: Flooder, sizes: &[usize]) -> Result<Site> {
+        let prefix = unique_prefix();
+        let host = Netns::create(&format!("{prefix}h"))?;
+        let outside = Netns::create(&format!("{prefix}o"))?;
+        no_ipv6(&outside)?;
+        let mut site = Site { flooder, xlan: None, lans: Vec::new(), outside, host };
+        if flooder == Flooder::Xlan {
+            xlan::binary()?;
+            site.xlan = Some(XlanHost::new(&site.host)?);
+        }
+        for &size in sizes {
+            let uplink = format!("uplink{size}");
+            // The outside end of each parent's wire: `w<size>`, all in `out`.
+            link::add_veth(&site.host, &uplink, &format!("w{size}"), &site.outside)?;
+            link::up(&site.outside, &format!("w{size}"))?;
+            link::up(&site.host, &uplink)?;
+            let count = u8::try_from(size.div_ceil(PER_NAMESPACE)).context("too many endpoint namespaces")?;
+            let endpoint_namespaces = Netns::create_numbered(&prefix, &format!("s{size}e"), count)?;
+            for netns in &endpoint_namespaces {
+                no_ipv6(netns)?;
+            }
+            let lan = Lan { size, endpoint_namespaces };
+            site.add_endpoints(&lan, &uplink)?;
+            site.lans.push(lan);
+        }
+        Ok(site)
+    }
+
+    fn add_endpoints(&mut self, lan: &Lan, uplink: &str) -> Result<()> {
+        let network = format!("b{}", lan.size);
+        match (&mut self.xlan, self.flooder) {
+            (Some(xlan), Flooder::Xlan) => {
+                xlan.create_network(&network, &["--driver", "macvlan", "--parent", uplink])?;
+                for n in 0..lan.size {
+                    let (netns, ifname) = lan.endpoint(n);
+                    xlan.run(&["endpoint", "add", &network, "--netns", netns.name(), "--ifname", &ifname])?;
+                }
+            }
+            (_, flooder) => {
+                let queue = if flooder == Flooder::KernelDeepQueue { "100000" } else { "1000" };
+                let mut batch = String::new();
+                for n in 0..lan.size {
+                    // Made in the host under a name unique there, renamed to the endpoint's in its namespace below.
+                    let (netns, _) = lan.endpoint(n);
+                    batch.push_str(&format!(
+                        "link add link {uplink} name m{n} netns {} type macvlan mode bridge bcqueuelen {queue}\n",
+                        netns.name()
+                    ));
+                }
+                ip_batch(&self.host, &batch)?;
+                for (index, netns) in lan.endpoint_namespaces.iter().enumerate() {
+                    let first = index * PER_NAMESPACE;
+                    let up: String = (first..lan.size.min(first + PER_NAMESPACE))
+                        .map(|n| format!("link set m{n} name if{} up\n", n % PER_NAMESPACE))
+                        .collect();
+                    ip_batch(netns, &up)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Lan {
+    /// Endpoint `n`: interface `if<n % 64>` of the `n / 64`th namespace.
+    fn endpoint(&self, n: usize) -> (&Netns, String) {
+        (&self.endpoint_namespaces[n / PER_NAMESPACE], format!("if{}", n % PER_NAMESPACE))
+    }
+
+    /// rx packets of every endpoint interface, summed.
+    fn delivered(&self) -> Result<u64> {
+        let mut total = 0;
+        for netns in &self.endpoint_namespaces {
+            let text = netns.ip(&["-s", "-j", "link", "show"])?;
+            let links: Value = serde_json::from_str(&text).context("parsing `ip -s -j link show`")?;
+            for link in links.as_array().context("`ip -j link` is not an array")? {
+                if link["ifname"].as_str().is_some_and(|name| name.starts_with("if")) {
+                    total += link["stats64"]["rx"]["packets"].as_u64().context("no rx packets in `ip -s -j link`")?;
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// Sends broadcast frames for `duration` at `rate` from outside; (delivered fraction, delivered copies/s).
+    fn measure(&self, outside: &Netns, rate: Option<u64>, duration: Duration) -> Result<(f64, f64)> {
+        let wire = format!("w{}", self.size);
+        let mac = link::show(outside, &wire)?["address"].as_str().context("wire has no MAC")?.to_string();
+        let frame = broadcast_frame(&super::frame::parse_mac(&mac)?);
+        // Unpaced, the socket's own rate sets the count: ~300 k frames/s here.
+        let frames =
+            ((rate.unwrap_or(300_000) as f64 * duration.as_secs_f64()) as u64).min(COPIES_PER_RUN / self.size as u64);
+        let before = self.delivered()?;
+        let start = Instant::now();
+        dot1q::send_paced(outside, &wire, frame, frames, rate)?;
+        // Delivery ends when the count stops growing: the time of the first read that saw the final count.
+        let (mut delivered, mut done) = (self.delivered()?, start.elapsed());
+        while start.elapsed() < done + SETTLE_MAX {
+            std::thread::sleep(SETTLE_STEP);
+            let now = self.delivered()?;
+            if now == delivered {
+                break;
+            }
+            (delivered, done) = (now, start.elapsed());
+        }
+        let copies = delivered - before;
+        let offered = frames * self.size as u64;
+        Ok((copies as f64 / offered as f64, copies as f64 / done.as_secs_f64()))
+    }
+}
+
+/// A minimal IPv4/UDP frame to ff:ff:ff:ff:ff:ff (255.255.255.255, port 9, discard), 60 bytes.
+fn broadcast_frame(src: &[u8; 6]) -> Vec<u8> {
+    let mut frame = vec![0xff; 6];
+    frame.extend_from_slice(src);
+    frame.extend_from_slice(&[0x08, 0x00]);
+    // IPv4 header (no checksum needed by anyone who counts it: every endpoint drops it, unaddressed), UDP.
+    frame.extend_from_slice(&[0x45, 0, 0, 46, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 68, 0, 1, 255, 255, 255, 255]);
+    frame.extend_from_slice(&[0x30, 0x39, 0, 9, 0, 26, 0, 0]);
+    frame.resize(60, 0);
+    frame
+}
+
+fn no_ipv6(netns: &Netns) -> Result<()> {
+    netns.sysctl("net.ipv6.conf.all.disable_ipv6", "1")?;
+    netns.sysctl("net.ipv6.conf.default.disable_ipv6", "1")
+}
+
+/// `ip -n NETNS -batch -` on `commands`.
+fn ip_batch(netns: &Netns, commands: &str) -> Result<()> {
+    use std::io::Write;
+    let mut child = cmd::command("ip", &["-n", netns.name(), "-batch", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .context("running ip -batch")?;
+    child.stdin.take().context("ip's stdin")?.write_all(commands.as_bytes())?;
+    if !child.wait()?.success() {
+        bail!("ip -n {} -batch failed", netns.name());
+    }
+    Ok(())
+}
+
+/// Builds every flooder's networks of `sizes`, then measures each (size, rate) `runs` times, the flooders
+/// interleaved in each round.
+pub fn run(sizes: &[usize], runs: u32, duration: Duration, stop: &AtomicBool) -> Result<Vec<Row>> {
+    crate::netns::sweep_stale();
+    let mut sites = Vec::new();
+    for flooder in Flooder::ALL {
+        eprintln!("bench: broadcast: building {} with networks of {sizes:?} endpoints", flooder.name());
+        sites.push(Site::build(flooder, sizes).with_context(|| format!("building {}", flooder.name()))?);
+    }
+    let mut rows = Vec::new();
+    for (index, &size) in sizes.iter().enumerate() {
+        for rate in RATES {
+            let mut samples = vec![(Vec::new(), Vec::new(), None); sites.len()];
+            for run in 1..=runs {
+                let mut line = format!("bench: broadcast/{size} {} run {run}/{runs}:", rate_name(rate));
+                for (site, (fractions, copies, error)) in sites.iter().zip(samples.iter_mut()) {
+                    if stop.load(Ordering::Relaxed) {
+                        bail!("interrupted");
+                    }
+                    match site.lans[index].measure(&site.outside, rate, duration) {
+                        Ok((fraction, per_s)) => {
+                            fractions.push(fraction);
+                            copies.push(per_s);
+                            line.push_str(&format!(
+                                " {} {:.1}% {:.0}k/s",
+                                site.flooder.name(),
+                                fraction * 100.0,
+                                per_s / 1e3
+                            ));
+                        }
+                        Err(err) => *error = Some(cmd::one_line(&format!("{err:#}"))),
+                    }
+                }
+                eprintln!("{line}");
+            }
+            for (site, (fractions, copies, error)) in sites.iter().zip(samples) {
+                rows.push(Row {
+                    flooder: site.flooder,
+                    size,
+                    rate,
+                    fraction: Summary { runs: fractions },
+                    copies_per_s: Summary { runs: copies },
+                    error,
+                });
+            }
+        }
+    }
+    Ok(rows)
+}
+
+fn rate_name(rate: Option<u64>) -> String {
+    rate.map_or_else(|| "unpaced".to_string(), |rate| format!("{}k/s", rate / 1000))
+}
+
+/// The rows as a table: per size and rate, each flooder's delivered fraction and copies/s, min / median / max.
+pub fn render(rows: &[Row]) -> String {
+    let mut text = String::from(
+        "broadcast from outside to N endpoints (60-byte frames; min / median / max of the runs)\n\
+         N     offered   flooder          delivered %            copies/s (k)\n",
+    );
+    for row in rows {
+        let cell = |summary: &Summary, scale: f64| {
+            if summary.runs.is_empty() {
+                "-".to_string()
+            } else {
+                format!("{:.1} / {:.1} / {:.1}", summary.min() * scale, summary.median() * scale, summary.max() * scale)
+            }
+        };
+        text.push_str(&format!(
+            "{:<5} {:<9} {:<16} {:<22} {}{}\n",
+            row.size,
+            rate_name(row.rate),
+            row.flooder.name(),
+            cell(&row.fraction, 100.0),
+            cell(&row.copies_per_s, 1e-3),
+            row.error.as_ref().map_or_else(String::new, |error| format!("  FAILED: {error}")),
+        ));
+    }
+    text
+}
+
+pub fn to_json(rows: &[Row]) -> Value {
+    Value::Array(
+        rows.iter()
+            .map(|row| {
+                json!({
+                    "flooder": row.flooder.name(), "endpoints": row.size, "rate_fps": row.rate,
+                    "delivered_fraction": row.fraction.to_json(), "copies_per_s": row.copies_per_s.to_json(),
+                    "error": row.error,
+                })
+            })
+            .collect(),
+    )
+}
