@@ -232,6 +232,8 @@ impl Fixture {
                 mac: Mac([0x02, 0x66, 0, 0, (n >> 8) as u8, n as u8]),
                 addresses: Vec::new(),
                 host: HostPort { ifname: format!("fp{n}"), ifindex: ifindex(&format!("fp{n}")) },
+                container_id: None,
+                placement: Default::default(),
             })
             .collect()
     }
