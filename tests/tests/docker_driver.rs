@@ -295,28 +295,32 @@ fn ipvlan_l2_and_l3() {
     eprintln!("Docker's own ipvlan: docker run failed ({}): {}", out.status, said.lines().last().unwrap_or_default());
 }
 
-/// Two Docker hosts whose `ul` links are the two ends of one wire (with `addresses`, for an underlay). Fields drop in
-/// order: the Docker hosts before their namespaces.
+/// Two Docker hosts whose `ul` links are ports of one switch that knows nothing of VLANs (a Linux bridge, which
+/// carries tagged frames as they are), with `addresses` for an underlay. Fields drop in order: the Docker hosts before
+/// their namespaces.
 struct TwoHosts {
     a: DockerHost,
     b: DockerHost,
-    _namespaces: [Netns; 2],
+    _namespaces: [Netns; 3],
 }
 
 impl TwoHosts {
     fn new(addresses: Option<[&str; 2]>) -> Result<TwoHosts> {
         let prefix = unique_prefix();
+        let switch = Netns::create(&format!("{prefix}s"))?;
         let (a_ns, b_ns) = (Netns::create(&format!("{prefix}a"))?, Netns::create(&format!("{prefix}b"))?);
-        link::add_veth(&a_ns, "ul", "ul", &b_ns)?;
-        for (n, ns) in [&a_ns, &b_ns].into_iter().enumerate() {
+        link::add_bridge(&switch, "br0", link::Snooping::Off)?;
+        for (n, (ns, port)) in [(&a_ns, "pa"), (&b_ns, "pb")].into_iter().enumerate() {
+            link::add_bridge_port(&switch, "br0", port, "ul", ns)?;
             if let Some(addresses) = addresses {
                 link::add_address(ns, "ul", addresses[n])?;
             }
             link::tx_checksum_offload_off(ns, "ul")?;
             link::up(ns, "ul")?;
         }
+        link::up(&switch, "br0")?;
         let (a, b) = (DockerHost::start(&a_ns, METRICS_PORT)?, DockerHost::start(&b_ns, METRICS_PORT)?);
-        Ok(TwoHosts { a, b, _namespaces: [a_ns, b_ns] })
+        Ok(TwoHosts { a, b, _namespaces: [a_ns, b_ns, switch] })
     }
 }
 
@@ -605,7 +609,7 @@ fn docker_networks_come_back_after_a_reboot() {
     assert!(lan.host.pings("c1", OUTSIDE), "and out of the uplink");
 }
 
-/// Docker's macvlan tutorial on VLANs, across two Docker hosts joined by a wire that knows nothing of VLANs:
+/// Docker's macvlan tutorial on VLANs, across two Docker hosts joined by a switch that knows nothing of VLANs:
 /// `-o parent=ul.10` and `-o parent=ul.20` (no such links: VLANs 10 and 20 of `ul`, tagged in BPF — Docker's own
 /// macvlan fails on this kernel, see `bad_options_fail_with_one_line_and_leave_nothing`), 172.16.10.0/24 and
 /// 172.16.20.0/24, a `--ip-range` per host. Containers reach their VLAN's container on the other host; told that the
