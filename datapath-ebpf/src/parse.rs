@@ -124,7 +124,8 @@ pub fn parse_l2(packet: &impl Packet) -> Result<L2Header, Error> {
     // SAFETY: ptr_at checked that the header lies inside the packet.
     let (dst, src, outer_type) = unsafe { ((*eth).dst_addr, (*eth).src_addr, (*eth).ether_type) };
     // A tag the kernel took off the frame was outside whatever tag the frame still carries.
-    let (mut vlan_id, mut vlan_tci) = match packet.offloaded_tag() {
+    let offloaded = packet.offloaded_tag();
+    let (mut vlan_id, mut vlan_tci) = match offloaded {
         Some((tpid, tci)) => (vlan_of(tpid, tci), tci),
         None => (0, 0),
     };
@@ -132,7 +133,7 @@ pub fn parse_l2(packet: &impl Packet) -> Result<L2Header, Error> {
         let tag: *const VlanHdr = ptr_at(packet, EthHdr::LEN)?;
         // SAFETY: as above.
         let (tci, ether_type) = unsafe { (u16::from_be_bytes((*tag).tci), (*tag).ether_type) };
-        if packet.offloaded_tag().is_none() {
+        if offloaded.is_none() {
             vlan_id = vlan_of(outer_type, tci);
             vlan_tci = tci;
         }

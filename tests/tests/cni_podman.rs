@@ -25,6 +25,9 @@ struct Podman {
     _alone: std::sync::MutexGuard<'static, ()>,
     network: String,
     root: PathBuf,
+    /// The network namespaces podman made for the test's containers (/run/netns/netns-UUID): removed on drop if
+    /// podman could not (a container it failed to stop leaves its namespace behind).
+    sandboxes: std::cell::RefCell<Vec<String>>,
 }
 
 impl Podman {
@@ -41,7 +44,7 @@ impl Podman {
         let lab = xlan_tests::ok(CniLab::build(0), "build the lab");
         let root = lab.plugins.root().join("podman");
         let network = format!("{}lan", lab.host.name());
-        let podman = Podman { lab, _alone: alone, network, root };
+        let podman = Podman { lab, _alone: alone, network, root, sandboxes: Default::default() };
         xlan_tests::ok(podman.prepare(), "prepare podman's directories");
         Some(podman)
     }
@@ -118,7 +121,10 @@ impl Podman {
         let args = ["run", "-d", "--name", name, "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"];
         let network = ["--network", network];
         let args = [&args[..], &network, options, &["--rootfs", rootfs, "/bin/sleep", "600"]].concat();
-        self.run(&args).map(drop)
+        self.run(&args)?;
+        let sandbox = self.run(&["inspect", "--format", "{{.NetworkSettings.SandboxKey}}", name])?;
+        self.sandboxes.borrow_mut().push(sandbox.trim().to_string());
+        Ok(())
     }
 
     /// The container's IPv4 address on eth0.
@@ -153,6 +159,20 @@ impl Drop for Podman {
         // podman's storage may hold mounts under its root; `system reset` unmounts and removes them.
         if let Err(err) = self.run(&["system", "reset", "-f"]) {
             eprintln!("xlan-tests: warning: {err:#}");
+        }
+        // What podman left of the test's own containers when it failed: their namespaces, and the results libcni
+        // cached for the test's networks (all named after the lab's host namespace, unique to the run).
+        for sandbox in self.sandboxes.borrow().iter() {
+            let Some(name) = sandbox.strip_prefix("/run/netns/") else { continue };
+            if Path::new(sandbox).exists() {
+                let _ = cmd::run(&mut cmd::command("ip", &["netns", "delete", name]));
+            }
+        }
+        let ours = self.lab.host.name().to_string();
+        for entry in std::fs::read_dir(RESULT_CACHE).into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&ours) {
+                let _ = std::fs::remove_file(entry.path());
+            }
         }
     }
 }

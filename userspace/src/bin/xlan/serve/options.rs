@@ -37,12 +37,6 @@ pub fn network_name(network_id: &str) -> String {
     format!("dk{short}")
 }
 
-/// The parent a `parent` option names, as the library reads it: a link, or `eth0.10` (no such link) for VLAN 10 of
-/// eth0, tagged in the datapath, as Docker's own macvlan reads it (without needing the 8021q module).
-fn parent_link(value: &str) -> String {
-    value.to_owned()
-}
-
 /// What to make for a Docker network.
 #[derive(Debug)]
 pub struct NetworkPlan {
@@ -74,7 +68,8 @@ pub fn create_network(driver: Driver, name: &str, request: &CreateNetworkRequest
         request.options.get(INTERNAL).is_some_and(|v| v.as_bool() == Some(true) || v.as_str() == Some("true"))
             || !options.contains_key("parent");
     let parent = match options.get("parent") {
-        Some(value) if !internal => parent_link(value),
+        // As the library reads it: a link, or `eth0.10` (no such link) for VLAN 10 of eth0, tagged in the datapath.
+        Some(value) if !internal => value.clone(),
         _ if driver == Driver::Vxlan => {
             return Err(format!("{name} needs -o parent=IFACE, its underlay (a VXLAN network cannot be internal)"))
         }
