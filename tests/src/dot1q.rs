@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use crate::bench::frame::ones_complement_sum;
 use crate::link;
 use crate::netns::Netns;
 use crate::sniff::Capture;
@@ -71,12 +72,7 @@ pub fn echo_request(
 
 /// The Internet checksum (RFC 1071).
 fn checksum(bytes: &[u8]) -> u16 {
-    let mut sum: u32 =
-        bytes.chunks(2).map(|pair| u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]))).sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
+    !ones_complement_sum(bytes, 0)
 }
 
 /// Sends `frame` as it is out of `ifname` in `netns`.

@@ -96,7 +96,7 @@ fn udp_datagram(flow: &Flow, udp_len: usize, pseudo_header: &[u8]) -> Vec<u8> {
 }
 
 /// RFC 1071 one's-complement sum of big-endian 16-bit words (an odd last byte is padded with zero), folded.
-fn ones_complement_sum(bytes: &[u8], start: u16) -> u16 {
+pub(crate) fn ones_complement_sum(bytes: &[u8], start: u16) -> u16 {
     let mut sum = u32::from(start);
     for pair in bytes.chunks(2) {
         let word = u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]);
