@@ -119,6 +119,20 @@ impl Measurement {
         !backend.is_limit() || matches!(self, Measurement::Pps { .. } | Measurement::Cpu)
     }
 
+    /// The id `--measurement` matches: `pps-1flow-v4`, `cpu`, `tcp`, `ping`, `udp-rr`, ...
+    pub fn id(self) -> String {
+        match self {
+            Measurement::Pps { flows, family } => {
+                let flows = if flows == 1 { "1flow".to_string() } else { format!("{flows}flows") };
+                format!("pps-{flows}-{}", if family == Family::V6 { "v6" } else { "v4" })
+            }
+            Measurement::Cpu => "cpu".into(),
+            Measurement::Tcp => "tcp".into(),
+            Measurement::Ping => "ping".into(),
+            Measurement::UdpRequestResponse => "udp-rr".into(),
+        }
+    }
+
     pub fn name(self) -> String {
         match self {
             Measurement::Pps { flows, family } => format!("pps, {flows} flow(s), {family:?}"),

@@ -15,6 +15,8 @@ pub struct Settings {
     pub scenarios: Vec<String>,
     /// Backend names to run (all when empty).
     pub backends: Vec<String>,
+    /// Only the measurements whose id contains one of these (all when empty): to profile one of them.
+    pub measurements: Vec<String>,
     pub runs: u32,
     pub duration: Duration,
     pub cpu_duration: Duration,
@@ -43,6 +45,7 @@ impl Settings {
         Settings {
             scenarios: Vec::new(),
             backends: Vec::new(),
+            measurements: Vec::new(),
             runs,
             duration,
             cpu_duration: duration.mul_f64(1.5),
@@ -74,7 +77,7 @@ impl Settings {
 
     pub fn to_json(&self) -> Value {
         json!({
-            "scenarios": self.scenarios, "backends": self.backends, "runs": self.runs, "duration_s": self.duration.as_secs_f64(),
+            "scenarios": self.scenarios, "backends": self.backends, "measurements": self.measurements, "runs": self.runs, "duration_s": self.duration.as_secs_f64(),
             "cpu_duration_s": self.cpu_duration.as_secs_f64(), "cpu_load_pps": self.cpu_load_pps,
             "tcp_seconds": self.tcp_seconds, "tcp_bytes": self.tcp_bytes, "pps_frames": self.pps_frames,
             "ping_count": self.ping_count, "request_count": self.request_count,
@@ -103,6 +106,10 @@ struct Cli {
     /// Run only these backends (repeatable).
     #[arg(long = "backend", value_name = "NAME", value_parser = PossibleValuesParser::new(Backend::ALL.map(Backend::name)))]
     backends: Vec<String>,
+    /// Run only the measurements whose id contains TEXT (repeatable): pps-1flow-v4, pps-8flows-v4, pps-1flow-v6,
+    /// cpu, tcp, ping, udp-rr. For profiling one of them (`perf record` around the run).
+    #[arg(long = "measurement", value_name = "TEXT")]
+    measurements: Vec<String>,
     /// Runs per metric, reported as min / median / max [default: 3].
     #[arg(long, value_name = "N", value_parser = |text: &str| number(text).map(|runs| runs.max(1.0) as u32))]
     runs: Option<u32>,
@@ -144,6 +151,7 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, clap::Error>
     let settings = Settings {
         scenarios: cli.scenarios,
         backends: cli.backends,
+        measurements: cli.measurements,
         runs: cli.runs.unwrap_or(base.runs),
         cpu_load_pps: cli.cpu_load.unwrap_or(base.cpu_load_pps),
         fdb_sizes: cli.fdb_sizes.map_or_else(|| base.fdb_sizes.clone(), |sizes| sizes.0),

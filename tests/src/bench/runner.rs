@@ -13,6 +13,7 @@ use std::thread;
 use anyhow::{anyhow, bail, Result};
 
 use super::measure::measure;
+use super::metrics::Measurement;
 use super::options::Settings;
 use super::report::{Report, ScenarioResults};
 use super::scenario::{self, Scenario};
@@ -30,11 +31,19 @@ pub fn run(settings: &Settings, stop: &AtomicBool) -> Result<Report> {
         }
         scenarios.retain(|scenario| !scenario.backends.is_empty());
     }
+    if !settings.measurements.is_empty() {
+        for scenario in &mut scenarios {
+            let wanted = |measurement: &Measurement| settings.measurements.iter().any(|id| measurement.id().contains(id));
+            scenario.measurements.retain(wanted);
+        }
+        scenarios.retain(|scenario| !scenario.measurements.is_empty());
+    }
     if scenarios.is_empty() {
         bail!(
-            "no scenario id contains any of {:?} with any of the backends {:?} (try --list)",
+            "no scenario id contains any of {:?} with any of the backends {:?} and measurements {:?} (try --list)",
             settings.scenarios,
-            settings.backends
+            settings.backends,
+            settings.measurements
         );
     }
     // Leftovers of a bench or test run that was killed before it could clean up.
