@@ -7,16 +7,15 @@
 use aya_ebpf::{
     bindings::TC_ACT_OK,
     helpers::{bpf_redirect, bpf_redirect_neigh},
-    maps::lpm_trie::Key,
     programs::{TcContext, XdpContext},
 };
-use datapath_common::{is_multicast_mac, IpEndpoint, IpKey, IpvlanMode, NetworkConfig, NetworkFlags, HOST_PORT};
+use datapath_common::{is_multicast_mac, IpvlanMode, NetworkConfig, NetworkFlags, HOST_PORT};
 
 use crate::{
+    cache::ip_owner,
     dispatch::Sender,
     error::Error,
     fdb::flood,
-    maps::IP_ENDPOINTS,
     neighbour,
     parse::{l3_kind, parse_l3, L2Header, L3Addrs},
     port::{redirect_to_peer, Port},
@@ -26,15 +25,14 @@ use crate::{
 /// Who owns `addr` in the network: an endpoint (an address of its own or a route behind it), or the host
 /// (`HOST_PORT`, its own addresses on the parent).
 #[inline(always)]
-fn owner(network_id: u32, addr: [u8; 16]) -> Option<IpEndpoint> {
-    let key = Key::new(IpKey::NETWORK_BITS + 128, IpKey::new(network_id, addr));
-    IP_ENDPOINTS.get(&key).copied()
+fn owner(network_id: u32, addr: [u8; 16]) -> Option<Port> {
+    ip_owner(network_id, addr)
 }
 
 /// The endpoint that owns `addr` in the network, if an endpoint does.
 #[inline(always)]
-pub fn endpoint_owner(network_id: u32, addr: [u8; 16]) -> Option<IpEndpoint> {
-    owner(network_id, addr).filter(|o| o.port != HOST_PORT)
+pub fn endpoint_owner(network_id: u32, addr: [u8; 16]) -> Option<Port> {
+    owner(network_id, addr).filter(|o| o.ifindex != HOST_PORT)
 }
 
 /// The address a frame is for: an IP destination, or the target of an ARP packet.
@@ -84,7 +82,7 @@ pub fn parent_xdp(
     }
     let Some(target) = destination(&parse_l3(ctx, l2)?) else { return Ok(None) };
     // The parent's own addresses stay the host's.
-    Ok(endpoint_owner(network_id, target).map(|endpoint| Port::by_ifindex(endpoint.port)))
+    Ok(endpoint_owner(network_id, target))
 }
 
 /// Frames from the wire in TC: l2 copies broadcast and multicast to the endpoints (the host keeps the
@@ -106,7 +104,7 @@ pub fn parent_ingress(ctx: &TcContext, l2: &L2Header, network_id: u32, network: 
                 None => flood(ctx, network_id, 0),
                 // vepa endpoints see each other's multicast only through the switch; bridge endpoints already got
                 // it on the way out; private ones never do (the kernel's ipvlan_external_frame floods none of them).
-                Some(sender) if network.flags.contains(NetworkFlags::VEPA) => flood(ctx, network_id, sender.port),
+                Some(sender) if network.flags.contains(NetworkFlags::VEPA) => flood(ctx, network_id, sender.ifindex),
                 Some(_) => {}
             }
         }
@@ -121,7 +119,7 @@ pub fn parent_ingress(ctx: &TcContext, l2: &L2Header, network_id: u32, network: 
     if sender.is_some() && network.flags.contains(NetworkFlags::PRIVATE) {
         return Err(Error::Isolation);
     }
-    Ok(redirect_to_peer(Port::by_ifindex(endpoint.port), ctx.len()))
+    Ok(redirect_to_peer(endpoint, ctx.len()))
 }
 
 /// Everything an endpoint of an ipvlan network sends.
@@ -131,7 +129,7 @@ pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Resul
     let network = &network;
     let l3 = parse_l3(ctx, l2)?;
     if let Some(src) = source(&l3) {
-        if !unspecified(&src) && owner(network_id, src).is_none_or(|o| o.port != port) {
+        if !unspecified(&src) && owner(network_id, src).is_none_or(|o| o.ifindex != port) {
             return Err(Error::Spoofed);
         }
     }
@@ -147,15 +145,15 @@ pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Resul
         return out_of_parent(ctx, l2, network);
     }
     match destination(&l3).and_then(|dst| owner(network_id, dst)) {
-        Some(endpoint) if endpoint.port == port => Err(Error::ToItself),
+        Some(endpoint) if endpoint.ifindex == port => Err(Error::ToItself),
         // l3 routes through the host's FIB, which would send a frame for the host's own address out of the
         // wire, to nobody: the host's addresses are not for endpoints (as with macvlan). In l2 such a frame
         // goes out as it is, and only a hairpinning switch brings it back to the host, as with the kernel.
-        Some(owner) if owner.port == HOST_PORT && l3_mode => Err(Error::Isolation),
-        Some(owner) if owner.port == HOST_PORT => out_of_parent(ctx, l2, network),
+        Some(owner) if owner.ifindex == HOST_PORT && l3_mode => Err(Error::Isolation),
+        Some(owner) if owner.ifindex == HOST_PORT => out_of_parent(ctx, l2, network),
         Some(_) if network.flags.contains(NetworkFlags::PRIVATE) => Err(Error::Isolation),
         Some(_) if network.flags.contains(NetworkFlags::VEPA) => out_of_parent(ctx, l2, network),
-        Some(endpoint) => Ok(redirect_to_peer(Port::by_ifindex(endpoint.port), ctx.len())),
+        Some(endpoint) => Ok(redirect_to_peer(endpoint, ctx.len())),
         None => out_of_parent(ctx, l2, network),
     }
 }

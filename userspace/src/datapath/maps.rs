@@ -67,7 +67,7 @@ impl<'a> Tables<'a> {
         ignore_missing(self.hash::<K, V>(name)?.remove(&key), name)
     }
 
-    /// Tells the datapath that `PARENTS`, `ENDPOINTS`, `NETWORKS`, `VNIS`, `VTEP_MACS` or the FDB changed: its per-CPU
+    /// Tells the datapath that `PARENTS`, `ENDPOINTS`, `NETWORKS`, `VNIS`, `VTEP_MACS`, `NETWORK_IPS` or the FDB changed: its per-CPU
     /// copies of their entries are good only while its generations stay the same. xlan's commands change an instance one at a time (its state
     /// lock), so reading and writing it back is no race.
     fn changed(&self) -> Result<()> {
@@ -116,13 +116,15 @@ impl<'a> Tables<'a> {
         LpmTrie::try_from(self.open(name)?).map_err(|e| map_error(name, e))
     }
     pub fn put_ip(&self, key: Key<IpKey>, endpoint: IpEndpoint) -> Result<()> {
-        self.ip_endpoints()?.insert(&key, endpoint, 0).map_err(|e| map_error(map_names::IP_ENDPOINTS, e))
+        self.ip_endpoints()?.insert(&key, endpoint, 0).map_err(|e| map_error(map_names::IP_ENDPOINTS, e))?;
+        self.changed()
     }
     pub fn delete_ip(&self, key: Key<IpKey>) -> Result<()> {
         if !self.exist() {
             return Ok(());
         }
-        ignore_missing(self.ip_endpoints()?.remove(&key), map_names::IP_ENDPOINTS)
+        ignore_missing(self.ip_endpoints()?.remove(&key), map_names::IP_ENDPOINTS)?;
+        self.changed()
     }
 
     pub fn put_vtep_mac(&self, ip: u32, mac: [u8; 6]) -> Result<()> {
