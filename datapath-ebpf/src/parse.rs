@@ -90,6 +90,19 @@ pub fn ptr_at<T>(packet: &impl Packet, offset: usize) -> Result<*const T, Error>
     Ok((start + offset) as *const T)
 }
 
+/// Writes `value` at `offset` of the frame by direct packet access, which costs no helper call: only where the
+/// program owns the frame's head, as right after `bpf_skb_adjust_room` or `bpf_skb_change_head` (both make a cloned
+/// head private). After `bpf_clone_redirect` the head is shared with the copies: `bpf_skb_store_bytes` then, which
+/// unclones first. The write is unaligned (x86's JIT and the verifier allow it for packet data); `T` made of 8-byte
+/// words is written with 8-byte stores.
+#[inline(always)]
+pub fn write_owned<T: Copy>(ctx: &TcContext, offset: usize, value: &T) -> Result<(), Error> {
+    let at = ptr_at::<T>(ctx, offset)? as *mut T;
+    // SAFETY: ptr_at checked the range lies inside the packet.
+    unsafe { at.write(*value) };
+    Ok(())
+}
+
 /// The layer-2 header: Ethernet plus at most one 802.1Q/802.1ad tag in the frame, and the outer tag wherever it is
 /// (in the frame, or taken off into the skb). macvlan forwards by MAC alone; the tag picks the network on the parent,
 /// and the payload's type and offset are what the L3 paths (ipvlan, vxlan) read.

@@ -33,7 +33,7 @@ use crate::{
     error::Error,
     fdb::{flood, now_ns},
     maps::{FDB, VTEPS, VTEP_MACS},
-    parse::{ptr_at, ArpHdr, L2Header, Packet},
+    parse::{ptr_at, write_owned, ArpHdr, L2Header, Packet},
     port::{redirect_to_peer, redirect_to_port, redirect_xdp, Port},
 };
 
@@ -241,7 +241,7 @@ pub fn decap_tc(ctx: &TcContext, l2: &L2Header, parent: u32) -> Result<Option<i3
     let inner_ipv6 = inner.ether_type == EtherType::Ipv6 as u16;
     let flags = if inner_ipv6 { BPF_F_ADJ_ROOM_DECAP_L3_IPV6 as u64 } else { 0 };
     ctx.adjust_room(-strip, BPF_ADJ_ROOM_MAC, flags).map_err(|_| Error::Malformed)?;
-    ctx.store(0, &inner, 0).map_err(|_| Error::Malformed)?;
+    write_owned(ctx, 0, &inner)?;
     if is_multicast_mac(&received.inner_dst) {
         flood(ctx, received.network_id, 0);
         return Ok(Some(TC_ACT_SHOT as i32));
@@ -402,23 +402,25 @@ fn encapsulate(
     let outer_len = ctx.len() - EthHdr::LEN as u32;
     // Scaled into the range as the kernel's udp_flow_src_port does (reciprocal_scale): no division.
     let source_port = (SOURCE_PORT_MIN + ((flow_hash as u64 * SOURCE_PORT_SPAN as u64) >> 32) as u32) as u16;
-    let header = EncapHeader {
-        outer: outer_header(network, remote, hop, outer_len),
-        udp: UdpHdr {
+    // The room just made is this program's own (see `write_owned`): the headers go straight in, part by part (one
+    // 64-byte value would not fit the program's stack beside the rest). bpf_skb_store_bytes cost about 40 ns more
+    // (BPF run time, the decapsulation's store of 14 bytes).
+    let header: *mut EncapHeader = ptr_at::<EncapHeader>(ctx, 0).map_err(|_| Error::Encap)? as *mut EncapHeader;
+    // SAFETY: ptr_at checked the headers lie inside the packet.
+    unsafe {
+        (*header).outer = outer_header(network, remote, hop, outer_len);
+        (*header).udp = UdpHdr {
             src: source_port.to_be_bytes(),
             dst: network.dstport.to_be_bytes(),
             len: ((outer_len as usize - Ipv4Hdr::LEN) as u16).to_be_bytes(),
             // Zero: no outer UDP checksum over IPv4, as the kernel's vxlan default (RFC 7348).
             check: [0; 2],
-        },
-        vxlan: {
-            let mut vxlan = VxlanHdr::new(network.vni);
-            vxlan.flags = VXLAN_I_FLAG_MASK;
-            vxlan
-        },
-        inner,
-    };
-    ctx.store(0, &header, 0).map_err(|_| Error::Encap)
+        };
+        (*header).vxlan = VxlanHdr::new(network.vni);
+        (*header).vxlan.flags = VXLAN_I_FLAG_MASK;
+        (*header).inner = inner;
+    }
+    Ok(())
 }
 
 /// The hash of the inner flow, for the outer UDP source port: the skb's own when it has one (a local socket's, or one
