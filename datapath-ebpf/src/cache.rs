@@ -13,12 +13,12 @@
 //!
 //! Per CPU, so without locks: the programs run with bottom halves off, so nothing else on this CPU runs them while
 //! one is between reading and writing an entry. Not pinned: each load of the programs has caches of its own.
+use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::{
     helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns},
     macros::map,
     maps::PerCpuArray,
 };
-use aya_ebpf::maps::lpm_trie::Key;
 use datapath_common::{
     EndpointConfig, FdbEntry, IpKey, MacKey, NetworkConfig, ParentConfig, ParentKey, VniKey, DATAPATH_GENERATION,
     USER_GENERATION,

@@ -53,6 +53,10 @@ pub fn measure(
             let trips = latency::ping(topology.netns(src), dst_addr, settings.ping_count)?;
             vec![trips.p50_us, trips.p99_us]
         }
+        Measurement::NetworkDelete => {
+            let entries = scenario.fdb_entries.unwrap_or(0);
+            vec![topology.time_network_delete(entries)?.as_secs_f64() * 1e3]
+        }
         Measurement::UdpRequestResponse => {
             let (src, dst) = (topology.netns(src), topology.netns(dst));
             let trips = latency::udp_request_response(src, dst, dst_addr, settings.request_count)?;

@@ -27,6 +27,8 @@ pub enum Metric {
     PingP99Us,
     UdpRrP50Us,
     UdpRrP99Us,
+    /// `xlan network delete` of a VXLAN network holding the scenario's FDB entries (all learned), milliseconds.
+    NetworkDeleteMs,
 }
 
 impl Metric {
@@ -43,6 +45,7 @@ impl Metric {
             Metric::PingP99Us => "ping_p99_us".into(),
             Metric::UdpRrP50Us => "udp_rr_p50_us".into(),
             Metric::UdpRrP99Us => "udp_rr_p99_us".into(),
+            Metric::NetworkDeleteMs => "network_delete_ms".into(),
         }
     }
 
@@ -58,6 +61,7 @@ impl Metric {
             Metric::PingP99Us => "ping p99 us".into(),
             Metric::UdpRrP50Us => "udp rr p50 us".into(),
             Metric::UdpRrP99Us => "udp rr p99 us".into(),
+            Metric::NetworkDeleteMs => "network delete ms".into(),
         }
     }
 
@@ -89,6 +93,8 @@ pub enum Measurement {
     Tcp,
     Ping,
     UdpRequestResponse,
+    /// A second VXLAN network on the sending host, filled with the scenario's FDB entries, deleted (xlan only).
+    NetworkDelete,
 }
 
 impl Measurement {
@@ -111,12 +117,16 @@ impl Measurement {
             Measurement::Tcp => vec![Metric::TcpGbps],
             Measurement::Ping => vec![Metric::PingP50Us, Metric::PingP99Us],
             Measurement::UdpRequestResponse => vec![Metric::UdpRrP50Us, Metric::UdpRrP99Us],
+            Measurement::NetworkDelete => vec![Metric::NetworkDeleteMs],
         }
     }
 
     /// The limits only forward one way (wire → endpoint, endpoint → endpoint): no answers, so no TCP or latency.
     pub fn applies_to(self, backend: Backend) -> bool {
-        !backend.is_limit() || matches!(self, Measurement::Pps { .. } | Measurement::Cpu)
+        match self {
+            Measurement::NetworkDelete => backend == Backend::Xlan,
+            _ => !backend.is_limit() || matches!(self, Measurement::Pps { .. } | Measurement::Cpu),
+        }
     }
 
     /// The id `--measurement` matches: `pps-1flow-v4`, `cpu`, `tcp`, `ping`, `udp-rr`, ...
@@ -130,6 +140,7 @@ impl Measurement {
             Measurement::Tcp => "tcp".into(),
             Measurement::Ping => "ping".into(),
             Measurement::UdpRequestResponse => "udp-rr".into(),
+            Measurement::NetworkDelete => "network-delete".into(),
         }
     }
 
@@ -140,6 +151,7 @@ impl Measurement {
             Measurement::Tcp => "tcp (iperf3)".into(),
             Measurement::Ping => "ping".into(),
             Measurement::UdpRequestResponse => "udp request/response".into(),
+            Measurement::NetworkDelete => "network delete".into(),
         }
     }
 }

@@ -204,6 +204,10 @@ mod tests {
         assert_eq!(options.settings.fdb_sizes, [10, 100]);
         assert!(options.json && !options.settings.tiny);
         assert!(parse_line("--tiny").unwrap().settings.tiny);
+        assert_eq!(
+            parse_line("--measurement cpu --measurement pps-1flow").unwrap().settings.measurements,
+            ["cpu", "pps-1flow"]
+        );
         assert!(parse_line("--runs").is_err());
         assert!(parse_line("--bogus").is_err());
         assert_eq!(parse_line("--backend xlan-xdp").unwrap().settings.backends, ["xlan-xdp"]);

@@ -33,7 +33,8 @@ pub fn run(settings: &Settings, stop: &AtomicBool) -> Result<Report> {
     }
     if !settings.measurements.is_empty() {
         for scenario in &mut scenarios {
-            let wanted = |measurement: &Measurement| settings.measurements.iter().any(|id| measurement.id().contains(id));
+            let wanted =
+                |measurement: &Measurement| settings.measurements.iter().any(|id| measurement.id().contains(id));
             scenario.measurements.retain(wanted);
         }
         scenarios.retain(|scenario| !scenario.measurements.is_empty());

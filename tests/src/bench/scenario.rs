@@ -94,11 +94,16 @@ pub fn catalog(fdb_sizes: &[u32]) -> Vec<Scenario> {
     sizes.dedup();
     for (base, what) in [(&macvlan_wire, "outside → endpoint"), (&vxlan_path, "endpoint on A → endpoint on B")] {
         let lan = base.lan.name();
+        let mut measurements = vec![Measurement::Pps { flows: 1, family: Family::V4 }];
+        if base.lan == LanKind::Vxlan {
+            // Learned entries are what a VXLAN network accumulates, and what deleting it must remove.
+            measurements.push(Measurement::NetworkDelete);
+        }
         scenarios.extend(sizes.iter().map(|&entries| Scenario {
             id: format!("{lan}/fdb-{entries}"),
             title: format!("{}: {what}, {entries} FDB entries", base.title.split(':').next().unwrap_or(lan)),
             backends: vec![Xlan],
-            measurements: vec![Measurement::Pps { flows: 1, family: Family::V4 }],
+            measurements: measurements.clone(),
             fdb_entries: Some(entries),
             limit: "",
             ..base.clone()

@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket};
 use anyhow::{bail, Context, Result};
 use aya::maps::{HashMap as BpfHashMap, Map, MapData};
 use datapath_common::bench::{program_names as bench_programs, BenchConfig};
-use datapath_common::{map_names, program_names, FdbEntry, MacKey};
+use datapath_common::{map_names, program_names, FdbEntry, MacKey, NetworkConfig, NetworkKind};
 
 use super::frame::{parse_mac, Flow};
 use super::generator::Injection;
@@ -305,6 +305,61 @@ impl BenchTopology {
             self.fdb_dummies = n + 1;
         }
         Ok(())
+    }
+
+    /// Removes the dummy entries `fill_fdb` added (the next scenario fills again).
+    fn clear_fdb(&mut self) -> Result<()> {
+        let mut fdb = self.fdb_map()?;
+        let dummies: Vec<MacKey> = fdb.keys().filter_map(|key| key.ok()).filter(|key| is_dummy(key.mac)).collect();
+        for key in dummies {
+            fdb.remove(&key).context("removing a dummy FDB entry")?;
+        }
+        self.fdb_dummies = 0;
+        Ok(())
+    }
+
+    /// The instance's FDB (all its networks'), from its pin.
+    fn fdb_map(&self) -> Result<BpfHashMap<MapData, MacKey, FdbEntry>> {
+        let pin = xlan_lib::datapath::pins::PinDir::for_instance(self.hosts[0].name()).map(map_names::FDB);
+        let data = MapData::from_pin(&pin).with_context(|| format!("opening {}", pin.display()))?;
+        Ok(BpfHashMap::try_from(Map::HashMap(data))?)
+    }
+
+    /// How long `xlan network delete` takes for a VXLAN network holding `entries` learned FDB entries: a second
+    /// network on the first host (the FDB is the instance's, so the scenario's own dummies are removed first), filled
+    /// with entries as learning leaves them (a remote VTEP, a time stamp), then deleted.
+    pub(super) fn time_network_delete(&mut self, entries: u32) -> Result<std::time::Duration> {
+        const NAME: &str = "deleted";
+        const VNI: u32 = 4242;
+        self.clear_fdb()?;
+        let xlan = self.xlan.first().context("only xlan deletes networks here")?;
+        let vni = VNI.to_string();
+        xlan.run(&["network", "create", NAME, "--driver", "vxlan", "--parent", vxlan::UNDERLAY, "--vni", &vni])?;
+        let filled = (|| -> Result<()> {
+            let pin = xlan_lib::datapath::pins::PinDir::for_instance(self.hosts[0].name()).map(map_names::NETWORKS);
+            let data = MapData::from_pin(&pin).with_context(|| format!("opening {}", pin.display()))?;
+            let networks: BpfHashMap<MapData, u32, NetworkConfig> = BpfHashMap::try_from(Map::HashMap(data))?;
+            let network_id = networks
+                .iter()
+                .filter_map(|entry| entry.ok())
+                .find(|(_, config)| config.kind == NetworkKind::VXLAN && config.vni == VNI)
+                .map(|(id, _)| id)
+                .context("the new network is not in XLAN_NETWORKS")?;
+            let mut fdb = self.fdb_map()?;
+            let learned =
+                FdbEntry { remote_ip: u32::from_ne_bytes([10, 99, 0, 200]), last_seen_ns: 1, ..FdbEntry::default() };
+            for n in 0..entries {
+                fdb.insert(MacKey::new(network_id, dummy_mac(n)), learned, 0)
+                    .with_context(|| format!("adding learned FDB entry {n}"))?;
+            }
+            Ok(())
+        })();
+        let start = std::time::Instant::now();
+        let deleted = xlan.run(&["network", "delete", NAME]);
+        let took = start.elapsed();
+        filled?;
+        deleted?;
+        Ok(took)
     }
 
     pub(super) fn host(&self, index: usize) -> &Netns {

@@ -29,7 +29,7 @@ use crate::link::{self, ifindex_in, Snooping};
 use crate::netns::Netns;
 use crate::topology::{Node, NETWORK, NODE_IFNAME};
 
-const UNDERLAY: &str = "ul";
+pub(super) const UNDERLAY: &str = "ul";
 const VNI: u32 = 42;
 const DSTPORT: u16 = 4789;
 const ENDPOINT_MTU: &str = "1450";
