@@ -27,6 +27,9 @@ pub enum Metric {
     PingP99Us,
     UdpRrP50Us,
     UdpRrP99Us,
+    /// The datapath's BPF programs' run time per frame delivered (xlan's, or the limit's bare redirects), at the CPU
+    /// runs' fixed load, with the kernel's run-time statistics on.
+    BpfNsPerPacket,
     /// `xlan network delete` of a VXLAN network holding the scenario's FDB entries (all learned), milliseconds.
     NetworkDeleteMs,
 }
@@ -45,6 +48,7 @@ impl Metric {
             Metric::PingP99Us => "ping_p99_us".into(),
             Metric::UdpRrP50Us => "udp_rr_p50_us".into(),
             Metric::UdpRrP99Us => "udp_rr_p99_us".into(),
+            Metric::BpfNsPerPacket => "bpf_ns_per_packet".into(),
             Metric::NetworkDeleteMs => "network_delete_ms".into(),
         }
     }
@@ -61,6 +65,7 @@ impl Metric {
             Metric::PingP99Us => "ping p99 us".into(),
             Metric::UdpRrP50Us => "udp rr p50 us".into(),
             Metric::UdpRrP99Us => "udp rr p99 us".into(),
+            Metric::BpfNsPerPacket => "bpf ns/packet".into(),
             Metric::NetworkDeleteMs => "network delete ms".into(),
         }
     }
@@ -90,6 +95,9 @@ pub enum Measurement {
     },
     /// The generator at a fixed rate, with /proc/stat read around it.
     Cpu,
+    /// The same load with BPF run-time statistics on (they cost every program run two clock reads, so not during
+    /// `Cpu`); only when asked for (`--measurement bpf`).
+    BpfRunTime,
     Tcp,
     Ping,
     UdpRequestResponse,
@@ -99,11 +107,12 @@ pub enum Measurement {
 
 impl Measurement {
     /// The full set, in the order the bench runs and reports them.
-    pub const ALL: [Measurement; 7] = [
+    pub const ALL: [Measurement; 8] = [
         Measurement::Pps { flows: 1, family: Family::V4 },
         Measurement::Pps { flows: 8, family: Family::V4 },
         Measurement::Pps { flows: 1, family: Family::V6 },
         Measurement::Cpu,
+        Measurement::BpfRunTime,
         Measurement::Tcp,
         Measurement::Ping,
         Measurement::UdpRequestResponse,
@@ -114,6 +123,7 @@ impl Measurement {
         match self {
             Measurement::Pps { flows, family } => vec![Metric::Pps { flows, family }, Metric::UdpPps { flows, family }],
             Measurement::Cpu => vec![Metric::CpuNsPerPacket],
+            Measurement::BpfRunTime => vec![Metric::BpfNsPerPacket],
             Measurement::Tcp => vec![Metric::TcpGbps],
             Measurement::Ping => vec![Metric::PingP50Us, Metric::PingP99Us],
             Measurement::UdpRequestResponse => vec![Metric::UdpRrP50Us, Metric::UdpRrP99Us],
@@ -125,8 +135,15 @@ impl Measurement {
     pub fn applies_to(self, backend: Backend) -> bool {
         match self {
             Measurement::NetworkDelete => backend == Backend::Xlan,
+            // The kernel's drivers run no BPF.
+            Measurement::BpfRunTime => backend != Backend::Kernel,
             _ => !backend.is_limit() || matches!(self, Measurement::Pps { .. } | Measurement::Cpu),
         }
+    }
+
+    /// Whether a run without `--measurement` makes it.
+    pub fn by_default(self) -> bool {
+        self != Measurement::BpfRunTime
     }
 
     /// The id `--measurement` matches: `pps-1flow-v4`, `cpu`, `tcp`, `ping`, `udp-rr`, ...
@@ -137,6 +154,7 @@ impl Measurement {
                 format!("pps-{flows}-{}", if family == Family::V6 { "v6" } else { "v4" })
             }
             Measurement::Cpu => "cpu".into(),
+            Measurement::BpfRunTime => "bpf".into(),
             Measurement::Tcp => "tcp".into(),
             Measurement::Ping => "ping".into(),
             Measurement::UdpRequestResponse => "udp-rr".into(),
@@ -148,6 +166,7 @@ impl Measurement {
         match self {
             Measurement::Pps { flows, family } => format!("pps, {flows} flow(s), {family:?}"),
             Measurement::Cpu => "cpu per packet".into(),
+            Measurement::BpfRunTime => "bpf run time per packet".into(),
             Measurement::Tcp => "tcp (iperf3)".into(),
             Measurement::Ping => "ping".into(),
             Measurement::UdpRequestResponse => "udp request/response".into(),

@@ -174,7 +174,7 @@ fn goals(lan: LanKind, metric: Metric) -> Vec<Goal> {
             Metric::PingP50Us | Metric::PingP99Us | Metric::UdpRrP50Us | Metric::UdpRrP99Us => {
                 goals.push(versus_kernel(Comparison::AtMost(1.0 + NOISE)))
             }
-            Metric::UdpPps { .. } | Metric::NetworkDeleteMs => {}
+            Metric::UdpPps { .. } | Metric::BpfNsPerPacket | Metric::NetworkDeleteMs => {}
         }
     }
     if metric == Metric::TcpGbps {
