@@ -96,7 +96,7 @@ pub enum Measurement {
     /// The generator at a fixed rate, with /proc/stat read around it.
     Cpu,
     /// The same load with BPF run-time statistics on (they cost every program run two clock reads, so not during
-    /// `Cpu`); only when asked for (`--measurement bpf`).
+    /// `Cpu`).
     BpfRunTime,
     Tcp,
     Ping,
@@ -139,11 +139,6 @@ impl Measurement {
             Measurement::BpfRunTime => backend != Backend::Kernel,
             _ => !backend.is_limit() || matches!(self, Measurement::Pps { .. } | Measurement::Cpu),
         }
-    }
-
-    /// Whether a run without `--measurement` makes it.
-    pub fn by_default(self) -> bool {
-        self != Measurement::BpfRunTime
     }
 
     /// The id `--measurement` matches: `pps-1flow-v4`, `cpu`, `tcp`, `ping`, `udp-rr`, ...
