@@ -93,8 +93,10 @@ pub fn ptr_at<T>(packet: &impl Packet, offset: usize) -> Result<*const T, Error>
 /// Writes `value` at `offset` of the frame by direct packet access, which costs no helper call: only where the
 /// program owns the frame's head, as right after `bpf_skb_adjust_room` or `bpf_skb_change_head` (both make a cloned
 /// head private). After `bpf_clone_redirect` the head is shared with the copies: `bpf_skb_store_bytes` then, which
-/// unclones first. The write is unaligned (x86's JIT and the verifier allow it for packet data); `T` made of 8-byte
-/// words is written with 8-byte stores.
+/// unclones first. The write may be unaligned (x86's JIT and the verifier allow it for packet data).
+/// A program with any direct write gets a prologue from the verifier (`bpf_unclone_prologue`) that unclones an skb
+/// which arrives cloned before the program runs: a frame a packet tap cloned has its head copied once; TCP's clones,
+/// whose headers are their own, are not.
 #[inline(always)]
 pub fn write_owned<T: Copy>(ctx: &TcContext, offset: usize, value: &T) -> Result<(), Error> {
     let at = ptr_at::<T>(ctx, offset)? as *mut T;

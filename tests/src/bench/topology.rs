@@ -287,9 +287,7 @@ impl BenchTopology {
         if self.xlan.is_empty() {
             bail!("only xlan has an FDB to fill");
         }
-        let pin = xlan_lib::datapath::pins::PinDir::for_instance(self.hosts[0].name()).map(map_names::FDB);
-        let data = MapData::from_pin(&pin).with_context(|| format!("opening {}", pin.display()))?;
-        let mut fdb: BpfHashMap<MapData, MacKey, FdbEntry> = BpfHashMap::try_from(Map::HashMap(data))?;
+        let mut fdb = self.fdb_map()?;
         let real: Vec<MacKey> = fdb.keys().collect::<Result<_, _>>()?;
         let real = real.into_iter().filter(|key| !is_dummy(key.mac)).collect::<Vec<_>>();
         let first = *real.first().context("xlan's FDB has no endpoint")?;
@@ -320,7 +318,12 @@ impl BenchTopology {
 
     /// The instance's FDB (all its networks'), from its pin.
     fn fdb_map(&self) -> Result<BpfHashMap<MapData, MacKey, FdbEntry>> {
-        let pin = xlan_lib::datapath::pins::PinDir::for_instance(self.hosts[0].name()).map(map_names::FDB);
+        self.pinned_hash(map_names::FDB)
+    }
+
+    /// One of the first host's instance's pinned hash maps.
+    fn pinned_hash<K: aya::Pod, V: aya::Pod>(&self, name: &str) -> Result<BpfHashMap<MapData, K, V>> {
+        let pin = xlan_lib::datapath::pins::PinDir::for_instance(self.hosts[0].name()).map(name);
         let data = MapData::from_pin(&pin).with_context(|| format!("opening {}", pin.display()))?;
         Ok(BpfHashMap::try_from(Map::HashMap(data))?)
     }
@@ -336,9 +339,7 @@ impl BenchTopology {
         let vni = VNI.to_string();
         xlan.run(&["network", "create", NAME, "--driver", "vxlan", "--parent", vxlan::UNDERLAY, "--vni", &vni])?;
         let filled = (|| -> Result<()> {
-            let pin = xlan_lib::datapath::pins::PinDir::for_instance(self.hosts[0].name()).map(map_names::NETWORKS);
-            let data = MapData::from_pin(&pin).with_context(|| format!("opening {}", pin.display()))?;
-            let networks: BpfHashMap<MapData, u32, NetworkConfig> = BpfHashMap::try_from(Map::HashMap(data))?;
+            let networks: BpfHashMap<MapData, u32, NetworkConfig> = self.pinned_hash(map_names::NETWORKS)?;
             let network_id = networks
                 .iter()
                 .filter_map(|entry| entry.ok())
