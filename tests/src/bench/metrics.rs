@@ -131,12 +131,15 @@ impl Measurement {
         }
     }
 
-    /// The limits only forward one way (wire → endpoint, endpoint → endpoint): no answers, so no TCP or latency.
+    /// The limits forward one way (wire → endpoint, endpoint → endpoint): no answers, so no TCP or latency; except
+    /// the xdp limit's TCP, whose endpoint's answers go straight back out of the parent.
     pub fn applies_to(self, backend: Backend) -> bool {
         match self {
             Measurement::NetworkDelete => backend == Backend::Xlan,
             // The kernel's drivers run no BPF.
             Measurement::BpfRunTime => backend != Backend::Kernel,
+            // The xdp limit sends answers back out of the parent: TCP runs through it.
+            Measurement::Tcp if backend == Backend::LimitXdp => true,
             _ => !backend.is_limit() || matches!(self, Measurement::Pps { .. } | Measurement::Cpu),
         }
     }

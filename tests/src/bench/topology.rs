@@ -448,7 +448,8 @@ impl Drop for BenchTopology {
 
 /// The limits of the LANs with a wire into one host (macvlan, ipvlan): on the parent, every frame into e1 — a bare
 /// tcx `bpf_redirect_peer` (tc hook) or a bare XDP redirect into its host-side veth (xdp hook, which also needs
-/// XDP stubs on the endpoints, as xlan's xdp hook has); on e1's host-side veth, every frame straight into e2.
+/// XDP stubs on the endpoints, as xlan's xdp hook has); on e1's host-side veth, every frame straight into e2 (tc
+/// hook) or back out of the parent (xdp hook, whose limit serves outside → endpoint only, TCP included).
 fn attach_wire_limit(
     topology: &BenchTopology,
     programs: &mut BenchPrograms,
@@ -458,9 +459,16 @@ fn attach_wire_limit(
     let host = topology.host(0).name();
     config.limit_wire_ifindex = ifindex_in(host, &host_port(1))?;
     config.limit_tc_ifindex = ifindex_in(host, &host_port(2))?;
-    programs.attach_tc_ingress(host, &host_port(1), bench_programs::LIMIT_TC)?;
     for index in 1..=ENDPOINTS {
         endpoint_veth_like_xlans(topology, 0, index)?;
+    }
+    if backend == Backend::LimitXdp {
+        // The xdp limit is measured outside → endpoint only, so e1's answers may go back out of the parent (a bare
+        // tcx redirect): TCP runs through it, the limit of the xdp hook's TCP on this wire.
+        config.limit_egress_ifindex = ifindex_in(host, PARENT)?;
+        programs.attach_tc_ingress(host, &host_port(1), bench_programs::LIMIT_EGRESS)?;
+    } else {
+        programs.attach_tc_ingress(host, &host_port(1), bench_programs::LIMIT_TC)?;
     }
     if backend == Backend::LimitXdp {
         programs.attach_xdp(host, PARENT, bench_programs::LIMIT_XDP)?;
