@@ -11,9 +11,14 @@ pub mod map_names {
     /// Keyed by parent and VLAN. Named apart from the map keyed by the parent alone it replaced, so that the pin of an
     /// instance made by an older xlan is never taken for it.
     pub const PARENTS: &str = "XLAN_PARENT_VLANS";
-    pub const ENDPOINTS: &str = "XLAN_ENDPOINTS";
+    /// Endpoints with their counters' slot. Named apart from the map without the slot it replaced (a value of another
+    /// size), so that the pin of an instance made by an older xlan is never taken for it: `xlan upgrade` makes this
+    /// one and fills it from the state.
+    pub const ENDPOINTS: &str = "XLAN_ENDPOINT_SLOTS";
     pub const FDB: &str = "XLAN_FDB";
-    pub const PORTS: &str = "XLAN_PORTS";
+    /// `MAX_ENDPOINTS` ports. Named apart from the 1024-port devmap it replaced, whose pin would keep an older
+    /// instance at 1024 endpoints.
+    pub const PORTS: &str = "XLAN_PORT_DEVICES";
     /// Up to `MAX_FLOOD_PORTS` ports a network. Named apart from the 64-port list it replaced, whose pin (of another
     /// value size) a newer program could not use.
     pub const FLOOD: &str = "XLAN_FLOOD_PORTS";
@@ -33,6 +38,9 @@ pub mod map_names {
     /// Two u64 generations (`USER_GENERATION`, `DATAPATH_GENERATION`): the datapath's per-CPU copies of map entries are
     /// good while they stay the same.
     pub const GENERATION: &str = "XLAN_GENERATION";
+    /// The maps the datapath keeps per-CPU copies of (datapath-ebpf's `cache`): a change to one of them must change
+    /// the user generation, or a copy would outlive it.
+    pub const CACHED: [&str; 7] = [PARENTS, ENDPOINTS, NETWORKS, VNIS, VTEP_MACS, FDB, IP_ENDPOINTS];
     /// Every map of an instance, in the order `xlan` removes their pins.
     pub const ALL: [&str; 15] = [
         NETWORKS,
@@ -53,8 +61,8 @@ pub mod map_names {
     ];
 }
 
-/// `XLAN_GENERATION[USER_GENERATION]`: changed by userspace after every change it makes to `PARENTS`, `ENDPOINTS`,
-/// `NETWORKS`, `VNIS`, `VTEP_MACS` or `FDB`.
+/// `XLAN_GENERATION[USER_GENERATION]`: changed by userspace after every change it makes to a map in
+/// `map_names::CACHED`.
 pub const USER_GENERATION: u32 = 0;
 /// `XLAN_GENERATION[DATAPATH_GENERATION]`: changed by the datapath when it adds, moves or removes a learned FDB entry
 /// or changes a VTEP's MAC.
@@ -77,7 +85,7 @@ pub mod program_names {
 
 /// Capacities. Userspace refuses to go past them with a clear error rather than letting an update fail.
 pub const MAX_NETWORKS: u32 = 64;
-/// Endpoints of one instance, over all its networks: the capacity of `XLAN_ENDPOINTS` and `XLAN_PORTS`, and the
+/// Endpoints of one instance, over all its networks: the capacity of `XLAN_ENDPOINT_SLOTS` and `XLAN_PORT_DEVICES`, and the
 /// slots of `XLAN_PORT_STATS` (per CPU: 4097 × 104 bytes, 426 KB per possible CPU).
 pub const MAX_ENDPOINTS: u32 = 4096;
 /// Slots of `XLAN_PORT_STATS`: one per endpoint, from 1 (userspace gives each endpoint the lowest free one), and
@@ -442,7 +450,7 @@ pub struct VtepMac {
     pub _pad: [u8; 2],
 }
 
-/// `XLAN_ENDPOINTS` value, keyed by the ifindex of the endpoint's host-side veth.
+/// `XLAN_ENDPOINT_SLOTS` value, keyed by the ifindex of the endpoint's host-side veth.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EndpointConfig {
@@ -478,7 +486,7 @@ pub mod fdb_flags {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FdbEntry {
-    /// Host-side veth of the local endpoint that owns the MAC (also the `XLAN_PORTS` key); 0 when remote.
+    /// Host-side veth of the local endpoint that owns the MAC (also the `XLAN_PORT_DEVICES` key); 0 when remote.
     pub ifindex: u32,
     /// The VTEP behind which the MAC lives (IPv4, network byte order), when `ifindex` is 0.
     pub remote_ip: u32,

@@ -33,7 +33,7 @@ pub static VTEPS: HashMap<u32, VtepList> = HashMap::pinned(MAX_NETWORKS, 0);
 pub static VTEP_MACS: HashMap<u32, VtepMac> = HashMap::pinned(MAX_VNIS, 0);
 
 /// host-side veth ifindex → endpoint.
-#[map(name = "XLAN_ENDPOINTS")]
+#[map(name = "XLAN_ENDPOINT_SLOTS")]
 pub static ENDPOINTS: HashMap<u32, EndpointConfig> = HashMap::pinned(MAX_ENDPOINTS, 0);
 
 /// (network, MAC) → local port or remote VTEP; static entries and (VXLAN) learned ones.
@@ -43,7 +43,7 @@ pub static ENDPOINTS: HashMap<u32, EndpointConfig> = HashMap::pinned(MAX_ENDPOIN
 pub static FDB: HashMap<MacKey, FdbEntry> = HashMap::pinned(MAX_FDB_ENTRIES, BPF_F_NO_PREALLOC);
 
 /// host-side veth ifindex → itself: the targets XDP may redirect to.
-#[map(name = "XLAN_PORTS")]
+#[map(name = "XLAN_PORT_DEVICES")]
 pub static PORTS: DevMapHash = DevMapHash::pinned(MAX_ENDPOINTS, 0);
 
 /// network id → the ports broadcast and multicast are copied to. Preallocated: (MAX_NETWORKS + CPUs) × 32 KB, ~2 MB.

@@ -84,18 +84,19 @@ pub fn entries<K: Pod, V: Pod>(map: BorrowedFd<'_>) -> io::Result<Vec<(K, V)>> {
 
 /// Deletes `keys` from the hash map `map`, split over the CPUs: the kernel deletes one key after the other in each
 /// call, ~0.7 µs a key here, and a million of them in one thread took 0.7 s. A key that is not there (the datapath aged
-/// it out meanwhile) is passed over. Returns how many were deleted.
-pub fn delete<K: Pod + Sync>(map: BorrowedFd<'_>, keys: &[K]) -> io::Result<usize> {
+/// it out meanwhile) is passed over.
+pub fn delete<K: Pod + Sync>(map: BorrowedFd<'_>, keys: &[K]) -> io::Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS);
     // Small batches are not worth a thread.
     let share = keys.len().div_ceil(threads).max(CHUNK);
     std::thread::scope(|scope| {
         let workers: Vec<_> = keys.chunks(share).map(|part| scope.spawn(move || delete_in_turn(map, part))).collect();
-        let mut deleted = 0;
-        for worker in workers {
-            deleted += worker.join().map_err(|_| io::Error::other("a batch deletion thread panicked"))??;
-        }
-        Ok(deleted)
+        // Every worker is joined before an error is returned: what the others deleted is done either way.
+        let results: Vec<io::Result<()>> = workers
+            .into_iter()
+            .map(|worker| worker.join().map_err(|_| io::Error::other("a batch deletion thread panicked"))?)
+            .collect();
+        results.into_iter().collect()
     })
 }
 
@@ -103,9 +104,8 @@ pub fn delete<K: Pod + Sync>(map: BorrowedFd<'_>, keys: &[K]) -> io::Result<usiz
 const MAX_THREADS: usize = 8;
 
 /// `delete`, in this thread.
-fn delete_in_turn<K: Pod>(map: BorrowedFd<'_>, keys: &[K]) -> io::Result<usize> {
+fn delete_in_turn<K: Pod>(map: BorrowedFd<'_>, keys: &[K]) -> io::Result<()> {
     let mut done = 0;
-    let mut deleted = 0;
     while done < keys.len() {
         let chunk = &keys[done..keys.len().min(done + CHUNK)];
         let mut attr = BatchAttr {
@@ -116,14 +116,12 @@ fn delete_in_turn<K: Pod>(map: BorrowedFd<'_>, keys: &[K]) -> io::Result<usize> 
         };
         let result = batch(BPF_MAP_DELETE_BATCH, &mut attr);
         // The kernel stops at the first key it cannot delete and says how many it deleted before it.
-        let handled = (attr.count as usize).min(chunk.len());
-        deleted += handled;
-        done += handled;
+        done += (attr.count as usize).min(chunk.len());
         match result {
             Ok(()) => {}
             Err(error) if error.raw_os_error() == Some(libc::ENOENT) => done += 1,
             Err(error) => return Err(error),
         }
     }
-    Ok(deleted)
+    Ok(())
 }

@@ -57,23 +57,31 @@ impl<'a> Tables<'a> {
     }
 
     fn put<K: aya::Pod, V: aya::Pod>(&self, name: &str, key: K, value: V) -> Result<()> {
-        self.hash::<K, V>(name)?.insert(key, value, 0).map_err(|e| map_error(name, e))
+        let written = self.hash::<K, V>(name)?.insert(key, value, 0).map_err(|e| map_error(name, e));
+        self.changed(name, written)
     }
 
     fn delete<K: aya::Pod, V: aya::Pod>(&self, name: &str, key: K) -> Result<()> {
         if !self.exist() {
             return Ok(());
         }
-        ignore_missing(self.hash::<K, V>(name)?.remove(&key), name)
+        let removed = ignore_missing(self.hash::<K, V>(name)?.remove(&key), name);
+        self.changed(name, removed)
     }
 
-    /// Tells the datapath that `PARENTS`, `ENDPOINTS`, `NETWORKS`, `VNIS`, `VTEP_MACS`, `NETWORK_IPS` or the FDB changed: its per-CPU
-    /// copies of their entries are good only while its generations stay the same. xlan's commands change an instance one at a time (its state
-    /// lock), so reading and writing it back is no race.
-    fn changed(&self) -> Result<()> {
-        if !self.exist() {
-            return Ok(());
+    /// After a write to map `name` (`written`, whatever its result: a batch may have done part of its work before it
+    /// failed): when the datapath keeps per-CPU copies of that map's entries (`map_names::CACHED`), changes the user
+    /// generation, under which alone those copies are good. xlan's commands change an instance one at a time (its
+    /// state lock), so reading and writing it back is no race.
+    fn changed(&self, name: &str, written: Result<()>) -> Result<()> {
+        if !map_names::CACHED.contains(&name) || !self.exist() {
+            return written;
         }
+        self.bump_generation()?;
+        written
+    }
+
+    fn bump_generation(&self) -> Result<()> {
         let name = map_names::GENERATION;
         let mut generation: Array<MapData, u64> = Array::try_from(self.open(name)?).map_err(|e| map_error(name, e))?;
         let current = generation.get(&USER_GENERATION, 0).map_err(|e| map_error(name, e))?;
@@ -81,28 +89,22 @@ impl<'a> Tables<'a> {
     }
 
     pub fn put_network(&self, id: u32, config: NetworkConfig) -> Result<()> {
-        self.put(map_names::NETWORKS, id, config)?;
-        self.changed()
+        self.put(map_names::NETWORKS, id, config)
     }
     pub fn delete_network(&self, id: u32) -> Result<()> {
-        self.delete::<u32, NetworkConfig>(map_names::NETWORKS, id)?;
-        self.changed()
+        self.delete::<u32, NetworkConfig>(map_names::NETWORKS, id)
     }
     pub fn put_parent(&self, key: ParentKey, config: ParentConfig) -> Result<()> {
-        self.put(map_names::PARENTS, key, config)?;
-        self.changed()
+        self.put(map_names::PARENTS, key, config)
     }
     pub fn delete_parent(&self, key: ParentKey) -> Result<()> {
-        self.delete::<ParentKey, ParentConfig>(map_names::PARENTS, key)?;
-        self.changed()
+        self.delete::<ParentKey, ParentConfig>(map_names::PARENTS, key)
     }
     pub fn put_vni(&self, key: VniKey, network_id: u32) -> Result<()> {
-        self.put(map_names::VNIS, key, network_id)?;
-        self.changed()
+        self.put(map_names::VNIS, key, network_id)
     }
     pub fn delete_vni(&self, key: VniKey) -> Result<()> {
-        self.delete::<VniKey, u32>(map_names::VNIS, key)?;
-        self.changed()
+        self.delete::<VniKey, u32>(map_names::VNIS, key)
     }
     pub fn put_vteps(&self, network_id: u32, list: VtepList) -> Result<()> {
         self.put(map_names::VTEPS, network_id, list)
@@ -116,20 +118,19 @@ impl<'a> Tables<'a> {
         LpmTrie::try_from(self.open(name)?).map_err(|e| map_error(name, e))
     }
     pub fn put_ip(&self, key: Key<IpKey>, endpoint: IpEndpoint) -> Result<()> {
-        self.ip_endpoints()?.insert(&key, endpoint, 0).map_err(|e| map_error(map_names::IP_ENDPOINTS, e))?;
-        self.changed()
+        let name = map_names::IP_ENDPOINTS;
+        self.changed(name, self.ip_endpoints()?.insert(&key, endpoint, 0).map_err(|e| map_error(name, e)))
     }
     pub fn delete_ip(&self, key: Key<IpKey>) -> Result<()> {
         if !self.exist() {
             return Ok(());
         }
-        ignore_missing(self.ip_endpoints()?.remove(&key), map_names::IP_ENDPOINTS)?;
-        self.changed()
+        let name = map_names::IP_ENDPOINTS;
+        self.changed(name, ignore_missing(self.ip_endpoints()?.remove(&key), name))
     }
 
     pub fn put_vtep_mac(&self, ip: u32, mac: [u8; 6]) -> Result<()> {
-        self.put(map_names::VTEP_MACS, ip, VtepMac { mac, _pad: [0; 2] })?;
-        self.changed()
+        self.put(map_names::VTEP_MACS, ip, VtepMac { mac, _pad: [0; 2] })
     }
     /// The MAC the datapath has for a VTEP, if any.
     pub fn vtep_mac(&self, ip: u32) -> Result<Option<[u8; 6]>> {
@@ -165,8 +166,7 @@ impl<'a> Tables<'a> {
         Ok(entries.into_iter().find(|(k, _)| same(k)).map(|(_, owner)| owner))
     }
     pub fn delete_vtep_mac(&self, ip: u32) -> Result<()> {
-        self.delete::<u32, VtepMac>(map_names::VTEP_MACS, ip)?;
-        self.changed()
+        self.delete::<u32, VtepMac>(map_names::VTEP_MACS, ip)
     }
 
     /// Every FDB entry of the network, static and learned: the whole FDB read in batches (it may hold a million
@@ -178,15 +178,18 @@ impl<'a> Tables<'a> {
         entries.retain(|(key, _)| key.network_id == network_id);
         Ok(entries)
     }
-    /// Deletes FDB entries by batches (a network's, at its deletion, may be a million); keys not there are no error.
-    pub fn delete_fdb_batch(&self, keys: &[MacKey]) -> Result<()> {
+    /// Deletes every FDB entry of the network, static and learned, by batches (it may hold a million).
+    pub fn delete_network_fdb(&self, network_id: u32) -> Result<()> {
         let name = map_names::FDB;
-        if !self.exist() || keys.is_empty() {
+        if !self.exist() {
+            return Ok(());
+        }
+        let keys: Vec<MacKey> = self.fdb_entries(network_id)?.into_iter().map(|(key, _)| key).collect();
+        if keys.is_empty() {
             return Ok(());
         }
         let fdb = MapData::from_pin(self.pins.map(name)).map_err(|e| map_error(name, e))?;
-        batch::delete(fdb.fd().as_fd(), keys).map_err(|e| map_error(name, e))?;
-        self.changed()
+        self.changed(name, batch::delete(fdb.fd().as_fd(), &keys).map_err(|e| map_error(name, e)))
     }
 
     /// Every entry of a hash map.
@@ -225,12 +228,10 @@ impl<'a> Tables<'a> {
         self.ip_endpoints()?.iter().map(|item| item.map_err(|e| map_error(map_names::IP_ENDPOINTS, e))).collect()
     }
     pub fn put_endpoint(&self, port: u32, config: EndpointConfig) -> Result<()> {
-        self.put(map_names::ENDPOINTS, port, config)?;
-        self.changed()
+        self.put(map_names::ENDPOINTS, port, config)
     }
     pub fn delete_endpoint(&self, port: u32) -> Result<()> {
-        self.delete::<u32, EndpointConfig>(map_names::ENDPOINTS, port)?;
-        self.changed()
+        self.delete::<u32, EndpointConfig>(map_names::ENDPOINTS, port)
     }
     /// The datapath's entry of the endpoint whose port is `port`, if it has one.
     pub fn endpoint(&self, port: u32) -> Result<Option<EndpointConfig>> {
@@ -254,7 +255,7 @@ impl<'a> Tables<'a> {
             .collect()
     }
     /// The lowest counters slot no endpoint holds (slot 0 is nobody's): a new endpoint's. There is one for every
-    /// entry `XLAN_ENDPOINTS` has room for, so none is left only when that map is full.
+    /// entry `XLAN_ENDPOINT_SLOTS` has room for, so none is left only when that map is full.
     pub fn free_slot(&self) -> Result<u32> {
         let mut taken = vec![false; STATS_SLOTS as usize];
         for item in self.hash::<u32, EndpointConfig>(map_names::ENDPOINTS)?.iter() {
@@ -267,12 +268,10 @@ impl<'a> Tables<'a> {
         (1..STATS_SLOTS).find(|slot| !taken[*slot as usize]).ok_or_else(full)
     }
     pub fn put_fdb(&self, key: MacKey, entry: FdbEntry) -> Result<()> {
-        self.put(map_names::FDB, key, entry)?;
-        self.changed()
+        self.put(map_names::FDB, key, entry)
     }
     pub fn delete_fdb(&self, key: MacKey) -> Result<()> {
-        self.delete::<MacKey, FdbEntry>(map_names::FDB, key)?;
-        self.changed()
+        self.delete::<MacKey, FdbEntry>(map_names::FDB, key)
     }
     pub fn put_flood(&self, network_id: u32, list: FloodList) -> Result<()> {
         self.put(map_names::FLOOD, network_id, list)
@@ -347,10 +346,10 @@ impl<'a> Tables<'a> {
         Ok(total)
     }
 
-    /// Removes every map pin of the instance (its last network is gone).
+    /// Removes every map pin of the instance (its last network is gone), an older xlan's too.
     pub fn unpin_all(&self) -> Result<()> {
-        for name in map_names::ALL {
-            unpin(&self.pins.map(name))?;
+        for (_, path) in self.pins.map_pins()? {
+            unpin(&path)?;
         }
         Ok(())
     }

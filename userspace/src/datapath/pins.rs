@@ -49,6 +49,24 @@ impl PinDir {
         }
     }
 
+    /// Every map pin of the instance (`XLAN_*` files in its root): this xlan's maps, and maps of an older layout that an
+    /// older xlan pinned under names this one no longer uses.
+    pub fn map_pins(&self) -> Result<Vec<(String, PathBuf)>> {
+        let entries = match fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(format!("list {}", self.root.display()), e)),
+        };
+        let mut pins: Vec<(String, PathBuf)> = entries
+            .flatten()
+            .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_file()))
+            .map(|entry| (entry.file_name().to_string_lossy().into_owned(), entry.path()))
+            .filter(|(name, _)| name.starts_with("XLAN_"))
+            .collect();
+        pins.sort();
+        Ok(pins)
+    }
+
     /// Removes the instance's directories once nothing is pinned in them any more, then `xlan/` if empty.
     pub fn remove_if_empty(&self) {
         let _ = fs::remove_dir(self.links());

@@ -154,17 +154,21 @@ pub fn attach_programs(
     )
 }
 
-/// The endpoint's entries in the maps: its port, its counters (a slot of its own, zeroed), its MAC (or, on ipvlan,
+/// The endpoint's entries in the maps: its port, its counters (a slot of its own, zeroed when new), its MAC (or, on ipvlan,
 /// its addresses) and the network's flood list with it. `network.endpoints` must not hold the endpoint yet.
 pub fn fill_maps(tables: &Tables<'_>, network: &Network, endpoint: &Endpoint) -> Result<()> {
     let port = endpoint.host.ifindex;
-    // Filled again (a repair), the endpoint keeps its slot.
-    let slot = match tables.endpoint(port)? {
-        Some(config) => config.slot,
+    // Filled again (a repair, an upgrade), the endpoint keeps its slot and what it counted; a new slot may have counted
+    // for an endpoint before it, and starts at zero.
+    let kept = tables.endpoint(port)?.map(|config| config.slot);
+    let slot = match kept {
+        Some(slot) => slot,
         None => tables.free_slot()?,
     };
     tables.put_endpoint(port, EndpointConfig { network_id: network.id, mac: endpoint.mac.0, _pad: [0; 2], slot })?;
-    tables.reset_stats(port)?;
+    if kept.is_none() {
+        tables.reset_stats(port)?;
+    }
     tables.put_port(port)?;
     if network.ipvlan().is_some() {
         for address in &endpoint.addresses {

@@ -65,8 +65,7 @@ pub async fn teardown(instance: &Instance, tables: &Tables<'_>, network: &Networ
     if tables.exist() {
         tables.delete_vni(vni_key(network, settings))?;
         tables.delete_vteps(network.id)?;
-        let keys: Vec<MacKey> = tables.fdb_entries(network.id)?.into_iter().map(|(key, _)| key).collect();
-        tables.delete_fdb_batch(&keys)?;
+        tables.delete_network_fdb(network.id)?;
     }
     for ip in &settings.managed_neighbours {
         instance.netlink.delete_neighbour(network.parent.ifindex, *ip).await?;

@@ -228,9 +228,7 @@ async fn remove_orphan_network(instance: &Instance, state: &State, id: u32) -> R
             remove_orphan_port(instance, port).await?;
         }
     }
-    for (key, _) in tables.fdb_entries(id)? {
-        tables.delete_fdb(key)?;
-    }
+    tables.delete_network_fdb(id)?;
     for (key, network_id) in tables.vnis()? {
         if network_id == id {
             tables.delete_vni(key)?;
@@ -248,8 +246,8 @@ async fn remove_orphan_network(instance: &Instance, state: &State, id: u32) -> R
     tables.delete_flood(id)?;
     tables.delete_network(id)?;
     // Parents only that network used lose their programs; the others get their configuration from the state.
-    let mut parents: Vec<u32> = tables.parents()?.into_iter().map(|(key, _)| key.ifindex).collect();
-    parents.dedup();
+    // One parent has an entry per VLAN.
+    let parents: std::collections::BTreeSet<u32> = tables.parents()?.into_iter().map(|(key, _)| key.ifindex).collect();
     for parent in parents {
         if state.on_parent(parent).next().is_none() {
             for part in link_names::PARENT_PARTS {

@@ -62,7 +62,7 @@ pub async fn del(instance: &Instance, network_name: &str, mac: Mac, dst: Option<
         Some(dst)
     } else {
         let key = mac_key(network, mac);
-        let entry = tables.fdb_entries(network.id)?.into_iter().find(|(k, _)| *k == key).map(|(_, e)| e);
+        let entry = tables.fdb_entry(key)?;
         let matches = entry.is_some_and(|e| e.ifindex == 0 && dst.is_none_or(|d| e.remote_ip == vxlan::ip_key(d)));
         if !matches {
             let entry = dst.map_or(mac.to_string(), |d| format!("{mac} dst {d}"));

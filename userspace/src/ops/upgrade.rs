@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::{
     datapath::{loader::Datapath, pins::unpin},
-    error::{Error, Result},
+    error::Result,
     instance::Instance,
     ops::doctor,
     session::Session,
@@ -57,17 +57,12 @@ pub async fn upgrade(instance: &Instance) -> Result<Upgraded> {
 
 /// Removes the pins of xlan maps (`XLAN_*`) in the instance's root that this binary does not have.
 fn remove_stale_maps(instance: &Instance) -> Result<Vec<String>> {
-    let root = &instance.pins.root;
-    let entries = std::fs::read_dir(root).map_err(|e| Error::io(format!("list {}", root.display()), e))?;
     let mut removed = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let is_file = entry.file_type().is_ok_and(|kind| kind.is_file());
-        if is_file && name.starts_with("XLAN_") && !map_names::ALL.contains(&name.as_str()) {
-            unpin(&entry.path())?;
+    for (name, path) in instance.pins.map_pins()? {
+        if !map_names::ALL.contains(&name.as_str()) {
+            unpin(&path)?;
             removed.push(name);
         }
     }
-    removed.sort();
     Ok(removed)
 }
