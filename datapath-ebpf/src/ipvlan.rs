@@ -22,17 +22,11 @@ use crate::{
     vlan::tag_tc,
 };
 
-/// Who owns `addr` in the network: an endpoint (an address of its own or a route behind it), or the host
-/// (`HOST_PORT`, its own addresses on the parent).
-#[inline(always)]
-fn owner(network_id: u32, addr: [u8; 16]) -> Option<Port> {
-    ip_owner(network_id, addr)
-}
-
-/// The endpoint that owns `addr` in the network, if an endpoint does.
+/// The endpoint that owns `addr` in the network, if an endpoint does (`ip_owner` also names the host's own
+/// addresses, as `HOST_PORT`).
 #[inline(always)]
 pub fn endpoint_owner(network_id: u32, addr: [u8; 16]) -> Option<Port> {
-    owner(network_id, addr).filter(|o| o.ifindex != HOST_PORT)
+    ip_owner(network_id, addr).filter(|o| o.ifindex != HOST_PORT)
 }
 
 /// The address a frame is for: an IP destination, or the target of an ARP packet.
@@ -129,7 +123,7 @@ pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Resul
     let network = &network;
     let l3 = parse_l3(ctx, l2)?;
     if let Some(src) = source(&l3) {
-        if !unspecified(&src) && owner(network_id, src).is_none_or(|o| o.ifindex != port) {
+        if !unspecified(&src) && ip_owner(network_id, src).is_none_or(|o| o.ifindex != port) {
             return Err(Error::Spoofed);
         }
     }
@@ -144,7 +138,7 @@ pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Resul
         }
         return out_of_parent(ctx, l2, network);
     }
-    match destination(&l3).and_then(|dst| owner(network_id, dst)) {
+    match destination(&l3).and_then(|dst| ip_owner(network_id, dst)) {
         Some(endpoint) if endpoint.ifindex == port => Err(Error::ToItself),
         // l3 routes through the host's FIB, which would send a frame for the host's own address out of the
         // wire, to nobody: the host's addresses are not for endpoints (as with macvlan). In l2 such a frame
