@@ -73,8 +73,8 @@ pub async fn add(call: &Invocation) -> Result<Success, Failure> {
             ),
         ));
     }
-    let master = master::resolve(&instance, call.conf.master.as_deref()).await?;
-    let request = call.conf.network_request(name.clone(), master.link.clone(), master.vlan)?;
+    let master = master::resolve(call.conf.master.as_deref())?;
+    let request = call.conf.network_request(name.clone(), master)?;
     let (network, created) = ensure_network(&instance, request).await?;
     // From here on, a failure undoes what this ADD made: nothing half-made is left.
     let undo_network = || undo_network(&instance, &name, created);
@@ -102,7 +102,7 @@ pub async fn add(call: &Invocation) -> Result<Success, Failure> {
         let endpoint = ops::endpoint::add_for_container(&instance, request, Some(container_id.to_string()))
             .await
             .map_err(from_library)?;
-        if let Err(failure) = configure(&instance, &master.link, &endpoint, call.conf.mtu, &addressed).await {
+        if let Err(failure) = configure(&instance, &network.parent.name, &endpoint, call.conf.mtu, &addressed).await {
             let _ = ops::endpoint::del(&instance, &name, &at).await;
             return Err(failure);
         }

@@ -103,7 +103,7 @@ impl NetConf {
     }
 
     /// The network to create on `parent`, from the settings; keys of another driver are refused (error 7).
-    pub fn network_request(&self, name: String, parent: String, vlan: Option<u16>) -> Result<CreateNetwork, Failure> {
+    pub fn network_request(&self, name: String, parent: String) -> Result<CreateNetwork, Failure> {
         let driver: Driver = word(self.driver.as_deref(), "driver")?.unwrap_or(Driver::Macvlan);
         let not_for = |key: &str| invalid(format!("\"{key}\" does not apply to a {driver} network"));
         let vxlan_keys = self.vni.is_some()
@@ -153,7 +153,7 @@ impl NetConf {
         };
         let hook = word::<ParentHook>(self.parent_hook.as_deref(), "parentHook")?;
         // Addresses come from the delegated IPAM plugin, per endpoint: the xlan network has no subnets of its own.
-        Ok(CreateNetwork { name, parent, vlan, hook, driver, ipam: IpamRequest::default() })
+        Ok(CreateNetwork { name, parent, vlan: None, hook, driver, ipam: IpamRequest::default() })
     }
 
     /// The container interface's MAC: runtimeConfig.mac, else CNI_ARGS MAC=, else the config's `mac` (the order
@@ -247,11 +247,11 @@ mod tests {
             r#"{"cniVersion":"1.0.0","name":"lan10","type":"xlan","master":"eth0","mode":"private",
             "ipam":{"type":"host-local"},"unknownKey":true}"#,
         );
-        let request = c.network_request(c.network_name(), "eth0".into(), None).unwrap();
+        let request = c.network_request(c.network_name(), "eth0".into()).unwrap();
         assert!(matches!(request.driver, DriverRequest::Macvlan { mode: MacvlanMode::Private, host_access: false }));
         assert_eq!(c.ipam_plugin(), Some("host-local"));
         let ipvlan = conf(r#"{"cniVersion":"0.4.0","name":"n","type":"xlan","driver":"ipvlan","mode":"l3"}"#);
-        let request = ipvlan.network_request("n".into(), "eth0".into(), None).unwrap();
+        let request = ipvlan.network_request("n".into(), "eth0".into()).unwrap();
         assert!(matches!(request.driver, DriverRequest::Ipvlan { mode: IpvlanMode::L3, flag: IpvlanFlag::Bridge }));
     }
 
@@ -264,11 +264,7 @@ mod tests {
             r#"{"cniVersion":"1.0.0","name":"n","type":"xlan","driver":"bridge"}"#,
         ] {
             let c = conf(bad);
-            assert_eq!(
-                c.network_request("n".into(), "eth0".into(), None).unwrap_err().code,
-                Code::InvalidConfig,
-                "{bad}"
-            );
+            assert_eq!(c.network_request("n".into(), "eth0".into()).unwrap_err().code, Code::InvalidConfig, "{bad}");
         }
         assert_eq!(parse(b"{").unwrap_err().code, Code::Decode);
         assert_eq!(

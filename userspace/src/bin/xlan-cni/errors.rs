@@ -57,7 +57,10 @@ pub fn from_library(error: Error) -> Failure {
         | Error::MacNotForIpvlan
         | Error::AddressInUse { .. }
         | Error::HookInUse { .. }
-        | Error::SubnetsOverlap { .. } => Code::InvalidConfig,
+        | Error::SubnetsOverlap { .. }
+        | Error::InvalidVlan { .. }
+        | Error::VlanMismatch { .. }
+        | Error::NotOnVlan { .. } => Code::InvalidConfig,
         // An endpoint of another container at the same namespace and interface name.
         Error::NoSuchNetns(_) | Error::NoSuchNetnsPath(_) | Error::InvalidIfname(_) | Error::EndpointExists { .. } => {
             Code::InvalidEnvironment

@@ -1,42 +1,14 @@
 //! Which link a network hangs off: the config's `master`, or (as the reference plugins) the interface of the host's
-//! default route. A master named `LINK.VID` that is no link is VLAN VID of LINK, done in BPF (this kind of host has no
-//! 8021q module), as the library reads `--parent eth0.10`.
-use xlan::instance::Instance;
-
+//! default route. The name goes to the library as it is: a master named `LINK.VID` that is no link is VLAN VID of
+//! LINK there, done in BPF (this kind of host has no 8021q module), as `--parent eth0.10` is for the CLI.
 use crate::spec::{Code, Failure};
 
-/// Where the network goes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Master {
-    /// The parent link in the host namespace.
-    pub link: String,
-    /// The 802.1Q VLAN on it, for a master like `eth0.10`.
-    pub vlan: Option<u16>,
-}
-
-pub async fn resolve(instance: &Instance, named: Option<&str>) -> Result<Master, Failure> {
-    let name = match named {
-        Some(name) => name.to_string(),
-        None => default_route_interface()?,
-    };
-    let exists = |link: &str| {
-        let link = link.to_string();
-        async move { instance.netlink.device(&link).await.map_err(crate::errors::from_library).map(|d| d.is_some()) }
-    };
-    if exists(&name).await? {
-        return Ok(Master { link: name, vlan: None });
+/// The master's name: the one given, or the default route's interface.
+pub fn resolve(named: Option<&str>) -> Result<String, Failure> {
+    match named {
+        Some(name) => Ok(name.to_string()),
+        None => default_route_interface(),
     }
-    if let Some((link, vid)) = name.rsplit_once('.') {
-        if let Ok(vlan) = vid.parse::<u16>() {
-            if !(1..=datapath_common::MAX_VLAN_ID).contains(&vlan) {
-                return Err(Failure::new(Code::InvalidConfig, format!("master {name}: VLAN {vid} is not 1-4094")));
-            }
-            if exists(link).await? {
-                return Ok(Master { link: link.to_string(), vlan: Some(vlan) });
-            }
-        }
-    }
-    Err(Failure::new(Code::InvalidConfig, format!("master {name} does not exist in the host namespace")))
 }
 
 /// The interface of the IPv4 default route with the lowest metric in this thread's namespace.

@@ -74,9 +74,7 @@ fn run(cli: Cli) -> Result<Output, CliError> {
             if args.internal_parents {
                 return serve::make_internal_parents(&instance).await.map(|()| Output::none()).map_err(CliError::Usage);
             }
-            let config =
-                serve::ServeConfig { plugin_dir: args.plugin_dir, prefix: args.driver_prefix, metrics: args.metrics };
-            return serve::run(instance, config).await.map(|()| Output::none()).map_err(CliError::Usage);
+            return serve::run(instance, args).await.map(|()| Output::none()).map_err(CliError::Usage);
         }
         execute(&instance, cli.command).await
     })
@@ -166,7 +164,7 @@ async fn execute(instance: &Instance, command: Command) -> Result<Output, CliErr
         }
         Command::Restore { json } => Ok(output::restored(&restore::restore(instance).await?, json)),
         Command::Upgrade { json } => Ok(output::upgraded(&upgrade::upgrade(instance).await?, json)),
-        Command::Serve(_) => Err(CliError::Usage("xlan serve runs on its own".into())),
+        Command::Serve(_) => unreachable!("`run` serves before it executes a command"),
         Command::Doctor { repair, json } => {
             let report = if repair { doctor::repair(instance).await? } else { doctor::examine(instance).await? };
             Ok(output::doctor(&report, repair, json))

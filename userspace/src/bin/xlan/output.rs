@@ -50,8 +50,8 @@ pub fn network_list(networks: &[Network], as_json: bool) -> Output {
         let rows: Vec<_> = networks.iter().map(network_summary).collect();
         return Output::json(&rows);
     }
-    let mut out =
-        format!("{:<16} {:<8} {:<9} {:<12} {:<5} {}\n", "NAME", "DRIVER", "MODE", "PARENT", "VLAN", "ENDPOINTS");
+    // A VLAN network's parent reads `eth0.10`, as the user named it: the VLAN needs no column of its own.
+    let mut out = format!("{:<16} {:<8} {:<9} {:<12} {}\n", "NAME", "DRIVER", "MODE", "PARENT", "ENDPOINTS");
     for n in networks {
         let mode = match &n.driver {
             DriverSettings::Vxlan(v) => format!("vni {}", v.vni),
@@ -59,8 +59,7 @@ pub fn network_list(networks: &[Network], as_json: bool) -> Output {
             DriverSettings::Macvlan(m) => m.mode.to_string(),
         };
         let driver = n.driver_kind();
-        let vlan = n.parent.vlan.map_or("-".into(), |vlan| vlan.to_string());
-        out += &format!("{:<16} {driver:<8} {mode:<9} {:<12} {vlan:<5} {}\n", n.name, n.parent, n.endpoints.len());
+        out += &format!("{:<16} {driver:<8} {mode:<9} {:<12} {}\n", n.name, n.parent, n.endpoints.len());
     }
     Output::lines(out)
 }

@@ -1,42 +1,16 @@
 //! The daemon's words for the library's errors, as `docker` shows them (`Error response from daemon: …`): one line,
 //! settings named by their `-o` option or `docker run` flag, the fix where there is one.
-use xlan::{
-    error::{Error, Setting},
-    model::Driver,
-};
+use xlan::error::{Error, Setting};
 
 use crate::errors::{one_line, with_sources};
-
-/// What Docker's user writes to give `setting` on a network of `driver`.
-fn option(setting: Setting, driver: Driver) -> &'static str {
-    match setting {
-        Setting::Mode if driver == Driver::Ipvlan => "-o ipvlan_mode",
-        Setting::Mode => "-o macvlan_mode",
-        Setting::HostAccess => "-o host_access",
-        Setting::IpvlanFlag => "-o ipvlan_flag",
-        Setting::ParentHook => "the parent hook",
-        Setting::Vni => "-o vni",
-        Setting::Local => "-o local",
-        Setting::Remote | Setting::Vtep => "-o remote",
-        Setting::Group => "-o group",
-        Setting::Dstport => "-o dstport",
-        Setting::Learning => "-o learning",
-        Setting::Ageing => "-o ageing",
-        Setting::Mac => "--mac-address",
-        Setting::Address => "--ip",
-    }
-}
 
 /// One line for Docker's user; `driver` is Docker's driver name (xlan-macvlan).
 pub fn phrase(error: &Error, driver: &str) -> String {
     let line = match error {
-        Error::NotForDriver { setting, driver: kind } => {
-            format!("{} does not apply to {driver} networks", option(*setting, *kind))
-        }
+        // Bad `-o` options are this front end's to refuse (`options`); the library asks only for an address.
         Error::Missing { setting: Setting::Address, .. } => {
             format!("{driver} endpoints need an IPv4 or IPv6 address: create the network with --subnet")
         }
-        Error::Missing { setting, driver: kind } => format!("{driver} networks need {}", option(*setting, *kind)),
         Error::InvalidVni(vni) => format!("-o vni={vni} is out of range: 1-16777215"),
         Error::InvalidPort => "-o dstport=0 is no UDP port: 1-65535".into(),
         Error::GroupNotMulticast(group) => format!("-o group={group} is not an IPv4 multicast address"),

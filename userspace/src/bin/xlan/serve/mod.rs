@@ -11,7 +11,6 @@ mod options;
 mod protocol;
 
 use std::{
-    net::SocketAddr,
     os::unix::fs::FileTypeExt,
     path::{Path, PathBuf},
     rc::Rc,
@@ -26,20 +25,13 @@ use tokio::{
 };
 use xlan::{instance::Instance, model::Driver};
 
+use crate::cli::ServeArgs;
+
 use self::{
     handlers::Handler,
     http::Reply,
     protocol::{ErrorResponse, Method, CONTENT_TYPE},
 };
-
-/// What `xlan serve` was asked for.
-pub struct ServeConfig {
-    /// Where dockerd looks for plugin sockets.
-    pub plugin_dir: PathBuf,
-    /// Driver names are PREFIX + macvlan|ipvlan|vxlan.
-    pub prefix: String,
-    pub metrics: SocketAddr,
-}
 
 /// `xlan serve --internal-parents`: makes the missing parents of the kept configuration's internal networks, so that
 /// `xlan restore` can make those networks again after a reboot, and returns.
@@ -57,14 +49,14 @@ const DRIVERS: [Driver; 3] = [Driver::Macvlan, Driver::Ipvlan, Driver::Vxlan];
 pub type ServeError = String;
 
 /// Serves until SIGTERM or SIGINT.
-pub async fn run(instance: Instance, config: ServeConfig) -> Result<(), ServeError> {
+pub async fn run(instance: Instance, config: ServeArgs) -> Result<(), ServeError> {
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
     std::fs::create_dir_all(&config.plugin_dir).map_err(|e| format!("create {}: {e}", config.plugin_dir.display()))?;
     let mut sockets = Sockets::default();
     let mut listeners = Vec::new();
     for driver in DRIVERS {
-        let name = format!("{}{}", config.prefix, driver.word());
+        let name = format!("{}{}", config.driver_prefix, driver.word());
         let path = config.plugin_dir.join(format!("{name}.sock"));
         listeners.push((driver, name, sockets.bind(&path)?));
     }
