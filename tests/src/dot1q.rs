@@ -4,7 +4,7 @@
 //! datapath's VLAN handling against it.
 
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -85,15 +85,8 @@ pub fn send(netns: &Netns, ifname: &str, frame: Vec<u8>) -> Result<()> {
 pub fn send_paced(netns: &Netns, ifname: &str, frame: Vec<u8>, count: u64, rate: Option<u64>) -> Result<Duration> {
     let ifname = ifname.to_string();
     netns.run(move || -> Result<Duration> {
-        // SAFETY: plain syscalls on a socket this closure owns; the address is fully initialised.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error()).context("socket(AF_PACKET)");
-        }
-        let socket = unsafe { OwnedFd::from_raw_fd(fd) };
-        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_ifindex = link::ifindex(&ifname)? as i32;
+        let socket = crate::sniff::packet_socket()?;
+        let mut addr = crate::sniff::link_address(link::ifindex(&ifname)?);
         addr.sll_halen = 6;
         addr.sll_addr[..6].copy_from_slice(&frame[..6]);
         let start = Instant::now();

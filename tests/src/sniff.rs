@@ -138,19 +138,11 @@ impl Sniffer {
 
 /// An AF_PACKET socket for every protocol, bound to `ifname` in the calling thread's namespace.
 fn bind(ifname: &str) -> Result<OwnedFd> {
-    let all = (libc::ETH_P_ALL as u16).to_be();
     // Protocol 0 until bound to the interface, so that no frame of another interface is queued meanwhile.
-    // SAFETY: plain syscalls on a socket this function owns; the structures are fully initialised.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error()).context("socket(AF_PACKET)");
-    }
-    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
-    let ifindex = link::ifindex(ifname)?;
-    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    addr.sll_family = libc::AF_PACKET as u16;
-    addr.sll_protocol = all;
-    addr.sll_ifindex = ifindex as i32;
+    let socket = packet_socket()?;
+    let mut addr = link_address(link::ifindex(ifname)?);
+    addr.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+    // SAFETY: a plain syscall on a socket this function owns; the address is fully initialised.
     let bound = unsafe {
         libc::bind(
             socket.as_raw_fd(),
@@ -162,34 +154,47 @@ fn bind(ifname: &str) -> Result<OwnedFd> {
         return Err(std::io::Error::last_os_error()).with_context(|| format!("binding to {ifname}"));
     }
     // Offloaded VLAN tags are reported beside each frame.
-    let on: libc::c_int = 1;
-    // SAFETY: as above.
-    let aux = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_PACKET,
-            libc::PACKET_AUXDATA,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if aux != 0 {
-        return Err(std::io::Error::last_os_error()).context("PACKET_AUXDATA");
-    }
+    set_option(&socket, libc::SOL_PACKET, libc::PACKET_AUXDATA, &(1 as libc::c_int), "PACKET_AUXDATA")?;
     let timeout = libc::timeval { tv_sec: 0, tv_usec: POLL.as_micros() as libc::suseconds_t };
+    set_option(&socket, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &timeout, "SO_RCVTIMEO")?;
+    Ok(socket)
+}
+
+/// An AF_PACKET raw socket (protocol 0: it receives nothing until bound to a protocol).
+pub(crate) fn packet_socket() -> Result<OwnedFd> {
+    // SAFETY: a plain syscall; the descriptor is owned from here on.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).context("socket(AF_PACKET)");
+    }
+    // SAFETY: a descriptor just made and owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The link-layer address of interface `ifindex`, the rest zero.
+pub(crate) fn link_address(ifindex: u32) -> libc::sockaddr_ll {
+    // SAFETY: sockaddr_ll is plain data, all zeroes a valid value.
+    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    addr.sll_family = libc::AF_PACKET as u16;
+    addr.sll_ifindex = ifindex as i32;
+    addr
+}
+
+fn set_option<T>(socket: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T, what: &str) -> Result<()> {
+    // SAFETY: a plain syscall on the caller's socket; `value` is a `T` of the size given.
     let set = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&timeout as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            level,
+            name,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
     if set != 0 {
-        return Err(std::io::Error::last_os_error()).context("SO_RCVTIMEO");
+        return Err(std::io::Error::last_os_error()).context(what.to_string());
     }
-    Ok(socket)
+    Ok(())
 }
 
 /// Receives frames until `stop`, handing each on (at most `snap_len` bytes of it) with its offloaded VLAN tag.

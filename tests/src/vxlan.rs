@@ -436,9 +436,7 @@ impl VxlanLab {
         });
         let endpoint = self.endpoints.last().expect("pushed above");
         if !spec.ipv6 {
-            for scope in ["all", "default"] {
-                endpoint.netns.sysctl(&format!("net.ipv6.conf.{scope}.disable_ipv6"), "1")?;
-            }
+            endpoint.netns.disable_ipv6()?;
         }
         let host_ns = &self.hosts[host].netns;
         match kernel_port {

@@ -37,12 +37,9 @@ impl Lab {
         let outside = Netns::create(&format!("{prefix}o"))?;
         let namespaces = endpoints.div_ceil(PER_NAMESPACE);
         let endpoint_namespaces = Netns::create_numbered(&prefix, "e", u8::try_from(namespaces)?)?;
-        for netns in &endpoint_namespaces {
-            netns.sysctl("net.ipv6.conf.all.disable_ipv6", "1")?;
-            netns.sysctl("net.ipv6.conf.default.disable_ipv6", "1")?;
+        for netns in endpoint_namespaces.iter().chain([&outside]) {
+            netns.disable_ipv6()?;
         }
-        outside.sysctl("net.ipv6.conf.all.disable_ipv6", "1")?;
-        outside.sysctl("net.ipv6.conf.default.disable_ipv6", "1")?;
         link::add_veth(&host, "uplink", "wire", &outside)?;
         link::configure(&outside, "wire", None, &[OUTSIDE_IP.to_string()])?;
         link::up(&host, "uplink")?;

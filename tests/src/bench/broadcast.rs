@@ -95,7 +95,7 @@ impl Site {
         let prefix = unique_prefix();
         let host = Netns::create(&format!("{prefix}h"))?;
         let outside = Netns::create(&format!("{prefix}o"))?;
-        no_ipv6(&outside)?;
+        outside.disable_ipv6()?;
         let mut site = Site { flooder, xlan: None, lans: Vec::new(), outside, host };
         if flooder == Flooder::Xlan {
             xlan::binary()?;
@@ -110,7 +110,7 @@ impl Site {
             let count = u8::try_from(size.div_ceil(PER_NAMESPACE)).context("too many endpoint namespaces")?;
             let endpoint_namespaces = Netns::create_numbered(&prefix, &format!("s{size}e"), count)?;
             for netns in &endpoint_namespaces {
-                no_ipv6(netns)?;
+                netns.disable_ipv6()?;
             }
             let lan = Lan { size, endpoint_namespaces };
             site.add_endpoints(&lan, &uplink)?;
@@ -212,11 +212,6 @@ fn broadcast_frame(src: &[u8; 6]) -> Vec<u8> {
     frame.extend_from_slice(&[0x30, 0x39, 0, 9, 0, 26, 0, 0]);
     frame.resize(60, 0);
     frame
-}
-
-fn no_ipv6(netns: &Netns) -> Result<()> {
-    netns.sysctl("net.ipv6.conf.all.disable_ipv6", "1")?;
-    netns.sysctl("net.ipv6.conf.default.disable_ipv6", "1")
 }
 
 /// `ip -n NETNS -batch -` on `commands`.
