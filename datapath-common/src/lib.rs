@@ -7,7 +7,9 @@
 
 /// Names of the maps, as the eBPF object declares them and as they are pinned under an instance's bpffs root.
 pub mod map_names {
-    pub const NETWORKS: &str = "XLAN_NETWORKS";
+    /// Named apart from the map of the smaller configuration it replaced (before VLANs), so that the pin of an instance
+    /// made by an older xlan is never taken for it: `xlan upgrade` makes this one and fills it from the state.
+    pub const NETWORKS: &str = "XLAN_NETWORK_CONFIGS";
     /// Keyed by parent and VLAN. Named apart from the map keyed by the parent alone it replaced, so that the pin of an
     /// instance made by an older xlan is never taken for it.
     pub const PARENTS: &str = "XLAN_PARENT_VLANS";
@@ -26,7 +28,8 @@ pub mod map_names {
     /// Per-CPU counters by slot. Named apart from the per-CPU hash by ifindex it replaced, so that the pin of an
     /// instance made by an older xlan is never taken for it.
     pub const ENDPOINT_STATS: &str = "XLAN_PORT_STATS";
-    pub const DROPS: &str = "XLAN_DROPS";
+    /// One counter per drop reason; named apart from the map of fewer reasons it replaced, as `NETWORKS`.
+    pub const DROPS: &str = "XLAN_DROP_COUNTS";
     pub const VNIS: &str = "XLAN_VNIS";
     pub const VTEPS: &str = "XLAN_VTEPS";
     pub const VTEP_MACS: &str = "XLAN_VTEP_MACS";
@@ -213,11 +216,11 @@ impl core::ops::BitOrAssign for NetworkFlags {
     }
 }
 
-/// Declares `DropReason` (discriminants are the positions in the list, so a reason indexes `XLAN_DROPS` and
+/// Declares `DropReason` (discriminants are the positions in the list, so a reason indexes `XLAN_DROP_COUNTS` and
 /// `EndpointStats::drops`), `DROP_REASONS` and `DROP_REASON_NAMES` from one list, so the three cannot disagree.
 macro_rules! drop_reasons {
     ($($(#[doc = $doc:literal])* $reason:ident => $name:literal,)+) => {
-        /// Why the datapath dropped a frame: index into `XLAN_DROPS` and into `EndpointStats::drops`.
+        /// Why the datapath dropped a frame: index into `XLAN_DROP_COUNTS` and into `EndpointStats::drops`.
         #[repr(u32)]
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         pub enum DropReason {
@@ -270,7 +273,7 @@ impl DropReason {
         DROP_REASON_NAMES[self as usize]
     }
 
-    /// The reason with this index (as `XLAN_DROPS` and `DropRecord::reason` carry it).
+    /// The reason with this index (as `XLAN_DROP_COUNTS` and `DropRecord::reason` carry it).
     pub const fn from_index(index: u32) -> Option<Self> {
         if (index as usize) < DROP_REASONS {
             Some(Self::ALL[index as usize])
@@ -305,7 +308,7 @@ pub struct DropRecord {
 /// while no `xlan monitor` reads (more are lost, the counters still count them).
 pub const EVENTS_BYTES: u32 = 64 * 1024;
 
-/// `XLAN_NETWORKS` value, keyed by network id (u32).
+/// `XLAN_NETWORK_CONFIGS` value, keyed by network id (u32).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NetworkConfig {
@@ -372,7 +375,7 @@ pub struct ParentConfig {
     /// untagged in XDP is left to TC: a device may have taken its tag off into metadata XDP cannot read.
     pub vlan_networks: u32,
     /// The configuration of the macvlan or the ipvlan network (a parent carries at most one of them), as
-    /// `XLAN_NETWORKS` has it: the parent hooks get it with the parent's entry, one lookup per frame instead of two.
+    /// `XLAN_NETWORK_CONFIGS` has it: the parent hooks get it with the parent's entry, one lookup per frame instead of two.
     pub network: NetworkConfig,
 }
 

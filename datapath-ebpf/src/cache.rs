@@ -1,6 +1,6 @@
 //! Per-CPU copies of what the unicast paths look up for every frame: the parent's entry (`XLAN_PARENTS`, with its
 //! macvlan or ipvlan network's configuration), the sending endpoint's with its network's (`XLAN_ENDPOINT_SLOTS`,
-//! `XLAN_NETWORKS`), a VNI's network (`XLAN_VNIS`, `XLAN_NETWORKS`), FDB answers, VTEPs' MACs and ipvlan addresses'
+//! `XLAN_NETWORK_CONFIGS`), a VNI's network (`XLAN_VNIS`, `XLAN_NETWORK_CONFIGS`), FDB answers, VTEPs' MACs and ipvlan addresses'
 //! owners (`XLAN_NETWORK_IPS`, a longest-prefix match, with the owner's counter slot from `XLAN_ENDPOINT_SLOTS`). A copy is found by
 //! an array lookup, which the kernel inlines, where a hashed lookup costs a call, a hash and a bucket walk: about
 //! 28 ns per frame each, measured as the BPF run time of the parent hook with and without them.

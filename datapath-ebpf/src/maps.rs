@@ -12,7 +12,7 @@ use datapath_common::{
 };
 
 /// network id → configuration.
-#[map(name = "XLAN_NETWORKS")]
+#[map(name = "XLAN_NETWORK_CONFIGS")]
 pub static NETWORKS: HashMap<u32, NetworkConfig> = HashMap::pinned(MAX_NETWORKS, 0);
 
 /// (parent ifindex, VLAN) → what runs on it (untagged: at most one macvlan or ipvlan network and any number of
@@ -61,7 +61,7 @@ pub static SOURCE_MACS: HashMap<MacKey, u32> = HashMap::pinned(MAX_SOURCE_MACS, 
 pub static PORT_STATS: PerCpuArray<EndpointStats> = PerCpuArray::pinned(STATS_SLOTS, 0);
 
 /// drop reason → count, for drops no endpoint can be blamed for.
-#[map(name = "XLAN_DROPS")]
+#[map(name = "XLAN_DROP_COUNTS")]
 pub static DROPS: PerCpuArray<u64> = PerCpuArray::pinned(DROP_REASONS as u32, 0);
 
 /// `DropRecord`s for `xlan monitor`. Pinned like the rest, so the programs of every load of the instance write

@@ -345,7 +345,7 @@ impl BenchTopology {
                 .filter_map(|entry| entry.ok())
                 .find(|(_, config)| config.kind == NetworkKind::VXLAN && config.vni == VNI)
                 .map(|(id, _)| id)
-                .context("the new network is not in XLAN_NETWORKS")?;
+                .context("the new network is not in XLAN_NETWORK_CONFIGS")?;
             let mut fdb = self.fdb_map()?;
             let learned =
                 FdbEntry { remote_ip: u32::from_ne_bytes([10, 99, 0, 200]), last_seen_ns: 1, ..FdbEntry::default() };
