@@ -41,11 +41,15 @@ pub mod map_names {
     /// Two u64 generations (`USER_GENERATION`, `DATAPATH_GENERATION`): the datapath's per-CPU copies of map entries are
     /// good while they stay the same.
     pub const GENERATION: &str = "XLAN_GENERATION";
+    /// One `SpreaderConfig`: where broadcast copies for the other CPUs go (`fdb::flood` in the datapath).
+    pub const SPREADER: &str = "XLAN_SPREADER";
+    /// Per-CPU counters of the spreading, indexed by `SpreadCounter`.
+    pub const SPREAD_COUNTS: &str = "XLAN_SPREAD_COUNTS";
     /// The maps the datapath keeps per-CPU copies of (datapath-ebpf's `cache`): a change to one of them must change
     /// the user generation, or a copy would outlive it.
     pub const CACHED: [&str; 7] = [PARENTS, ENDPOINTS, NETWORKS, VNIS, VTEP_MACS, FDB, IP_ENDPOINTS];
     /// Every map of an instance, in the order `xlan` removes their pins.
-    pub const ALL: [&str; 15] = [
+    pub const ALL: [&str; 17] = [
         NETWORKS,
         PARENTS,
         ENDPOINTS,
@@ -61,6 +65,8 @@ pub mod map_names {
         IP_ENDPOINTS,
         EVENTS,
         GENERATION,
+        SPREADER,
+        SPREAD_COUNTS,
     ];
 }
 
@@ -84,6 +90,8 @@ pub mod program_names {
     pub const ENDPOINT_INGRESS: &str = "xlan_endpoint_ingress";
     /// XDP_PASS stub for the endpoint's own end: native XDP redirect into a veth needs a program on the peer.
     pub const XDP_PASS: &str = "xlan_xdp_pass";
+    /// tcx ingress on the spreader's receiving end: another CPU's share of a broadcast's copies.
+    pub const SPREADER_INGRESS: &str = "xlan_spreader_ingress";
 }
 
 /// Capacities. Userspace refuses to go past them with a clear error rather than letting an update fail.
@@ -532,6 +540,62 @@ impl Default for FloodList {
     }
 }
 
+/// Broadcast copies are spread over CPUs only up to this many (the RPS map of the spreader has one bucket per CPU).
+pub const MAX_SPREAD_CPUS: usize = 64;
+/// A flood is split into one share per CPU for every this many ports (at most one share per CPU): each share the
+/// receiving CPU hands off costs it about one copy (the clone into the spreader) and the other CPU an IPI when its
+/// backlog was idle. Measured on 2 CPUs (`cargo xtask bench --broadcast-sizes`, copies/s spread vs not): 8 ports
+/// +5 %, 16 ports +42 %, 32 ports +54 %.
+pub const SPREAD_PORTS_PER_SHARE: u32 = 4;
+/// `skb->mark` of a clone in the spreader: this bit, the share in bits 8..16, the network id in bits 0..8
+/// (`MAX_NETWORKS` ≤ 256). The original frame's mark is put back after the clone.
+pub const SPREAD_MARK: u32 = 1 << 31;
+
+/// `XLAN_SPREADER[0]`. Broadcast copies are made on several CPUs: the CPU a frame arrives on makes its own share of
+/// the flood list and sends every other share, as one clone each, into the spreader veth, whose receiving end's RPS
+/// map has one bucket per CPU; the clone's hash picks the bucket, so share `i` is always made on CPU `i` and a port
+/// (always in the same share) gets its copies in order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpreaderConfig {
+    /// The spreader's sending end (0: no spreader, every copy is made on the receiving CPU).
+    pub ifindex: u32,
+    /// CPUs 0..cpus are in the receiving end's RPS map, in that order.
+    pub cpus: u32,
+    /// `hashes[i]` steers a clone to CPU `i`: the middle of RPS bucket `i` (`hash * cpus >> 32 == i`).
+    pub hashes: [u32; MAX_SPREAD_CPUS],
+}
+
+impl SpreaderConfig {
+    /// The configuration for a spreader `ifindex` whose receiving end spreads over CPUs 0..cpus.
+    pub const fn new(ifindex: u32, cpus: u32) -> Self {
+        let cpus = if cpus as usize > MAX_SPREAD_CPUS { MAX_SPREAD_CPUS as u32 } else { cpus };
+        let mut hashes = [0u32; MAX_SPREAD_CPUS];
+        let mut cpu = 0;
+        while cpu < cpus as usize {
+            hashes[cpu] = (((2 * cpu as u64 + 1) << 32) / (2 * cpus as u64)) as u32;
+            cpu += 1;
+        }
+        Self { ifindex, cpus, hashes }
+    }
+}
+
+impl Default for SpreaderConfig {
+    fn default() -> Self {
+        Self::new(0, 0)
+    }
+}
+
+/// The counters in `XLAN_SPREAD_COUNTS`.
+pub mod spread_counter {
+    /// Shares handed to another CPU through the spreader.
+    pub const HANDED_OFF: u32 = 0;
+    /// Shares made on the receiving CPU after all because the spreader refused the clone (the other CPU's backlog
+    /// was full): the copies are delivered, made here.
+    pub const MADE_HERE: u32 = 1;
+    pub const COUNT: u32 = 2;
+}
+
 /// `XLAN_PORT_STATS` per-CPU value, indexed by the endpoint's slot (`EndpointConfig::slot`): an array, whose
 /// lookup the kernel inlines, rather than a hash by ifindex. rx: delivered to the endpoint; tx: sent by it.
 #[repr(C)]
@@ -562,6 +626,7 @@ mod pod {
     unsafe impl aya::Pod for IpEndpoint {}
     unsafe impl aya::Pod for bench::BenchConfig {}
     unsafe impl aya::Pod for DropRecord {}
+    unsafe impl aya::Pod for SpreaderConfig {}
 }
 
 /// True for broadcast and multicast destination MACs (the I/G bit).
@@ -680,6 +745,22 @@ mod tests {
         assert_eq!(size_of::<EndpointConfig>(), 4 + 6 + 2 + 4);
         assert_eq!(size_of::<FdbEntry>(), 4 * 4 + 8);
         assert_eq!(size_of::<FloodList>(), 4 + 2 * 4 * MAX_FLOOD_PORTS);
+        assert_eq!(size_of::<SpreaderConfig>(), 2 * 4 + 4 * MAX_SPREAD_CPUS);
+    }
+
+    /// The kernel's RPS picks bucket `reciprocal_scale(hash, len)`, `(hash * len) >> 32`: each CPU's hash must land
+    /// in that CPU's bucket, and none may be 0 (an skb without a hash is not steered at all).
+    #[test]
+    fn spreader_hashes_pick_their_cpus_bucket() {
+        for cpus in [2u32, 3, 4, 7, 64, 200] {
+            let config = SpreaderConfig::new(5, cpus);
+            assert_eq!(config.cpus, cpus.min(MAX_SPREAD_CPUS as u32));
+            for cpu in 0..config.cpus {
+                let hash = config.hashes[cpu as usize];
+                assert_ne!(hash, 0);
+                assert_eq!(((hash as u64 * config.cpus as u64) >> 32) as u32, cpu, "{cpus} CPUs, CPU {cpu}");
+            }
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::{
     cache::datapath_changed,
     maps::{FDB, FLOOD, SOURCE_MACS},
     port::Port,
+    spread,
     stats::count_rx,
 };
 
@@ -95,10 +96,17 @@ struct FloodWalk {
     list: *const FloodList,
     except_ifindex: u32,
     len: u32,
+    /// The list is split into `shares` shares, port `i` in share `i % shares` (`spread`); this walk makes the
+    /// copies of the shares whose bit is set in `made_here`.
+    shares: u32,
+    made_here: u64,
 }
 
 /// Sends one copy of the frame to every port of the network except `except_ifindex` (the sender).
 /// TC, not XDP: only an skb can be cloned, and the original still goes on (to the host or the wire).
+///
+/// A long list is split into shares, one per CPU, and the other CPUs make theirs (`spread`): every copy made on
+/// the CPU the frame arrived on is work the kernel's macvlan hands to its broadcast queue's worker.
 ///
 /// A network may have `MAX_FLOOD_PORTS` (4096) ports: a bounded loop over them, inlined at each of the dozen call
 /// sites, would have the verifier walk 4096 iterations per site. `bpf_loop` has it check `flood_one` once per site
@@ -108,7 +116,28 @@ pub fn flood(ctx: &TcContext, network_id: u32, except_ifindex: u32) {
     let Some(list) = FLOOD.get_ptr(&network_id) else { return };
     // SAFETY: the pointer comes from the map.
     let count = unsafe { (*list).count }.min(MAX_FLOOD_PORTS as u32);
-    let mut walk = FloodWalk { skb: ctx.as_ptr().cast(), list, except_ifindex, len: ctx.len() };
+    let (shares, made_here) = spread::hand_off(ctx, network_id, except_ifindex, count);
+    flood_shares(ctx, list, count, except_ifindex, shares, made_here);
+}
+
+/// The copies of share `share` (of `shares`) of the network's list: what the spreader's program makes of a share
+/// the CPU a frame arrived on handed off (`spread`).
+#[inline(always)]
+pub fn flood_share(ctx: &TcContext, network_id: u32, except_ifindex: u32, shares: u32, share: u32) {
+    let Some(list) = FLOOD.get_ptr(&network_id) else { return };
+    // SAFETY: the pointer comes from the map.
+    let count = unsafe { (*list).count }.min(MAX_FLOOD_PORTS as u32);
+    flood_shares(ctx, list, count, except_ifindex, shares, 1u64.checked_shl(share).unwrap_or(0));
+}
+
+/// The copies of the shares in `made_here` (a bit set) of a list split into `shares`.
+#[inline(always)]
+fn flood_shares(ctx: &TcContext, list: *const FloodList, count: u32, except_ifindex: u32, shares: u32, made_here: u64) {
+    if made_here == 0 {
+        return;
+    }
+    let mut walk =
+        FloodWalk { skb: ctx.as_ptr().cast(), list, except_ifindex, len: ctx.len(), shares: shares.max(1), made_here };
     // SAFETY: `flood_one` reads `walk` (alive for the whole call) as the FloodWalk it is; the result (the number
     // of iterations) says nothing the copies' counters do not.
     unsafe {
@@ -116,15 +145,20 @@ pub fn flood(ctx: &TcContext, network_id: u32, except_ifindex: u32) {
     }
 }
 
-/// The body of the flood loop: the copy for port `index` of the list. Returns 0 (go on): a port that refuses its
-/// copy (down, gone) must not keep the others from theirs.
+/// The body of the flood loop: the copy for port `index` of the list, if its share is made here. Returns 0 (go
+/// on): a port that refuses its copy (down, gone) must not keep the others from theirs.
 extern "C" fn flood_one(index: u64, walk: *mut c_void) -> c_long {
-    // SAFETY: `flood` passes its FloodWalk, alive until bpf_loop returns.
+    // SAFETY: `flood_shares` passes its FloodWalk, alive until bpf_loop returns.
     let walk = unsafe { &*(walk as *const FloodWalk) };
     let index = index as usize;
     // bpf_loop's index is below the count it was given, but the verifier does not know that: bound it again.
     if index >= MAX_FLOOD_PORTS {
         return 1;
+    }
+    // `checked_rem`: a plain `%` would bring in a division-by-zero panic, which the verifier rejects.
+    let share = (index as u32).checked_rem(walk.shares).unwrap_or(0);
+    if walk.made_here >> share & 1 == 0 {
+        return 0;
     }
     // SAFETY: the list is a map value, plain data, and `index` is within its arrays.
     let (port, slot) = unsafe { ((*walk.list).ifindex[index], (*walk.list).slots[index]) };

@@ -17,6 +17,7 @@ mod maps;
 mod neighbour;
 mod parse;
 mod port;
+mod spread;
 mod stats;
 mod vlan;
 mod vxlan;
@@ -57,6 +58,14 @@ pub fn xlan_endpoint_ingress(ctx: TcContext) -> i32 {
     // What the endpoint sends is counted against it, drops too; a device no endpoint has counts in slot 0, nobody's.
     let from = Port { ifindex: port, slot: sender.map_or(0, |sender| sender.endpoint.slot) };
     tc_verdict(&ctx, dispatch::endpoint_ingress(&ctx, port, sender), Some(from))
+}
+
+/// tcx ingress on the spreader's receiving end: the share of a broadcast's copies another CPU handed to this one
+/// (`spread`). Nothing arrives there to be delivered as it is.
+#[classifier]
+pub fn xlan_spreader_ingress(ctx: TcContext) -> i32 {
+    spread::receive(&ctx);
+    TC_ACT_SHOT as i32
 }
 
 #[inline(always)]

@@ -6,9 +6,9 @@ use aya_ebpf::{
     maps::{Array, DevMapHash, HashMap, LpmTrie, PerCpuArray, RingBuf},
 };
 use datapath_common::{
-    EndpointConfig, EndpointStats, FdbEntry, FloodList, IpEndpoint, IpKey, MacKey, NetworkConfig, ParentConfig,
-    ParentKey, VniKey, VtepList, VtepMac, DROP_REASONS, EVENTS_BYTES, GENERATIONS, MAX_ENDPOINTS, MAX_FDB_ENTRIES,
-    MAX_IP_ENTRIES, MAX_NETWORKS, MAX_SOURCE_MACS, MAX_VNIS, STATS_SLOTS,
+    spread_counter, EndpointConfig, EndpointStats, FdbEntry, FloodList, IpEndpoint, IpKey, MacKey, NetworkConfig,
+    ParentConfig, ParentKey, SpreaderConfig, VniKey, VtepList, VtepMac, DROP_REASONS, EVENTS_BYTES, GENERATIONS,
+    MAX_ENDPOINTS, MAX_FDB_ENTRIES, MAX_IP_ENTRIES, MAX_NETWORKS, MAX_SOURCE_MACS, MAX_VNIS, STATS_SLOTS,
 };
 
 /// network id → configuration.
@@ -77,3 +77,11 @@ pub static GENERATION: Array<u64> = Array::pinned(GENERATIONS, 0);
 /// (ipvlan network, IP prefix) → endpoint: its addresses and, in l3 mode, routes behind it; the host's addresses.
 #[map(name = "XLAN_NETWORK_IPS")]
 pub static IP_ENDPOINTS: LpmTrie<IpKey, IpEndpoint> = LpmTrie::pinned(MAX_IP_ENTRIES, 0);
+
+/// Where broadcast copies for other CPUs go (`spread`); written by userspace when it makes the spreader.
+#[map(name = "XLAN_SPREADER")]
+pub static SPREADER: Array<SpreaderConfig> = Array::pinned(1, 0);
+
+/// `spread_counter` → count (per CPU).
+#[map(name = "XLAN_SPREAD_COUNTS")]
+pub static SPREAD_COUNTS: PerCpuArray<u64> = PerCpuArray::pinned(spread_counter::COUNT, 0);

@@ -83,6 +83,22 @@ pub fn send(netns: &Netns, ifname: &str, frame: Vec<u8>) -> Result<()> {
 /// Sends `frame` `count` times out of `ifname` in `netns`, at `rate` frames per second (as fast as the socket takes
 /// them without one); returns how long it took.
 pub fn send_paced(netns: &Netns, ifname: &str, frame: Vec<u8>, count: u64, rate: Option<u64>) -> Result<Duration> {
+    send_numbered(netns, ifname, frame, count, rate, None)
+}
+
+/// `send_paced`, with the frame's number (0, 1, …; u32, big-endian) written at byte `number_at` of each frame when
+/// given: receivers can tell which frames they got, how often and in which order.
+pub fn send_numbered(
+    netns: &Netns,
+    ifname: &str,
+    mut frame: Vec<u8>,
+    count: u64,
+    rate: Option<u64>,
+    number_at: Option<usize>,
+) -> Result<Duration> {
+    if let Some(at) = number_at {
+        anyhow::ensure!(at + 4 <= frame.len(), "frame number at byte {at} is past the frame's {} bytes", frame.len());
+    }
     let ifname = ifname.to_string();
     netns.run(move || -> Result<Duration> {
         let socket = crate::sniff::packet_socket()?;
@@ -98,6 +114,9 @@ pub fn send_paced(netns: &Netns, ifname: &str, frame: Vec<u8>, count: u64, rate:
                 {
                     std::thread::sleep(early);
                 }
+            }
+            if let Some(at) = number_at {
+                frame[at..at + 4].copy_from_slice(&(sent_so_far as u32).to_be_bytes());
             }
             let sent = unsafe {
                 libc::sendto(

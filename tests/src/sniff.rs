@@ -17,6 +17,8 @@ use crate::netns::Netns;
 
 const POLL: Duration = Duration::from_millis(20);
 const START_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bytes of received frames a capture's socket holds before the kernel drops more.
+const RECEIVE_BUFFER: libc::c_int = 8 << 20;
 
 /// Source MAC (lowercase, colon-separated) -> frames received from it.
 pub type FramesBySource = BTreeMap<String, u64>;
@@ -155,6 +157,8 @@ fn bind(ifname: &str) -> Result<OwnedFd> {
     }
     // Offloaded VLAN tags are reported beside each frame.
     set_option(&socket, libc::SOL_PACKET, libc::PACKET_AUXDATA, &(1 as libc::c_int), "PACKET_AUXDATA")?;
+    // Room for a few thousand small frames, so that a burst is not lost while the thread waits for a CPU.
+    set_option(&socket, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &RECEIVE_BUFFER, "SO_RCVBUFFORCE")?;
     let timeout = libc::timeval { tv_sec: 0, tv_usec: POLL.as_micros() as libc::suseconds_t };
     set_option(&socket, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &timeout, "SO_RCVTIMEO")?;
     Ok(socket)

@@ -72,6 +72,10 @@ pub enum Finding {
         network: String,
         endpoint: EndpointRef,
     },
+    /// The veth pair that spreads broadcast copies over CPUs (`driver::spreader`) is missing or not in order.
+    SpreaderMissing {
+        problem: String,
+    },
     /// The datapath holds a port no endpoint of the state has.
     UnknownPort {
         port: u32,
@@ -105,6 +109,7 @@ impl fmt::Display for Finding {
             Finding::EndpointNotInDatapath { network, endpoint } => {
                 write!(f, "endpoint {endpoint} of network \"{network}\" is not in the datapath")
             }
+            Finding::SpreaderMissing { problem } => write!(f, "the broadcast spreader is not in order: {problem}"),
             Finding::UnknownPort { port, network_id } => {
                 write!(f, "port {port} (network id {network_id}) is in the datapath but not in the state")
             }
@@ -173,6 +178,11 @@ pub async fn examine(instance: &Instance, state: &State) -> Result<Vec<Finding>>
             if !attached || ports.get(&port).is_none_or(|config| config.network_id != network.id) {
                 findings.push(Finding::EndpointNotInDatapath { network: name.clone(), endpoint: endpoint.at.clone() });
             }
+        }
+    }
+    if !state.networks.is_empty() {
+        if let Some(problem) = driver::spreader::problem(instance, &tables).await? {
+            findings.push(Finding::SpreaderMissing { problem });
         }
     }
     // A set: with thousands of endpoints, a search through every network's ports per port is millions of steps.

@@ -119,6 +119,10 @@ pub enum Error {
     EndpointNotFound { network: String, netns: String, ifname: String },
     #[error("device \"{device}\" already exists in netns {netns}")]
     DeviceExists { device: String, netns: String },
+    #[error(
+        "device \"{device}\" exists but is not an end of xlan's broadcast spreader (the veth pair xlan-spread/xlan-spread-rx): rename or delete it"
+    )]
+    SpreaderNameTaken { device: String },
     #[error("MAC {mac} is already used on network \"{network}\"")]
     MacInUse { mac: Mac, network: String },
     #[error("a passthru network takes one endpoint only, and \"{0}\" has one")]

@@ -1,7 +1,8 @@
 //! The cost of broadcast (`xlan-bench --broadcast-sizes 8,64,1024`): one network of N endpoints, frames to
 //! ff:ff:ff:ff:ff:ff sent from outside the host, each copied to every endpoint. Per N, side by side in one run: the
 //! kernel's macvlan (bridge) with its default broadcast queue (bcqueuelen 1000) and with bcqueuelen 100000, and xlan
-//! (default parent hook on a veth: tc, one `bpf_clone_redirect` per endpoint in a `bpf_loop`).
+//! (default parent hook on a veth: tc, one `bpf_clone_redirect` per endpoint in a `bpf_loop`, the copies spread
+//! over the CPUs).
 //!
 //! ```text
 //!   out (wire) ══ veth ══ host (uplinkN)      one parent per N
@@ -14,9 +15,10 @@
 //! paced or not, at most `COPIES_PER_RUN` / N frames a run. Delivered copies are the endpoints' interfaces' rx
 //! packets (the same counter for both drivers), summed once they stop growing; the delivered fraction is that over
 //! frames × N, copies/s that over the time from the first frame until the count stopped growing (read every 0.1 s).
-//! xlan's copies are all made in the receiving softirq, in the sender's context here (the sender is slowed to their
-//! pace); the kernel's macvlan hands broadcast to a work queue, which may run on the other CPU. IPv6 is off in every namespace, so nothing else is
-//! flooded meanwhile.
+//! xlan makes the receiving CPU's share of the copies in its softirq, in the sender's context here (the sender is
+//! slowed to their pace), and hands the other CPU's share to it through the spreader (datapath-ebpf's `spread`);
+//! the kernel's macvlan hands broadcast to a work queue, which may run on the other CPU. IPv6 is off in every
+//! namespace, so nothing else is flooded meanwhile.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -228,12 +230,13 @@ fn ip_batch(netns: &Netns, commands: &str) -> Result<()> {
     Ok(())
 }
 
-/// Builds every flooder's networks of `sizes`, then measures each (size, rate) `runs` times, the flooders
-/// interleaved in each round.
-pub fn run(sizes: &[usize], runs: u32, duration: Duration, stop: &AtomicBool) -> Result<Vec<Row>> {
+/// Builds the networks of `sizes` of every flooder named in `flooders` (none: all of them), then measures each
+/// (size, rate) `runs` times, the flooders interleaved in each round.
+pub fn run(sizes: &[usize], flooders: &[String], runs: u32, duration: Duration, stop: &AtomicBool) -> Result<Vec<Row>> {
     crate::netns::sweep_stale();
     let mut sites = Vec::new();
-    for flooder in Flooder::ALL {
+    let chosen = |flooder: &Flooder| flooders.is_empty() || flooders.iter().any(|name| name == flooder.name());
+    for flooder in Flooder::ALL.into_iter().filter(chosen) {
         eprintln!("bench: broadcast: building {} with networks of {sizes:?} endpoints", flooder.name());
         sites.push(Site::build(flooder, sizes).with_context(|| format!("building {}", flooder.name()))?);
     }

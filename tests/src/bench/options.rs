@@ -31,6 +31,8 @@ pub struct Settings {
     pub fdb_sizes: Vec<u32>,
     /// Network sizes of the broadcast bench (`broadcast`); when any, it runs instead of the scenarios.
     pub broadcast_sizes: Vec<u32>,
+    /// The flooders the broadcast bench runs (`Flooder::name`); none: all of them.
+    pub flooders: Vec<String>,
     pub tiny: bool,
 }
 
@@ -57,6 +59,7 @@ impl Settings {
             request_count: 2000,
             fdb_sizes: vec![10, 10_000, 1_000_000],
             broadcast_sizes: Vec::new(),
+            flooders: Vec::new(),
             tiny: false,
         }
     }
@@ -126,6 +129,9 @@ struct Cli {
     /// macvlan, with bcqueuelen 1000 and 100000, and xlan), e.g. 8,64,1024.
     #[arg(long = "broadcast-sizes", value_name = "N,N,...", value_parser = fdb_sizes)]
     broadcast_sizes: Option<FdbSizes>,
+    /// With --broadcast-sizes: run only these flooders (repeatable), e.g. to profile one.
+    #[arg(long = "flooder", value_name = "NAME", value_parser = PossibleValuesParser::new(super::broadcast::Flooder::ALL.map(super::broadcast::Flooder::name)))]
+    flooders: Vec<String>,
     /// One short run of everything (the smoke test's mode): the numbers are not meaningful.
     #[arg(long)]
     tiny: bool,
@@ -156,6 +162,7 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, clap::Error>
         cpu_load_pps: cli.cpu_load.unwrap_or(base.cpu_load_pps),
         fdb_sizes: cli.fdb_sizes.map_or_else(|| base.fdb_sizes.clone(), |sizes| sizes.0),
         broadcast_sizes: cli.broadcast_sizes.map_or_else(Vec::new, |sizes| sizes.0),
+        flooders: cli.flooders,
         // A duration asked for gives the durations of a full run, also with --tiny.
         ..match cli.duration {
             Some(duration) => Settings { tiny: cli.tiny, ..Settings::with_duration(duration, base.runs) },

@@ -17,7 +17,7 @@ fn run(options: Options) -> Result<()> {
     let settings = &options.settings;
     if !settings.broadcast_sizes.is_empty() {
         let sizes: Vec<usize> = settings.broadcast_sizes.iter().map(|&size| size as usize).collect();
-        let rows = broadcast::run(&sizes, settings.runs, settings.duration, program::stop_flag())?;
+        let rows = broadcast::run(&sizes, &settings.flooders, settings.runs, settings.duration, program::stop_flag())?;
         std::fs::create_dir_all(&options.out_dir)?;
         let path = options.out_dir.join("broadcast.json");
         std::fs::write(&path, serde_json::to_string_pretty(&broadcast::to_json(&rows))? + "\n")?;

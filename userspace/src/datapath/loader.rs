@@ -118,7 +118,7 @@ pub fn probe() -> Result<()> {
         for name in [names::PARENT_XDP, names::XDP_PASS] {
             datapath.program::<Xdp>(name)?;
         }
-        for name in [names::PARENT_INGRESS, names::PARENT_EGRESS, names::ENDPOINT_INGRESS] {
+        for name in [names::PARENT_INGRESS, names::PARENT_EGRESS, names::ENDPOINT_INGRESS, names::SPREADER_INGRESS] {
             datapath.program::<SchedClassifier>(name)?;
         }
         Ok(())
@@ -170,6 +170,9 @@ pub mod link_names {
         format!("port{port}-{part}")
     }
 
+    /// The spreader's program, on its receiving end (one per instance).
+    pub const SPREADER: &str = "spreader-ingress";
+
     /// Which program a pinned link of these names runs, and on which kind of hook.
     pub fn program_of(link_name: &str) -> Option<(&'static str, super::Hook)> {
         use datapath_common::program_names::*;
@@ -181,6 +184,7 @@ pub mod link_names {
             "egress" if digits("parent") => Some((PARENT_EGRESS, super::Hook::Tc)),
             "tc" if digits("port") => Some((ENDPOINT_INGRESS, super::Hook::Tc)),
             "xdp" if digits("port") => Some((XDP_PASS, super::Hook::Xdp)),
+            _ if link_name == SPREADER => Some((SPREADER_INGRESS, super::Hook::Tc)),
             _ => None,
         }
     }

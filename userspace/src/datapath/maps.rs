@@ -6,7 +6,7 @@ use aya::maps::{
 };
 use datapath_common::{
     map_names, EndpointConfig, EndpointStats, FdbEntry, FloodList, IpEndpoint, IpKey, MacKey, NetworkConfig,
-    ParentConfig, ParentKey, VniKey, VtepList, VtepMac, DROP_REASONS, STATS_SLOTS, USER_GENERATION,
+    ParentConfig, ParentKey, SpreaderConfig, VniKey, VtepList, VtepMac, DROP_REASONS, STATS_SLOTS, USER_GENERATION,
 };
 
 use std::os::fd::AsFd;
@@ -342,6 +342,39 @@ impl<'a> Tables<'a> {
         let mut total = [0u64; DROP_REASONS];
         for (reason, sum) in total.iter_mut().enumerate() {
             *sum = drops.get(&(reason as u32), 0).map_err(|e| map_error(name, e))?.iter().sum();
+        }
+        Ok(total)
+    }
+
+    /// Where the datapath hands broadcast copies to other CPUs (`SpreaderConfig::default()`: nowhere, or no maps).
+    pub fn spreader(&self) -> Result<SpreaderConfig> {
+        let name = map_names::SPREADER;
+        if !self.pins.map(name).exists() {
+            return Ok(SpreaderConfig::default());
+        }
+        let spreader: Array<MapData, SpreaderConfig> =
+            Array::try_from(self.open(name)?).map_err(|e| map_error(name, e))?;
+        spreader.get(&0, 0).map_err(|e| map_error(name, e))
+    }
+    pub fn put_spreader(&self, config: SpreaderConfig) -> Result<()> {
+        let name = map_names::SPREADER;
+        let mut spreader: Array<MapData, SpreaderConfig> =
+            Array::try_from(self.open(name)?).map_err(|e| map_error(name, e))?;
+        spreader.set(0, config, 0).map_err(|e| map_error(name, e))
+    }
+
+    /// The spreading's counters (`spread_counter`), summed over CPUs; zeros where the map is not there (an
+    /// instance an older xlan made and nobody upgraded).
+    pub fn spread_counts(&self) -> Result<[u64; datapath_common::spread_counter::COUNT as usize]> {
+        let name = map_names::SPREAD_COUNTS;
+        let mut total = [0u64; datapath_common::spread_counter::COUNT as usize];
+        if !self.pins.map(name).exists() {
+            return Ok(total);
+        }
+        let counts: PerCpuArray<MapData, u64> =
+            PerCpuArray::try_from(self.open(name)?).map_err(|e| map_error(name, e))?;
+        for (counter, sum) in total.iter_mut().enumerate() {
+            *sum = counts.get(&(counter as u32), 0).map_err(|e| map_error(name, e))?.iter().sum();
         }
         Ok(total)
     }

@@ -4,6 +4,7 @@
 pub mod ipvlan;
 pub mod macvlan;
 pub mod port;
+pub mod spreader;
 pub mod vxlan;
 
 use aya::programs::TcAttachType;
@@ -226,6 +227,7 @@ pub async fn attach_network(
     }
     let parent = &network.parent;
     put_parent_entries(&tables, state, parent.ifindex)?;
+    spreader::ensure(instance, &mut datapath, &tables).await?;
     if first_on_parent {
         if network.hook == ParentHook::Xdp {
             let link = link_names::parent(parent.ifindex, "xdp");
@@ -266,6 +268,7 @@ pub async fn teardown_network(instance: &Instance, state: &State, network: &Netw
     tables.delete_flood(network.id)?;
     tables.delete_network(network.id)?;
     if state.networks.is_empty() {
+        spreader::remove(instance, &tables).await?;
         tables.unpin_all()?;
         instance.pins.remove_if_empty();
     }

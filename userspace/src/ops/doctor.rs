@@ -154,6 +154,7 @@ fn needs_rebuild(finding: &Finding) -> bool {
             | Finding::ParentProgramsMissing { .. }
             | Finding::EndpointNotInDatapath { .. }
             | Finding::EntriesMissing { .. }
+            | Finding::SpreaderMissing { .. }
     )
 }
 
@@ -257,6 +258,7 @@ async fn remove_orphan_network(instance: &Instance, state: &State, id: u32) -> R
         driver::put_parent_entries(&tables, state, parent)?;
     }
     if state.networks.is_empty() && tables.networks()?.is_empty() {
+        driver::spreader::remove(instance, &tables).await?;
         tables.unpin_all()?;
         instance.pins.remove_if_empty();
     }

@@ -1,7 +1,7 @@
 //! Per-endpoint counters: what the datapath delivered to each endpoint and what it sent, and its drops by reason.
 use std::collections::BTreeMap;
 
-use datapath_common::{DROP_REASONS, DROP_REASON_NAMES};
+use datapath_common::{spread_counter, DROP_REASONS, DROP_REASON_NAMES};
 use serde::Serialize;
 
 use crate::{
@@ -62,6 +62,31 @@ pub async fn endpoints(instance: &Instance, network: Option<&str>) -> Result<Vec
         }
     }
     Ok(rows)
+}
+
+/// How broadcast copies were spread over CPUs (datapath-ebpf's `spread`), since the instance's maps were made.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct SpreadCounters {
+    /// The CPUs copies are spread over (fewer than 2: none, every copy is made on the CPU the frame arrived on).
+    pub cpus: u32,
+    /// Shares of a flood handed to another CPU.
+    pub handed_off: u64,
+    /// Shares made on the receiving CPU after all, because the other CPU's backlog was full.
+    pub made_here: u64,
+}
+
+pub async fn spread(instance: &Instance) -> Result<SpreadCounters> {
+    let _session = Session::open(instance).await?;
+    let tables = Tables::new(&instance.pins);
+    if !tables.exist() {
+        return Ok(SpreadCounters::default());
+    }
+    let counts = tables.spread_counts()?;
+    Ok(SpreadCounters {
+        cpus: tables.spreader()?.cpus,
+        handed_off: counts[spread_counter::HANDED_OFF as usize],
+        made_here: counts[spread_counter::MADE_HERE as usize],
+    })
 }
 
 fn drops_by_name(drops: &[u64; DROP_REASONS]) -> BTreeMap<&'static str, u64> {

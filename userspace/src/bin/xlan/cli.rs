@@ -80,6 +80,10 @@ pub enum Command {
     /// Per-endpoint counters: rx (delivered to it) and tx (sent by it) packets and bytes, drops by reason.
     Stats {
         network: Option<String>,
+        /// How broadcast copies were spread over CPUs instead: shares handed to other CPUs, and those made on the
+        /// receiving CPU because the other's backlog was full.
+        #[arg(long, conflicts_with = "network")]
+        spread: bool,
         #[arg(long)]
         json: bool,
     },

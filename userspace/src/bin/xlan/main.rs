@@ -159,7 +159,8 @@ async fn execute(instance: &Instance, command: Command) -> Result<Output, CliErr
             monitor::run(instance, json).await?;
             Ok(Output::none())
         }
-        Command::Stats { network, json } => {
+        Command::Stats { spread: true, json, .. } => Ok(output::spread(&stats::spread(instance).await?, json)),
+        Command::Stats { network, json, .. } => {
             Ok(output::stats(&stats::endpoints(instance, network.as_deref()).await?, json))
         }
         Command::Restore { json } => Ok(output::restored(&restore::restore(instance).await?, json)),

@@ -10,7 +10,7 @@ use xlan::{
         doctor::Report,
         fdb::{FdbRow, FdbState},
         restore::Restored,
-        stats::EndpointCounters,
+        stats::{EndpointCounters, SpreadCounters},
         upgrade::Upgraded,
     },
 };
@@ -247,6 +247,20 @@ pub fn upgraded(upgraded: &Upgraded, as_json: bool) -> Output {
         out += &format!("removed map {map} (no longer used)\n");
     }
     Output::lines(out)
+}
+
+/// `stats --spread`.
+pub fn spread(counters: &SpreadCounters, as_json: bool) -> Output {
+    if as_json {
+        return Output::json(counters);
+    }
+    if counters.cpus < 2 {
+        return Output::lines("broadcast copies are not spread over CPUs (one CPU, or no networks)\n".into());
+    }
+    Output::lines(format!(
+        "broadcast copies spread over {} CPUs: {} shares handed off, {} made here (backlog full)\n",
+        counters.cpus, counters.handed_off, counters.made_here
+    ))
 }
 
 /// `stats`.

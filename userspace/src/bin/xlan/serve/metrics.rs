@@ -149,6 +149,19 @@ pub async fn render(instance: &Instance) -> Result<String, String> {
             drops.get_or_create(&labels).inc_by(*count);
         }
     }
+    let spread = stats::spread(instance).await.map_err(|e| e.to_string())?;
+    for (name, help, count) in [
+        ("xlan_broadcast_shares_handed_off", "Shares of a broadcast's copies handed to another CPU", spread.handed_off),
+        (
+            "xlan_broadcast_shares_made_here",
+            "Shares of a broadcast's copies made on the receiving CPU because the other CPU's backlog was full",
+            spread.made_here,
+        ),
+    ] {
+        let counter = Counter::<u64>::default();
+        counter.inc_by(count);
+        registry.register(name, help, counter);
+    }
     encoded(&registry)
 }
 
