@@ -7,6 +7,7 @@
 //! - under an unpaced burst, every copy still arrives exactly once (the endpoints' interface counters);
 //! - the spreading really happened: `xlan stats --spread` counts one share handed off (or made here after all) per
 //!   frame on two CPUs.
+//!
 //! On a machine with one CPU there is nothing to spread over: the delivery checks still run, the spread checks are
 //! skipped with a message.
 
