@@ -2,7 +2,7 @@
 //! CPUs (datapath-ebpf's `spread`). The datapath sends a clone per share into the sending end; RPS on the receiving
 //! end queues it to the backlog of the CPU its hash names, where `xlan_spreader_ingress` makes that share's copies.
 //! Made with the instance's first network and removed with its last; recorded in `XLAN_SPREADER`, which is what the
-//! check compares with the devices. On a host with one CPU there is nothing to spread over and no spreader.
+//! check compares with the devices. On a host with one CPU (or a kernel without RPS) there is no spreader.
 use aya::programs::TcAttachType;
 use datapath_common::{program_names, SpreaderConfig};
 

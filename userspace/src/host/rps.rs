@@ -8,8 +8,12 @@ use std::{fs::File, io, os::fd::AsRawFd};
 use crate::error::{Error, Result};
 
 /// The CPUs RPS can spread over, as a count: the online CPUs 0..n-1 (the RPS map holds a device's CPUs in that
-/// order, and the datapath picks one by its position). Online CPUs after a gap are left out.
+/// order, and the datapath picks one by its position). Online CPUs after a gap are left out. None (0) on a kernel
+/// built without RPS (the loopback device, which every namespace has, has no rps_cpus there).
 pub fn spreadable_cpus() -> u32 {
+    if !std::path::Path::new("/sys/class/net/lo/queues/rx-0/rps_cpus").exists() {
+        return 0;
+    }
     let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
     leading_cpus(online.trim())
 }
