@@ -182,6 +182,16 @@ pub enum Flood {
 }
 
 impl Flood {
+    /// The flooding a user asked for: one multicast group, or head-end replication to `remotes` (none: to VTEPs
+    /// added later by `fdb add`). Not both.
+    pub fn new(group: Option<Ipv4Addr>, remotes: Vec<Ipv4Addr>) -> Result<Self> {
+        match group {
+            Some(_) if !remotes.is_empty() => Err(Error::RemoteWithGroup),
+            Some(group) => Ok(Flood::Group(group)),
+            None => Ok(Flood::Remotes(remotes)),
+        }
+    }
+
     /// The VTEPs broadcast is replicated to (none with a group).
     pub fn remotes(&self) -> &[Ipv4Addr] {
         match self {

@@ -129,7 +129,10 @@ async fn exercise(instance: &Instance, endpoint_ns: &str, ipvlan_ns: &str) {
     assert_eq!((counters[0].endpoint.clone(), counters[0].mac), (at.clone(), added.mac));
     assert_eq!(counters[0].drops.len(), DROP_REASONS, "every drop reason is named");
 
-    // vxlan: defaults filled in from the parent and the kernel's conventions; the FDB as static rows.
+    // vxlan: defaults filled in from the parent and the kernel's conventions, each remote once; the FDB as static
+    // rows.
+    let (first, second) = (Ipv4Addr::new(10, 99, 0, 2), Ipv4Addr::new(10, 99, 0, 4));
+    assert!(matches!(Flood::new(Some(Ipv4Addr::new(239, 1, 1, 1)), vec![first]), Err(Error::RemoteWithGroup)));
     let vxlan = network::create(
         instance,
         CreateNetwork {
@@ -141,7 +144,7 @@ async fn exercise(instance: &Instance, endpoint_ns: &str, ipvlan_ns: &str) {
             driver: DriverRequest::Vxlan(VxlanRequest {
                 vni: 42,
                 local: None,
-                flood: Flood::Remotes(vec![Ipv4Addr::new(10, 99, 0, 2)]),
+                flood: Flood::new(None, vec![first, second, first]).unwrap(),
                 dstport: None,
                 learning: None,
                 ageing: None,
@@ -153,6 +156,7 @@ async fn exercise(instance: &Instance, endpoint_ns: &str, ipvlan_ns: &str) {
     let settings = vxlan.vxlan().unwrap();
     assert_eq!((settings.local, settings.dstport), (Ipv4Addr::new(10, 99, 0, 1), 4789));
     assert_eq!((settings.learning, settings.ageing), (true, 300));
+    assert_eq!(settings.flood, Flood::Remotes(vec![first, second]), "a repeated remote, not next to itself, once");
     assert_eq!(vxlan.id, 2);
     fdb::add(instance, "vx0", mac("02:00:00:00:00:bb"), Ipv4Addr::new(10, 99, 0, 3)).await.unwrap();
     let rows = fdb::show(instance, Some("vx0")).await.unwrap();
@@ -160,7 +164,8 @@ async fn exercise(instance: &Instance, endpoint_ns: &str, ipvlan_ns: &str) {
     assert_eq!(
         entries,
         [
-            (Mac::ZERO, Some(Ipv4Addr::new(10, 99, 0, 2)), FdbState::Static),
+            (Mac::ZERO, Some(first), FdbState::Static),
+            (Mac::ZERO, Some(second), FdbState::Static),
             (mac("02:00:00:00:00:bb"), Some(Ipv4Addr::new(10, 99, 0, 3)), FdbState::Static),
         ]
     );

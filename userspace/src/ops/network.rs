@@ -274,7 +274,9 @@ async fn vxlan_settings(
             for remote in &remotes {
                 vxlan::validate_vtep(*remote)?;
             }
-            remotes.dedup();
+            // Each VTEP once, in the order given (`dedup` alone keeps a repeat that is not next to its first).
+            let mut seen = std::collections::HashSet::new();
+            remotes.retain(|remote| seen.insert(*remote));
             Flood::Remotes(remotes)
         }
     };

@@ -136,11 +136,8 @@ impl NetConf {
                     return Err(not_for("mode"));
                 }
                 let vni = self.vni.ok_or_else(|| invalid("a vxlan network needs \"vni\""))?;
-                let flood = match (self.group, self.remotes.is_empty()) {
-                    (Some(_), false) => return Err(invalid("\"remotes\" and \"group\" exclude each other")),
-                    (Some(group), true) => Flood::Group(group),
-                    (None, _) => Flood::Remotes(self.remotes.clone()),
-                };
+                let flood = Flood::new(self.group, self.remotes.clone())
+                    .map_err(|_| invalid("\"remotes\" and \"group\" exclude each other"))?;
                 DriverRequest::Vxlan(VxlanRequest {
                     vni,
                     local: self.local,

@@ -204,10 +204,7 @@ fn driver_request(
             }
             let vni = vxlan.vni.ok_or(xlan::Error::Missing { setting: Setting::Vni, driver })?;
             let learning = vxlan.learning();
-            let flood = match vxlan.group {
-                Some(group) => Flood::Group(group),
-                None => Flood::Remotes(vxlan.remotes),
-            };
+            let flood = Flood::new(vxlan.group, vxlan.remotes)?;
             DriverRequest::Vxlan(VxlanRequest {
                 vni,
                 local: vxlan.local,

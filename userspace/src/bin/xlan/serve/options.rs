@@ -104,11 +104,7 @@ fn vxlan(options: &HashMap<String, String>) -> Result<VxlanRequest, String> {
             .collect::<Result<Vec<_>, _>>()?,
         None => Vec::new(),
     };
-    let flood = match group {
-        Some(_) if !remotes.is_empty() => return Err("-o remote and -o group exclude each other".into()),
-        Some(group) => Flood::Group(group),
-        None => Flood::Remotes(remotes),
-    };
+    let flood = Flood::new(group, remotes).map_err(|_| "-o remote and -o group exclude each other".to_string())?;
     Ok(VxlanRequest {
         vni,
         local: parsed(options, "local", "an IPv4 address")?,
