@@ -2,7 +2,7 @@
 //! (stats, show) never create anything.
 use aya::maps::{
     lpm_trie::{Key, LpmTrie},
-    Array, DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues,
+    Array, DevMapHash, HashMap, IterableMap, Map, MapData, MapError, PerCpuArray, PerCpuValues,
 };
 use datapath_common::{
     map_names, EndpointConfig, EndpointStats, FdbEntry, FloodList, IpEndpoint, IpKey, MacKey, NetworkConfig,
@@ -192,10 +192,11 @@ impl<'a> Tables<'a> {
         self.changed(name, batch::delete(fdb.fd().as_fd(), &keys).map_err(|e| map_error(name, e)))
     }
 
-    /// Every entry of a hash map.
+    /// Every entry of a hash map, read in batches (a map of thousands of endpoints is a few system calls, not one
+    /// per key); the map's types checked as for any other access.
     fn entries<K: aya::Pod, V: aya::Pod>(&self, name: &str) -> Result<Vec<(K, V)>> {
         let map = self.hash::<K, V>(name)?;
-        map.iter().map(|item| item.map_err(|e| map_error(name, e))).collect()
+        batch::entries::<K, V>(map.map().fd().as_fd()).map_err(|e| map_error(name, e))
     }
 
     /// The networks the datapath knows, by id.
@@ -258,8 +259,7 @@ impl<'a> Tables<'a> {
     /// entry `XLAN_ENDPOINT_SLOTS` has room for, so none is left only when that map is full.
     pub fn free_slot(&self) -> Result<u32> {
         let mut taken = vec![false; STATS_SLOTS as usize];
-        for item in self.hash::<u32, EndpointConfig>(map_names::ENDPOINTS)?.iter() {
-            let (_, config) = item.map_err(|e| map_error(map_names::ENDPOINTS, e))?;
+        for (_, config) in self.endpoints()? {
             if let Some(slot) = taken.get_mut(config.slot as usize) {
                 *slot = true;
             }

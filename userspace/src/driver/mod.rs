@@ -246,20 +246,27 @@ pub async fn attach_network(
     Ok(())
 }
 
-/// Removes what `attach_network` made for `network` (`state` no longer holds it); with the parent's last network
-/// the parent's programs, with the instance's last network its maps and directories. Idempotent, so it also serves
-/// as the rollback of a failed create.
-pub async fn teardown_network(instance: &Instance, state: &State, network: &Network) -> Result<()> {
-    let tables = Tables::new(&instance.pins);
-    let parent = network.parent.ifindex;
+/// Brings a parent's programs and entries in line with the networks `state` has on it after one went: a parent no
+/// network uses any more loses its programs; the entries are written as the remaining networks have them.
+pub fn release_parent(instance: &Instance, tables: &Tables<'_>, state: &State, parent: u32) -> Result<()> {
     if state.on_parent(parent).next().is_none() {
         for part in link_names::PARENT_PARTS {
             detach(&instance.pins, &link_names::parent(parent, part))?;
         }
     }
     if tables.exist() {
-        put_parent_entries(&tables, state, parent)?;
+        put_parent_entries(tables, state, parent)?;
     }
+    Ok(())
+}
+
+/// Removes what `attach_network` made for `network` (`state` no longer holds it); with the parent's last network
+/// the parent's programs, with the instance's last network its maps and directories. Idempotent, so it also serves
+/// as the rollback of a failed create.
+pub async fn teardown_network(instance: &Instance, state: &State, network: &Network) -> Result<()> {
+    let tables = Tables::new(&instance.pins);
+    let parent = network.parent.ifindex;
+    release_parent(instance, &tables, state, parent)?;
     match &network.driver {
         DriverSettings::Vxlan(settings) => vxlan::teardown(instance, &tables, network, settings).await?,
         DriverSettings::Ipvlan(settings) => ipvlan::teardown(&tables, network, settings)?,

@@ -250,12 +250,7 @@ async fn remove_orphan_network(instance: &Instance, state: &State, id: u32) -> R
     // One parent has an entry per VLAN.
     let parents: std::collections::BTreeSet<u32> = tables.parents()?.into_iter().map(|(key, _)| key.ifindex).collect();
     for parent in parents {
-        if state.on_parent(parent).next().is_none() {
-            for part in link_names::PARENT_PARTS {
-                detach(&instance.pins, &link_names::parent(parent, part))?;
-            }
-        }
-        driver::put_parent_entries(&tables, state, parent)?;
+        driver::release_parent(instance, &tables, state, parent)?;
     }
     if state.networks.is_empty() && tables.networks()?.is_empty() {
         driver::spreader::remove(instance, &tables).await?;
