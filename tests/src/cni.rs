@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 use crate::netns::Netns;
+use crate::scratch::ScratchDir;
 
 /// Where Debian's containernetworking-plugins puts the reference plugins.
 pub const REFERENCE_DIR: &str = "/usr/lib/cni";
@@ -39,41 +40,15 @@ pub fn reference_plugins_installed() -> bool {
     Path::new(REFERENCE_DIR).join("macvlan").is_file()
 }
 
-/// A directory of the test's own, removed with everything in it on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Result<TempDir> {
-        let path = std::env::temp_dir().join(format!("{tag}-cni"));
-        if path.exists() {
-            std::fs::remove_dir_all(&path).with_context(|| format!("removing stale {}", path.display()))?;
-        }
-        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(TempDir(path))
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if let Err(err) = std::fs::remove_dir_all(&self.0) {
-            eprintln!("xlan-tests: warning: cannot remove {}: {err}", self.0.display());
-        }
-    }
-}
-
 /// The plugin directories of one test: `bin/xlan` (a link to xlan-cni) first in CNI_PATH, then the reference
 /// plugins; `ipam/` for host-local's allocations (`dataDir`), so nothing goes to /var/lib/cni.
 pub struct Plugins {
-    dir: TempDir,
+    dir: ScratchDir,
 }
 
 impl Plugins {
     pub fn new(tag: &str) -> Result<Plugins> {
-        let dir = TempDir::new(tag)?;
+        let dir = ScratchDir::create(&format!("{tag}-cni"))?;
         std::fs::create_dir_all(dir.path().join("bin"))?;
         std::fs::create_dir_all(dir.path().join("ipam"))?;
         std::os::unix::fs::symlink(plugin_binary()?, dir.path().join("bin/xlan"))?;

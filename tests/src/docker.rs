@@ -21,6 +21,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::cmd;
 use crate::netns::Netns;
+use crate::scratch::ScratchDir;
 use crate::xlan;
 
 /// Debian's docker.io: the client and the daemon of one release (a newer client elsewhere on PATH is not used).
@@ -53,36 +54,32 @@ pub fn available() -> bool {
     false
 }
 
-/// A directory of the test's own under the system's temp dir, removed on drop (what dockerd left mounted is
-/// unmounted first).
-struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    fn create(name: &str) -> Result<ScratchDir> {
-        let path = std::env::temp_dir().join(format!("xlan-docker-{name}"));
-        if path.exists() {
-            std::fs::remove_dir_all(&path).with_context(|| format!("removing an old {}", path.display()))?;
+/// Stops a daemon the test started: SIGTERM to its PID, then waits for it, SIGKILL after `STOP_TIMEOUT`. Returns
+/// whether it had to be killed.
+fn terminate(mut child: Child) -> Result<bool> {
+    // SAFETY: kill(2) of our own child, not yet waited for (its PID cannot have been reused).
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while child.try_wait()?.is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            child.wait()?;
+            return Ok(true);
         }
-        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(ScratchDir(path))
+        thread::sleep(Duration::from_millis(20));
     }
+    Ok(false)
 }
 
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        // A dockerd stopped in a hurry may leave its overlay mounts (and the netns files of containers) behind.
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let root = self.0.to_string_lossy().into_owned();
-        let mut ours: Vec<&str> =
-            mounts.lines().filter_map(|line| line.split(' ').nth(4)).filter(|m| m.starts_with(&root)).collect();
-        ours.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for mount in ours {
-            let _ = cmd::run(&mut cmd::command("umount", &["-l", mount]));
-        }
-        if let Err(err) = std::fs::remove_dir_all(&self.0) {
-            eprintln!("xlan-tests: warning: cannot remove {}: {err}", self.0.display());
-        }
+/// A container's root filesystem at `rootfs`: busybox-static in /bin with the applets the tests run (Docker's image
+/// and podman's `--rootfs`).
+pub fn busybox_rootfs(rootfs: &Path) -> Result<()> {
+    std::fs::create_dir_all(rootfs.join("bin")).with_context(|| format!("creating {}/bin", rootfs.display()))?;
+    std::fs::copy(BUSYBOX, rootfs.join("bin/busybox")).context("copying busybox")?;
+    for applet in APPLETS {
+        symlink("busybox", rootfs.join("bin").join(applet))?;
     }
+    Ok(())
 }
 
 /// A dockerd in `netns`, with everything of its own under `dir`.
@@ -170,20 +167,11 @@ impl Dockerd {
 
     /// SIGTERM by PID and wait (SIGKILL after a timeout); with --live-restore the containers keep running.
     pub fn stop(&mut self) -> Result<()> {
-        let Some(mut child) = self.child.take() else { return Ok(()) };
+        let Some(child) = self.child.take() else { return Ok(()) };
         // nsenter execs dockerd: the child's PID is dockerd's.
-        let pid = child.id() as libc::pid_t;
-        // SAFETY: kill(2) of our own child, which has not been waited for (its PID cannot have been reused).
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while child.try_wait()?.is_none() {
-            if Instant::now() > deadline {
-                eprintln!("xlan-tests: warning: dockerd {pid} ignored SIGTERM; killing it");
-                let _ = child.kill();
-                child.wait()?;
-                break;
-            }
-            thread::sleep(Duration::from_millis(100));
+        let pid = child.id();
+        if terminate(child)? {
+            eprintln!("xlan-tests: warning: dockerd {pid} ignored SIGTERM; killed it");
         }
         Ok(())
     }
@@ -197,11 +185,7 @@ impl Dockerd {
     /// Imports the busybox image from a rootfs of busybox-static and its applets.
     fn import_image(&self) -> Result<()> {
         let rootfs = self.dir.join("rootfs");
-        std::fs::create_dir_all(rootfs.join("bin"))?;
-        std::fs::copy(BUSYBOX, rootfs.join("bin/busybox")).context("copying busybox")?;
-        for applet in APPLETS {
-            symlink("busybox", rootfs.join("bin").join(applet))?;
-        }
+        busybox_rootfs(&rootfs)?;
         let tar = cmd::command("tar", &["-C", &rootfs.to_string_lossy(), "-c", "."])
             .stdout(Stdio::piped())
             .spawn()
@@ -297,17 +281,9 @@ impl XlanServe {
 
     /// SIGTERM by PID and wait: what a service manager does.
     pub fn stop(&mut self) -> Result<()> {
-        let Some(mut child) = self.child.take() else { return Ok(()) };
-        // SAFETY: kill(2) of our own child, not yet waited for.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while child.try_wait()?.is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                child.wait()?;
-                bail!("xlan serve ignored SIGTERM");
-            }
-            thread::sleep(Duration::from_millis(20));
+        let Some(child) = self.child.take() else { return Ok(()) };
+        if terminate(child)? {
+            bail!("xlan serve ignored SIGTERM");
         }
         Ok(())
     }
@@ -374,12 +350,12 @@ impl DockerHost {
     /// Starts both daemons in `netns` (which the caller made and drops after this), with the busybox image.
     /// `metrics_port` must be free in `netns` (a fresh namespace has every port free).
     pub fn start(netns: &Netns, metrics_port: u16) -> Result<DockerHost> {
-        let dir = ScratchDir::create(netns.name())?;
+        let dir = ScratchDir::create(&format!("xlan-docker-{}", netns.name()))?;
         let prefix = format!("{}-", netns.name());
         // xlan serve first: dockerd asks for no plugin until a network uses one, but this order is the unit files'.
-        let serve = XlanServe::start(netns, &prefix, metrics_port, dir.0.join("serve.log"))?;
+        let serve = XlanServe::start(netns, &prefix, metrics_port, dir.path().join("serve.log"))?;
         let xlan = xlan::XlanHost::new(netns)?;
-        let dockerd = Dockerd::start(netns, &dir.0)?;
+        let dockerd = Dockerd::start(netns, dir.path())?;
         dockerd.import_image()?;
         Ok(DockerHost { dockerd, serve, xlan, _dir: dir, prefix })
     }

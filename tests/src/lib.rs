@@ -19,6 +19,7 @@ pub mod matrix;
 pub mod netns;
 pub mod probe;
 pub mod program;
+pub mod scratch;
 pub mod site;
 pub mod sniff;
 pub mod topology;

@@ -53,13 +53,10 @@ impl Podman {
     fn prepare(&self) -> Result<()> {
         let cni_dir = self.root.join("cni");
         let rootfs = self.rootfs();
-        for dir in [cni_dir.clone(), rootfs.join("bin"), rootfs.join("etc"), rootfs.join("proc"), rootfs.join("sys")] {
+        for dir in [cni_dir.clone(), rootfs.join("etc"), rootfs.join("proc"), rootfs.join("sys")] {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))?;
-        for applet in ["sh", "ip", "ping", "sleep"] {
-            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))?;
-        }
+        xlan_tests::docker::busybox_rootfs(&rootfs)?;
         let conf = format!(
             "[engine]\ntmp_dir = \"{}\"\n[network]\nnetwork_backend = \"cni\"\nnetwork_config_dir = \"{}\"\n\
              cni_plugin_dirs = [\"{}\", \"{}\"]\n",
@@ -210,26 +207,31 @@ fn two_podman_containers_on_an_xlan_network_reach_each_other_and_the_outside() {
 }
 
 /// One network on `uplink.10` and one on `uplink.20` (VLANs done in BPF), the same subnet on both: containers of
-/// one VLAN reach each other, a container of the other VLAN reaches neither (not even the address its own VLAN
-/// does not have), and `podman rm` leaves nothing.
+/// one VLAN reach each other (on both VLANs: the failed ping across is no broken container), a container of the
+/// other VLAN reaches neither (not even the address its own VLAN does not have), and `podman rm` leaves nothing.
 #[test]
 fn networks_on_two_vlans_of_one_master_are_isolated() {
     let Some(podman) = Podman::start() else { return };
     let (net10, net20) = (format!("{}v10", podman.lab.host.name()), format!("{}v20", podman.lab.host.name()));
     xlan_tests::ok(podman.add_conflist(&net10, "uplink.10"), "conflist on uplink.10");
     xlan_tests::ok(podman.add_conflist(&net20, "uplink.20"), "conflist on uplink.20");
-    for (network, name) in [(&net10, "a10"), (&net10, "b10"), (&net20, "c20")] {
-        xlan_tests::ok(podman.start_container_on(network, name, &[]), format!("container {name} on {network}"));
+    // d20 gets an address no container of VLAN 10 has (each network's IPAM hands out .2, .3 alike): c20 reaching it
+    // says nothing about the VLANs' isolation.
+    let containers =
+        [(&net10, "a10", None), (&net10, "b10", None), (&net20, "c20", None), (&net20, "d20", Some("10.88.0.99"))];
+    for (network, name, ip) in containers {
+        let options: Vec<&str> = ip.map_or_else(Vec::new, |ip| vec!["--ip", ip]);
+        xlan_tests::ok(podman.start_container_on(network, name, &options), format!("container {name} on {network}"));
     }
     let b10 = xlan_tests::ok(podman.address("b10"), "address of b10");
-    let c20 = xlan_tests::ok(podman.address("c20"), "address of c20");
+    let d20 = xlan_tests::ok(podman.address("d20"), "address of d20");
     assert!(podman.pings("a10", &b10), "VLAN 10: a10 → b10 ({b10})");
+    assert!(podman.pings("c20", &d20), "VLAN 20: c20 → d20 ({d20})");
     assert!(!podman.pings("c20", &b10), "VLAN 20's c20 reached VLAN 10's b10 ({b10})");
     assert!(!podman.pings("a10", GATEWAY), "VLAN 10 reached the untagged outside node");
     let vlans: Vec<_> = podman.lab.networks().as_array().expect("networks").iter().map(|n| n["vlan"].clone()).collect();
     assert_eq!(vlans, [json!(10), json!(20)], "one xlan network per VLAN");
-    assert_ne!(c20, "", "c20 has an address");
-    for name in ["a10", "b10", "c20"] {
+    for name in ["a10", "b10", "c20", "d20"] {
         xlan_tests::ok(podman.run(&["rm", "-f", name]), format!("podman rm {name}"));
     }
     assert_eq!(podman.lab.endpoints(), Vec::<String>::new(), "endpoints left after podman rm");
