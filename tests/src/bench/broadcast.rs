@@ -1,8 +1,10 @@
-//! The cost of broadcast (`xlan-bench --broadcast-sizes 8,64,1024`): one network of N endpoints, frames to
-//! ff:ff:ff:ff:ff:ff sent from outside the host, each copied to every endpoint. Per N, side by side in one run: the
-//! kernel's macvlan (bridge) with its default broadcast queue (bcqueuelen 1000) and with bcqueuelen 100000, and xlan
-//! (default parent hook on a veth: tc, one `bpf_clone_redirect` per endpoint in a `bpf_loop`, the copies spread
-//! over the CPUs).
+//! The cost of broadcast and multicast (`xlan-bench --broadcast-sizes 8,64,1024`): one network of N endpoints,
+//! frames sent from outside the host, each copied to every endpoint it is for. Three kinds (`Traffic`): broadcast
+//! (ff:ff:ff:ff:ff:ff), IPv4 multicast to a group every endpoint joined, and multicast only one endpoint joined (a
+//! solicited-node group, as IPv6 neighbour discovery sends), each paced at 50 k and 200 k frames/s and unpaced. Per
+//! N, side by side in one run: the kernel's macvlan (bridge) with its default broadcast queue (bcqueuelen 1000) and
+//! with bcqueuelen 100000 (this iproute2 has no `bclim`), and xlan (default parent hook on a veth: tc, one
+//! `bpf_clone_redirect` per endpoint in a `bpf_loop`, the copies spread over the CPUs).
 //!
 //! ```text
 //!   out (wire) ══ veth ══ host (uplinkN)      one parent per N
@@ -13,8 +15,9 @@
 //!
 //! The sender is an AF_PACKET socket in `out` (a few hundred thousand frames/s, plenty: every frame is N copies),
 //! paced or not, at most `COPIES_PER_RUN` / N frames a run. Delivered copies are the endpoints' interfaces' rx
-//! packets (the same counter for both drivers), summed once they stop growing; the delivered fraction is that over
-//! frames × N, copies/s that over the time from the first frame until the count stopped growing (read every 0.1 s).
+//! packets (the same counter for both drivers), summed once they stop growing; the delivered fraction is that of the
+//! endpoints a frame is for over frames × their number, copies/s that over the time from the first frame until the
+//! count stopped growing (read every 0.1 s); copies that reached the other endpoints are "stray" (per frame).
 //! xlan makes the receiving CPU's share of the copies in its softirq, in the sender's context here (the sender is
 //! slowed to their pace), and hands the other CPU's share to it through the spreader (datapath-ebpf's `spread`);
 //! the kernel's macvlan hands broadcast to a work queue, which may run on the other CPU. IPv6 is off in every
@@ -63,7 +66,68 @@ impl Flooder {
 }
 
 /// The offered loads: paced frames per second, or as fast as the socket sends (None).
-pub const RATES: [Option<u64>; 2] = [Some(50_000), None];
+pub const RATES: [Option<u64>; 3] = [Some(50_000), Some(200_000), None];
+
+/// What the outside node sends: the three kinds of frames a LAN floods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Traffic {
+    /// IPv4/UDP to ff:ff:ff:ff:ff:ff (255.255.255.255): every endpoint takes it.
+    Broadcast,
+    /// IPv4/UDP to 239.1.1.1 (01:00:5e:01:01:01), a group every endpoint joined.
+    Multicast,
+    /// An IPv6 frame to a solicited-node group (33:33:ff:00:00:01), as neighbour discovery sends them: only the
+    /// first endpoint joined it. The kernel's macvlan copies it to the endpoints whose multicast filter takes it;
+    /// xlan floods it to every endpoint, whose stacks drop it: the copies to the others are "stray".
+    OneReceiver,
+}
+
+impl Traffic {
+    pub const ALL: [Traffic; 3] = [Traffic::Broadcast, Traffic::Multicast, Traffic::OneReceiver];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Traffic::Broadcast => "broadcast",
+            Traffic::Multicast => "multicast",
+            Traffic::OneReceiver => "one-receiver",
+        }
+    }
+
+    /// Whether endpoint `n` is meant to get the frames.
+    fn receives(self, n: usize) -> bool {
+        self != Traffic::OneReceiver || n == 0
+    }
+
+    /// A 60-byte frame of this kind from `src`.
+    fn frame(self, src: &[u8; 6]) -> Vec<u8> {
+        let (dst_mac, ethertype, dst_ip): ([u8; 6], [u8; 2], [u8; 4]) = match self {
+            Traffic::Broadcast => ([0xff; 6], [0x08, 0x00], [255, 255, 255, 255]),
+            Traffic::Multicast => (MULTICAST_MAC, [0x08, 0x00], [239, 1, 1, 1]),
+            Traffic::OneReceiver => (SOLICITED_NODE_MAC, [0x86, 0xdd], [0; 4]),
+        };
+        let mut frame = dst_mac.to_vec();
+        frame.extend_from_slice(src);
+        frame.extend_from_slice(&ethertype);
+        if ethertype == [0x08, 0x00] {
+            // IPv4 header (no checksum needed by anyone who counts it: every endpoint drops it, unaddressed), UDP to
+            // port 9 (discard).
+            frame.extend_from_slice(&[0x45, 0, 0, 46, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 68, 0, 1]);
+            frame.extend_from_slice(&dst_ip);
+            frame.extend_from_slice(&[0x30, 0x39, 0, 9, 0, 26, 0, 0]);
+        }
+        // The IPv6 frame's bytes after the EtherType do not matter: IPv6 is off in the endpoints, which count it
+        // and drop it.
+        frame.resize(60, 0);
+        frame
+    }
+}
+
+/// The group every endpoint joins (239.1.1.1's MAC) and the one only the first endpoint joins (ff02::1:ff00:1's).
+const MULTICAST_MAC: [u8; 6] = [0x01, 0x00, 0x5e, 0x01, 0x01, 0x01];
+const SOLICITED_NODE_MAC: [u8; 6] = [0x33, 0x33, 0xff, 0x00, 0x00, 0x01];
+
+fn mac_text(mac: &[u8; 6]) -> String {
+    mac.iter().map(|byte| format!("{byte:02x}")).collect::<Vec<_>>().join(":")
+}
 
 /// One network of `size` endpoints on its own parent, `uplink<size>`, in the host namespace shared by all.
 struct Lan {
@@ -86,9 +150,14 @@ struct Site {
 pub struct Row {
     pub flooder: Flooder,
     pub size: usize,
+    pub traffic: Traffic,
     pub rate: Option<u64>,
+    /// Of the copies meant for the receivers, the part delivered.
     pub fraction: Summary,
+    /// Copies the receivers got per second.
     pub copies_per_s: Summary,
+    /// Copies per frame that reached endpoints the frame was not meant for.
+    pub stray_per_frame: Summary,
     pub error: Option<String>,
 }
 
@@ -116,6 +185,7 @@ impl Site {
             }
             let lan = Lan { size, endpoint_namespaces };
             site.add_endpoints(&lan, &uplink)?;
+            lan.join_groups()?;
             site.lans.push(lan);
         }
         Ok(site)
@@ -162,58 +232,82 @@ impl Lan {
         (&self.endpoint_namespaces[n / PER_NAMESPACE], format!("if{}", n % PER_NAMESPACE))
     }
 
-    /// rx packets of every endpoint interface, summed.
-    fn delivered(&self) -> Result<u64> {
-        let mut total = 0;
-        for netns in &self.endpoint_namespaces {
+    /// Every endpoint joins the multicast group; the first also joins the solicited-node group (`ip maddr`: the
+    /// kernel's macvlan filters multicast by these lists, xlan does not). One `ip` per address: `ip -batch` applies
+    /// only the first `maddr add` of a batch (iproute2 6.x).
+    fn join_groups(&self) -> Result<()> {
+        for n in 0..self.size {
+            let (netns, ifname) = self.endpoint(n);
+            netns.ip(&["maddr", "add", &mac_text(&MULTICAST_MAC), "dev", &ifname])?;
+        }
+        let (netns, ifname) = self.endpoint(0);
+        netns.ip(&["maddr", "add", &mac_text(&SOLICITED_NODE_MAC), "dev", &ifname])?;
+        Ok(())
+    }
+
+    /// rx packets of every endpoint interface, by endpoint number.
+    fn received(&self) -> Result<Vec<u64>> {
+        let mut received = vec![0; self.size];
+        for (index, netns) in self.endpoint_namespaces.iter().enumerate() {
             let text = netns.ip(&["-s", "-j", "link", "show"])?;
             let links: Value = serde_json::from_str(&text).context("parsing `ip -s -j link show`")?;
             for link in links.as_array().context("`ip -j link` is not an array")? {
-                if link["ifname"].as_str().is_some_and(|name| name.starts_with("if")) {
-                    total += link["stats64"]["rx"]["packets"].as_u64().context("no rx packets in `ip -s -j link`")?;
+                let Some(number) = link["ifname"].as_str().and_then(|name| name.strip_prefix("if")) else { continue };
+                let n = index * PER_NAMESPACE + number.parse::<usize>().context("an endpoint ifN")?;
+                if let Some(slot) = received.get_mut(n) {
+                    *slot = link["stats64"]["rx"]["packets"].as_u64().context("no rx packets in `ip -s -j link`")?;
                 }
             }
         }
-        Ok(total)
+        Ok(received)
     }
 
-    /// Sends broadcast frames for `duration` at `rate` from outside; (delivered fraction, delivered copies/s).
-    fn measure(&self, outside: &Netns, rate: Option<u64>, duration: Duration) -> Result<(f64, f64)> {
+    /// rx packets of the endpoints `traffic` is meant for and of the others, summed.
+    fn delivered(&self, traffic: Traffic) -> Result<(u64, u64)> {
+        let (mut meant, mut stray) = (0, 0);
+        for (n, count) in self.received()?.into_iter().enumerate() {
+            if traffic.receives(n) {
+                meant += count;
+            } else {
+                stray += count;
+            }
+        }
+        Ok((meant, stray))
+    }
+
+    /// Sends frames of `traffic` for `duration` at `rate` from outside; (delivered fraction, copies/s delivered to
+    /// the receivers, stray copies per frame).
+    fn measure(
+        &self,
+        outside: &Netns,
+        traffic: Traffic,
+        rate: Option<u64>,
+        duration: Duration,
+    ) -> Result<(f64, f64, f64)> {
         let wire = format!("w{}", self.size);
         let mac = link::show(outside, &wire)?["address"].as_str().context("wire has no MAC")?.to_string();
-        let frame = broadcast_frame(&super::frame::parse_mac(&mac)?);
+        let frame = traffic.frame(&super::frame::parse_mac(&mac)?);
         // Unpaced, the socket's own rate sets the count: ~300 k frames/s here.
         let frames =
             ((rate.unwrap_or(300_000) as f64 * duration.as_secs_f64()) as u64).min(COPIES_PER_RUN / self.size as u64);
-        let before = self.delivered()?;
+        let before = self.delivered(traffic)?;
         let start = Instant::now();
         dot1q::send_paced(outside, &wire, frame, frames, rate)?;
         // Delivery ends when the count stops growing: the time of the first read that saw the final count.
-        let (mut delivered, mut done) = (self.delivered()?, start.elapsed());
+        let (mut delivered, mut done) = (self.delivered(traffic)?, start.elapsed());
         while start.elapsed() < done + SETTLE_MAX {
             std::thread::sleep(SETTLE_STEP);
-            let now = self.delivered()?;
+            let now = self.delivered(traffic)?;
             if now == delivered {
                 break;
             }
             (delivered, done) = (now, start.elapsed());
         }
-        let copies = delivered - before;
-        let offered = frames * self.size as u64;
-        Ok((copies as f64 / offered as f64, copies as f64 / done.as_secs_f64()))
+        let (copies, stray) = (delivered.0 - before.0, delivered.1 - before.1);
+        let receivers = (0..self.size).filter(|n| traffic.receives(*n)).count() as u64;
+        let offered = frames * receivers;
+        Ok((copies as f64 / offered as f64, copies as f64 / done.as_secs_f64(), stray as f64 / frames as f64))
     }
-}
-
-/// A minimal IPv4/UDP frame to ff:ff:ff:ff:ff:ff (255.255.255.255, port 9, discard), 60 bytes.
-fn broadcast_frame(src: &[u8; 6]) -> Vec<u8> {
-    let mut frame = vec![0xff; 6];
-    frame.extend_from_slice(src);
-    frame.extend_from_slice(&[0x08, 0x00]);
-    // IPv4 header (no checksum needed by anyone who counts it: every endpoint drops it, unaddressed), UDP.
-    frame.extend_from_slice(&[0x45, 0, 0, 46, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 68, 0, 1, 255, 255, 255, 255]);
-    frame.extend_from_slice(&[0x30, 0x39, 0, 9, 0, 26, 0, 0]);
-    frame.resize(60, 0);
-    frame
 }
 
 /// `ip -n NETNS -batch -` on `commands`.
@@ -242,20 +336,22 @@ pub fn run(sizes: &[usize], flooders: &[String], runs: u32, duration: Duration, 
     }
     let mut rows = Vec::new();
     for (index, &size) in sizes.iter().enumerate() {
-        for rate in RATES {
-            let mut samples = vec![(Vec::new(), Vec::new(), None); sites.len()];
+        for (traffic, rate) in Traffic::ALL.into_iter().flat_map(|traffic| RATES.map(|rate| (traffic, rate))) {
+            let mut samples = vec![(Vec::new(), Vec::new(), Vec::new(), None); sites.len()];
             for run in 1..=runs {
-                let mut line = format!("bench: broadcast/{size} {} run {run}/{runs}:", rate_name(rate));
-                for (site, (fractions, copies, error)) in sites.iter().zip(samples.iter_mut()) {
+                let mut line =
+                    format!("bench: broadcast/{size} {} {} run {run}/{runs}:", traffic.name(), rate_name(rate));
+                for (site, (fractions, copies, strays, error)) in sites.iter().zip(samples.iter_mut()) {
                     if stop.load(Ordering::Relaxed) {
                         bail!("interrupted");
                     }
-                    match site.lans[index].measure(&site.outside, rate, duration) {
-                        Ok((fraction, per_s)) => {
+                    match site.lans[index].measure(&site.outside, traffic, rate, duration) {
+                        Ok((fraction, per_s, stray)) => {
                             fractions.push(fraction);
                             copies.push(per_s);
+                            strays.push(stray);
                             line.push_str(&format!(
-                                " {} {:.1}% {:.0}k/s",
+                                " {} {:.1}% {:.0}k/s stray {stray:.1}",
                                 site.flooder.name(),
                                 fraction * 100.0,
                                 per_s / 1e3
@@ -266,13 +362,15 @@ pub fn run(sizes: &[usize], flooders: &[String], runs: u32, duration: Duration, 
                 }
                 eprintln!("{line}");
             }
-            for (site, (fractions, copies, error)) in sites.iter().zip(samples) {
+            for (site, (fractions, copies, strays, error)) in sites.iter().zip(samples) {
                 rows.push(Row {
                     flooder: site.flooder,
                     size,
+                    traffic,
                     rate,
                     fraction: Summary { runs: fractions },
                     copies_per_s: Summary { runs: copies },
+                    stray_per_frame: Summary { runs: strays },
                     error,
                 });
             }
@@ -288,8 +386,8 @@ fn rate_name(rate: Option<u64>) -> String {
 /// The rows as a table: per size and rate, each flooder's delivered fraction and copies/s, min / median / max.
 pub fn render(rows: &[Row]) -> String {
     let mut text = String::from(
-        "broadcast from outside to N endpoints (60-byte frames; min / median / max of the runs)\n\
-         N     offered   flooder          delivered %            copies/s (k)\n",
+        "broadcast and multicast from outside to N endpoints (60-byte frames; min / median / max of the runs)\n\
+         N     traffic       offered   flooder          delivered %            copies/s (k)              stray/frame\n",
     );
     for row in rows {
         let cell = |summary: &Summary, scale: f64| {
@@ -300,12 +398,14 @@ pub fn render(rows: &[Row]) -> String {
             }
         };
         text.push_str(&format!(
-            "{:<5} {:<9} {:<16} {:<22} {}{}\n",
+            "{:<5} {:<13} {:<9} {:<16} {:<22} {:<25} {}{}\n",
             row.size,
+            row.traffic.name(),
             rate_name(row.rate),
             row.flooder.name(),
             cell(&row.fraction, 100.0),
             cell(&row.copies_per_s, 1e-3),
+            cell(&row.stray_per_frame, 1.0),
             row.error.as_ref().map_or_else(String::new, |error| format!("  FAILED: {error}")),
         ));
     }
@@ -317,8 +417,9 @@ pub fn to_json(rows: &[Row]) -> Value {
         rows.iter()
             .map(|row| {
                 json!({
-                    "flooder": row.flooder.name(), "endpoints": row.size, "rate_fps": row.rate,
-                    "delivered_fraction": row.fraction.to_json(), "copies_per_s": row.copies_per_s.to_json(),
+                    "flooder": row.flooder.name(), "endpoints": row.size, "traffic": row.traffic.name(),
+                    "rate_fps": row.rate, "delivered_fraction": row.fraction.to_json(),
+                    "copies_per_s": row.copies_per_s.to_json(), "stray_per_frame": row.stray_per_frame.to_json(),
                     "error": row.error,
                 })
             })
