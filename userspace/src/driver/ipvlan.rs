@@ -10,8 +10,8 @@ use ipnet::IpNet;
 use crate::{
     datapath::maps::Tables,
     error::{AddressOwner, Result},
-    host::{netlink::Netlink, netns::Netns, sysctl},
-    model::{Ipvlan, IpvlanMode, Network, State},
+    host::{netns::Netns, sysctl},
+    model::{Ipvlan, Network, State},
 };
 
 /// The LPM-trie key of a prefix in the network (host bits cleared).
@@ -75,19 +75,6 @@ pub fn teardown(tables: &Tables<'_>, network: &Network, settings: &Ipvlan) -> Re
 pub fn prepare_interface(netns: &Netns, ifname: &str) -> Result<()> {
     let _inside = netns.enter()?;
     sysctl::no_link_local(ifname)
-}
-
-/// In l3 mode, default routes through the endpoint's interface once it is up (the parent routes for it).
-pub async fn after_up(inside: &Netlink, index: u32, settings: &Ipvlan, addresses: &[IpNet]) -> Result<()> {
-    if settings.mode != IpvlanMode::L3 {
-        return Ok(());
-    }
-    for ipv6 in [false, true] {
-        if addresses.iter().any(|net| net.addr().is_ipv6() == ipv6) {
-            inside.add_default_route(index, ipv6).await?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,8 +1,11 @@
 //! An endpoint on the host and in the datapath: a veth pair, one end moved into the endpoint's namespace (named like
 //! the kernel's macvlan child, e.g. eth0, with the endpoint's MAC and addresses), the other end in the host namespace
 //! carrying the endpoint's TC program and serving as its port in the maps.
+use std::net::IpAddr;
+
 use aya::programs::TcAttachType;
 use datapath_common::{program_names, EndpointConfig, FdbEntry, FloodList, MacKey, MAX_FLOOD_PORTS};
+use ipnet::IpNet;
 
 use crate::{
     datapath::{
@@ -80,22 +83,41 @@ pub async fn attach(
     attach_programs(instance, network, Some(netns), peer.index, endpoint)?;
     host.set_up(endpoint.host.ifindex).await?;
     inside.set_up(peer.index).await?;
-    match network.ipvlan() {
-        Some(settings) if settings.mode == IpvlanMode::L3 => {
-            ipvlan::after_up(inside, peer.index, settings, &endpoint.addresses).await?
-        }
-        // A gateway of the endpoint's subnet is its default route (l3 ipvlan routes everything through the parent).
-        _ => {
-            for subnet in &network.subnets {
-                let has_family =
-                    endpoint.addresses.iter().any(|a| a.addr().is_ipv4() == subnet.subnet.addr().is_ipv4());
-                if let Some(gateway) = subnet.gateway.filter(|_| has_family) {
-                    inside.add_default_route_via(peer.index, gateway).await?;
-                }
-            }
+    for route in default_routes(network, &endpoint.addresses) {
+        match route {
+            DefaultRoute::OnLink { ipv6 } => inside.add_default_route(peer.index, ipv6).await?,
+            DefaultRoute::Via(gateway) => inside.add_default_route_via(peer.index, gateway).await?,
         }
     }
     Ok(())
+}
+
+/// An endpoint's default route of one address family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultRoute {
+    /// On the endpoint's own link (`default dev eth0`): an ipvlan l3 endpoint is NOARP, the parent routes for it.
+    OnLink { ipv6: bool },
+    /// Through its subnet's gateway.
+    Via(IpAddr),
+}
+
+/// The default routes an endpoint with `addresses` gets on `network`, one per address family it has an address of:
+/// on an ipvlan l3 network on its own link, elsewhere through the gateway of its subnet of that family (none
+/// without one). The library sets them on the endpoints it makes; a container runtime's front end hands them on.
+pub fn default_routes(network: &Network, addresses: &[IpNet]) -> Vec<DefaultRoute> {
+    let has = |ipv6: bool| addresses.iter().any(|address| address.addr().is_ipv6() == ipv6);
+    match network.ipvlan() {
+        Some(settings) if settings.mode == IpvlanMode::L3 => {
+            [false, true].into_iter().filter(|&ipv6| has(ipv6)).map(|ipv6| DefaultRoute::OnLink { ipv6 }).collect()
+        }
+        _ => network
+            .subnets
+            .iter()
+            .filter_map(|subnet| subnet.gateway)
+            .filter(|gateway| has(gateway.is_ipv6()))
+            .map(DefaultRoute::Via)
+            .collect(),
+    }
 }
 
 /// On VXLAN, both ends get the parent's MTU less the outer headers: VXLAN never fragments. `peer` is an ifindex of

@@ -9,9 +9,10 @@ use ipnet::IpNet;
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
 use xlan::{
+    driver::port::{self, DefaultRoute},
     instance::Instance,
     mac::Mac,
-    model::{Driver, EndpointRef, IpvlanMode, Network},
+    model::{Driver, EndpointRef, Network},
     ops::{
         endpoint::{self, AddEndpoint},
         network,
@@ -135,31 +136,19 @@ impl Handler<'_> {
             static_routes: Vec::new(),
             disable_gateway_service: true,
         };
-        let has = |ipv6: bool| found.addresses.iter().any(|a| a.addr().is_ipv6() == ipv6);
-        match network.ipvlan() {
-            // l3: the parent routes for the endpoints, which reach everything through their own interface (NOARP),
-            // as Docker's ipvlan l3 and the library's own endpoints.
-            Some(settings) if settings.mode == IpvlanMode::L3 => {
-                for (ipv6, default) in [(false, "0.0.0.0/0"), (true, "::/0")] {
-                    if has(ipv6) {
-                        response.static_routes.push(StaticRoute {
-                            destination: default.into(),
-                            route_type: ROUTE_CONNECTED,
-                            next_hop: String::new(),
-                        });
-                    }
-                }
-            }
-            // An internal network has no way out: no gateway, as Docker's own drivers.
-            _ if internal::is_internal(&network) => {}
-            _ => {
-                for subnet in &network.subnets {
-                    match subnet.gateway {
-                        Some(gateway @ IpAddr::V4(_)) if has(false) => response.gateway = gateway.to_string(),
-                        Some(gateway @ IpAddr::V6(_)) if has(true) => response.gateway_ipv6 = gateway.to_string(),
-                        _ => {}
-                    }
-                }
+        for route in port::default_routes(&network, &found.addresses) {
+            match route {
+                // ipvlan l3: the parent routes for the endpoints, which reach everything through their own interface
+                // (NOARP), as Docker's ipvlan l3 and the library's own endpoints.
+                DefaultRoute::OnLink { ipv6 } => response.static_routes.push(StaticRoute {
+                    destination: if ipv6 { "::/0" } else { "0.0.0.0/0" }.into(),
+                    route_type: ROUTE_CONNECTED,
+                    next_hop: String::new(),
+                }),
+                // An internal network has no way out: no gateway, as Docker's own drivers.
+                DefaultRoute::Via(_) if internal::is_internal(&network) => {}
+                DefaultRoute::Via(gateway @ IpAddr::V4(_)) => response.gateway = gateway.to_string(),
+                DefaultRoute::Via(gateway) => response.gateway_ipv6 = gateway.to_string(),
             }
         }
         reply(response)
