@@ -33,20 +33,24 @@ fn mac(text: &str) -> Mac {
     text.parse().unwrap()
 }
 
-/// Runs `f` with the instance of the namespace `host`. The instance enters the namespace for the rest of the thread:
-/// a thread of its own, with its runtime.
-fn on_instance(host: &str, state_dir: &std::path::Path, f: impl AsyncFnOnce(&Instance) + Send) {
+/// Runs `f` on a thread of its own, with its runtime: an instance enters its namespace for the rest of the thread.
+fn on_thread(f: impl AsyncFnOnce() + Send) {
     std::thread::scope(|scope| {
         scope
             .spawn(|| {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-                runtime.block_on(async {
-                    let instance = Instance::open(Some(host), Some(state_dir)).unwrap();
-                    f(&instance).await;
-                });
+                runtime.block_on(f());
             })
             .join()
             .unwrap();
+    });
+}
+
+/// Runs `f` with the instance of the namespace `host`, on a thread of its own.
+fn on_instance(host: &str, state_dir: &std::path::Path, f: impl AsyncFnOnce(&Instance) + Send) {
+    on_thread(async move || {
+        let instance = Instance::open(Some(host), Some(state_dir)).unwrap();
+        f(&instance).await;
     });
 }
 
@@ -232,54 +236,45 @@ fn an_endpoint_made_for_a_container_in_a_namespace_given_by_path() {
     ip(&["-n", host.name(), "link", "set", "up1", "up"]);
     let state_dir = std::env::temp_dir().join(format!("{prefix}-state"));
     let (host_name, endpoint_path) = (host.name(), format!("/run/netns/{}", endpoint_ns.name()));
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-                runtime.block_on(async {
-                    // As a CNI runtime runs its plugins: in the host's namespace already.
-                    xlan::host::netns::enter_for_good(host_name).unwrap();
-                    let instance = Instance::open_current(Some(&state_dir)).unwrap();
-                    assert_eq!(instance.name, host_name);
-                    let request = CreateNetwork {
-                        name: "cni0".into(),
-                        parent: "up1".into(),
-                        vlan: None,
-                        hook: None,
-                        ipam: Default::default(),
-                        driver: DriverRequest::Macvlan { mode: MacvlanMode::Bridge, host_access: false },
-                    };
-                    network::create(&instance, request).await.unwrap();
-                    let at = EndpointRef { netns: endpoint_path.clone(), ifname: "eth0".into() };
-                    let add = |at: EndpointRef| AddEndpoint {
-                        network: "cni0".into(),
-                        at,
-                        mac: None,
-                        addresses: vec![net("10.66.0.2/24")],
-                    };
-                    let added =
-                        endpoint::add_for_container(&instance, add(at.clone()), Some("c0ffee".into())).await.unwrap();
-                    assert_eq!(added.container_id.as_deref(), Some("c0ffee"));
-                    let state = network::list(&instance).await.unwrap();
-                    let shown = xlan::model::State { networks: state, ..Default::default() };
-                    let (network, found) = shown.find_container_endpoint("c0ffee", "eth0").unwrap();
-                    assert_eq!((network.name.as_str(), &found.at), ("cni0", &at));
-                    assert!(shown.find_container_endpoint("c0ffee", "eth1").is_none());
+    on_thread(async || {
+        // As a CNI runtime runs its plugins: in the host's namespace already.
+        xlan::host::netns::enter_for_good(host_name).unwrap();
+        let instance = Instance::open_current(Some(&state_dir)).unwrap();
+        assert_eq!(instance.name, host_name);
+        let request = CreateNetwork {
+            name: "cni0".into(),
+            parent: "up1".into(),
+            vlan: None,
+            hook: None,
+            ipam: Default::default(),
+            driver: DriverRequest::Macvlan { mode: MacvlanMode::Bridge, host_access: false },
+        };
+        network::create(&instance, request).await.unwrap();
+        let at = EndpointRef { netns: endpoint_path.clone(), ifname: "eth0".into() };
+        let add = |at: EndpointRef| AddEndpoint {
+            network: "cni0".into(),
+            at,
+            mac: None,
+            addresses: vec![net("10.66.0.2/24")],
+        };
+        let added = endpoint::add_for_container(&instance, add(at.clone()), Some("c0ffee".into())).await.unwrap();
+        assert_eq!(added.container_id.as_deref(), Some("c0ffee"));
+        let state = network::list(&instance).await.unwrap();
+        let shown = xlan::model::State { networks: state, ..Default::default() };
+        let (network, found) = shown.find_container_endpoint("c0ffee", "eth0").unwrap();
+        assert_eq!((network.name.as_str(), &found.at), ("cni0", &at));
+        assert!(shown.find_container_endpoint("c0ffee", "eth1").is_none());
 
-                    let not_a_namespace = EndpointRef { netns: "/etc/hostname".into(), ifname: "eth1".into() };
-                    match endpoint::add(&instance, add(not_a_namespace)).await {
-                        Err(Error::NoSuchNetnsPath(path)) => assert_eq!(path, "/etc/hostname"),
-                        other => panic!("a file that is no namespace: {other:?}"),
-                    }
+        let not_a_namespace = EndpointRef { netns: "/etc/hostname".into(), ifname: "eth1".into() };
+        match endpoint::add(&instance, add(not_a_namespace)).await {
+            Err(Error::NoSuchNetnsPath(path)) => assert_eq!(path, "/etc/hostname"),
+            other => panic!("a file that is no namespace: {other:?}"),
+        }
 
-                    assert!(network::delete_if_unused(&instance, "cni0").await.unwrap().is_none(), "in use");
-                    endpoint::del(&instance, "cni0", &at).await.unwrap();
-                    let deleted = network::delete_if_unused(&instance, "cni0").await.unwrap();
-                    assert_eq!(deleted.map(|n| n.name), Some("cni0".to_string()));
-                });
-            })
-            .join()
-            .unwrap();
+        assert!(network::delete_if_unused(&instance, "cni0").await.unwrap().is_none(), "in use");
+        endpoint::del(&instance, "cni0", &at).await.unwrap();
+        let deleted = network::delete_if_unused(&instance, "cni0").await.unwrap();
+        assert_eq!(deleted.map(|n| n.name), Some("cni0".to_string()));
     });
     assert!(!state_dir.join("state.json").exists());
 }
