@@ -132,6 +132,20 @@ impl StateStore {
     }
 }
 
+/// `fs::create_dir_all`, made again when a parent vanishes under it: another instance's command that leaves nothing
+/// removes the shared root (/var/lib/xlan) once it is empty, which it may be between the creation of the root and of
+/// the directory in it (instances lock only their own directories). A bounded number of times: a path that can never
+/// be made (under a dangling symlink) must not spin.
+fn create_dir_racing(dir: &Path) -> std::io::Result<()> {
+    let mut attempts = 0;
+    loop {
+        match fs::create_dir_all(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 1000 => attempts += 1,
+            made => return made,
+        }
+    }
+}
+
 /// Writes `state` to `path` through a temporary file and a rename (creating the directory), or removes the file
 /// (and the directory, once empty) when there is nothing to keep.
 fn write_or_remove(path: &Path, state: &State) -> Result<()> {
@@ -149,7 +163,7 @@ fn write_or_remove(path: &Path, state: &State) -> Result<()> {
         return Ok(());
     }
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|e| state_error(dir, &e))?;
+        create_dir_racing(dir).map_err(|e| state_error(dir, &e))?;
     }
     let tmp = path.with_extension("json.tmp");
     let current = State { schema: SCHEMA_VERSION, ..state.clone() };
@@ -395,6 +409,28 @@ mod tests {
     /// with an allowed MAC, a VXLAN network with a remote, a static FDB entry and managed neighbours, and an l3
     /// private ipvlan network with IPv4 and IPv6 addresses and a route; one endpoint each.
     const FIRST_RELEASE: &str = include_str!("../testdata/state-v0.json");
+
+    /// Two instances' commands at once: each makes its directory under a shared root and removes both again, as an
+    /// instance that leaves nothing does. A plain `create_dir_all` fails now and then ("No such file or directory":
+    /// the other removed the root between its two mkdirs; seen in the CNI's concurrent ADDs); this one must not.
+    #[test]
+    fn a_directory_is_made_while_another_instance_removes_the_shared_root() {
+        let root = std::env::temp_dir().join(format!("xlan-store-race-{}", std::process::id()));
+        std::thread::scope(|scope| {
+            for name in ["a", "b"] {
+                let dir = root.join(name);
+                let root = &root;
+                scope.spawn(move || {
+                    for _ in 0..3000 {
+                        create_dir_racing(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+                        fs::remove_dir(&dir).unwrap();
+                        let _ = fs::remove_dir(root);
+                    }
+                });
+            }
+        });
+        let _ = fs::remove_dir(&root);
+    }
 
     #[test]
     fn migrates_the_first_release_state_file() {
