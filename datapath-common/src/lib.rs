@@ -43,7 +43,7 @@ pub mod map_names {
     pub const GENERATION: &str = "XLAN_GENERATION";
     /// One `SpreaderConfig`: where broadcast copies for the other CPUs go (`fdb::flood` in the datapath).
     pub const SPREADER: &str = "XLAN_SPREADER";
-    /// Per-CPU counters of the spreading, indexed by `SpreadCounter`.
+    /// Per-CPU counters of the spreading, indexed by `spread_counter`.
     pub const SPREAD_COUNTS: &str = "XLAN_SPREAD_COUNTS";
     /// The maps the datapath keeps per-CPU copies of (datapath-ebpf's `cache`): a change to one of them must change
     /// the user generation, or a copy would outlive it.
@@ -547,8 +547,8 @@ pub const MAX_SPREAD_CPUS: usize = 64;
 /// backlog was idle. Measured on 2 CPUs (`cargo xtask bench --broadcast-sizes`, copies/s spread vs not): 8 ports
 /// +5 %, 16 ports +42 %, 32 ports +54 %.
 pub const SPREAD_PORTS_PER_SHARE: u32 = 4;
-/// `skb->mark` of a clone in the spreader: this bit, the share in bits 8..16, the network id in bits 0..8
-/// (`MAX_NETWORKS` ≤ 256). The original frame's mark is put back after the clone.
+/// `skb->mark` of a clone in the spreader: this bit, the number of shares in bits 16..24, the share in bits 8..16,
+/// the network id in bits 0..8 (`MAX_NETWORKS` ≤ 256). The original frame's mark is put back after the clone.
 pub const SPREAD_MARK: u32 = 1 << 31;
 
 /// `XLAN_SPREADER[0]`. Broadcast copies are made on several CPUs: the CPU a frame arrives on makes its own share of

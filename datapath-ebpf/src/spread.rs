@@ -12,15 +12,19 @@ use aya_ebpf::{
 };
 use datapath_common::{spread_counter, SpreaderConfig, MAX_SPREAD_CPUS, SPREAD_MARK, SPREAD_PORTS_PER_SHARE};
 
-use crate::{
-    fdb::flood_share,
-    maps::{SPREADER, SPREAD_COUNTS},
-};
+use crate::{fdb::flood_share, maps::SPREADER, stats::count_spread};
 
-/// The tag of a handed-off share, in the clone's `skb->mark`; the sender to leave out goes in `skb->priority`.
+/// The tag of a handed-off share, in the clone's `skb->mark` (`SPREAD_MARK` says the layout); the sender to leave
+/// out goes in `skb->priority`.
 #[inline(always)]
 const fn tag(network_id: u32, shares: u32, share: u32) -> u32 {
     SPREAD_MARK | (shares & 0xff) << 16 | (share & 0xff) << 8 | (network_id & 0xff)
+}
+
+/// The (network id, number of shares, share) a tag carries.
+#[inline(always)]
+const fn untag(mark: u32) -> (u32, u32, u32) {
+    (mark & 0xff, mark >> 16 & 0xff, mark >> 8 & 0xff)
 }
 
 /// Splits a flood of `count` ports into shares and hands every share but this CPU's to its CPU. Returns the number
@@ -97,10 +101,10 @@ extern "C" fn hand_off_one(share: u64, walk: *mut c_void) -> c_long {
         TcContext::new(walk.skb).clone_redirect(config.ifindex, 0).is_ok()
     };
     if handed {
-        count(spread_counter::HANDED_OFF);
+        count_spread(spread_counter::HANDED_OFF);
     } else {
         walk.made_here |= 1 << share;
-        count(spread_counter::MADE_HERE);
+        count_spread(spread_counter::MADE_HERE);
     }
     0
 }
@@ -121,13 +125,6 @@ pub fn receive(ctx: &TcContext) {
         (*skb).mark = 0;
         (*skb).priority = 0;
     }
-    flood_share(ctx, mark & 0xff, except_ifindex, mark >> 16 & 0xff, mark >> 8 & 0xff);
-}
-
-#[inline(always)]
-fn count(counter: u32) {
-    if let Some(total) = SPREAD_COUNTS.get_ptr_mut(counter) {
-        // SAFETY: per-CPU slot.
-        unsafe { *total += 1 };
-    }
+    let (network_id, shares, share) = untag(mark);
+    flood_share(ctx, network_id, except_ifindex, shares, share);
 }

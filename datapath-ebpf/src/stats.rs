@@ -1,8 +1,8 @@
 //! Per-CPU counters: per endpoint (rx delivered to it, tx sent by it, drops of what it sent), by the endpoint's slot
-//! in `PORT_STATS`, and per drop reason.
+//! in `PORT_STATS`, per drop reason, and of the broadcast spreading.
 use datapath_common::DropReason;
 
-use crate::maps::{DROPS, PORT_STATS};
+use crate::maps::{DROPS, PORT_STATS, SPREAD_COUNTS};
 
 #[inline(always)]
 pub fn count_rx(slot: u32, bytes: u32) {
@@ -40,5 +40,14 @@ pub fn count_drop(reason: DropReason, from_slot: Option<u32>) {
                 *count += 1;
             }
         }
+    }
+}
+
+/// Counts one event of the broadcast spreading (`spread_counter`).
+#[inline(always)]
+pub fn count_spread(counter: u32) {
+    if let Some(total) = SPREAD_COUNTS.get_ptr_mut(counter) {
+        // SAFETY: per-CPU slot.
+        unsafe { *total += 1 };
     }
 }

@@ -515,9 +515,7 @@ impl Frame {
 
 impl fmt::Display for Frame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mac = |mac: Option<[u8; 6]>| {
-            mac.map_or("?".to_string(), |m| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"))
-        };
+        let mac = |mac: Option<[u8; 6]>| mac.map_or("?".to_string(), |m| crate::bench::frame::format_mac(&m));
         write!(f, "{} > {}", mac(self.src_mac()), mac(self.dst_mac()))?;
         if let Some((src, dst)) = self.ip_addrs() {
             write!(f, ", {src} > {dst}")?;

@@ -126,7 +126,7 @@ impl Sniffer {
             if seen.outgoing || seen.bytes.len() < 14 {
                 return;
             }
-            let source = seen.bytes[6..12].iter().map(|byte| format!("{byte:02x}")).collect::<Vec<_>>().join(":");
+            let source = crate::bench::frame::format_mac(seen.bytes[6..12].try_into().expect("6 bytes"));
             *counts.entry(source).or_insert(0) += 1;
         })?;
         Ok(Sniffer(capture))

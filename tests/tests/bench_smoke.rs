@@ -167,7 +167,9 @@ fn tiny_broadcast_bench_reports_every_kind_and_rate() {
             assert!(delivered > 0.99, "{what}: delivered {delivered}");
         }
         if row["traffic"] == "one-receiver" && row["flooder"] == "xlan" {
-            assert_eq!(stray, 7.0, "{what}: stray copies a frame");
+            // Every frame is flooded to every endpoint (none lost at any rate: the spreading makes a refused share
+            // on the receiving CPU).
+            assert!((stray - 7.0).abs() < 1e-9, "{what}: stray copies a frame: {stray}");
         } else if row["traffic"] == "one-receiver" {
             // The kernel's filter is a 256-bit hash salted per device: another endpoint's few groups can collide
             // with the solicited-node group (~1 % each), and then it takes every frame.

@@ -11,9 +11,12 @@
 //! On a machine with one CPU there is nothing to spread over: the delivery checks still run, the spread checks are
 //! skipped with a message.
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
-use xlan_tests::{dot1q, link, sniff::Capture, unique_prefix, xlan, Netns, XlanHost};
+use xlan_tests::{
+    bench::frame::parse_mac, counters::EndpointCounters, dot1q, link, sniff::Capture, unique_prefix, xlan, Netns,
+    XlanHost,
+};
 
 /// Endpoints of the network: 4 ports a share (`SPREAD_PORTS_PER_SHARE`), so up to 4 CPUs get a share each.
 const ENDPOINTS: usize = 16;
@@ -81,11 +84,7 @@ impl Lab {
     /// A broadcast frame of the test's EtherType from `wire`, 60 bytes, its number to be written at `NUMBER_AT`.
     fn frame(&self) -> Result<Vec<u8>> {
         let mac = link::show(&self.outside, "wire")?["address"].as_str().context("wire has no MAC")?.to_string();
-        let mut frame = vec![0xff; 6];
-        frame.extend(mac.split(':').map(|byte| u8::from_str_radix(byte, 16)).collect::<Result<Vec<_>, _>>()?);
-        frame.extend(ETHERTYPE);
-        frame.resize(60, 0);
-        Ok(frame)
+        Ok(dot1q::frame(dot1q::BROADCAST, parse_mac(&mac)?, None, u16::from_be_bytes(ETHERTYPE), &[]))
     }
 
     /// Sends `count` numbered frames at `rate` (unpaced without one).
@@ -96,14 +95,8 @@ impl Lab {
 
     /// Frames received by each endpoint interface, from its own counters (whoever made the copies).
     fn received(&self) -> Result<Vec<u64>> {
-        let json: Value = serde_json::from_str(&self.endpoints.ip(&["-s", "-j", "link", "show"])?)?;
-        let links = json.as_array().context("`ip -j link` is not an array")?;
         (0..ENDPOINTS)
-            .map(|n| {
-                let name = format!("if{n}");
-                let link = links.iter().find(|l| l["ifname"] == name.as_str()).context(format!("no {name}"))?;
-                link["stats64"]["rx"]["packets"].as_u64().context("no rx packets")
-            })
+            .map(|n| Ok(EndpointCounters::of_interface(&self.endpoints, &format!("if{n}"))?.rx_packets))
             .collect()
     }
 
@@ -138,8 +131,7 @@ fn numbered_frames_arrive_once_in_order(lab: &Lab) -> Result<()> {
             sorted.sort_unstable();
             let out_of_order = numbers.windows(2).filter(|pair| pair[1] <= pair[0]).count();
             sorted.dedup();
-            ensure!(
-                false,
+            bail!(
                 "endpoint if{n} got {} frames ({} distinct, {out_of_order} out of order) of {NUMBERED_FRAMES}",
                 numbers.len(),
                 sorted.len()

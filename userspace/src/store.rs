@@ -40,10 +40,7 @@ impl StateStore {
             // state left, see Drop), between our look and our open: then it is made again.
             let vanished = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
             if !dir.exists() {
-                match fs::create_dir_all(dir) {
-                    Err(e) if vanished(&e) => continue,
-                    made => made.map_err(|e| Error::io(format!("create state dir {}", dir.display()), e))?,
-                }
+                create_dir_racing(dir).map_err(|e| Error::io(format!("create state dir {}", dir.display()), e))?;
                 // Only a directory xlan made is removed again (see Drop).
                 let _ = File::create(dir.join(MADE_BY_XLAN));
             }
@@ -133,10 +130,10 @@ impl StateStore {
 }
 
 /// `fs::create_dir_all`, made again when a parent vanishes under it: another instance's command that leaves nothing
-/// removes the shared root (/var/lib/xlan) once it is empty, which it may be between the creation of the root and of
+/// removes the shared root (/var/lib/xlan, /run/xlan, /sys/fs/bpf/xlan) once it is empty, which it may be between the creation of the root and of
 /// the directory in it (instances lock only their own directories). A bounded number of times: a path that can never
 /// be made (under a dangling symlink) must not spin.
-fn create_dir_racing(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_dir_racing(dir: &Path) -> std::io::Result<()> {
     let mut attempts = 0;
     loop {
         match fs::create_dir_all(dir) {

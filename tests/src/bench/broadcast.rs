@@ -29,8 +29,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
+use super::frame::format_mac;
 use super::stats::Summary;
-use crate::{cmd, dot1q, link, netns::unique_prefix, xlan, Netns, XlanHost};
+use crate::{cmd, counters::EndpointCounters, dot1q, link, netns::unique_prefix, xlan, Netns, XlanHost};
 
 /// Endpoint interfaces per namespace.
 const PER_NAMESPACE: usize = 64;
@@ -99,35 +100,25 @@ impl Traffic {
 
     /// A 60-byte frame of this kind from `src`.
     fn frame(self, src: &[u8; 6]) -> Vec<u8> {
-        let (dst_mac, ethertype, dst_ip): ([u8; 6], [u8; 2], [u8; 4]) = match self {
-            Traffic::Broadcast => ([0xff; 6], [0x08, 0x00], [255, 255, 255, 255]),
-            Traffic::Multicast => (MULTICAST_MAC, [0x08, 0x00], [239, 1, 1, 1]),
-            Traffic::OneReceiver => (SOLICITED_NODE_MAC, [0x86, 0xdd], [0; 4]),
+        // IPv4 header (no checksum needed by anyone who counts it: every endpoint drops it, unaddressed), UDP to
+        // port 9 (discard).
+        let ipv4_udp = |dst: [u8; 4]| {
+            [&[0x45, 0, 0, 46, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 68, 0, 1][..], &dst, &[0x30, 0x39, 0, 9, 0, 26, 0, 0]]
+                .concat()
         };
-        let mut frame = dst_mac.to_vec();
-        frame.extend_from_slice(src);
-        frame.extend_from_slice(&ethertype);
-        if ethertype == [0x08, 0x00] {
-            // IPv4 header (no checksum needed by anyone who counts it: every endpoint drops it, unaddressed), UDP to
-            // port 9 (discard).
-            frame.extend_from_slice(&[0x45, 0, 0, 46, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 68, 0, 1]);
-            frame.extend_from_slice(&dst_ip);
-            frame.extend_from_slice(&[0x30, 0x39, 0, 9, 0, 26, 0, 0]);
+        match self {
+            Traffic::Broadcast => dot1q::frame(dot1q::BROADCAST, *src, None, 0x0800, &ipv4_udp([255; 4])),
+            Traffic::Multicast => dot1q::frame(MULTICAST_MAC, *src, None, 0x0800, &ipv4_udp([239, 1, 1, 1])),
+            // The IPv6 frame's bytes after the EtherType do not matter: IPv6 is off in the endpoints, which count
+            // it and drop it.
+            Traffic::OneReceiver => dot1q::frame(SOLICITED_NODE_MAC, *src, None, 0x86dd, &[]),
         }
-        // The IPv6 frame's bytes after the EtherType do not matter: IPv6 is off in the endpoints, which count it
-        // and drop it.
-        frame.resize(60, 0);
-        frame
     }
 }
 
 /// The group every endpoint joins (239.1.1.1's MAC) and the one only the first endpoint joins (ff02::1:ff00:1's).
 const MULTICAST_MAC: [u8; 6] = [0x01, 0x00, 0x5e, 0x01, 0x01, 0x01];
 const SOLICITED_NODE_MAC: [u8; 6] = [0x33, 0x33, 0xff, 0x00, 0x00, 0x01];
-
-fn mac_text(mac: &[u8; 6]) -> String {
-    mac.iter().map(|byte| format!("{byte:02x}")).collect::<Vec<_>>().join(":")
-}
 
 /// One network of `size` endpoints on its own parent, `uplink<size>`, in the host namespace shared by all.
 struct Lan {
@@ -238,10 +229,10 @@ impl Lan {
     fn join_groups(&self) -> Result<()> {
         for n in 0..self.size {
             let (netns, ifname) = self.endpoint(n);
-            netns.ip(&["maddr", "add", &mac_text(&MULTICAST_MAC), "dev", &ifname])?;
+            netns.ip(&["maddr", "add", &format_mac(&MULTICAST_MAC), "dev", &ifname])?;
         }
         let (netns, ifname) = self.endpoint(0);
-        netns.ip(&["maddr", "add", &mac_text(&SOLICITED_NODE_MAC), "dev", &ifname])?;
+        netns.ip(&["maddr", "add", &format_mac(&SOLICITED_NODE_MAC), "dev", &ifname])?;
         Ok(())
     }
 
@@ -252,10 +243,11 @@ impl Lan {
             let text = netns.ip(&["-s", "-j", "link", "show"])?;
             let links: Value = serde_json::from_str(&text).context("parsing `ip -s -j link show`")?;
             for link in links.as_array().context("`ip -j link` is not an array")? {
-                let Some(number) = link["ifname"].as_str().and_then(|name| name.strip_prefix("if")) else { continue };
+                let Some(name) = link["ifname"].as_str() else { continue };
+                let Some(number) = name.strip_prefix("if") else { continue };
                 let n = index * PER_NAMESPACE + number.parse::<usize>().context("an endpoint ifN")?;
                 if let Some(slot) = received.get_mut(n) {
-                    *slot = link["stats64"]["rx"]["packets"].as_u64().context("no rx packets in `ip -s -j link`")?;
+                    *slot = EndpointCounters::from_ip_link(netns.name(), name, link)?.rx_packets;
                 }
             }
         }

@@ -70,6 +70,11 @@ pub fn udp_frame(flow: &Flow) -> Result<Vec<u8>> {
     Ok(frame)
 }
 
+/// Bytes as "02:77:00:00:00:01".
+pub fn format_mac(mac: &[u8; 6]) -> String {
+    mac.iter().map(|byte| format!("{byte:02x}")).collect::<Vec<_>>().join(":")
+}
+
 /// "02:77:00:00:00:01" as bytes.
 pub fn parse_mac(text: &str) -> Result<[u8; 6]> {
     let bytes = text

@@ -56,6 +56,25 @@ impl<'a> Tables<'a> {
         HashMap::try_from(self.open(name)?).map_err(|e| map_error(name, e))
     }
 
+    fn array<V: aya::Pod>(&self, name: &str) -> Result<Array<MapData, V>> {
+        Array::try_from(self.open(name)?).map_err(|e| map_error(name, e))
+    }
+
+    /// Each index of the per-CPU counter array `name`, summed over CPUs; zeros where the map is not pinned (an
+    /// instance an older xlan made and nobody upgraded).
+    fn per_cpu_sums<const N: usize>(&self, name: &str) -> Result<[u64; N]> {
+        let mut total = [0u64; N];
+        if !self.pins.map(name).exists() {
+            return Ok(total);
+        }
+        let counts: PerCpuArray<MapData, u64> =
+            PerCpuArray::try_from(self.open(name)?).map_err(|e| map_error(name, e))?;
+        for (index, sum) in total.iter_mut().enumerate() {
+            *sum = counts.get(&(index as u32), 0).map_err(|e| map_error(name, e))?.iter().sum();
+        }
+        Ok(total)
+    }
+
     fn put<K: aya::Pod, V: aya::Pod>(&self, name: &str, key: K, value: V) -> Result<()> {
         let written = self.hash::<K, V>(name)?.insert(key, value, 0).map_err(|e| map_error(name, e));
         self.changed(name, written)
@@ -83,7 +102,7 @@ impl<'a> Tables<'a> {
 
     fn bump_generation(&self) -> Result<()> {
         let name = map_names::GENERATION;
-        let mut generation: Array<MapData, u64> = Array::try_from(self.open(name)?).map_err(|e| map_error(name, e))?;
+        let mut generation = self.array::<u64>(name)?;
         let current = generation.get(&USER_GENERATION, 0).map_err(|e| map_error(name, e))?;
         generation.set(USER_GENERATION, current.wrapping_add(1), 0).map_err(|e| map_error(name, e))
     }
@@ -172,9 +191,7 @@ impl<'a> Tables<'a> {
     /// Every FDB entry of the network, static and learned: the whole FDB read in batches (it may hold a million
     /// entries), those of other networks left out.
     pub fn fdb_entries(&self, network_id: u32) -> Result<Vec<(MacKey, FdbEntry)>> {
-        let name = map_names::FDB;
-        let fdb = MapData::from_pin(self.pins.map(name)).map_err(|e| map_error(name, e))?;
-        let mut entries = batch::entries::<MacKey, FdbEntry>(fdb.fd().as_fd()).map_err(|e| map_error(name, e))?;
+        let mut entries = self.entries::<MacKey, FdbEntry>(map_names::FDB)?;
         entries.retain(|(key, _)| key.network_id == network_id);
         Ok(entries)
     }
@@ -188,8 +205,8 @@ impl<'a> Tables<'a> {
         if keys.is_empty() {
             return Ok(());
         }
-        let fdb = MapData::from_pin(self.pins.map(name)).map_err(|e| map_error(name, e))?;
-        self.changed(name, batch::delete(fdb.fd().as_fd(), &keys).map_err(|e| map_error(name, e)))
+        let fdb = self.hash::<MacKey, FdbEntry>(name)?;
+        self.changed(name, batch::delete(fdb.map().fd().as_fd(), &keys).map_err(|e| map_error(name, e)))
     }
 
     /// Every entry of a hash map, read in batches (a map of thousands of endpoints is a few system calls, not one
@@ -336,14 +353,7 @@ impl<'a> Tables<'a> {
 
     /// Drops per reason that no endpoint sent, summed over CPUs.
     pub fn drops(&self) -> Result<[u64; DROP_REASONS]> {
-        let name = map_names::DROPS;
-        let drops: PerCpuArray<MapData, u64> =
-            PerCpuArray::try_from(self.open(name)?).map_err(|e| map_error(name, e))?;
-        let mut total = [0u64; DROP_REASONS];
-        for (reason, sum) in total.iter_mut().enumerate() {
-            *sum = drops.get(&(reason as u32), 0).map_err(|e| map_error(name, e))?.iter().sum();
-        }
-        Ok(total)
+        self.per_cpu_sums(map_names::DROPS)
     }
 
     /// Where the datapath hands broadcast copies to other CPUs (`SpreaderConfig::default()`: nowhere, or no maps).
@@ -352,31 +362,16 @@ impl<'a> Tables<'a> {
         if !self.pins.map(name).exists() {
             return Ok(SpreaderConfig::default());
         }
-        let spreader: Array<MapData, SpreaderConfig> =
-            Array::try_from(self.open(name)?).map_err(|e| map_error(name, e))?;
-        spreader.get(&0, 0).map_err(|e| map_error(name, e))
+        self.array::<SpreaderConfig>(name)?.get(&0, 0).map_err(|e| map_error(name, e))
     }
     pub fn put_spreader(&self, config: SpreaderConfig) -> Result<()> {
         let name = map_names::SPREADER;
-        let mut spreader: Array<MapData, SpreaderConfig> =
-            Array::try_from(self.open(name)?).map_err(|e| map_error(name, e))?;
-        spreader.set(0, config, 0).map_err(|e| map_error(name, e))
+        self.array::<SpreaderConfig>(name)?.set(0, config, 0).map_err(|e| map_error(name, e))
     }
 
-    /// The spreading's counters (`spread_counter`), summed over CPUs; zeros where the map is not there (an
-    /// instance an older xlan made and nobody upgraded).
+    /// The spreading's counters (`spread_counter`), summed over CPUs.
     pub fn spread_counts(&self) -> Result<[u64; datapath_common::spread_counter::COUNT as usize]> {
-        let name = map_names::SPREAD_COUNTS;
-        let mut total = [0u64; datapath_common::spread_counter::COUNT as usize];
-        if !self.pins.map(name).exists() {
-            return Ok(total);
-        }
-        let counts: PerCpuArray<MapData, u64> =
-            PerCpuArray::try_from(self.open(name)?).map_err(|e| map_error(name, e))?;
-        for (counter, sum) in total.iter_mut().enumerate() {
-            *sum = counts.get(&(counter as u32), 0).map_err(|e| map_error(name, e))?.iter().sum();
-        }
-        Ok(total)
+        self.per_cpu_sums(map_names::SPREAD_COUNTS)
     }
 
     /// Removes every map pin of the instance (its last network is gone), an older xlan's too.

@@ -37,7 +37,8 @@ impl PinDir {
     /// Mounts bpffs if needed and creates the instance's directories.
     pub fn create(&self) -> Result<()> {
         ensure_bpffs()?;
-        fs::create_dir_all(self.links()).map_err(|e| Error::io(format!("create {}", self.links().display()), e))
+        crate::store::create_dir_racing(&self.links())
+            .map_err(|e| Error::io(format!("create {}", self.links().display()), e))
     }
 
     /// Every pinned link of the instance.

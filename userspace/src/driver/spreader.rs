@@ -30,17 +30,20 @@ pub fn cpus() -> u32 {
 
 /// What is wrong with the spreader of an instance that has networks, if anything.
 pub async fn problem(instance: &Instance, tables: &Tables<'_>) -> Result<Option<String>> {
-    if cpus() < 2 {
+    let cpus = cpus();
+    if cpus < 2 {
         return Ok(None);
     }
     let recorded = tables.spreader()?;
-    let sending = instance.netlink.device(SENDING_END).await?;
-    let problem = match sending {
-        _ if recorded.ifindex == 0 => "it is not recorded in the datapath",
+    if recorded.ifindex == 0 {
+        return Ok(Some("it is not recorded in the datapath".into()));
+    }
+    let problem = match instance.netlink.device(SENDING_END).await? {
         None => "its device is gone",
-        Some(device) if device.index != recorded.ifindex => "its device was re-created",
+        Some(device) if device.index != recorded.ifindex || !device.is_veth => "its device was re-created",
         Some(_) if instance.netlink.device(RECEIVING_END).await?.is_none() => "its receiving end is gone",
         Some(_) if !instance.pins.link(link_names::SPREADER).exists() => "its program is not attached",
+        Some(_) if recorded.cpus != cpus => "the number of CPUs changed",
         Some(_) => return Ok(None),
     };
     Ok(Some(problem.into()))
@@ -49,10 +52,11 @@ pub async fn problem(instance: &Instance, tables: &Tables<'_>) -> Result<Option<
 /// Makes the spreader, or completes the one there (a command killed half-way, a repair): idempotent. A pair of
 /// these names that is not a veth pair is someone else's and is left alone.
 pub async fn ensure(instance: &Instance, datapath: &mut Datapath, tables: &Tables<'_>) -> Result<()> {
-    let cpus = cpus();
-    if cpus < 2 {
+    // Every network's attach comes here: a spreader in order costs two device lookups, not its set-up again.
+    if problem(instance, tables).await?.is_none() {
         return Ok(());
     }
+    let cpus = cpus();
     let netlink = &instance.netlink;
     let (sending, receiving) = match (netlink.device(SENDING_END).await?, netlink.device(RECEIVING_END).await?) {
         (None, None) => {

@@ -3,9 +3,12 @@
 //! made by a thread of its own that enters the caller's network namespace, takes a mount namespace of its own (a
 //! slave of the host's, so nothing it mounts reaches the host) and mounts that namespace's sysfs over /sys there.
 //! The thread, its mount namespace and its sysfs go when it ends.
-use std::{fs::File, io, os::fd::AsRawFd};
+use std::io;
 
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    host::netns::Netns,
+};
 
 /// The CPUs RPS can spread over, as a count: the online CPUs 0..n-1 (the RPS map holds a device's CPUs in that
 /// order, and the datapath picks one by its position). Online CPUs after a gap are left out. None (0) on a kernel
@@ -49,23 +52,29 @@ fn mask(cpus: u32) -> String {
 /// Has RPS spread what `ifname` (a device of the calling thread's namespace) receives over CPUs 0..cpus, on every
 /// receive queue (a veth has one per CPU, and a frame arrives on the queue its hash picked on the sending end).
 pub fn spread_over(ifname: &str, cpus: u32) -> Result<()> {
-    let netns = File::open("/proc/thread-self/ns/net").map_err(|e| Error::io("open own netns", e))?;
+    let netns = Netns::current()?;
     let queues = format!("/sys/class/net/{ifname}/queues");
     let mask = mask(cpus);
     let what = format!("write {mask} to {queues}/rx-*/rps_cpus (in the namespace's own sysfs)");
-    std::thread::scope(|scope| scope.spawn(|| write_in_own_sysfs(&netns, &queues, &mask)).join())
-        .map_err(|_| Error::io(what.clone(), io::Error::other("the thread writing it panicked")))?
-        .map_err(|e| Error::io(what, e))
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                // The thread enters the caller's namespace and keeps it (the guard is dropped with the thread).
+                let _inside = netns.enter()?;
+                write_in_own_sysfs(&queues, &mask).map_err(|e| Error::io(what.clone(), e))
+            })
+            .join()
+    })
+    .map_err(|_| Error::io(what.clone(), io::Error::other("the thread writing it panicked")))?
 }
 
-/// On a thread of its own (it changes the thread's namespaces for good): `value` into the rps_cpus of every receive
-/// queue under `queues`.
-fn write_in_own_sysfs(netns: &File, queues: &str, value: &str) -> io::Result<()> {
+/// On a thread of its own, in the namespace whose sysfs is wanted (it changes the thread's mount namespace for
+/// good): `value` into the rps_cpus of every receive queue under `queues`.
+fn write_in_own_sysfs(queues: &str, value: &str) -> io::Result<()> {
     let check = |rc: libc::c_int| if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) };
-    // SAFETY: plain system calls on this thread with valid descriptors and C strings; the mount namespace is this
-    // thread's own from unshare on, made a slave first, so the sysfs mounted below never propagates to the host.
+    // SAFETY: plain system calls on this thread with valid C strings; the mount namespace is this thread's own from
+    // unshare on, made a slave first, so the sysfs mounted below never propagates to the host.
     unsafe {
-        check(libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET))?;
         check(libc::unshare(libc::CLONE_NEWNS))?;
         check(libc::mount(
             std::ptr::null(),

@@ -117,6 +117,14 @@ pub async fn repair(instance: &Instance) -> Result<Report> {
         rebuild(instance, &session.state).await?;
         repaired.extend(findings_to_repair.iter().filter(rebuilt).cloned());
     }
+    // The spreader alone is made again by itself, not by rebuilding every network (a rebuild above made it too:
+    // then this finds it in order).
+    let spreader = |finding: &&Finding| matches!(finding, Finding::SpreaderMissing { .. });
+    if findings_to_repair.iter().any(|finding| spreader(&finding)) {
+        let mut datapath = crate::datapath::loader::Datapath::load(&instance.pins)?;
+        driver::spreader::ensure(instance, &mut datapath, &Tables::new(&instance.pins)).await?;
+        repaired.extend(findings_to_repair.iter().filter(spreader).cloned());
+    }
     let remaining = session.examine().await?;
     repaired.retain(|finding| !remaining.contains(finding));
     Ok(Report { recovered: session.recovered, findings, repaired, remaining })
@@ -154,7 +162,6 @@ fn needs_rebuild(finding: &Finding) -> bool {
             | Finding::ParentProgramsMissing { .. }
             | Finding::EndpointNotInDatapath { .. }
             | Finding::EntriesMissing { .. }
-            | Finding::SpreaderMissing { .. }
     )
 }
 
