@@ -45,11 +45,14 @@ pub mod map_names {
     pub const SPREADER: &str = "XLAN_SPREADER";
     /// Per-CPU counters of the spreading, indexed by `spread_counter`.
     pub const SPREAD_COUNTS: &str = "XLAN_SPREAD_COUNTS";
+    /// (network, IP multicast group) → the endpoints that joined it (`GroupMembers`), learned from their IGMP and
+    /// MLD reports.
+    pub const GROUPS: &str = "XLAN_GROUPS";
     /// The maps the datapath keeps per-CPU copies of (datapath-ebpf's `cache`): a change to one of them must change
     /// the user generation, or a copy would outlive it.
     pub const CACHED: [&str; 7] = [PARENTS, ENDPOINTS, NETWORKS, VNIS, VTEP_MACS, FDB, IP_ENDPOINTS];
     /// Every map of an instance, in the order `xlan` removes their pins.
-    pub const ALL: [&str; 17] = [
+    pub const ALL: [&str; 18] = [
         NETWORKS,
         PARENTS,
         ENDPOINTS,
@@ -67,6 +70,7 @@ pub mod map_names {
         GENERATION,
         SPREADER,
         SPREAD_COUNTS,
+        GROUPS,
     ];
 }
 
@@ -92,6 +96,9 @@ pub mod program_names {
     pub const XDP_PASS: &str = "xlan_xdp_pass";
     /// tcx ingress on the spreader's receiving end: another CPU's share of a broadcast's copies.
     pub const SPREADER_INGRESS: &str = "xlan_spreader_ingress";
+    /// Run by userspace through BPF_PROG_TEST_RUN, never attached: takes an endpoint's slot out of every group of
+    /// its network (`groups_forget`), atomically, as only the datapath can write `XLAN_GROUPS` while frames flow.
+    pub const GROUPS_FORGET: &str = "xlan_groups_forget";
 }
 
 /// Capacities. Userspace refuses to go past them with a clear error rather than letting an update fail.
@@ -547,9 +554,54 @@ pub const MAX_SPREAD_CPUS: usize = 64;
 /// backlog was idle. Measured on 2 CPUs (`cargo xtask bench --broadcast-sizes`, copies/s spread vs not): 8 ports
 /// +5 %, 16 ports +42 %, 32 ports +54 %.
 pub const SPREAD_PORTS_PER_SHARE: u32 = 4;
-/// `skb->mark` of a clone in the spreader: this bit, the number of shares in bits 16..24, the share in bits 8..16,
-/// the network id in bits 0..8 (`MAX_NETWORKS` ≤ 256). The original frame's mark is put back after the clone.
+/// `skb->mark` of a clone in the spreader: this bit, `SPREAD_TO_MEMBERS` if it is, the number of shares in bits
+/// 16..24, the share in bits 8..16, the network id in bits 0..8 (`MAX_NETWORKS` ≤ 256). The original frame's mark is
+/// put back after the clone.
 pub const SPREAD_MARK: u32 = 1 << 31;
+/// In a spreader clone's mark: the copies go to the members of the frame's group only (`XLAN_GROUPS`).
+pub const SPREAD_TO_MEMBERS: u32 = 1 << 30;
+
+/// IP multicast groups an instance keeps members of, over all its networks (`XLAN_GROUPS`, not preallocated: about
+/// 4 KB an entry in use). A group the map has no room for is flooded, as one nobody joined.
+pub const MAX_GROUPS: u32 = 4096;
+
+/// `XLAN_GROUPS` key: a network and an IP multicast group (IPv4 mapped into IPv6, as `v4_mapped`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct GroupKey {
+    pub network_id: u32,
+    pub group: [u8; 16],
+}
+
+/// `XLAN_GROUPS` value: the endpoints, by slot (`EndpointConfig::slot`), that reported joining the group and have
+/// not reported leaving it (1; 0 otherwise). Multicast to a group is copied only to its members among the
+/// network's ports, or to every port when none of them is a member (the bridge's unregistered multicast).
+/// A byte a slot, not a bit: each endpoint's reports write only its own byte, with a plain store, so two endpoints
+/// reporting at once on two CPUs cannot undo each other's change (a bit would need an atomic read-modify-write,
+/// which needs BPF CPU v3, whose code needs more stack than the parent's program has left). Userspace only reads
+/// them, and has the datapath clear an endpoint's bytes (`program_names::GROUPS_FORGET`) when it removes it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupMembers {
+    pub slots: [u8; STATS_SLOTS as usize],
+    pub _pad: [u8; 7],
+}
+
+impl GroupMembers {
+    pub const EMPTY: Self = Self { slots: [0; STATS_SLOTS as usize], _pad: [0; 7] };
+
+    #[inline(always)]
+    pub fn has(&self, slot: u32) -> bool {
+        (slot as usize) < self.slots.len() && self.slots[slot as usize] != 0
+    }
+}
+
+/// What userspace hands `program_names::GROUPS_FORGET` in the test run's `__sk_buff`: the network in `mark`, the
+/// slot in `priority` (fields a test run may set).
+pub mod groups_forget {
+    pub const SK_BUFF_MARK_OFFSET: usize = 8;
+    pub const SK_BUFF_PRIORITY_OFFSET: usize = 32;
+}
 
 /// `XLAN_SPREADER[0]`. Broadcast copies are made on several CPUs: the CPU a frame arrives on makes its own share of
 /// the flood list and sends every other share, as one clone each, into the spreader veth, whose receiving end's RPS
@@ -627,6 +679,29 @@ mod pod {
     unsafe impl aya::Pod for bench::BenchConfig {}
     unsafe impl aya::Pod for DropRecord {}
     unsafe impl aya::Pod for SpreaderConfig {}
+    unsafe impl aya::Pod for GroupKey {}
+    unsafe impl aya::Pod for GroupMembers {}
+}
+
+/// True for the IP multicast groups whose members are learned (`XLAN_GROUPS`), as a snooping bridge has them:
+/// IPv4 224.0.0.0/4 but not the link-local 224.0.0.0/24 (routing protocols, mDNS: hosts do not report them, so no
+/// filter could know their members); IPv6 multicast of link-local scope and wider but not the all-nodes group
+/// ff02::1 (which hosts never report). Everything else goes to every port.
+#[inline(always)]
+pub const fn is_snooped_group(group: &[u8; 16]) -> bool {
+    let mapped = v4_mapped([0; 4]);
+    let mut prefix = 0;
+    let mut ipv4 = true;
+    while prefix < 12 {
+        ipv4 &= group[prefix] == mapped[prefix];
+        prefix += 1;
+    }
+    if ipv4 {
+        let [a, b, c] = [group[12], group[13], group[14]];
+        return a >= 224 && a <= 239 && !(a == 224 && b == 0 && c == 0);
+    }
+    let all_nodes = u128::from_be_bytes(*group) == 0xff02_0000_0000_0000_0000_0000_0000_0001;
+    group[0] == 0xff && group[1] & 0x0f >= 2 && !all_nodes
 }
 
 /// True for broadcast and multicast destination MACs (the I/G bit).

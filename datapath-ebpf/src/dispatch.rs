@@ -11,6 +11,7 @@ use crate::{
     cache::{parent_config, SenderConfig},
     error::Error,
     fdb::{ipvlan_of_parent, macvlan_of_parent},
+    groups,
     ipvlan, macvlan,
     parse::{parse_l2, L2Header, Packet},
     port::{redirect_xdp, Port},
@@ -126,6 +127,7 @@ pub fn endpoint_ingress(ctx: &TcContext, port: u32, config: Option<&SenderConfig
     let Some(&SenderConfig { endpoint, network }) = config else { return Err(Error::UnknownPort) };
     count_tx(endpoint.slot, ctx.len());
     let l2 = parse_l2(ctx)?;
+    groups::snoop(ctx, &l2, endpoint.network_id, endpoint.slot);
     let sender = Sender { port, network_id: endpoint.network_id, network };
     match network.kind {
         NetworkKind::MACVLAN => macvlan::endpoint_egress(ctx, &l2, &sender),

@@ -6,10 +6,14 @@ use aya_ebpf::{
     programs::TcContext,
     EbpfContext,
 };
-use datapath_common::{FdbEntry, FloodList, MacKey, NetworkConfig, ParentConfig, MAX_FLOOD_PORTS};
+use datapath_common::{
+    FdbEntry, FloodList, GroupMembers, MacKey, NetworkConfig, ParentConfig, MAX_FLOOD_PORTS, MAX_SPREAD_CPUS,
+    SPREAD_PORTS_PER_SHARE,
+};
 
 use crate::{
     cache::datapath_changed,
+    groups,
     maps::{FDB, FLOOD, SOURCE_MACS},
     port::Port,
     spread,
@@ -94,6 +98,8 @@ pub fn first_port(network_id: u32) -> Option<Port> {
 struct FloodWalk {
     skb: *mut __sk_buff,
     list: *const FloodList,
+    /// The members of the group the frame is for: only they get copies. Null: every port does.
+    members: *const GroupMembers,
     except_ifindex: u32,
     len: u32,
     /// The list is split into `shares` shares, port `i` in share `i % shares` (`spread`); this walk makes the
@@ -102,7 +108,8 @@ struct FloodWalk {
     made_here: u64,
 }
 
-/// Sends one copy of the frame to every port of the network except `except_ifindex` (the sender).
+/// Sends one copy of the frame to every port of the network except `except_ifindex` (the sender); multicast to a
+/// group some of the ports joined, only to them (`groups`).
 /// TC, not XDP: only an skb can be cloned, and the original still goes on (to the host or the wire).
 ///
 /// A long list is split into shares, one per CPU, and the other CPUs make theirs (`spread`): every copy made on
@@ -116,28 +123,56 @@ pub fn flood(ctx: &TcContext, network_id: u32, except_ifindex: u32) {
     let Some(list) = FLOOD.get_ptr(&network_id) else { return };
     // SAFETY: the pointer comes from the map.
     let count = unsafe { (*list).count }.min(MAX_FLOOD_PORTS as u32);
-    let (shares, made_here) = spread::hand_off(ctx, network_id, except_ifindex, count);
-    flood_shares(ctx, list, count, except_ifindex, shares, made_here);
+    let mut members = groups::members_of_frame(ctx, network_id);
+    let mut copies = count;
+    if !members.is_null() {
+        // Counted only as far as the spreading needs to know.
+        let enough = SPREAD_PORTS_PER_SHARE * MAX_SPREAD_CPUS as u32;
+        copies = groups::count_members(list, count, members, except_ifindex, enough);
+        if copies == 0 {
+            // Only endpoints that have gone joined it: as good as a group nobody joined.
+            members = core::ptr::null();
+            copies = count;
+        }
+    }
+    let (shares, made_here) = spread::hand_off(ctx, network_id, except_ifindex, copies, !members.is_null());
+    flood_shares(ctx, list, count, members, except_ifindex, shares, made_here);
 }
 
 /// The copies of share `share` (of `shares`) of the network's list: what the spreader's program makes of a share
-/// the CPU a frame arrived on handed off (`spread`).
+/// the CPU a frame arrived on handed off (`spread`). `to_members`: that CPU found members of the frame's group.
 #[inline(always)]
-pub fn flood_share(ctx: &TcContext, network_id: u32, except_ifindex: u32, shares: u32, share: u32) {
+pub fn flood_share(ctx: &TcContext, network_id: u32, except_ifindex: u32, shares: u32, share: u32, to_members: bool) {
     let Some(list) = FLOOD.get_ptr(&network_id) else { return };
     // SAFETY: the pointer comes from the map.
     let count = unsafe { (*list).count }.min(MAX_FLOOD_PORTS as u32);
-    flood_shares(ctx, list, count, except_ifindex, shares, 1u64.checked_shl(share).unwrap_or(0));
+    let members = if to_members { groups::members_of_frame(ctx, network_id) } else { core::ptr::null() };
+    flood_shares(ctx, list, count, members, except_ifindex, shares, 1u64.checked_shl(share).unwrap_or(0));
 }
 
 /// The copies of the shares in `made_here` (a bit set) of a list split into `shares`.
 #[inline(always)]
-fn flood_shares(ctx: &TcContext, list: *const FloodList, count: u32, except_ifindex: u32, shares: u32, made_here: u64) {
+fn flood_shares(
+    ctx: &TcContext,
+    list: *const FloodList,
+    count: u32,
+    members: *const GroupMembers,
+    except_ifindex: u32,
+    shares: u32,
+    made_here: u64,
+) {
     if made_here == 0 {
         return;
     }
-    let mut walk =
-        FloodWalk { skb: ctx.as_ptr().cast(), list, except_ifindex, len: ctx.len(), shares: shares.max(1), made_here };
+    let mut walk = FloodWalk {
+        skb: ctx.as_ptr().cast(),
+        list,
+        members,
+        except_ifindex,
+        len: ctx.len(),
+        shares: shares.max(1),
+        made_here,
+    };
     // SAFETY: `flood_one` reads `walk` (alive for the whole call) as the FloodWalk it is; the result (the number
     // of iterations) says nothing the copies' counters do not.
     unsafe {
@@ -162,6 +197,10 @@ extern "C" fn flood_one(index: u64, walk: *mut c_void) -> c_long {
     }
     // SAFETY: the list is a map value, plain data, and `index` is within its arrays.
     let (port, slot) = unsafe { ((*walk.list).ifindex[index], (*walk.list).slots[index]) };
+    // SAFETY: the members are a map value, plain data (its words are read whole, never torn).
+    if !walk.members.is_null() && unsafe { !(*walk.members).has(slot) } {
+        return 0;
+    }
     if port != walk.except_ifindex && TcContext::new(walk.skb).clone_redirect(port, 0).is_ok() {
         count_rx(slot, walk.len);
     }

@@ -11,6 +11,7 @@ mod dispatch;
 mod drops;
 mod error;
 mod fdb;
+mod groups;
 mod ipvlan;
 mod macvlan;
 mod maps;
@@ -65,6 +66,13 @@ pub fn xlan_endpoint_ingress(ctx: TcContext) -> i32 {
 #[classifier]
 pub fn xlan_spreader_ingress(ctx: TcContext) -> i32 {
     spread::receive(&ctx);
+    TC_ACT_SHOT as i32
+}
+
+/// Never attached: userspace runs it (BPF_PROG_TEST_RUN) to take a removed endpoint out of its network's groups.
+#[classifier]
+pub fn xlan_groups_forget(ctx: TcContext) -> i32 {
+    groups::forget(&ctx);
     TC_ACT_SHOT as i32
 }
 

@@ -6,9 +6,10 @@ use aya_ebpf::{
     maps::{Array, DevMapHash, HashMap, LpmTrie, PerCpuArray, RingBuf},
 };
 use datapath_common::{
-    spread_counter, EndpointConfig, EndpointStats, FdbEntry, FloodList, IpEndpoint, IpKey, MacKey, NetworkConfig,
-    ParentConfig, ParentKey, SpreaderConfig, VniKey, VtepList, VtepMac, DROP_REASONS, EVENTS_BYTES, GENERATIONS,
-    MAX_ENDPOINTS, MAX_FDB_ENTRIES, MAX_IP_ENTRIES, MAX_NETWORKS, MAX_SOURCE_MACS, MAX_VNIS, STATS_SLOTS,
+    spread_counter, EndpointConfig, EndpointStats, FdbEntry, FloodList, GroupKey, GroupMembers, IpEndpoint, IpKey,
+    MacKey, NetworkConfig, ParentConfig, ParentKey, SpreaderConfig, VniKey, VtepList, VtepMac, DROP_REASONS,
+    EVENTS_BYTES, GENERATIONS, MAX_ENDPOINTS, MAX_FDB_ENTRIES, MAX_GROUPS, MAX_IP_ENTRIES, MAX_NETWORKS,
+    MAX_SOURCE_MACS, MAX_VNIS, STATS_SLOTS,
 };
 
 /// network id → configuration.
@@ -85,3 +86,11 @@ pub static SPREADER: Array<SpreaderConfig> = Array::pinned(1, 0);
 /// `spread_counter` → count (per CPU).
 #[map(name = "XLAN_SPREAD_COUNTS")]
 pub static SPREAD_COUNTS: PerCpuArray<u64> = PerCpuArray::pinned(spread_counter::COUNT, 0);
+
+/// (network, IP multicast group) → the endpoints that joined it (`groups`). Not preallocated: 528 bytes an entry in use.
+#[map(name = "XLAN_GROUPS")]
+pub static GROUPS: HashMap<GroupKey, GroupMembers> = HashMap::pinned(MAX_GROUPS, BPF_F_NO_PREALLOC);
+
+/// A group without members, which a new `XLAN_GROUPS` entry is copied from. Never written; each load has its own.
+#[map]
+pub static NO_MEMBERS: Array<GroupMembers> = Array::with_max_entries(1, 0);

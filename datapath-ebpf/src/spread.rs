@@ -10,27 +10,47 @@ use aya_ebpf::{
     programs::TcContext,
     EbpfContext,
 };
-use datapath_common::{spread_counter, SpreaderConfig, MAX_SPREAD_CPUS, SPREAD_MARK, SPREAD_PORTS_PER_SHARE};
+use datapath_common::{
+    spread_counter, SpreaderConfig, MAX_SPREAD_CPUS, SPREAD_MARK, SPREAD_PORTS_PER_SHARE, SPREAD_TO_MEMBERS,
+};
 
 use crate::{fdb::flood_share, maps::SPREADER, stats::count_spread};
 
-/// The tag of a handed-off share, in the clone's `skb->mark` (`SPREAD_MARK` says the layout); the sender to leave
-/// out goes in `skb->priority`.
-#[inline(always)]
-const fn tag(network_id: u32, shares: u32, share: u32) -> u32 {
-    SPREAD_MARK | (shares & 0xff) << 16 | (share & 0xff) << 8 | (network_id & 0xff)
+/// What a handed-off share is: the network, how many shares, which one, and whether only the group's members get
+/// copies.
+struct Share {
+    network_id: u32,
+    shares: u32,
+    share: u32,
+    to_members: bool,
 }
 
-/// The (network id, number of shares, share) a tag carries.
-#[inline(always)]
-const fn untag(mark: u32) -> (u32, u32, u32) {
-    (mark & 0xff, mark >> 16 & 0xff, mark >> 8 & 0xff)
+impl Share {
+    /// The tag of a handed-off share, in the clone's `skb->mark` (`SPREAD_MARK` says the layout); the sender to
+    /// leave out goes in `skb->priority`.
+    #[inline(always)]
+    const fn tag(&self) -> u32 {
+        let to_members = if self.to_members { SPREAD_TO_MEMBERS } else { 0 };
+        SPREAD_MARK | to_members | (self.shares & 0xff) << 16 | (self.share & 0xff) << 8 | (self.network_id & 0xff)
+    }
+
+    /// The share a tag says.
+    #[inline(always)]
+    const fn untag(mark: u32) -> Self {
+        Share {
+            network_id: mark & 0xff,
+            shares: mark >> 16 & 0xff,
+            share: mark >> 8 & 0xff,
+            to_members: mark & SPREAD_TO_MEMBERS != 0,
+        }
+    }
 }
 
-/// Splits a flood of `count` ports into shares and hands every share but this CPU's to its CPU. Returns the number
-/// of shares and, as a bit set, those to make here (1, 1: no spreading, everything is made here).
+/// Splits a flood of `count` copies into shares and hands every share but this CPU's to its CPU (`to_members`: the
+/// copies are for the members of the frame's group). Returns the number of shares and, as a bit set, those to make
+/// here (1, 1: no spreading, everything is made here).
 #[inline(always)]
-pub fn hand_off(ctx: &TcContext, network_id: u32, except_ifindex: u32, count: u32) -> (u32, u64) {
+pub fn hand_off(ctx: &TcContext, network_id: u32, except_ifindex: u32, count: u32, to_members: bool) -> (u32, u64) {
     let Some(config) = SPREADER.get_ptr(0) else { return (1, 1) };
     // SAFETY: the pointer comes from the map; the configuration is plain data.
     let (ifindex, cpus) = unsafe { ((*config).ifindex, (*config).cpus) };
@@ -49,6 +69,7 @@ pub fn hand_off(ctx: &TcContext, network_id: u32, except_ifindex: u32, count: u3
         network_id,
         except_ifindex,
         shares,
+        to_members,
         cpu,
         made_here: if cpu < shares { 1 << cpu } else { 0 },
     };
@@ -75,6 +96,7 @@ struct HandOff {
     network_id: u32,
     except_ifindex: u32,
     shares: u32,
+    to_members: bool,
     cpu: u32,
     made_here: u64,
 }
@@ -96,7 +118,8 @@ extern "C" fn hand_off_one(share: u64, walk: *mut c_void) -> c_long {
     let handed = unsafe {
         let config = &*walk.config;
         bpf_set_hash(walk.skb.cast(), config.hashes[share]);
-        (*walk.skb).mark = tag(walk.network_id, walk.shares, share as u32);
+        let tagged = Share { network_id: walk.network_id, shares: walk.shares, share: share as u32, to_members: walk.to_members };
+        (*walk.skb).mark = tagged.tag();
         (*walk.skb).priority = walk.except_ifindex;
         TcContext::new(walk.skb).clone_redirect(config.ifindex, 0).is_ok()
     };
@@ -125,6 +148,6 @@ pub fn receive(ctx: &TcContext) {
         (*skb).mark = 0;
         (*skb).priority = 0;
     }
-    let (network_id, shares, share) = untag(mark);
-    flood_share(ctx, network_id, except_ifindex, shares, share);
+    let Share { network_id, shares, share, to_members } = Share::untag(mark);
+    flood_share(ctx, network_id, except_ifindex, shares, share, to_members);
 }

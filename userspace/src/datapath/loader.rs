@@ -118,7 +118,13 @@ pub fn probe() -> Result<()> {
         for name in [names::PARENT_XDP, names::XDP_PASS] {
             datapath.program::<Xdp>(name)?;
         }
-        for name in [names::PARENT_INGRESS, names::PARENT_EGRESS, names::ENDPOINT_INGRESS, names::SPREADER_INGRESS] {
+        for name in [
+            names::PARENT_INGRESS,
+            names::PARENT_EGRESS,
+            names::ENDPOINT_INGRESS,
+            names::SPREADER_INGRESS,
+            names::GROUPS_FORGET,
+        ] {
             datapath.program::<SchedClassifier>(name)?;
         }
         Ok(())

@@ -1,0 +1,339 @@
+//! Multicast to the endpoints that joined the group, not to every port: the kernel's macvlan copies multicast only
+//! to devices whose address list has the group's MAC, and a bridge with snooping only to ports that reported the
+//! group. An endpoint's list is in its own namespace, out of xlan's reach; what it sends is not. So the membership
+//! is learned the bridge's way, from the IGMP and MLD reports the endpoint's stack sends when a socket joins or
+//! leaves a group (or an address brings its solicited-node group), and kept in `XLAN_GROUPS` by network and group.
+//!
+//! The bridge's rules for what is not filtered: link-local IPv4 groups (224.0.0.0/24) and IPv6's all-nodes group
+//! go to every port (`is_snooped_group`), and so does a group none of the network's ports joined. Nothing ages:
+//! without a querier, a member reports only when it joins, so an entry lasts until the endpoint reports leaving
+//! or is removed (`forget`).
+use aya_ebpf::{
+    bindings::{BPF_NOEXIST, __sk_buff},
+    cty::{c_long, c_void},
+    helpers::{bpf_for_each_map_elem, bpf_loop, bpf_skb_load_bytes},
+    programs::TcContext,
+    EbpfContext,
+};
+use datapath_common::{
+    is_multicast_mac, is_snooped_group, v4_mapped, FloodList, GroupKey, GroupMembers, MAX_FLOOD_PORTS, STATS_SLOTS,
+};
+use network_types::{
+    eth::{EthHdr, EtherType},
+    ip::{IpProto, Ipv4Hdr, Ipv6Hdr},
+};
+
+use crate::{
+    maps::{GROUPS, NO_MEMBERS},
+    parse::L2Header,
+};
+
+/// IGMP message types (RFC 1112, 2236, 3376).
+const IGMP_V1_REPORT: u8 = 0x12;
+const IGMP_V2_REPORT: u8 = 0x16;
+const IGMP_V2_LEAVE: u8 = 0x17;
+const IGMP_V3_REPORT: u8 = 0x22;
+/// MLD message types (RFC 2710, 3810), ICMPv6 types.
+const MLD_V1_REPORT: u8 = 131;
+const MLD_V1_DONE: u8 = 132;
+const MLD_V2_REPORT: u8 = 143;
+/// IGMPv3 and MLDv2 report a group per record. A record is at least 8 (IGMPv3) or 20 (MLDv2) bytes: a 64 KB
+/// report holds fewer than this many, and the walk stops at the frame's end.
+const MAX_RECORDS: u32 = 8192;
+
+/// Records the joins and leaves an endpoint's IGMP or MLD report says (the endpoint in `slot` of `network_id`).
+/// Anything else, and a report too short for what it claims, changes nothing: the frame goes on as it would.
+#[inline(always)]
+pub fn snoop(ctx: &TcContext, l2: &L2Header, network_id: u32, slot: u32) {
+    if !is_multicast_mac(&l2.dst) || slot == 0 {
+        return;
+    }
+    let _ = if l2.ether_type == EtherType::Ipv4 as u16 {
+        try_snoop_igmp(ctx, l2.l3_offset, network_id, slot)
+    } else if l2.ether_type == EtherType::Ipv6 as u16 {
+        try_snoop_mld(ctx, l2.l3_offset, network_id, slot)
+    } else {
+        Ok(())
+    };
+}
+
+#[inline(always)]
+fn try_snoop_igmp(ctx: &TcContext, l3_offset: usize, network_id: u32, slot: u32) -> Result<(), c_long> {
+    let ip: Ipv4Hdr = ctx.load(l3_offset)?;
+    // A fragment's payload is not a whole message (and only the first has the IGMP header).
+    if ip.proto != IpProto::Igmp as u8 || u16::from_be_bytes(ip.frags) & 0x3fff != 0 {
+        return Ok(());
+    }
+    let igmp = l3_offset + (ip.vihl & 0x0f) as usize * 4;
+    let key_at = |offset| ctx.load::<[u8; 4]>(offset).map(|group| GroupKey { network_id, group: v4_mapped(group) });
+    match ctx.load::<u8>(igmp)? {
+        IGMP_V1_REPORT | IGMP_V2_REPORT => change(&key_at(igmp + 4)?, slot, true),
+        IGMP_V2_LEAVE => change(&key_at(igmp + 4)?, slot, false),
+        IGMP_V3_REPORT => walk_records(ctx, igmp, network_id, slot, false)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn try_snoop_mld(ctx: &TcContext, l3_offset: usize, network_id: u32, slot: u32) -> Result<(), c_long> {
+    let ip: Ipv6Hdr = ctx.load(l3_offset)?;
+    let mut next_header = ip.next_hdr;
+    let mut icmp = l3_offset + Ipv6Hdr::LEN;
+    // MLD messages carry the router alert option in a hop-by-hop header (RFC 2711).
+    if next_header == IpProto::HopOpt as u8 {
+        let [next, length]: [u8; 2] = ctx.load(icmp)?;
+        next_header = next;
+        icmp += (length as usize + 1) * 8;
+    }
+    if next_header != IpProto::Ipv6Icmp as u8 {
+        return Ok(());
+    }
+    let key_at = |offset| ctx.load::<[u8; 16]>(offset).map(|group| GroupKey { network_id, group });
+    match ctx.load::<u8>(icmp)? {
+        MLD_V1_REPORT => change(&key_at(icmp + 8)?, slot, true),
+        MLD_V1_DONE => change(&key_at(icmp + 8)?, slot, false),
+        MLD_V2_REPORT => walk_records(ctx, icmp, network_id, slot, true)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// What the record walk of an IGMPv3 or MLDv2 report needs (bpf_loop's callback context, as `fdb::FloodWalk`).
+/// The record's fields are read into it, not into the callback's locals: the callback's stack adds to that of the
+/// endpoint's program, which has little left.
+#[repr(C)]
+struct RecordWalk {
+    skb: *mut __sk_buff,
+    /// The network and the group of the record being read.
+    key: GroupKey,
+    /// Where the next record starts.
+    offset: u32,
+    slot: u32,
+    /// MLDv2 (16-byte addresses) rather than IGMPv3 (4-byte ones).
+    ipv6: bool,
+    /// The record's type, auxiliary data length (in 32-bit words) and number of sources (big-endian).
+    header: [u8; 4],
+}
+
+/// The group records of an IGMPv3 or MLDv2 report whose header (type, reserved, checksum, reserved, number of
+/// records) starts at `message`; the records follow its 8 bytes in both.
+#[inline(always)]
+fn walk_records(ctx: &TcContext, message: usize, network_id: u32, slot: u32, ipv6: bool) -> Result<(), c_long> {
+    let records = u16::from_be_bytes(ctx.load(message + 6)?) as u32;
+    let mut walk = RecordWalk {
+        skb: ctx.as_ptr().cast(),
+        key: GroupKey { network_id, group: [0; 16] },
+        offset: (message + 8) as u32,
+        slot,
+        ipv6,
+        header: [0; 4],
+    };
+    // SAFETY: `record_one` reads `walk` (alive for the whole call) as the RecordWalk it is.
+    unsafe {
+        bpf_loop(records.min(MAX_RECORDS), record_one as *mut c_void, (&mut walk as *mut RecordWalk).cast(), 0);
+    }
+    Ok(())
+}
+
+/// Record types of IGMPv3 and MLDv2 (RFC 3376 4.2.12, RFC 3810 5.2.12).
+mod record {
+    pub const MODE_IS_INCLUDE: u8 = 1;
+    pub const MODE_IS_EXCLUDE: u8 = 2;
+    pub const CHANGE_TO_INCLUDE: u8 = 3;
+    pub const CHANGE_TO_EXCLUDE: u8 = 4;
+    pub const ALLOW_NEW_SOURCES: u8 = 5;
+}
+
+/// Whether a record says the host is in the group (Some(true)), out of it (Some(false)), or nothing about it: a
+/// host is out only when it includes no source; excluding sources (an ordinary join is EXCLUDE {}) or including
+/// some is in (a member for some sources is sent the whole group, as the kernel's MAC filter does). BLOCK_OLD_SOURCES
+/// leaves the host in whatever mode it is.
+#[inline(always)]
+fn member_after(kind: u8, sources: u16) -> Option<bool> {
+    match kind {
+        record::MODE_IS_EXCLUDE | record::CHANGE_TO_EXCLUDE => Some(true),
+        record::MODE_IS_INCLUDE | record::CHANGE_TO_INCLUDE => Some(sources > 0),
+        record::ALLOW_NEW_SOURCES if sources > 0 => Some(true),
+        _ => None,
+    }
+}
+
+/// One group record: its change, then on to the next. Returns 1 (stop) at the frame's end.
+extern "C" fn record_one(_index: u64, walk: *mut c_void) -> c_long {
+    // SAFETY: `walk_records` passes its RecordWalk, alive until bpf_loop returns.
+    let walk = unsafe { &mut *(walk as *mut RecordWalk) };
+    let ctx = TcContext::new(walk.skb);
+    let at = walk.offset as usize;
+    // Type, auxiliary data length, number of sources; then the group and the sources.
+    if !load_into(&ctx, at, &mut walk.header) {
+        return 1;
+    }
+    let address_len = if walk.ipv6 { 16 } else { 4 };
+    let group = &mut walk.key.group;
+    let read = if walk.ipv6 {
+        load_into(&ctx, at + 4, group)
+    } else {
+        // IPv4 mapped into IPv6: ::ffff: and the address.
+        let (prefix, ipv4) = group.split_at_mut(12);
+        prefix[10] = 0xff;
+        prefix[11] = 0xff;
+        ipv4.try_into().is_ok_and(|ipv4: &mut [u8; 4]| load_into(&ctx, at + 4, ipv4))
+    };
+    if !read {
+        return 1;
+    }
+    let [kind, aux_words, sources_high, sources_low] = walk.header;
+    let sources = u16::from_be_bytes([sources_high, sources_low]);
+    if let Some(member) = member_after(kind, sources) {
+        change(&walk.key, walk.slot, member);
+    }
+    walk.offset = (at + 4 + address_len * (1 + sources as usize) + aux_words as usize * 4) as u32;
+    0
+}
+
+/// Reads `N` bytes at `offset` straight into `dst` (`TcContext::load` would read them into a local first, on the
+/// callback's stack). False past the frame's end.
+#[inline(always)]
+fn load_into<const N: usize>(ctx: &TcContext, offset: usize, dst: &mut [u8; N]) -> bool {
+    // SAFETY: the helper writes at most N bytes into `dst`.
+    unsafe { bpf_skb_load_bytes(ctx.as_ptr(), offset as u32, dst.as_mut_ptr().cast(), N as u32) == 0 }
+}
+
+/// Puts the endpoint in `slot` into the group or takes it out, with a store to its own byte (`GroupMembers`).
+#[inline(always)]
+fn change(key: &GroupKey, slot: u32, member: bool) {
+    if !is_snooped_group(&key.group) || slot >= STATS_SLOTS {
+        return;
+    }
+    let members = match GROUPS.get_ptr_mut(key) {
+        Some(members) => members,
+        None if member => {
+            // A new group starts with no members (from a map value: it is too big for the stack). Another CPU may
+            // have made it meanwhile; either way it is there now, unless the map is full, and then the group is
+            // flooded like one nobody joined.
+            let Some(empty) = NO_MEMBERS.get(0) else { return };
+            let _ = GROUPS.insert(key, empty, BPF_NOEXIST as u64);
+            let Some(members) = GROUPS.get_ptr_mut(key) else { return };
+            members
+        }
+        None => return,
+    };
+    // SAFETY: the pointer comes from the map and `slot` is within the array.
+    unsafe { (*members).slots[slot as usize] = member as u8 };
+}
+
+/// The group a multicast frame is for, when the network keeps members of it: the frame's IP destination, if it is
+/// a snooped group some endpoint of the network joined. Null otherwise (a frame for every port). Frames are
+/// flooded untagged (a VLAN network's tag is off by then). Read with `bpf_skb_load_bytes`, not `parse`'s direct
+/// access: a flood may follow a change of the frame's head (VXLAN decapsulation), and three fixed fields need
+/// none of parse's cases.
+#[inline(always)]
+pub fn members_of_frame(ctx: &TcContext, network_id: u32) -> *const GroupMembers {
+    try_members_of_frame(ctx, network_id).unwrap_or(core::ptr::null())
+}
+
+#[inline(always)]
+fn try_members_of_frame(ctx: &TcContext, network_id: u32) -> Result<*const GroupMembers, c_long> {
+    let eth: EthHdr = ctx.load(0)?;
+    if !is_multicast_mac(&eth.dst_addr) {
+        return Ok(core::ptr::null());
+    }
+    let group = if eth.ether_type == EtherType::Ipv4 as u16 {
+        v4_mapped(ctx.load(EthHdr::LEN + IPV4_DST_OFFSET)?)
+    } else if eth.ether_type == EtherType::Ipv6 as u16 {
+        ctx.load(EthHdr::LEN + IPV6_DST_OFFSET)?
+    } else {
+        return Ok(core::ptr::null());
+    };
+    if !is_snooped_group(&group) {
+        return Ok(core::ptr::null());
+    }
+    Ok(GROUPS.get_ptr(&GroupKey { network_id, group }).unwrap_or(core::ptr::null()))
+}
+
+/// Where the destination address lies in the IPv4 and IPv6 headers.
+const IPV4_DST_OFFSET: usize = 16;
+const IPV6_DST_OFFSET: usize = 24;
+
+/// What the member count's loop needs (bpf_loop's callback context).
+#[repr(C)]
+struct MemberCount {
+    list: *const FloodList,
+    members: *const GroupMembers,
+    except_ifindex: u32,
+    /// Members found so far; the loop stops at `enough`.
+    found: u32,
+    enough: u32,
+}
+
+/// How many of the list's first `count` ports (the sender left out) are members, counting up to `enough`.
+#[inline(always)]
+pub fn count_members(
+    list: *const FloodList,
+    count: u32,
+    members: *const GroupMembers,
+    except_ifindex: u32,
+    enough: u32,
+) -> u32 {
+    let mut walk = MemberCount { list, members, except_ifindex, found: 0, enough };
+    // SAFETY: `count_one` reads `walk` (alive for the whole call) as the MemberCount it is.
+    unsafe {
+        bpf_loop(count, count_one as *mut c_void, (&mut walk as *mut MemberCount).cast(), 0);
+    }
+    walk.found
+}
+
+extern "C" fn count_one(index: u64, walk: *mut c_void) -> c_long {
+    // SAFETY: `count_members` passes its MemberCount, alive until bpf_loop returns.
+    let walk = unsafe { &mut *(walk as *mut MemberCount) };
+    let index = index as usize;
+    // bpf_loop's index is below the count it was given, but the verifier does not know that: bound it again.
+    if index >= MAX_FLOOD_PORTS {
+        return 1;
+    }
+    // SAFETY: the list and the members are map values, plain data; `index` is within the list's arrays.
+    let (port, member) = unsafe { ((*walk.list).ifindex[index], (*walk.members).has((*walk.list).slots[index])) };
+    if member && port != walk.except_ifindex {
+        walk.found += 1;
+    }
+    (walk.found >= walk.enough) as c_long
+}
+
+/// Which endpoint `forget` takes out of its network's groups.
+#[repr(C)]
+struct Forget {
+    network_id: u32,
+    slot: u32,
+}
+
+/// `program_names::GROUPS_FORGET`: takes the endpoint in `skb->priority`'s slot out of every group of the network in
+/// `skb->mark`. Userspace runs it when it removes an endpoint, and before it gives a slot to a new one, so that no
+/// membership outlives its endpoint: it cannot write its byte alone (a map update writes the whole value, and would
+/// undo what another endpoint's report wrote meanwhile).
+#[inline(always)]
+pub fn forget(ctx: &TcContext) {
+    let skb = ctx.as_ptr() as *const __sk_buff;
+    // SAFETY: context fields a program may read.
+    let mut forget = unsafe { Forget { network_id: (*skb).mark, slot: (*skb).priority } };
+    // SAFETY: the map is this object's; `forget_one` reads `forget` (alive for the whole call) as the Forget it is.
+    unsafe {
+        bpf_for_each_map_elem(
+            (&raw const GROUPS).cast_mut().cast(),
+            forget_one as *mut c_void,
+            (&mut forget as *mut Forget).cast(),
+            0,
+        );
+    }
+}
+
+extern "C" fn forget_one(_map: *mut c_void, key: *const GroupKey, members: *mut GroupMembers, forget: *mut c_void) -> c_long {
+    // SAFETY: the kernel passes the entry's key and value, and `forget`'s context.
+    unsafe {
+        let forget = &*(forget as *const Forget);
+        if (*key).network_id == forget.network_id && forget.slot < STATS_SLOTS {
+            (*members).slots[forget.slot as usize] = 0;
+        }
+    }
+    0
+}
