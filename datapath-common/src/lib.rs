@@ -96,8 +96,8 @@ pub mod program_names {
     pub const XDP_PASS: &str = "xlan_xdp_pass";
     /// tcx ingress on the spreader's receiving end: another CPU's share of a broadcast's copies.
     pub const SPREADER_INGRESS: &str = "xlan_spreader_ingress";
-    /// Run by userspace through BPF_PROG_TEST_RUN, never attached: takes an endpoint's slot out of every group of
-    /// its network (`groups_forget`), atomically, as only the datapath can write `XLAN_GROUPS` while frames flow.
+    /// Run by userspace through BPF_PROG_TEST_RUN, never attached: takes the slot in the test run's `skb->priority`
+    /// out of every group, as only the datapath can write `XLAN_GROUPS` while frames flow (`GroupMembers`).
     pub const GROUPS_FORGET: &str = "xlan_groups_forget";
 }
 
@@ -579,7 +579,9 @@ pub struct GroupKey {
 /// A byte a slot, not a bit: each endpoint's reports write only its own byte, with a plain store, so two endpoints
 /// reporting at once on two CPUs cannot undo each other's change (a bit would need an atomic read-modify-write,
 /// which needs BPF CPU v3, whose code needs more stack than the parent's program has left). Userspace only reads
-/// them, and has the datapath clear an endpoint's bytes (`program_names::GROUPS_FORGET`) when it removes it.
+/// them: a map update writes the whole value, and would undo what an endpoint's report wrote meanwhile. Before it
+/// gives a slot to a new endpoint, it has the datapath clear the slot's bytes (`program_names::GROUPS_FORGET`);
+/// until then a removed endpoint's bytes are harmless, as only the ports of a network's flood list are looked up.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GroupMembers {
@@ -594,13 +596,6 @@ impl GroupMembers {
     pub fn has(&self, slot: u32) -> bool {
         (slot as usize) < self.slots.len() && self.slots[slot as usize] != 0
     }
-}
-
-/// What userspace hands `program_names::GROUPS_FORGET` in the test run's `__sk_buff`: the network in `mark`, the
-/// slot in `priority` (fields a test run may set).
-pub mod groups_forget {
-    pub const SK_BUFF_MARK_OFFSET: usize = 8;
-    pub const SK_BUFF_PRIORITY_OFFSET: usize = 32;
 }
 
 /// `XLAN_SPREADER[0]`. Broadcast copies are made on several CPUs: the CPU a frame arrives on makes its own share of

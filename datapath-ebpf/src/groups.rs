@@ -9,7 +9,7 @@
 //! without a querier, a member reports only when it joins, so an entry lasts until the endpoint reports leaving
 //! or is removed (`forget`).
 use aya_ebpf::{
-    bindings::{BPF_NOEXIST, __sk_buff},
+    bindings::{__sk_buff, BPF_NOEXIST},
     cty::{c_long, c_void},
     helpers::{bpf_for_each_map_elem, bpf_loop, bpf_skb_load_bytes},
     programs::TcContext,
@@ -300,39 +300,36 @@ extern "C" fn count_one(index: u64, walk: *mut c_void) -> c_long {
     (walk.found >= walk.enough) as c_long
 }
 
-/// Which endpoint `forget` takes out of its network's groups.
-#[repr(C)]
-struct Forget {
-    network_id: u32,
-    slot: u32,
-}
-
-/// `program_names::GROUPS_FORGET`: takes the endpoint in `skb->priority`'s slot out of every group of the network in
-/// `skb->mark`. Userspace runs it when it removes an endpoint, and before it gives a slot to a new one, so that no
-/// membership outlives its endpoint: it cannot write its byte alone (a map update writes the whole value, and would
-/// undo what another endpoint's report wrote meanwhile).
+/// `program_names::GROUPS_FORGET`: takes the slot in `skb->priority` out of every group, before userspace gives
+/// the slot to a new endpoint (which would otherwise inherit the memberships of the one that had it). Userspace
+/// cannot write the byte itself: a map update writes the whole value, and would undo a concurrent report's.
 #[inline(always)]
 pub fn forget(ctx: &TcContext) {
     let skb = ctx.as_ptr() as *const __sk_buff;
-    // SAFETY: context fields a program may read.
-    let mut forget = unsafe { Forget { network_id: (*skb).mark, slot: (*skb).priority } };
-    // SAFETY: the map is this object's; `forget_one` reads `forget` (alive for the whole call) as the Forget it is.
+    // SAFETY: a context field a program may read.
+    let mut slot = unsafe { (*skb).priority };
+    // SAFETY: the map is this object's; `forget_one` reads `slot` (alive for the whole call) as the u32 it is.
     unsafe {
         bpf_for_each_map_elem(
             (&raw const GROUPS).cast_mut().cast(),
             forget_one as *mut c_void,
-            (&mut forget as *mut Forget).cast(),
+            (&mut slot as *mut u32).cast(),
             0,
         );
     }
 }
 
-extern "C" fn forget_one(_map: *mut c_void, key: *const GroupKey, members: *mut GroupMembers, forget: *mut c_void) -> c_long {
-    // SAFETY: the kernel passes the entry's key and value, and `forget`'s context.
+extern "C" fn forget_one(
+    _map: *mut c_void,
+    _key: *const GroupKey,
+    members: *mut GroupMembers,
+    slot: *mut c_void,
+) -> c_long {
+    // SAFETY: the kernel passes the entry's value, and `forget`'s slot.
     unsafe {
-        let forget = &*(forget as *const Forget);
-        if (*key).network_id == forget.network_id && forget.slot < STATS_SLOTS {
-            (*members).slots[forget.slot as usize] = 0;
+        let slot = *(slot as *const u32);
+        if slot < STATS_SLOTS {
+            (*members).slots[slot as usize] = 0;
         }
     }
     0

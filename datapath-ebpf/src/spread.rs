@@ -118,7 +118,12 @@ extern "C" fn hand_off_one(share: u64, walk: *mut c_void) -> c_long {
     let handed = unsafe {
         let config = &*walk.config;
         bpf_set_hash(walk.skb.cast(), config.hashes[share]);
-        let tagged = Share { network_id: walk.network_id, shares: walk.shares, share: share as u32, to_members: walk.to_members };
+        let tagged = Share {
+            network_id: walk.network_id,
+            shares: walk.shares,
+            share: share as u32,
+            to_members: walk.to_members,
+        };
         (*walk.skb).mark = tagged.tag();
         (*walk.skb).priority = walk.except_ifindex;
         TcContext::new(walk.skb).clone_redirect(config.ifindex, 0).is_ok()

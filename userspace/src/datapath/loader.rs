@@ -4,13 +4,18 @@ use aya::{
     programs::{
         links::{FdLink, PinnedLink},
         tc::TcAttachOptions,
-        LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode,
+        LinkOrder, SchedClassifier, TcAttachType, TestRun, TestRunOptions, Xdp, XdpMode,
     },
     Ebpf, EbpfLoader,
 };
 
+use datapath_common::program_names;
+
 use crate::{
-    datapath::pins::{unpin, PinDir},
+    datapath::{
+        pins::{unpin, PinDir},
+        testrun,
+    },
     error::{Error, Result},
 };
 
@@ -81,6 +86,18 @@ impl Datapath {
             }
         }
         Ok(program)
+    }
+
+    /// Takes endpoint slot `slot` out of every multicast group (`program_names::GROUPS_FORGET`, in a test run).
+    pub fn forget_group_member(&mut self, slot: u32) -> Result<()> {
+        let name = program_names::GROUPS_FORGET;
+        let program: &mut SchedClassifier = self.program(name)?;
+        // The program reads no frame, but a TC test run needs an Ethernet header's worth.
+        let frame = [0u8; 14];
+        let context = testrun::sk_buff_with_priority(slot);
+        let options = TestRunOptions { data_in: Some(&frame), ctx_in: Some(&context), ..TestRunOptions::default() };
+        program.test_run(options).map_err(|e| Error::bpf(format!("run {name}"), e))?;
+        Ok(())
     }
 
     fn pin(&self, link: FdLink, link_name: &str) -> Result<()> {

@@ -5,8 +5,9 @@ use aya::maps::{
     Array, DevMapHash, HashMap, IterableMap, Map, MapData, MapError, PerCpuArray, PerCpuValues,
 };
 use datapath_common::{
-    map_names, EndpointConfig, EndpointStats, FdbEntry, FloodList, IpEndpoint, IpKey, MacKey, NetworkConfig,
-    ParentConfig, ParentKey, SpreaderConfig, VniKey, VtepList, VtepMac, DROP_REASONS, STATS_SLOTS, USER_GENERATION,
+    map_names, EndpointConfig, EndpointStats, FdbEntry, FloodList, GroupKey, GroupMembers, IpEndpoint, IpKey, MacKey,
+    NetworkConfig, ParentConfig, ParentKey, SpreaderConfig, VniKey, VtepList, VtepMac, DROP_REASONS, STATS_SLOTS,
+    USER_GENERATION,
 };
 
 use std::os::fd::AsFd;
@@ -40,6 +41,11 @@ fn ignore_missing(result: Result<(), MapError>, name: &str) -> Result<()> {
 impl<'a> Tables<'a> {
     pub fn new(pins: &'a PinDir) -> Self {
         Self { pins }
+    }
+
+    /// The instance's bpffs root the maps are pinned under.
+    pub fn pins(&self) -> &'a PinDir {
+        self.pins
     }
 
     /// True once the instance's maps exist (the first network created them).
@@ -197,16 +203,43 @@ impl<'a> Tables<'a> {
     }
     /// Deletes every FDB entry of the network, static and learned, by batches (it may hold a million).
     pub fn delete_network_fdb(&self, network_id: u32) -> Result<()> {
-        let name = map_names::FDB;
         if !self.exist() {
             return Ok(());
         }
         let keys: Vec<MacKey> = self.fdb_entries(network_id)?.into_iter().map(|(key, _)| key).collect();
+        self.delete_keys::<MacKey, FdbEntry>(map_names::FDB, &keys)
+    }
+
+    /// The multicast groups endpoints of the network joined, with their members (slots no endpoint has any more
+    /// among them: `GroupMembers`).
+    pub fn groups(&self, network_id: u32) -> Result<Vec<(GroupKey, GroupMembers)>> {
+        let mut entries = self.entries::<GroupKey, GroupMembers>(map_names::GROUPS)?;
+        entries.retain(|(key, _)| key.network_id == network_id);
+        Ok(entries)
+    }
+
+    /// True when endpoint slot `slot` is a member of some group (of an endpoint that had it before).
+    pub fn slot_in_groups(&self, slot: u32) -> Result<bool> {
+        let entries = self.entries::<GroupKey, GroupMembers>(map_names::GROUPS)?;
+        Ok(entries.iter().any(|(_, members)| members.has(slot)))
+    }
+
+    /// Deletes the network's multicast groups: with its last endpoint gone, nothing reports into them meanwhile.
+    pub fn delete_network_groups(&self, network_id: u32) -> Result<()> {
+        if !self.exist() {
+            return Ok(());
+        }
+        let keys: Vec<GroupKey> = self.groups(network_id)?.into_iter().map(|(key, _)| key).collect();
+        self.delete_keys::<GroupKey, GroupMembers>(map_names::GROUPS, &keys)
+    }
+
+    /// Deletes `keys` from hash map `name`, by batches.
+    fn delete_keys<K: aya::Pod + Sync, V: aya::Pod>(&self, name: &str, keys: &[K]) -> Result<()> {
         if keys.is_empty() {
             return Ok(());
         }
-        let fdb = self.hash::<MacKey, FdbEntry>(name)?;
-        self.changed(name, batch::delete(fdb.map().fd().as_fd(), &keys).map_err(|e| map_error(name, e)))
+        let map = self.hash::<K, V>(name)?;
+        self.changed(name, batch::delete(map.map().fd().as_fd(), keys).map_err(|e| map_error(name, e)))
     }
 
     /// Every entry of a hash map, read in batches (a map of thousands of endpoints is a few system calls, not one

@@ -273,6 +273,7 @@ pub async fn teardown_network(instance: &Instance, state: &State, network: &Netw
         DriverSettings::Macvlan(settings) => macvlan::teardown(&tables, network, settings)?,
     }
     tables.delete_flood(network.id)?;
+    tables.delete_network_groups(network.id)?;
     tables.delete_network(network.id)?;
     if state.networks.is_empty() {
         spreader::remove(instance, &tables).await?;

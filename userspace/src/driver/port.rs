@@ -187,6 +187,10 @@ pub fn fill_maps(tables: &Tables<'_>, network: &Network, endpoint: &Endpoint) ->
         Some(slot) => slot,
         None => tables.free_slot()?,
     };
+    if kept.is_none() && tables.slot_in_groups(slot)? {
+        // The slot's last endpoint joined groups; the new one has joined none yet.
+        Datapath::load(tables.pins())?.forget_group_member(slot)?;
+    }
     tables.put_endpoint(port, EndpointConfig { network_id: network.id, mac: endpoint.mac.0, _pad: [0; 2], slot })?;
     if kept.is_none() {
         tables.reset_stats(port)?;

@@ -4,6 +4,7 @@ pub mod doctor;
 pub mod endpoint;
 pub mod fdb;
 pub mod macaddr;
+pub mod mdb;
 pub mod network;
 pub mod restore;
 pub mod route;

@@ -51,6 +51,9 @@ pub enum Command {
     /// Prefixes routed to an ipvlan endpoint (l3: networks behind it).
     #[command(subcommand)]
     Route(RouteCommand),
+    /// The multicast groups endpoints joined (learned from their IGMP and MLD reports), like `bridge mdb`.
+    #[command(subcommand)]
+    Mdb(MdbCommand),
     /// The datapath's log (drops that need attention), like `ip monitor`, until Ctrl-C.
     Monitor {
         #[arg(long)]
@@ -274,6 +277,16 @@ pub enum FdbCommand {
         dst: Option<Ipv4Addr>,
     },
     /// Static and learned entries with their VTEP and age, like `bridge fdb show`.
+    Show {
+        network: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MdbCommand {
+    /// Which endpoint is in which group, like `bridge mdb show`.
     Show {
         network: Option<String>,
         #[arg(long)]

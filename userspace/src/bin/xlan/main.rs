@@ -19,13 +19,16 @@ use xlan::{
         endpoint::{self, AddEndpoint},
         fdb,
         macaddr::{self, MacaddrChange},
+        mdb,
         network::{self, CreateNetwork, DriverRequest, VxlanRequest},
         restore, route, stats, upgrade,
     },
 };
 
 use crate::{
-    cli::{Cli, Command, EndpointCommand, FdbCommand, MacaddrCommand, NetworkCommand, RouteCommand, VxlanArgs},
+    cli::{
+        Cli, Command, EndpointCommand, FdbCommand, MacaddrCommand, MdbCommand, NetworkCommand, RouteCommand, VxlanArgs,
+    },
     errors::CliError,
     output::Output,
 };
@@ -140,6 +143,9 @@ async fn execute(instance: &Instance, command: Command) -> Result<Output, CliErr
         Command::Fdb(FdbCommand::Del { network, mac, dst }) => {
             fdb::del(instance, &network, mac, dst).await?;
             Ok(Output::none())
+        }
+        Command::Mdb(MdbCommand::Show { network, json }) => {
+            Ok(output::mdb_show(&mdb::show(instance, network.as_deref()).await?, json))
         }
         Command::Fdb(FdbCommand::Show { network, json }) => {
             Ok(output::fdb_show(&fdb::show(instance, network.as_deref()).await?, json))

@@ -9,6 +9,7 @@ use xlan::{
     ops::{
         doctor::Report,
         fdb::{FdbRow, FdbState},
+        mdb::MdbRow,
         restore::Restored,
         stats::{EndpointCounters, SpreadCounters},
         upgrade::Upgraded,
@@ -163,6 +164,14 @@ pub fn fdb_show(rows: &[FdbRow], as_json: bool) -> Output {
         out.push('\n');
     }
     Output::lines(out)
+}
+
+/// `mdb show`, like `bridge mdb show`.
+pub fn mdb_show(rows: &[MdbRow], as_json: bool) -> Output {
+    if as_json {
+        return Output::json(&rows);
+    }
+    Output::lines(rows.iter().map(|r| format!("dev {} port {} grp {}\n", r.network, r.endpoint, r.group)).collect())
 }
 
 /// `route show`, like `ip route`.

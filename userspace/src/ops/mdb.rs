@@ -1,0 +1,49 @@
+//! The multicast groups endpoints joined, in the words of `bridge mdb`: which port (endpoint) is in which group.
+//! The datapath learns them from the endpoints' IGMP and MLD reports; multicast to a group goes only to its
+//! members, and to every endpoint while none of the network's endpoints is one.
+use std::net::{IpAddr, Ipv6Addr};
+
+use serde::Serialize;
+
+use crate::{datapath::maps::Tables, error::Result, instance::Instance, model::Network, session::Session};
+
+/// One endpoint's membership of one group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MdbRow {
+    pub network: String,
+    pub group: IpAddr,
+    /// The member, as ip(8) names it: ifname@netns.
+    pub endpoint: String,
+}
+
+/// The memberships of the named network's endpoints (or of every network's), by network, group and endpoint.
+pub async fn show(instance: &Instance, network: Option<&str>) -> Result<Vec<MdbRow>> {
+    let session = Session::open(instance).await?;
+    let state = &session.state;
+    let networks: Vec<&Network> = match network {
+        Some(name) => vec![state.network(name)?],
+        None => state.networks.iter().collect(),
+    };
+    let tables = Tables::new(&instance.pins);
+    let slots = tables.endpoints()?;
+    let mut rows = Vec::new();
+    for network in networks {
+        // Only the network's endpoints of now: a removed endpoint's slot may still be marked (`GroupMembers`).
+        let members: Vec<(u32, String)> = network
+            .endpoints
+            .iter()
+            .filter_map(|endpoint| {
+                let (_, config) = slots.iter().find(|(port, _)| *port == endpoint.host.ifindex)?;
+                Some((config.slot, endpoint.at.to_string()))
+            })
+            .collect();
+        for (key, group_members) in tables.groups(network.id)? {
+            let group = Ipv6Addr::from(key.group).to_canonical();
+            for (_, endpoint) in members.iter().filter(|(slot, _)| group_members.has(*slot)) {
+                rows.push(MdbRow { network: network.name.clone(), group, endpoint: endpoint.clone() });
+            }
+        }
+    }
+    rows.sort_by(|a, b| (&a.network, a.group, &a.endpoint).cmp(&(&b.network, b.group, &b.endpoint)));
+    Ok(rows)
+}
