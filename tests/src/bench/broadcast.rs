@@ -21,7 +21,9 @@
 //! xlan makes the receiving CPU's share of the copies in its softirq, in the sender's context here (the sender is
 //! slowed to their pace), and hands the other CPU's share to it through the spreader (datapath-ebpf's `spread`);
 //! the kernel's macvlan hands broadcast to a work queue, which may run on the other CPU. IPv6 is off in every
-//! namespace, so nothing else is flooded meanwhile.
+//! namespace but on the first endpoint's interface (the one-receiver group is its address's), so nothing else is
+//! flooded meanwhile. The endpoints join the groups as applications do (`join_groups`); xlan learns the members
+//! from their reports before the runs start.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -29,7 +31,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use super::frame::format_mac;
 use super::stats::Summary;
 use crate::{cmd, counters::EndpointCounters, dot1q, link, netns::unique_prefix, xlan, Netns, XlanHost};
 
@@ -76,9 +77,9 @@ pub enum Traffic {
     Broadcast,
     /// IPv4/UDP to 239.1.1.1 (01:00:5e:01:01:01), a group every endpoint joined.
     Multicast,
-    /// An IPv6 frame to a solicited-node group (33:33:ff:00:00:01), as neighbour discovery sends them: only the
-    /// first endpoint joined it. The kernel's macvlan copies it to the endpoints whose multicast filter takes it;
-    /// xlan floods it to every endpoint, whose stacks drop it: the copies to the others are "stray".
+    /// IPv6 to a solicited-node group (ff02::1:ff00:1), as neighbour discovery sends them: only the first endpoint
+    /// has the address it is for. The kernel's macvlan copies it to the endpoints whose multicast filter (a hash)
+    /// takes it; xlan to the members it learned from their MLD reports. Copies to the others are "stray".
     OneReceiver,
 }
 
@@ -109,16 +110,27 @@ impl Traffic {
         match self {
             Traffic::Broadcast => dot1q::frame(dot1q::BROADCAST, *src, None, 0x0800, &ipv4_udp([255; 4])),
             Traffic::Multicast => dot1q::frame(MULTICAST_MAC, *src, None, 0x0800, &ipv4_udp([239, 1, 1, 1])),
-            // The IPv6 frame's bytes after the EtherType do not matter: IPv6 is off in the endpoints, which count
-            // it and drop it.
-            Traffic::OneReceiver => dot1q::frame(SOLICITED_NODE_MAC, *src, None, 0x86dd, &[]),
+            // No next header, from fd00:68::100.
+            Traffic::OneReceiver => {
+                let ipv6 = [
+                    &[0x60, 0, 0, 0, 0, 0, 59, 255][..],
+                    &[0xfd, 0, 0, 0x68, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0],
+                    &[0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, 1],
+                ]
+                .concat();
+                dot1q::frame(ONE_RECEIVER_MAC, *src, None, 0x86dd, &ipv6)
+            }
         }
     }
 }
 
-/// The group every endpoint joins (239.1.1.1's MAC) and the one only the first endpoint joins (ff02::1:ff00:1's).
+/// The group every endpoint joins, and its MAC.
+const MULTICAST_GROUP: &str = "239.1.1.1";
 const MULTICAST_MAC: [u8; 6] = [0x01, 0x00, 0x5e, 0x01, 0x01, 0x01];
-const SOLICITED_NODE_MAC: [u8; 6] = [0x33, 0x33, 0xff, 0x00, 0x00, 0x01];
+/// The first endpoint's IPv6 address, and the solicited-node group it brings (only that endpoint's) with its MAC.
+const ONE_RECEIVER_ADDRESS: &str = "fd00:68::1:0:1/64";
+const ONE_RECEIVER_GROUP: &str = "ff02::1:ff00:1";
+const ONE_RECEIVER_MAC: [u8; 6] = [0x33, 0x33, 0xff, 0x00, 0x00, 0x01];
 
 /// One network of `size` endpoints on its own parent, `uplink<size>`, in the host namespace shared by all.
 struct Lan {
@@ -177,13 +189,16 @@ impl Site {
             let lan = Lan { size, endpoint_namespaces };
             site.add_endpoints(&lan, &uplink)?;
             lan.join_groups()?;
+            if let Some(xlan) = &site.xlan {
+                lan.wait_for_members(xlan)?;
+            }
             site.lans.push(lan);
         }
         Ok(site)
     }
 
     fn add_endpoints(&mut self, lan: &Lan, uplink: &str) -> Result<()> {
-        let network = format!("b{}", lan.size);
+        let network = lan.network();
         match (&mut self.xlan, self.flooder) {
             (Some(xlan), Flooder::Xlan) => {
                 xlan.create_network(&network, &["--driver", "macvlan", "--parent", uplink])?;
@@ -218,22 +233,54 @@ impl Site {
 }
 
 impl Lan {
+    /// The xlan network's name.
+    fn network(&self) -> String {
+        format!("b{}", self.size)
+    }
+
     /// Endpoint `n`: interface `if<n % 64>` of the `n / 64`th namespace.
     fn endpoint(&self, n: usize) -> (&Netns, String) {
         (&self.endpoint_namespaces[n / PER_NAMESPACE], format!("if{}", n % PER_NAMESPACE))
     }
 
-    /// Every endpoint joins the multicast group; the first also joins the solicited-node group (`ip maddr`: the
-    /// kernel's macvlan filters multicast by these lists, xlan does not). One `ip` per address: `ip -batch` applies
-    /// only the first `maddr add` of a batch (iproute2 6.x).
+    /// Every endpoint joins the multicast group and the first gets an IPv6 address whose solicited-node group is
+    /// the one-receiver traffic's (IPv6 turned on for that interface alone), as applications and addresses join:
+    /// the stacks send IGMP and MLD reports, from which xlan learns the members, and the devices' address lists
+    /// take the groups' MACs, by which the kernel's macvlan filters.
     fn join_groups(&self) -> Result<()> {
-        for n in 0..self.size {
-            let (netns, ifname) = self.endpoint(n);
-            netns.ip(&["maddr", "add", &format_mac(&MULTICAST_MAC), "dev", &ifname])?;
+        for (index, netns) in self.endpoint_namespaces.iter().enumerate() {
+            let first = index * PER_NAMESPACE;
+            let joins: String = (first..self.size.min(first + PER_NAMESPACE))
+                .map(|n| format!("address add {MULTICAST_GROUP}/32 dev if{} autojoin\n", n % PER_NAMESPACE))
+                .collect();
+            ip_batch(netns, &joins)?;
         }
         let (netns, ifname) = self.endpoint(0);
-        netns.ip(&["maddr", "add", &format_mac(&SOLICITED_NODE_MAC), "dev", &ifname])?;
+        netns.sysctl(&format!("net.ipv6.conf.{ifname}.disable_ipv6"), "0")?;
+        netns.ip(&["address", "add", ONE_RECEIVER_ADDRESS, "dev", &ifname, "nodad"])?;
         Ok(())
+    }
+
+    /// Waits until xlan lists every endpoint in the multicast group and the first in the solicited-node group:
+    /// the reports go out a moment after the joins.
+    fn wait_for_members(&self, xlan: &XlanHost) -> Result<()> {
+        let deadline = Instant::now() + SETTLE_MAX * 4;
+        loop {
+            let rows: Value = serde_json::from_str(&xlan.run(&["mdb", "show", &self.network(), "--json"])?)?;
+            let rows = rows.as_array().context("mdb show --json is not a list")?;
+            let members_of = |group: &str| rows.iter().filter(|row| row["group"] == group).count();
+            let (joined, one) = (members_of(MULTICAST_GROUP), members_of(ONE_RECEIVER_GROUP));
+            if joined == self.size && one == 1 {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "xlan knows {joined} of {} members of {MULTICAST_GROUP} and {one} of {ONE_RECEIVER_GROUP}",
+                    self.size
+                );
+            }
+            std::thread::sleep(SETTLE_STEP);
+        }
     }
 
     /// rx packets of every endpoint interface, by endpoint number.
