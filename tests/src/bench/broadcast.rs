@@ -249,6 +249,8 @@ impl Lan {
     /// take the groups' MACs, by which the kernel's macvlan filters.
     fn join_groups(&self) -> Result<()> {
         for (index, netns) in self.endpoint_namespaces.iter().enumerate() {
+            // `autojoin` joins through one socket of the namespace, which may hold 20 groups by default.
+            netns.sysctl("net.ipv4.igmp_max_memberships", &PER_NAMESPACE.to_string())?;
             let first = index * PER_NAMESPACE;
             let joins: String = (first..self.size.min(first + PER_NAMESPACE))
                 .map(|n| format!("address add {MULTICAST_GROUP}/32 dev if{} autojoin\n", n % PER_NAMESPACE))
