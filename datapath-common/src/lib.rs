@@ -5,6 +5,8 @@
 //! wrappers; the eBPF side uses them as they are.
 #![no_std]
 
+pub mod csum;
+
 /// Names of the maps, as the eBPF object declares them and as they are pinned under an instance's bpffs root.
 pub mod map_names {
     /// Named apart from the map of the smaller configuration it replaced (before VLANs), so that the pin of an instance

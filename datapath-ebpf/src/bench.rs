@@ -14,14 +14,17 @@ use aya_ebpf::{
     maps::{Array, PerCpuArray},
     programs::{TcContext, XdpContext},
 };
-use datapath_common::bench::{BenchConfig, BenchTemplate, COUNTERS, COUNTER_DELIVERED, COUNTER_GENERATED, FRAME_LEN};
+use datapath_common::{
+    bench::{BenchConfig, BenchTemplate, COUNTERS, COUNTER_DELIVERED, COUNTER_GENERATED, FRAME_LEN},
+    csum,
+};
 use network_types::{
     eth::{EthHdr, EtherType},
     ip::{Ipv4Hdr, Ipv6Hdr},
     udp::UdpHdr,
 };
 
-use crate::{csum, error::Error, parse::ptr_at};
+use crate::{error::Error, parse::ptr_at};
 
 #[map(name = "XLAN_BENCH_CONFIG")]
 static CONFIG: Array<BenchConfig> = Array::with_max_entries(1, 0);

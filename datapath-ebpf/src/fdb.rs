@@ -124,19 +124,21 @@ pub fn flood(ctx: &TcContext, network_id: u32, except_ifindex: u32) {
     // SAFETY: the pointer comes from the map.
     let count = unsafe { (*list).count }.min(MAX_FLOOD_PORTS as u32);
     let mut members = groups::members_of_frame(ctx, network_id);
-    let mut copies = count;
+    // The copies to make, and the ports of the list to walk for them.
+    let (mut copies, mut end) = (count, count);
     if !members.is_null() {
         // Counted only as far as the spreading needs to know.
         let enough = SPREAD_PORTS_PER_SHARE * MAX_SPREAD_CPUS as u32;
-        copies = groups::count_members(list, count, members, except_ifindex, enough);
-        if copies == 0 {
+        let found = groups::count_members(list, count, members, except_ifindex, enough);
+        if found.copies == 0 {
             // Only endpoints that have gone joined it: as good as a group nobody joined.
             members = core::ptr::null();
-            copies = count;
+        } else {
+            (copies, end) = (found.copies, found.end);
         }
     }
     let (shares, made_here) = spread::hand_off(ctx, network_id, except_ifindex, copies, !members.is_null());
-    flood_shares(ctx, list, count, members, except_ifindex, shares, made_here);
+    flood_shares(ctx, list, end, members, except_ifindex, shares, made_here);
 }
 
 /// The copies of share `share` (of `shares`) of the network's list: what the spreader's program makes of a share

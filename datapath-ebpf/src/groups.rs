@@ -265,9 +265,20 @@ struct MemberCount {
     /// Members found so far; the loop stops at `enough`.
     found: u32,
     enough: u32,
+    /// The index after the last member found.
+    end: u32,
 }
 
-/// How many of the list's first `count` ports (the sender left out) are members, counting up to `enough`.
+/// The members among a flood list's ports.
+pub struct MemberPorts {
+    /// How many (the sender left out), counted up to `enough`.
+    pub copies: u32,
+    /// The list's ports from this index on hold none of them: the flood's loop stops there (for a group of a
+    /// few members, most of a long list is not walked twice).
+    pub end: u32,
+}
+
+/// The members among the list's first `count` ports, counting up to `enough`.
 #[inline(always)]
 pub fn count_members(
     list: *const FloodList,
@@ -275,13 +286,15 @@ pub fn count_members(
     members: *const GroupMembers,
     except_ifindex: u32,
     enough: u32,
-) -> u32 {
-    let mut walk = MemberCount { list, members, except_ifindex, found: 0, enough };
+) -> MemberPorts {
+    let mut walk = MemberCount { list, members, except_ifindex, found: 0, enough, end: 0 };
     // SAFETY: `count_one` reads `walk` (alive for the whole call) as the MemberCount it is.
     unsafe {
         bpf_loop(count, count_one as *mut c_void, (&mut walk as *mut MemberCount).cast(), 0);
     }
-    walk.found
+    // Counted only up to `enough`: more members may follow.
+    let end = if walk.found >= enough { count } else { walk.end };
+    MemberPorts { copies: walk.found, end }
 }
 
 extern "C" fn count_one(index: u64, walk: *mut c_void) -> c_long {
@@ -296,6 +309,7 @@ extern "C" fn count_one(index: u64, walk: *mut c_void) -> c_long {
     let (port, member) = unsafe { ((*walk.list).ifindex[index], (*walk.members).has((*walk.list).slots[index])) };
     if member && port != walk.except_ifindex {
         walk.found += 1;
+        walk.end = index as u32 + 1;
     }
     (walk.found >= walk.enough) as c_long
 }

@@ -6,7 +6,6 @@
 
 mod bench;
 mod cache;
-mod csum;
 mod dispatch;
 mod drops;
 mod error;

@@ -8,14 +8,13 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use core::mem::size_of;
-use datapath_common::NetworkConfig;
+use datapath_common::{csum, NetworkConfig};
 use network_types::{
     eth::{EthHdr, EtherType},
     ip::Ipv6Hdr,
 };
 
 use crate::{
-    csum,
     error::Error,
     ipvlan::endpoint_owner,
     parse::{l3_kind, ptr_at, ArpHdr, L2Header, L3Addrs},

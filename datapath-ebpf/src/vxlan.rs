@@ -16,7 +16,7 @@ use aya_ebpf::{
 };
 use core::mem::{size_of, MaybeUninit};
 use datapath_common::{
-    is_multicast_mac, FdbEntry, MacKey, NetworkConfig, NetworkFlags, VniKey, VtepMac, MAX_VTEPS, VXLAN_OVERHEAD,
+    csum, is_multicast_mac, FdbEntry, MacKey, NetworkConfig, NetworkFlags, VniKey, VtepMac, MAX_VTEPS, VXLAN_OVERHEAD,
 };
 use network_types::{
     eth::{EthHdr, EtherType},
@@ -27,7 +27,6 @@ use network_types::{
 
 use crate::{
     cache::{datapath_changed, fdb_entry, vni_network, vtep_mac, vxlan_fdb, FdbCached, VniNetwork},
-    csum,
     dispatch::Sender,
     drops::note_drop,
     error::Error,

@@ -274,3 +274,44 @@ fn a_group_whose_members_all_left_or_went_reaches_everyone_and_a_reused_slot_inh
     ensure!(solicited == vec![FRAMES; ENDPOINTS], "a group whose only member went: {solicited:?}");
     Ok(())
 }
+
+/// Memberships made before the datapath kept groups (an instance upgraded from an xlan without them): emptied here
+/// behind xlan's back. Until they are known again, the group is nobody's and reaches everyone; `xlan upgrade` asks
+/// every endpoint for its groups, and their answers make the filter exact again.
+#[test]
+fn upgrade_asks_the_endpoints_for_the_groups_they_joined_before() -> Result<()> {
+    let lab = Lab::build(Maker::Xlan)?;
+    join(&lab)?;
+    let memberships = [("239.1.1.1", "if0"), ("239.1.1.1", "if1"), ("ff02::1:ff00:1", "if0")];
+    lab.wait_mdb(&memberships, true)?;
+    // A join's report is sent again within a second (robustness 2): only then are the endpoints silent.
+    std::thread::sleep(Duration::from_secs(3));
+    forget_every_group(&lab.host)?;
+    // Nothing tells xlan the groups again by itself.
+    std::thread::sleep(Duration::from_secs(2));
+    ensure!(lab.mdb()?.is_empty(), "the groups were emptied: {:?}", lab.mdb()?);
+    let unknown = lab.delivered(|lab| lab.send_v4(JOINED))?;
+    ensure!(unknown == vec![FRAMES; ENDPOINTS], "an unknown group reaches everyone: {unknown:?}");
+
+    let xlan = lab.xlan.as_ref().context("xlan lab")?;
+    let upgraded: Value = serde_json::from_str(&xlan.run(&["upgrade", "--json"])?)?;
+    ensure!(upgraded["queried_endpoints"] == ENDPOINTS, "upgrade asked {} endpoints", upgraded["queried_endpoints"]);
+    lab.wait_mdb(&memberships, true)?;
+    let known = lab.delivered(|lab| lab.send_v4(JOINED))?;
+    ensure!(known == vec![FRAMES, FRAMES, 0, 0], "the members again, after upgrade: {known:?}");
+    Ok(())
+}
+
+/// Deletes every entry of the instance's `XLAN_GROUPS`.
+fn forget_every_group(host: &Netns) -> Result<()> {
+    use aya::maps::{HashMap, Map, MapData};
+    use datapath_common::{map_names, GroupKey, GroupMembers};
+    let pin = xlan_lib::datapath::pins::PinDir::for_instance(host.name()).map(map_names::GROUPS);
+    let data = MapData::from_pin(&pin).with_context(|| format!("opening {}", pin.display()))?;
+    let mut groups: HashMap<MapData, GroupKey, GroupMembers> = HashMap::try_from(Map::HashMap(data))?;
+    let keys: Vec<GroupKey> = groups.keys().collect::<Result<_, _>>()?;
+    for key in keys {
+        groups.remove(&key)?;
+    }
+    Ok(())
+}

@@ -13,12 +13,12 @@ use crate::{
         maps::Tables,
     },
     driver::ipvlan,
-    error::Result,
+    error::{Error, Result},
     host::{
         ethtool::{self, Feature},
         netlink::Netlink,
         netns::Netns,
-        sysctl,
+        querier, sysctl,
     },
     instance::Instance,
     model::{Endpoint, IpvlanMode, Network, ParentHook, VethNames},
@@ -205,6 +205,18 @@ pub fn fill_maps(tables: &Tables<'_>, network: &Network, endpoint: &Endpoint) ->
     }
     let ports: Vec<u32> = network.ports().chain([port]).collect();
     tables.put_flood(network.id, flood_list(tables, &ports)?)
+}
+
+/// Asks the endpoint for its multicast groups (`host::querier`): its reports give the datapath the memberships it
+/// did not see being made. Nothing to ask when its host side is gone or down (it could not receive either).
+pub async fn query_groups(instance: &Instance, endpoint: &Endpoint) -> Result<()> {
+    let Some(device) = instance.netlink.device(&endpoint.host.ifname).await? else { return Ok(()) };
+    match querier::query(device.index, device.mac.map_or([0; 6], |mac| mac.0)) {
+        Err(error) if error.raw_os_error() != Some(libc::ENETDOWN) => {
+            Err(Error::io(format!("send multicast queries into {}", endpoint.host.ifname), error))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Removes what `attach` made for `endpoint`; `network.endpoints` must no longer hold it (its flood list is

@@ -179,6 +179,8 @@ pub(crate) async fn rebuild(instance: &Instance, state: &State) -> Result<()> {
             made.endpoints.push(endpoint.clone());
             if !instance.pins.link(&link_names::port(endpoint.host.ifindex, "tc")).exists() {
                 reattach_programs(instance, network, endpoint).await?;
+                // Without its program, its reports went unseen.
+                port::query_groups(instance, endpoint).await?;
             }
         }
         tables.put_flood(network.id, port::flood_list(&tables, &network.ports().collect::<Vec<_>>())?)?;

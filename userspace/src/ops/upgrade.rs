@@ -8,8 +8,10 @@ use serde::Serialize;
 
 use crate::{
     datapath::{loader::Datapath, pins::unpin},
+    driver::port,
     error::Result,
     instance::Instance,
+    model::Endpoint,
     ops::doctor,
     session::Session,
 };
@@ -23,6 +25,8 @@ pub struct Upgraded {
     pub new_maps: Vec<String>,
     /// Pins of maps of an older layout that no program uses any more, removed.
     pub removed_maps: Vec<String>,
+    /// Endpoints asked to report their multicast groups (the new programs learn the memberships made before).
+    pub queried_endpoints: usize,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -52,7 +56,13 @@ pub async fn upgrade(instance: &Instance) -> Result<Upgraded> {
     }
     replaced.sort_by(|a, b| a.link.cmp(&b.link));
     let removed_maps = remove_stale_maps(instance)?;
-    Ok(Upgraded { replaced, new_maps, removed_maps })
+    // The running datapath may not have kept the endpoints' groups (or not all of them): their answers, within
+    // `querier::RESPONSE_TIME`, tell the new programs.
+    let endpoints: Vec<&Endpoint> = session.state.networks.iter().flat_map(|network| &network.endpoints).collect();
+    for endpoint in &endpoints {
+        port::query_groups(instance, endpoint).await?;
+    }
+    Ok(Upgraded { replaced, new_maps, removed_maps, queried_endpoints: endpoints.len() })
 }
 
 /// Removes the pins of xlan maps (`XLAN_*`) in the instance's root that this binary does not have.

@@ -255,6 +255,9 @@ pub fn upgraded(upgraded: &Upgraded, as_json: bool) -> Output {
     for map in &upgraded.removed_maps {
         out += &format!("removed map {map} (no longer used)\n");
     }
+    if upgraded.queried_endpoints > 0 {
+        out += &format!("asked {} endpoints for their multicast groups\n", upgraded.queried_endpoints);
+    }
     Output::lines(out)
 }
 

@@ -1,7 +1,8 @@
 //! Internet checksums (RFC 1071), written once: a header's or message's from scratch, and the incremental update
 //! for one changed 16-bit word (RFC 1624). One's-complement sums do not depend on byte order, so the words may be
 //! summed as big-endian values (for fields built here) or as they lie in memory (for fields patched in place).
-//! Loops have constant bounds, so the verifier sees them end.
+//! Loops have constant bounds, so the verifier sees them end. Shared: the datapath builds answers and headers with
+//! them, userspace the multicast queries it sends into endpoints.
 
 /// Adds the 16-bit big-endian words of `bytes` (an even number of them) to `sum`.
 #[inline(always)]
