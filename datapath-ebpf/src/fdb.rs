@@ -130,8 +130,9 @@ pub fn flood(ctx: &TcContext, network_id: u32, except_ifindex: u32) {
         // Counted only as far as the spreading needs to know.
         let enough = SPREAD_PORTS_PER_SHARE * MAX_SPREAD_CPUS as u32;
         let found = groups::count_members(list, count, members, except_ifindex, enough);
-        if found.copies == 0 {
-            // Only endpoints that have gone joined it: as good as a group nobody joined.
+        if found.copies == 0 || found.everyone {
+            // Only endpoints that have gone joined it (as good as a group nobody joined), or every port did: a
+            // flood to all, which neither this CPU nor the one a share goes to need filter.
             members = core::ptr::null();
         } else {
             (copies, end) = (found.copies, found.end);

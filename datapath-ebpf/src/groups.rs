@@ -267,6 +267,8 @@ struct MemberCount {
     enough: u32,
     /// The index after the last member found.
     end: u32,
+    /// Ports found that are not members (the sender aside).
+    strangers: u32,
 }
 
 /// The members among a flood list's ports.
@@ -276,6 +278,8 @@ pub struct MemberPorts {
     /// The list's ports from this index on hold none of them: the flood's loop stops there (for a group of a
     /// few members, most of a long list is not walked twice).
     pub end: u32,
+    /// Every port but the sender is a member: the flood needs no filter.
+    pub everyone: bool,
 }
 
 /// The members among the list's first `count` ports, counting up to `enough`.
@@ -287,14 +291,15 @@ pub fn count_members(
     except_ifindex: u32,
     enough: u32,
 ) -> MemberPorts {
-    let mut walk = MemberCount { list, members, except_ifindex, found: 0, enough, end: 0 };
+    let mut walk = MemberCount { list, members, except_ifindex, found: 0, enough, end: 0, strangers: 0 };
     // SAFETY: `count_one` reads `walk` (alive for the whole call) as the MemberCount it is.
     unsafe {
         bpf_loop(count, count_one as *mut c_void, (&mut walk as *mut MemberCount).cast(), 0);
     }
-    // Counted only up to `enough`: more members may follow.
-    let end = if walk.found >= enough { count } else { walk.end };
-    MemberPorts { copies: walk.found, end }
+    // Counted only up to `enough`: more members, or others, may follow.
+    let complete = walk.found < enough;
+    let end = if complete { walk.end } else { count };
+    MemberPorts { copies: walk.found, end, everyone: complete && walk.strangers == 0 }
 }
 
 extern "C" fn count_one(index: u64, walk: *mut c_void) -> c_long {
@@ -307,9 +312,13 @@ extern "C" fn count_one(index: u64, walk: *mut c_void) -> c_long {
     }
     // SAFETY: the list and the members are map values, plain data; `index` is within the list's arrays.
     let (port, member) = unsafe { ((*walk.list).ifindex[index], (*walk.members).has((*walk.list).slots[index])) };
-    if member && port != walk.except_ifindex {
-        walk.found += 1;
-        walk.end = index as u32 + 1;
+    if port != walk.except_ifindex {
+        if member {
+            walk.found += 1;
+            walk.end = index as u32 + 1;
+        } else {
+            walk.strangers += 1;
+        }
     }
     (walk.found >= walk.enough) as c_long
 }

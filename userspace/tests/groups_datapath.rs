@@ -250,3 +250,20 @@ fn forget_clears_a_slot_in_every_group() {
     assert!(!f.tables().slot_in_groups(slot).unwrap());
     assert_eq!(members(&f, IpAddr::V4(GROUP_A)), [1], "the other members stay");
 }
+
+#[test]
+fn a_group_every_other_port_joined_reaches_them_all() {
+    let mut f = Fixture::new(MacvlanMode::Bridge);
+    for n in 0..3 {
+        report(&mut f, n, &igmp(n, GROUP_A, &igmp_v2(0x16, GROUP_A)));
+    }
+    assert_eq!(copies_from_wire(&mut f, IpAddr::V4(GROUP_A)), [1, 1, 1]);
+    // From a member: every other port is one too (the sender is not counted against it), and the sender gets none.
+    let before = f.rx();
+    let from_endpoint =
+        ipv4_packet(multicast_mac(IpAddr::V4(GROUP_A)), ENDPOINT_MACS[2], Ipv4Addr::new(10, 0, 0, 3), GROUP_A);
+    let port = f.ports[2];
+    assert_eq!(f.tc(program_names::ENDPOINT_INGRESS, &from_endpoint, port).verdict, TC_ACT_REDIRECT);
+    let after = f.rx();
+    assert_eq!([0, 1, 2].map(|n| after[n] - before[n]), [1, 1, 0]);
+}
