@@ -563,8 +563,9 @@ pub const SPREAD_MARK: u32 = 1 << 31;
 /// In a spreader clone's mark: the copies go to the members of the frame's group only (`XLAN_GROUPS`).
 pub const SPREAD_TO_MEMBERS: u32 = 1 << 30;
 
-/// IP multicast groups an instance keeps members of, over all its networks (`XLAN_GROUPS`, not preallocated: about
-/// 4 KB an entry in use). A group the map has no room for is flooded, as one nobody joined.
+/// IP multicast groups an instance keeps members of, over all its networks (`XLAN_GROUPS`, not preallocated: 8 KB an
+/// entry in use, a 4 KB value in the allocator's next size). A group the map has no room for is flooded, as one
+/// nobody joined.
 pub const MAX_GROUPS: u32 = 4096;
 
 /// `XLAN_GROUPS` key: a network and an IP multicast group (IPv4 mapped into IPv6, as `v4_mapped`).

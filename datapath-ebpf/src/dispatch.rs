@@ -10,7 +10,7 @@ use datapath_common::{NetworkConfig, NetworkKind, ParentConfig, ParentKey};
 use crate::{
     cache::{parent_config, SenderConfig},
     error::Error,
-    fdb::{ipvlan_of_parent, macvlan_of_parent},
+    fdb::{flood, ipvlan_of_parent, macvlan_of_parent},
     groups, ipvlan, macvlan,
     parse::{parse_l2, L2Header, Packet},
     port::{redirect_xdp, Port},
@@ -117,6 +117,21 @@ pub struct Sender {
     pub port: u32,
     pub network_id: u32,
     pub network: NetworkConfig,
+    /// The frame is an IGMP or MLD membership report or leave (`groups::snoop`).
+    pub membership_report: bool,
+}
+
+impl Sender {
+    /// Copies the endpoint's broadcast, multicast or unknown unicast to the network's other ports, but not its
+    /// membership reports: those go toward routers only (the wire), as a snooping bridge sends them. A host in
+    /// IGMPv1/v2 or MLDv1 mode (as an IGMPv2 querier on the wire makes it) that hears another's report for a group
+    /// withholds its own, and xlan would never learn it was a member.
+    #[inline(always)]
+    pub fn flood(&self, ctx: &TcContext) {
+        if !self.membership_report {
+            flood(ctx, self.network_id, self.port);
+        }
+    }
 }
 
 /// Everything an endpoint sends (tcx ingress on its host-side veth, so GSO and checksum state survive).
@@ -126,8 +141,8 @@ pub fn endpoint_ingress(ctx: &TcContext, port: u32, config: Option<&SenderConfig
     let Some(&SenderConfig { endpoint, network }) = config else { return Err(Error::UnknownPort) };
     count_tx(endpoint.slot, ctx.len());
     let l2 = parse_l2(ctx)?;
-    groups::snoop(ctx, &l2, endpoint.network_id, endpoint.slot);
-    let sender = Sender { port, network_id: endpoint.network_id, network };
+    let membership_report = groups::snoop(ctx, &l2, endpoint.network_id, endpoint.slot);
+    let sender = Sender { port, network_id: endpoint.network_id, network, membership_report };
     match network.kind {
         NetworkKind::MACVLAN => macvlan::endpoint_egress(ctx, &l2, &sender),
         NetworkKind::VXLAN => vxlan::endpoint_egress(ctx, &l2, &sender),

@@ -130,6 +130,10 @@ pub fn flood(ctx: &TcContext, network_id: u32, except_ifindex: u32) {
         // Counted only as far as the spreading needs to know.
         let enough = SPREAD_PORTS_PER_SHARE * MAX_SPREAD_CPUS as u32;
         let found = groups::count_members(list, count, members, except_ifindex, enough);
+        if found.copies == 0 && found.sender_member {
+            // Its only member sent it.
+            return;
+        }
         if found.copies == 0 || found.everyone {
             // Only endpoints that have gone joined it (as good as a group nobody joined), or every port did: a
             // flood to all, which neither this CPU nor the one a share goes to need filter.
@@ -200,7 +204,7 @@ extern "C" fn flood_one(index: u64, walk: *mut c_void) -> c_long {
     }
     // SAFETY: the list is a map value, plain data, and `index` is within its arrays.
     let (port, slot) = unsafe { ((*walk.list).ifindex[index], (*walk.list).slots[index]) };
-    // SAFETY: the members are a map value, plain data (its words are read whole, never torn).
+    // SAFETY: the members are a map value, plain data (a byte a slot, each written whole).
     if !walk.members.is_null() && unsafe { !(*walk.members).has(slot) } {
         return 0;
     }

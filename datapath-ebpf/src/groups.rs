@@ -42,41 +42,45 @@ const MLD_V2_REPORT: u8 = 143;
 const MAX_RECORDS: u32 = 8192;
 
 /// Records the joins and leaves an endpoint's IGMP or MLD report says (the endpoint in `slot` of `network_id`).
+/// Returns true for a membership report or leave, whatever it said: those go toward routers only (`Sender::flood`).
 /// Anything else, and a report too short for what it claims, changes nothing: the frame goes on as it would.
 #[inline(always)]
-pub fn snoop(ctx: &TcContext, l2: &L2Header, network_id: u32, slot: u32) {
+pub fn snoop(ctx: &TcContext, l2: &L2Header, network_id: u32, slot: u32) -> bool {
     if !is_multicast_mac(&l2.dst) || slot == 0 {
-        return;
+        return false;
     }
-    let _ = if l2.ether_type == EtherType::Ipv4 as u16 {
+    let report = if l2.ether_type == EtherType::Ipv4 as u16 {
         try_snoop_igmp(ctx, l2.l3_offset, network_id, slot)
     } else if l2.ether_type == EtherType::Ipv6 as u16 {
         try_snoop_mld(ctx, l2.l3_offset, network_id, slot)
     } else {
-        Ok(())
+        Ok(false)
     };
+    report.unwrap_or(false)
 }
 
 #[inline(always)]
-fn try_snoop_igmp(ctx: &TcContext, l3_offset: usize, network_id: u32, slot: u32) -> Result<(), c_long> {
+fn try_snoop_igmp(ctx: &TcContext, l3_offset: usize, network_id: u32, slot: u32) -> Result<bool, c_long> {
     let ip: Ipv4Hdr = ctx.load(l3_offset)?;
+    let header_len = (ip.vihl & 0x0f) as usize * 4;
     // A fragment's payload is not a whole message (and only the first has the IGMP header).
-    if ip.proto != IpProto::Igmp as u8 || u16::from_be_bytes(ip.frags) & 0x3fff != 0 {
-        return Ok(());
+    let fragment = u16::from_be_bytes(ip.frags) & 0x3fff != 0;
+    if ip.vihl >> 4 != 4 || header_len < Ipv4Hdr::LEN || ip.proto != IpProto::Igmp as u8 || fragment {
+        return Ok(false);
     }
-    let igmp = l3_offset + (ip.vihl & 0x0f) as usize * 4;
+    let igmp = l3_offset + header_len;
     let key_at = |offset| ctx.load::<[u8; 4]>(offset).map(|group| GroupKey { network_id, group: v4_mapped(group) });
     match ctx.load::<u8>(igmp)? {
         IGMP_V1_REPORT | IGMP_V2_REPORT => change(&key_at(igmp + 4)?, slot, true),
         IGMP_V2_LEAVE => change(&key_at(igmp + 4)?, slot, false),
         IGMP_V3_REPORT => walk_records(ctx, igmp, network_id, slot, false)?,
-        _ => {}
+        _ => return Ok(false),
     }
-    Ok(())
+    Ok(true)
 }
 
 #[inline(always)]
-fn try_snoop_mld(ctx: &TcContext, l3_offset: usize, network_id: u32, slot: u32) -> Result<(), c_long> {
+fn try_snoop_mld(ctx: &TcContext, l3_offset: usize, network_id: u32, slot: u32) -> Result<bool, c_long> {
     let ip: Ipv6Hdr = ctx.load(l3_offset)?;
     let mut next_header = ip.next_hdr;
     let mut icmp = l3_offset + Ipv6Hdr::LEN;
@@ -87,16 +91,16 @@ fn try_snoop_mld(ctx: &TcContext, l3_offset: usize, network_id: u32, slot: u32) 
         icmp += (length as usize + 1) * 8;
     }
     if next_header != IpProto::Ipv6Icmp as u8 {
-        return Ok(());
+        return Ok(false);
     }
     let key_at = |offset| ctx.load::<[u8; 16]>(offset).map(|group| GroupKey { network_id, group });
     match ctx.load::<u8>(icmp)? {
         MLD_V1_REPORT => change(&key_at(icmp + 8)?, slot, true),
         MLD_V1_DONE => change(&key_at(icmp + 8)?, slot, false),
         MLD_V2_REPORT => walk_records(ctx, icmp, network_id, slot, true)?,
-        _ => {}
+        _ => return Ok(false),
     }
-    Ok(())
+    Ok(true)
 }
 
 /// What the record walk of an IGMPv3 or MLDv2 report needs (bpf_loop's callback context, as `fdb::FloodWalk`).
@@ -148,7 +152,8 @@ mod record {
 /// Whether a record says the host is in the group (Some(true)), out of it (Some(false)), or nothing about it: a
 /// host is out only when it includes no source; excluding sources (an ordinary join is EXCLUDE {}) or including
 /// some is in (a member for some sources is sent the whole group, as the kernel's MAC filter does). BLOCK_OLD_SOURCES
-/// leaves the host in whatever mode it is.
+/// says nothing xlan can use: it keeps no sources, so it cannot tell when a host in INCLUDE mode blocked its last
+/// one (that is how such a host leaves), and the host stays a member until it is removed.
 #[inline(always)]
 fn member_after(kind: u8, sources: u16) -> Option<bool> {
     match kind {
@@ -269,6 +274,8 @@ struct MemberCount {
     end: u32,
     /// Ports found that are not members (the sender aside).
     strangers: u32,
+    /// The sender is a member.
+    sender_member: bool,
 }
 
 /// The members among a flood list's ports.
@@ -280,6 +287,8 @@ pub struct MemberPorts {
     pub end: u32,
     /// Every port but the sender is a member: the flood needs no filter.
     pub everyone: bool,
+    /// The sender is a member: with no other, the group has a member, and nobody to copy to.
+    pub sender_member: bool,
 }
 
 /// The members among the list's first `count` ports, counting up to `enough`.
@@ -291,7 +300,8 @@ pub fn count_members(
     except_ifindex: u32,
     enough: u32,
 ) -> MemberPorts {
-    let mut walk = MemberCount { list, members, except_ifindex, found: 0, enough, end: 0, strangers: 0 };
+    let mut walk =
+        MemberCount { list, members, except_ifindex, found: 0, enough, end: 0, strangers: 0, sender_member: false };
     // SAFETY: `count_one` reads `walk` (alive for the whole call) as the MemberCount it is.
     unsafe {
         bpf_loop(count, count_one as *mut c_void, (&mut walk as *mut MemberCount).cast(), 0);
@@ -299,7 +309,12 @@ pub fn count_members(
     // Counted only up to `enough`: more members, or others, may follow.
     let complete = walk.found < enough;
     let end = if complete { walk.end } else { count };
-    MemberPorts { copies: walk.found, end, everyone: complete && walk.strangers == 0 }
+    MemberPorts {
+        copies: walk.found,
+        end,
+        everyone: complete && walk.strangers == 0,
+        sender_member: walk.sender_member,
+    }
 }
 
 extern "C" fn count_one(index: u64, walk: *mut c_void) -> c_long {
@@ -312,13 +327,13 @@ extern "C" fn count_one(index: u64, walk: *mut c_void) -> c_long {
     }
     // SAFETY: the list and the members are map values, plain data; `index` is within the list's arrays.
     let (port, member) = unsafe { ((*walk.list).ifindex[index], (*walk.members).has((*walk.list).slots[index])) };
-    if port != walk.except_ifindex {
-        if member {
-            walk.found += 1;
-            walk.end = index as u32 + 1;
-        } else {
-            walk.strangers += 1;
-        }
+    if port == walk.except_ifindex {
+        walk.sender_member |= member;
+    } else if member {
+        walk.found += 1;
+        walk.end = index as u32 + 1;
+    } else {
+        walk.strangers += 1;
     }
     (walk.found >= walk.enough) as c_long
 }

@@ -119,7 +119,7 @@ pub fn parent_ingress(ctx: &TcContext, l2: &L2Header, network_id: u32, network: 
 /// Everything an endpoint of an ipvlan network sends.
 #[inline(always)]
 pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Result<i32, Error> {
-    let Sender { port, network_id, network } = *sender;
+    let Sender { port, network_id, network, .. } = *sender;
     let network = &network;
     let l3 = parse_l3(ctx, l2)?;
     if let Some(src) = source(&l3) {
@@ -134,7 +134,7 @@ pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Resul
     }
     if is_multicast_mac(&l2.dst) {
         if !l3_mode && !network.flags.intersects(NetworkFlags::PRIVATE.union(NetworkFlags::VEPA)) {
-            flood(ctx, network_id, port);
+            sender.flood(ctx);
         }
         return out_of_parent(ctx, l2, network);
     }

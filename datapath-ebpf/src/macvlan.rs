@@ -128,12 +128,12 @@ pub fn parent_egress(ctx: &TcContext, l2: &L2Header, network_id: u32, network: &
 /// Everything an endpoint of a macvlan network sends.
 #[inline(always)]
 pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Result<i32, Error> {
-    let Sender { port, network_id, network } = *sender;
+    let Sender { port, network_id, network, .. } = *sender;
     let network = &network;
     let host_access = network.flags.contains(NetworkFlags::HOST_ACCESS);
     if is_multicast_mac(&l2.dst) {
         if network.macvlan_mode() == MacvlanMode::BRIDGE {
-            flood(ctx, network_id, port);
+            sender.flood(ctx);
         }
         if host_access {
             // The result is not checked: a host that cannot take the copy still lets the wire have it.

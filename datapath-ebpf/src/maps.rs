@@ -87,7 +87,8 @@ pub static SPREADER: Array<SpreaderConfig> = Array::pinned(1, 0);
 #[map(name = "XLAN_SPREAD_COUNTS")]
 pub static SPREAD_COUNTS: PerCpuArray<u64> = PerCpuArray::pinned(spread_counter::COUNT, 0);
 
-/// (network, IP multicast group) → the endpoints that joined it (`groups`). Not preallocated: 528 bytes an entry in use.
+/// (network, IP multicast group) → the endpoints that joined it (`groups`). Not preallocated: 8 KB an entry in use (a
+/// 4 KB value, in the allocator's next size).
 #[map(name = "XLAN_GROUPS")]
 pub static GROUPS: HashMap<GroupKey, GroupMembers> = HashMap::pinned(MAX_GROUPS, BPF_F_NO_PREALLOC);
 

@@ -265,7 +265,7 @@ pub fn decap_tc(ctx: &TcContext, l2: &L2Header, parent: u32) -> Result<Option<i3
 /// broadcast and unknown unicast to the local endpoints and every VTEP of the flood list (or the group).
 #[inline(always)]
 pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Result<i32, Error> {
-    let Sender { port, network_id, network } = *sender;
+    let Sender { port, network_id, network, .. } = *sender;
     let network = &network;
     if !is_multicast_mac(&l2.dst) {
         match vxlan_fdb(network_id, l2.dst, network.ageing_secs) {
@@ -275,7 +275,7 @@ pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Resul
             None => {}
         }
     }
-    flood(ctx, network_id, port);
+    sender.flood(ctx);
     flood_remote(ctx, l2, network_id, network)
 }
 

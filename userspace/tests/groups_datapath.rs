@@ -119,11 +119,14 @@ fn members(f: &Fixture, group: IpAddr) -> Vec<usize> {
     (0..3).filter(|&n| group_members.has(f.tables().endpoint(f.ports[n]).unwrap().unwrap().slot)).collect()
 }
 
-/// What endpoint `from` sends, through its program; the verdict must be a multicast's (out of the parent).
+/// A report or leave endpoint `from` sends, through its program: out of the parent toward the routers, and to no
+/// other endpoint (one in IGMPv2/MLDv1 mode would withhold its own report for the group).
 fn report(f: &mut Fixture, from: usize, frame: &[u8]) {
     let port = f.ports[from];
+    let before = f.rx();
     let verdict = f.tc(program_names::ENDPOINT_INGRESS, frame, port).verdict;
-    assert_eq!(verdict, TC_ACT_REDIRECT, "a report goes on as any multicast");
+    assert_eq!(verdict, TC_ACT_REDIRECT, "a report goes out of the parent");
+    assert_eq!(f.rx(), before, "a report is copied to no endpoint");
 }
 
 /// Copies each endpoint got of a UDP frame from the wire to `group`.
@@ -266,4 +269,16 @@ fn a_group_every_other_port_joined_reaches_them_all() {
     assert_eq!(f.tc(program_names::ENDPOINT_INGRESS, &from_endpoint, port).verdict, TC_ACT_REDIRECT);
     let after = f.rx();
     assert_eq!([0, 1, 2].map(|n| after[n] - before[n]), [1, 1, 0]);
+}
+
+#[test]
+fn the_only_members_own_multicast_reaches_no_other_endpoint() {
+    let mut f = Fixture::new(MacvlanMode::Bridge);
+    report(&mut f, 0, &igmp(0, GROUP_A, &igmp_v2(0x16, GROUP_A)));
+    let before = f.rx();
+    let from_member =
+        ipv4_packet(multicast_mac(IpAddr::V4(GROUP_A)), ENDPOINT_MACS[0], Ipv4Addr::new(10, 0, 0, 1), GROUP_A);
+    let port = f.ports[0];
+    assert_eq!(f.tc(program_names::ENDPOINT_INGRESS, &from_member, port).verdict, TC_ACT_REDIRECT, "still out");
+    assert_eq!(f.rx(), before, "no other endpoint is in the group");
 }

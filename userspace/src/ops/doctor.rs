@@ -169,6 +169,7 @@ fn needs_rebuild(finding: &Finding) -> bool {
 /// `network create` and `endpoint add` did. Idempotent: what is there is written again.
 pub(crate) async fn rebuild(instance: &Instance, state: &State) -> Result<()> {
     let tables = Tables::new(&instance.pins);
+    let mut reattached = Vec::new();
     for network in &state.networks {
         let parent_attached = instance.pins.link(&link_names::parent(network.parent.ifindex, "ingress")).exists();
         let empty = Network { endpoints: Vec::new(), ..network.clone() };
@@ -180,7 +181,7 @@ pub(crate) async fn rebuild(instance: &Instance, state: &State) -> Result<()> {
             if !instance.pins.link(&link_names::port(endpoint.host.ifindex, "tc")).exists() {
                 reattach_programs(instance, network, endpoint).await?;
                 // Without its program, its reports went unseen.
-                port::query_groups(instance, endpoint).await?;
+                reattached.push(endpoint);
             }
         }
         tables.put_flood(network.id, port::flood_list(&tables, &network.ports().collect::<Vec<_>>())?)?;
@@ -195,7 +196,14 @@ pub(crate) async fn rebuild(instance: &Instance, state: &State) -> Result<()> {
             }
         }
     }
-    Ok(())
+    // Once everything else is in place: a query that cannot be sent leaves nothing half-made.
+    let mut first_failure = Ok(());
+    for endpoint in reattached {
+        if let Err(error) = port::query_groups(instance, endpoint).await {
+            first_failure = first_failure.and(Err(error));
+        }
+    }
+    first_failure
 }
 
 /// Attaches an endpoint's programs again, finding its own end where it is: in its namespace, or, handed over to a

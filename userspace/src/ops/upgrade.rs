@@ -11,7 +11,6 @@ use crate::{
     driver::port,
     error::Result,
     instance::Instance,
-    model::Endpoint,
     ops::doctor,
     session::Session,
 };
@@ -27,6 +26,16 @@ pub struct Upgraded {
     pub removed_maps: Vec<String>,
     /// Endpoints asked to report their multicast groups (the new programs learn the memberships made before).
     pub queried_endpoints: usize,
+    /// Endpoints the queries could not be sent to, with why: their groups stay unknown until they report again.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_queried: Vec<NotQueried>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct NotQueried {
+    /// The endpoint, as ip(8) names it: ifname@netns.
+    pub endpoint: String,
+    pub error: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -58,11 +67,15 @@ pub async fn upgrade(instance: &Instance) -> Result<Upgraded> {
     let removed_maps = remove_stale_maps(instance)?;
     // The running datapath may not have kept the endpoints' groups (or not all of them): their answers, within
     // `querier::RESPONSE_TIME`, tell the new programs.
-    let endpoints: Vec<&Endpoint> = session.state.networks.iter().flat_map(|network| &network.endpoints).collect();
-    for endpoint in &endpoints {
-        port::query_groups(instance, endpoint).await?;
+    // Each one's failure is reported, not fatal: the programs are replaced already.
+    let (mut queried_endpoints, mut not_queried) = (0, Vec::new());
+    for endpoint in session.state.networks.iter().flat_map(|network| &network.endpoints) {
+        match port::query_groups(instance, endpoint).await {
+            Ok(()) => queried_endpoints += 1,
+            Err(error) => not_queried.push(NotQueried { endpoint: endpoint.at.to_string(), error: error.to_string() }),
+        }
     }
-    Ok(Upgraded { replaced, new_maps, removed_maps, queried_endpoints: endpoints.len() })
+    Ok(Upgraded { replaced, new_maps, removed_maps, queried_endpoints, not_queried })
 }
 
 /// Removes the pins of xlan maps (`XLAN_*`) in the instance's root that this binary does not have.

@@ -258,6 +258,9 @@ pub fn upgraded(upgraded: &Upgraded, as_json: bool) -> Output {
     if upgraded.queried_endpoints > 0 {
         out += &format!("asked {} endpoints for their multicast groups\n", upgraded.queried_endpoints);
     }
+    for failed in &upgraded.not_queried {
+        out += &format!("warning: could not ask {} for its multicast groups: {}\n", failed.endpoint, failed.error);
+    }
     Output::lines(out)
 }
 
