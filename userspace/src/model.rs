@@ -362,6 +362,14 @@ impl State {
         self.networks.iter().find(|n| n.name == name).ok_or_else(|| Error::NetworkNotFound(name.into()))
     }
 
+    /// The named network, or every network without a name (what `show`-like commands list).
+    pub fn networks_named(&self, name: Option<&str>) -> Result<Vec<&Network>> {
+        match name {
+            Some(name) => Ok(vec![self.network(name)?]),
+            None => Ok(self.networks.iter().collect()),
+        }
+    }
+
     pub fn network_mut(&mut self, name: &str) -> Result<&mut Network> {
         self.networks.iter_mut().find(|n| n.name == name).ok_or_else(|| Error::NetworkNotFound(name.into()))
     }

@@ -129,6 +129,16 @@ fn report(f: &mut Fixture, from: usize, frame: &[u8]) {
     assert_eq!(f.rx(), before, "a report is copied to no endpoint");
 }
 
+/// Copies each endpoint got of a UDP frame endpoint `from` sent to `group`, which goes out of the parent too.
+fn copies_from_endpoint(f: &mut Fixture, from: usize, group: Ipv4Addr) -> [u64; 3] {
+    let before = f.rx();
+    let frame = ipv4_packet(multicast_mac(IpAddr::V4(group)), ENDPOINT_MACS[from], Ipv4Addr::new(10, 0, 0, 1), group);
+    let port = f.ports[from];
+    assert_eq!(f.tc(program_names::ENDPOINT_INGRESS, &frame, port).verdict, TC_ACT_REDIRECT, "out of the parent");
+    let after = f.rx();
+    [0, 1, 2].map(|n| after[n] - before[n])
+}
+
 /// Copies each endpoint got of a UDP frame from the wire to `group`.
 fn copies_from_wire(f: &mut Fixture, group: IpAddr) -> [u64; 3] {
     let before = f.rx();
@@ -171,13 +181,7 @@ fn igmp_v2_joins_and_leaves_and_the_wire_copies_to_members_only() {
 fn an_endpoints_multicast_goes_to_the_other_members() {
     let mut f = Fixture::new(MacvlanMode::Bridge);
     report(&mut f, 1, &igmp(1, GROUP_A, &igmp_v2(0x16, GROUP_A)));
-    let before = f.rx();
-    let from_endpoint =
-        ipv4_packet(multicast_mac(IpAddr::V4(GROUP_A)), ENDPOINT_MACS[0], Ipv4Addr::new(10, 0, 0, 1), GROUP_A);
-    let port = f.ports[0];
-    assert_eq!(f.tc(program_names::ENDPOINT_INGRESS, &from_endpoint, port).verdict, TC_ACT_REDIRECT);
-    let after = f.rx();
-    assert_eq!([0, 1, 2].map(|n| after[n] - before[n]), [0, 1, 0]);
+    assert_eq!(copies_from_endpoint(&mut f, 0, GROUP_A), [0, 1, 0]);
 }
 
 #[test]
@@ -262,23 +266,12 @@ fn a_group_every_other_port_joined_reaches_them_all() {
     }
     assert_eq!(copies_from_wire(&mut f, IpAddr::V4(GROUP_A)), [1, 1, 1]);
     // From a member: every other port is one too (the sender is not counted against it), and the sender gets none.
-    let before = f.rx();
-    let from_endpoint =
-        ipv4_packet(multicast_mac(IpAddr::V4(GROUP_A)), ENDPOINT_MACS[2], Ipv4Addr::new(10, 0, 0, 3), GROUP_A);
-    let port = f.ports[2];
-    assert_eq!(f.tc(program_names::ENDPOINT_INGRESS, &from_endpoint, port).verdict, TC_ACT_REDIRECT);
-    let after = f.rx();
-    assert_eq!([0, 1, 2].map(|n| after[n] - before[n]), [1, 1, 0]);
+    assert_eq!(copies_from_endpoint(&mut f, 2, GROUP_A), [1, 1, 0]);
 }
 
 #[test]
 fn the_only_members_own_multicast_reaches_no_other_endpoint() {
     let mut f = Fixture::new(MacvlanMode::Bridge);
     report(&mut f, 0, &igmp(0, GROUP_A, &igmp_v2(0x16, GROUP_A)));
-    let before = f.rx();
-    let from_member =
-        ipv4_packet(multicast_mac(IpAddr::V4(GROUP_A)), ENDPOINT_MACS[0], Ipv4Addr::new(10, 0, 0, 1), GROUP_A);
-    let port = f.ports[0];
-    assert_eq!(f.tc(program_names::ENDPOINT_INGRESS, &from_member, port).verdict, TC_ACT_REDIRECT, "still out");
-    assert_eq!(f.rx(), before, "no other endpoint is in the group");
+    assert_eq!(copies_from_endpoint(&mut f, 0, GROUP_A), [0, 0, 0], "no other endpoint is in the group");
 }

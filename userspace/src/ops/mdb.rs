@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use serde::Serialize;
 
-use crate::{datapath::maps::Tables, error::Result, instance::Instance, model::Network, session::Session};
+use crate::{datapath::maps::Tables, error::Result, instance::Instance, session::Session};
 
 /// One endpoint's membership of one group.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -19,11 +19,7 @@ pub struct MdbRow {
 /// The memberships of the named network's endpoints (or of every network's), by network, group and endpoint.
 pub async fn show(instance: &Instance, network: Option<&str>) -> Result<Vec<MdbRow>> {
     let session = Session::open(instance).await?;
-    let state = &session.state;
-    let networks: Vec<&Network> = match network {
-        Some(name) => vec![state.network(name)?],
-        None => state.networks.iter().collect(),
-    };
+    let networks = session.state.networks_named(network)?;
     let tables = Tables::new(&instance.pins);
     let slots = tables.endpoints()?;
     let mut rows = Vec::new();

@@ -5,12 +5,7 @@ use datapath_common::{spread_counter, DROP_REASONS, DROP_REASON_NAMES};
 use serde::Serialize;
 
 use crate::{
-    datapath::maps::Tables,
-    error::Result,
-    instance::Instance,
-    mac::Mac,
-    model::{EndpointRef, Network},
-    session::Session,
+    datapath::maps::Tables, error::Result, instance::Instance, mac::Mac, model::EndpointRef, session::Session,
 };
 
 #[derive(Clone, Debug, Serialize)]
@@ -38,11 +33,7 @@ impl EndpointCounters {
 /// Counters of every endpoint of the named network (or of all networks).
 pub async fn endpoints(instance: &Instance, network: Option<&str>) -> Result<Vec<EndpointCounters>> {
     let session = Session::open(instance).await?;
-    let state = &session.state;
-    let networks: Vec<&Network> = match network {
-        Some(name) => vec![state.network(name)?],
-        None => state.networks.iter().collect(),
-    };
+    let networks = session.state.networks_named(network)?;
     let tables = Tables::new(&instance.pins);
     let mut rows = Vec::new();
     for network in networks {
