@@ -258,6 +258,10 @@ impl Lan {
             ip_batch(netns, &joins)?;
         }
         let (netns, ifname) = self.endpoint(0);
+        // Quiet: no router solicitations and no duplicate address detection, whose frames (to groups nobody joined)
+        // would reach the other endpoints during a run and count as stray.
+        netns.sysctl(&format!("net.ipv6.conf.{ifname}.router_solicitations"), "0")?;
+        netns.sysctl(&format!("net.ipv6.conf.{ifname}.accept_dad"), "0")?;
         netns.sysctl(&format!("net.ipv6.conf.{ifname}.disable_ipv6"), "0")?;
         netns.ip(&["address", "add", ONE_RECEIVER_ADDRESS, "dev", &ifname, "nodad"])?;
         Ok(())
