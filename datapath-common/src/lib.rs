@@ -99,7 +99,8 @@ pub mod program_names {
     /// tcx ingress on the spreader's receiving end: another CPU's share of a broadcast's copies.
     pub const SPREADER_INGRESS: &str = "xlan_spreader_ingress";
     /// Run by userspace through BPF_PROG_TEST_RUN, never attached: takes the slot in the test run's `skb->priority`
-    /// out of every group, as only the datapath can write `XLAN_GROUPS` while frames flow (`GroupMembers`).
+    /// out of every group, as only the datapath can write `XLAN_GROUPS` while frames flow (`GroupMembers`), and
+    /// deletes the groups of the network in `skb->mark` that have no member left (0: none).
     pub const GROUPS_FORGET: &str = "xlan_groups_forget";
 }
 

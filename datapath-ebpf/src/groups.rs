@@ -11,10 +11,11 @@
 use aya_ebpf::{
     bindings::{__sk_buff, BPF_NOEXIST},
     cty::{c_long, c_void},
-    helpers::{bpf_for_each_map_elem, bpf_loop, bpf_skb_load_bytes},
+    helpers::{bpf_for_each_map_elem, bpf_loop, bpf_map_delete_elem, bpf_skb_load_bytes},
     programs::TcContext,
     EbpfContext,
 };
+use core::mem::size_of;
 use datapath_common::{
     is_multicast_mac, is_snooped_group, v4_mapped, FloodList, GroupKey, GroupMembers, MAX_FLOOD_PORTS, STATS_SLOTS,
 };
@@ -338,37 +339,63 @@ extern "C" fn count_one(index: u64, walk: *mut c_void) -> c_long {
     (walk.found >= walk.enough) as c_long
 }
 
-/// `program_names::GROUPS_FORGET`: takes the slot in `skb->priority` out of every group, before userspace gives
-/// the slot to a new endpoint (which would otherwise inherit the memberships of the one that had it). Userspace
-/// cannot write the byte itself: a map update writes the whole value, and would undo a concurrent report's.
+/// `program_names::GROUPS_FORGET`: takes the slot in `skb->priority` out of every group, when userspace removes its
+/// endpoint and before it gives the slot to a new one (which would otherwise inherit the memberships of the one
+/// that had it); then deletes the groups of the network in `skb->mark` that no slot is in any more (0: none), which
+/// would otherwise fill the map as endpoints come and go. Userspace cannot write the byte itself: a map update
+/// writes the whole value, and would undo a concurrent report's. A report that joins a group just as it is deleted
+/// is lost with it: userspace asks the network's endpoints about each deleted group again (`host::querier`).
 #[inline(always)]
 pub fn forget(ctx: &TcContext) {
     let skb = ctx.as_ptr() as *const __sk_buff;
-    // SAFETY: a context field a program may read.
-    let mut slot = unsafe { (*skb).priority };
-    // SAFETY: the map is this object's; `forget_one` reads `slot` (alive for the whole call) as the u32 it is.
+    // SAFETY: context fields a program may read.
+    let mut forget = unsafe { Forget { slot: (*skb).priority, empty_of: (*skb).mark } };
+    // SAFETY: the map is this object's; `forget_one` reads `forget` (alive for the whole call) as the Forget it is.
     unsafe {
         bpf_for_each_map_elem(
             (&raw const GROUPS).cast_mut().cast(),
             forget_one as *mut c_void,
-            (&mut slot as *mut u32).cast(),
+            (&mut forget as *mut Forget).cast(),
             0,
         );
     }
 }
 
+/// What `forget` does to each group.
+#[repr(C)]
+struct Forget {
+    /// The slot to take out.
+    slot: u32,
+    /// The network whose groups without members are deleted (0: none).
+    empty_of: u32,
+}
+
+/// `GroupMembers` as the 8-byte words it is made of (4104 bytes), for the test for no member.
+const MEMBER_WORDS: usize = size_of::<GroupMembers>() / 8;
+
 extern "C" fn forget_one(
-    _map: *mut c_void,
-    _key: *const GroupKey,
+    map: *mut c_void,
+    key: *const GroupKey,
     members: *mut GroupMembers,
-    slot: *mut c_void,
+    forget: *mut c_void,
 ) -> c_long {
-    // SAFETY: the kernel passes the entry's value, and `forget`'s slot.
+    // SAFETY: the kernel passes the map, the entry's key and value, and `forget`'s context.
     unsafe {
-        let slot = *(slot as *const u32);
-        if slot < STATS_SLOTS {
-            (*members).slots[slot as usize] = 0;
+        let forget = &*(forget as *const Forget);
+        if forget.slot < STATS_SLOTS {
+            (*members).slots[forget.slot as usize] = 0;
         }
+        if forget.empty_of == 0 || (*key).network_id != forget.empty_of {
+            return 0;
+        }
+        // Map values are 8-byte aligned; the bytes are read as the words they lie in.
+        let words = members as *const u64;
+        for word in 0..MEMBER_WORDS {
+            if *words.add(word) != 0 {
+                return 0;
+            }
+        }
+        bpf_map_delete_elem(map, key.cast());
     }
     0
 }

@@ -91,7 +91,7 @@ async fn recover(instance: &Instance, state: &mut State) -> Result<Vec<Pending>>
 pub async fn delete_network(instance: &Instance, state: &State, network: &Network) -> Result<()> {
     let mut remaining = network.clone();
     while let Some(endpoint) = remaining.endpoints.pop() {
-        port::teardown(instance, &remaining, &endpoint).await?;
+        port::teardown_in_going_network(instance, &remaining, &endpoint).await?;
     }
     driver::teardown_network(instance, state, &remaining).await
 }

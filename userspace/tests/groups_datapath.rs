@@ -246,16 +246,24 @@ fn link_local_ipv4_groups_are_never_recorded() {
 }
 
 #[test]
-fn forget_clears_a_slot_in_every_group() {
+fn forget_clears_a_slot_in_every_group_and_deletes_the_networks_groups_left_empty() {
     let mut f = Fixture::new(MacvlanMode::Bridge);
     report(&mut f, 0, &igmp(0, GROUP_A, &igmp_v2(0x16, GROUP_A)));
     report(&mut f, 0, &igmp(0, GROUP_B, &igmp_v2(0x16, GROUP_B)));
     report(&mut f, 1, &igmp(1, GROUP_A, &igmp_v2(0x16, GROUP_A)));
     let slot = f.tables().endpoint(f.ports[0]).unwrap().unwrap().slot;
     assert!(f.tables().slot_in_groups(slot).unwrap());
-    f.datapath.forget_group_member(slot).unwrap();
+    // Another network's group without members is not this forget's to delete.
+    report(&mut f, 2, &igmp(2, GROUP_C, &igmp_v2(0x16, GROUP_C)));
+    report(&mut f, 2, &igmp(2, ALL_ROUTERS_V4, &igmp_v2(0x17, GROUP_C)));
+    f.datapath.forget_group_member(slot, NETWORK + 1).unwrap();
     assert!(!f.tables().slot_in_groups(slot).unwrap());
     assert_eq!(members(&f, IpAddr::V4(GROUP_A)), [1], "the other members stay");
+    let groups = |f: &Fixture| f.tables().groups(NETWORK).unwrap().len();
+    assert_eq!(groups(&f), 3, "B and C, without members, stay: they are not of network {}", NETWORK + 1);
+    f.datapath.forget_group_member(slot, NETWORK).unwrap();
+    let left: Vec<[u8; 16]> = f.tables().groups(NETWORK).unwrap().iter().map(|(key, _)| key.group).collect();
+    assert_eq!(left, [v4_mapped(GROUP_A.octets())], "only A has a member left");
 }
 
 #[test]

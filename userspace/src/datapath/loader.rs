@@ -88,13 +88,14 @@ impl Datapath {
         Ok(program)
     }
 
-    /// Takes endpoint slot `slot` out of every multicast group (`program_names::GROUPS_FORGET`, in a test run).
-    pub fn forget_group_member(&mut self, slot: u32) -> Result<()> {
+    /// Takes endpoint slot `slot` out of every multicast group, then deletes network `empty_of`'s groups that no
+    /// slot is in any more (0: none), with `program_names::GROUPS_FORGET` in a test run.
+    pub fn forget_group_member(&mut self, slot: u32, empty_of: u32) -> Result<()> {
         let name = program_names::GROUPS_FORGET;
         let program: &mut SchedClassifier = self.program(name)?;
         // The program reads no frame, but a TC test run needs an Ethernet header's worth.
         let frame = [0u8; 14];
-        let context = testrun::sk_buff_with_priority(slot);
+        let context = testrun::sk_buff_marked(empty_of, slot);
         let options = TestRunOptions { data_in: Some(&frame), ctx_in: Some(&context), ..TestRunOptions::default() };
         program.test_run(options).map_err(|e| Error::bpf(format!("run {name}"), e))?;
         Ok(())

@@ -30,22 +30,26 @@ impl XdpMd {
 /// Size of `struct __sk_buff`; a test run accepts only a few of its fields set (mark, priority and ifindex among
 /// them), the rest zero.
 const SK_BUFF_SIZE: usize = 192;
+const SK_BUFF_MARK_OFFSET: usize = 8;
 const SK_BUFF_PRIORITY_OFFSET: usize = 32;
 const SK_BUFF_IFINDEX_OFFSET: usize = 40;
 
 /// `struct __sk_buff` as a test-run context for a TC program: the skb is on device `ifindex` (of the calling
 /// thread's namespace).
 pub fn sk_buff_on(ifindex: u32) -> [u8; SK_BUFF_SIZE] {
-    sk_buff(SK_BUFF_IFINDEX_OFFSET, ifindex)
+    sk_buff(&[(SK_BUFF_IFINDEX_OFFSET, ifindex)])
 }
 
-/// `struct __sk_buff` as a test-run context for a TC program, with `skb->priority` set (on no device).
-pub fn sk_buff_with_priority(priority: u32) -> [u8; SK_BUFF_SIZE] {
-    sk_buff(SK_BUFF_PRIORITY_OFFSET, priority)
+/// `struct __sk_buff` as a test-run context for a TC program, with `skb->mark` and `skb->priority` set (on no
+/// device).
+pub fn sk_buff_marked(mark: u32, priority: u32) -> [u8; SK_BUFF_SIZE] {
+    sk_buff(&[(SK_BUFF_MARK_OFFSET, mark), (SK_BUFF_PRIORITY_OFFSET, priority)])
 }
 
-fn sk_buff(offset: usize, value: u32) -> [u8; SK_BUFF_SIZE] {
+fn sk_buff(fields: &[(usize, u32)]) -> [u8; SK_BUFF_SIZE] {
     let mut context = [0u8; SK_BUFF_SIZE];
-    context[offset..offset + 4].copy_from_slice(&value.to_ne_bytes());
+    for &(offset, value) in fields {
+        context[offset..offset + 4].copy_from_slice(&value.to_ne_bytes());
+    }
     context
 }

@@ -1,10 +1,10 @@
 //! An endpoint on the host and in the datapath: a veth pair, one end moved into the endpoint's namespace (named like
 //! the kernel's macvlan child, e.g. eth0, with the endpoint's MAC and addresses), the other end in the host namespace
 //! carrying the endpoint's TC program and serving as its port in the maps.
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use aya::programs::TcAttachType;
-use datapath_common::{program_names, EndpointConfig, FdbEntry, FloodList, MacKey, MAX_FLOOD_PORTS};
+use datapath_common::{map_names, program_names, EndpointConfig, FdbEntry, FloodList, MacKey, MAX_FLOOD_PORTS};
 use ipnet::IpNet;
 
 use crate::{
@@ -189,7 +189,7 @@ pub fn fill_maps(tables: &Tables<'_>, network: &Network, endpoint: &Endpoint) ->
     };
     if kept.is_none() && tables.slot_in_groups(slot)? {
         // The slot's last endpoint joined groups; the new one has joined none yet.
-        Datapath::load(tables.pins())?.forget_group_member(slot)?;
+        Datapath::load(tables.pins())?.forget_group_member(slot, 0)?;
     }
     tables.put_endpoint(port, EndpointConfig { network_id: network.id, mac: endpoint.mac.0, _pad: [0; 2], slot })?;
     if kept.is_none() {
@@ -207,11 +207,12 @@ pub fn fill_maps(tables: &Tables<'_>, network: &Network, endpoint: &Endpoint) ->
     tables.put_flood(network.id, flood_list(tables, &ports)?)
 }
 
-/// Asks the endpoint for its multicast groups (`host::querier`): its reports give the datapath the memberships it
-/// did not see being made. Nothing to ask when its host side is gone or down (it could not receive either).
-pub async fn query_groups(instance: &Instance, endpoint: &Endpoint) -> Result<()> {
+/// Asks the endpoint for its multicast groups (`host::querier`), all of them or only whether it is in `group`: its
+/// reports give the datapath the memberships it did not see being made. Nothing to ask when its host side is gone
+/// or down (it could not receive either).
+pub async fn query_groups(instance: &Instance, endpoint: &Endpoint, group: Option<IpAddr>) -> Result<()> {
     let Some(device) = instance.netlink.device(&endpoint.host.ifname).await? else { return Ok(()) };
-    match querier::query(device.index, device.mac.map_or([0; 6], |mac| mac.0)) {
+    match querier::query(device.index, device.mac.map_or([0; 6], |mac| mac.0), group) {
         Err(error) if error.raw_os_error() != Some(libc::ENETDOWN) => {
             Err(Error::io(format!("send multicast queries into {}", endpoint.host.ifname), error))
         }
@@ -219,17 +220,42 @@ pub async fn query_groups(instance: &Instance, endpoint: &Endpoint) -> Result<()
     }
 }
 
-/// Removes what `attach` made for `endpoint`; `network.endpoints` must no longer hold it (its flood list is
-/// rewritten from them). Idempotent, so it also serves as the rollback of a failed add.
+/// Takes the endpoint in `port` out of its multicast groups and deletes the network's groups left without members
+/// (`program_names::GROUPS_FORGET`). A report that joined one of those just as it was deleted is lost with it: the
+/// network's other endpoints are asked about each deleted group again.
+async fn forget_groups(instance: &Instance, tables: &Tables<'_>, network: &Network, port: u32) -> Result<()> {
+    let Some(config) = tables.endpoint(port)? else { return Ok(()) };
+    if !instance.pins.map(map_names::GROUPS).exists() {
+        return Ok(());
+    }
+    let before = tables.groups(network.id)?;
+    Datapath::load(&instance.pins)?.forget_group_member(config.slot, network.id)?;
+    let after = tables.groups(network.id)?;
+    let deleted = before.iter().map(|(key, _)| key).filter(|key| !after.iter().any(|(kept, _)| kept == *key));
+    for key in deleted {
+        let group = Ipv6Addr::from(key.group).to_canonical();
+        for other in network.endpoints.iter().filter(|other| other.host.ifindex != port) {
+            query_groups(instance, other, Some(group)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes what `attach` made for `endpoint`, and its multicast memberships; `network.endpoints` must no longer
+/// hold it (its flood list is rewritten from them). Idempotent, so it also serves as the rollback of a failed add.
 pub async fn teardown(instance: &Instance, network: &Network, endpoint: &Endpoint) -> Result<()> {
+    if let Some(port) = endpoint_port(instance, endpoint).await? {
+        forget_groups(instance, &Tables::new(&instance.pins), network, port).await?;
+    }
+    teardown_in_going_network(instance, network, endpoint).await
+}
+
+/// `teardown` of an endpoint whose network goes next, whose groups go with it (`Tables::delete_network_groups`).
+pub async fn teardown_in_going_network(instance: &Instance, network: &Network, endpoint: &Endpoint) -> Result<()> {
     let tables = Tables::new(&instance.pins);
     // The device the endpoint's name leads to: only that one is the endpoint's (an ifindex may have been reused).
     let device = instance.netlink.device(&endpoint.host.ifname).await?.map(|d| d.index);
-    let port = match endpoint.host.ifindex {
-        0 => device,
-        index => Some(index),
-    };
-    let Some(port) = port else { return Ok(()) };
+    let Some(port) = endpoint_port(instance, endpoint).await? else { return Ok(()) };
     detach(&instance.pins, &link_names::port(port, "tc"))?;
     detach(&instance.pins, &link_names::port(port, "xdp"))?;
     if tables.exist() {
@@ -247,6 +273,7 @@ pub async fn teardown(instance: &Instance, network: &Network, endpoint: &Endpoin
         // Only this endpoint's own FDB entry: a rolled-back add must not remove another's.
         tables.delete_fdb(MacKey::new(network.id, endpoint.mac.0))?;
     }
+    forget_groups(instance, &tables, network, port).await?;
     tables.delete_endpoint(port)?;
     tables.delete_port(port)?;
     // Deleting one end of a veth pair deletes the other, the endpoint's interface, too.
@@ -254,6 +281,15 @@ pub async fn teardown(instance: &Instance, network: &Network, endpoint: &Endpoin
         instance.netlink.delete(port).await?;
     }
     Ok(())
+}
+
+/// The endpoint's host-side port: as recorded, or (an add that stopped before recording it) the device its name
+/// leads to.
+async fn endpoint_port(instance: &Instance, endpoint: &Endpoint) -> Result<Option<u32>> {
+    Ok(match endpoint.host.ifindex {
+        0 => instance.netlink.device(&endpoint.host.ifname).await?.map(|d| d.index),
+        index => Some(index),
+    })
 }
 
 /// Undoes an add that did not complete (a failure, or a command killed in the middle): what `attach` made, and the

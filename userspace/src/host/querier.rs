@@ -6,7 +6,12 @@
 //!
 //! The queries go out of the endpoint's host-side veth (an AF_PACKET socket of the calling thread's namespace), so
 //! they reach only that endpoint: its program is on the veth's ingress, not its egress.
-use std::{io, mem::size_of, time::Duration};
+use std::{
+    io,
+    mem::size_of,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    time::Duration,
+};
 
 use datapath_common::csum;
 
@@ -16,19 +21,29 @@ pub const RESPONSE_TIME: Duration = Duration::from_secs(1);
 const ROBUSTNESS: u8 = 2;
 const QUERY_INTERVAL_SECS: u8 = 125;
 
-/// Asks the endpoint behind host-side veth `ifindex` (source MAC `mac`) for its IPv4 and IPv6 groups.
-pub fn query(ifindex: u32, mac: [u8; 6]) -> io::Result<()> {
+/// Asks the endpoint behind host-side veth `ifindex` (source MAC `mac`) for its IPv4 and IPv6 groups, or only
+/// whether it is in `group` (a group-specific query, sent to the group: only members answer).
+pub fn query(ifindex: u32, mac: [u8; 6], group: Option<IpAddr>) -> io::Result<()> {
+    let frames = match group {
+        None => vec![igmp_v3_query(mac, None), mld_v2_query(mac, None)],
+        Some(IpAddr::V4(group)) => vec![igmp_v3_query(mac, Some(group))],
+        Some(IpAddr::V6(group)) => vec![mld_v2_query(mac, Some(group))],
+    };
     let socket = PacketSocket::open()?;
-    for frame in [igmp_v3_query(mac), mld_v2_query(mac)] {
+    for frame in frames {
         socket.send(ifindex, &frame)?;
     }
     Ok(())
 }
 
-/// IGMPv3 general query (RFC 3376 4.1) from 0.0.0.0 to all hosts, TTL 1, with the router alert option.
-fn igmp_v3_query(src_mac: [u8; 6]) -> Vec<u8> {
+/// IGMPv3 query (RFC 3376 4.1) from 0.0.0.0, TTL 1, with the router alert option: general, to all hosts, or
+/// specific to `group`, to the group.
+fn igmp_v3_query(src_mac: [u8; 6], group: Option<Ipv4Addr>) -> Vec<u8> {
+    const ALL_HOSTS: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 1);
+    let dst = group.unwrap_or(ALL_HOSTS);
     let mut igmp = [0u8; 12];
     igmp[0] = 0x11;
+    igmp[4..8].copy_from_slice(&group.unwrap_or(Ipv4Addr::UNSPECIFIED).octets());
     // Maximum response code: tenths of a second.
     igmp[1] = (RESPONSE_TIME.as_millis() / 100) as u8;
     igmp[8] = ROBUSTNESS;
@@ -38,25 +53,28 @@ fn igmp_v3_query(src_mac: [u8; 6]) -> Vec<u8> {
     let mut ip = [0u8; 24];
     ip[..4].copy_from_slice(&[0x46, 0xc0, 0, (24 + igmp.len()) as u8]);
     ip[8..10].copy_from_slice(&[1, 2]);
-    ip[16..20].copy_from_slice(&[224, 0, 0, 1]);
+    ip[16..20].copy_from_slice(&dst.octets());
     ip[20..24].copy_from_slice(&[0x94, 0x04, 0, 0]);
     let checksum = csum::ipv4_header(&ip);
     ip[10..12].copy_from_slice(&checksum);
-    ethernet([0x01, 0x00, 0x5e, 0, 0, 1], src_mac, 0x0800, &[&ip[..], &igmp].concat())
+    let [_, b, c, d] = dst.octets();
+    ethernet([0x01, 0x00, 0x5e, b & 0x7f, c, d], src_mac, 0x0800, &[&ip[..], &igmp].concat())
 }
 
-/// MLDv2 general query (RFC 3810 5.1) from a link-local address (hosts drop others) to all nodes, hop limit 1,
-/// behind a hop-by-hop header with the router alert option.
-fn mld_v2_query(src_mac: [u8; 6]) -> Vec<u8> {
-    const ALL_NODES: [u8; 16] = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+/// MLDv2 query (RFC 3810 5.1) from a link-local address (hosts drop others), hop limit 1, behind a hop-by-hop
+/// header with the router alert option: general, to all nodes, or specific to `group`, to the group.
+fn mld_v2_query(src_mac: [u8; 6], group: Option<Ipv6Addr>) -> Vec<u8> {
+    const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+    let dst = group.unwrap_or(ALL_NODES).octets();
     let src = link_local(src_mac);
     let mut mld = [0u8; 28];
     mld[0] = 130;
+    mld[8..24].copy_from_slice(&group.unwrap_or(Ipv6Addr::UNSPECIFIED).octets());
     // Maximum response code: milliseconds.
     mld[4..6].copy_from_slice(&(RESPONSE_TIME.as_millis() as u16).to_be_bytes());
     mld[24] = ROBUSTNESS;
     mld[25] = QUERY_INTERVAL_SECS;
-    let checksum = csum::ipv6_upper_layer(&src, &ALL_NODES, 58, &mld);
+    let checksum = csum::ipv6_upper_layer(&src, &dst, 58, &mld);
     mld[2..4].copy_from_slice(&checksum);
     // Next header ICMPv6, length 0; router alert (MLD), two bytes of padding.
     let hop_by_hop = [58, 0, 5, 2, 0, 0, 1, 0];
@@ -64,8 +82,8 @@ fn mld_v2_query(src_mac: [u8; 6]) -> Vec<u8> {
     ip.extend(((hop_by_hop.len() + mld.len()) as u16).to_be_bytes());
     ip.extend([0, 1]);
     ip.extend(src);
-    ip.extend(ALL_NODES);
-    ethernet([0x33, 0x33, 0, 0, 0, 1], src_mac, 0x86dd, &[&ip[..], &hop_by_hop, &mld].concat())
+    ip.extend(dst);
+    ethernet([0x33, 0x33, dst[12], dst[13], dst[14], dst[15]], src_mac, 0x86dd, &[&ip[..], &hop_by_hop, &mld].concat())
 }
 
 /// The EUI-64 link-local address of `mac` (fe80::/64).
@@ -129,19 +147,37 @@ mod tests {
     #[test]
     fn queries_carry_valid_checksums_and_the_fields_hosts_check() {
         let mac = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55];
-        let igmp_frame = igmp_v3_query(mac);
+        let igmp_frame = igmp_v3_query(mac, None);
         let ip: [u8; 24] = igmp_frame[14..38].try_into().unwrap();
         assert_eq!(csum::ipv4_header(&ip), [0, 0], "IPv4 header checksum");
         let igmp: [u8; 12] = igmp_frame[38..50].try_into().unwrap();
         assert_eq!(csum::finish(csum::add_words(0, &igmp)), [0, 0], "IGMP checksum");
         assert_eq!((ip[8], ip[9], igmp[0], igmp[1]), (1, 2, 0x11, 10), "TTL 1, IGMP, query, 1 s");
 
-        let mld_frame = mld_v2_query(mac);
+        let mld_frame = mld_v2_query(mac, None);
         let src: [u8; 16] = mld_frame[22..38].try_into().unwrap();
         let dst: [u8; 16] = mld_frame[38..54].try_into().unwrap();
         let mld: [u8; 28] = mld_frame[62..90].try_into().unwrap();
         assert_eq!(csum::ipv6_upper_layer(&src, &dst, 58, &mld), [0, 0], "ICMPv6 checksum");
         assert_eq!(&src[..2], &[0xfe, 0x80], "a link-local source");
         assert_eq!((mld_frame[21], mld[0], u16::from_be_bytes([mld[4], mld[5]])), (1, 130, 1000));
+    }
+
+    /// A group-specific query goes to the group (its MAC and address) and names it.
+    #[test]
+    fn group_specific_queries_go_to_the_group() {
+        let mac = [0x02, 0, 0, 0, 0, 1];
+        let frame = igmp_v3_query(mac, Some(Ipv4Addr::new(239, 129, 2, 3)));
+        assert_eq!(&frame[..6], &[0x01, 0x00, 0x5e, 0x01, 2, 3]);
+        assert_eq!((&frame[30..34], &frame[42..46]), (&[239, 129, 2, 3][..], &[239, 129, 2, 3][..]));
+        let ip: [u8; 24] = frame[14..38].try_into().unwrap();
+        assert_eq!(csum::ipv4_header(&ip), [0, 0]);
+        let group = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00, 5);
+        let frame = mld_v2_query(mac, Some(group));
+        assert_eq!(&frame[..6], &[0x33, 0x33, 0xff, 0, 0, 5]);
+        assert_eq!((&frame[38..54], &frame[70..86]), (&group.octets()[..], &group.octets()[..]));
+        let (src, dst): ([u8; 16], [u8; 16]) = (frame[22..38].try_into().unwrap(), frame[38..54].try_into().unwrap());
+        let mld: [u8; 28] = frame[62..90].try_into().unwrap();
+        assert_eq!(csum::ipv6_upper_layer(&src, &dst, 58, &mld), [0, 0]);
     }
 }

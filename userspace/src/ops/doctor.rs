@@ -199,7 +199,7 @@ pub(crate) async fn rebuild(instance: &Instance, state: &State) -> Result<()> {
     // Once everything else is in place: a query that cannot be sent leaves nothing half-made.
     let mut first_failure = Ok(());
     for endpoint in reattached {
-        if let Err(error) = port::query_groups(instance, endpoint).await {
+        if let Err(error) = port::query_groups(instance, endpoint, None).await {
             first_failure = first_failure.and(Err(error));
         }
     }

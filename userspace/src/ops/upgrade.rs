@@ -70,7 +70,7 @@ pub async fn upgrade(instance: &Instance) -> Result<Upgraded> {
     // Each one's failure is reported, not fatal: the programs are replaced already.
     let (mut queried_endpoints, mut not_queried) = (0, Vec::new());
     for endpoint in session.state.networks.iter().flat_map(|network| &network.endpoints) {
-        match port::query_groups(instance, endpoint).await {
+        match port::query_groups(instance, endpoint, None).await {
             Ok(()) => queried_endpoints += 1,
             Err(error) => not_queried.push(NotQueried { endpoint: endpoint.at.to_string(), error: error.to_string() }),
         }
