@@ -117,7 +117,7 @@ pub struct Sender {
     pub port: u32,
     pub network_id: u32,
     pub network: NetworkConfig,
-    /// The frame is an IGMP or MLD membership report or leave (`groups::snoop`).
+    /// The frame is an IGMP or MLD membership report or leave (`groups::find_report`).
     pub membership_report: bool,
 }
 
@@ -141,8 +141,11 @@ pub fn endpoint_ingress(ctx: &TcContext, port: u32, config: Option<&SenderConfig
     let Some(&SenderConfig { endpoint, network }) = config else { return Err(Error::UnknownPort) };
     count_tx(endpoint.slot, ctx.len());
     let l2 = parse_l2(ctx)?;
-    let membership_report = groups::snoop(ctx, &l2, endpoint.network_id, endpoint.slot);
-    let sender = Sender { port, network_id: endpoint.network_id, network, membership_report };
+    let report = groups::find_report(ctx, &l2);
+    if let Some(report) = &report {
+        groups::record(ctx, report, endpoint.network_id, endpoint.slot);
+    }
+    let sender = Sender { port, network_id: endpoint.network_id, network, membership_report: report.is_some() };
     match network.kind {
         NetworkKind::MACVLAN => macvlan::endpoint_egress(ctx, &l2, &sender),
         NetworkKind::VXLAN => vxlan::endpoint_egress(ctx, &l2, &sender),

@@ -6,10 +6,7 @@ use aya_ebpf::{
     programs::TcContext,
     EbpfContext,
 };
-use datapath_common::{
-    FdbEntry, FloodList, GroupMembers, MacKey, NetworkConfig, ParentConfig, MAX_FLOOD_PORTS, MAX_SPREAD_CPUS,
-    SPREAD_PORTS_PER_SHARE,
-};
+use datapath_common::{FdbEntry, FloodList, GroupMembers, MacKey, NetworkConfig, ParentConfig, MAX_FLOOD_PORTS};
 
 use crate::{
     cache::datapath_changed,
@@ -127,9 +124,7 @@ pub fn flood(ctx: &TcContext, network_id: u32, except_ifindex: u32) {
     // The copies to make, and the ports of the list to walk for them.
     let (mut copies, mut end) = (count, count);
     if !members.is_null() {
-        // Counted only as far as the spreading needs to know.
-        let enough = SPREAD_PORTS_PER_SHARE * MAX_SPREAD_CPUS as u32;
-        let found = groups::count_members(list, count, members, except_ifindex, enough);
+        let found = groups::count_members(list, count, members, except_ifindex);
         if found.copies == 0 && found.sender_member {
             // Its only member sent it.
             return;
