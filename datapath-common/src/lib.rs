@@ -583,9 +583,8 @@ pub struct GroupKey {
 /// A byte a slot, not a bit: each endpoint's reports write only its own byte, with a plain store, so two endpoints
 /// reporting at once on two CPUs cannot undo each other's change (a bit would need an atomic read-modify-write,
 /// which needs BPF CPU v3, whose code needs more stack than the parent's program has left). Userspace only reads
-/// them: a map update writes the whole value, and would undo what an endpoint's report wrote meanwhile. Before it
-/// gives a slot to a new endpoint, it has the datapath clear the slot's bytes (`program_names::GROUPS_FORGET`);
-/// until then a removed endpoint's bytes are harmless, as only the ports of a network's flood list are looked up.
+/// them: a map update writes the whole value, and would undo what an endpoint's report wrote meanwhile. When it
+/// removes an endpoint, it has the datapath clear the slot's bytes (`program_names::GROUPS_FORGET`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GroupMembers {

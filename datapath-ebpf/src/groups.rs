@@ -368,9 +368,9 @@ extern "C" fn count_one(index: u64, walk: *mut c_void) -> c_long {
     0
 }
 
-/// `program_names::GROUPS_FORGET`: takes the slot in `skb->priority` out of every group, when userspace removes its
-/// endpoint and before it gives the slot to a new one (which would otherwise inherit the memberships of the one
-/// that had it); then deletes the groups of the network in `skb->mark` that no slot is in any more (0: none), which
+/// `program_names::GROUPS_FORGET`: takes the slot in `skb->priority` out of every group when userspace removes its
+/// endpoint (a new endpoint given the slot would otherwise inherit the memberships of the one that had it); then
+/// deletes the groups of the network in `skb->mark` that no slot is in any more (0: none), which
 /// would otherwise fill the map as endpoints come and go. Userspace cannot write the byte itself: a map update
 /// writes the whole value, and would undo a concurrent report's. A report that joins a group just as it is deleted
 /// is lost with it: userspace asks the network's endpoints about each deleted group again (`host::querier`).

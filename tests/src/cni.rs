@@ -327,10 +327,8 @@ pub struct CniLab {
 impl CniLab {
     pub fn build(sandboxes: u8) -> Result<CniLab> {
         let prefix = crate::unique_prefix();
-        let host = Netns::create(&format!("{prefix}h"))?;
-        let outside = Netns::create(&format!("{prefix}o"))?;
+        let (host, outside) = Netns::host_and_outside(&prefix)?;
         let sandboxes = Netns::create_numbered(&prefix, "s", sandboxes)?;
-        crate::link::add_veth(&host, "uplink", "wire", &outside)?;
         crate::link::configure(&outside, "wire", None, &[format!("{GATEWAY}/24")])?;
         crate::link::tx_checksum_offload_off(&outside, "wire")?;
         crate::link::up(&host, "uplink")?;

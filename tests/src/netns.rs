@@ -92,6 +92,15 @@ impl Netns {
         Ok(netns)
     }
 
+    /// A lab's host and outside namespaces, `<prefix>h` and `<prefix>o`, joined by a veth: `uplink` in the host (the
+    /// networks' parent), `wire` outside (the LAN's other nodes), both left down for the lab to configure.
+    pub fn host_and_outside(prefix: &str) -> Result<(Netns, Netns)> {
+        let host = Netns::create(&format!("{prefix}h"))?;
+        let outside = Netns::create(&format!("{prefix}o"))?;
+        link::add_veth(&host, "uplink", "wire", &outside)?;
+        Ok((host, outside))
+    }
+
     /// `count` namespaces `<prefix><role>1` to `<prefix><role><count>` (the endpoints e1, e2, ... of a topology).
     pub fn create_numbered(prefix: &str, role: &str, count: u8) -> Result<Vec<Netns>> {
         (1..=count).map(|index| Netns::create(&format!("{prefix}{role}{index}"))).collect()

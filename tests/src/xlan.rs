@@ -105,6 +105,20 @@ impl XlanHost {
         entries.iter().map(EndpointCounters::from_xlan_json).collect()
     }
 
+    /// `xlan mdb show [NETWORK] --json` as (group, endpoint) pairs, the endpoint as ip(8) names it (ifname@netns).
+    pub fn mdb(&self, network: Option<&str>) -> Result<Vec<(String, String)>> {
+        let text = self.run(&[&["mdb", "show"], network.as_slice(), &["--json"]].concat())?;
+        let json: Value =
+            serde_json::from_str(&text).with_context(|| format!("parsing `xlan mdb show --json`: {text}"))?;
+        let rows = json.as_array().with_context(|| format!("`xlan mdb show --json` is not an array: {text}"))?;
+        rows.iter()
+            .map(|row| {
+                let text = |key: &str| row[key].as_str().map(str::to_string).with_context(|| format!("{key} in {row}"));
+                Ok((text("group")?, text("endpoint")?))
+            })
+            .collect()
+    }
+
     /// The entry of the endpoint `ifname` in namespace `netns` in `xlan stats NETWORK --json`.
     pub fn endpoint_stats(&self, network: &str, netns: &str, ifname: &str) -> Result<EndpointCounters> {
         self.stats(network)?

@@ -50,13 +50,11 @@ struct Lab {
 impl Lab {
     fn build(flooder: Flooder) -> Result<Lab> {
         let prefix = unique_prefix();
-        let host = Netns::create(&format!("{prefix}h"))?;
-        let outside = Netns::create(&format!("{prefix}o"))?;
+        let (host, outside) = Netns::host_and_outside(&prefix)?;
         let endpoints = Netns::create(&format!("{prefix}e"))?;
         for netns in [&host, &outside, &endpoints] {
             netns.disable_ipv6()?;
         }
-        link::add_veth(&host, "uplink", "wire", &outside)?;
         link::up(&outside, "wire")?;
         link::up(&host, "uplink")?;
         let mut lab = Lab { xlan: None, endpoints, outside, host };

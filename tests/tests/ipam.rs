@@ -24,10 +24,8 @@ impl Lab {
     fn build(count: u8, ipam: &[&str]) -> Result<Lab> {
         xlan::binary()?;
         let prefix = unique_prefix();
-        let host = Netns::create(&format!("{prefix}h"))?;
-        let outside = Netns::create(&format!("{prefix}o"))?;
+        let (host, outside) = Netns::host_and_outside(&prefix)?;
         let endpoints = Netns::create_numbered(&prefix, "e", count)?;
-        link::add_veth(&host, "uplink", "wire", &outside)?;
         link::configure(&outside, "wire", None, &["172.16.10.1/24".to_string(), "fd10::1/64".to_string()])?;
         link::tx_checksum_offload_off(&outside, "wire")?;
         link::up(&host, "uplink")?;

@@ -48,10 +48,8 @@ struct Lab {
 impl Lab {
     fn build(maker: Maker) -> Result<Lab> {
         let prefix = unique_prefix();
-        let host = Netns::create(&format!("{prefix}h"))?;
-        let outside = Netns::create(&format!("{prefix}o"))?;
+        let (host, outside) = Netns::host_and_outside(&prefix)?;
         let endpoints = Netns::create_numbered(&prefix, "e", ENDPOINTS as u8)?;
-        link::add_veth(&host, "uplink", "wire", &outside)?;
         link::up(&outside, "wire")?;
         link::up(&host, "uplink")?;
         let mut lab = Lab { xlan: None, endpoints, outside, host };
@@ -130,15 +128,11 @@ impl Lab {
     /// `xlan mdb show --json` as (group, endpoint ifname) pairs.
     fn mdb(&self) -> Result<Vec<(String, String)>> {
         let xlan = self.xlan.as_ref().context("not an xlan lab")?;
-        let rows: Value = serde_json::from_str(&xlan.run(&["mdb", "show", "--json"])?)?;
-        let rows = rows.as_array().context("mdb show --json is not a list")?;
-        rows.iter()
-            .map(|row| {
-                let text = |key: &str| row[key].as_str().map(str::to_string).with_context(|| format!("{key} in {row}"));
-                let endpoint = text("endpoint")?;
-                Ok((text("group")?, endpoint.split('@').next().unwrap_or_default().to_string()))
-            })
-            .collect()
+        let rows = xlan.mdb(None)?;
+        Ok(rows
+            .into_iter()
+            .map(|(group, endpoint)| (group, endpoint.split('@').next().unwrap_or_default().into()))
+            .collect())
     }
 
     /// Waits until `mdb show` has (`present`) or lacks each membership: reports go out a moment after a join.

@@ -33,14 +33,12 @@ impl Lab {
     fn build(endpoints: usize) -> Result<Lab> {
         xlan::binary()?;
         let prefix = unique_prefix();
-        let host = Netns::create(&format!("{prefix}h"))?;
-        let outside = Netns::create(&format!("{prefix}o"))?;
+        let (host, outside) = Netns::host_and_outside(&prefix)?;
         let namespaces = endpoints.div_ceil(PER_NAMESPACE);
         let endpoint_namespaces = Netns::create_numbered(&prefix, "e", u8::try_from(namespaces)?)?;
         for netns in endpoint_namespaces.iter().chain([&outside]) {
             netns.disable_ipv6()?;
         }
-        link::add_veth(&host, "uplink", "wire", &outside)?;
         link::configure(&outside, "wire", None, &[OUTSIDE_IP.to_string()])?;
         link::up(&host, "uplink")?;
         let mut xlan = XlanHost::new(&host)?;

@@ -29,10 +29,8 @@ impl Lab {
     fn build() -> Result<Lab> {
         xlan::binary()?;
         let prefix = unique_prefix();
-        let host = Netns::create(&format!("{prefix}h"))?;
-        let outside = Netns::create(&format!("{prefix}o"))?;
+        let (host, outside) = Netns::host_and_outside(&prefix)?;
         let endpoints = Netns::create_numbered(&prefix, "e", 2)?;
-        link::add_veth(&host, "uplink", "wire", &outside)?;
         link::configure(&outside, "wire", None, &[format!("{SUBNET}.1/24")])?;
         link::tx_checksum_offload_off(&outside, "wire")?;
         link::up(&host, "uplink")?;

@@ -25,10 +25,8 @@ impl Lab {
     fn build(hook: &str) -> Result<Lab> {
         xlan::binary()?;
         let prefix = unique_prefix();
-        let host = Netns::create(&format!("{prefix}h"))?;
-        let outside = Netns::create(&format!("{prefix}o"))?;
+        let (host, outside) = Netns::host_and_outside(&prefix)?;
         let endpoint = Netns::create(&format!("{prefix}e"))?;
-        link::add_veth(&host, "uplink", "wire", &outside)?;
         link::configure(&outside, "wire", None, &["10.9.0.1/24".to_string()])?;
         link::tx_checksum_offload_off(&outside, "wire")?;
         link::nic_like(&host, "uplink")?;

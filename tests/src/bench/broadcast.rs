@@ -272,9 +272,8 @@ impl Lan {
     fn wait_for_members(&self, xlan: &XlanHost) -> Result<()> {
         let deadline = Instant::now() + SETTLE_MAX * 4;
         loop {
-            let rows: Value = serde_json::from_str(&xlan.run(&["mdb", "show", &self.network(), "--json"])?)?;
-            let rows = rows.as_array().context("mdb show --json is not a list")?;
-            let members_of = |group: &str| rows.iter().filter(|row| row["group"] == group).count();
+            let rows = xlan.mdb(Some(&self.network()))?;
+            let members_of = |group: &str| rows.iter().filter(|(row_group, _)| row_group == group).count();
             let (joined, one) = (members_of(MULTICAST_GROUP), members_of(ONE_RECEIVER_GROUP));
             if joined == self.size && one == 1 {
                 return Ok(());

@@ -20,6 +20,23 @@ use crate::{
     error::{Error, Result},
 };
 
+/// A map key whose first part is a network.
+trait OfNetwork {
+    fn network_id(&self) -> u32;
+}
+
+impl OfNetwork for MacKey {
+    fn network_id(&self) -> u32 {
+        self.network_id
+    }
+}
+
+impl OfNetwork for GroupKey {
+    fn network_id(&self) -> u32 {
+        self.network_id
+    }
+}
+
 pub struct Tables<'a> {
     pins: &'a PinDir,
 }
@@ -41,11 +58,6 @@ fn ignore_missing(result: Result<(), MapError>, name: &str) -> Result<()> {
 impl<'a> Tables<'a> {
     pub fn new(pins: &'a PinDir) -> Self {
         Self { pins }
-    }
-
-    /// The instance's bpffs root the maps are pinned under.
-    pub fn pins(&self) -> &'a PinDir {
-        self.pins
     }
 
     /// True once the instance's maps exist (the first network created them).
@@ -197,40 +209,46 @@ impl<'a> Tables<'a> {
     /// Every FDB entry of the network, static and learned: the whole FDB read in batches (it may hold a million
     /// entries), those of other networks left out.
     pub fn fdb_entries(&self, network_id: u32) -> Result<Vec<(MacKey, FdbEntry)>> {
-        let mut entries = self.entries::<MacKey, FdbEntry>(map_names::FDB)?;
-        entries.retain(|(key, _)| key.network_id == network_id);
-        Ok(entries)
+        self.network_entries(map_names::FDB, network_id)
     }
     /// Deletes every FDB entry of the network, static and learned, by batches (it may hold a million).
     pub fn delete_network_fdb(&self, network_id: u32) -> Result<()> {
-        if !self.exist() {
-            return Ok(());
-        }
-        let keys: Vec<MacKey> = self.fdb_entries(network_id)?.into_iter().map(|(key, _)| key).collect();
-        self.delete_keys::<MacKey, FdbEntry>(map_names::FDB, &keys)
+        self.delete_network_entries::<MacKey, FdbEntry>(map_names::FDB, network_id)
     }
 
     /// The multicast groups endpoints of the network joined, with their members (slots no endpoint has any more
     /// among them: `GroupMembers`).
     pub fn groups(&self, network_id: u32) -> Result<Vec<(GroupKey, GroupMembers)>> {
-        let mut entries = self.entries::<GroupKey, GroupMembers>(map_names::GROUPS)?;
-        entries.retain(|(key, _)| key.network_id == network_id);
-        Ok(entries)
-    }
-
-    /// True when endpoint slot `slot` is a member of some group (of an endpoint that had it before).
-    pub fn slot_in_groups(&self, slot: u32) -> Result<bool> {
-        let entries = self.entries::<GroupKey, GroupMembers>(map_names::GROUPS)?;
-        Ok(entries.iter().any(|(_, members)| members.has(slot)))
+        self.network_entries(map_names::GROUPS, network_id)
     }
 
     /// Deletes the network's multicast groups: with its last endpoint gone, nothing reports into them meanwhile.
     pub fn delete_network_groups(&self, network_id: u32) -> Result<()> {
+        self.delete_network_entries::<GroupKey, GroupMembers>(map_names::GROUPS, network_id)
+    }
+
+    /// The entries of hash map `name` (keyed by network and more) of network `network_id`.
+    fn network_entries<K: aya::Pod + OfNetwork, V: aya::Pod>(
+        &self,
+        name: &str,
+        network_id: u32,
+    ) -> Result<Vec<(K, V)>> {
+        let mut entries = self.entries::<K, V>(name)?;
+        entries.retain(|(key, _)| key.network_id() == network_id);
+        Ok(entries)
+    }
+
+    /// Deletes network `network_id`'s entries of hash map `name`, by batches.
+    fn delete_network_entries<K: aya::Pod + Sync + OfNetwork, V: aya::Pod>(
+        &self,
+        name: &str,
+        network_id: u32,
+    ) -> Result<()> {
         if !self.exist() {
             return Ok(());
         }
-        let keys: Vec<GroupKey> = self.groups(network_id)?.into_iter().map(|(key, _)| key).collect();
-        self.delete_keys::<GroupKey, GroupMembers>(map_names::GROUPS, &keys)
+        let keys: Vec<K> = self.network_entries::<K, V>(name, network_id)?.into_iter().map(|(key, _)| key).collect();
+        self.delete_keys::<K, V>(name, &keys)
     }
 
     /// Deletes `keys` from hash map `name`, by batches.

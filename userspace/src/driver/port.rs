@@ -187,10 +187,6 @@ pub fn fill_maps(tables: &Tables<'_>, network: &Network, endpoint: &Endpoint) ->
         Some(slot) => slot,
         None => tables.free_slot()?,
     };
-    if kept.is_none() && tables.slot_in_groups(slot)? {
-        // The slot's last endpoint joined groups; the new one has joined none yet.
-        Datapath::load(tables.pins())?.forget_group_member(slot, 0)?;
-    }
     tables.put_endpoint(port, EndpointConfig { network_id: network.id, mac: endpoint.mac.0, _pad: [0; 2], slot })?;
     if kept.is_none() {
         tables.reset_stats(port)?;
@@ -244,18 +240,32 @@ async fn forget_groups(instance: &Instance, tables: &Tables<'_>, network: &Netwo
 /// Removes what `attach` made for `endpoint`, and its multicast memberships; `network.endpoints` must no longer
 /// hold it (its flood list is rewritten from them). Idempotent, so it also serves as the rollback of a failed add.
 pub async fn teardown(instance: &Instance, network: &Network, endpoint: &Endpoint) -> Result<()> {
-    if let Some(port) = endpoint_port(instance, endpoint).await? {
-        forget_groups(instance, &Tables::new(&instance.pins), network, port).await?;
-    }
-    teardown_in_going_network(instance, network, endpoint).await
+    remove(instance, network, endpoint, Memberships::Forget).await
 }
 
-/// `teardown` of an endpoint whose network goes next, whose groups go with it (`Tables::delete_network_groups`).
+/// `teardown` of an endpoint whose network goes next: its groups go with the network
+/// (`Tables::delete_network_groups`), so the endpoint's are not forgotten one by one.
 pub async fn teardown_in_going_network(instance: &Instance, network: &Network, endpoint: &Endpoint) -> Result<()> {
+    remove(instance, network, endpoint, Memberships::GoWithNetwork).await
+}
+
+/// What becomes of a removed endpoint's multicast memberships.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Memberships {
+    Forget,
+    GoWithNetwork,
+}
+
+async fn remove(instance: &Instance, network: &Network, endpoint: &Endpoint, memberships: Memberships) -> Result<()> {
     let tables = Tables::new(&instance.pins);
     // The device the endpoint's name leads to: only that one is the endpoint's (an ifindex may have been reused).
     let device = instance.netlink.device(&endpoint.host.ifname).await?.map(|d| d.index);
-    let Some(port) = endpoint_port(instance, endpoint).await? else { return Ok(()) };
+    let port = match endpoint.host.ifindex {
+        0 => device,
+        index => Some(index),
+    };
+    let Some(port) = port else { return Ok(()) };
+    // Its program first: no report of it can set its slot's bytes again once they are forgotten.
     detach(&instance.pins, &link_names::port(port, "tc"))?;
     detach(&instance.pins, &link_names::port(port, "xdp"))?;
     if tables.exist() {
@@ -273,7 +283,10 @@ pub async fn teardown_in_going_network(instance: &Instance, network: &Network, e
         // Only this endpoint's own FDB entry: a rolled-back add must not remove another's.
         tables.delete_fdb(MacKey::new(network.id, endpoint.mac.0))?;
     }
-    forget_groups(instance, &tables, network, port).await?;
+    // Before its entry goes: the entry holds its slot.
+    if memberships == Memberships::Forget {
+        forget_groups(instance, &tables, network, port).await?;
+    }
     tables.delete_endpoint(port)?;
     tables.delete_port(port)?;
     // Deleting one end of a veth pair deletes the other, the endpoint's interface, too.
@@ -281,15 +294,6 @@ pub async fn teardown_in_going_network(instance: &Instance, network: &Network, e
         instance.netlink.delete(port).await?;
     }
     Ok(())
-}
-
-/// The endpoint's host-side port: as recorded, or (an add that stopped before recording it) the device its name
-/// leads to.
-async fn endpoint_port(instance: &Instance, endpoint: &Endpoint) -> Result<Option<u32>> {
-    Ok(match endpoint.host.ifindex {
-        0 => instance.netlink.device(&endpoint.host.ifname).await?.map(|d| d.index),
-        index => Some(index),
-    })
 }
 
 /// Undoes an add that did not complete (a failure, or a command killed in the middle): what `attach` made, and the
