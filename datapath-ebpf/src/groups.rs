@@ -269,9 +269,10 @@ fn change(key: &GroupKey, slot: u32, member: bool) {
 
 /// The group a multicast frame is for, when the network keeps members of it: the frame's IP destination, if it is
 /// a snooped group some endpoint of the network joined. Null otherwise (a frame for every port). Frames are
-/// flooded untagged (a VLAN network's tag is off by then). Read with `bpf_skb_load_bytes`, not `parse`'s direct
-/// access: a flood may follow a change of the frame's head (VXLAN decapsulation), and three fixed fields need
-/// none of parse's cases.
+/// flooded untagged (a VLAN network's tag is off by then). The three fields are read with `bpf_skb_load_bytes`,
+/// not through `parse_l2`/`parse_l3`: inlined at the flood sites of the endpoints' program, their direct access
+/// had the verifier refuse it (the L3 offset, spilled to the stack and read back, lost its range: "math between
+/// pkt pointer and register with unbounded min value"); and the spreader's CPU has only the frame to go by.
 #[inline(always)]
 pub fn members_of_frame(ctx: &TcContext, network_id: u32) -> *const GroupMembers {
     try_members_of_frame(ctx, network_id).unwrap_or(core::ptr::null())
