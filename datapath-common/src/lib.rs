@@ -102,6 +102,10 @@ pub mod program_names {
     /// out of every group, as only the datapath can write `XLAN_GROUPS` while frames flow (`GroupMembers`), and
     /// deletes the groups of the network in `skb->mark` that have no member left (0: none).
     pub const GROUPS_FORGET: &str = "xlan_groups_forget";
+    /// The datapath's programs, which every load of one instance shares (verified once, pinned): they use only the
+    /// instance's pinned maps and maps of their own that userspace never touches (the per-CPU caches).
+    pub const SHARED: [&str; 7] =
+        [PARENT_XDP, PARENT_INGRESS, PARENT_EGRESS, ENDPOINT_INGRESS, XDP_PASS, SPREADER_INGRESS, GROUPS_FORGET];
 }
 
 /// Capacities. Userspace refuses to go past them with a clear error rather than letting an update fail.

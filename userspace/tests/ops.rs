@@ -7,7 +7,7 @@ mod common;
 
 use std::net::Ipv4Addr;
 
-use common::{ip, OwnedNetns};
+use common::{ip, on_instance, on_thread, OwnedNetns};
 use datapath_common::DROP_REASONS;
 use ipnet::IpNet;
 use xlan::{
@@ -31,27 +31,6 @@ fn net(text: &str) -> IpNet {
 
 fn mac(text: &str) -> Mac {
     text.parse().unwrap()
-}
-
-/// Runs `f` on a thread of its own, with its runtime: an instance enters its namespace for the rest of the thread.
-fn on_thread(f: impl AsyncFnOnce() + Send) {
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-                runtime.block_on(f());
-            })
-            .join()
-            .unwrap();
-    });
-}
-
-/// Runs `f` with the instance of the namespace `host`, on a thread of its own.
-fn on_instance(host: &str, state_dir: &std::path::Path, f: impl AsyncFnOnce(&Instance) + Send) {
-    on_thread(async move || {
-        let instance = Instance::open(Some(host), Some(state_dir)).unwrap();
-        f(&instance).await;
-    });
 }
 
 #[test]

@@ -1,6 +1,20 @@
 //! Loads the eBPF object (its maps pinned under the instance's bpffs root, so every load shares them),
 //! attaches programs and pins their links so they outlive this process.
+//!
+//! The datapath's programs are verified once per instance, not once per attachment: the first load of each pins it
+//! (`PinDir::programs`), and later loads take it from there. Verifying the endpoints' program takes 0.3 s, which
+//! every `endpoint add` paid, and each load brought its own copy of the program and of its per-CPU caches into the
+//! kernel. A pinned program holds the maps it was verified with, so it is kept under a key of the object and of the
+//! pinned maps' ids: another binary's object, or maps made anew (the doctor's reinstall), is another key, and the
+//! programs of any other key are unpinned when the first of a new key is pinned.
+use std::{
+    hash::{DefaultHasher, Hash, Hasher},
+    path::PathBuf,
+    sync::OnceLock,
+};
+
 use aya::{
+    maps::MapInfo,
     programs::{
         links::{FdLink, PinnedLink},
         tc::TcAttachOptions,
@@ -9,7 +23,7 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 
-use datapath_common::program_names;
+use datapath_common::{map_names, program_names};
 
 use crate::{
     datapath::{
@@ -25,6 +39,8 @@ static DATAPATH_OBJECT: &[u8] = aya::include_bytes_aligned!(env!("XLAN_DATAPATH_
 pub struct Datapath {
     ebpf: Ebpf,
     pins: PinDir,
+    /// Where this load's programs are pinned for the next loads (`shared_programs_dir`), found on first use.
+    shared_programs: Option<PathBuf>,
 }
 
 impl Datapath {
@@ -35,7 +51,7 @@ impl Datapath {
             .default_map_pin_directory(&pins.root)
             .load(DATAPATH_OBJECT)
             .map_err(|e| Error::bpf("load datapath object", e))?;
-        Ok(Self { ebpf, pins: pins.clone() })
+        Ok(Self { ebpf, pins: pins.clone(), shared_programs: None })
     }
 
     /// The loaded object, for BPF_PROG_TEST_RUN and other direct use.
@@ -109,18 +125,70 @@ impl Datapath {
         Ok(())
     }
 
-    /// The named program, loaded into the kernel on first use.
+    /// The named program, loaded into the kernel on first use. One of the datapath's own programs
+    /// (`program_names::SHARED`) is taken from the instance's pin of it when there is one, and pinned there when
+    /// this load is the first to verify it.
     pub fn program<'a, P>(&'a mut self, name: &str) -> Result<&'a mut P>
     where
         &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
         P: LoadProgram + 'a,
     {
+        let shared_pin = match program_names::SHARED.contains(&name) {
+            true => Some(self.shared_programs_dir()?.join(name)),
+            false => None,
+        };
         let program =
             self.ebpf.program_mut(name).ok_or_else(|| Error::BpfObject(format!("no program {name} in the object")))?;
+        let mut loaded = program.fd().is_ok();
+        if let Some(pin) = shared_pin.as_deref().filter(|pin| !loaded && pin.exists()) {
+            // A pin that cannot be opened (removed meanwhile) is only a miss: the program is verified here.
+            if let Ok(pinned) = P::from_pin(pin) {
+                *program = pinned;
+                loaded = true;
+            }
+        }
         let typed: &mut P = program.try_into().map_err(|e| Error::bpf(name, e))?;
-        load_with_retries(typed).map_err(|e| Error::bpf(format!("load {name}"), e))?;
+        if !loaded {
+            load_with_retries(typed).map_err(|e| Error::bpf(format!("load {name}"), e))?;
+            if let Some(pin) = shared_pin {
+                // Failing to pin (another process pinned it first) leaves only the next load to verify it again.
+                let _ = typed.pin_at(&pin);
+            }
+        }
         Ok(typed)
     }
+
+    /// The directory of the instance's pinned programs that fit this load: made (and the programs of any other
+    /// object or maps unpinned) when it is not there.
+    fn shared_programs_dir(&mut self) -> Result<PathBuf> {
+        if let Some(dir) = &self.shared_programs {
+            return Ok(dir.clone());
+        }
+        let mut key = DefaultHasher::new();
+        object_hash().hash(&mut key);
+        for name in map_names::ALL {
+            let path = self.pins.map(name);
+            let info = MapInfo::from_pin(&path).map_err(|e| Error::bpf(format!("open {}", path.display()), e))?;
+            (name, info.id()).hash(&mut key);
+        }
+        let dir = self.pins.programs().join(format!("{:016x}", key.finish()));
+        if !dir.exists() {
+            self.pins.unpin_programs()?;
+            crate::store::create_dir_racing(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+        }
+        self.shared_programs = Some(dir.clone());
+        Ok(dir)
+    }
+}
+
+/// A hash of the embedded object, computed once per process.
+fn object_hash() -> u64 {
+    static HASH: OnceLock<u64> = OnceLock::new();
+    *HASH.get_or_init(|| {
+        let mut hasher = DefaultHasher::new();
+        DATAPATH_OBJECT.hash(&mut hasher);
+        hasher.finish()
+    })
 }
 
 /// Whether the datapath can be loaded on this machine (a CNI plugin's STATUS): the object and each of its programs
@@ -147,6 +215,7 @@ pub fn probe() -> Result<()> {
         }
         Ok(())
     })();
+    let _ = scratch.unpin_programs();
     if let Ok(entries) = std::fs::read_dir(&scratch.root) {
         for entry in entries.flatten() {
             let _ = std::fs::remove_file(entry.path());
@@ -164,7 +233,7 @@ const LOAD_ATTEMPTS: usize = 5;
 fn load_with_retries<P: LoadProgram>(program: &mut P) -> Result<(), aya::programs::ProgramError> {
     let mut attempt = 1;
     loop {
-        match program.load_once() {
+        match program.load_program() {
             Err(aya::programs::ProgramError::LoadError { io_error, .. })
                 if io_error.raw_os_error() == Some(libc::EAGAIN) && attempt < LOAD_ATTEMPTS =>
             {
@@ -221,24 +290,29 @@ pub enum Hook {
     Tc,
 }
 
-/// Programs that can be loaded once, whatever their type.
+/// Programs that can be loaded, pinned and taken from a pin, whatever their type.
 pub trait LoadProgram {
-    fn load_once(&mut self) -> Result<(), aya::programs::ProgramError>;
+    fn load_program(&mut self) -> Result<(), aya::programs::ProgramError>;
+    /// The program pinned at `path`, as the object's entry of it.
+    fn from_pin(path: &std::path::Path) -> Result<aya::programs::Program, aya::programs::ProgramError>;
+    fn pin_at(&mut self, path: &std::path::Path) -> Result<(), aya::pin::PinError>;
 }
 
-/// Both program types the datapath attaches load the same way: once, on first use.
-macro_rules! load_once {
-    ($($program:ty),+) => {$(
+/// Both program types the datapath attaches (`Xdp::from_pin` also takes the attach type, passed here).
+macro_rules! load_program {
+    ($($program:ident($($from_pin_arg:expr)?)),+) => {$(
         impl LoadProgram for $program {
-            fn load_once(&mut self) -> Result<(), aya::programs::ProgramError> {
-                if self.fd().is_ok() {
-                    Ok(())
-                } else {
-                    self.load()
-                }
+            fn load_program(&mut self) -> Result<(), aya::programs::ProgramError> {
+                self.load()
+            }
+            fn from_pin(path: &std::path::Path) -> Result<aya::programs::Program, aya::programs::ProgramError> {
+                Ok(aya::programs::Program::$program($program::from_pin(path $(, $from_pin_arg)?)?))
+            }
+            fn pin_at(&mut self, path: &std::path::Path) -> Result<(), aya::pin::PinError> {
+                self.pin(path)
             }
         }
     )+};
 }
 
-load_once!(Xdp, SchedClassifier);
+load_program!(Xdp(aya_obj::programs::XdpAttachType::Interface), SchedClassifier());

@@ -425,8 +425,10 @@ impl<'a> Tables<'a> {
         self.per_cpu_sums(map_names::SPREAD_COUNTS)
     }
 
-    /// Removes every map pin of the instance (its last network is gone), an older xlan's too.
+    /// Removes every map pin of the instance (its last network is gone), an older xlan's too, and the shared
+    /// programs' pins, which would hold the maps.
     pub fn unpin_all(&self) -> Result<()> {
+        self.pins.unpin_programs()?;
         for (_, path) in self.pins.map_pins()? {
             unpin(&path)?;
         }

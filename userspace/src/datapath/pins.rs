@@ -1,5 +1,5 @@
 //! Where an instance keeps its datapath on bpffs: maps pinned by name in the instance's root, links under
-//! `links/`. One instance per host network namespace, so several "hosts" on one machine never share state.
+//! `links/`, the verified programs every load shares under `programs/<key>/` (`loader`). One instance per host network namespace, so several "hosts" on one machine never share state.
 use std::{
     ffi::CString,
     fs, io,
@@ -32,6 +32,20 @@ impl PinDir {
 
     pub fn map(&self, name: &str) -> PathBuf {
         self.root.join(name)
+    }
+
+    pub fn programs(&self) -> PathBuf {
+        self.root.join("programs")
+    }
+
+    /// Removes every shared program's pin: programs still attached stay (their links hold them), the others and
+    /// the maps only they held are freed.
+    pub fn unpin_programs(&self) -> Result<()> {
+        match fs::remove_dir_all(self.programs()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(format!("remove {}", self.programs().display()), e)),
+        }
     }
 
     /// Mounts bpffs if needed and creates the instance's directories.

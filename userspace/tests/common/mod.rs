@@ -22,6 +22,7 @@ use xlan::{
     },
     driver::{self, port},
     host::netns::{Netns, NetnsGuard},
+    instance::Instance,
     mac::Mac,
     model::{
         DriverSettings, Endpoint, EndpointRef, HostPort, Macvlan, MacvlanMode, Network, Parent, ParentHook, State,
@@ -112,6 +113,27 @@ impl Drop for PinGuard {
         let _ = Tables::new(&self.0).unpin_all();
         self.0.remove_if_empty();
     }
+}
+
+/// Runs `f` on a thread of its own, with its runtime: an instance enters its namespace for the rest of the thread.
+pub fn on_thread(f: impl AsyncFnOnce() + Send) {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(f());
+            })
+            .join()
+            .unwrap();
+    });
+}
+
+/// Runs `f` with the instance of the namespace `host`, on a thread of its own.
+pub fn on_instance(host: &str, state_dir: &std::path::Path, f: impl AsyncFnOnce(&Instance) + Send) {
+    on_thread(async move || {
+        let instance = Instance::open(Some(host), Some(state_dir)).unwrap();
+        f(&instance).await;
+    });
 }
 
 static NEXT_FIXTURE: AtomicU32 = AtomicU32::new(0);
