@@ -52,7 +52,7 @@ pub mod map_names {
     pub const GROUPS: &str = "XLAN_GROUPS";
     /// The maps the datapath keeps per-CPU copies of (datapath-ebpf's `cache`): a change to one of them must change
     /// the user generation, or a copy would outlive it.
-    pub const CACHED: [&str; 7] = [PARENTS, ENDPOINTS, NETWORKS, VNIS, VTEP_MACS, FDB, IP_ENDPOINTS];
+    pub const CACHED: [&str; 8] = [PARENTS, ENDPOINTS, NETWORKS, VNIS, VTEP_MACS, FDB, IP_ENDPOINTS, FLOOD];
     /// Every map of an instance, in the order `xlan` removes their pins.
     pub const ALL: [&str; 18] = [
         NETWORKS,

@@ -12,7 +12,8 @@
 //! stamp, and one that looks expired is read again.
 //!
 //! Per CPU, so without locks: the programs run with bottom halves off, so nothing else on this CPU runs them while
-//! one is between reading and writing an entry. Not pinned: each load of the programs has caches of its own.
+//! one is between reading and writing an entry. Not pinned: the programs an instance shares (verified once, pinned
+//! by userspace's loader) share one set, whose keys say whose entry it is.
 use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::{
     helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns},
@@ -20,12 +21,13 @@ use aya_ebpf::{
     maps::PerCpuArray,
 };
 use datapath_common::{
-    EndpointConfig, FdbEntry, IpKey, MacKey, NetworkConfig, ParentConfig, ParentKey, VniKey, DATAPATH_GENERATION,
-    USER_GENERATION,
+    EndpointConfig, FdbEntry, GroupKey, IpKey, MacKey, NetworkConfig, ParentConfig, ParentKey, VniKey,
+    DATAPATH_GENERATION, USER_GENERATION,
 };
 
 use crate::{
     fdb::{lookup, lookup_fresh, now_ns},
+    groups::MemberPorts,
     maps::{ENDPOINTS, GENERATION, IP_ENDPOINTS, NETWORKS, PARENTS, VNIS, VTEP_MACS},
     port::Port,
 };
@@ -84,6 +86,15 @@ const VNI_ENTRIES: u32 = 16;
 const FDB_ENTRIES: u32 = 256;
 const VTEP_ENTRIES: u32 = 32;
 const IP_ENTRIES: u32 = 256;
+const GROUP_ENTRIES: u32 = 64;
+
+/// A flood of multicast to a group, by its sender (its members less the sender are the copies).
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq)]
+struct GroupFlood {
+    group: GroupKey,
+    except_ifindex: u32,
+}
 
 #[map(name = "XLAN_PARENT_CACHE")]
 static PARENT_CACHE: PerCpuArray<Cached<ParentKey, ParentConfig>> = PerCpuArray::with_max_entries(PARENT_ENTRIES, 0);
@@ -99,6 +110,9 @@ static FDB_CACHE: PerCpuArray<Cached<MacKey, FdbAnswer>> = PerCpuArray::with_max
 
 #[map(name = "XLAN_VTEP_CACHE")]
 static VTEP_CACHE: PerCpuArray<Cached<u32, [u8; 8]>> = PerCpuArray::with_max_entries(VTEP_ENTRIES, 0);
+
+#[map(name = "XLAN_GROUP_CACHE")]
+static GROUP_CACHE: PerCpuArray<Cached<GroupFlood, MemberPorts>> = PerCpuArray::with_max_entries(GROUP_ENTRIES, 0);
 
 #[map(name = "XLAN_IP_CACHE")]
 static IP_CACHE: PerCpuArray<Cached<IpKey, IpAnswer>> = PerCpuArray::with_max_entries(IP_ENTRIES, 0);
@@ -120,6 +134,22 @@ pub fn ip_owner(network_id: u32, addr: [u8; 16]) -> Option<Port> {
         })
     })?;
     (answer.found != 0).then_some(Port { ifindex: answer.port, slot: answer.slot })
+}
+
+/// The members of a group among its network's ports, for a flood by the port `except_ifindex` (`count` counts them).
+/// Counting walks the whole flood list, 64 bit tests a frame for 64 ports: made once per group, sender and CPU, and
+/// again when the generations say a membership or a flood list changed (the datapath's, written by reports and
+/// forgets; the user's, by flood list changes).
+#[inline(always)]
+pub fn member_ports(group: GroupKey, except_ifindex: u32, count: impl FnOnce() -> MemberPorts) -> MemberPorts {
+    let key = GroupFlood { group, except_ifindex };
+    let low = u32::from_be_bytes([group.group[12], group.group[13], group.group[14], group.group[15]]);
+    let index = low ^ (low >> 8) ^ group.network_id ^ except_ifindex;
+    // None only if this CPU's entry were out of reach: a flood to every port then, more copies than needed but none
+    // missing.
+    cached(&GROUP_CACHE, GROUP_ENTRIES, index, key, both_generations(), || Some(count()))
+        .copied()
+        .unwrap_or(MemberPorts::UNFILTERED)
 }
 
 /// What runs on a parent (untagged, or on a VLAN of it), with the configuration of its macvlan or ipvlan network.

@@ -9,7 +9,7 @@ use aya_ebpf::{
 use datapath_common::{FdbEntry, FloodList, GroupMembers, MacKey, NetworkConfig, ParentConfig, MAX_FLOOD_PORTS};
 
 use crate::{
-    cache::datapath_changed,
+    cache::{self, datapath_changed},
     groups,
     maps::{FDB, FLOOD, SOURCE_MACS},
     port::Port,
@@ -120,21 +120,21 @@ pub fn flood(ctx: &TcContext, network_id: u32, except_ifindex: u32) {
     let Some(list) = FLOOD.get_ptr(&network_id) else { return };
     // SAFETY: the pointer comes from the map.
     let count = unsafe { (*list).count }.min(MAX_FLOOD_PORTS as u32);
-    let mut members = groups::members_of_frame(ctx, network_id);
     // The copies to make, and the ports of the list to walk for them.
-    let (mut copies, mut end) = (count, count);
-    if !members.is_null() {
-        let found = groups::count_members(list, count, members, except_ifindex);
+    let (mut copies, mut end, mut members) = (count, count, core::ptr::null());
+    if let Some(group) = groups::group_of_frame(ctx, network_id) {
+        let found = cache::member_ports(group.key, except_ifindex, || {
+            groups::count_members(list, count, group.members, except_ifindex)
+        });
         if found.copies == 0 && found.sender_member {
             // Its only member sent it.
             return;
         }
-        if found.copies == 0 || found.everyone {
-            // Only endpoints that have gone joined it (as good as a group nobody joined), or every port did: a
-            // flood to all, which neither this CPU nor the one a share goes to need filter.
-            members = core::ptr::null();
-        } else {
-            (copies, end) = (found.copies, found.end);
+        // Only endpoints that have gone joined it (as good as a group nobody joined), or every port did: a flood to
+        // all, which neither this CPU nor the one a share goes to need filter.
+        if found.copies != 0 && !found.everyone {
+            // Within the list read here, should it have changed since the count (before the generation did).
+            (copies, end, members) = (found.copies, found.end.min(count), group.members);
         }
     }
     let (shares, made_here) = spread::hand_off(ctx, network_id, except_ifindex, copies, !members.is_null());
@@ -148,7 +148,10 @@ pub fn flood_share(ctx: &TcContext, network_id: u32, except_ifindex: u32, shares
     let Some(list) = FLOOD.get_ptr(&network_id) else { return };
     // SAFETY: the pointer comes from the map.
     let count = unsafe { (*list).count }.min(MAX_FLOOD_PORTS as u32);
-    let members = if to_members { groups::members_of_frame(ctx, network_id) } else { core::ptr::null() };
+    let members = match to_members {
+        true => groups::group_of_frame(ctx, network_id).map_or(core::ptr::null(), |group| group.members),
+        false => core::ptr::null(),
+    };
     flood_shares(ctx, list, count, members, except_ifindex, shares, 1u64.checked_shl(share).unwrap_or(0));
 }
 

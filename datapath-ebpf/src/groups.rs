@@ -25,6 +25,7 @@ use network_types::{
 };
 
 use crate::{
+    cache::datapath_changed,
     maps::{GROUPS, NO_MEMBERS},
     parse::L2Header,
 };
@@ -264,37 +265,51 @@ fn change(key: &GroupKey, slot: u32, member: bool) {
         None => return,
     };
     // SAFETY: the pointer comes from the map and `slot` is within the array.
-    unsafe { (*members).slots[slot as usize] = member as u8 };
+    unsafe {
+        if (*members).slots[slot as usize] != member as u8 {
+            (*members).slots[slot as usize] = member as u8;
+            // Only after the store: a count made under the generation read before this is not kept as good.
+            datapath_changed();
+        }
+    }
+}
+
+/// A group some endpoint of a network joined, and its members.
+#[derive(Clone, Copy)]
+pub struct FrameGroup {
+    pub key: GroupKey,
+    pub members: *const GroupMembers,
 }
 
 /// The group a multicast frame is for, when the network keeps members of it: the frame's IP destination, if it is
-/// a snooped group some endpoint of the network joined. Null otherwise (a frame for every port). Frames are
+/// a snooped group some endpoint of the network joined. None otherwise (a frame for every port). Frames are
 /// flooded untagged (a VLAN network's tag is off by then). The three fields are read with `bpf_skb_load_bytes`,
 /// not through `parse_l2`/`parse_l3`: inlined at the flood sites of the endpoints' program, their direct access
 /// had the verifier refuse it (the L3 offset, spilled to the stack and read back, lost its range: "math between
 /// pkt pointer and register with unbounded min value"); and the spreader's CPU has only the frame to go by.
 #[inline(always)]
-pub fn members_of_frame(ctx: &TcContext, network_id: u32) -> *const GroupMembers {
-    try_members_of_frame(ctx, network_id).unwrap_or(core::ptr::null())
+pub fn group_of_frame(ctx: &TcContext, network_id: u32) -> Option<FrameGroup> {
+    try_group_of_frame(ctx, network_id).ok().flatten()
 }
 
 #[inline(always)]
-fn try_members_of_frame(ctx: &TcContext, network_id: u32) -> Result<*const GroupMembers, c_long> {
+fn try_group_of_frame(ctx: &TcContext, network_id: u32) -> Result<Option<FrameGroup>, c_long> {
     let eth: EthHdr = ctx.load(0)?;
     if !is_multicast_mac(&eth.dst_addr) {
-        return Ok(core::ptr::null());
+        return Ok(None);
     }
     let group = if eth.ether_type == EtherType::Ipv4 as u16 {
         v4_mapped(ctx.load(EthHdr::LEN + IPV4_DST_OFFSET)?)
     } else if eth.ether_type == EtherType::Ipv6 as u16 {
         ctx.load(EthHdr::LEN + IPV6_DST_OFFSET)?
     } else {
-        return Ok(core::ptr::null());
+        return Ok(None);
     };
     if !is_snooped_group(&group) {
-        return Ok(core::ptr::null());
+        return Ok(None);
     }
-    Ok(GROUPS.get_ptr(&GroupKey { network_id, group }).unwrap_or(core::ptr::null()))
+    let key = GroupKey { network_id, group };
+    Ok(GROUPS.get_ptr(&key).map(|members| FrameGroup { key, members }))
 }
 
 /// Where the destination address lies in the IPv4 and IPv6 headers.
@@ -318,6 +333,8 @@ struct MemberCount {
 }
 
 /// The members among a flood list's ports.
+#[repr(C)]
+#[derive(Clone, Copy)]
 pub struct MemberPorts {
     /// How many (the sender left out).
     pub copies: u32,
@@ -328,6 +345,11 @@ pub struct MemberPorts {
     pub everyone: bool,
     /// The sender is a member: with no other, the group has a member, and nobody to copy to.
     pub sender_member: bool,
+}
+
+impl MemberPorts {
+    /// What sends a flood to every port.
+    pub const UNFILTERED: Self = Self { copies: 0, end: 0, everyone: true, sender_member: false };
 }
 
 /// The members among the list's first `count` ports. The whole list is walked: a callback that stopped at some
@@ -389,6 +411,7 @@ pub fn forget(ctx: &TcContext) {
             0,
         );
     }
+    datapath_changed();
 }
 
 /// What `forget` does to each group.
