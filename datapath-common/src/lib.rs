@@ -79,8 +79,8 @@ pub mod map_names {
 /// `XLAN_GENERATION[USER_GENERATION]`: changed by userspace after every change it makes to a map in
 /// `map_names::CACHED`.
 pub const USER_GENERATION: u32 = 0;
-/// `XLAN_GENERATION[DATAPATH_GENERATION]`: changed by the datapath when it adds, moves or removes a learned FDB entry
-/// or changes a VTEP's MAC.
+/// `XLAN_GENERATION[DATAPATH_GENERATION]`: changed by the datapath when it adds, moves or removes a learned FDB entry,
+/// changes a VTEP's MAC or a group's membership.
 pub const DATAPATH_GENERATION: u32 = 1;
 pub const GENERATIONS: u32 = 2;
 

@@ -3,17 +3,18 @@
 //! `XLAN_NETWORK_CONFIGS`), a VNI's network (`XLAN_VNIS`, `XLAN_NETWORK_CONFIGS`), FDB answers, VTEPs' MACs and ipvlan addresses'
 //! owners (`XLAN_NETWORK_IPS`, a longest-prefix match, with the owner's counter slot from `XLAN_ENDPOINT_SLOTS`). A copy is found by
 //! an array lookup, which the kernel inlines, where a hashed lookup costs a call, a hash and a bucket walk: about
-//! 28 ns per frame each, measured as the BPF run time of the parent hook with and without them.
+//! 28 ns per frame each, measured as the BPF run time of the parent hook with and without them. Floods of multicast
+//! keep the member counts of their groups (`member_ports`), a walk of the whole flood list each.
 //!
 //! A copy is good while the generations it was made under hold: `XLAN_GENERATION[USER_GENERATION]`, which userspace
 //! changes after every change to those maps, and for copies of what the datapath writes itself (learned FDB entries,
-//! VTEPs' MACs) also `[DATAPATH_GENERATION]`, which the datapath changes (`datapath_changed`) when it adds, moves or
-//! removes such an entry. Refreshing a learned entry's `last_seen_ns` changes no generation: a copy ages by its own
-//! stamp, and one that looks expired is read again.
+//! VTEPs' MACs, group memberships) also `[DATAPATH_GENERATION]`, which the datapath changes (`datapath_changed`) when
+//! it adds, moves or removes such an entry. Refreshing a learned entry's `last_seen_ns` changes no generation: a copy
+//! ages by its own stamp, and one that looks expired is read again.
 //!
 //! Per CPU, so without locks: the programs run with bottom halves off, so nothing else on this CPU runs them while
-//! one is between reading and writing an entry. Not pinned: the programs an instance shares (verified once, pinned
-//! by userspace's loader) share one set, whose keys say whose entry it is.
+//! one is between reading and writing an entry. Not pinned: each load of the programs has caches of its own, and the
+//! programs an instance shares (verified once by a load, pinned by userspace's loader) share that load's.
 use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::{
     helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns},
@@ -139,15 +140,21 @@ pub fn ip_owner(network_id: u32, addr: [u8; 16]) -> Option<Port> {
 /// The members of a group among its network's ports, for a flood by the port `except_ifindex` (`count` counts them).
 /// Counting walks the whole flood list, 64 bit tests a frame for 64 ports: made once per group, sender and CPU, and
 /// again when the generations say a membership or a flood list changed (the datapath's, written by reports and
-/// forgets; the user's, by flood list changes).
+/// forgets; the user's, by flood list changes). `generation`: `generations()` as read before the flood list and
+/// the group's members were.
 #[inline(always)]
-pub fn member_ports(group: GroupKey, except_ifindex: u32, count: impl FnOnce() -> MemberPorts) -> MemberPorts {
+pub fn member_ports(
+    group: GroupKey,
+    except_ifindex: u32,
+    generation: u64,
+    count: impl FnOnce() -> MemberPorts,
+) -> MemberPorts {
     let key = GroupFlood { group, except_ifindex };
     let low = u32::from_be_bytes([group.group[12], group.group[13], group.group[14], group.group[15]]);
     let index = low ^ (low >> 8) ^ group.network_id ^ except_ifindex;
     // None only if this CPU's entry were out of reach: a flood to every port then, more copies than needed but none
     // missing.
-    cached(&GROUP_CACHE, GROUP_ENTRIES, index, key, both_generations(), || Some(count()))
+    cached(&GROUP_CACHE, GROUP_ENTRIES, index, key, generation, || Some(count()))
         .copied()
         .unwrap_or(MemberPorts::UNFILTERED)
 }
@@ -187,7 +194,7 @@ pub fn vni_network(key: VniKey) -> Option<&'static VniNetwork> {
 /// The MAC `xlan` keeps for the VTEP `remote` (`XLAN_VTEP_MACS`; all zero while it is not known yet).
 #[inline(always)]
 pub fn vtep_mac(remote: u32) -> Option<[u8; 6]> {
-    let found = cached(&VTEP_CACHE, VTEP_ENTRIES, remote ^ (remote >> 16), remote, both_generations(), || {
+    let found = cached(&VTEP_CACHE, VTEP_ENTRIES, remote ^ (remote >> 16), remote, generations(), || {
         // SAFETY: plain data copied out of the map.
         let known = unsafe { VTEP_MACS.get(&remote)? };
         let mac = known.mac;
@@ -254,7 +261,7 @@ impl FdbCached {
 #[inline(always)]
 pub fn fdb_entry(network_id: u32, mac: [u8; 6]) -> Option<FdbCached> {
     let key = MacKey::new(network_id, mac);
-    let generation = both_generations();
+    let generation = generations();
     // MACs differ most in their last bytes (xlan's own are random there).
     let low = u32::from_be_bytes([mac[2], mac[3], mac[4], mac[5]]);
     let entry = FDB_CACHE.get_ptr_mut((low ^ (low >> 8) ^ network_id) & (FDB_ENTRIES - 1))?;
@@ -268,7 +275,8 @@ pub fn fdb_entry(network_id: u32, mac: [u8; 6]) -> Option<FdbCached> {
     Some(FdbCached { entry, key, generation, answer })
 }
 
-/// Tells every CPU's copies that the datapath added, moved or removed a learned FDB entry or a VTEP's MAC, by
+/// Tells every CPU's copies that the datapath added, moved or removed a learned FDB entry, a VTEP's MAC or a group's
+/// member (a report, the forget), by
 /// writing a value no earlier change wrote: the time, with this CPU in the top byte. There is no atomic increment
 /// here (the BPF target has no atomic read-modify-write in Rust), and two CPUs incrementing at once could write the
 /// same value, leaving a copy made between their writes valid; times differ per call, and the CPU byte keeps two
@@ -290,7 +298,7 @@ fn user_generation() -> u64 {
 /// changes between two writes lie in its low bits too, which the rotation moves to the high half: two different
 /// pairs do not look the same.
 #[inline(always)]
-fn both_generations() -> u64 {
+pub fn generations() -> u64 {
     let datapath = GENERATION.get(DATAPATH_GENERATION).copied().unwrap_or(0);
     user_generation() ^ datapath.rotate_left(32)
 }

@@ -117,13 +117,15 @@ struct FloodWalk {
 /// whatever the count (and the kernel inlines the helper into a plain loop).
 #[inline(always)]
 pub fn flood(ctx: &TcContext, network_id: u32, except_ifindex: u32) {
+    // Before the list and the group are read: a member count made from them is kept under this generation.
+    let generation = cache::generations();
     let Some(list) = FLOOD.get_ptr(&network_id) else { return };
     // SAFETY: the pointer comes from the map.
     let count = unsafe { (*list).count }.min(MAX_FLOOD_PORTS as u32);
     // The copies to make, and the ports of the list to walk for them.
     let (mut copies, mut end, mut members) = (count, count, core::ptr::null());
     if let Some(group) = groups::group_of_frame(ctx, network_id) {
-        let found = cache::member_ports(group.key, except_ifindex, || {
+        let found = cache::member_ports(group.key, except_ifindex, generation, || {
             groups::count_members(list, count, group.members, except_ifindex)
         });
         if found.copies == 0 && found.sender_member {

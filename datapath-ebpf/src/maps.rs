@@ -92,6 +92,7 @@ pub static SPREAD_COUNTS: PerCpuArray<u64> = PerCpuArray::pinned(spread_counter:
 #[map(name = "XLAN_GROUPS")]
 pub static GROUPS: HashMap<GroupKey, GroupMembers> = HashMap::pinned(MAX_GROUPS, BPF_F_NO_PREALLOC);
 
-/// A group without members, which a new `XLAN_GROUPS` entry is copied from. Never written; each load has its own.
+/// A group without members, which a new `XLAN_GROUPS` entry is copied from. Never written; not pinned (the
+/// programs hold the one of the load that verified them).
 #[map]
 pub static NO_MEMBERS: Array<GroupMembers> = Array::with_max_entries(1, 0);

@@ -4,7 +4,8 @@
 //! sniffers on a sample see the frame), and `endpoint add` past the limit is refused with one line.
 //!
 //! The full size (4096 = `MAX_FLOOD_PORTS`, 64 namespaces × 64 interfaces) takes one `endpoint add` per endpoint,
-//! each verifying its program: 21 minutes on a busy 2-core machine, so it is `#[ignore]`d
+//! each slower as the network grows (its flood list and the state are rewritten): 9 minutes on a busy 2-core machine
+//! (21 when each add verified a program of its own), so it is `#[ignore]`d
 //! (`cargo test --release -p xlan-tests --test scale -- --ignored`); the always-run variant has 256 endpoints.
 
 use anyhow::{ensure, Context, Result};

@@ -262,6 +262,10 @@ fn every_map_name_is_a_map_of_the_object_pinned_by_the_load() {
         assert!(f.datapath.ebpf_mut().map(name).is_some(), "{name} is not in the object");
         assert!(f.pins.0.map(name).exists(), "{name} is not pinned");
     }
+    // And the other way round: the shared programs' key (`loader`) hashes the ids of exactly these maps.
+    for (name, _) in f.pins.0.map_pins().unwrap() {
+        assert!(map_names::ALL.contains(&name.as_str()), "{name} is pinned by the load but not in map_names::ALL");
+    }
 }
 
 #[test]

@@ -21,7 +21,7 @@ use xlan::{
         pins::PinDir,
     },
     instance::Instance,
-    model::{EndpointRef, MacvlanMode},
+    model::{EndpointRef, MacvlanMode, ParentHook},
     ops::{
         endpoint::{self, AddEndpoint},
         network::{self, CreateNetwork, DriverRequest},
@@ -43,6 +43,29 @@ fn loaded_endpoint_program(pins: &PinDir) -> (u32, Vec<u32>) {
     (info.id(), info.map_ids().unwrap().expect("the kernel lists a program's maps"))
 }
 
+/// The id of the program the pinned link of port `port`'s XDP pass stub (on its own end) runs.
+fn port_xdp_program(pins: &PinDir, port: u32) -> u32 {
+    let link = FdLink::from(PinnedLink::from_pin(pins.link(&link_names::port(port, "xdp"))).unwrap());
+    link.info().unwrap().program_id()
+}
+
+/// Removes the instance's pins, state and kept configuration, also when the test fails midway (the namespaces go
+/// by their own guards).
+struct Cleanup {
+    pins: PinDir,
+    dirs: [std::path::PathBuf; 2],
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.pins.root);
+        self.pins.remove_if_empty();
+        for dir in &self.dirs {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 /// The keys (directories) of shared programs the instance holds.
 fn program_keys(pins: &PinDir) -> usize {
     std::fs::read_dir(pins.programs()).map_or(0, |entries| entries.count())
@@ -57,13 +80,16 @@ fn endpoints_share_one_verified_program_and_new_maps_get_their_own() {
     ip(&["-n", host.name(), "link", "set", "up1", "up"]);
     let state_dir = std::env::temp_dir().join(format!("{prefix}-state"));
     let namespaces = endpoint_namespaces.each_ref().map(OwnedNetns::name);
+    let config_dir = std::path::Path::new(xlan::instance::CONFIG_ROOT).join(host.name());
+    let _cleanup = Cleanup { pins: PinDir::for_instance(host.name()), dirs: [state_dir.clone(), config_dir] };
 
     on_instance(host.name(), &state_dir, async |instance: &Instance| {
         let create = CreateNetwork {
             name: "lan".into(),
             parent: "up1".into(),
             vlan: None,
-            hook: None,
+            // The XDP hook: the endpoints' own ends get the XDP pass stub, a shared XDP program too.
+            hook: Some(ParentHook::Xdp),
             ipam: Default::default(),
             driver: DriverRequest::Macvlan { mode: MacvlanMode::Bridge, host_access: false },
         };
@@ -77,6 +103,8 @@ fn endpoints_share_one_verified_program_and_new_maps_get_their_own() {
         let pins = &instance.pins;
         let shared = port_program(pins, ports[0]);
         assert_eq!(port_program(pins, ports[1]), shared, "both endpoints run the one program verified for the first");
+        let stub = port_xdp_program(pins, ports[0]);
+        assert_eq!(port_xdp_program(pins, ports[1]), stub, "and the one XDP pass stub");
         let (loaded, _) = loaded_endpoint_program(pins);
         assert_eq!(loaded, shared, "a later load takes the program from its pin");
         assert_eq!(program_keys(pins), 1);
@@ -98,6 +126,7 @@ fn endpoints_share_one_verified_program_and_new_maps_get_their_own() {
         let after = port_program(pins, ports[0]);
         assert!(after != shared && after != anew, "the upgrade's own program");
         assert_eq!(port_program(pins, ports[1]), after, "one program for both endpoints after the upgrade too");
+        assert_eq!(port_xdp_program(pins, ports[1]), port_xdp_program(pins, ports[0]), "and one XDP pass stub");
 
         network::delete(instance, "lan").await.unwrap();
         assert!(!pins.root.exists(), "the last network's delete leaves no program (or map) pinned");

@@ -20,7 +20,8 @@ impl BenchPrograms {
     /// directory named `instance` (the topology's host namespace, which the harness's cleanup already removes);
     /// the bench's maps are not pinned.
     pub fn load(instance: &str) -> Result<BenchPrograms> {
-        let datapath = Datapath::load(&PinDir::for_instance(instance))
+        // Unshared: the bench holds no instance lock, so it leaves the instance's shared programs alone.
+        let datapath = Datapath::load_unshared(&PinDir::for_instance(instance))
             .with_context(|| format!("loading the eBPF object for bench instance {instance}"))?;
         Ok(BenchPrograms { datapath })
     }

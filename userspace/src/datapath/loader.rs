@@ -5,8 +5,8 @@
 //! (`PinDir::programs`), and later loads take it from there. Verifying the endpoints' program takes 0.3 s, which
 //! every `endpoint add` paid, and each load brought its own copy of the program and of its per-CPU caches into the
 //! kernel. A pinned program holds the maps it was verified with, so it is kept under a key of the object and of the
-//! pinned maps' ids: another binary's object, or maps made anew (the doctor's reinstall), is another key, and the
-//! programs of any other key are unpinned when the first of a new key is pinned.
+//! maps' ids: another binary's object, or maps made anew (the doctor's reinstall), is another key, and the programs
+//! of any other key are unpinned when a load makes the directory of a new one.
 use std::{
     hash::{DefaultHasher, Hash, Hasher},
     path::PathBuf,
@@ -14,7 +14,7 @@ use std::{
 };
 
 use aya::{
-    maps::MapInfo,
+    maps::{Map, MapData},
     programs::{
         links::{FdLink, PinnedLink},
         tc::TcAttachOptions,
@@ -39,19 +39,35 @@ static DATAPATH_OBJECT: &[u8] = aya::include_bytes_aligned!(env!("XLAN_DATAPATH_
 pub struct Datapath {
     ebpf: Ebpf,
     pins: PinDir,
-    /// Where this load's programs are pinned for the next loads (`shared_programs_dir`), found on first use.
-    shared_programs: Option<PathBuf>,
+    sharing: Sharing,
+}
+
+/// Whether a load's programs are shared with the instance's other loads.
+enum Sharing {
+    /// Yes, once the directory is found (`shared_programs_dir`), when the first program is asked for.
+    Undecided,
+    /// Yes, in this directory.
+    In(PathBuf),
+    /// Every program this load uses is verified for it alone.
+    No,
 }
 
 impl Datapath {
-    /// Loads the object; its maps are the instance's pinned ones (created on first use).
+    /// Loads the object; its maps are the instance's pinned ones (created on first use), and its programs are the
+    /// instance's shared ones.
     pub fn load(pins: &PinDir) -> Result<Self> {
         pins.create()?;
         let ebpf = EbpfLoader::new()
             .default_map_pin_directory(&pins.root)
             .load(DATAPATH_OBJECT)
             .map_err(|e| Error::bpf("load datapath object", e))?;
-        Ok(Self { ebpf, pins: pins.clone(), shared_programs: None })
+        Ok(Self { ebpf, pins: pins.clone(), sharing: Sharing::Undecided })
+    }
+
+    /// `load`, with programs of its own, verified here and pinned nowhere: for what holds no instance lock (the
+    /// bench) or must verify every program (`probe`).
+    pub fn load_unshared(pins: &PinDir) -> Result<Self> {
+        Ok(Self { sharing: Sharing::No, ..Self::load(pins)? })
     }
 
     /// The loaded object, for BPF_PROG_TEST_RUN and other direct use.
@@ -134,7 +150,7 @@ impl Datapath {
         P: LoadProgram + 'a,
     {
         let shared_pin = match program_names::SHARED.contains(&name) {
-            true => Some(self.shared_programs_dir()?.join(name)),
+            true => self.shared_programs_dir().map(|dir| dir.join(name)),
             false => None,
         };
         let program =
@@ -158,27 +174,54 @@ impl Datapath {
         Ok(typed)
     }
 
-    /// The directory of the instance's pinned programs that fit this load: made (and the programs of any other
-    /// object or maps unpinned) when it is not there.
-    fn shared_programs_dir(&mut self) -> Result<PathBuf> {
-        if let Some(dir) = &self.shared_programs {
-            return Ok(dir.clone());
+    /// The directory of the instance's pinned programs that fit this load, made when it is not there (and the
+    /// programs of any other object or maps unpinned). Sharing is only a saving: when the directory cannot be made,
+    /// this load's programs are its own.
+    fn shared_programs_dir(&mut self) -> Option<PathBuf> {
+        if let Sharing::Undecided = self.sharing {
+            self.sharing = match self.make_shared_programs_dir() {
+                Some(dir) => Sharing::In(dir),
+                None => Sharing::No,
+            };
         }
+        match &self.sharing {
+            Sharing::In(dir) => Some(dir.clone()),
+            _ => None,
+        }
+    }
+
+    fn make_shared_programs_dir(&self) -> Option<PathBuf> {
+        // The ids of the maps this load holds (its programs are verified with them), not of what is pinned now.
         let mut key = DefaultHasher::new();
         object_hash().hash(&mut key);
         for name in map_names::ALL {
-            let path = self.pins.map(name);
-            let info = MapInfo::from_pin(&path).map_err(|e| Error::bpf(format!("open {}", path.display()), e))?;
-            (name, info.id()).hash(&mut key);
+            (name, map_id(self.ebpf.map(name)?)?).hash(&mut key);
         }
-        let dir = self.pins.programs().join(format!("{:016x}", key.finish()));
-        if !dir.exists() {
-            self.pins.unpin_programs()?;
-            crate::store::create_dir_racing(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+        let name = format!("{:016x}", key.finish());
+        let dir = self.pins.programs().join(&name);
+        crate::store::create_dir_racing(&dir).ok()?;
+        // The programs of other keys, best effort: a directory another process is pinning into may not go yet.
+        for other in std::fs::read_dir(self.pins.programs()).ok()?.flatten() {
+            if other.file_name().to_str() != Some(name.as_str()) {
+                let _ = std::fs::remove_dir_all(other.path());
+            }
         }
-        self.shared_programs = Some(dir.clone());
-        Ok(dir)
+        Some(dir)
     }
+}
+
+/// The kernel's id of a map of the datapath's kinds.
+fn map_id(map: &Map) -> Option<u32> {
+    let data: &MapData = match map {
+        Map::Array(data)
+        | Map::PerCpuArray(data)
+        | Map::HashMap(data)
+        | Map::DevMapHash(data)
+        | Map::LpmTrie(data)
+        | Map::RingBuf(data) => data,
+        _ => return None,
+    };
+    data.info().ok().map(|info| info.id())
 }
 
 /// A hash of the embedded object, computed once per process.
@@ -200,7 +243,7 @@ pub fn probe() -> Result<()> {
         root: std::path::Path::new(super::pins::BPFFS).join("xlan").join(format!("probe_{}", std::process::id())),
     };
     let loaded = (|| {
-        let mut datapath = Datapath::load(&scratch)?;
+        let mut datapath = Datapath::load_unshared(&scratch)?;
         for name in [names::PARENT_XDP, names::XDP_PASS] {
             datapath.program::<Xdp>(name)?;
         }
@@ -215,7 +258,6 @@ pub fn probe() -> Result<()> {
         }
         Ok(())
     })();
-    let _ = scratch.unpin_programs();
     if let Ok(entries) = std::fs::read_dir(&scratch.root) {
         for entry in entries.flatten() {
             let _ = std::fs::remove_file(entry.path());

@@ -1,5 +1,6 @@
 //! Where an instance keeps its datapath on bpffs: maps pinned by name in the instance's root, links under
-//! `links/`, the verified programs every load shares under `programs/<key>/` (`loader`). One instance per host network namespace, so several "hosts" on one machine never share state.
+//! `links/`, the verified programs every load shares under `programs/<key>/` (`loader`). One instance per host
+//! network namespace, so several "hosts" on one machine never share state.
 use std::{
     ffi::CString,
     fs, io,

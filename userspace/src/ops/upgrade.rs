@@ -53,8 +53,8 @@ pub async fn upgrade(instance: &Instance) -> Result<Upgraded> {
     }
     let new_maps: Vec<String> =
         map_names::ALL.iter().filter(|name| !instance.pins.map(name).exists()).map(|name| name.to_string()).collect();
-    // Every program is verified anew, not taken from the instance's shared pins: they are this binary's only if it
-    // made them, and an upgrade by the same binary is a reload of what runs.
+    // Every program is verified anew, not taken from the instance's shared pins: an upgrade gives every link a
+    // program of its own load, also when the binary is the same (a reload).
     instance.pins.unpin_programs()?;
     let mut datapath = Datapath::load(&instance.pins)?;
     if !new_maps.is_empty() {
