@@ -581,6 +581,14 @@ pub struct GroupKey {
     pub group: [u8; 16],
 }
 
+#[cfg(feature = "user")]
+impl GroupKey {
+    /// The group's address (IPv4 ones as such).
+    pub fn address(&self) -> core::net::IpAddr {
+        core::net::Ipv6Addr::from(self.group).to_canonical()
+    }
+}
+
 /// `XLAN_GROUPS` value: the endpoints, by slot (`EndpointConfig::slot`), that reported joining the group and have
 /// not reported leaving it (1; 0 otherwise). Multicast to a group is copied only to its members among the
 /// network's ports, or to every port when none of them is a member (the bridge's unregistered multicast).
@@ -597,11 +605,15 @@ pub struct GroupMembers {
 }
 
 impl GroupMembers {
-    pub const EMPTY: Self = Self { slots: [0; STATS_SLOTS as usize], _pad: [0; 7] };
-
     #[inline(always)]
     pub fn has(&self, slot: u32) -> bool {
         (slot as usize) < self.slots.len() && self.slots[slot as usize] != 0
+    }
+
+    /// No slot but maybe `slot` is a member.
+    #[cfg(feature = "user")]
+    pub fn none_but(&self, slot: u32) -> bool {
+        self.slots.iter().enumerate().all(|(other, &member)| member == 0 || other == slot as usize)
     }
 }
 

@@ -80,18 +80,19 @@ struct IpAnswer {
 
 /// Entries per cache (powers of two), direct-mapped: a host has a few parents and VNIs; the endpoints that send on
 /// one CPU, the MACs it forwards to (a macvlan network's are its endpoints', at most `MAX_FLOOD_PORTS`), the addresses
-/// it delivers to and the VTEPs it sends to spread over this many. One set serves every endpoint of an instance (the
-/// endpoints share their program), so the senders' and destinations' caches hold 1024: endpoints' host-side veths
-/// have consecutive ifindexes, which fill the senders' without a collision up to that many. About 150 KB per CPU for a
-/// set; an instance has two, the parents' programs' and the endpoints' (605 KB on 2 CPUs, by bpftool's memlock;
-/// 140 KB with 64 senders and 256 destinations, when each endpoint's program brought its own 68 KB on 2 CPUs).
+/// it delivers to, the groups its floods go to (by sender) and the VTEPs it sends to spread over this many. One set
+/// serves every endpoint of an instance (the endpoints share their program), so the senders', destinations' and
+/// groups' caches hold 1024: endpoints' host-side veths have consecutive ifindexes, which fill the senders' without a
+/// collision up to that many. About 200 KB per CPU for a set; an instance has two, the parents' programs' and the
+/// endpoints' (805 KB on 2 CPUs, by bpftool's memlock; 140 KB with 64 senders, 256 destinations and 64 groups,
+/// when each endpoint's program brought its own 68 KB on 2 CPUs).
 const PARENT_ENTRIES: u32 = 16;
 const SENDER_ENTRIES: u32 = 1024;
 const VNI_ENTRIES: u32 = 16;
 const FDB_ENTRIES: u32 = 1024;
 const VTEP_ENTRIES: u32 = 32;
 const IP_ENTRIES: u32 = 1024;
-const GROUP_ENTRIES: u32 = 64;
+const GROUP_ENTRIES: u32 = 1024;
 
 /// A flood of multicast to a group, by its sender (its members less the sender are the copies).
 #[repr(C)]

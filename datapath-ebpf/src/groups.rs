@@ -15,7 +15,7 @@ use aya_ebpf::{
     programs::TcContext,
     EbpfContext,
 };
-use core::mem::size_of;
+use core::mem::{offset_of, size_of};
 use datapath_common::{
     is_multicast_mac, is_snooped_group, v4_mapped, FloodList, GroupKey, GroupMembers, MAX_FLOOD_PORTS, STATS_SLOTS,
 };
@@ -50,10 +50,8 @@ const MAX_RECORDS: u32 = 8192;
 /// have changed the frame (a VLAN network's tag).
 #[derive(Clone, Copy)]
 pub struct Report {
-    /// The message's type (`IGMP_*`, `MLD_*`).
+    /// The message's type (`IGMP_*`, `MLD_*`: the two sets do not overlap, so it also says IGMP or MLD).
     kind: u8,
-    /// MLD rather than IGMP.
-    ipv6: bool,
     /// Where the message starts.
     offset: u32,
 }
@@ -78,16 +76,16 @@ pub fn find_report(ctx: &TcContext, l2: &L2Header) -> Option<Report> {
 #[inline(always)]
 fn try_find_igmp(ctx: &TcContext, l3_offset: usize) -> Result<Option<Report>, c_long> {
     let ip: Ipv4Hdr = ctx.load(l3_offset)?;
-    let header_len = (ip.vihl & 0x0f) as usize * 4;
+    let header_len = ip.ihl() as usize;
     // A fragment's payload is not a whole message (and only the first has the IGMP header).
     let fragment = u16::from_be_bytes(ip.frags) & 0x3fff != 0;
-    if ip.vihl >> 4 != 4 || header_len < Ipv4Hdr::LEN || ip.proto != IpProto::Igmp as u8 || fragment {
+    if ip.version() != 4 || header_len < Ipv4Hdr::LEN || ip.proto != IpProto::Igmp as u8 || fragment {
         return Ok(None);
     }
     let offset = l3_offset + header_len;
     Ok(match ctx.load::<u8>(offset)? {
         kind @ (IGMP_V1_REPORT | IGMP_V2_REPORT | IGMP_V2_LEAVE | IGMP_V3_REPORT) => {
-            Some(Report { kind, ipv6: false, offset: offset as u32 })
+            Some(Report { kind, offset: offset as u32 })
         }
         _ => None,
     })
@@ -108,9 +106,7 @@ fn try_find_mld(ctx: &TcContext, l3_offset: usize) -> Result<Option<Report>, c_l
         return Ok(None);
     }
     Ok(match ctx.load::<u8>(offset)? {
-        kind @ (MLD_V1_REPORT | MLD_V1_DONE | MLD_V2_REPORT) => {
-            Some(Report { kind, ipv6: true, offset: offset as u32 })
-        }
+        kind @ (MLD_V1_REPORT | MLD_V1_DONE | MLD_V2_REPORT) => Some(Report { kind, offset: offset as u32 }),
         _ => None,
     })
 }
@@ -134,11 +130,11 @@ fn try_record(ctx: &TcContext, report: &Report, network_id: u32, slot: u32) -> R
             let group = v4_mapped(ctx.load(at + 4)?);
             change(&GroupKey { network_id, group }, slot, report.kind != IGMP_V2_LEAVE);
         }
-        MLD_V1_REPORT | MLD_V1_DONE if report.ipv6 => {
+        MLD_V1_REPORT | MLD_V1_DONE => {
             let group = ctx.load(at + 8)?;
             change(&GroupKey { network_id, group }, slot, report.kind == MLD_V1_REPORT);
         }
-        _ => walk_records(ctx, at, network_id, slot, report.ipv6)?,
+        _ => walk_records(ctx, at, network_id, slot, report.kind == MLD_V2_REPORT)?,
     }
     Ok(())
 }
@@ -299,9 +295,9 @@ fn try_group_of_frame(ctx: &TcContext, network_id: u32) -> Result<Option<FrameGr
         return Ok(None);
     }
     let group = if eth.ether_type == EtherType::Ipv4 as u16 {
-        v4_mapped(ctx.load(EthHdr::LEN + IPV4_DST_OFFSET)?)
+        v4_mapped(ctx.load(EthHdr::LEN + offset_of!(Ipv4Hdr, dst_addr))?)
     } else if eth.ether_type == EtherType::Ipv6 as u16 {
-        ctx.load(EthHdr::LEN + IPV6_DST_OFFSET)?
+        ctx.load(EthHdr::LEN + offset_of!(Ipv6Hdr, dst_addr))?
     } else {
         return Ok(None);
     };
@@ -311,10 +307,6 @@ fn try_group_of_frame(ctx: &TcContext, network_id: u32) -> Result<Option<FrameGr
     let key = GroupKey { network_id, group };
     Ok(GROUPS.get_ptr(&key).map(|members| FrameGroup { key, members }))
 }
-
-/// Where the destination address lies in the IPv4 and IPv6 headers.
-const IPV4_DST_OFFSET: usize = 16;
-const IPV6_DST_OFFSET: usize = 24;
 
 /// What the member count's loop needs (bpf_loop's callback context).
 #[repr(C)]

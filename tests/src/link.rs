@@ -164,6 +164,18 @@ pub fn show(netns: &Netns, ifname: &str) -> Result<Value> {
     Ok(links[0].take())
 }
 
+/// The interface's MAC address, as ip(8) writes it (`02:00:…`).
+pub fn mac_text(netns: &Netns, ifname: &str) -> Result<String> {
+    let link = show(netns, ifname)?;
+    let mac = link["address"].as_str().with_context(|| format!("{ifname} in {} has no MAC", netns.name()))?;
+    Ok(mac.to_string())
+}
+
+/// The interface's MAC address.
+pub fn mac(netns: &Netns, ifname: &str) -> Result<[u8; 6]> {
+    crate::bench::frame::parse_mac(&mac_text(netns, ifname)?)
+}
+
 /// Waits (up to [`UP_TIMEOUT`]) until the interface is administratively up and has carrier (LOWER_UP), so that
 /// probes that follow measure the datapath rather than link bring-up.
 pub fn wait_up(netns: &Netns, ifname: &str) -> Result<()> {

@@ -113,8 +113,9 @@ impl XlanHost {
         let rows = json.as_array().with_context(|| format!("`xlan mdb show --json` is not an array: {text}"))?;
         rows.iter()
             .map(|row| {
-                let text = |key: &str| row[key].as_str().map(str::to_string).with_context(|| format!("{key} in {row}"));
-                Ok((text("group")?, text("endpoint")?))
+                let field =
+                    |key: &str| row[key].as_str().map(str::to_string).with_context(|| format!("{key} in {row}"));
+                Ok((field("group")?, field("endpoint")?))
             })
             .collect()
     }

@@ -13,10 +13,7 @@
 
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
-use xlan_tests::{
-    bench::frame::parse_mac, counters::EndpointCounters, dot1q, link, sniff::Capture, unique_prefix, xlan, Netns,
-    XlanHost,
-};
+use xlan_tests::{counters::EndpointCounters, dot1q, link, sniff::Capture, unique_prefix, xlan, Netns, XlanHost};
 
 /// Endpoints of the network: 4 ports a share (`SPREAD_PORTS_PER_SHARE`), so up to 4 CPUs get a share each.
 const ENDPOINTS: usize = 16;
@@ -81,8 +78,8 @@ impl Lab {
 
     /// A broadcast frame of the test's EtherType from `wire`, 60 bytes, its number to be written at `NUMBER_AT`.
     fn frame(&self) -> Result<Vec<u8>> {
-        let mac = link::show(&self.outside, "wire")?["address"].as_str().context("wire has no MAC")?.to_string();
-        Ok(dot1q::frame(dot1q::BROADCAST, parse_mac(&mac)?, None, u16::from_be_bytes(ETHERTYPE), &[]))
+        let mac = link::mac(&self.outside, "wire")?;
+        Ok(dot1q::frame(dot1q::BROADCAST, mac, None, u16::from_be_bytes(ETHERTYPE), &[]))
     }
 
     /// Sends `count` numbered frames at `rate` (unpaced without one).

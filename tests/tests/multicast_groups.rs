@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use serde_json::Value;
-use xlan_tests::{bench::frame::parse_mac, counters::EndpointCounters, dot1q, link, unique_prefix, Netns, XlanHost};
+use xlan_lib::datapath::{maps::Tables, pins::PinDir};
+use xlan_tests::{counters::EndpointCounters, dot1q, link, unique_prefix, Netns, XlanHost};
 
 const ENDPOINTS: usize = 4;
 /// Frames sent to each group.
@@ -103,8 +104,7 @@ impl Lab {
     }
 
     fn send(&self, dst: [u8; 6], ether_type: u16, packet: &[u8]) -> Result<()> {
-        let src = link::show(&self.outside, "wire")?["address"].as_str().context("wire has no MAC")?.to_string();
-        let frame = dot1q::frame(dst, parse_mac(&src)?, None, ether_type, packet);
+        let frame = dot1q::frame(dst, link::mac(&self.outside, "wire")?, None, ether_type, packet);
         dot1q::send_paced(&self.outside, "wire", frame, FRAMES, Some(20_000))?;
         Ok(())
     }
@@ -144,23 +144,15 @@ impl Lab {
             if memberships.iter().all(|m| has(m) == present) {
                 return Ok(());
             }
-            ensure!(Instant::now() < deadline, "mdb show never {} {memberships:?}: {rows:?}", present_word(present));
+            let never = if present { "listed" } else { "stopped listing" };
+            ensure!(Instant::now() < deadline, "mdb show never {never} {memberships:?}: {rows:?}");
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 }
 
-fn present_word(present: bool) -> &'static str {
-    if present {
-        "listed"
-    } else {
-        "stopped listing"
-    }
-}
-
 /// What each endpoint gets, sent to: the joined group, a group nobody joined, all hosts, the solicited-node group
 /// of endpoint 0's address.
-#[derive(Debug, PartialEq, Eq)]
 struct Deliveries {
     joined: Vec<u64>,
     nobodys: Vec<u64>,
@@ -299,28 +291,24 @@ fn upgrade_asks_the_endpoints_for_the_groups_they_joined_before() -> Result<()> 
     Ok(())
 }
 
-type GroupsMap = aya::maps::HashMap<aya::maps::MapData, datapath_common::GroupKey, datapath_common::GroupMembers>;
-
-/// The instance's `XLAN_GROUPS`, from its pin.
-fn groups_map(host: &Netns) -> Result<GroupsMap> {
-    use aya::maps::{Map, MapData};
-    let pin = xlan_lib::datapath::pins::PinDir::for_instance(host.name()).map(datapath_common::map_names::GROUPS);
-    let data = MapData::from_pin(&pin).with_context(|| format!("opening {}", pin.display()))?;
-    Ok(GroupsMap::try_from(Map::HashMap(data))?)
-}
-
-/// The groups `XLAN_GROUPS` has an entry of (members or not), IPv4 mapped.
+/// The groups of the instance's one network (`XLAN_GROUPS`, read through xlan's own tables), members or not, IPv4
+/// mapped.
 fn group_entries(host: &Netns) -> Result<Vec<[u8; 16]>> {
-    let keys = groups_map(host)?.keys().collect::<Result<Vec<_>, _>>()?;
-    Ok(keys.into_iter().map(|key| key.group).collect())
+    let pins = PinDir::for_instance(host.name());
+    let tables = Tables::new(&pins);
+    let groups = tables.groups(only_network(&tables)?)?;
+    Ok(groups.into_iter().map(|(key, _)| key.group).collect())
 }
 
-/// Deletes every entry of the instance's `XLAN_GROUPS`.
+/// Deletes every group of the instance's one network behind xlan's back.
 fn forget_every_group(host: &Netns) -> Result<()> {
-    let mut groups = groups_map(host)?;
-    let keys: Vec<_> = groups.keys().collect::<Result<_, _>>()?;
-    for key in keys {
-        groups.remove(&key)?;
-    }
-    Ok(())
+    let pins = PinDir::for_instance(host.name());
+    let tables = Tables::new(&pins);
+    Ok(tables.delete_network_groups(only_network(&tables)?)?)
+}
+
+/// The id of the lab's one network.
+fn only_network(tables: &Tables<'_>) -> Result<u32> {
+    let networks = tables.networks()?;
+    networks.first().map(|(id, _)| *id).context("the instance has no network")
 }

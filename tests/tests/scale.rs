@@ -80,7 +80,7 @@ fn broadcast_reaches_every_endpoint(lab: &Lab, endpoints: usize) -> Result<()> {
             Sniffer::start(netns, &ifname)
         })
         .collect::<Result<Vec<_>>>()?;
-    let wire_mac = link::show(&lab.outside, "wire")?["address"].as_str().context("wire has no MAC")?.to_string();
+    let wire_mac = link::mac_text(&lab.outside, "wire")?;
     // One echo request to the subnet's broadcast address: one frame to ff:ff:ff:ff:ff:ff (nobody answers, the
     // endpoints have no address).
     let mut ping = lab.outside.command("ping", &["-b", "-c", "1", "-W", "1", "-I", "wire", SUBNET_BROADCAST]);

@@ -29,9 +29,10 @@ use xlan::{
     },
 };
 
-/// The id of the program the pinned link of port `port`'s TC hook runs.
-fn port_program(pins: &PinDir, port: u32) -> u32 {
-    let link = FdLink::from(PinnedLink::from_pin(pins.link(&link_names::port(port, "tc"))).unwrap());
+/// The id of the program the pinned link of port `port`'s `hook` runs: "tc" on its host-side veth, "xdp" (the pass
+/// stub) on its own end.
+fn port_program(pins: &PinDir, port: u32, hook: &str) -> u32 {
+    let link = FdLink::from(PinnedLink::from_pin(pins.link(&link_names::port(port, hook))).unwrap());
     link.info().unwrap().program_id()
 }
 
@@ -41,12 +42,6 @@ fn loaded_endpoint_program(pins: &PinDir) -> (u32, Vec<u32>) {
     let program: &mut SchedClassifier = datapath.program(program_names::ENDPOINT_INGRESS).unwrap();
     let info = program.info().unwrap();
     (info.id(), info.map_ids().unwrap().expect("the kernel lists a program's maps"))
-}
-
-/// The id of the program the pinned link of port `port`'s XDP pass stub (on its own end) runs.
-fn port_xdp_program(pins: &PinDir, port: u32) -> u32 {
-    let link = FdLink::from(PinnedLink::from_pin(pins.link(&link_names::port(port, "xdp"))).unwrap());
-    link.info().unwrap().program_id()
 }
 
 /// Removes the instance's pins, state and kept configuration, also when the test fails midway (the namespaces go
@@ -101,10 +96,14 @@ fn endpoints_share_one_verified_program_and_new_maps_get_their_own() {
             ports.push(endpoint::add(instance, request).await.unwrap().host.ifindex);
         }
         let pins = &instance.pins;
-        let shared = port_program(pins, ports[0]);
-        assert_eq!(port_program(pins, ports[1]), shared, "both endpoints run the one program verified for the first");
-        let stub = port_xdp_program(pins, ports[0]);
-        assert_eq!(port_xdp_program(pins, ports[1]), stub, "and the one XDP pass stub");
+        let shared = port_program(pins, ports[0], "tc");
+        assert_eq!(
+            port_program(pins, ports[1], "tc"),
+            shared,
+            "both endpoints run the one program verified for the first"
+        );
+        let stub = port_program(pins, ports[0], "xdp");
+        assert_eq!(port_program(pins, ports[1], "xdp"), stub, "and the one XDP pass stub");
         let (loaded, _) = loaded_endpoint_program(pins);
         assert_eq!(loaded, shared, "a later load takes the program from its pin");
         assert_eq!(program_keys(pins), 1);
@@ -123,10 +122,10 @@ fn endpoints_share_one_verified_program_and_new_maps_get_their_own() {
         // An upgrade verifies every program anew and attaches that one everywhere.
         let upgraded = upgrade::upgrade(instance).await.unwrap();
         assert!(upgraded.replaced.len() >= 3, "the parent's link and both ports': {:?}", upgraded.replaced);
-        let after = port_program(pins, ports[0]);
+        let after = port_program(pins, ports[0], "tc");
         assert!(after != shared && after != anew, "the upgrade's own program");
-        assert_eq!(port_program(pins, ports[1]), after, "one program for both endpoints after the upgrade too");
-        assert_eq!(port_xdp_program(pins, ports[1]), port_xdp_program(pins, ports[0]), "and one XDP pass stub");
+        assert_eq!(port_program(pins, ports[1], "tc"), after, "one program for both endpoints after the upgrade too");
+        assert_eq!(port_program(pins, ports[1], "xdp"), port_program(pins, ports[0], "xdp"), "and one XDP pass stub");
 
         network::delete(instance, "lan").await.unwrap();
         assert!(!pins.root.exists(), "the last network's delete leaves no program (or map) pinned");

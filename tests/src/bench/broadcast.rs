@@ -329,8 +329,7 @@ impl Lan {
         duration: Duration,
     ) -> Result<(f64, f64, f64)> {
         let wire = format!("w{}", self.size);
-        let mac = link::show(outside, &wire)?["address"].as_str().context("wire has no MAC")?.to_string();
-        let frame = traffic.frame(&super::frame::parse_mac(&mac)?);
+        let frame = traffic.frame(&link::mac(outside, &wire)?);
         // Unpaced, the socket's own rate sets the count: ~300 k frames/s here.
         let frames =
             ((rate.unwrap_or(300_000) as f64 * duration.as_secs_f64()) as u64).min(COPIES_PER_RUN / self.size as u64);

@@ -39,35 +39,29 @@ static DATAPATH_OBJECT: &[u8] = aya::include_bytes_aligned!(env!("XLAN_DATAPATH_
 pub struct Datapath {
     ebpf: Ebpf,
     pins: PinDir,
-    sharing: Sharing,
-}
-
-/// Whether a load's programs are shared with the instance's other loads.
-enum Sharing {
-    /// Yes, once the directory is found (`shared_programs_dir`), when the first program is asked for.
-    Undecided,
-    /// Yes, in this directory.
-    In(PathBuf),
-    /// Every program this load uses is verified for it alone.
-    No,
+    /// Where this load's programs are shared with the instance's other loads (`shared_programs_dir`); None: every
+    /// program it uses is verified for it alone.
+    shared_programs: Option<PathBuf>,
 }
 
 impl Datapath {
     /// Loads the object; its maps are the instance's pinned ones (created on first use), and its programs are the
     /// instance's shared ones.
     pub fn load(pins: &PinDir) -> Result<Self> {
-        pins.create()?;
-        let ebpf = EbpfLoader::new()
-            .default_map_pin_directory(&pins.root)
-            .load(DATAPATH_OBJECT)
-            .map_err(|e| Error::bpf("load datapath object", e))?;
-        Ok(Self { ebpf, pins: pins.clone(), sharing: Sharing::Undecided })
+        let mut datapath = Self::load_unshared(pins)?;
+        datapath.shared_programs = datapath.shared_programs_dir();
+        Ok(datapath)
     }
 
     /// `load`, with programs of its own, verified here and pinned nowhere: for what holds no instance lock (the
     /// bench) or must verify every program (`probe`).
     pub fn load_unshared(pins: &PinDir) -> Result<Self> {
-        Ok(Self { sharing: Sharing::No, ..Self::load(pins)? })
+        pins.create()?;
+        let ebpf = EbpfLoader::new()
+            .default_map_pin_directory(&pins.root)
+            .load(DATAPATH_OBJECT)
+            .map_err(|e| Error::bpf("load datapath object", e))?;
+        Ok(Self { ebpf, pins: pins.clone(), shared_programs: None })
     }
 
     /// The loaded object, for BPF_PROG_TEST_RUN and other direct use.
@@ -150,14 +144,14 @@ impl Datapath {
         P: LoadProgram + 'a,
     {
         let shared_pin = match program_names::SHARED.contains(&name) {
-            true => self.shared_programs_dir().map(|dir| dir.join(name)),
+            true => self.shared_programs.as_ref().map(|dir| dir.join(name)),
             false => None,
         };
         let program =
             self.ebpf.program_mut(name).ok_or_else(|| Error::BpfObject(format!("no program {name} in the object")))?;
         let mut loaded = program.fd().is_ok();
-        if let Some(pin) = shared_pin.as_deref().filter(|pin| !loaded && pin.exists()) {
-            // A pin that cannot be opened (removed meanwhile) is only a miss: the program is verified here.
+        if let Some(pin) = shared_pin.as_deref().filter(|_| !loaded) {
+            // A pin that is not there, or cannot be opened, is only a miss: the program is verified here.
             if let Ok(pinned) = P::from_pin(pin) {
                 *program = pinned;
                 loaded = true;
@@ -177,36 +171,14 @@ impl Datapath {
     /// The directory of the instance's pinned programs that fit this load, made when it is not there (and the
     /// programs of any other object or maps unpinned). Sharing is only a saving: when the directory cannot be made,
     /// this load's programs are its own.
-    fn shared_programs_dir(&mut self) -> Option<PathBuf> {
-        if let Sharing::Undecided = self.sharing {
-            self.sharing = match self.make_shared_programs_dir() {
-                Some(dir) => Sharing::In(dir),
-                None => Sharing::No,
-            };
-        }
-        match &self.sharing {
-            Sharing::In(dir) => Some(dir.clone()),
-            _ => None,
-        }
-    }
-
-    fn make_shared_programs_dir(&self) -> Option<PathBuf> {
+    fn shared_programs_dir(&self) -> Option<PathBuf> {
         // The ids of the maps this load holds (its programs are verified with them), not of what is pinned now.
         let mut key = DefaultHasher::new();
         object_hash().hash(&mut key);
         for name in map_names::ALL {
             (name, map_id(self.ebpf.map(name)?)?).hash(&mut key);
         }
-        let name = format!("{:016x}", key.finish());
-        let dir = self.pins.programs().join(&name);
-        crate::store::create_dir_racing(&dir).ok()?;
-        // The programs of other keys, best effort: a directory another process is pinning into may not go yet.
-        for other in std::fs::read_dir(self.pins.programs()).ok()?.flatten() {
-            if other.file_name().to_str() != Some(name.as_str()) {
-                let _ = std::fs::remove_dir_all(other.path());
-            }
-        }
-        Some(dir)
+        self.pins.shared_programs(&format!("{:016x}", key.finish()))
     }
 }
 

@@ -222,6 +222,11 @@ impl<'a> Tables<'a> {
         self.network_entries(map_names::GROUPS, network_id)
     }
 
+    /// Every network's multicast groups.
+    pub fn all_groups(&self) -> Result<Vec<(GroupKey, GroupMembers)>> {
+        self.entries(map_names::GROUPS)
+    }
+
     /// Deletes the network's multicast groups: with its last endpoint gone, nothing reports into them meanwhile.
     pub fn delete_network_groups(&self, network_id: u32) -> Result<()> {
         self.delete_network_entries::<GroupKey, GroupMembers>(map_names::GROUPS, network_id)
@@ -244,7 +249,8 @@ impl<'a> Tables<'a> {
         name: &str,
         network_id: u32,
     ) -> Result<()> {
-        if !self.exist() {
+        // An instance from before map `name` (until `xlan upgrade` makes it) has nothing of it to delete.
+        if !self.exist() || !self.pins.map(name).exists() {
             return Ok(());
         }
         let keys: Vec<K> = self.network_entries::<K, V>(name, network_id)?.into_iter().map(|(key, _)| key).collect();

@@ -39,6 +39,19 @@ impl PinDir {
         self.root.join("programs")
     }
 
+    /// The directory of the shared programs of key `key`, made if needed; the other keys' directories are removed,
+    /// best effort (one another process is pinning into may not go yet). None when it cannot be made.
+    pub fn shared_programs(&self, key: &str) -> Option<PathBuf> {
+        let dir = self.programs().join(key);
+        crate::store::create_dir_racing(&dir).ok()?;
+        for other in fs::read_dir(self.programs()).ok()?.flatten() {
+            if other.file_name().to_str() != Some(key) {
+                let _ = fs::remove_dir_all(other.path());
+            }
+        }
+        Some(dir)
+    }
+
     /// Removes every shared program's pin: programs still attached stay (their links hold them), the others and
     /// the maps only they held are freed.
     pub fn unpin_programs(&self) -> Result<()> {

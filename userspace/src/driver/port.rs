@@ -1,7 +1,7 @@
 //! An endpoint on the host and in the datapath: a veth pair, one end moved into the endpoint's namespace (named like
 //! the kernel's macvlan child, e.g. eth0, with the endpoint's MAC and addresses), the other end in the host namespace
 //! carrying the endpoint's TC program and serving as its port in the maps.
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 
 use aya::programs::TcAttachType;
 use datapath_common::{map_names, program_names, EndpointConfig, FdbEntry, FloodList, MacKey, MAX_FLOOD_PORTS};
@@ -216,25 +216,25 @@ pub async fn query_groups(instance: &Instance, endpoint: &Endpoint, group: Optio
     }
 }
 
-/// Takes the endpoint in `port` out of its multicast groups and deletes the network's groups left without members
-/// (`program_names::GROUPS_FORGET`). A report that joined one of those just as it was deleted is lost with it: the
-/// network's other endpoints are asked about each deleted group again.
-async fn forget_groups(instance: &Instance, tables: &Tables<'_>, network: &Network, port: u32) -> Result<()> {
-    let Some(config) = tables.endpoint(port)? else { return Ok(()) };
-    if !instance.pins.map(map_names::GROUPS).exists() {
-        return Ok(());
+/// Takes the endpoint in `port` out of its multicast groups and deletes its network's groups left without members
+/// (`program_names::GROUPS_FORGET`). Returns the deleted groups: a report that joined one of them just as it was
+/// deleted is lost with it, so the caller asks the network's other endpoints about them again. Nothing is run when
+/// the endpoint is in no group and no group of the network is empty already (the forget would change nothing).
+pub fn forget_groups(instance: &Instance, tables: &Tables<'_>, port: u32) -> Result<Vec<IpAddr>> {
+    // A broken instance's maps may be gone; one from before groups were kept (until `xlan upgrade` makes the map)
+    // has none.
+    if !tables.exist() || !instance.pins.map(map_names::GROUPS).exists() {
+        return Ok(Vec::new());
     }
-    let before = tables.groups(network.id)?;
-    Datapath::load(&instance.pins)?.forget_group_member(config.slot, network.id)?;
-    let after = tables.groups(network.id)?;
-    let deleted = before.iter().map(|(key, _)| key).filter(|key| !after.iter().any(|(kept, _)| kept == *key));
-    for key in deleted {
-        let group = Ipv6Addr::from(key.group).to_canonical();
-        for other in network.endpoints.iter().filter(|other| other.host.ifindex != port) {
-            query_groups(instance, other, Some(group)).await?;
-        }
+    let Some(config) = tables.endpoint(port)? else { return Ok(Vec::new()) };
+    let groups = tables.groups(config.network_id)?;
+    let deleted: Vec<IpAddr> =
+        groups.iter().filter(|(_, members)| members.none_but(config.slot)).map(|(key, _)| key.address()).collect();
+    if deleted.is_empty() && !groups.iter().any(|(_, members)| members.has(config.slot)) {
+        return Ok(deleted);
     }
-    Ok(())
+    Datapath::load(&instance.pins)?.forget_group_member(config.slot, config.network_id)?;
+    Ok(deleted)
 }
 
 /// Removes what `attach` made for `endpoint`, and its multicast memberships; `network.endpoints` must no longer
@@ -284,14 +284,22 @@ async fn remove(instance: &Instance, network: &Network, endpoint: &Endpoint, mem
         tables.delete_fdb(MacKey::new(network.id, endpoint.mac.0))?;
     }
     // Before its entry goes: the entry holds its slot.
-    if memberships == Memberships::Forget {
-        forget_groups(instance, &tables, network, port).await?;
-    }
+    let deleted_groups = match memberships {
+        Memberships::Forget => forget_groups(instance, &tables, port)?,
+        Memberships::GoWithNetwork => Vec::new(),
+    };
     tables.delete_endpoint(port)?;
     tables.delete_port(port)?;
     // Deleting one end of a veth pair deletes the other, the endpoint's interface, too.
     if device == Some(port) {
         instance.netlink.delete(port).await?;
+    }
+    // Last, and best effort: the endpoint is gone whatever the others answer. An endpoint not asked misses a group
+    // only if its join raced the group's deletion, and it reports again when it next joins or is queried.
+    for group in deleted_groups {
+        for other in network.endpoints.iter().filter(|other| other.host.ifindex != port) {
+            let _ = query_groups(instance, other, Some(group)).await;
+        }
     }
     Ok(())
 }

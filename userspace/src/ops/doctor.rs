@@ -247,6 +247,7 @@ async fn remove_orphan_network(instance: &Instance, state: &State, id: u32) -> R
         }
     }
     tables.delete_network_fdb(id)?;
+    tables.delete_network_groups(id)?;
     for (key, network_id) in tables.vnis()? {
         if network_id == id {
             tables.delete_vni(key)?;
@@ -283,6 +284,10 @@ async fn remove_orphan_port(instance: &Instance, port: u32) -> Result<bool> {
     let tables = Tables::new(&instance.pins);
     detach(&instance.pins, &link_names::port(port, "tc"))?;
     detach(&instance.pins, &link_names::port(port, "xdp"))?;
+    // Before its entry goes (it holds the slot): the next endpoint given the slot must not inherit its groups. The
+    // groups this deletes are not asked about again: the port's network may be unknown too, and only a join racing
+    // this repair could be lost with them.
+    port::forget_groups(instance, &tables, port)?;
     tables.delete_endpoint(port)?;
     tables.delete_port(port)?;
     let devices = instance.netlink.device_names().await?;

@@ -1,7 +1,9 @@
 //! The multicast groups endpoints joined, in the words of `bridge mdb`: which port (endpoint) is in which group.
 //! The datapath learns them from the endpoints' IGMP and MLD reports; multicast to a group goes only to its
 //! members, and to every endpoint while none of the network's endpoints is one.
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
+
+use datapath_common::map_names;
 
 use serde::Serialize;
 
@@ -21,21 +23,24 @@ pub async fn show(instance: &Instance, network: Option<&str>) -> Result<Vec<MdbR
     let session = Session::open(instance).await?;
     let networks = session.state.networks_named(network)?;
     let tables = Tables::new(&instance.pins);
-    let slots = tables.endpoints()?;
     let mut rows = Vec::new();
+    // No network, or a datapath from before groups were kept (until `xlan upgrade`): no memberships.
+    if networks.is_empty() || !instance.pins.map(map_names::GROUPS).exists() {
+        return Ok(rows);
+    }
+    let groups = tables.all_groups()?;
     for network in networks {
         // Only the network's endpoints of now: a removed endpoint's slot may still be marked (`GroupMembers`).
-        let members: Vec<(u32, String)> = network
-            .endpoints
-            .iter()
-            .filter_map(|endpoint| {
-                let (_, config) = slots.iter().find(|(port, _)| *port == endpoint.host.ifindex)?;
-                Some((config.slot, endpoint.at.to_string()))
-            })
+        let ports: Vec<u32> = network.endpoints.iter().map(|endpoint| endpoint.host.ifindex).collect();
+        let members: Vec<(u32, String)> = tables
+            .slots(&ports)?
+            .into_iter()
+            .zip(&network.endpoints)
+            .map(|(slot, e)| (slot, e.at.to_string()))
             .collect();
-        for (key, group_members) in tables.groups(network.id)? {
-            let group = Ipv6Addr::from(key.group).to_canonical();
-            for (_, endpoint) in members.iter().filter(|(slot, _)| group_members.has(*slot)) {
+        for (key, group_members) in groups.iter().filter(|(key, _)| key.network_id == network.id) {
+            let group = key.address();
+            for (_, endpoint) in members.iter().filter(|(slot, _)| *slot != 0 && group_members.has(*slot)) {
                 rows.push(MdbRow { network: network.name.clone(), group, endpoint: endpoint.clone() });
             }
         }

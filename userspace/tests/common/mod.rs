@@ -118,13 +118,7 @@ impl Drop for PinGuard {
 /// Runs `f` on a thread of its own, with its runtime: an instance enters its namespace for the rest of the thread.
 pub fn on_thread(f: impl AsyncFnOnce() + Send) {
     std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-                runtime.block_on(f());
-            })
-            .join()
-            .unwrap();
+        scope.spawn(|| runtime().block_on(f())).join().unwrap();
     });
 }
 
