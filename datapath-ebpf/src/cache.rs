@@ -22,14 +22,15 @@ use aya_ebpf::{
     maps::PerCpuArray,
 };
 use datapath_common::{
-    EndpointConfig, FdbEntry, GroupKey, IpKey, MacKey, NetworkConfig, ParentConfig, ParentKey, VniKey,
-    DATAPATH_GENERATION, USER_GENERATION,
+    EndpointConfig, FdbEntry, GroupKey, IpKey, NetworkConfig, ParentConfig, ParentKey, VniKey, DATAPATH_GENERATION,
+    USER_GENERATION,
 };
 
 use crate::{
     fdb::{lookup, lookup_fresh, now_ns},
     groups::MemberPorts,
     maps::{ENDPOINTS, GENERATION, IP_ENDPOINTS, NETWORKS, PARENTS, VNIS, VTEP_MACS},
+    parse::IpAddress,
     port::Port,
 };
 
@@ -59,6 +60,14 @@ pub struct VniNetwork {
     pub network: NetworkConfig,
 }
 
+/// A MAC in a network, as `FDB_CACHE` keeps it: in words, where `MacKey` has bytes (`IpAddress` says why).
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq)]
+struct MacInNetwork {
+    network_id: u64,
+    mac: u64,
+}
+
 /// An FDB answer: the entry, or none (`found` 0: unknown unicast).
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -66,6 +75,15 @@ struct FdbAnswer {
     entry: FdbEntry,
     found: u32,
     _pad: u32,
+}
+
+/// An address in an ipvlan network, as `IP_CACHE` keeps it: in words (`IpAddress` says why), where `IpKey` has the
+/// trie's bytes.
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq)]
+struct IpOwnerKey {
+    network_id: u64,
+    addr: IpAddress,
 }
 
 /// Who owns an address in an ipvlan network, or nobody (`found` 0: not an endpoint's nor the host's).
@@ -112,7 +130,7 @@ static SENDER_CACHE: PerCpuArray<Cached<u32, SenderConfig>> = PerCpuArray::with_
 static VNI_CACHE: PerCpuArray<Cached<VniKey, VniNetwork>> = PerCpuArray::with_max_entries(VNI_ENTRIES, 0);
 
 #[map(name = "XLAN_FDB_CACHE")]
-static FDB_CACHE: PerCpuArray<Cached<MacKey, FdbAnswer>> = PerCpuArray::with_max_entries(FDB_ENTRIES, 0);
+static FDB_CACHE: PerCpuArray<Cached<MacInNetwork, FdbAnswer>> = PerCpuArray::with_max_entries(FDB_ENTRIES, 0);
 
 #[map(name = "XLAN_VTEP_CACHE")]
 static VTEP_CACHE: PerCpuArray<Cached<u32, [u8; 8]>> = PerCpuArray::with_max_entries(VTEP_ENTRIES, 0);
@@ -121,19 +139,18 @@ static VTEP_CACHE: PerCpuArray<Cached<u32, [u8; 8]>> = PerCpuArray::with_max_ent
 static GROUP_CACHE: PerCpuArray<Cached<GroupFlood, MemberPorts>> = PerCpuArray::with_max_entries(GROUP_ENTRIES, 0);
 
 #[map(name = "XLAN_IP_CACHE")]
-static IP_CACHE: PerCpuArray<Cached<IpKey, IpAnswer>> = PerCpuArray::with_max_entries(IP_ENTRIES, 0);
+static IP_CACHE: PerCpuArray<Cached<IpOwnerKey, IpAnswer>> = PerCpuArray::with_max_entries(IP_ENTRIES, 0);
 
 /// Who owns `addr` in the ipvlan network (its longest-prefix match in `XLAN_NETWORK_IPS`: an address of an endpoint,
 /// a route behind one, or the host's own address, `port` `HOST_PORT`), as a port with its counter slot (0 for the
 /// host); answers of both kinds cached. A trie lookup and the slot's hashed lookup cost about 40 ns a frame (`perf`,
 /// ipvlan l3 outside → endpoint).
 #[inline(always)]
-pub fn ip_owner(network_id: u32, addr: [u8; 16]) -> Option<Port> {
-    let key = IpKey::new(network_id, addr);
-    // Addresses differ most in their last bytes (IPv4's are there, mapped).
-    let low = u32::from_be_bytes([addr[12], addr[13], addr[14], addr[15]]);
+pub fn ip_owner(network_id: u32, addr: IpAddress) -> Option<Port> {
+    let key = IpOwnerKey { network_id: network_id as u64, addr };
+    let low = addr.low_bits();
     let answer = cached(&IP_CACHE, IP_ENTRIES, low ^ (low >> 8) ^ network_id, key, user_generation(), || {
-        let trie_key = Key::new(IpKey::NETWORK_BITS + 128, key);
+        let trie_key = Key::new(IpKey::NETWORK_BITS + 128, IpKey::new(network_id, addr.bytes()));
         Some(match IP_ENDPOINTS.get(&trie_key) {
             Some(owner) => IpAnswer { port: owner.port, slot: Port::by_ifindex(owner.port).slot, found: 1 },
             None => IpAnswer { port: 0, slot: 0, found: 0 },
@@ -242,8 +259,8 @@ pub fn vxlan_fdb(network_id: u32, mac: [u8; 6], ageing_secs: u32) -> Option<FdbE
 /// This CPU's cache entry for an FDB key, and the generations read before anything else, which a copy kept in it
 /// is made under: a change after that read leaves the copy invalid, never a stale copy valid.
 pub struct FdbCached {
-    entry: &'static mut Cached<MacKey, FdbAnswer>,
-    key: MacKey,
+    entry: &'static mut Cached<MacInNetwork, FdbAnswer>,
+    key: MacInNetwork,
     generation: u64,
     /// The answer the entry holds for the key under the current generations.
     pub answer: Option<Option<FdbEntry>>,
@@ -265,7 +282,8 @@ impl FdbCached {
 /// This CPU's cache entry for `mac` in the network, with the answer it holds for the current generations.
 #[inline(always)]
 pub fn fdb_entry(network_id: u32, mac: [u8; 6]) -> Option<FdbCached> {
-    let key = MacKey::new(network_id, mac);
+    let [a, b, c, d, e, f] = mac;
+    let key = MacInNetwork { network_id: network_id as u64, mac: u64::from_ne_bytes([a, b, c, d, e, f, 0, 0]) };
     let generation = generations();
     // MACs differ most in their last bytes (xlan's own are random there).
     let low = u32::from_be_bytes([mac[2], mac[3], mac[4], mac[5]]);

@@ -75,7 +75,9 @@ pub fn parent_ingress(ctx: &TcContext) -> Result<i32, Error> {
     let parent = ctx.device();
     let Some(config) = segment(parent, &l2) else { return Ok(TC_ACT_OK as i32) };
     if l2.vlan_id != 0 {
-        return vlan::untagged_tc(ctx, &l2, |untagged| network_ingress(ctx, untagged, config));
+        let untagged = vlan::untag_tc(ctx)?;
+        let verdict = network_ingress(ctx, &untagged, config)?;
+        return vlan::retag_passed(ctx, &l2, verdict);
     }
     if config.vxlan_networks > 0 {
         vxlan::snoop_arp(ctx, &l2);

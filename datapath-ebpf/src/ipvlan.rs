@@ -17,7 +17,7 @@ use crate::{
     error::Error,
     fdb::flood,
     neighbour,
-    parse::{l3_kind, parse_l3, L2Header, L3Addrs},
+    parse::{l3_kind, parse_l3, IpAddress, L2Header, L3Addrs},
     port::{redirect_to_peer, Port},
     vlan::tag_tc,
 };
@@ -25,13 +25,13 @@ use crate::{
 /// The endpoint that owns `addr` in the network, if an endpoint does (`ip_owner` also names the host's own
 /// addresses, as `HOST_PORT`).
 #[inline(always)]
-pub fn endpoint_owner(network_id: u32, addr: [u8; 16]) -> Option<Port> {
+pub fn endpoint_owner(network_id: u32, addr: IpAddress) -> Option<Port> {
     ip_owner(network_id, addr).filter(|o| o.ifindex != HOST_PORT)
 }
 
 /// The address a frame is for: an IP destination, or the target of an ARP packet.
 #[inline(always)]
-fn destination(l3: &L3Addrs) -> Option<[u8; 16]> {
+fn destination(l3: &L3Addrs) -> Option<IpAddress> {
     if l3.kind == l3_kind::OTHER {
         None
     } else {
@@ -41,24 +41,12 @@ fn destination(l3: &L3Addrs) -> Option<[u8; 16]> {
 
 /// The address a frame is from: an IP source, or the sender of an ARP packet.
 #[inline(always)]
-fn source(l3: &L3Addrs) -> Option<[u8; 16]> {
+fn source(l3: &L3Addrs) -> Option<IpAddress> {
     if l3.kind == l3_kind::OTHER {
         None
     } else {
         Some(l3.src)
     }
-}
-
-/// Unspecified, exactly :: or ::ffff:0.0.0.0: DAD probes and ARP probes carry no address to check.
-#[inline(always)]
-fn unspecified(addr: &[u8; 16]) -> bool {
-    let mut rest = 0u8;
-    for (index, byte) in addr.iter().enumerate() {
-        if index != 10 && index != 11 {
-            rest |= *byte;
-        }
-    }
-    rest == 0 && ((addr[10] == 0 && addr[11] == 0) || (addr[10] == 0xff && addr[11] == 0xff))
 }
 
 /// Frames from the wire, before the stack sees them: unicast to the parent's MAC for an endpoint's address goes
@@ -123,7 +111,7 @@ pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Resul
     let network = &network;
     let l3 = parse_l3(ctx, l2)?;
     if let Some(src) = source(&l3) {
-        if !unspecified(&src) && ip_owner(network_id, src).is_none_or(|o| o.ifindex != port) {
+        if !src.is_unspecified() && ip_owner(network_id, src).is_none_or(|o| o.ifindex != port) {
             return Err(Error::Spoofed);
         }
     }

@@ -17,7 +17,7 @@ use network_types::{
 use crate::{
     error::Error,
     ipvlan::endpoint_owner,
-    parse::{l3_kind, ptr_at, ArpHdr, L2Header, L3Addrs},
+    parse::{l3_kind, ptr_at, ArpHdr, IpAddress, L2Header, L3Addrs},
 };
 
 const ICMPV6: u8 = 58;
@@ -46,8 +46,8 @@ pub fn answer(
         }
         return Ok(None);
     }
-    if l3.kind == l3_kind::IP && l2.ether_type == EtherType::Ipv6 as u16 && l3.src != [0; 16] {
-        return answer_solicitation(ctx, l2, network_id, network, l3.src);
+    if l3.kind == l3_kind::IP && l2.ether_type == EtherType::Ipv6 as u16 && l3.src != IpAddress::UNSPECIFIED {
+        return answer_solicitation(ctx, l2, network_id, network, l3.src.bytes());
     }
     Ok(None)
 }
@@ -109,7 +109,7 @@ fn answer_solicitation(
     }
     let mut target = [0u8; 16];
     target.copy_from_slice(&solicitation[8..24]);
-    if endpoint_owner(network_id, target).is_none() {
+    if endpoint_owner(network_id, IpAddress::from_bytes(target)).is_none() {
         return Ok(None);
     }
     let mut icmp = [0u8; ND_LEN + ND_OPTION_LEN];

@@ -38,23 +38,26 @@ pub fn pop_xdp(ctx: &XdpContext) -> Result<(), Error> {
     Ok(())
 }
 
-/// Runs `deliver` on a tagged frame of a VLAN network in TC with the outer tag taken off (from the skb's metadata
-/// or the frame's bytes, wherever it is) and the frame parsed anew. When `deliver` lets the frame go on to the host,
-/// its tag is put back as it was, priority bits included: the host sees VLAN traffic as it came.
+/// Takes the outer tag off a tagged frame of a VLAN network in TC (from the skb's metadata or the frame's bytes,
+/// wherever it is) and parses the frame anew. `retag_passed` undoes it for what goes on to the host. Two calls, not
+/// one taking the delivery as a closure: LLVM may leave a closure out of line, and its stack frame then adds to the
+/// program's, over the verifier's 512 bytes.
 #[inline(always)]
-pub fn untagged_tc(
-    ctx: &TcContext,
-    l2: &L2Header,
-    deliver: impl FnOnce(&L2Header) -> Result<i32, Error>,
-) -> Result<i32, Error> {
-    // SAFETY: plain helper calls on the program's own skb.
+pub fn untag_tc(ctx: &TcContext) -> Result<L2Header, Error> {
+    // SAFETY: a plain helper call on the program's own skb.
     if unsafe { bpf_skb_vlan_pop(ctx.skb.skb) } != 0 {
         return Err(Error::Vlan);
     }
-    let verdict = deliver(&parse_l2(ctx)?)?;
+    parse_l2(ctx)
+}
+
+/// After `untag_tc` and the delivery's `verdict`: a frame let go on to the host gets its tag (`tagged`'s) back as
+/// it was, priority bits included: the host sees VLAN traffic as it came.
+#[inline(always)]
+pub fn retag_passed(ctx: &TcContext, tagged: &L2Header, verdict: i32) -> Result<i32, Error> {
     if verdict == TC_ACT_OK as i32 {
-        // SAFETY: as above.
-        if unsafe { bpf_skb_vlan_push(ctx.skb.skb, EtherType::Ieee8021q as u16, l2.vlan_tci) } != 0 {
+        // SAFETY: a plain helper call on the program's own skb.
+        if unsafe { bpf_skb_vlan_push(ctx.skb.skb, EtherType::Ieee8021q as u16, tagged.vlan_tci) } != 0 {
             return Err(Error::Vlan);
         }
     }
