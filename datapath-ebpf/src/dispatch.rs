@@ -119,20 +119,13 @@ pub struct Sender {
     pub port: u32,
     pub network_id: u32,
     pub network: NetworkConfig,
-    /// The frame is an IGMP or MLD membership report or leave (`groups::find_report`).
-    pub membership_report: bool,
 }
 
 impl Sender {
-    /// Copies the endpoint's broadcast, multicast or unknown unicast to the network's other ports, but not its
-    /// membership reports: those go toward routers only (the wire), as a snooping bridge sends them. A host in
-    /// IGMPv1/v2 or MLDv1 mode (as an IGMPv2 querier on the wire makes it) that hears another's report for a group
-    /// withholds its own, and xlan would never learn it was a member.
+    /// Copies the endpoint's broadcast, multicast or unknown unicast to the network's other ports.
     #[inline(always)]
     pub fn flood(&self, ctx: &TcContext) {
-        if !self.membership_report {
-            flood(ctx, self.network_id, self.port);
-        }
+        flood(ctx, self.network_id, self.port);
     }
 }
 
@@ -143,11 +136,10 @@ pub fn endpoint_ingress(ctx: &TcContext, port: u32, config: Option<&SenderConfig
     let Some(&SenderConfig { endpoint, network }) = config else { return Err(Error::UnknownPort) };
     count_tx(endpoint.slot, ctx.len());
     let l2 = parse_l2(ctx)?;
-    let report = groups::find_report(ctx, &l2);
-    if let Some(report) = &report {
-        groups::record(ctx, report, endpoint.network_id, endpoint.slot);
+    if let Some(report) = groups::find_report(ctx, &l2) {
+        groups::record(ctx, &report, endpoint.network_id, endpoint.slot);
     }
-    let sender = Sender { port, network_id: endpoint.network_id, network, membership_report: report.is_some() };
+    let sender = Sender { port, network_id: endpoint.network_id, network };
     match network.kind {
         NetworkKind::MACVLAN => macvlan::endpoint_egress(ctx, &l2, &sender),
         NetworkKind::VXLAN => vxlan::endpoint_egress(ctx, &l2, &sender),

@@ -10,7 +10,7 @@ use datapath_common::{FdbEntry, FloodList, GroupMembers, MacKey, NetworkConfig, 
 
 use crate::{
     cache::{self, datapath_changed},
-    groups,
+    groups::{self, FloodGroup},
     maps::{FDB, FLOOD, SOURCE_MACS},
     port::Port,
     spread,
@@ -106,7 +106,7 @@ struct FloodWalk {
 }
 
 /// Sends one copy of the frame to every port of the network except `except_ifindex` (the sender); multicast to a
-/// group some of the ports joined, only to them (`groups`).
+/// group some of the ports joined, only to them, and membership reports to none (`groups::FloodGroup`).
 /// TC, not XDP: only an skb can be cloned, and the original still goes on (to the host or the wire).
 ///
 /// A long list is split into shares, one per CPU, and the other CPUs make theirs (`spread`): every copy made on
@@ -124,7 +124,12 @@ pub fn flood(ctx: &TcContext, network_id: u32, except_ifindex: u32) {
     let count = unsafe { (*list).count }.min(MAX_FLOOD_PORTS as u32);
     // The copies to make, and the ports of the list to walk for them.
     let (mut copies, mut end, mut members) = (count, count, core::ptr::null());
-    if let Some(group) = groups::group_of_frame(ctx, network_id) {
+    let group = match groups::group_of_frame(ctx, network_id) {
+        FloodGroup::Every => None,
+        FloodGroup::Members(group) => Some(group),
+        FloodGroup::Routers => return,
+    };
+    if let Some(group) = group {
         let found = cache::member_ports(group.key, except_ifindex, generation, || {
             groups::count_members(list, count, group.members, except_ifindex)
         });
@@ -151,7 +156,10 @@ pub fn flood_share(ctx: &TcContext, network_id: u32, except_ifindex: u32, shares
     // SAFETY: the pointer comes from the map.
     let count = unsafe { (*list).count }.min(MAX_FLOOD_PORTS as u32);
     let members = match to_members {
-        true => groups::group_of_frame(ctx, network_id).map_or(core::ptr::null(), |group| group.members),
+        true => match groups::group_of_frame(ctx, network_id) {
+            FloodGroup::Members(group) => group.members,
+            _ => core::ptr::null(),
+        },
         false => core::ptr::null(),
     };
     flood_shares(ctx, list, count, members, except_ifindex, shares, 1u64.checked_shl(share).unwrap_or(0));

@@ -44,7 +44,7 @@ const MLD_V2_REPORT: u8 = 143;
 const MAX_RECORDS: u32 = 8192;
 
 /// An IGMP or MLD membership report or leave an endpoint sent (`find_report`), to record (`record`) before the
-/// frame is forwarded (reports go toward routers only: `Sender::flood`). Recording after the forwarding, which
+/// frame is forwarded (reports go toward routers only: `FloodGroup::Routers`). Recording after the forwarding, which
 /// does not depend on it, was tried: the verifier then checked the recording once for every way out of the
 /// forwarding (`endpoint add` verified the endpoints' program in 0.53 s instead of 0.30 s), and the forwarding may
 /// have changed the frame (a VLAN network's tag).
@@ -63,10 +63,16 @@ pub fn find_report(ctx: &TcContext, l2: &L2Header) -> Option<Report> {
     if !is_multicast_mac(&l2.dst) {
         return None;
     }
-    let found = if l2.ether_type == EtherType::Ipv4 as u16 {
-        try_find_igmp(ctx, l2.l3_offset)
-    } else if l2.ether_type == EtherType::Ipv6 as u16 {
-        try_find_mld(ctx, l2.l3_offset)
+    report_at(ctx, l2.ether_type, l2.l3_offset)
+}
+
+/// `find_report` of the multicast frame's payload of type `ether_type` at `l3_offset`.
+#[inline(always)]
+fn report_at(ctx: &TcContext, ether_type: u16, l3_offset: usize) -> Option<Report> {
+    let found = if ether_type == EtherType::Ipv4 as u16 {
+        try_find_igmp(ctx, l3_offset)
+    } else if ether_type == EtherType::Ipv6 as u16 {
+        try_find_mld(ctx, l3_offset)
     } else {
         Ok(None)
     };
@@ -93,8 +99,8 @@ fn try_find_igmp(ctx: &TcContext, l3_offset: usize) -> Result<Option<Report>, c_
 
 #[inline(always)]
 fn try_find_mld(ctx: &TcContext, l3_offset: usize) -> Result<Option<Report>, c_long> {
-    let ip: Ipv6Hdr = ctx.load(l3_offset)?;
-    let mut next_header = ip.next_hdr;
+    // The next header alone: the whole header would take 40 bytes of the parent's program's stack, at each flood.
+    let mut next_header: u8 = ctx.load(l3_offset + offset_of!(Ipv6Hdr, next_hdr))?;
     let mut offset = l3_offset + Ipv6Hdr::LEN;
     // MLD messages carry the router alert option in a hop-by-hop header (RFC 2711).
     if next_header == IpProto::HopOpt as u8 {
@@ -277,35 +283,55 @@ pub struct FrameGroup {
     pub members: *const GroupMembers,
 }
 
-/// The group a multicast frame is for, when the network keeps members of it: the frame's IP destination, if it is
-/// a snooped group some endpoint of the network joined. None otherwise (a frame for every port). Frames are
-/// flooded untagged (a VLAN network's tag is off by then). The three fields are read with `bpf_skb_load_bytes`,
-/// not through `parse_l2`/`parse_l3`: inlined at the flood sites of the endpoints' program, their direct access
-/// had the verifier refuse it (the L3 offset, spilled to the stack and read back, lost its range: "math between
-/// pkt pointer and register with unbounded min value"); and the spreader's CPU has only the frame to go by.
+/// Which of a network's ports a flood of a frame is for.
+pub enum FloodGroup {
+    /// Every port: not multicast, or a group nobody joined or whose members are not learned.
+    Every,
+    /// The members of a group some endpoint joined.
+    Members(FrameGroup),
+    /// An IGMP or MLD membership report or leave: routers only, as a snooping bridge sends them, and no endpoint is
+    /// one. A host in IGMPv1/v2 or MLDv1 mode (as an IGMPv2 querier on the wire makes it) that hears another's
+    /// report for a group withholds its own, and then, not the last to report, sends no leave either: xlan would
+    /// never learn that it joined (another endpoint's report), or keep it a member after it left (one from the wire,
+    /// the host or another VTEP).
+    Routers,
+}
+
+/// The ports a flood of the frame goes to: for multicast to a snooped group some endpoint of the network joined,
+/// its members (the frame's IP destination is the group). Frames are flooded untagged (a VLAN network's tag is off
+/// by then). The fields are read with `bpf_skb_load_bytes`, not through `parse_l2`/`parse_l3`: inlined at the
+/// flood sites of the endpoints' program, their direct access had the verifier refuse it (the L3 offset, spilled
+/// to the stack and read back, lost its range: "math between pkt pointer and register with unbounded min value");
+/// and the spreader's CPU has only the frame to go by. A frame cut short goes to every port.
 #[inline(always)]
-pub fn group_of_frame(ctx: &TcContext, network_id: u32) -> Option<FrameGroup> {
-    try_group_of_frame(ctx, network_id).ok().flatten()
+pub fn group_of_frame(ctx: &TcContext, network_id: u32) -> FloodGroup {
+    try_group_of_frame(ctx, network_id).unwrap_or(FloodGroup::Every)
 }
 
 #[inline(always)]
-fn try_group_of_frame(ctx: &TcContext, network_id: u32) -> Result<Option<FrameGroup>, c_long> {
+fn try_group_of_frame(ctx: &TcContext, network_id: u32) -> Result<FloodGroup, c_long> {
     let eth: EthHdr = ctx.load(0)?;
     if !is_multicast_mac(&eth.dst_addr) {
-        return Ok(None);
+        return Ok(FloodGroup::Every);
+    }
+    if report_at(ctx, eth.ether_type, EthHdr::LEN).is_some() {
+        return Ok(FloodGroup::Routers);
     }
     let group = if eth.ether_type == EtherType::Ipv4 as u16 {
         v4_mapped(ctx.load(EthHdr::LEN + offset_of!(Ipv4Hdr, dst_addr))?)
     } else if eth.ether_type == EtherType::Ipv6 as u16 {
         ctx.load(EthHdr::LEN + offset_of!(Ipv6Hdr, dst_addr))?
     } else {
-        return Ok(None);
+        return Ok(FloodGroup::Every);
     };
     if !is_snooped_group(&group) {
-        return Ok(None);
+        return Ok(FloodGroup::Every);
     }
     let key = GroupKey { network_id, group };
-    Ok(GROUPS.get_ptr(&key).map(|members| FrameGroup { key, members }))
+    Ok(match GROUPS.get_ptr(&key) {
+        Some(members) => FloodGroup::Members(FrameGroup { key, members }),
+        None => FloodGroup::Every,
+    })
 }
 
 /// What the member count's loop needs (bpf_loop's callback context).

@@ -289,3 +289,45 @@ fn the_only_members_own_multicast_reaches_no_other_endpoint() {
     report(&mut f, 0, &igmp(0, GROUP_A, &igmp_v2(0x16, GROUP_A)));
     assert_eq!(copies_from_endpoint(&mut f, 0, GROUP_A), [0, 0, 0], "no other endpoint is in the group");
 }
+
+/// `frame` as another sender sent it: the source MAC replaced.
+fn sent_by(mac: [u8; 6], frame: &[u8]) -> Vec<u8> {
+    let mut frame = frame.to_vec();
+    frame[6..12].copy_from_slice(&mac);
+    frame
+}
+
+#[test]
+fn reports_from_the_wire_or_the_host_reach_no_endpoint_and_queries_reach_all() {
+    let mut f = Fixture::with_host_access(MacvlanMode::Bridge);
+    for from in [0, 1] {
+        report(&mut f, from, &igmp(from, GROUP_A, &igmp_v2(0x16, GROUP_A)));
+        report(&mut f, from, &mld(from, SOLICITED, &mld_v1(131, SOLICITED)));
+    }
+    let reports = [
+        igmp(2, GROUP_A, &igmp_v2(0x16, GROUP_A)),
+        igmp(2, ALL_ROUTERS_V4, &igmp_v2(0x17, GROUP_A)),
+        igmp(2, IGMPV3_ROUTERS, &igmp_v3(1, &[(4, GROUP_A, &[])])),
+        mld(2, SOLICITED, &mld_v1(131, SOLICITED)),
+        mld(2, MLDV2_ROUTERS, &mld_v2(&[(4, SOLICITED, 0)])),
+    ];
+    let (parent, before) = (f.parent, f.rx());
+    for (n, frame) in reports.iter().enumerate() {
+        let out = f.tc(program_names::PARENT_INGRESS, &sent_by(OUTSIDE_MAC, frame), parent);
+        assert_eq!(out.verdict, TC_ACT_OK, "report {n} from the wire goes on to the host");
+        assert_eq!(f.rx(), before, "report {n} from the wire is copied to no endpoint");
+        let out = f.tc(program_names::PARENT_EGRESS, &sent_by(PARENT_MAC, frame), parent);
+        assert_eq!(out.verdict, TC_ACT_OK, "the host's report {n} goes onto the wire");
+        assert_eq!(f.rx(), before, "the host's report {n} is copied to no endpoint");
+    }
+    assert_eq!(members(&f, IpAddr::V4(GROUP_A)), [0, 1], "reports from outside record nothing");
+    assert_eq!(members(&f, IpAddr::V6(SOLICITED)), [0, 1]);
+    // What is not a report still goes where it did: the group's traffic to its members, a query to every endpoint.
+    assert_eq!(copies_from_wire(&mut f, IpAddr::V4(GROUP_A)), [1, 1, 0]);
+    let all_hosts = Ipv4Addr::new(224, 0, 0, 1);
+    let query = sent_by(OUTSIDE_MAC, &igmp(2, all_hosts, &[0x11, 100, 0, 0, 0, 0, 0, 0]));
+    let before = f.rx();
+    assert_eq!(f.tc(program_names::PARENT_INGRESS, &query, parent).verdict, TC_ACT_OK);
+    let after = f.rx();
+    assert_eq!([0, 1, 2].map(|n| after[n] - before[n]), [1, 1, 1], "a query reaches every endpoint");
+}
