@@ -311,7 +311,8 @@ pub fn group_of_frame(ctx: &TcContext, network_id: u32) -> FloodGroup {
 #[inline(always)]
 fn try_group_of_frame(ctx: &TcContext, network_id: u32) -> Result<FloodGroup, c_long> {
     let eth: EthHdr = ctx.load(0)?;
-    if !is_multicast_mac(&eth.dst_addr) {
+    // Broadcast is for every port, and never a report: its headers need not be read.
+    if !is_multicast_mac(&eth.dst_addr) || eth.dst_addr == [0xff; 6] {
         return Ok(FloodGroup::Every);
     }
     if report_at(ctx, eth.ether_type, EthHdr::LEN).is_some() {
