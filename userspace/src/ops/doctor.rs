@@ -247,7 +247,6 @@ async fn remove_orphan_network(instance: &Instance, state: &State, id: u32) -> R
         }
     }
     tables.delete_network_fdb(id)?;
-    tables.delete_network_groups(id)?;
     for (key, network_id) in tables.vnis()? {
         if network_id == id {
             tables.delete_vni(key)?;
@@ -262,19 +261,14 @@ async fn remove_orphan_network(instance: &Instance, state: &State, id: u32) -> R
         }
     }
     tables.delete_vteps(id)?;
-    tables.delete_flood(id)?;
-    tables.delete_network(id)?;
     // Parents only that network used lose their programs; the others get their configuration from the state.
     // One parent has an entry per VLAN.
     let parents: std::collections::BTreeSet<u32> = tables.parents()?.into_iter().map(|(key, _)| key.ifindex).collect();
     for parent in parents {
         driver::release_parent(instance, &tables, state, parent)?;
     }
-    if state.networks.is_empty() && tables.networks()?.is_empty() {
-        driver::spreader::remove(instance, &tables).await?;
-        tables.unpin_all()?;
-        instance.pins.remove_if_empty();
-    }
+    let others = tables.networks()?.into_iter().any(|(network_id, _)| network_id != id);
+    driver::forget_network(instance, &tables, id, state.networks.is_empty() && !others).await?;
     Ok(true)
 }
 
