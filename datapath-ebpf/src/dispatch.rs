@@ -118,7 +118,9 @@ pub struct Sender {
     /// Host-side veth of the endpoint.
     pub port: u32,
     pub network_id: u32,
-    pub network: NetworkConfig,
+    /// This CPU's cached copy (`cache::sender_config`), read in place: a copy of a struct with byte arrays in it is
+    /// made a byte at a time.
+    pub network: &'static NetworkConfig,
 }
 
 impl Sender {
@@ -132,8 +134,8 @@ impl Sender {
 /// Everything an endpoint sends (tcx ingress on its host-side veth, so GSO and checksum state survive).
 /// `config` is the endpoint of `port` and its network, which `main.rs` looked up to count drops against it.
 #[inline(always)]
-pub fn endpoint_ingress(ctx: &TcContext, port: u32, config: Option<&SenderConfig>) -> Result<i32, Error> {
-    let Some(&SenderConfig { endpoint, network }) = config else { return Err(Error::UnknownPort) };
+pub fn endpoint_ingress(ctx: &TcContext, port: u32, config: Option<&'static SenderConfig>) -> Result<i32, Error> {
+    let Some(SenderConfig { endpoint, network }) = config else { return Err(Error::UnknownPort) };
     count_tx(endpoint.slot, ctx.len());
     let l2 = parse_l2(ctx)?;
     if let Some(report) = groups::find_report(ctx, &l2) {

@@ -107,8 +107,7 @@ pub fn parent_ingress(ctx: &TcContext, l2: &L2Header, network_id: u32, network: 
 /// Everything an endpoint of an ipvlan network sends.
 #[inline(always)]
 pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Result<i32, Error> {
-    let Sender { port, network_id, network, .. } = *sender;
-    let network = &network;
+    let &Sender { port, network_id, network } = sender;
     let l3 = parse_l3(ctx, l2)?;
     if let Some(src) = source(&l3) {
         if !src.is_unspecified() && ip_owner(network_id, src).is_none_or(|o| o.ifindex != port) {

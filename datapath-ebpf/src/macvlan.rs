@@ -128,8 +128,7 @@ pub fn parent_egress(ctx: &TcContext, l2: &L2Header, network_id: u32, network: &
 /// Everything an endpoint of a macvlan network sends.
 #[inline(always)]
 pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Result<i32, Error> {
-    let Sender { port, network_id, network, .. } = *sender;
-    let network = &network;
+    let &Sender { port, network_id, network } = sender;
     let host_access = network.flags.contains(NetworkFlags::HOST_ACCESS);
     if is_multicast_mac(&l2.dst) {
         if network.macvlan_mode() == MacvlanMode::BRIDGE {

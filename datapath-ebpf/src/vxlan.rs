@@ -48,7 +48,8 @@ const SOURCE_PORT_SPAN: u32 = 61000 - 32768;
 /// A frame from the underlay that is VXLAN for one of this host's networks.
 struct Received {
     network_id: u32,
-    network: NetworkConfig,
+    /// This CPU's cached copy (`cache::vni_network`), read in place.
+    network: &'static NetworkConfig,
     outer_src_ip: u32,
     outer_src_mac: [u8; 6],
     /// Offset of the inner Ethernet header.
@@ -81,14 +82,14 @@ fn classify(packet: &impl Packet, l2: &L2Header, parent: u32) -> Option<Received
     if flags & VXLAN_I_FLAG_MASK == 0 {
         return None;
     }
-    let &VniNetwork { network_id, network } = vni_network(VniKey { parent_ifindex: parent, vni, dstport, _pad: 0 })?;
+    let VniNetwork { network_id, network } = vni_network(VniKey { parent_ifindex: parent, vni, dstport, _pad: 0 })?;
     let dst_ip = u32::from_ne_bytes(dst);
     if dst_ip != network.local_ip && (network.group_ip == 0 || dst_ip != network.group_ip) {
         return None;
     }
     let (inner_dst, inner_src) = unsafe { ((*inner).dst_addr, (*inner).src_addr) };
     Some(Received {
-        network_id,
+        network_id: *network_id,
         network,
         outer_src_ip: u32::from_ne_bytes(src),
         outer_src_mac: l2.src,
@@ -105,7 +106,7 @@ fn classify(packet: &impl Packet, l2: &L2Header, parent: u32) -> Option<Received
 fn learn(received: &Received) {
     if !received.network.flags.contains(NetworkFlags::LEARNING)
         || is_multicast_mac(&received.inner_src)
-        || !remote_vtep(received.outer_src_ip, &received.network)
+        || !remote_vtep(received.outer_src_ip, received.network)
     {
         return;
     }
@@ -265,8 +266,7 @@ pub fn decap_tc(ctx: &TcContext, l2: &L2Header, parent: u32) -> Result<Option<i3
 /// broadcast and unknown unicast to the local endpoints and every VTEP of the flood list (or the group).
 #[inline(always)]
 pub fn endpoint_egress(ctx: &TcContext, l2: &L2Header, sender: &Sender) -> Result<i32, Error> {
-    let Sender { port, network_id, network, .. } = *sender;
-    let network = &network;
+    let &Sender { port, network_id, network } = sender;
     if !is_multicast_mac(&l2.dst) {
         match vxlan_fdb(network_id, l2.dst, network.ageing_secs) {
             Some(entry) if entry.ifindex == port => return Err(Error::ToItself),
