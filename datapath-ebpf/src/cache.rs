@@ -327,7 +327,10 @@ pub fn generations() -> u64 {
 }
 
 /// This CPU's copy of what `read` gives for `key`, in the entry `index` picks (modulo `entries`); read again when
-/// the entry holds another key's or one of another generation. None, and nothing cached, when `read` gives none.
+/// the entry holds another key's or one of another generation. The reference is good until the next call on the
+/// same cache on this CPU, which may overwrite the entry: callers that keep it (the sender's and a VNI's network,
+/// read in place) make one call a run, and a run's nested runs (`bpf_clone_redirect` into a parent's egress hook
+/// runs it at once) must not look up those caches. None, and nothing cached, when `read` gives none.
 /// A zeroed entry is for ifindex 0, network 0, parent 0 or VTEP 0.0.0.0, which no device, network or VTEP has.
 #[inline(always)]
 fn cached<K: Copy + PartialEq, T: Copy>(

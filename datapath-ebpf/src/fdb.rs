@@ -124,7 +124,7 @@ pub fn flood(ctx: &TcContext, network_id: u32, except_ifindex: u32) {
     let count = unsafe { (*list).count }.min(MAX_FLOOD_PORTS as u32);
     // The copies to make, and the ports of the list to walk for them.
     let (mut copies, mut end, mut members) = (count, count, core::ptr::null());
-    let group = match groups::group_of_frame(ctx, network_id) {
+    let group = match groups::group_of_frame(ctx, network_id, true) {
         FloodGroup::Every => None,
         FloodGroup::Members(group) => Some(group),
         FloodGroup::Routers => return,
@@ -156,7 +156,7 @@ pub fn flood_share(ctx: &TcContext, network_id: u32, except_ifindex: u32, shares
     // SAFETY: the pointer comes from the map.
     let count = unsafe { (*list).count }.min(MAX_FLOOD_PORTS as u32);
     let members = match to_members {
-        true => match groups::group_of_frame(ctx, network_id) {
+        true => match groups::group_of_frame(ctx, network_id, false) {
             FloodGroup::Members(group) => group.members,
             _ => core::ptr::null(),
         },

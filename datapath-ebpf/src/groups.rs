@@ -22,6 +22,7 @@ use datapath_common::{
 use network_types::{
     eth::{EthHdr, EtherType},
     ip::{IpProto, Ipv4Hdr, Ipv6Hdr},
+    vlan::VlanHdr,
 };
 
 use crate::{
@@ -298,30 +299,39 @@ pub enum FloodGroup {
 }
 
 /// The ports a flood of the frame goes to: for multicast to a snooped group some endpoint of the network joined,
-/// its members (the frame's IP destination is the group). Frames are flooded untagged (a VLAN network's tag is off
-/// by then). The fields are read with `bpf_skb_load_bytes`, not through `parse_l2`/`parse_l3`: inlined at the
-/// flood sites of the endpoints' program, their direct access had the verifier refuse it (the L3 offset, spilled
-/// to the stack and read back, lost its range: "math between pkt pointer and register with unbounded min value");
-/// and the spreader's CPU has only the frame to go by. A frame cut short goes to every port.
+/// its members (the frame's IP destination is the group); none for a membership report, when `reports` says to look
+/// for them (the spreader's CPU gets no report to flood). Frames are flooded without a VLAN network's tag (it is off
+/// by then); a tag of the endpoint's own in the frame is skipped, as `find_report` (through `parse_l2`) skips it.
+/// The fields are read with `bpf_skb_load_bytes`, not through `parse_l2`/`parse_l3`: inlined at the flood sites of
+/// the endpoints' program, their direct access had the verifier refuse it (the L3 offset, spilled to the stack and
+/// read back, lost its range: "math between pkt pointer and register with unbounded min value"); and the
+/// spreader's CPU has only the frame to go by. A frame cut short goes to every port.
 #[inline(always)]
-pub fn group_of_frame(ctx: &TcContext, network_id: u32) -> FloodGroup {
-    try_group_of_frame(ctx, network_id).unwrap_or(FloodGroup::Every)
+pub fn group_of_frame(ctx: &TcContext, network_id: u32, reports: bool) -> FloodGroup {
+    try_group_of_frame(ctx, network_id, reports).unwrap_or(FloodGroup::Every)
 }
 
 #[inline(always)]
-fn try_group_of_frame(ctx: &TcContext, network_id: u32) -> Result<FloodGroup, c_long> {
+fn try_group_of_frame(ctx: &TcContext, network_id: u32, reports: bool) -> Result<FloodGroup, c_long> {
     let eth: EthHdr = ctx.load(0)?;
     // Broadcast is for every port, and never a report: its headers need not be read.
     if !is_multicast_mac(&eth.dst_addr) || eth.dst_addr == [0xff; 6] {
         return Ok(FloodGroup::Every);
     }
-    if report_at(ctx, eth.ether_type, EthHdr::LEN).is_some() {
+    let (ether_type, l3_offset) =
+        if eth.ether_type == EtherType::Ieee8021q as u16 || eth.ether_type == EtherType::Ieee8021ad as u16 {
+            let tag: VlanHdr = ctx.load(EthHdr::LEN)?;
+            (tag.ether_type, EthHdr::LEN + VlanHdr::LEN)
+        } else {
+            (eth.ether_type, EthHdr::LEN)
+        };
+    if reports && report_at(ctx, ether_type, l3_offset).is_some() {
         return Ok(FloodGroup::Routers);
     }
-    let group = if eth.ether_type == EtherType::Ipv4 as u16 {
-        v4_mapped(ctx.load(EthHdr::LEN + offset_of!(Ipv4Hdr, dst_addr))?)
-    } else if eth.ether_type == EtherType::Ipv6 as u16 {
-        ctx.load(EthHdr::LEN + offset_of!(Ipv6Hdr, dst_addr))?
+    let group = if ether_type == EtherType::Ipv4 as u16 {
+        v4_mapped(ctx.load(l3_offset + offset_of!(Ipv4Hdr, dst_addr))?)
+    } else if ether_type == EtherType::Ipv6 as u16 {
+        ctx.load(l3_offset + offset_of!(Ipv6Hdr, dst_addr))?
     } else {
         return Ok(FloodGroup::Every);
     };

@@ -183,7 +183,7 @@ pub mod l3_kind {
 pub struct IpAddress([u64; 2]);
 
 impl IpAddress {
-    /// ::, as no packet's address can be (an L3Addrs of another kind holds it).
+    /// ::, a DAD probe's source, and what an `L3Addrs` of kind OTHER holds.
     pub const UNSPECIFIED: Self = Self([0, 0]);
     /// ::ffff:0.0.0.0, an IPv4 ARP probe's sender.
     const V4_UNSPECIFIED: Self = Self::v4_mapped([0; 4]);
@@ -216,7 +216,7 @@ impl IpAddress {
     /// order, so the last byte is in its low bits.
     #[inline(always)]
     pub const fn low_bits(&self) -> u32 {
-        u32::from_be((self.0[1] >> 32) as u32)
+        u64::from_be(self.0[1]) as u32
     }
 }
 

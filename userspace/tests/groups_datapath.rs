@@ -331,3 +331,20 @@ fn reports_from_the_wire_or_the_host_reach_no_endpoint_and_queries_reach_all() {
     let after = f.rx();
     assert_eq!([0, 1, 2].map(|n| after[n] - before[n]), [1, 1, 1], "a query reaches every endpoint");
 }
+
+#[test]
+fn an_endpoints_report_with_a_tag_of_its_own_is_recorded_and_reaches_no_other_endpoint() {
+    let mut f = Fixture::new(MacvlanMode::Bridge);
+    // A tag in the frame's bytes (a VLAN device in the endpoint without tx offload), which parse_l2 skips.
+    report(&mut f, 0, &with_tag(&igmp(0, GROUP_A, &igmp_v2(0x16, GROUP_A)), 0x8100, 7));
+    assert_eq!(members(&f, IpAddr::V4(GROUP_A)), [0]);
+    // An MLD report without the hop-by-hop header, from the wire: recorded nowhere, copied to nobody.
+    let mut packet = vec![0x60, 0, 0, 0, 0, 24, 58, 1];
+    packet.extend(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 9).octets());
+    packet.extend(SOLICITED.octets());
+    packet.extend(mld_v1(131, SOLICITED));
+    let frame = with_ethernet(multicast_mac(IpAddr::V6(SOLICITED)), OUTSIDE_MAC, 0x86dd, &packet);
+    let (parent, before) = (f.parent, f.rx());
+    assert_eq!(f.tc(program_names::PARENT_INGRESS, &frame, parent).verdict, TC_ACT_OK);
+    assert_eq!(f.rx(), before, "an MLD report from the wire is copied to no endpoint");
+}
