@@ -112,12 +112,14 @@ const VTEP_ENTRIES: u32 = 32;
 const IP_ENTRIES: u32 = 1024;
 const GROUP_ENTRIES: u32 = 1024;
 
-/// A flood of multicast to a group, by its sender (its members less the sender are the copies).
+/// A flood of multicast to a group, by its sender (its members less the sender are the copies): in words, where
+/// `GroupKey` has bytes (`IpAddress` says why).
 #[repr(C)]
 #[derive(Clone, Copy, PartialEq)]
 struct GroupFlood {
-    group: GroupKey,
+    network_id: u32,
     except_ifindex: u32,
+    group: IpAddress,
 }
 
 #[map(name = "XLAN_PARENT_CACHE")]
@@ -171,8 +173,8 @@ pub fn member_ports(
     generation: u64,
     count: impl FnOnce() -> MemberPorts,
 ) -> MemberPorts {
-    let key = GroupFlood { group, except_ifindex };
-    let low = u32::from_be_bytes([group.group[12], group.group[13], group.group[14], group.group[15]]);
+    let key = GroupFlood { network_id: group.network_id, except_ifindex, group: IpAddress::from_bytes(group.group) };
+    let low = key.group.low_bits();
     let index = low ^ (low >> 8) ^ group.network_id ^ except_ifindex;
     // None only if this CPU's entry were out of reach: a flood to every port then, more copies than needed but none
     // missing.

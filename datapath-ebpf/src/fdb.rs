@@ -124,24 +124,23 @@ pub fn flood(ctx: &TcContext, network_id: u32, except_ifindex: u32) {
     let count = unsafe { (*list).count }.min(MAX_FLOOD_PORTS as u32);
     // The copies to make, and the ports of the list to walk for them.
     let (mut copies, mut end, mut members) = (count, count, core::ptr::null());
-    let group = match groups::group_of_frame(ctx, network_id, true) {
-        FloodGroup::Every => None,
-        FloodGroup::Members(group) => Some(group),
+    match groups::group_of_frame(ctx, network_id, true) {
+        FloodGroup::Every => {}
         FloodGroup::Routers => return,
-    };
-    if let Some(group) = group {
-        let found = cache::member_ports(group.key, except_ifindex, generation, || {
-            groups::count_members(list, count, group.members, except_ifindex)
-        });
-        if found.copies == 0 && found.sender_member {
-            // Its only member sent it.
-            return;
-        }
-        // Only endpoints that have gone joined it (as good as a group nobody joined), or every port did: a flood to
-        // all, which neither this CPU nor the one a share goes to need filter.
-        if found.copies != 0 && !found.everyone {
-            // Within the list read here, should it have changed since the count (before the generation did).
-            (copies, end, members) = (found.copies, found.end.min(count), group.members);
+        FloodGroup::Members(group) => {
+            let found = cache::member_ports(group.key, except_ifindex, generation, || {
+                groups::count_members(list, count, group.members, except_ifindex)
+            });
+            if found.copies == 0 && found.sender_member {
+                // Its only member sent it.
+                return;
+            }
+            // Only endpoints that have gone joined it (as good as a group nobody joined), or every port did: a flood to
+            // all, which neither this CPU nor the one a share goes to need filter.
+            if found.copies != 0 && !found.everyone {
+                // Within the list read here, should it have changed since the count (before the generation did).
+                (copies, end, members) = (found.copies, found.end.min(count), group.members);
+            }
         }
     }
     let (shares, made_here) = spread::hand_off(ctx, network_id, except_ifindex, copies, !members.is_null());

@@ -20,15 +20,14 @@ use datapath_common::{
     is_multicast_mac, is_snooped_group, v4_mapped, FloodList, GroupKey, GroupMembers, MAX_FLOOD_PORTS, STATS_SLOTS,
 };
 use network_types::{
-    eth::{EthHdr, EtherType},
+    eth::EtherType,
     ip::{IpProto, Ipv4Hdr, Ipv6Hdr},
-    vlan::VlanHdr,
 };
 
 use crate::{
     cache::datapath_changed,
     maps::{GROUPS, NO_MEMBERS},
-    parse::L2Header,
+    parse::{parse_l2, L2Header},
 };
 
 /// IGMP message types (RFC 1112, 2236, 3376).
@@ -301,11 +300,9 @@ pub enum FloodGroup {
 /// The ports a flood of the frame goes to: for multicast to a snooped group some endpoint of the network joined,
 /// its members (the frame's IP destination is the group); none for a membership report, when `reports` says to look
 /// for them (the spreader's CPU gets no report to flood). Frames are flooded without a VLAN network's tag (it is off
-/// by then); a tag of the endpoint's own in the frame is skipped, as `find_report` (through `parse_l2`) skips it.
-/// The fields are read with `bpf_skb_load_bytes`, not through `parse_l2`/`parse_l3`: inlined at the flood sites of
-/// the endpoints' program, their direct access had the verifier refuse it (the L3 offset, spilled to the stack and
-/// read back, lost its range: "math between pkt pointer and register with unbounded min value"); and the
-/// spreader's CPU has only the frame to go by. A frame cut short goes to every port.
+/// by then); a tag of the endpoint's own in the frame is skipped, as `find_report` skips it (both through
+/// `parse_l2`). The L3 fields are read with `bpf_skb_load_bytes`: the spreader's CPU has only the frame to go by,
+/// and a report's fields may lie beyond the linear part. A frame cut short goes to every port.
 #[inline(always)]
 pub fn group_of_frame(ctx: &TcContext, network_id: u32, reports: bool) -> FloodGroup {
     try_group_of_frame(ctx, network_id, reports).unwrap_or(FloodGroup::Every)
@@ -313,18 +310,12 @@ pub fn group_of_frame(ctx: &TcContext, network_id: u32, reports: bool) -> FloodG
 
 #[inline(always)]
 fn try_group_of_frame(ctx: &TcContext, network_id: u32, reports: bool) -> Result<FloodGroup, c_long> {
-    let eth: EthHdr = ctx.load(0)?;
+    let Ok(l2) = parse_l2(ctx) else { return Ok(FloodGroup::Every) };
     // Broadcast is for every port, and never a report: its headers need not be read.
-    if !is_multicast_mac(&eth.dst_addr) || eth.dst_addr == [0xff; 6] {
+    if !is_multicast_mac(&l2.dst) || l2.dst == [0xff; 6] {
         return Ok(FloodGroup::Every);
     }
-    let (ether_type, l3_offset) =
-        if eth.ether_type == EtherType::Ieee8021q as u16 || eth.ether_type == EtherType::Ieee8021ad as u16 {
-            let tag: VlanHdr = ctx.load(EthHdr::LEN)?;
-            (tag.ether_type, EthHdr::LEN + VlanHdr::LEN)
-        } else {
-            (eth.ether_type, EthHdr::LEN)
-        };
+    let (ether_type, l3_offset) = (l2.ether_type, l2.l3_offset);
     if reports && report_at(ctx, ether_type, l3_offset).is_some() {
         return Ok(FloodGroup::Routers);
     }
