@@ -610,7 +610,8 @@ impl GroupMembers {
         (slot as usize) < self.slots.len() && self.slots[slot as usize] != 0
     }
 
-    /// No slot but maybe `slot` is a member.
+    /// No slot but maybe `slot` is a member: a group the datapath's forget of `slot` deletes (the rule of
+    /// `forget_one` in datapath-ebpf's groups.rs, which userspace predicts with this; change them together).
     #[cfg(feature = "user")]
     pub fn none_but(&self, slot: u32) -> bool {
         self.slots.iter().enumerate().all(|(other, &member)| member == 0 || other == slot as usize)

@@ -446,6 +446,8 @@ struct Forget {
 /// `GroupMembers` as the 8-byte words it is made of (4104 bytes), for the test for no member.
 const MEMBER_WORDS: usize = size_of::<GroupMembers>() / 8;
 
+/// Clears the slot in a group of the network and deletes the group left without members: the rule userspace predicts
+/// with `GroupMembers::none_but` (change them together).
 extern "C" fn forget_one(
     map: *mut c_void,
     key: *const GroupKey,

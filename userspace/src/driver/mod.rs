@@ -272,17 +272,18 @@ pub async fn teardown_network(instance: &Instance, state: &State, network: &Netw
         DriverSettings::Ipvlan(settings) => ipvlan::teardown(&tables, network, settings)?,
         DriverSettings::Macvlan(settings) => macvlan::teardown(&tables, network, settings)?,
     }
-    forget_network(instance, &tables, network.id, state.networks.is_empty()).await
+    forget_network(instance, &tables, state, network.id).await
 }
 
 /// The entries every network has whatever its driver (its flood list, groups and configuration), after the driver's
-/// own are gone; with the instance's `last` network, the instance's spreader, maps and directories too. For
-/// `teardown_network` and the doctor's removal of a network the state no longer knows.
-pub async fn forget_network(instance: &Instance, tables: &Tables<'_>, network_id: u32, last: bool) -> Result<()> {
+/// own are gone; with the instance's last network (none in `state`, none left in the maps, such as one the state
+/// lost and the doctor has yet to remove), the instance's spreader, maps and directories too. For `teardown_network`
+/// and the doctor's removal of a network the state no longer knows.
+pub async fn forget_network(instance: &Instance, tables: &Tables<'_>, state: &State, network_id: u32) -> Result<()> {
     tables.delete_flood(network_id)?;
     tables.delete_network_groups(network_id)?;
     tables.delete_network(network_id)?;
-    if last {
+    if state.networks.is_empty() && (!tables.exist() || tables.networks()?.is_empty()) {
         spreader::remove(instance, tables).await?;
         tables.unpin_all()?;
         instance.pins.remove_if_empty();

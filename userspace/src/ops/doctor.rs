@@ -267,8 +267,7 @@ async fn remove_orphan_network(instance: &Instance, state: &State, id: u32) -> R
     for parent in parents {
         driver::release_parent(instance, &tables, state, parent)?;
     }
-    let others = tables.networks()?.into_iter().any(|(network_id, _)| network_id != id);
-    driver::forget_network(instance, &tables, id, state.networks.is_empty() && !others).await?;
+    driver::forget_network(instance, &tables, state, id).await?;
     Ok(true)
 }
 
