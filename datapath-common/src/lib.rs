@@ -750,6 +750,12 @@ pub mod bench {
         /// The limit on an endpoint's way to the underlay: a bare tcx `bpf_redirect` to the egress of
         /// `BenchConfig::limit_egress_ifindex`, no encapsulation.
         pub const LIMIT_EGRESS: &str = "xlan_bench_limit_egress";
+        /// The limit of a flood through the tc hook: a bare `bpf_clone_redirect` into each of
+        /// `XLAN_BENCH_FLOOD_PORTS` (`BenchConfig::flood_ports` of them), the original passed on; one CPU, no lookup.
+        pub const LIMIT_FLOOD_TC: &str = "xlan_bench_limit_flood_tc";
+        /// The limit of a flood through XDP: one `bpf_redirect_map` with `BPF_F_BROADCAST` over
+        /// `XLAN_BENCH_FLOOD_DEVICES` (the kernel copies the frame into each); nothing goes on to the host.
+        pub const LIMIT_FLOOD_XDP: &str = "xlan_bench_limit_flood_xdp";
     }
 
     /// Names of the bench maps.
@@ -757,7 +763,12 @@ pub mod bench {
         pub const CONFIG: &str = "XLAN_BENCH_CONFIG";
         pub const COUNTERS: &str = "XLAN_BENCH_COUNTERS";
         pub const TEMPLATE: &str = "XLAN_BENCH_TEMPLATE";
+        pub const FLOOD_PORTS: &str = "XLAN_BENCH_FLOOD_PORTS";
+        pub const FLOOD_DEVICES: &str = "XLAN_BENCH_FLOOD_DEVICES";
     }
+
+    /// Ports the flood limits copy to at most.
+    pub const MAX_FLOOD_PORTS: u32 = 4096;
 
     /// The generator's frames are exactly this long.
     pub const FRAME_LEN: usize = 64;
@@ -799,6 +810,8 @@ pub mod bench {
         pub limit_wire_ifindex: u32,
         pub limit_tc_ifindex: u32,
         pub limit_egress_ifindex: u32,
+        /// How many of `XLAN_BENCH_FLOOD_PORTS` the tc flood limit copies to.
+        pub flood_ports: u32,
     }
 }
 

@@ -8,14 +8,16 @@
 //! - the counter counts delivery on an endpoint's interface the same way whatever forwards (kernel or xlan);
 //! - the injector and the bare redirects (the limits) are the scaffolding around them (see the program docs).
 use aya_ebpf::{
-    bindings::{xdp_action, TC_ACT_OK, TC_ACT_SHOT},
-    helpers::{bpf_redirect, bpf_redirect_peer},
+    bindings::{__sk_buff, xdp_action, BPF_F_BROADCAST, TC_ACT_OK, TC_ACT_SHOT},
+    cty::{c_long, c_void},
+    helpers::{bpf_loop, bpf_redirect, bpf_redirect_peer},
     macros::{classifier, map, xdp},
-    maps::{Array, PerCpuArray},
+    maps::{Array, DevMapHash, PerCpuArray},
     programs::{TcContext, XdpContext},
+    EbpfContext,
 };
 use datapath_common::{
-    bench::{BenchConfig, BenchTemplate, COUNTERS, COUNTER_DELIVERED, COUNTER_GENERATED, FRAME_LEN},
+    bench::{BenchConfig, BenchTemplate, COUNTERS, COUNTER_DELIVERED, COUNTER_GENERATED, FRAME_LEN, MAX_FLOOD_PORTS},
     csum,
 };
 use network_types::{
@@ -34,6 +36,14 @@ static BENCH_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS
 
 #[map(name = "XLAN_BENCH_TEMPLATE")]
 static TEMPLATE: Array<BenchTemplate> = Array::with_max_entries(1, 0);
+
+/// The flood limits' ports: the host-side veths of a network's endpoints, as ifindexes (the tc limit) and as a
+/// device map keyed by ifindex (the XDP limit).
+#[map(name = "XLAN_BENCH_FLOOD_PORTS")]
+static FLOOD_PORTS: Array<u32> = Array::with_max_entries(MAX_FLOOD_PORTS, 0);
+
+#[map(name = "XLAN_BENCH_FLOOD_DEVICES")]
+static FLOOD_DEVICES: DevMapHash = DevMapHash::with_max_entries(MAX_FLOOD_PORTS, 0);
 
 #[xdp]
 pub fn xlan_bench_gen(ctx: XdpContext) -> u32 {
@@ -93,6 +103,41 @@ pub fn xlan_bench_limit_tc(_ctx: TcContext) -> i32 {
     let Some(config) = config() else { return TC_ACT_SHOT as i32 };
     // SAFETY: a plain helper call.
     unsafe { bpf_redirect_peer(config.limit_tc_ifindex, 0) as i32 }
+}
+
+/// The limit of xlan's way of flooding (tc, `fdb::flood`) on one CPU: a clone of every frame into each flood port,
+/// the original on to the host, nothing looked up or spread.
+#[classifier]
+pub fn xlan_bench_limit_flood_tc(ctx: TcContext) -> i32 {
+    let Some(config) = config() else { return TC_ACT_SHOT as i32 };
+    let mut walk = LimitFlood { skb: ctx.as_ptr().cast() };
+    // SAFETY: `limit_flood_one` reads `walk` (alive for the whole call) as the LimitFlood it is.
+    unsafe {
+        bpf_loop(config.flood_ports, limit_flood_one as *mut c_void, (&mut walk as *mut LimitFlood).cast(), 0);
+    }
+    TC_ACT_OK as i32
+}
+
+/// bpf_loop's callback context for the tc flood limit (on the stack, as the verifier wants it).
+#[repr(C)]
+struct LimitFlood {
+    skb: *mut __sk_buff,
+}
+
+/// One copy of the tc flood limit. Returns 0 (go on) or 1 (past the ports).
+extern "C" fn limit_flood_one(index: u64, walk: *mut c_void) -> c_long {
+    // SAFETY: `xlan_bench_limit_flood_tc` passes its LimitFlood, alive until bpf_loop returns.
+    let skb = unsafe { (*(walk as *const LimitFlood)).skb };
+    let Some(&port) = FLOOD_PORTS.get(index as u32) else { return 1 };
+    let _ = TcContext::new(skb).clone_redirect(port, 0);
+    0
+}
+
+/// The limit of flooding in XDP: the kernel copies the frame into every device of the map (`BPF_F_BROADCAST`),
+/// nothing looked up. XDP cannot also pass the frame on: the host gets no copy, which xlan's floods must give it.
+#[xdp]
+pub fn xlan_bench_limit_flood_xdp(_ctx: XdpContext) -> u32 {
+    FLOOD_DEVICES.redirect(0, BPF_F_BROADCAST as u64).unwrap_or(xdp_action::XDP_ABORTED)
 }
 
 #[inline(always)]

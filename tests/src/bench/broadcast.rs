@@ -3,8 +3,12 @@
 //! (ff:ff:ff:ff:ff:ff), IPv4 multicast to a group every endpoint joined, and multicast only one endpoint joined (a
 //! solicited-node group, as IPv6 neighbour discovery sends), each paced at 50 k and 200 k frames/s and unpaced. Per
 //! N, side by side in one run: the kernel's macvlan (bridge) with its default broadcast queue (bcqueuelen 1000) and
-//! with bcqueuelen 100000 (this iproute2 has no `bclim`), and xlan (default parent hook on a veth: tc, one
-//! `bpf_clone_redirect` per endpoint in a `bpf_loop`, the copies spread over the CPUs).
+//! with bcqueuelen 100000 (this iproute2 has no `bclim`), xlan (default parent hook on a veth: tc, one
+//! `bpf_clone_redirect` per endpoint in a `bpf_loop`, the copies spread over the CPUs), and two limits on the same
+//! veths as xlan's endpoints, nothing looked up: `limit`, xlan's way of copying bare (a `bpf_clone_redirect` per
+//! endpoint on the receiving CPU, the original on to the host), and `limit-xdp`, XDP's (one `bpf_redirect_map` with
+//! `BPF_F_BROADCAST` over a device map of the endpoints; the host gets no copy). The limits take broadcast only: they
+//! filter nothing, so multicast is broadcast to them.
 //!
 //! ```text
 //!   out (wire) ══ veth ══ host (uplinkN)      one parent per N
@@ -31,7 +35,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
+use datapath_common::bench::program_names as bench_programs;
+
+use super::programs::BenchPrograms;
 use super::stats::Summary;
+use crate::link::ifindex_in;
 use crate::{cmd, counters::EndpointCounters, dot1q, link, netns::unique_prefix, xlan, Netns, XlanHost};
 
 /// Endpoint interfaces per namespace.
@@ -53,17 +61,33 @@ pub enum Flooder {
     /// The same with bcqueuelen 100000: its work queue no longer drops under a burst.
     KernelDeepQueue,
     Xlan,
+    /// A bare `bpf_clone_redirect` into every endpoint's veth on the receiving CPU (tc, the original on to the host).
+    Limit,
+    /// A bare XDP broadcast redirect into every endpoint's veth (nothing on to the host).
+    LimitXdp,
 }
 
 impl Flooder {
-    pub const ALL: [Flooder; 3] = [Flooder::Kernel, Flooder::KernelDeepQueue, Flooder::Xlan];
+    pub const ALL: [Flooder; 5] =
+        [Flooder::Kernel, Flooder::KernelDeepQueue, Flooder::Xlan, Flooder::Limit, Flooder::LimitXdp];
 
     pub fn name(self) -> &'static str {
         match self {
             Flooder::Kernel => "kernel",
             Flooder::KernelDeepQueue => "kernel-bcq100k",
             Flooder::Xlan => "xlan",
+            Flooder::Limit => "limit",
+            Flooder::LimitXdp => "limit-xdp",
         }
+    }
+
+    fn is_limit(self) -> bool {
+        matches!(self, Flooder::Limit | Flooder::LimitXdp)
+    }
+
+    /// Whether this flooder is measured with `traffic`: a limit filters nothing, so only broadcast.
+    fn measures(self, traffic: Traffic) -> bool {
+        !self.is_limit() || traffic == Traffic::Broadcast
     }
 }
 
@@ -135,6 +159,8 @@ const ONE_RECEIVER_MAC: [u8; 6] = [0x33, 0x33, 0xff, 0x00, 0x00, 0x01];
 /// One network of `size` endpoints on its own parent, `uplink<size>`, in the host namespace shared by all.
 struct Lan {
     size: usize,
+    /// A limit's programs, one load per network (each has its own ports). Dropped first: detaches them.
+    limit: Option<BenchPrograms>,
     endpoint_namespaces: Vec<Netns>,
 }
 
@@ -186,8 +212,8 @@ impl Site {
             for netns in &endpoint_namespaces {
                 netns.disable_ipv6()?;
             }
-            let lan = Lan { size, endpoint_namespaces };
-            site.add_endpoints(&lan, &uplink)?;
+            let mut lan = Lan { size, limit: None, endpoint_namespaces };
+            site.add_endpoints(&mut lan, &uplink)?;
             lan.join_groups()?;
             if let Some(xlan) = &site.xlan {
                 lan.wait_for_members(xlan)?;
@@ -197,9 +223,12 @@ impl Site {
         Ok(site)
     }
 
-    fn add_endpoints(&mut self, lan: &Lan, uplink: &str) -> Result<()> {
+    fn add_endpoints(&mut self, lan: &mut Lan, uplink: &str) -> Result<()> {
         let network = lan.network();
         match (&mut self.xlan, self.flooder) {
+            (_, flooder) if flooder.is_limit() => {
+                lan.limit = Some(self.attach_limit(lan, uplink)?);
+            }
             (Some(xlan), Flooder::Xlan) => {
                 xlan.create_network(&network, &["--driver", "macvlan", "--parent", uplink])?;
                 for n in 0..lan.size {
@@ -229,6 +258,49 @@ impl Site {
             }
         }
         Ok(())
+    }
+}
+
+impl Site {
+    /// A limit's endpoints: a veth per endpoint, set as xlan sets its own (`endpoint_veth_like_xlans`), and the
+    /// limit's program on the parent with their host-side ends as its ports.
+    fn attach_limit(&self, lan: &Lan, uplink: &str) -> Result<BenchPrograms> {
+        // The host-side ends, unique in the host namespace the networks share: `u<size>p<n>`.
+        let port = |n: usize| format!("u{}p{n}", lan.size);
+        let mut batch = String::new();
+        for n in 0..lan.size {
+            let (netns, ifname) = lan.endpoint(n);
+            batch.push_str(&format!("link add {} type veth peer name {ifname} netns {}\n", port(n), netns.name()));
+            batch.push_str(&format!("link set {} up\n", port(n)));
+        }
+        ip_batch(&self.host, &batch)?;
+        let mut ports = Vec::with_capacity(lan.size);
+        for n in 0..lan.size {
+            let (netns, ifname) = lan.endpoint(n);
+            netns.ip(&["link", "set", &ifname, "up"])?;
+            super::topology::veth_like_xlans(&self.host, &port(n), netns, &ifname)?;
+            ports.push(ifindex_in(self.host.name(), &port(n))?);
+        }
+        // The pins the load makes go with the host namespace (`Drop for Site`).
+        let mut programs = BenchPrograms::load(self.host.name())?;
+        programs.set_flood_ports(self.host.name(), &ports)?;
+        match self.flooder {
+            Flooder::LimitXdp => programs.attach_xdp(self.host.name(), uplink, bench_programs::LIMIT_FLOOD_XDP)?,
+            _ => programs.attach_tc_ingress(self.host.name(), uplink, bench_programs::LIMIT_FLOOD_TC)?,
+        }
+        Ok(programs)
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        // The limits' loads pinned the datapath's maps under the host namespace's instance directory.
+        for lan in &mut self.lans {
+            drop(lan.limit.take());
+        }
+        if self.flooder.is_limit() {
+            xlan::remove_leftover_state(self.host.name());
+        }
     }
 }
 
@@ -380,11 +452,12 @@ pub fn run(sizes: &[usize], flooders: &[String], runs: u32, duration: Duration, 
     let mut rows = Vec::new();
     for (index, &size) in sizes.iter().enumerate() {
         for (traffic, rate) in Traffic::ALL.into_iter().flat_map(|traffic| RATES.map(|rate| (traffic, rate))) {
-            let mut samples = vec![(Vec::new(), Vec::new(), Vec::new(), None); sites.len()];
+            let measured: Vec<&Site> = sites.iter().filter(|site| site.flooder.measures(traffic)).collect();
+            let mut samples = vec![(Vec::new(), Vec::new(), Vec::new(), None); measured.len()];
             for run in 1..=runs {
                 let mut line =
                     format!("bench: broadcast/{size} {} {} run {run}/{runs}:", traffic.name(), rate_name(rate));
-                for (site, (fractions, copies, strays, error)) in sites.iter().zip(samples.iter_mut()) {
+                for (site, (fractions, copies, strays, error)) in measured.iter().zip(samples.iter_mut()) {
                     if stop.load(Ordering::Relaxed) {
                         bail!("interrupted");
                     }
@@ -405,7 +478,7 @@ pub fn run(sizes: &[usize], flooders: &[String], runs: u32, duration: Duration, 
                 }
                 eprintln!("{line}");
             }
-            for (site, (fractions, copies, strays, error)) in sites.iter().zip(samples) {
+            for (site, (fractions, copies, strays, error)) in measured.iter().zip(samples) {
                 rows.push(Row {
                     flooder: site.flooder,
                     size,

@@ -3,7 +3,7 @@
 //! links, no pins) and go away when the load is dropped, or with the device.
 
 use anyhow::{anyhow, Context, Result};
-use aya::maps::{Array, MapData, PerCpuArray};
+use aya::maps::{Array, DevMapHash, MapData, PerCpuArray};
 use aya::programs::tc::TcAttachOptions;
 use aya::programs::{LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode};
 use datapath_common::bench::{map_names, program_names, BenchConfig, BenchTemplate, COUNTER_DELIVERED, FRAME_LEN};
@@ -66,6 +66,26 @@ impl BenchPrograms {
         let map = self.datapath.ebpf_mut().map_mut(name).ok_or_else(|| anyhow!("no map {name}"))?;
         let mut template: Array<&mut MapData, BenchTemplate> = Array::try_from(map)?;
         template.set(0, BenchTemplate { bytes }, 0).context("writing the generator's template")
+    }
+
+    /// The ports the flood limits copy to (`LIMIT_FLOOD_TC`, `LIMIT_FLOOD_XDP`): devices of namespace `netns`,
+    /// where the limit is attached, by ifindex (the device map resolves them in the writer's namespace).
+    pub fn set_flood_ports(&mut self, netns: &str, ifindexes: &[u32]) -> Result<()> {
+        let _inside = enter(netns)?;
+        let ebpf = self.datapath.ebpf_mut();
+        let name = map_names::FLOOD_PORTS;
+        let mut ports: Array<&mut MapData, u32> =
+            Array::try_from(ebpf.map_mut(name).ok_or_else(|| anyhow!("no map {name}"))?)?;
+        for (index, &ifindex) in ifindexes.iter().enumerate() {
+            ports.set(index as u32, ifindex, 0).with_context(|| format!("writing {name}[{index}]"))?;
+        }
+        let name = map_names::FLOOD_DEVICES;
+        let mut devices = DevMapHash::try_from(ebpf.map_mut(name).ok_or_else(|| anyhow!("no map {name}"))?)?;
+        for &ifindex in ifindexes {
+            devices.insert(ifindex, ifindex, None, 0).with_context(|| format!("adding ifindex {ifindex} to {name}"))?;
+        }
+        let config = self.config()?;
+        self.set_config(BenchConfig { flood_ports: ifindexes.len() as u32, ..config })
     }
 
     /// Frames the counter programs of this load have seen, over all CPUs and all devices they are attached to.

@@ -486,8 +486,13 @@ fn attach_wire_limit(
 /// 45 ns per 64-byte UDP frame by `perf`, and what merges TCP segments again); a limit without it would measure the
 /// veth's configuration, not the datapath's lookups.
 pub(super) fn endpoint_veth_like_xlans(topology: &BenchTopology, host: usize, index: u8) -> Result<()> {
-    topology.host(host).exec("ethtool", &["-K", &host_port(index), "tso", "off"])?;
-    topology.endpoint(index).exec("ethtool", &["-K", NODE_IFNAME, "gro", "on"])?;
+    veth_like_xlans(topology.host(host), &host_port(index), topology.endpoint(index), NODE_IFNAME)
+}
+
+/// The same for any endpoint veth: `port` in `host`, its peer `ifname` in `endpoint`.
+pub(super) fn veth_like_xlans(host: &Netns, port: &str, endpoint: &Netns, ifname: &str) -> Result<()> {
+    host.exec("ethtool", &["-K", port, "tso", "off"])?;
+    endpoint.exec("ethtool", &["-K", ifname, "gro", "on"])?;
     Ok(())
 }
 
