@@ -45,8 +45,9 @@ pub mod map_names {
     pub const GENERATION: &str = "XLAN_GENERATION";
     /// One `SpreaderConfig`: where broadcast copies for the other CPUs go (`fdb::flood` in the datapath).
     pub const SPREADER: &str = "XLAN_SPREADER";
-    /// Per-CPU counters of the spreading, indexed by `spread_counter`.
-    pub const SPREAD_COUNTS: &str = "XLAN_SPREAD_COUNTS";
+    /// Per-CPU counters of the floods (spreading, and the copies' way in), indexed by `flood_counter`. Named anew
+    /// when the backlog count joined them: `xlan upgrade` makes it beside the older `XLAN_SPREAD_COUNTS`.
+    pub const FLOOD_COUNTS: &str = "XLAN_FLOOD_COUNTS";
     /// (network, IP multicast group) → the endpoints that joined it (`GroupMembers`), learned from their IGMP and
     /// MLD reports.
     pub const GROUPS: &str = "XLAN_GROUPS";
@@ -71,7 +72,7 @@ pub mod map_names {
         EVENTS,
         GENERATION,
         SPREADER,
-        SPREAD_COUNTS,
+        FLOOD_COUNTS,
         GROUPS,
     ];
 }
@@ -653,15 +654,37 @@ impl Default for SpreaderConfig {
     }
 }
 
-/// The counters in `XLAN_SPREAD_COUNTS`.
-pub mod spread_counter {
+/// The counters in `XLAN_FLOOD_COUNTS`.
+pub mod flood_counter {
     /// Shares handed to another CPU through the spreader.
     pub const HANDED_OFF: u32 = 0;
     /// Shares made on the receiving CPU after all because the spreader refused the clone (the other CPU's backlog
     /// was full): the copies are delivered, made here.
     pub const MADE_HERE: u32 = 1;
-    pub const COUNT: u32 = 2;
+    /// Floods whose copies the CPU's backlog refused (full): the copy and the rest of the flood went to the
+    /// endpoints' own receive rings, delivered all the same. Each is also one drop in the kernel's
+    /// /proc/net/softnet_stat (and the host-side veth's tx drops), which the copy did not suffer.
+    pub const BACKLOG_FULL: u32 = 2;
+    pub const COUNT: u32 = 3;
 }
+
+/// How a broadcast copy travels into an endpoint (`fdb::copy_to`). A copy is a clone transmitted on the endpoint's
+/// host-side veth, which hands it to the endpoint's end in one of two ways (drivers/net/veth.c, `veth_xmit`):
+/// - into the CPU's backlog (`netif_rx`), as the kernel's macvlan delivers its copies: the cheaper way (measured
+///   1.4× the copies/s), but a queue of `net.core.netdev_max_backlog` (1000) frames the CPU shares with every
+///   device without NAPI, and which drops when full;
+/// - into the endpoint's own receive ring, drained by its NAPI (GRO on at the endpoint's end): no shared bound.
+///
+/// The veth takes the ring when the transmit queue's number is one the endpoint's end receives on. The host-side
+/// end has two transmit queues and the endpoint's end one receive queue (`driver::port::queue_copies_per_endpoint`),
+/// so transmit queue 1 means the backlog and 0 the ring. The program picks one through `skb->queue_mapping`, which
+/// the transmit takes as the number of the queue the frame was received on, plus one (`skb_tx_hash`).
+pub const COPY_TO_BACKLOG: u32 = 2;
+pub const COPY_TO_RING: u32 = 1;
+/// The copies one flood queues on its CPU's backlog at most; the rest, and all of them once the backlog refuses
+/// one, go to the rings. A NAPI round brings up to 64 frames to a CPU, so xlan's floods take at most half the
+/// default backlog in a round and leave the rest to the other devices that share it.
+pub const BACKLOG_COPIES_PER_FLOOD: u32 = 8;
 
 /// `XLAN_PORT_STATS` per-CPU value, indexed by the endpoint's slot (`EndpointConfig::slot`): an array, whose
 /// lookup the kernel inlines, rather than a hash by ifindex. rx: delivered to the endpoint; tx: sent by it.

@@ -18,7 +18,7 @@ use aya_ebpf::{
 };
 use datapath_common::{
     bench::{BenchConfig, BenchTemplate, COUNTERS, COUNTER_DELIVERED, COUNTER_GENERATED, FRAME_LEN, MAX_FLOOD_PORTS},
-    csum,
+    csum, BACKLOG_COPIES_PER_FLOOD,
 };
 use network_types::{
     eth::{EthHdr, EtherType},
@@ -26,7 +26,7 @@ use network_types::{
     udp::UdpHdr,
 };
 
-use crate::{error::Error, parse::ptr_at};
+use crate::{error::Error, fdb::copy_to, parse::ptr_at};
 
 #[map(name = "XLAN_BENCH_CONFIG")]
 static CONFIG: Array<BenchConfig> = Array::with_max_entries(1, 0);
@@ -105,15 +105,19 @@ pub fn xlan_bench_limit_tc(_ctx: TcContext) -> i32 {
     unsafe { bpf_redirect_peer(config.limit_tc_ifindex, 0) as i32 }
 }
 
-/// The limit of xlan's way of flooding (tc, `fdb::flood`) on one CPU: a clone of every frame into each flood port,
-/// the original on to the host, nothing looked up or spread.
+/// The limit of xlan's way of flooding (tc, `fdb::flood`) on one CPU: a copy of every frame into each flood port
+/// as xlan makes it (`fdb::copy_to`), the original on to the host, nothing looked up or spread.
 #[classifier]
 pub fn xlan_bench_limit_flood_tc(ctx: TcContext) -> i32 {
     let Some(config) = config() else { return TC_ACT_SHOT as i32 };
-    let mut walk = LimitFlood { skb: ctx.as_ptr().cast() };
-    // SAFETY: `limit_flood_one` reads `walk` (alive for the whole call) as the LimitFlood it is.
+    let skb: *mut __sk_buff = ctx.as_ptr().cast();
+    let mut walk = LimitFlood { skb, backlog_copies_left: BACKLOG_COPIES_PER_FLOOD };
+    // SAFETY: `limit_flood_one` uses `walk` (alive for the whole call) as the LimitFlood it is; the frame goes on
+    // with its own queue, as after xlan's flood.
     unsafe {
+        let queue = (*skb).queue_mapping;
         bpf_loop(config.flood_ports, limit_flood_one as *mut c_void, (&mut walk as *mut LimitFlood).cast(), 0);
+        (*skb).queue_mapping = queue;
     }
     TC_ACT_OK as i32
 }
@@ -122,14 +126,15 @@ pub fn xlan_bench_limit_flood_tc(ctx: TcContext) -> i32 {
 #[repr(C)]
 struct LimitFlood {
     skb: *mut __sk_buff,
+    backlog_copies_left: u32,
 }
 
 /// One copy of the tc flood limit. Returns 0 (go on) or 1 (past the ports).
 extern "C" fn limit_flood_one(index: u64, walk: *mut c_void) -> c_long {
     // SAFETY: `xlan_bench_limit_flood_tc` passes its LimitFlood, alive until bpf_loop returns.
-    let skb = unsafe { (*(walk as *const LimitFlood)).skb };
+    let walk = unsafe { &mut *(walk as *mut LimitFlood) };
     let Some(&port) = FLOOD_PORTS.get(index as u32) else { return 1 };
-    let _ = TcContext::new(skb).clone_redirect(port, 0);
+    copy_to(walk.skb, port, &mut walk.backlog_copies_left);
     0
 }
 

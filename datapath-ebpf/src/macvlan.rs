@@ -120,7 +120,7 @@ pub fn parent_egress(ctx: &TcContext, l2: &L2Header, network_id: u32, network: &
         return Ok(TC_ACT_OK as i32);
     }
     match macvlan_fdb(network_id, l2.dst) {
-        Some(entry) => Ok(redirect_to_port(Port::of(&entry), ctx.len())),
+        Some(entry) => Ok(redirect_to_port(ctx, Port::of(&entry))),
         None => Ok(TC_ACT_OK as i32),
     }
 }

@@ -6,7 +6,7 @@ use aya_ebpf::{
     maps::{Array, DevMapHash, HashMap, LpmTrie, PerCpuArray, RingBuf},
 };
 use datapath_common::{
-    spread_counter, EndpointConfig, EndpointStats, FdbEntry, FloodList, GroupKey, GroupMembers, IpEndpoint, IpKey,
+    flood_counter, EndpointConfig, EndpointStats, FdbEntry, FloodList, GroupKey, GroupMembers, IpEndpoint, IpKey,
     MacKey, NetworkConfig, ParentConfig, ParentKey, SpreaderConfig, VniKey, VtepList, VtepMac, DROP_REASONS,
     EVENTS_BYTES, GENERATIONS, MAX_ENDPOINTS, MAX_FDB_ENTRIES, MAX_GROUPS, MAX_IP_ENTRIES, MAX_NETWORKS,
     MAX_SOURCE_MACS, MAX_VNIS, STATS_SLOTS,
@@ -83,9 +83,9 @@ pub static IP_ENDPOINTS: LpmTrie<IpKey, IpEndpoint> = LpmTrie::pinned(MAX_IP_ENT
 #[map(name = "XLAN_SPREADER")]
 pub static SPREADER: Array<SpreaderConfig> = Array::pinned(1, 0);
 
-/// `spread_counter` → count (per CPU).
-#[map(name = "XLAN_SPREAD_COUNTS")]
-pub static SPREAD_COUNTS: PerCpuArray<u64> = PerCpuArray::pinned(spread_counter::COUNT, 0);
+/// `flood_counter` → count (per CPU).
+#[map(name = "XLAN_FLOOD_COUNTS")]
+pub static FLOOD_COUNTS: PerCpuArray<u64> = PerCpuArray::pinned(flood_counter::COUNT, 0);
 
 /// (network, IP multicast group) → the endpoints that joined it (`groups`). Not preallocated: 8 KB an entry in use (a
 /// 4 KB value, in the allocator's next size).

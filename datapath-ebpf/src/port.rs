@@ -1,10 +1,11 @@
 //! Delivery into a local endpoint, counted once here.
 use aya_ebpf::{
-    bindings::TC_ACT_SHOT,
+    bindings::{__sk_buff, TC_ACT_SHOT},
     helpers::{bpf_redirect, bpf_redirect_peer},
-    programs::XdpContext,
+    programs::{TcContext, XdpContext},
+    EbpfContext,
 };
-use datapath_common::FdbEntry;
+use datapath_common::{FdbEntry, COPY_TO_RING};
 
 use crate::{
     error::Error,
@@ -53,12 +54,16 @@ pub fn redirect_xdp(ctx: &XdpContext, port: Port) -> Result<u32, Error> {
 }
 
 /// Into an endpoint through its host-side veth's transmit path (the veth hands it to the endpoint's end):
-/// for TC egress hooks, where `redirect_to_peer` is not allowed.
+/// for TC egress hooks, where `redirect_to_peer` is not allowed. Through the endpoint's receive ring, where GRO
+/// merges the host's TCP segments again (`COPY_TO_RING`; a socket that already picked a queue keeps it).
 #[inline(always)]
-pub fn redirect_to_port(port: Port, len: u32) -> i32 {
-    count_rx(port.slot, len);
-    // SAFETY: a plain helper call.
-    let verdict = unsafe { bpf_redirect(port.ifindex, 0) } as i32;
+pub fn redirect_to_port(ctx: &TcContext, port: Port) -> i32 {
+    count_rx(port.slot, ctx.len());
+    // SAFETY: a context field tc programs may write, then a plain helper call.
+    let verdict = unsafe {
+        (*(ctx.as_ptr() as *mut __sk_buff)).queue_mapping = COPY_TO_RING;
+        bpf_redirect(port.ifindex, 0)
+    } as i32;
     if verdict < 0 {
         TC_ACT_SHOT as i32
     } else {

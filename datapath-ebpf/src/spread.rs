@@ -11,10 +11,10 @@ use aya_ebpf::{
     EbpfContext,
 };
 use datapath_common::{
-    spread_counter, SpreaderConfig, MAX_SPREAD_CPUS, SPREAD_MARK, SPREAD_PORTS_PER_SHARE, SPREAD_TO_MEMBERS,
+    flood_counter, SpreaderConfig, MAX_SPREAD_CPUS, SPREAD_MARK, SPREAD_PORTS_PER_SHARE, SPREAD_TO_MEMBERS,
 };
 
-use crate::{fdb::flood_share, maps::SPREADER, stats::count_spread};
+use crate::{fdb::flood_share, maps::SPREADER, stats::count_flood};
 
 /// What a handed-off share is: the network, how many shares, which one, and whether only the group's members get
 /// copies.
@@ -129,10 +129,10 @@ extern "C" fn hand_off_one(share: u64, walk: *mut c_void) -> c_long {
         TcContext::new(walk.skb).clone_redirect(config.ifindex, 0).is_ok()
     };
     if handed {
-        count_spread(spread_counter::HANDED_OFF);
+        count_flood(flood_counter::HANDED_OFF);
     } else {
         walk.made_here |= 1 << share;
-        count_spread(spread_counter::MADE_HERE);
+        count_flood(flood_counter::MADE_HERE);
     }
     0
 }

@@ -1,8 +1,8 @@
 //! Per-CPU counters: per endpoint (rx delivered to it, tx sent by it, drops of what it sent), by the endpoint's slot
-//! in `PORT_STATS`, per drop reason, and of the broadcast spreading.
+//! in `PORT_STATS`, per drop reason, and of the floods.
 use datapath_common::DropReason;
 
-use crate::maps::{DROPS, PORT_STATS, SPREAD_COUNTS};
+use crate::maps::{DROPS, FLOOD_COUNTS, PORT_STATS};
 
 #[inline(always)]
 pub fn count_rx(slot: u32, bytes: u32) {
@@ -43,10 +43,10 @@ pub fn count_drop(reason: DropReason, from_slot: Option<u32>) {
     }
 }
 
-/// Counts one event of the broadcast spreading (`spread_counter`).
+/// Counts one event of a flood: its spreading, or the copies' way in (`flood_counter`).
 #[inline(always)]
-pub fn count_spread(counter: u32) {
-    if let Some(total) = SPREAD_COUNTS.get_ptr_mut(counter) {
+pub fn count_flood(counter: u32) {
+    if let Some(total) = FLOOD_COUNTS.get_ptr_mut(counter) {
         // SAFETY: per-CPU slot.
         unsafe { *total += 1 };
     }

@@ -253,7 +253,7 @@ pub fn decap_tc(ctx: &TcContext, l2: &L2Header, parent: u32) -> Result<Option<i3
         Some(entry) if entry.ifindex != 0 && (inner_ipv6 || inner.ether_type == EtherType::Ipv4 as u16) => {
             Ok(Some(redirect_to_peer(Port::of(&entry), ctx.len())))
         }
-        Some(entry) if entry.ifindex != 0 => Ok(Some(redirect_to_port(Port::of(&entry), ctx.len()))),
+        Some(entry) if entry.ifindex != 0 => Ok(Some(redirect_to_port(ctx, Port::of(&entry)))),
         Some(_) => Err(Error::SplitHorizon),
         None => {
             flood(ctx, received.network_id, 0);

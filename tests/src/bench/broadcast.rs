@@ -278,7 +278,7 @@ impl Site {
         for n in 0..lan.size {
             let (netns, ifname) = lan.endpoint(n);
             netns.ip(&["link", "set", &ifname, "up"])?;
-            super::topology::veth_like_xlans(&self.host, &port(n), netns, &ifname)?;
+            super::topology::veth_like_xlans(&self.host, &port(n), netns, &ifname, false)?;
             ports.push(ifindex_in(self.host.name(), &port(n))?);
         }
         // The pins the load makes go with the host namespace (`Drop for Site`).
@@ -490,6 +490,12 @@ pub fn run(sizes: &[usize], flooders: &[String], runs: u32, duration: Duration, 
                     error,
                 });
             }
+        }
+    }
+    for site in &sites {
+        if let Some(xlan) = &site.xlan {
+            // How the copies went in over all the runs: spread over the CPUs, and how often a backlog refused them.
+            eprint!("bench: broadcast: xlan's floods: {}", xlan.run(&["stats", "--spread"])?);
         }
     }
     Ok(rows)

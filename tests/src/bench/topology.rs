@@ -460,7 +460,7 @@ fn attach_wire_limit(
     config.limit_wire_ifindex = ifindex_in(host, &host_port(1))?;
     config.limit_tc_ifindex = ifindex_in(host, &host_port(2))?;
     for index in 1..=ENDPOINTS {
-        endpoint_veth_like_xlans(topology, 0, index)?;
+        endpoint_veth_like_xlans(topology, 0, index, backend == Backend::LimitXdp)?;
     }
     if backend == Backend::LimitXdp {
         // The xdp limit is measured outside → endpoint only, so e1's answers may go back out of the parent (a bare
@@ -482,16 +482,19 @@ fn attach_wire_limit(
 }
 
 /// Sets the limit's endpoint veth as xlan sets its own (`driver::port::queue_copies_per_endpoint`): TSO off on the
-/// host side, GRO on at the endpoint's end. What xlan redirects in XDP into an endpoint goes through that GRO (about
-/// 45 ns per 64-byte UDP frame by `perf`, and what merges TCP segments again); a limit without it would measure the
-/// veth's configuration, not the datapath's lookups.
-pub(super) fn endpoint_veth_like_xlans(topology: &BenchTopology, host: usize, index: u8) -> Result<()> {
-    veth_like_xlans(topology.host(host), &host_port(index), topology.endpoint(index), NODE_IFNAME)
+/// host side, GRO on at the endpoint's end, and two transmit queues on the host side for the tc hook (the copies'
+/// two ways in; one with the xdp hook, whose XDP stub on the endpoint's end needs as many receive queues). What xlan
+/// redirects in XDP into an endpoint goes through that GRO (about 45 ns per 64-byte UDP frame by `perf`, and what
+/// merges TCP segments again); a limit without it would measure the veth's configuration, not the datapath's
+/// lookups.
+pub(super) fn endpoint_veth_like_xlans(topology: &BenchTopology, host: usize, index: u8, xdp_hook: bool) -> Result<()> {
+    veth_like_xlans(topology.host(host), &host_port(index), topology.endpoint(index), NODE_IFNAME, xdp_hook)
 }
 
 /// The same for any endpoint veth: `port` in `host`, its peer `ifname` in `endpoint`.
-pub(super) fn veth_like_xlans(host: &Netns, port: &str, endpoint: &Netns, ifname: &str) -> Result<()> {
+pub(super) fn veth_like_xlans(host: &Netns, port: &str, endpoint: &Netns, ifname: &str, xdp_hook: bool) -> Result<()> {
     host.exec("ethtool", &["-K", port, "tso", "off"])?;
+    host.exec("ethtool", &["-L", port, "tx", if xdp_hook { "1" } else { "2" }])?;
     endpoint.exec("ethtool", &["-K", ifname, "gro", "on"])?;
     Ok(())
 }

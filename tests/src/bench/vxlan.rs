@@ -143,8 +143,8 @@ pub fn attach_limit(topology: &BenchTopology, programs: &mut BenchPrograms, conf
     let (a, b) = (topology.host(0).name(), topology.host(1).name());
     config.limit_egress_ifindex = ifindex_in(a, UNDERLAY)?;
     config.limit_wire_ifindex = ifindex_in(b, &host_port(2))?;
-    endpoint_veth_like_xlans(topology, 0, 1)?;
-    endpoint_veth_like_xlans(topology, 1, 2)?;
+    endpoint_veth_like_xlans(topology, 0, 1, false)?;
+    endpoint_veth_like_xlans(topology, 1, 2, false)?;
     programs.attach_tc_ingress(a, &host_port(1), bench_programs::LIMIT_EGRESS)?;
     programs.attach_tc_ingress(b, UNDERLAY, bench_programs::LIMIT_WIRE_TC)?;
     Ok(())

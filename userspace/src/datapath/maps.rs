@@ -426,9 +426,9 @@ impl<'a> Tables<'a> {
         self.array::<SpreaderConfig>(name)?.set(0, config, 0).map_err(|e| map_error(name, e))
     }
 
-    /// The spreading's counters (`spread_counter`), summed over CPUs.
-    pub fn spread_counts(&self) -> Result<[u64; datapath_common::spread_counter::COUNT as usize]> {
-        self.per_cpu_sums(map_names::SPREAD_COUNTS)
+    /// The floods' counters (`flood_counter`), summed over CPUs.
+    pub fn flood_counts(&self) -> Result<[u64; datapath_common::flood_counter::COUNT as usize]> {
+        self.per_cpu_sums(map_names::FLOOD_COUNTS)
     }
 
     /// Removes every map pin of the instance (its last network is gone), an older xlan's too, and the shared

@@ -45,7 +45,7 @@ pub async fn attach(
     // router solicitations from its link-local address reach the endpoint (the kernel's macvlan and vxlan endpoints
     // have no such peer).
     sysctl::disable_ipv6(&names.host)?;
-    queue_copies_per_endpoint(&names.host, &names.transit)?;
+    queue_copies_per_endpoint(&names.host, &names.transit, network.hook)?;
     let transit = host.require_device(&names.transit).await?;
     host.set_mac(transit.index, endpoint.mac).await?;
     let Some((netns, inside)) = inside else {
@@ -138,16 +138,30 @@ async fn set_vxlan_mtu(
     host.set_mtu(endpoint.host.ifindex, mtu).await
 }
 
-/// Makes the copies of a broadcast (`bpf_clone_redirect` into `host`, the host-side veth's transmit path) queue on the
-/// endpoint's own veth receive ring (one per endpoint, drained by its own NAPI) instead of the CPU's shared input queue:
-/// all copies of one frame are made in one go, and that queue takes `net.core.netdev_max_backlog` (1000) at most, so
-/// a network of more endpoints lost the rest of every broadcast. The veth hands a frame to its peer's NAPI when the
-/// peer has one (GRO on, or an XDP program) and the frame is fit for GRO, which a frame from outside is only when the
-/// sending end has no TSO. What else goes through that transmit path is the host's own traffic to the endpoint
-/// (`--host-access`): its TCP is segmented before the veth and merged again by GRO. Unicast from the wire and from
-/// other endpoints skips it (`bpf_redirect_peer`, XDP redirect).
-pub fn queue_copies_per_endpoint(host: &str, endpoint_end: &str) -> Result<()> {
+/// Gives the copies of a broadcast (`bpf_clone_redirect` into `host`, the host-side veth's transmit path) both ways
+/// into the endpoint (`datapath_common::COPY_TO_BACKLOG`): the CPU's backlog, cheap but shared and bounded by
+/// `net.core.netdev_max_backlog`, and the endpoint's own veth receive ring, drained by its own NAPI. The veth takes
+/// the ring when the endpoint's end has NAPI (GRO on, or an XDP program), the frame is fit for GRO (a frame from
+/// outside is only when the sending end has no TSO) and the transmit queue is one the endpoint's end receives on:
+/// the host-side end gets two transmit queues, the endpoint's end keeps one receive queue, and the datapath picks
+/// the queue per copy.
+///
+/// Only one way, the ring, with the xdp hook, and with one CPU (a veth has a queue per possible CPU): a veth takes
+/// an XDP program only while it receives on as many queues as its peer transmits on (else ENOSPC, "XDP expects
+/// number of rx queues not less than peer tx queues"), and the xdp hook puts one on the endpoint's end. For the same
+/// reason an XDP program of the endpoint's own on its interface (native mode) needs `ethtool -L IFNAME rx 2` there
+/// first, after which every copy takes the ring.
+///
+/// What else goes through that transmit path is the host's own traffic to the endpoint (`--host-access`): its TCP
+/// is segmented before the veth (no TSO) and merged again by GRO when it takes the ring. Unicast from the wire and
+/// from other endpoints skips it (`bpf_redirect_peer`, XDP redirect).
+pub fn queue_copies_per_endpoint(host: &str, endpoint_end: &str, hook: ParentHook) -> Result<()> {
     ethtool::set(host, Feature::Tso, false)?;
+    let ways_in = match hook {
+        ParentHook::Tc => 2,
+        ParentHook::Xdp => 1,
+    };
+    ethtool::set_tx_queues(host, ways_in)?;
     ethtool::set(endpoint_end, Feature::Gro, true)
 }
 

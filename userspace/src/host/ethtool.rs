@@ -39,25 +39,63 @@ struct EthtoolValue {
 /// `ethtool -K IFNAME FEATURE on|off`.
 pub fn set(ifname: &str, feature: Feature, on: bool) -> Result<()> {
     let what = || format!("ethtool -K {ifname} {} {}", feature.name(), if on { "on" } else { "off" });
+    let mut value = EthtoolValue { cmd: feature.set_command(), data: u32::from(on) };
+    request(ifname, (&mut value as *mut EthtoolValue).cast()).map_err(|e| Error::io(what(), e))
+}
+
+/// `struct ethtool_channels`.
+#[repr(C)]
+#[derive(Default)]
+struct EthtoolChannels {
+    cmd: u32,
+    max_rx: u32,
+    max_tx: u32,
+    max_other: u32,
+    max_combined: u32,
+    rx_count: u32,
+    tx_count: u32,
+    other_count: u32,
+    combined_count: u32,
+}
+
+const ETHTOOL_GCHANNELS: u32 = 0x3c;
+const ETHTOOL_SCHANNELS: u32 = 0x3d;
+
+/// `ethtool -L IFNAME tx COUNT`, or as many as the device has if fewer (a veth has one a possible CPU). Returns the
+/// transmit queues it has now.
+pub fn set_tx_queues(ifname: &str, count: u32) -> Result<u32> {
+    let what = || format!("ethtool -L {ifname} tx {count}");
+    let mut channels = EthtoolChannels { cmd: ETHTOOL_GCHANNELS, ..Default::default() };
+    request(ifname, (&mut channels as *mut EthtoolChannels).cast()).map_err(|e| Error::io(what(), e))?;
+    let wanted = count.min(channels.max_tx).max(1);
+    if channels.tx_count != wanted {
+        channels.cmd = ETHTOOL_SCHANNELS;
+        channels.tx_count = wanted;
+        request(ifname, (&mut channels as *mut EthtoolChannels).cast()).map_err(|e| Error::io(what(), e))?;
+    }
+    Ok(wanted)
+}
+
+/// One SIOCETHTOOL request on `ifname` with `data` (an ethtool command struct, alive across the call).
+fn request(ifname: &str, data: *mut libc::c_void) -> std::io::Result<()> {
     // SAFETY: a socket this function owns; the request's name is NUL-terminated within IFNAMSIZ and its data points at
-    // `value`, alive across the call.
+    // the caller's command struct.
     unsafe {
         let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
         if fd < 0 {
-            return Err(Error::io(what(), std::io::Error::last_os_error()));
+            return Err(std::io::Error::last_os_error());
         }
         let socket = OwnedFd::from_raw_fd(fd);
-        let mut value = EthtoolValue { cmd: feature.set_command(), data: u32::from(on) };
         let mut request: libc::ifreq = std::mem::zeroed();
         if ifname.len() >= request.ifr_name.len() {
-            return Err(Error::io(what(), std::io::Error::from_raw_os_error(libc::ENAMETOOLONG)));
+            return Err(std::io::Error::from_raw_os_error(libc::ENAMETOOLONG));
         }
         for (slot, byte) in request.ifr_name.iter_mut().zip(ifname.bytes()) {
             *slot = byte as libc::c_char;
         }
-        request.ifr_ifru.ifru_data = (&mut value as *mut EthtoolValue).cast();
+        request.ifr_ifru.ifru_data = data.cast();
         if libc::ioctl(socket.as_raw_fd(), libc::SIOCETHTOOL, &mut request) != 0 {
-            return Err(Error::io(what(), std::io::Error::last_os_error()));
+            return Err(std::io::Error::last_os_error());
         }
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! Per-endpoint counters: what the datapath delivered to each endpoint and what it sent, and its drops by reason.
 use std::collections::BTreeMap;
 
-use datapath_common::{spread_counter, DROP_REASONS, DROP_REASON_NAMES};
+use datapath_common::{flood_counter, DROP_REASONS, DROP_REASON_NAMES};
 use serde::Serialize;
 
 use crate::{
@@ -64,6 +64,9 @@ pub struct SpreadCounters {
     pub handed_off: u64,
     /// Shares made on the receiving CPU after all, because the other CPU's backlog was full.
     pub made_here: u64,
+    /// Floods whose copies a CPU's backlog refused (full), the rest of their copies queued on the endpoints' own
+    /// rings: none lost, but each is a drop in /proc/net/softnet_stat.
+    pub backlog_full: u64,
 }
 
 pub async fn spread(instance: &Instance) -> Result<SpreadCounters> {
@@ -72,11 +75,12 @@ pub async fn spread(instance: &Instance) -> Result<SpreadCounters> {
     if !tables.exist() {
         return Ok(SpreadCounters::default());
     }
-    let counts = tables.spread_counts()?;
+    let counts = tables.flood_counts()?;
     Ok(SpreadCounters {
         cpus: tables.spreader()?.cpus,
-        handed_off: counts[spread_counter::HANDED_OFF as usize],
-        made_here: counts[spread_counter::MADE_HERE as usize],
+        handed_off: counts[flood_counter::HANDED_OFF as usize],
+        made_here: counts[flood_counter::MADE_HERE as usize],
+        backlog_full: counts[flood_counter::BACKLOG_FULL as usize],
     })
 }
 

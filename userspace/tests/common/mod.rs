@@ -238,9 +238,11 @@ impl Fixture {
         use std::io::Write;
         ip.stdin.take().unwrap().write_all(commands.as_bytes()).unwrap();
         assert!(ip.wait().unwrap().success(), "ip -batch: {count} veth pairs");
-        // As `endpoint add` makes them (the test thread is in the namespace of both ends).
+        // As `endpoint add` makes them for the default (tc) hook, both ways in for copies: the first of a flood's
+        // copies through the CPU's backlog, the rest through the endpoints' rings (the test thread is in the
+        // namespace of both ends).
         for n in 0..count {
-            port::queue_copies_per_endpoint(&format!("fp{n}"), &format!("fe{n}")).unwrap();
+            port::queue_copies_per_endpoint(&format!("fp{n}"), &format!("fe{n}"), ParentHook::Tc).unwrap();
         }
         (0..count)
             .map(|n| Endpoint {

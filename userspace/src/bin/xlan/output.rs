@@ -269,11 +269,18 @@ pub fn spread(counters: &SpreadCounters, as_json: bool) -> Output {
     if as_json {
         return Output::json(counters);
     }
+    let backlog = format!(
+        "broadcast copies sent to endpoints' rings because the CPU's backlog was full: {} floods (none lost; each \
+         a drop in /proc/net/softnet_stat)\n",
+        counters.backlog_full
+    );
     if counters.cpus < 2 {
-        return Output::lines("broadcast copies are not spread over CPUs (one CPU, or no networks)\n".into());
+        return Output::lines(format!(
+            "broadcast copies are not spread over CPUs (one CPU, or no networks)\n{backlog}"
+        ));
     }
     Output::lines(format!(
-        "broadcast copies spread over {} CPUs: {} shares handed off, {} made here (backlog full)\n",
+        "broadcast copies spread over {} CPUs: {} shares handed off, {} made here (backlog full)\n{backlog}",
         counters.cpus, counters.handed_off, counters.made_here
     ))
 }

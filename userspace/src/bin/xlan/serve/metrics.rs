@@ -157,6 +157,11 @@ pub async fn render(instance: &Instance) -> Result<String, String> {
             "Shares of a broadcast's copies made on the receiving CPU because the other CPU's backlog was full",
             spread.made_here,
         ),
+        (
+            "xlan_broadcast_backlog_full",
+            "Floods whose copies a CPU's backlog refused, the rest queued on the endpoints' own rings (none lost)",
+            spread.backlog_full,
+        ),
     ] {
         let counter = Counter::<u64>::default();
         counter.inc_by(count);
