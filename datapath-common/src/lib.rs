@@ -661,30 +661,35 @@ pub mod flood_counter {
     /// Shares made on the receiving CPU after all because the spreader refused the clone (the other CPU's backlog
     /// was full): the copies are delivered, made here.
     pub const MADE_HERE: u32 = 1;
-    /// Floods whose copies the CPU's backlog refused (full): the copy and the rest of the flood went to the
-    /// endpoints' own receive rings, delivered all the same. Each is also one drop in the kernel's
-    /// /proc/net/softnet_stat (and the host-side veth's tx drops), which the copy did not suffer.
-    pub const BACKLOG_FULL: u32 = 2;
+    /// Copies a CPU's full backlog refused, which then went to their endpoints' own receive rings (and that CPU's
+    /// floods for the next millisecond). Each is also one drop in the kernel's /proc/net/softnet_stat and the
+    /// host-side veth's tx drops, which the copy did not suffer.
+    pub const BACKLOG_REFUSED: u32 = 2;
     pub const COUNT: u32 = 3;
 }
 
-/// How a broadcast copy travels into an endpoint (`fdb::copy_to`). A copy is a clone transmitted on the endpoint's
-/// host-side veth, which hands it to the endpoint's end in one of two ways (drivers/net/veth.c, `veth_xmit`):
+/// How a copy of a frame goes into an endpoint (datapath-ebpf's `copy`). A copy is a clone transmitted on the
+/// endpoint's host-side veth, which hands it to the endpoint's end in one of two ways (drivers/net/veth.c,
+/// `veth_xmit`):
 /// - into the CPU's backlog (`netif_rx`), as the kernel's macvlan delivers its copies: the cheaper way (measured
 ///   1.4× the copies/s), but a queue of `net.core.netdev_max_backlog` (1000) frames the CPU shares with every
-///   device without NAPI, and which drops when full;
+///   device without NAPI (loopback, other veths), and which drops when full;
 /// - into the endpoint's own receive ring, drained by its NAPI (GRO on at the endpoint's end): no shared bound.
 ///
 /// The veth takes the ring when the transmit queue's number is one the endpoint's end receives on. The host-side
 /// end has two transmit queues and the endpoint's end one receive queue (`driver::port::queue_copies_per_endpoint`),
 /// so transmit queue 1 means the backlog and 0 the ring. The program picks one through `skb->queue_mapping`, which
-/// the transmit takes as the number of the queue the frame was received on, plus one (`skb_tx_hash`).
-pub const COPY_TO_BACKLOG: u32 = 2;
-pub const COPY_TO_RING: u32 = 1;
-/// The copies one flood queues on its CPU's backlog at most; the rest, and all of them once the backlog refuses
-/// one, go to the rings. A NAPI round brings up to 64 frames to a CPU, so xlan's floods take at most half the
-/// default backlog in a round and leave the rest to the other devices that share it.
-pub const BACKLOG_COPIES_PER_FLOOD: u32 = 8;
+/// the transmit takes as the number of the queue a frame was received on, plus one (`skb_tx_hash`; a clone has no
+/// socket whose queue would come first). It does not pick when the host-side end has one transmit queue (the xdp
+/// hook, one CPU, an endpoint made before this), XPS or traffic classes, or the endpoint's end more receive queues:
+/// then the veth decides alone, and every copy takes the ring.
+pub const QUEUE_MAPPING_TO_BACKLOG: u32 = 2;
+pub const QUEUE_MAPPING_TO_RING: u32 = 1;
+/// The ports at the front of each share of a flood list whose copies take the backlog; the rest take the rings. A
+/// NAPI round brings up to 64 frames to a CPU, so xlan's floods put at most half the default backlog into it in a
+/// round. After a refusal (the backlog full) that copy, and this CPU's floods for the next millisecond, take the
+/// rings.
+pub const BACKLOG_PORTS_PER_SHARE: u32 = 8;
 
 /// `XLAN_PORT_STATS` per-CPU value, indexed by the endpoint's slot (`EndpointConfig::slot`): an array, whose
 /// lookup the kernel inlines, rather than a hash by ifindex. rx: delivered to the endpoint; tx: sent by it.

@@ -18,7 +18,7 @@ use aya_ebpf::{
 };
 use datapath_common::{
     bench::{BenchConfig, BenchTemplate, COUNTERS, COUNTER_DELIVERED, COUNTER_GENERATED, FRAME_LEN, MAX_FLOOD_PORTS},
-    csum, BACKLOG_COPIES_PER_FLOOD,
+    csum,
 };
 use network_types::{
     eth::{EthHdr, EtherType},
@@ -26,7 +26,7 @@ use network_types::{
     udp::UdpHdr,
 };
 
-use crate::{error::Error, fdb::copy_to, parse::ptr_at};
+use crate::{copy::FloodCopies, error::Error, parse::ptr_at};
 
 #[map(name = "XLAN_BENCH_CONFIG")]
 static CONFIG: Array<BenchConfig> = Array::with_max_entries(1, 0);
@@ -106,18 +106,14 @@ pub fn xlan_bench_limit_tc(_ctx: TcContext) -> i32 {
 }
 
 /// The limit of xlan's way of flooding (tc, `fdb::flood`) on one CPU: a copy of every frame into each flood port
-/// as xlan makes it (`fdb::copy_to`), the original on to the host, nothing looked up or spread.
+/// as xlan makes it (`copy::FloodCopies`), the original on to the host, nothing looked up or spread.
 #[classifier]
 pub fn xlan_bench_limit_flood_tc(ctx: TcContext) -> i32 {
     let Some(config) = config() else { return TC_ACT_SHOT as i32 };
-    let skb: *mut __sk_buff = ctx.as_ptr().cast();
-    let mut walk = LimitFlood { skb, backlog_copies_left: BACKLOG_COPIES_PER_FLOOD };
-    // SAFETY: `limit_flood_one` uses `walk` (alive for the whole call) as the LimitFlood it is; the frame goes on
-    // with its own queue, as after xlan's flood.
+    let mut walk = LimitFlood { skb: ctx.as_ptr().cast(), copies: FloodCopies::new(1) };
+    // SAFETY: `limit_flood_one` uses `walk` (alive for the whole call) as the LimitFlood it is.
     unsafe {
-        let queue = (*skb).queue_mapping;
         bpf_loop(config.flood_ports, limit_flood_one as *mut c_void, (&mut walk as *mut LimitFlood).cast(), 0);
-        (*skb).queue_mapping = queue;
     }
     TC_ACT_OK as i32
 }
@@ -126,7 +122,7 @@ pub fn xlan_bench_limit_flood_tc(ctx: TcContext) -> i32 {
 #[repr(C)]
 struct LimitFlood {
     skb: *mut __sk_buff,
-    backlog_copies_left: u32,
+    copies: FloodCopies,
 }
 
 /// One copy of the tc flood limit. Returns 0 (go on) or 1 (past the ports).
@@ -134,7 +130,7 @@ extern "C" fn limit_flood_one(index: u64, walk: *mut c_void) -> c_long {
     // SAFETY: `xlan_bench_limit_flood_tc` passes its LimitFlood, alive until bpf_loop returns.
     let walk = unsafe { &mut *(walk as *mut LimitFlood) };
     let Some(&port) = FLOOD_PORTS.get(index as u32) else { return 1 };
-    copy_to(walk.skb, port, &mut walk.backlog_copies_left);
+    walk.copies.copy(walk.skb, index as u32, port);
     0
 }
 

@@ -6,18 +6,16 @@ use aya_ebpf::{
     programs::TcContext,
     EbpfContext,
 };
-use datapath_common::{
-    flood_counter, FdbEntry, FloodList, GroupMembers, MacKey, NetworkConfig, ParentConfig, BACKLOG_COPIES_PER_FLOOD,
-    COPY_TO_BACKLOG, COPY_TO_RING, MAX_FLOOD_PORTS,
-};
+use datapath_common::{FdbEntry, FloodList, GroupMembers, MacKey, NetworkConfig, ParentConfig, MAX_FLOOD_PORTS};
 
 use crate::{
     cache::{self, datapath_changed},
+    copy::FloodCopies,
     groups::{self, FloodGroup},
     maps::{FDB, FLOOD, SOURCE_MACS},
     port::Port,
     spread,
-    stats::{count_flood, count_rx},
+    stats::count_rx,
 };
 
 /// Where frames to `mac` go in the network: a static entry, or a learned one younger than `ageing_secs`
@@ -106,8 +104,8 @@ struct FloodWalk {
     /// copies of the shares whose bit is set in `made_here`.
     shares: u32,
     made_here: u64,
-    /// Copies this walk may still queue on the CPU's backlog (`copy_to`).
-    backlog_copies_left: u32,
+    /// Which way each copy goes in.
+    copies: FloodCopies,
 }
 
 /// Sends one copy of the frame to every port of the network except `except_ifindex` (the sender); multicast to a
@@ -191,16 +189,12 @@ fn flood_shares(
         len: ctx.len(),
         shares: shares.max(1),
         made_here,
-        backlog_copies_left: BACKLOG_COPIES_PER_FLOOD,
+        copies: FloodCopies::new(shares.max(1)),
     };
-    let skb = walk.skb;
     // SAFETY: `flood_one` uses `walk` (alive for the whole call) as the FloodWalk it is; the result (the number
-    // of iterations) says nothing the copies' counters do not. The frame goes on with the queue it came in on (RPS
-    // picks its map by it).
+    // of iterations) says nothing the copies' counters do not.
     unsafe {
-        let queue = (*skb).queue_mapping;
         bpf_loop(count, flood_one as *mut c_void, (&mut walk as *mut FloodWalk).cast(), 0);
-        (*skb).queue_mapping = queue;
     }
 }
 
@@ -225,30 +219,8 @@ extern "C" fn flood_one(index: u64, walk: *mut c_void) -> c_long {
     if !walk.members.is_null() && unsafe { !(*walk.members).has(slot) } {
         return 0;
     }
-    if port != walk.except_ifindex && copy_to(walk.skb, port, &mut walk.backlog_copies_left) {
+    if port != walk.except_ifindex && walk.copies.copy(walk.skb, index as u32, port) {
         count_rx(slot, walk.len);
     }
     0
-}
-
-/// One copy of the frame into `port`: through the CPU's backlog while the flood has some of its
-/// `BACKLOG_COPIES_PER_FLOOD` (`backlog_copies_left`) left and the backlog takes it, else through the endpoint's
-/// own receive ring (`COPY_TO_BACKLOG` says how the queue number picks the way). Returns whether the copy was taken.
-/// The caller puts the frame's own `queue_mapping` back.
-#[inline(always)]
-pub fn copy_to(skb: *mut __sk_buff, port: u32, backlog_copies_left: &mut u32) -> bool {
-    if *backlog_copies_left > 0 {
-        // SAFETY: a context field tc programs may write.
-        unsafe { (*skb).queue_mapping = COPY_TO_BACKLOG };
-        if TcContext::new(skb).clone_redirect(port, 0).is_ok() {
-            *backlog_copies_left -= 1;
-            return true;
-        }
-        // The backlog is full (`netdev_max_backlog`): this copy and the rest of the flood go to the rings.
-        *backlog_copies_left = 0;
-        count_flood(flood_counter::BACKLOG_FULL);
-    }
-    // SAFETY: as above.
-    unsafe { (*skb).queue_mapping = COPY_TO_RING };
-    TcContext::new(skb).clone_redirect(port, 0).is_ok()
 }

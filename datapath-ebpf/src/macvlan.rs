@@ -6,11 +6,13 @@ use aya_ebpf::{
     bindings::{BPF_F_INGRESS, TC_ACT_OK},
     helpers::bpf_redirect,
     programs::TcContext,
+    EbpfContext,
 };
 use datapath_common::{is_multicast_mac, MacvlanMode, NetworkConfig, NetworkFlags};
 
 use crate::{
     cache::macvlan_fdb,
+    copy::{clone_into, WayIn},
     dispatch::Sender,
     error::Error,
     fdb::{first_port, flood, source_allowed},
@@ -63,7 +65,8 @@ pub fn parent_ingress(ctx: &TcContext, l2: &L2Header, network_id: u32, network: 
                 if multicast {
                     flood(ctx, network_id, 0);
                 } else if let Some(entry) = macvlan_fdb(network_id, l2.dst) {
-                    if ctx.clone_redirect(entry.ifindex, 0).is_ok() {
+                    // The ring: one way for a source's unicast, so it keeps its order.
+                    if clone_into(ctx.as_ptr().cast(), entry.ifindex, WayIn::Ring) {
                         count_rx(entry.slot, ctx.len());
                     }
                 }

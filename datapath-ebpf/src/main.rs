@@ -6,6 +6,7 @@
 
 mod bench;
 mod cache;
+mod copy;
 mod dispatch;
 mod drops;
 mod error;

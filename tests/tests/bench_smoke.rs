@@ -142,7 +142,8 @@ fn tiny_bench_reports_every_scenario_with_packets_delivered() {
 }
 
 /// The broadcast bench cannot rot either: one short run of 8 endpoints, every kind of traffic at every rate, every
-/// flooder. Checked: broadcast.json has a row per (flooder, traffic, rate) with its summaries, each flooder delivered
+/// flooder (the two limits broadcast only). Checked: broadcast.json has a row per (flooder, traffic, rate) with its
+/// summaries, each flooder delivered
 /// frames of every kind at the paced rate (50 k/s: the kernel's default queue keeps up there), and the stray copies
 /// of the one-receiver multicast are what each design makes: none from xlan, which copies a group's multicast to the
 /// members it learned from their MLD reports, and (almost) none from the kernel's hash-filtered macvlan.
@@ -156,7 +157,7 @@ fn tiny_broadcast_bench_reports_every_kind_and_rate() {
     let text = std::fs::read_to_string(out.0.join("broadcast.json")).expect("broadcast.json");
     let rows: Value = serde_json::from_str(&text).expect("broadcast.json is JSON");
     let rows = rows.as_array().expect("an array of rows");
-    assert_eq!(rows.len(), 3 * 3 * 3, "flooders × kinds × rates: {text}");
+    assert_eq!(rows.len(), 3 * 3 * 3 + 2 * 3, "flooders × kinds × rates, and limits × rates: {text}");
     for row in rows {
         let what = format!("{} {} {}", row["flooder"], row["traffic"], row["rate_fps"]);
         assert!(row["error"].is_null(), "{what}: {}", row["error"]);

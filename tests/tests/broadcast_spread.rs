@@ -102,10 +102,10 @@ impl Lab {
         Ok((field("cpus")?, field("handed_off")?, field("made_here")?))
     }
 
-    /// Floods whose copies a CPU's backlog refused, sent to the endpoints' rings instead (`xlan stats --spread`).
-    fn backlog_full(&self) -> Result<u64> {
+    /// Copies a CPU's full backlog refused, sent through the endpoints' rings instead (`xlan stats --spread`).
+    fn backlog_refused(&self) -> Result<u64> {
         let json = self.spread_json()?;
-        json["backlog_full"].as_u64().with_context(|| format!("no backlog_full in {json}"))
+        json["backlog_refused"].as_u64().with_context(|| format!("no backlog_refused in {json}"))
     }
 
     fn spread_json(&self) -> Result<Value> {
@@ -193,16 +193,16 @@ fn spread_broadcast_arrives_once_and_in_order_at_every_endpoint() {
     } else {
         assert!(handed - handed_before >= NUMBERED_FRAMES, "at least one share handed off per frame: {handed}");
     }
-    let backlog_full = lab.backlog_full().expect("flood counters");
+    let backlog_refused = lab.backlog_refused().expect("flood counters");
     a_burst_arrives_once(&lab).expect("burst through xlan");
     let (_, handed_after_burst, made_after_burst) = lab.spread().expect("spread counters");
     // Whether a backlog filled depends on the machine's pace; every copy arrived either way (checked above).
     eprintln!(
-        "burst of {BURST_FRAMES}: {} shares handed off, {} made on the receiving CPU (backlog full), {} floods' \
-         copies sent to the endpoints' rings (backlog full)",
+        "burst of {BURST_FRAMES}: {} shares handed off, {} made on the receiving CPU (backlog full), {} copies \
+         sent through the endpoints' rings (backlog full)",
         handed_after_burst - handed,
         made_after_burst - made_here,
-        lab.backlog_full().expect("flood counters") - backlog_full
+        lab.backlog_refused().expect("flood counters") - backlog_refused
     );
 }
 

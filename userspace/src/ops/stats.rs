@@ -64,9 +64,9 @@ pub struct SpreadCounters {
     pub handed_off: u64,
     /// Shares made on the receiving CPU after all, because the other CPU's backlog was full.
     pub made_here: u64,
-    /// Floods whose copies a CPU's backlog refused (full), the rest of their copies queued on the endpoints' own
-    /// rings: none lost, but each is a drop in /proc/net/softnet_stat.
-    pub backlog_full: u64,
+    /// Copies a CPU's full backlog refused, sent through their endpoints' own rings instead (with that CPU's floods
+    /// for the next millisecond). Each is also a drop in /proc/net/softnet_stat that no copy suffered.
+    pub backlog_refused: u64,
 }
 
 pub async fn spread(instance: &Instance) -> Result<SpreadCounters> {
@@ -80,7 +80,7 @@ pub async fn spread(instance: &Instance) -> Result<SpreadCounters> {
         cpus: tables.spreader()?.cpus,
         handed_off: counts[flood_counter::HANDED_OFF as usize],
         made_here: counts[flood_counter::MADE_HERE as usize],
-        backlog_full: counts[flood_counter::BACKLOG_FULL as usize],
+        backlog_refused: counts[flood_counter::BACKLOG_REFUSED as usize],
     })
 }
 

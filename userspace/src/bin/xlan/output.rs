@@ -270,9 +270,9 @@ pub fn spread(counters: &SpreadCounters, as_json: bool) -> Output {
         return Output::json(counters);
     }
     let backlog = format!(
-        "broadcast copies sent to endpoints' rings because the CPU's backlog was full: {} floods (none lost; each \
-         a drop in /proc/net/softnet_stat)\n",
-        counters.backlog_full
+        "broadcast copies a full backlog refused, sent through the endpoints' rings instead: {} (each also a drop \
+         in /proc/net/softnet_stat)\n",
+        counters.backlog_refused
     );
     if counters.cpus < 2 {
         return Output::lines(format!(

@@ -158,9 +158,9 @@ pub async fn render(instance: &Instance) -> Result<String, String> {
             spread.made_here,
         ),
         (
-            "xlan_broadcast_backlog_full",
-            "Floods whose copies a CPU's backlog refused, the rest queued on the endpoints' own rings (none lost)",
-            spread.backlog_full,
+            "xlan_broadcast_backlog_refused",
+            "Broadcast copies a full backlog refused, sent through the endpoints' own rings instead",
+            spread.backlog_refused,
         ),
     ] {
         let counter = Counter::<u64>::default();
