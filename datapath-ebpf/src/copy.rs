@@ -21,22 +21,27 @@ pub enum WayIn {
     Ring,
 }
 
-/// A clone of the frame into `port` (its host-side veth) by `way`. The frame keeps its own queue (its transmit
-/// out of the parent picks a queue by it). Returns whether the veth took the clone.
+/// Makes the frame's next transmit through a host-side veth take `way` into the endpoint: the queue the veth's
+/// transmit picks (the only lever eBPF has on `veth_xmit`). Returns the frame's own queue, for putting back.
 #[inline(always)]
-pub fn clone_into(skb: *mut __sk_buff, port: u32, way: WayIn) -> bool {
+pub fn set_way(skb: *mut __sk_buff, way: WayIn) -> u32 {
     let queue_mapping = match way {
         WayIn::Backlog => QUEUE_MAPPING_TO_BACKLOG,
         WayIn::Ring => QUEUE_MAPPING_TO_RING,
     };
-    // SAFETY: a context field tc programs may write; put back below.
-    unsafe {
-        let own = (*skb).queue_mapping;
-        (*skb).queue_mapping = queue_mapping;
-        let taken = TcContext::new(skb).clone_redirect(port, 0).is_ok();
-        (*skb).queue_mapping = own;
-        taken
-    }
+    // SAFETY: a context field tc programs may read and write.
+    unsafe { core::mem::replace(&mut (*skb).queue_mapping, queue_mapping) }
+}
+
+/// A clone of the frame into `port` (its host-side veth) by `way`. The frame keeps its own queue (its transmit
+/// out of the parent picks a queue by it). Returns whether the veth took the clone.
+#[inline(always)]
+pub fn clone_into(skb: *mut __sk_buff, port: u32, way: WayIn) -> bool {
+    let own = set_way(skb, way);
+    let taken = TcContext::new(skb).clone_redirect(port, 0).is_ok();
+    // SAFETY: as in `set_way`.
+    unsafe { (*skb).queue_mapping = own };
+    taken
 }
 
 /// The ways one flood's copies take: the ports at the front of the list (`BACKLOG_PORTS_PER_SHARE` of each share)

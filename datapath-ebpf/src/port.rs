@@ -5,9 +5,10 @@ use aya_ebpf::{
     programs::{TcContext, XdpContext},
     EbpfContext,
 };
-use datapath_common::{FdbEntry, QUEUE_MAPPING_TO_RING};
+use datapath_common::FdbEntry;
 
 use crate::{
+    copy::{set_way, WayIn},
     error::Error,
     maps::{ENDPOINTS, PORTS},
     parse::Packet,
@@ -55,15 +56,13 @@ pub fn redirect_xdp(ctx: &XdpContext, port: Port) -> Result<u32, Error> {
 
 /// Into an endpoint through its host-side veth's transmit path (the veth hands it to the endpoint's end):
 /// for TC egress hooks, where `redirect_to_peer` is not allowed. Through the endpoint's receive ring, where GRO
-/// merges the host's TCP segments again (`QUEUE_MAPPING_TO_RING`; a socket that already picked a queue keeps it).
+/// merges the host's TCP segments again (`WayIn::Ring`; a socket that already picked a queue keeps it).
 #[inline(always)]
 pub fn redirect_to_port(ctx: &TcContext, port: Port) -> i32 {
     count_rx(port.slot, ctx.len());
-    // SAFETY: a context field tc programs may write, then a plain helper call.
-    let verdict = unsafe {
-        (*(ctx.as_ptr() as *mut __sk_buff)).queue_mapping = QUEUE_MAPPING_TO_RING;
-        bpf_redirect(port.ifindex, 0)
-    } as i32;
+    set_way(ctx.as_ptr() as *mut __sk_buff, WayIn::Ring);
+    // SAFETY: a plain helper call.
+    let verdict = unsafe { bpf_redirect(port.ifindex, 0) } as i32;
     if verdict < 0 {
         TC_ACT_SHOT as i32
     } else {

@@ -25,6 +25,8 @@ use crate::link::{self, ifindex_in};
 use crate::netns::Netns;
 use crate::topology::{Family, Node, NODE_IFNAME, PARENT};
 use crate::xlan::{remove_leftover_state, XlanHost};
+use xlan_lib::driver::port as driver_port;
+use xlan_lib::model::ParentHook;
 
 /// The UDP port the generator sends to, bound in every endpoint so datagrams reach a socket (not an ICMP error).
 pub const SINK_PORT: u16 = 9000;
@@ -493,9 +495,11 @@ pub(super) fn endpoint_veth_like_xlans(topology: &BenchTopology, host: usize, in
 
 /// The same for any endpoint veth: `port` in `host`, its peer `ifname` in `endpoint`.
 pub(super) fn veth_like_xlans(host: &Netns, port: &str, endpoint: &Netns, ifname: &str, xdp_hook: bool) -> Result<()> {
-    host.exec("ethtool", &["-K", port, "tso", "off"])?;
-    host.exec("ethtool", &["-L", port, "tx", if xdp_hook { "1" } else { "2" }])?;
-    endpoint.exec("ethtool", &["-K", ifname, "gro", "on"])?;
+    let hook = if xdp_hook { ParentHook::Xdp } else { ParentHook::Tc };
+    let port = port.to_owned();
+    host.run(move || driver_port::set_host_end(&port, hook))??;
+    let ifname = ifname.to_owned();
+    endpoint.run(move || driver_port::set_endpoint_end(&ifname))??;
     Ok(())
 }
 

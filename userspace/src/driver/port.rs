@@ -156,12 +156,23 @@ async fn set_vxlan_mtu(
 /// is segmented before the veth (no TSO) and merged again by GRO when it takes the ring. Unicast from the wire and
 /// from other endpoints skips it (`bpf_redirect_peer`, XDP redirect).
 pub fn queue_copies_per_endpoint(host: &str, endpoint_end: &str, hook: ParentHook) -> Result<()> {
+    set_host_end(host, hook)?;
+    set_endpoint_end(endpoint_end)
+}
+
+/// The host-side end's part of [`queue_copies_per_endpoint`] (on an interface of the calling thread's namespace,
+/// like the other part, for callers whose two ends are in two namespaces already).
+pub fn set_host_end(host: &str, hook: ParentHook) -> Result<()> {
     ethtool::set(host, Feature::Tso, false)?;
     let ways_in = match hook {
         ParentHook::Tc => 2,
         ParentHook::Xdp => 1,
     };
-    ethtool::set_tx_queues(host, ways_in)?;
+    ethtool::set_tx_queues(host, ways_in)
+}
+
+/// The endpoint's end's part of [`queue_copies_per_endpoint`]: GRO on, so that its veth receives through NAPI.
+pub fn set_endpoint_end(endpoint_end: &str) -> Result<()> {
     ethtool::set(endpoint_end, Feature::Gro, true)
 }
 

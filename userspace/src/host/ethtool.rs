@@ -61,19 +61,19 @@ struct EthtoolChannels {
 const ETHTOOL_GCHANNELS: u32 = 0x3c;
 const ETHTOOL_SCHANNELS: u32 = 0x3d;
 
-/// `ethtool -L IFNAME tx COUNT`, or as many as the device has if fewer (a veth has one a possible CPU). Returns the
-/// transmit queues it has now.
-pub fn set_tx_queues(ifname: &str, count: u32) -> Result<u32> {
-    let what = || format!("ethtool -L {ifname} tx {count}");
+/// `ethtool -L IFNAME tx COUNT`, or as many as the device has if fewer (a veth has one a possible CPU).
+pub fn set_tx_queues(ifname: &str, count: u32) -> Result<()> {
     let mut channels = EthtoolChannels { cmd: ETHTOOL_GCHANNELS, ..Default::default() };
-    request(ifname, (&mut channels as *mut EthtoolChannels).cast()).map_err(|e| Error::io(what(), e))?;
-    let wanted = count.min(channels.max_tx).max(1);
-    if channels.tx_count != wanted {
+    request(ifname, (&mut channels as *mut EthtoolChannels).cast())
+        .map_err(|e| Error::io(format!("ethtool -l {ifname}"), e))?;
+    let possible = count.min(channels.max_tx).max(1);
+    if channels.tx_count != possible {
         channels.cmd = ETHTOOL_SCHANNELS;
-        channels.tx_count = wanted;
-        request(ifname, (&mut channels as *mut EthtoolChannels).cast()).map_err(|e| Error::io(what(), e))?;
+        channels.tx_count = possible;
+        request(ifname, (&mut channels as *mut EthtoolChannels).cast())
+            .map_err(|e| Error::io(format!("ethtool -L {ifname} tx {possible}"), e))?;
     }
-    Ok(wanted)
+    Ok(())
 }
 
 /// One SIOCETHTOOL request on `ifname` with `data` (an ethtool command struct, alive across the call).
