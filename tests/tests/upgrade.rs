@@ -37,6 +37,17 @@ impl Lab {
         Ok(Lab { xlan, endpoint, outside, host })
     }
 
+    /// The endpoint's host-side veth.
+    fn port(&self) -> String {
+        let ports: Vec<String> = link::names(&self.host)
+            .expect("host links")
+            .into_iter()
+            .filter(|name| xlan_lib::model::VethNames::is_host_name(name))
+            .collect();
+        let [port] = ports.as_slice() else { panic!("one host-side veth: {ports:?}") };
+        port.clone()
+    }
+
     /// The id of the program each pinned link of the instance runs, by link name.
     fn link_programs(&self) -> Vec<(String, u64)> {
         let dir = xlan::bpffs_dir(self.host.name()).join("links");
@@ -57,9 +68,16 @@ impl Lab {
 }
 
 /// The upgrade under traffic: a ping every 10 ms from the outside and a UDP datagram every millisecond into the
-/// endpoint, `UPGRADES` upgrades meanwhile.
-fn upgrade_under_traffic(hook: &str) {
+/// endpoint, `UPGRADES` upgrades meanwhile. `made_by_older`: the endpoint has the one transmit queue an older xlan
+/// gave it, which the first upgrade changes while the traffic flows.
+fn upgrade_under_traffic(hook: &str, made_by_older: bool) {
     let lab = xlan_tests::ok(Lab::build(hook), "building the lab");
+    if made_by_older {
+        xlan_tests::ok(
+            lab.host.exec("ethtool", &["-L", &lab.port(), "tx", "1"]),
+            "an endpoint as an older xlan made it",
+        );
+    }
     // Neighbours resolved first, so the stream's first datagrams do not wait in an ARP queue.
     xlan_tests::ok(lab.outside.exec("ping", &["-c", "1", "-W", "1", "10.9.0.2"]), "first ping");
     let before = lab.link_programs();
@@ -97,13 +115,15 @@ fn upgrade_under_traffic(hook: &str) {
         .spawn()
         .expect("ping");
 
-    let mut replaced = Vec::new();
+    let (mut replaced, mut queues_set) = (Vec::new(), 0);
     for _ in 0..UPGRADES {
         thread::sleep(Duration::from_millis(250));
         let json = xlan_tests::ok(lab.xlan.run(&["upgrade", "--json"]), "xlan upgrade");
         let upgraded: Value = serde_json::from_str(&json).expect("json");
         replaced.push(upgraded["replaced"].as_array().map_or(0, Vec::len));
+        queues_set += upgraded["queues_set"].as_array().map_or(0, Vec::len);
     }
+    assert_eq!(queues_set, usize::from(made_by_older), "upgrades that set the endpoint's queues");
 
     let sent = sender.join().expect("sender").expect("sender's namespace").expect("sending");
     let received = receiver.join().expect("receiver").expect("receiver's namespace").expect("receiving");
@@ -124,8 +144,9 @@ fn upgrade_under_traffic(hook: &str) {
 }
 
 test_cases!(upgrade_under_traffic {
-    upgrade_under_traffic_loses_nothing_tc: "tc";
-    upgrade_under_traffic_loses_nothing_xdp: "xdp";
+    upgrade_under_traffic_loses_nothing_tc: "tc", false;
+    upgrade_under_traffic_loses_nothing_xdp: "xdp", false;
+    upgrade_of_an_older_endpoint_under_traffic_loses_nothing: "tc", true;
 });
 
 /// An upgrade from a datapath of another map layout (simulated: the pin of one of this binary's maps missing — the
@@ -150,4 +171,30 @@ fn an_upgrade_across_map_layouts_fills_new_maps_first() {
     let report: Value = serde_json::from_str(&lab.xlan.run(&["doctor", "--json"]).expect("doctor")).expect("json");
     assert_eq!(report["findings"], serde_json::json!([]), "{report}");
     assert!(lab.outside.exec("ping", &["-c", "1", "-W", "1", "10.9.0.2"]).is_ok(), "still forwarding");
+}
+
+/// An endpoint an older xlan made has one transmit queue on its host-side veth (simulated with `ethtool -L`), so
+/// every broadcast copy takes its ring: the upgrade gives it this binary's two and says so, a second upgrade has
+/// nothing to set, and broadcast (the outside's ARP) still reaches the endpoint.
+#[test]
+fn an_upgrade_sets_the_queues_of_endpoints_an_older_xlan_made() {
+    let lab = xlan_tests::ok(Lab::build("tc"), "building the lab");
+    let port = lab.port();
+    let tx_queues = || {
+        let channels = lab.host.exec("ethtool", &["-l", &port]).expect("ethtool -l");
+        let current = channels.split("Current hardware settings:").nth(1).expect("current settings").to_string();
+        current.lines().find_map(|line| line.strip_prefix("TX:")).map(|count| count.trim().to_string())
+    };
+    assert_eq!(tx_queues().as_deref(), Some("2"), "xlan gives the host-side veth two transmit queues");
+    xlan_tests::ok(lab.host.exec("ethtool", &["-L", &port, "tx", "1"]), "an endpoint as an older xlan made it");
+
+    let upgraded: Value = serde_json::from_str(&lab.xlan.run(&["upgrade", "--json"]).expect("upgrade")).expect("json");
+    let endpoint = format!("eth0@{}", lab.endpoint.name());
+    assert_eq!(upgraded["queues_set"], serde_json::json!([endpoint]), "{upgraded}");
+    assert!(upgraded.get("queues_not_set").is_none(), "{upgraded}");
+    assert_eq!(tx_queues().as_deref(), Some("2"), "the upgrade set the queues");
+    let again: Value = serde_json::from_str(&lab.xlan.run(&["upgrade", "--json"]).expect("upgrade")).expect("json");
+    assert!(again.get("queues_set").is_none(), "nothing to set the second time: {again}");
+    lab.outside.exec("ip", &["neigh", "flush", "dev", "wire"]).expect("flush the outside's neighbours");
+    assert!(lab.outside.exec("ping", &["-c", "1", "-W", "1", "10.9.0.2"]).is_ok(), "ARP and ping after the upgrade");
 }

@@ -161,8 +161,9 @@ pub fn queue_copies_per_endpoint(host: &str, endpoint_end: &str, hook: ParentHoo
 }
 
 /// The host-side end's part of [`queue_copies_per_endpoint`] (on an interface of the calling thread's namespace,
-/// like the other part, for callers whose two ends are in two namespaces already).
-pub fn set_host_end(host: &str, hook: ParentHook) -> Result<()> {
+/// like the other part, for callers whose two ends are in two namespaces already). Returns whether its transmit
+/// queues were other than this (an endpoint an older xlan made).
+pub fn set_host_end(host: &str, hook: ParentHook) -> Result<bool> {
     ethtool::set(host, Feature::Tso, false)?;
     let ways_in = match hook {
         ParentHook::Tc => 2,

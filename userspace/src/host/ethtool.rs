@@ -61,8 +61,9 @@ struct EthtoolChannels {
 const ETHTOOL_GCHANNELS: u32 = 0x3c;
 const ETHTOOL_SCHANNELS: u32 = 0x3d;
 
-/// `ethtool -L IFNAME tx COUNT`, or as many as the device has if fewer (a veth has one a possible CPU).
-pub fn set_tx_queues(ifname: &str, count: u32) -> Result<()> {
+/// `ethtool -L IFNAME tx COUNT`, or as many as the device has if fewer (a veth has one a possible CPU). Returns
+/// whether it had another count.
+pub fn set_tx_queues(ifname: &str, count: u32) -> Result<bool> {
     let mut channels = EthtoolChannels { cmd: ETHTOOL_GCHANNELS, ..Default::default() };
     request(ifname, (&mut channels as *mut EthtoolChannels).cast())
         .map_err(|e| Error::io(format!("ethtool -l {ifname}"), e))?;
@@ -72,8 +73,9 @@ pub fn set_tx_queues(ifname: &str, count: u32) -> Result<()> {
         channels.tx_count = possible;
         request(ifname, (&mut channels as *mut EthtoolChannels).cast())
             .map_err(|e| Error::io(format!("ethtool -L {ifname} tx {possible}"), e))?;
+        return Ok(true);
     }
-    Ok(())
+    Ok(false)
 }
 
 /// One SIOCETHTOOL request on `ifname` with `data` (an ethtool command struct, alive across the call).

@@ -28,11 +28,19 @@ pub struct Upgraded {
     pub queried_endpoints: usize,
     /// Endpoints the queries could not be sent to, with why: their groups stay unknown until they report again.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub not_queried: Vec<NotQueried>,
+    pub not_queried: Vec<EndpointFailure>,
+    /// Endpoints an older xlan made whose host-side veth now has the transmit queues this binary's broadcast copies
+    /// pick from (`port::queue_copies_per_endpoint`), as ip(8) names them: ifname@netns.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub queues_set: Vec<String>,
+    /// Endpoints whose queues could not be set, with why: their copies all take the endpoint's ring, as before.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub queues_not_set: Vec<EndpointFailure>,
 }
 
+/// What could not be done for one endpoint.
 #[derive(Clone, Debug, Serialize)]
-pub struct NotQueried {
+pub struct EndpointFailure {
     /// The endpoint, as ip(8) names it: ifname@netns.
     pub endpoint: String,
     pub error: String,
@@ -72,13 +80,24 @@ pub async fn upgrade(instance: &Instance) -> Result<Upgraded> {
     // `querier::RESPONSE_TIME`, tell the new programs.
     // Each one's failure is reported, not fatal: the programs are replaced already.
     let (mut queried_endpoints, mut not_queried) = (0, Vec::new());
-    for endpoint in session.state.networks.iter().flat_map(|network| &network.endpoints) {
-        match port::query_groups(instance, endpoint, None).await {
-            Ok(()) => queried_endpoints += 1,
-            Err(error) => not_queried.push(NotQueried { endpoint: endpoint.at.to_string(), error: error.to_string() }),
+    let (mut queues_set, mut queues_not_set) = (Vec::new(), Vec::new());
+    for network in &session.state.networks {
+        for endpoint in &network.endpoints {
+            let failure =
+                |error: crate::Error| EndpointFailure { endpoint: endpoint.at.to_string(), error: error.to_string() };
+            match port::query_groups(instance, endpoint, None).await {
+                Ok(()) => queried_endpoints += 1,
+                Err(error) => not_queried.push(failure(error)),
+            }
+            // Set after the switch: until then the old programs' copies take whichever queue, and both deliver.
+            match port::set_host_end(&endpoint.host.ifname, network.hook) {
+                Ok(true) => queues_set.push(endpoint.at.to_string()),
+                Ok(false) => {}
+                Err(error) => queues_not_set.push(failure(error)),
+            }
         }
     }
-    Ok(Upgraded { replaced, new_maps, removed_maps, queried_endpoints, not_queried })
+    Ok(Upgraded { replaced, new_maps, removed_maps, queried_endpoints, not_queried, queues_set, queues_not_set })
 }
 
 /// Removes the pins of xlan maps (`XLAN_*`) in the instance's root that this binary does not have.

@@ -261,6 +261,15 @@ pub fn upgraded(upgraded: &Upgraded, as_json: bool) -> Output {
     for failed in &upgraded.not_queried {
         out += &format!("warning: could not ask {} for its multicast groups: {}\n", failed.endpoint, failed.error);
     }
+    for endpoint in &upgraded.queues_set {
+        out += &format!("set the broadcast queues of {endpoint} (made by an older xlan)\n");
+    }
+    for failed in &upgraded.queues_not_set {
+        out += &format!(
+            "warning: could not set the broadcast queues of {}: {} (its copies keep taking its ring)\n",
+            failed.endpoint, failed.error
+        );
+    }
     Output::lines(out)
 }
 
