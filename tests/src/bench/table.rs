@@ -122,7 +122,7 @@ fn targets(out: &mut String, targets: &[Target]) {
     }
     let _ = writeln!(
         out,
-        "\nTARGETS (of the medians, per-run range in parentheses): pps >= 0.97 (macvlan), 0.85 (vxlan), 0.95 (ipvlan) \
+        "\nTARGETS (medians of the paired per-run comparisons, their range in parentheses): pps >= 0.97 (macvlan), 0.85 (vxlan), 0.95 (ipvlan) \
          of the limit's; cpu <= the limit's + 30 ns; the xdp hook's tcp >= 0.95 of the tc hook's (and of its limit's); tcp >= 0.95 and \
          latency <= 1.05 of the kernel's; a VXLAN network of 1 M learned FDB entries deleted in < 1 s"
     );

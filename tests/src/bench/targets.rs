@@ -5,8 +5,10 @@
 //! for this machine's noise). The limits themselves are within ~10 % of the kernel's packet rates on veth, so "2× the
 //! kernel" (issue 3) is no goal any more. Per LAN, the packet rate with the largest FDB within 10 % of the smallest.
 //!
-//! Each target also has the range of the per-run comparisons: the backends' runs are interleaved round by round, so
-//! run n of one and run n of the other saw the same state of the machine.
+//! The backends' runs are interleaved round by round, so run n of one and run n of the other saw the same state of
+//! the machine: a target is the median of those paired per-run comparisons, with their range. A slow spell of the
+//! machine (its CPU per packet moves by ±100 ns between rounds) then moves both sides of one comparison, not the
+//! median of one side only. Without pairs (different run counts), the medians are compared.
 
 use serde_json::{json, Value};
 
@@ -25,7 +27,7 @@ pub struct Target {
     pub scenario: String,
     /// What is compared, e.g. "pps_1flow xlan/limit" (a ratio; for cpu_ns_per_packet against a limit, a difference).
     pub target: String,
-    /// The comparison of the medians.
+    /// The median of the per-run comparisons (or the comparison of the medians, without pairs).
     pub value: f64,
     /// The lowest and highest per-run comparison, when both backends have the same runs.
     pub range: Option<(f64, f64)>,
@@ -103,12 +105,16 @@ pub fn evaluate(scenarios: &[ScenarioResults]) -> Vec<Target> {
                 else {
                     continue;
                 };
-                let value = goal.comparison.of(over.median(), under.median());
+                let paired = per_run(goal.comparison, over, under);
+                let value = paired.as_ref().map_or_else(
+                    || goal.comparison.of(over.median(), under.median()),
+                    |comparisons| comparisons.median(),
+                );
                 targets.push(Target {
                     scenario: results.scenario.id.clone(),
                     target: format!("{} {}/{}", metric.key(), goal.over.name(), goal.under.name()),
                     value,
-                    range: run_range(goal.comparison, over, under),
+                    range: paired.map(|comparisons| (comparisons.min(), comparisons.max())),
                     comparison: goal.comparison,
                     met: goal.comparison.met(value),
                 });
@@ -190,14 +196,14 @@ fn goals(lan: LanKind, metric: Metric) -> Vec<Goal> {
     goals
 }
 
-/// The lowest and highest comparison of run n with run n, when both have the same number of runs.
-fn run_range(comparison: Comparison, over: &Summary, under: &Summary) -> Option<(f64, f64)> {
+/// The comparisons of run n with run n, when both have the same number of runs.
+fn per_run(comparison: Comparison, over: &Summary, under: &Summary) -> Option<Summary> {
     if over.runs.len() != under.runs.len() || over.runs.is_empty() {
         return None;
     }
-    let values = over.runs.iter().zip(&under.runs).map(|(&over, &under)| comparison.of(over, under));
-    let (min, max) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(min, max), v| (min.min(v), max.max(v)));
-    Some((min, max))
+    Some(Summary {
+        runs: over.runs.iter().zip(&under.runs).map(|(&over, &under)| comparison.of(over, under)).collect(),
+    })
 }
 
 /// xlan's packet rate on `lan` with the most FDB entries over the rate with the fewest.
@@ -239,6 +245,12 @@ mod tests {
         assert!(!Comparison::NsOver(30.0).met(Comparison::NsOver(30.0).of(1040.0, 1000.0)));
         let over = Summary { runs: vec![99.0, 90.0, 101.0] };
         let under = Summary { runs: vec![100.0, 100.0, 100.0] };
-        assert_eq!(run_range(Comparison::AtLeast(0.97), &over, &under), Some((0.9, 1.01)));
+        let paired = per_run(Comparison::AtLeast(0.97), &over, &under).expect("paired runs");
+        assert_eq!((paired.min(), paired.median(), paired.max()), (0.9, 0.99, 1.01));
+        // One slow round moves both sides: the paired median keeps to the other rounds, the medians' difference not.
+        let xlan = Summary { runs: vec![1010.0, 1200.0, 1020.0] };
+        let limit = Summary { runs: vec![1000.0, 1190.0, 1150.0] };
+        assert_eq!(per_run(Comparison::NsOver(30.0), &xlan, &limit).expect("paired runs").median(), 10.0);
+        assert_eq!(Comparison::NsOver(30.0).of(xlan.median(), limit.median()), -130.0);
     }
 }
