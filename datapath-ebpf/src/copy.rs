@@ -66,6 +66,13 @@ impl FloodCopies {
         FloodCopies { backlog_ports }
     }
 
+    /// Every copy through the rings: a whole flood another CPU handed this one (`WHOLE_FLOOD_MAX_COPIES`), whose
+    /// waiting floods are in this CPU's backlog already.
+    #[inline(always)]
+    pub fn through_rings() -> Self {
+        FloodCopies { backlog_ports: 0 }
+    }
+
     /// The copy for port `index` of the list (ifindex `port`). Returns whether it was taken.
     #[inline(always)]
     pub fn copy(&mut self, skb: *mut __sk_buff, index: u32, port: u32) -> bool {

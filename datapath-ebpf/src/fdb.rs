@@ -147,7 +147,7 @@ pub fn flood(ctx: &TcContext, network_id: u32, except_ifindex: u32) {
         }
     }
     let (shares, made_here) = spread::hand_off(ctx, network_id, except_ifindex, copies, !members.is_null());
-    flood_shares(ctx, list, end, members, except_ifindex, shares, made_here);
+    flood_shares(ctx, list, end, members, except_ifindex, shares, made_here, FloodCopies::new(shares.max(1)));
 }
 
 /// The copies of share `share` (of `shares`) of the network's list: what the spreader's program makes of a share
@@ -164,7 +164,10 @@ pub fn flood_share(ctx: &TcContext, network_id: u32, except_ifindex: u32, shares
         },
         false => core::ptr::null(),
     };
-    flood_shares(ctx, list, count, members, except_ifindex, shares, 1u64.checked_shl(share).unwrap_or(0));
+    // A whole flood (one share) came through this CPU's backlog with the others waiting there: its copies take the
+    // rings, so that they do not fill it behind them.
+    let copies = if shares == 1 { FloodCopies::through_rings() } else { FloodCopies::new(shares) };
+    flood_shares(ctx, list, count, members, except_ifindex, shares, 1u64.checked_shl(share).unwrap_or(0), copies);
 }
 
 /// The copies of the shares in `made_here` (a bit set) of a list split into `shares`.
@@ -177,6 +180,7 @@ fn flood_shares(
     except_ifindex: u32,
     shares: u32,
     made_here: u64,
+    copies: FloodCopies,
 ) {
     if made_here == 0 {
         return;
@@ -189,7 +193,7 @@ fn flood_shares(
         len: ctx.len(),
         shares: shares.max(1),
         made_here,
-        copies: FloodCopies::new(shares.max(1)),
+        copies,
     };
     // SAFETY: `flood_one` uses `walk` (alive for the whole call) as the FloodWalk it is; the result (the number
     // of iterations) says nothing the copies' counters do not.

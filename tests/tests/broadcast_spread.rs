@@ -1,6 +1,7 @@
 //! Broadcast copies spread over CPUs (issue #13), through the real `xlan` binary in namespaces of the test's own.
 //! A network of 16 endpoints is split into shares, one per CPU: the CPU a frame arrives on makes its own share and
-//! hands the other to its CPU through the spreader veth. What must hold, and is checked here against the kernel's
+//! hands the other to its CPU through the spreader veth. A network of 8 endpoints has its floods handed whole to the
+//! next CPU (`WHOLE_FLOOD_MAX_COPIES`). What must hold, and is checked here against the kernel's
 //! macvlan in the same scenario:
 //! - every endpoint gets every frame exactly once, in the order it was sent (numbered frames, captured at each
 //!   endpoint);
@@ -12,11 +13,16 @@
 //! skipped with a message.
 
 use anyhow::{bail, ensure, Context, Result};
+use aya::maps::{Map, MapData, PerCpuArray};
+use datapath_common::{map_names, EndpointStats, STATS_SLOTS};
 use serde_json::Value;
+use xlan_lib::datapath::pins::PinDir;
 use xlan_tests::{counters::EndpointCounters, dot1q, link, sniff::Capture, unique_prefix, xlan, Netns, XlanHost};
 
-/// Endpoints of the network: 4 ports a share (`SPREAD_PORTS_PER_SHARE`), so up to 4 CPUs get a share each.
+/// Endpoints of the split network: 4 ports a share (`SPREAD_PORTS_PER_SHARE`), so up to 4 CPUs get a share each.
 const ENDPOINTS: usize = 16;
+/// Endpoints of the network whose floods go whole to the next CPU (`WHOLE_FLOOD_MAX_COPIES`).
+const WHOLE_FLOOD_ENDPOINTS: usize = 8;
 /// Numbered frames of the ordered run, and their pace: slow enough for 16 captures to keep up.
 const NUMBERED_FRAMES: u64 = 2000;
 const NUMBERED_RATE: u64 = 4000;
@@ -42,10 +48,12 @@ struct Lab {
     endpoints: Netns,
     outside: Netns,
     host: Netns,
+    /// Interfaces `if0`.. in `endpoints`.
+    count: usize,
 }
 
 impl Lab {
-    fn build(flooder: Flooder) -> Result<Lab> {
+    fn build(flooder: Flooder, count: usize) -> Result<Lab> {
         let prefix = unique_prefix();
         let (host, outside) = Netns::host_and_outside(&prefix)?;
         let endpoints = Netns::create(&format!("{prefix}e"))?;
@@ -54,10 +62,10 @@ impl Lab {
         }
         link::up(&outside, "wire")?;
         link::up(&host, "uplink")?;
-        let mut lab = Lab { xlan: None, endpoints, outside, host };
+        let mut lab = Lab { xlan: None, endpoints, outside, host, count };
         match flooder {
             Flooder::Kernel => {
-                for n in 0..ENDPOINTS {
+                for n in 0..count {
                     let ifname = format!("if{n}");
                     link::add_macvlan(&lab.host, "uplink", "bridge", &lab.endpoints, &ifname)?;
                     link::up(&lab.endpoints, &ifname)?;
@@ -66,7 +74,7 @@ impl Lab {
             Flooder::Xlan => {
                 let mut xlan = XlanHost::new(&lab.host)?;
                 xlan.create_network("lan", &["--driver", "macvlan", "--parent", "uplink"])?;
-                for n in 0..ENDPOINTS {
+                for n in 0..count {
                     let ifname = format!("if{n}");
                     xlan.run(&["endpoint", "add", "lan", "--netns", lab.endpoints.name(), "--ifname", &ifname])?;
                 }
@@ -90,7 +98,7 @@ impl Lab {
 
     /// Frames received by each endpoint interface, from its own counters (whoever made the copies).
     fn received(&self) -> Result<Vec<u64>> {
-        (0..ENDPOINTS)
+        (0..self.count)
             .map(|n| Ok(EndpointCounters::of_interface(&self.endpoints, &format!("if{n}"))?.rx_packets))
             .collect()
     }
@@ -108,6 +116,14 @@ impl Lab {
         json["backlog_refused"].as_u64().with_context(|| format!("no backlog_refused in {json}"))
     }
 
+    /// Each endpoint slot's rx packets per CPU (`XLAN_PORT_STATS`), by slot.
+    fn rx_per_cpu(&self) -> Result<Vec<Vec<u64>>> {
+        let pin = PinDir::for_instance(self.host.name()).map(map_names::ENDPOINT_STATS);
+        let data = MapData::from_pin(&pin).with_context(|| format!("opening {}", pin.display()))?;
+        let stats: PerCpuArray<MapData, EndpointStats> = PerCpuArray::try_from(Map::PerCpuArray(data))?;
+        (0..STATS_SLOTS).map(|slot| Ok(stats.get(&slot, 0)?.iter().map(|cpu| cpu.rx_packets).collect())).collect()
+    }
+
     fn spread_json(&self) -> Result<Value> {
         let xlan = self.xlan.as_ref().context("not an xlan lab")?;
         Ok(serde_json::from_str(&xlan.run(&["stats", "--spread", "--json"])?)?)
@@ -116,7 +132,7 @@ impl Lab {
 
 /// Every endpoint receives frames 0..NUMBERED_FRAMES exactly once each, in order.
 fn numbered_frames_arrive_once_in_order(lab: &Lab) -> Result<()> {
-    let captures = (0..ENDPOINTS)
+    let captures = (0..lab.count)
         .map(|n| {
             Capture::start(&lab.endpoints, &format!("if{n}"), 64, Vec::<u32>::new(), |numbers, seen| {
                 if !seen.outgoing && seen.bytes.len() >= NUMBER_AT + 4 && seen.bytes[12..14] == ETHERTYPE {
@@ -169,21 +185,52 @@ fn a_burst_arrives_once(lab: &Lab) -> Result<()> {
 /// queue of 1000 frames takes the paced run; the burst is left out, as it drops most of it by design).
 #[test]
 fn the_kernels_macvlan_delivers_numbered_broadcast_once_in_order() {
-    let lab = Lab::build(Flooder::Kernel).expect("lab");
+    let lab = Lab::build(Flooder::Kernel, ENDPOINTS).expect("lab");
     numbered_frames_arrive_once_in_order(&lab).expect("kernel macvlan");
 }
 
 #[test]
 fn spread_broadcast_arrives_once_and_in_order_at_every_endpoint() {
+    spread_broadcast_arrives_once_and_in_order(ENDPOINTS);
+}
+
+#[test]
+fn a_small_flood_goes_whole_to_the_next_cpu_and_arrives_once_in_order() {
+    spread_broadcast_arrives_once_and_in_order(WHOLE_FLOOD_ENDPOINTS);
+}
+
+/// Numbered frames and a burst through xlan's network of `count` endpoints, and the spread counters: one share a
+/// frame handed off (or made here after all) where there is exactly one other share, the whole flood (8 endpoints)
+/// or the other half of it (16 endpoints, 2 CPUs).
+fn spread_broadcast_arrives_once_and_in_order(count: usize) {
     xlan::binary().expect("xlan binary");
-    let lab = Lab::build(Flooder::Xlan).expect("lab");
+    let lab = Lab::build(Flooder::Xlan, count).expect("lab");
     let (cpus, handed_before, made_before) = lab.spread().expect("spread counters");
+    let rx_before = lab.rx_per_cpu().expect("per-CPU counters");
     numbered_frames_arrive_once_in_order(&lab).expect("numbered frames through xlan");
     let (_, handed, made_here) = lab.spread().expect("spread counters");
+    // Where each endpoint's copies were made: its rx per CPU during the numbered run.
+    let rx_by_cpu: Vec<Vec<u64>> = lab
+        .rx_per_cpu()
+        .expect("per-CPU counters")
+        .iter()
+        .zip(&rx_before)
+        .map(|(after, before)| after.iter().zip(before).map(|(after, before)| after - before).collect::<Vec<u64>>())
+        .filter(|per_cpu| per_cpu.iter().any(|&rx| rx > 0))
+        .collect();
+    assert_eq!(rx_by_cpu.len(), count, "every endpoint counted: {rx_by_cpu:?}");
+    if cpus >= 2 && count == WHOLE_FLOOD_ENDPOINTS {
+        // Each flood made whole on one CPU: every endpoint got its copies on the same CPUs, frame for frame.
+        assert!(rx_by_cpu.iter().all(|per_cpu| *per_cpu == rx_by_cpu[0]), "floods split: {rx_by_cpu:?}");
+    } else if cpus == 2 && made_here == made_before {
+        // Share i made on CPU i (none made on the receiving CPU after all): each endpoint got its copies on one CPU,
+        // and both CPUs made some.
+        let on_cpu = |cpu: usize| rx_by_cpu.iter().filter(|per_cpu| per_cpu[cpu] == NUMBERED_FRAMES).count();
+        assert_eq!((on_cpu(0), on_cpu(1)), (count / 2, count / 2), "shares by CPU: {rx_by_cpu:?}");
+    }
     if cpus < 2 {
         eprintln!("skipped: one CPU, nothing to spread broadcast copies over (the delivery checks ran)");
-    } else if cpus == 2 {
-        // 16 endpoints, 2 CPUs: two shares, one of them handed off (or made here after all) per frame.
+    } else if cpus == 2 || count == WHOLE_FLOOD_ENDPOINTS {
         let shares = (handed - handed_before) + (made_here - made_before);
         assert_eq!(
             shares, NUMBERED_FRAMES,
@@ -211,7 +258,7 @@ fn spread_broadcast_arrives_once_and_in_order_at_every_endpoint() {
 #[test]
 fn the_spreader_lives_and_goes_with_the_instance() {
     xlan::binary().expect("xlan binary");
-    let mut lab = Lab::build(Flooder::Xlan).expect("lab");
+    let mut lab = Lab::build(Flooder::Xlan, ENDPOINTS).expect("lab");
     let (cpus, _, _) = lab.spread().expect("spread counters");
     if cpus < 2 {
         eprintln!("skipped: one CPU, no spreader is made");

@@ -62,7 +62,8 @@ pub struct SpreadCounters {
     pub cpus: u32,
     /// Shares of a flood handed to another CPU.
     pub handed_off: u64,
-    /// Shares made on the receiving CPU after all, because the other CPU's backlog was full.
+    /// Shares made on the receiving CPU after all, because the other CPU's backlog was full or already held
+    /// `WHOLE_FLOODS_WAITING` whole floods of this CPU.
     pub made_here: u64,
     /// Copies a CPU's full backlog refused, sent through their endpoints' own rings instead (with that CPU's floods
     /// for the next millisecond). Each is also a drop in /proc/net/softnet_stat that no copy suffered.

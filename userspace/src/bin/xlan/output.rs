@@ -289,7 +289,7 @@ pub fn spread(counters: &SpreadCounters, as_json: bool) -> Output {
         ));
     }
     Output::lines(format!(
-        "broadcast copies spread over {} CPUs: {} shares handed off, {} made here (backlog full)\n{backlog}",
+        "broadcast copies spread over {} CPUs: {} shares handed off, {} made here (the other CPU busy)\n{backlog}",
         counters.cpus, counters.handed_off, counters.made_here
     ))
 }
