@@ -245,7 +245,7 @@ fn spread_broadcast_arrives_once_and_in_order(count: usize) {
     let (_, handed_after_burst, made_after_burst) = lab.spread().expect("spread counters");
     // Whether a backlog filled depends on the machine's pace; every copy arrived either way (checked above).
     eprintln!(
-        "burst of {BURST_FRAMES}: {} shares handed off, {} made on the receiving CPU (backlog full), {} copies \
+        "burst of {BURST_FRAMES}: {} shares handed off, {} made on the receiving CPU (the other CPU busy), {} copies \
          sent through the endpoints' rings (backlog full)",
         handed_after_burst - handed,
         made_after_burst - made_here,
