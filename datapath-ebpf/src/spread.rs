@@ -185,20 +185,20 @@ impl HandOff {
     #[inline(always)]
     fn hand(&mut self, share: u32, to_cpu: u32) -> bool {
         let to_cpu = to_cpu as usize;
-        // The callers' CPUs are below the configuration's count, but the verifier does not know that: bound it again.
-        if to_cpu >= MAX_SPREAD_CPUS {
-            return false;
-        }
+        // The callers' CPUs are below the configuration's count, but the verifier does not know that: bound it again
+        // (and were it ever out of bounds, the share is made here, not lost).
         // SAFETY: the configuration is a map value, plain data, and `to_cpu` is within its array; the context fields
         // are the program's to write.
-        let handed = unsafe {
-            let config = &*self.config;
-            bpf_set_hash(self.skb.cast(), config.hashes[to_cpu]);
-            let tagged = Share { network_id: self.network_id, shares: self.shares, share, to_members: self.to_members };
-            (*self.skb).mark = tagged.tag();
-            (*self.skb).priority = self.except_ifindex;
-            TcContext::new(self.skb).clone_redirect(config.ifindex, 0).is_ok()
-        };
+        let handed = to_cpu < MAX_SPREAD_CPUS
+            && unsafe {
+                let config = &*self.config;
+                bpf_set_hash(self.skb.cast(), config.hashes[to_cpu]);
+                let tagged =
+                    Share { network_id: self.network_id, shares: self.shares, share, to_members: self.to_members };
+                (*self.skb).mark = tagged.tag();
+                (*self.skb).priority = self.except_ifindex;
+                TcContext::new(self.skb).clone_redirect(config.ifindex, 0).is_ok()
+            };
         if handed {
             count_flood(flood_counter::HANDED_OFF);
         } else {
