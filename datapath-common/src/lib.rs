@@ -701,8 +701,8 @@ pub mod flood_counter {
 /// so transmit queue 1 means the backlog and 0 the ring. The program picks one through `skb->queue_mapping`, which
 /// the transmit takes as the number of the queue a frame was received on, plus one (`skb_tx_hash`; a clone has no
 /// socket whose queue would come first). It does not pick when the host-side end has one transmit queue (the xdp
-/// hook, one CPU, an endpoint made before this), XPS or traffic classes, or the endpoint's end more receive queues:
-/// then the veth decides alone, and every copy takes the ring.
+/// hook, one CPU, an endpoint an older xlan made until `xlan upgrade`), XPS or traffic classes, or the endpoint's
+/// end more receive queues: then the veth decides alone, and every copy takes the ring.
 pub const QUEUE_MAPPING_TO_BACKLOG: u32 = 2;
 pub const QUEUE_MAPPING_TO_RING: u32 = 1;
 /// The ports at the front of each share of a flood list whose copies take the backlog; the rest take the rings. A

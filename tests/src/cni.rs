@@ -386,11 +386,7 @@ impl CniLab {
 
     /// The host-side veths of xlan endpoints in the host namespace.
     pub fn ports(&self) -> Vec<String> {
-        crate::link::names(&self.host)
-            .expect("host links")
-            .into_iter()
-            .filter(|n| xlan_lib::model::VethNames::is_host_name(n))
-            .collect()
+        crate::xlan::host_ports(&self.host).expect("host links")
     }
 
     /// `xlan doctor --json`'s remaining findings (none: state = pins = maps = links).

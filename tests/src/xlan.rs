@@ -42,6 +42,17 @@ pub fn command(args: &[&str]) -> Result<Command> {
     Ok(cmd)
 }
 
+/// The host-side veths of xlan's endpoints in `host` (the names xlan gives them).
+pub fn host_ports(host: &Netns) -> Result<Vec<String>> {
+    Ok(crate::link::names(host)?.into_iter().filter(|name| xlan_lib::model::VethNames::is_host_name(name)).collect())
+}
+
+/// One of the pinned maps of xlan's instance for `host` (its `map_names` name).
+pub fn pinned_map(host: &Netns, name: &str) -> Result<aya::maps::MapData> {
+    let pin = xlan_lib::datapath::pins::PinDir::for_instance(host.name()).map(name);
+    aya::maps::MapData::from_pin(&pin).with_context(|| format!("opening {}", pin.display()))
+}
+
 /// The bpffs directory xlan uses for the host namespace `host_ns`.
 pub fn bpffs_dir(host_ns: &str) -> PathBuf {
     Path::new(BPFFS_ROOT).join(host_ns)

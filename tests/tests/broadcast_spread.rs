@@ -16,7 +16,6 @@ use anyhow::{bail, ensure, Context, Result};
 use aya::maps::{Map, MapData, PerCpuArray};
 use datapath_common::{map_names, EndpointStats, STATS_SLOTS};
 use serde_json::Value;
-use xlan_lib::datapath::pins::PinDir;
 use xlan_tests::{counters::EndpointCounters, dot1q, link, sniff::Capture, unique_prefix, xlan, Netns, XlanHost};
 
 /// Endpoints of the split network: 4 ports a share (`SPREAD_PORTS_PER_SHARE`), so up to 4 CPUs get a share each.
@@ -118,8 +117,7 @@ impl Lab {
 
     /// Each endpoint slot's rx packets per CPU (`XLAN_PORT_STATS`), by slot.
     fn rx_per_cpu(&self) -> Result<Vec<Vec<u64>>> {
-        let pin = PinDir::for_instance(self.host.name()).map(map_names::ENDPOINT_STATS);
-        let data = MapData::from_pin(&pin).with_context(|| format!("opening {}", pin.display()))?;
+        let data = xlan::pinned_map(&self.host, map_names::ENDPOINT_STATS)?;
         let stats: PerCpuArray<MapData, EndpointStats> = PerCpuArray::try_from(Map::PerCpuArray(data))?;
         (0..STATS_SLOTS).map(|slot| Ok(stats.get(&slot, 0)?.iter().map(|cpu| cpu.rx_packets).collect())).collect()
     }

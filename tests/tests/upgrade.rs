@@ -39,11 +39,7 @@ impl Lab {
 
     /// The endpoint's host-side veth.
     fn port(&self) -> String {
-        let ports: Vec<String> = link::names(&self.host)
-            .expect("host links")
-            .into_iter()
-            .filter(|name| xlan_lib::model::VethNames::is_host_name(name))
-            .collect();
+        let ports = xlan::host_ports(&self.host).expect("host links");
         let [port] = ports.as_slice() else { panic!("one host-side veth: {ports:?}") };
         port.clone()
     }

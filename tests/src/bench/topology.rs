@@ -325,9 +325,7 @@ impl BenchTopology {
 
     /// One of the first host's instance's pinned hash maps.
     fn pinned_hash<K: aya::Pod, V: aya::Pod>(&self, name: &str) -> Result<BpfHashMap<MapData, K, V>> {
-        let pin = xlan_lib::datapath::pins::PinDir::for_instance(self.hosts[0].name()).map(name);
-        let data = MapData::from_pin(&pin).with_context(|| format!("opening {}", pin.display()))?;
-        Ok(BpfHashMap::try_from(Map::HashMap(data))?)
+        Ok(BpfHashMap::try_from(Map::HashMap(crate::xlan::pinned_map(&self.hosts[0], name)?))?)
     }
 
     /// How long `xlan network delete` takes for a VXLAN network holding `entries` learned FDB entries: a second

@@ -139,7 +139,8 @@ async fn set_vxlan_mtu(
 }
 
 /// Gives the copies of a broadcast (`bpf_clone_redirect` into `host`, the host-side veth's transmit path) both ways
-/// into the endpoint (`datapath_common::QUEUE_MAPPING_TO_BACKLOG`, datapath-ebpf's `copy`): the CPU's backlog, cheap but shared and bounded by
+/// into the endpoint (`datapath_common::QUEUE_MAPPING_TO_BACKLOG`, datapath-ebpf's `copy`): the CPU's backlog,
+/// cheap but shared and bounded by
 /// `net.core.netdev_max_backlog`, and the endpoint's own veth receive ring, drained by its own NAPI. The veth takes
 /// the ring when the endpoint's end has NAPI (GRO on, or an XDP program), the frame is fit for GRO (a frame from
 /// outside is only when the sending end has no TSO) and the transmit queue is one the endpoint's end receives on:

@@ -85,15 +85,16 @@ pub async fn upgrade(instance: &Instance) -> Result<Upgraded> {
         for endpoint in &network.endpoints {
             let failure =
                 |error: crate::Error| EndpointFailure { endpoint: endpoint.at.to_string(), error: error.to_string() };
-            match port::query_groups(instance, endpoint, None).await {
-                Ok(()) => queried_endpoints += 1,
-                Err(error) => not_queried.push(failure(error)),
-            }
-            // Set after the switch: until then the old programs' copies take whichever queue, and both deliver.
+            // Set after the switch (until then the old programs' copies take whichever queue, and both deliver) and
+            // before the query: the change turns the veth's carrier off and on, which must not meet the answer.
             match port::set_host_end(&endpoint.host.ifname, network.hook) {
                 Ok(true) => queues_set.push(endpoint.at.to_string()),
                 Ok(false) => {}
                 Err(error) => queues_not_set.push(failure(error)),
+            }
+            match port::query_groups(instance, endpoint, None).await {
+                Ok(()) => queried_endpoints += 1,
+                Err(error) => not_queried.push(failure(error)),
             }
         }
     }
